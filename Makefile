@@ -1,0 +1,55 @@
+# umlswitch: a userspace Ethernet switch for User Mode Linux, VDE and QEMU.
+# `make help` lists the targets; `make test` is what CI runs (.ci/run).
+
+GO       ?= go
+BIN      ?= bin/umlswitch
+FUZZTIME ?= 5s
+
+.DEFAULT_GOAL := help
+.PHONY: help build run test vet fmt-check unit race fuzz e2e bench-smoke bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/umlswitch, statically linked
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/umlswitch
+
+run: build ## run the switch on its built-in configuration (root: it listens in /var/run)
+	./$(BIN)
+
+test: vet fmt-check unit race fuzz e2e bench-smoke ## everything CI runs
+
+vet: ## go vet
+	$(GO) vet ./...
+
+fmt-check: ## fail if gofmt would change a file
+	@files=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
+	if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
+
+unit: ## unit and real-socket tests of every package (tap tests need root)
+	$(GO) test -count=1 ./...
+
+race: ## the switching core and the transports under the race detector
+	$(GO) test -race -count=1 ./fabric/... ./transports/... ./internal/...
+
+fuzz: ## every fuzz target, FUZZTIME each
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$target"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME); \
+	  done; \
+	done
+
+e2e: ## real UML kernels, VDE tools and host taps (root, user-mode-linux, busybox-static, vde2)
+	$(GO) test -count=1 -timeout 20m ./e2e -e2e
+
+bench-smoke: build ## every Go benchmark once, and the benchmark tool briefly against uml_switch and the relay
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	./$(BIN) bench -duration 500ms -warmup 100ms -compare uml_switch,relay -runs 1
+	./$(BIN) bench -duration 500ms -warmup 100ms -clients vde -hub -ports 4 -compare vde_switch -runs 1
+
+bench: build ## measure umlswitch against uml_switch and the ceiling relay (switch on CPU 0)
+	./$(BIN) bench -cpu 0 -compare uml_switch,relay -runs 3
+
+clean: ## remove build output
+	rm -rf bin

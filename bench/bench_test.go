@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/transports/daemon"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	// Field 2 may hold spaces and parentheses; utime and stime are 14 and 15.
+	line := "4242 (a (weird) name) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 1 0"
+	got, err := parseStatCPU(line)
+	if err != nil || got != 4*time.Second {
+		t.Fatalf("got %v, %v; want 4s (400 ticks)", got, err)
+	}
+	if _, err := parseStatCPU("12 (x) S 1 2"); err == nil {
+		t.Fatal("accepted a short line")
+	}
+	if _, err := parseStatCPU("no parenthesis"); err == nil {
+		t.Fatal("accepted a line without a command field")
+	}
+	self, err := cpuTime(os.Getpid())
+	if err != nil || self < 0 {
+		t.Fatalf("own CPU time: %v, %v", self, err)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	runs := []GenResult{{Delivered: 30, Window: time.Second}, {Delivered: 10, Window: time.Second}, {Delivered: 20, Window: time.Second}}
+	s := summarize(runs, func(r GenResult) float64 { return float64(r.Delivered) })
+	if s != (summary{min: 10, med: 20, max: 30}) {
+		t.Fatalf("odd count: %+v", s)
+	}
+	s = summarize(runs[:2], func(r GenResult) float64 { return float64(r.Delivered) })
+	if s.med != 20 {
+		t.Fatalf("even count median %v, want the mean of the middle two", s.med)
+	}
+	if summarize(nil, GenResult.loss) != (summary{}) {
+		t.Fatal("empty runs")
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	r := GenResult{Window: 2 * time.Second, Offered: 400000, Delivered: 380000, SentAll: 1000, RecvAll: 6930, Copies: 7,
+		SwitchCPU: time.Second, GenCPU: time.Second}
+	if got := r.offeredMpps(); got != 0.2 {
+		t.Errorf("offered %v", got)
+	}
+	if got := r.deliveredMpps(); got != 0.19 {
+		t.Errorf("delivered %v", got)
+	}
+	if got := r.loss(); got < 0.0099 || got > 0.0101 {
+		t.Errorf("loss %v, want 1%% of 7000 expected deliveries", got)
+	}
+	if got := r.perSwitchCPU(); got != 0.38 {
+		t.Errorf("per CPU-second %v", got)
+	}
+	if (GenResult{SentAll: 10, RecvAll: 12, Copies: 1}).loss() != 0 {
+		t.Error("loss below zero")
+	}
+}
+
+func TestReport(t *testing.T) {
+	mk := func(delivered uint64, cpu time.Duration) GenResult {
+		return GenResult{Window: time.Second, Offered: delivered, Delivered: delivered, SentAll: delivered, RecvAll: delivered,
+			Copies: 1, SwitchCPU: cpu, GenCPU: 950 * time.Millisecond}
+	}
+	rows := []Row{
+		{Switch: "umlswitch", Ports: 2, Size: 64, Client: "uml", Runs: []GenResult{mk(260000, 900*time.Millisecond)}},
+		{Switch: "uml_switch", Ports: 2, Size: 64, Client: "uml", Runs: []GenResult{mk(200000, time.Second)}},
+	}
+	var b strings.Builder
+	Report(&b, rows, 1)
+	out := b.String()
+	for _, want := range []string{
+		"| umlswitch | 2 | 64 | uml | 0.260 | 0.260 | 0.133 | 0.00% | 90% | 0.289 | 95% |",
+		"| uml_switch | 2 | 64 | uml | 0.200 | 0.200 |",
+		"umlswitch / uml_switch: 1.30x delivered frames per second, 1.44x per switch CPU-second",
+		"warning: with umlswitch the generator used 95% of its 1 CPU(s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestMainRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"-ports", "1"}, {"-size", "10"}, {"-clients", "qemu"}, {"-switch", "ovs"}, {"stray"}, {"-depth", "0"}} {
+		if code := Main(args, io.Discard, io.Discard); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if code := Main([]string{"-h"}, io.Discard, io.Discard); code != 0 {
+		t.Errorf("-h: exit %d", code)
+	}
+}
+
+// startRegistry serves a daemon control socket into reg for the test.
+func startRegistry(t *testing.T, reg fabric.Registry) string {
+	t.Helper()
+	tr, err := daemon.Listen(daemon.Config{Path: filepath.Join(t.TempDir(), "ctl"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Start(reg)
+	t.Cleanup(func() { tr.Close() })
+	return tr.Path()
+}
+
+// The generator against a real switch in this process: frames go round,
+// the switch learns every port, and hardly anything is lost.
+func TestGenerateAgainstSwitch(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		vde  bool
+		hub  bool
+	}{{"uml", false, false}, {"vde", true, false}, {"uml-hub", false, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			sw := fabric.New(fabric.Config{Hub: c.hub, TxHold: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer func() { cancel(); sw.Close() }()
+			go sw.Run(ctx)
+			ctl := startRegistry(t, sw)
+			res, err := Generate(GenConfig{Ctl: ctl, Ports: 3, Size: 64, Depth: 32, Warmup: 50 * time.Millisecond,
+				Duration: 300 * time.Millisecond, ConnectBack: c.vde, Hub: c.hub, SwitchPID: os.Getpid()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Delivered == 0 || res.SentAll == 0 {
+				t.Fatalf("nothing went round: %+v", res)
+			}
+			if loss := res.loss(); loss > 0.05 {
+				t.Fatalf("loss %.2f%%: %+v", 100*loss, res)
+			}
+			if want := map[bool]int{false: 1, true: 2}[c.hub]; res.Copies != want {
+				t.Fatalf("copies %d, want %d", res.Copies, want)
+			}
+			// Had the switch not learned the ports, it would flood and each
+			// frame would arrive twice with three ports.
+			if max := float64(res.SentAll) * float64(res.Copies) * 1.01; float64(res.RecvAll) > max {
+				t.Fatalf("received %d for %d sent with %d copies each: frames were flooded", res.RecvAll, res.SentAll, res.Copies)
+			}
+		})
+	}
+}
+
+func TestGenerateAgainstRelay(t *testing.T) {
+	r := &relay{hold: 50 * time.Millisecond}
+	ctl := startRegistry(t, r)
+	res, err := Generate(GenConfig{Ctl: ctl, Ports: 2, Size: 128, Depth: 16, Duration: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Delivered == 0 || res.loss() > 0.05 {
+		t.Fatalf("relay: %+v", res)
+	}
+}

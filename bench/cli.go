@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+const usageHead = `Usage: umlswitch bench [flags]
+
+Drives a switch's daemon-protocol control socket with P generator ports: each
+port sends one frame so the switch learns it, then every port blasts unicast
+frames to the next with sendmmsg while receivers drain with recvmmsg. Prints
+offered and delivered frames per second, Gbit/s, loss, and the switch's CPU
+time (frames per switch CPU-second), as a markdown table.
+
+Examples:
+  umlswitch bench                                     # start umlswitch, 2 ports, 64-byte frames
+  umlswitch bench -compare uml_switch -cpu 0 -runs 3  # umlswitch against uml_switch, switch on CPU 0
+  umlswitch bench -compare uml_switch,vde_switch -ports 8 -hub
+  umlswitch bench -clients vde -compare relay         # against the ceiling: a bare relay on the same sockets
+  umlswitch bench -ctl /tmp/uml.ctl -pid 1234         # a switch that is already running
+  umlswitch bench relay -unix /tmp/relay.ctl          # run the ceiling relay by hand
+
+Flags:
+`
+
+// Main runs `umlswitch bench`.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "relay" {
+		return RelayMain(args[1:], stderr)
+	}
+	fs := flag.NewFlagSet("umlswitch bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		swName   = fs.String("switch", "umlswitch", "switch to start and measure: umlswitch, uml_switch, vde_switch, or relay (the ceiling:\numlswitch's sockets with no switching logic).\nExample: -switch uml_switch")
+		compare  = fs.String("compare", "", "also measure these switches, in turn and with identical settings; ratios are to -switch.\nExample: -compare uml_switch,vde_switch")
+		ctl      = fs.String("ctl", "", "drive the already running switch at this control socket `PATH` instead of starting one.\nExample: -ctl /tmp/uml.ctl")
+		pid      = fs.Int("pid", 0, "with -ctl: the switch's process id, for its CPU time.\nExample: -pid 1234")
+		ports    = fs.Int("ports", 2, "generator ports (clients of the switch).\nExample: -ports 8")
+		size     = fs.Int("size", 64, "frame size in `BYTES`, Ethernet header included.\nExample: -size 1514")
+		duration = fs.Duration("duration", 3*time.Second, "measured time per run.\nExample: -duration 10s")
+		warmup   = fs.Duration("warmup", 500*time.Millisecond, "traffic before the measurement starts.\nExample: -warmup 1s")
+		depth    = fs.Int("depth", 64, "frames per sendmmsg and recvmmsg call.\nExample: -depth 32")
+		clients  = fs.String("clients", "uml", "client behaviour: uml (sendto the switch, never connect back) or vde (connect back).\nExample: -clients vde")
+		hub      = fs.Bool("hub", false, "start the switches in hub mode; every frame then reaches every other port.\nExample: -hub")
+		runs     = fs.Int("runs", 0, "runs per switch, interleaved; tables show median (min-max). Default 1, or 3 with -compare.\nExample: -runs 5")
+		cpu      = fs.Int("cpu", -1, "pin the switch to CPU `N` and the generator to the other CPUs.\nExample: -cpu 0")
+		exe      = fs.String("umlswitch", "", "umlswitch binary to start (default: this program).\nExample: -umlswitch ./bin/umlswitch")
+	)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usageHead); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "umlswitch bench: "+format+"\n", a...)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q", fs.Arg(0))
+	}
+	if *clients != "uml" && *clients != "vde" {
+		return fail("-clients %q: want uml or vde", *clients)
+	}
+	if *ports < 2 || *ports > 1024 {
+		return fail("-ports %d: want 2..1024", *ports)
+	}
+	if *size < 14 || *size > 65535 {
+		return fail("-size %d: want 14..65535", *size)
+	}
+	if *depth < 1 || *depth > 1024 {
+		return fail("-depth %d: want 1..1024", *depth)
+	}
+	if *duration <= 0 || *warmup < 0 {
+		return fail("-duration must be positive and -warmup not negative")
+	}
+	names := append([]string{*swName}, parseList(*compare)...)
+	for _, n := range names {
+		if Known[n] == nil {
+			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay)", n)
+		}
+	}
+	if *runs == 0 {
+		*runs = 1
+		if len(names) > 1 {
+			*runs = 3
+		}
+	}
+	var swCPUs, genCPUs []int
+	if *cpu >= 0 {
+		var err error
+		if genCPUs, err = otherCPUs(*cpu); err != nil {
+			return fail("-cpu %d: %v", *cpu, err)
+		}
+		swCPUs = []int{*cpu}
+		if err := pinProcess(os.Getpid(), genCPUs); err != nil {
+			return fail("pin the generator: %v", err)
+		}
+	}
+	if *exe == "" {
+		var err error
+		if *exe, err = os.Executable(); err != nil {
+			return fail("%v", err)
+		}
+	}
+	cfg := GenConfig{Ports: *ports, Size: *size, Depth: *depth, Warmup: *warmup, Duration: *duration,
+		ConnectBack: *clients == "vde", Hub: *hub, CPUs: genCPUs}
+
+	if *ctl != "" { // an external switch: one row, no starting or stopping
+		cfg.Ctl, cfg.SwitchPID = *ctl, *pid
+		row := Row{Switch: *ctl, Ports: *ports, Size: *size, Client: *clients, Hub: *hub}
+		for i := 0; i < *runs; i++ {
+			res, err := Generate(cfg)
+			if err != nil {
+				return fail("%v", err)
+			}
+			row.Runs = append(row.Runs, res)
+		}
+		Report(stdout, []Row{row}, gen(genCPUs))
+		return 0
+	}
+
+	dir, err := scratchDir()
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer os.RemoveAll(dir)
+	rows := make([]Row, len(names))
+	for i, n := range names {
+		rows[i] = Row{Switch: n, Ports: *ports, Size: *size, Client: *clients, Hub: *hub}
+	}
+	fmt.Fprintf(stderr, "bench: %d ports, %d-byte frames, %s clients%s, %v per run, %d run(s) per switch\n",
+		*ports, *size, *clients, map[bool]string{true: ", hub mode", false: ""}[*hub], *duration, *runs)
+	for run := 0; run < *runs; run++ {
+		for i, n := range names { // interleaved, so slow drifts on a shared machine hit every switch alike
+			var log strings.Builder
+			p, err := start(Known[n], *exe, dir, *hub, swCPUs, &log)
+			if err != nil {
+				return fail("%v\n%s", err, log.String())
+			}
+			cfg.Ctl, cfg.SwitchPID = p.ctl, p.pid()
+			res, err := Generate(cfg)
+			p.shutdown()
+			if err != nil {
+				return fail("%s: %v\n%s", n, err, log.String())
+			}
+			rows[i].Runs = append(rows[i].Runs, res)
+			fmt.Fprintf(stderr, "bench: run %d %s: %.3f Mfps delivered\n", run+1, n, res.deliveredMpps())
+		}
+	}
+	Report(stdout, rows, gen(genCPUs))
+	return 0
+}
+
+// gen is how many CPUs the generator has.
+func gen(cpus []int) int {
+	if len(cpus) > 0 {
+		return len(cpus)
+	}
+	return runtime.NumCPU()
+}

@@ -1,0 +1,174 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/transports/daemon"
+)
+
+// relay is the benchmark's ceiling: the daemon protocol and the same port
+// sockets as umlswitch, but no switching logic. A batch goes whole to the
+// port that owns its first frame's destination (or, as a hub, to every
+// other port), with the same hold-while-full backpressure. What umlswitch
+// does beyond it (learning, per-frame lookup, grouping, counters) is what a
+// comparison against it measures.
+type relay struct {
+	hub  bool
+	hold time.Duration
+
+	mu    sync.Mutex
+	ports atomic.Pointer[[]fabric.Port] // by id; nil where detached
+	owner sync.Map                      // frame.MAC -> fabric.Port, from each batch's first source
+	wg    sync.WaitGroup
+}
+
+var _ fabric.Registry = (*relay)(nil)
+
+func (r *relay) Attach(p fabric.Port) (frame.PortID, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ports []fabric.Port
+	if old := r.ports.Load(); old != nil {
+		ports = append(ports, *old...)
+	}
+	ports = append(ports, p)
+	r.ports.Store(&ports)
+	return frame.PortID(len(ports) - 1), nil
+}
+
+func (r *relay) Detach(p fabric.Port) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.ports.Load()
+	if old == nil {
+		return
+	}
+	ports := append([]fabric.Port(nil), *old...)
+	for i := range ports {
+		if ports[i] == p {
+			ports[i] = nil
+			p.Close()
+		}
+	}
+	r.ports.Store(&ports)
+}
+
+func (r *relay) Serve(rc fabric.Receiver) {
+	r.wg.Add(1)
+	go r.run(rc)
+}
+
+func (r *relay) run(rc fabric.Receiver) {
+	defer r.wg.Done()
+	v := frame.NewVector(rc.Depth, rc.MaxFrame)
+	out := make([][]byte, 0, rc.Depth)
+	for {
+		n, err := rc.Receive(v)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil || n == 0 {
+			continue
+		}
+		out = out[:0]
+		for i := 0; i < n; i++ {
+			if v.Sizes[i] >= frame.HeaderLen && v.Sizes[i] <= v.MaxFrame {
+				out = append(out, v.Frame(i))
+			}
+		}
+		if len(out) == 0 {
+			continue
+		}
+		ports := *r.ports.Load()
+		in := ports[v.Ports[0]]
+		src, dst := frame.SrcMAC(out[0]), frame.DstMAC(out[0])
+		if _, ok := r.owner.Load(src); !ok && in != nil {
+			r.owner.Store(src, in)
+		}
+		if !r.hub && !dst.IsMulticast() {
+			if p, ok := r.owner.Load(dst); ok {
+				r.send(p.(fabric.Port), out)
+				continue
+			}
+		}
+		for _, p := range ports {
+			if p != nil && p != in {
+				r.send(p, out)
+			}
+		}
+	}
+}
+
+// send writes frames to p, waiting while p is full and drains.
+func (r *relay) send(p fabric.Port, frames [][]byte) {
+	for len(frames) > 0 {
+		n, err := p.Write(frames)
+		frames = frames[n:]
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, fabric.ErrWouldBlock):
+			if !p.WaitWritable(r.hold) {
+				return
+			}
+		case errors.Is(err, fabric.ErrPeerGone), errors.Is(err, net.ErrClosed):
+			return
+		default:
+			frames = frames[1:]
+		}
+	}
+}
+
+// RelayMain runs `umlswitch bench relay`: the ceiling relay on a control
+// socket, until SIGINT or SIGTERM.
+func RelayMain(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("umlswitch bench relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ctl := fs.String("unix", "", "control socket `PATH` to serve.\nExample: -unix /tmp/relay.ctl")
+	hub := fs.Bool("hub", false, "send every batch to every other port.\nExample: -hub")
+	hold := fs.Duration("tx-hold", fabric.DefaultTxHold, "how long a full port may take nothing before its frames are dropped.\nExample: -tx-hold 5ms")
+	depth := fs.Int("depth", daemon.DefaultDepth, "frames per batch.\nExample: -depth 64")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: umlswitch bench relay -unix PATH [flags]\n\n"+
+			"The benchmark's ceiling: a bare batched relay over the same sockets as umlswitch, with no\n"+
+			"switching logic. umlswitch bench starts it for -switch relay or -compare relay.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *ctl == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "umlswitch bench relay: -unix PATH is required and nothing else is taken")
+		return 2
+	}
+	t, err := daemon.Listen(daemon.Config{Path: *ctl, Depth: *depth, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		fmt.Fprintf(stderr, "umlswitch bench relay: %v\n", err)
+		return 1
+	}
+	r := &relay{hub: *hub, hold: *hold}
+	t.Start(r)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	t.Close()
+	r.wg.Wait()
+	return 0
+}

@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// Switch is a switch the benchmark can start: how to run it and where its
+// control socket will be.
+type Switch struct {
+	Name string
+	// command returns the argv to run a switch whose sockets go in dir,
+	// and the control socket clients dial.
+	command func(exe, dir string, hub bool) (argv []string, ctl string)
+	// stop asks the process to exit cleanly.
+	stop func(p *process)
+}
+
+// Known switches, by the names -switch and -compare take. relay is the
+// ceiling: umlswitch's own sockets with no switching logic.
+var Known = map[string]*Switch{
+	"umlswitch": {
+		Name: "umlswitch",
+		command: func(exe, dir string, hub bool) ([]string, string) {
+			ctl := filepath.Join(dir, "umlswitch.ctl")
+			argv := []string{exe, "-unix", ctl, "-log-level", "warn"}
+			if hub {
+				argv = append(argv, "-hub")
+			}
+			return argv, ctl
+		},
+		stop: func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+	},
+	"uml_switch": {
+		Name: "uml_switch",
+		command: func(_, dir string, hub bool) ([]string, string) {
+			ctl := filepath.Join(dir, "uml_switch.ctl")
+			argv := []string{"uml_switch", "-unix", ctl}
+			if hub {
+				argv = append(argv, "-hub")
+			}
+			return argv, ctl
+		},
+		stop: func(p *process) { p.cmd.Process.Signal(syscall.SIGINT) },
+	},
+	"relay": {
+		Name: "relay",
+		command: func(exe, dir string, hub bool) ([]string, string) {
+			ctl := filepath.Join(dir, "relay.ctl")
+			argv := []string{exe, "bench", "relay", "-unix", ctl}
+			if hub {
+				argv = append(argv, "-hub")
+			}
+			return argv, ctl
+		},
+		stop: func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+	},
+	"vde_switch": {
+		Name: "vde_switch",
+		command: func(_, dir string, hub bool) ([]string, string) {
+			d := filepath.Join(dir, "vde")
+			argv := []string{"vde_switch", "-s", d}
+			if hub {
+				argv = append(argv, "-x")
+			}
+			return argv, filepath.Join(d, "ctl")
+		},
+		stop: func(p *process) { p.stdin.Close() }, // it exits on EOF on its console
+	},
+}
+
+// process is a started switch.
+type process struct {
+	sw    *Switch
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	ctl   string
+	done  chan struct{}
+}
+
+// start runs sw with its sockets in dir, pinned to cpus (all CPUs if
+// empty), and waits until its control socket accepts connections.
+func start(sw *Switch, exe, dir string, hub bool, cpus []int, log io.Writer) (*process, error) {
+	argv, ctl := sw.command(exe, dir, hub)
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", sw.Name, err)
+	}
+	cmd := exec.Command(path, argv[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	// A child inherits the CPU mask of the thread that forks it: pin this
+	// thread for the fork so the switch runs pinned from its first
+	// instruction, then restore it.
+	runtime.LockOSThread()
+	var old []int
+	if len(cpus) > 0 {
+		old, _ = otherCPUs(-1)
+		if err := pinThisThread(cpus); err != nil {
+			runtime.UnlockOSThread()
+			return nil, fmt.Errorf("pin: %w", err)
+		}
+	}
+	err = cmd.Start()
+	if len(cpus) > 0 {
+		pinThisThread(old)
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", sw.Name, err)
+	}
+	p := &process{sw: sw, cmd: cmd, stdin: stdin, ctl: ctl, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if c, err := net.Dial("unix", ctl); err == nil {
+			c.Close() // a connection that never sends a request: every switch drops it
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("%s exited before serving %s", sw.Name, ctl)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.kill()
+			return nil, fmt.Errorf("%s did not serve %s within 5s", sw.Name, ctl)
+		}
+	}
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// shutdown stops the switch cleanly, killing it if it does not go.
+func (p *process) shutdown() {
+	p.sw.stop(p)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.kill()
+	}
+}
+
+func (p *process) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// scratchDir makes a short-named directory for sockets.
+func scratchDir() (string, error) { return os.MkdirTemp("", "umlsw-bench") }

@@ -1,0 +1,366 @@
+// Command umlswitch is a userspace Ethernet switch for User Mode Linux, VDE
+// and QEMU clients, a drop-in replacement for uml_switch. Run with -h for
+// the flags; `umlswitch bench -h` for the load generator.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/umlswitch/umlswitch/bench"
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/tap"
+)
+
+// debianCtl is where Debian's UML kernel looks for the switch by default.
+const debianCtl = "/var/run/uml-utilities/uml_switch.ctl"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "bench" {
+		return bench.Main(args[1:], stdout, stderr)
+	}
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "umlswitch: %v\nRun umlswitch -h for the flags.\n", err)
+		return 2
+	}
+	plan, err := opts.plan()
+	if err != nil {
+		fmt.Fprintf(stderr, "umlswitch: %v\n", err)
+		return 2
+	}
+	if opts.cpuProfile != "" {
+		f, err := os.Create(opts.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "umlswitch: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "umlswitch: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, plan, stderr); err != nil {
+		fmt.Fprintf(stderr, "umlswitch: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// options are the command line as given.
+type options struct {
+	fs *flag.FlagSet
+
+	unix, dataPath string
+	hub, compatV0  bool
+	tapName        string
+	ports          portList
+	config         string
+	macAge, txHold time.Duration
+	macTableSize   int
+	mtu, depth     int
+	mode           string
+	logLevel       string
+	cpuProfile     string
+}
+
+type portList []string
+
+func (l *portList) String() string     { return strings.Join(*l, " ") }
+func (l *portList) Set(s string) error { *l = append(*l, s); return nil }
+
+const usageHead = `Usage: umlswitch [flags]
+       umlswitch -compat-v0 -unix CONTROL DATA [flags]
+       umlswitch bench [flags]          (load generator; umlswitch bench -h)
+
+A userspace Ethernet switch for User Mode Linux, VDE and QEMU clients, and a
+drop-in replacement for uml_switch: it takes uml_switch's flags and serves
+UML kernels booted with eth0=daemon,MAC,unix,CONTROL, and VDE clients
+(vde_plug, vde_plug2tap, qemu -netdev vde) given the control directory.
+
+With no arguments it runs its built-in configuration: one control socket at
+` + debianCtl + `, where Debian's UML kernel looks.
+
+Examples:
+  umlswitch -unix /tmp/uml.ctl                      # like uml_switch -unix /tmp/uml.ctl
+  umlswitch -unix /tmp/uml.ctl -hub -tap tap0       # a hub bridged to the host's tap0
+  umlswitch -unix /tmp/vde/                         # VDE layout: /tmp/vde/ctl, vde_plug vde:///tmp/vde
+  umlswitch -port transport=daemon,path=/tmp/a.ctl -port transport=tap,ifname=tap0
+  umlswitch -config lab.yaml
+
+Flags:
+`
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("umlswitch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.fs = fs
+	fs.StringVar(&o.unix, "unix", "", "control socket `PATH` that UMLs and VDE clients connect to (default "+debianCtl+");\n"+
+		"a directory, or a path ending in /, gets VDE's layout PATH/ctl.\nExample: -unix /tmp/uml.ctl")
+	fs.BoolVar(&o.hub, "hub", false, "act as a hub: flood every frame to every other port, learn nothing.\nExample: -hub")
+	fs.StringVar(&o.tapName, "tap", "", "also switch frames to and from the host tap interface `NAME` (created if absent,\nremoved again on exit), like uml_switch -tap.\nExample: -tap tap0")
+	fs.BoolVar(&o.compatV0, "compat-v0", false, "also serve version 0 clients, which send to a shared data socket; its path follows the\ncontrol path (default "+daemon.DefaultV0DataPath+").\nExample: -compat-v0 -unix /tmp/uml.ctl /tmp/uml.data")
+	fs.Var(&o.ports, "port", "add a port described by `SPEC` in UML's vector option syntax, transport=NAME,key=value,...\n"+
+		"(repeatable). Transports and their keys:\n"+portHelp()+
+		"Example: -port transport=daemon,path=/tmp/b.ctl -port transport=tap,ifname=tap1")
+	fs.StringVar(&o.config, "config", "", "read settings and ports from the YAML `FILE` (keys as in configs/default.yaml;\n"+
+		"port entries take the same keys as -port). Flags given as well override it.\nExample: -config lab.yaml")
+	fs.DurationVar(&o.macAge, "mac-age", fabric.DefaultMACAge, "forget a learned address not seen for this long.\nExample: -mac-age 60s")
+	fs.IntVar(&o.macTableSize, "mac-table-size", fabric.DefaultMACTableSize, "most addresses (`N`) learned at once; beyond it frames to new addresses are flooded.\nExample: -mac-table-size 65536")
+	fs.DurationVar(&o.txHold, "tx-hold", fabric.DefaultTxHold, "how long frames wait for a full destination (a UML that is not reading) before\nthey are dropped and counted; the sender is paused meanwhile.\nExample: -tx-hold 20ms")
+	fs.IntVar(&o.mtu, "mtu", frame.DefaultMTU, "IP MTU (`BYTES`) of ports without mtu=; the largest frame is MTU+18 (header and a VLAN tag).\n"+
+		"Longer frames are dropped and counted, never cut short.\nExample: -mtu 9000")
+	fs.IntVar(&o.depth, "depth", 64, "`N` frames read or sent per system call (UML's depth=) for ports without depth=.\nExample: -depth 128")
+	fs.StringVar(&o.mode, "mode", "", "permissions (`OCTAL`) of the -unix control socket; the built-in default uses 0777 as Debian's\numl-utilities service does.\nExample: -mode 0660")
+	fs.StringVar(&o.logLevel, "log-level", "info", "`LEVEL`: debug, info, warn or error. Logs go to stderr, a line per port attach and detach.\nExample: -log-level debug")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for developers; go tool pprof reads it).\nExample: -cpuprofile /tmp/umlswitch.prof")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
+	// uml_switch puts the v0 data path right after the control path, a
+	// positional argument in the middle of the flags.
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return nil, err
+		}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if o.compatV0 && o.unix != "" && o.dataPath == "" {
+			o.dataPath, rest = rest[0], rest[1:]
+			continue
+		}
+		return nil, fmt.Errorf("unexpected argument %q", rest[0])
+	}
+	return o, nil
+}
+
+func portHelp() string {
+	var b strings.Builder
+	for _, t := range configs.Transports() {
+		fmt.Fprintf(&b, "  %s: %s\n", t, strings.Join(configs.KeysOf(t), ", "))
+	}
+	return b.String()
+}
+
+func (o *options) isSet(name string) bool {
+	set := false
+	o.fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// plan is what the switch will run: settings and ports, resolved.
+type plan struct {
+	sw       fabric.Config
+	mtu      int
+	depth    int
+	logLevel slog.Level
+	ports    []configs.Port
+	mkdirs   []string // parents of default socket paths, created if missing
+}
+
+func (o *options) plan() (*plan, error) {
+	cfg := configs.Default()
+	if o.config != "" {
+		data, err := os.ReadFile(o.config)
+		if err != nil {
+			return nil, err
+		}
+		if cfg, err = configs.Parse(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.config, err)
+		}
+	}
+	p := &plan{sw: fabric.Config{Hub: cfg.Hub, MACAge: cfg.MACAge, MACTableSize: cfg.MACTableSize, TxHold: cfg.TxHold},
+		mtu: cfg.MTU, depth: cfg.Depth}
+	level := cfg.LogLevel
+	if o.isSet("hub") {
+		p.sw.Hub = o.hub
+	}
+	if o.isSet("mac-age") || p.sw.MACAge == 0 {
+		p.sw.MACAge = o.macAge
+	}
+	if o.isSet("mac-table-size") || p.sw.MACTableSize == 0 {
+		p.sw.MACTableSize = o.macTableSize
+	}
+	if o.isSet("tx-hold") || p.sw.TxHold == 0 {
+		p.sw.TxHold = o.txHold
+	}
+	if o.isSet("mtu") || p.mtu == 0 {
+		p.mtu = o.mtu
+	}
+	if o.isSet("depth") || p.depth == 0 {
+		p.depth = o.depth
+	}
+	if o.isSet("log-level") || level == "" {
+		level = o.logLevel
+	}
+	if err := p.logLevel.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: not one of debug, info, warn, error", level)
+	}
+	switch {
+	case p.sw.MACAge <= 0:
+		return nil, fmt.Errorf("-mac-age %v: must be positive", p.sw.MACAge)
+	case p.sw.TxHold <= 0:
+		return nil, fmt.Errorf("-tx-hold %v: must be positive", p.sw.TxHold)
+	case p.sw.MACTableSize <= 0:
+		return nil, fmt.Errorf("-mac-table-size %d: must be positive", p.sw.MACTableSize)
+	case p.mtu < configs.MinMTU || p.mtu > configs.MaxMTU:
+		return nil, fmt.Errorf("-mtu %d: out of range %d..%d", p.mtu, configs.MinMTU, configs.MaxMTU)
+	case p.depth < 1 || p.depth > configs.MaxDepth:
+		return nil, fmt.Errorf("-depth %d: out of range 1..%d", p.depth, configs.MaxDepth)
+	}
+	var mode os.FileMode
+	if o.mode != "" {
+		spec, err := configs.ParsePort("transport=daemon,path=x,mode=" + o.mode)
+		if err != nil {
+			return nil, fmt.Errorf("-mode %q: not an octal permission like 0660", o.mode)
+		}
+		mode = spec.Mode
+	}
+	if o.dataPath != "" && !o.compatV0 {
+		return nil, errors.New("a data socket path is only taken with -compat-v0")
+	}
+
+	// Ports: the configuration file's, or the built-in control socket when
+	// no -config, -unix or -port says otherwise; then -unix, -tap, -port.
+	if o.config != "" || (o.unix == "" && len(o.ports) == 0) {
+		for _, port := range cfg.Ports {
+			if port.Transport == "daemon" {
+				port.CompatV0 = port.CompatV0 || o.compatV0
+				if port.DataPath == "" {
+					port.DataPath = o.dataPath
+				}
+				if mode != 0 {
+					port.Mode = mode
+				}
+				if o.config == "" && port.Path == debianCtl {
+					p.mkdirs = append(p.mkdirs, filepath.Dir(debianCtl))
+				}
+			}
+			p.ports = append(p.ports, port)
+		}
+	}
+	if o.unix != "" {
+		p.ports = append(p.ports, configs.Port{Transport: "daemon", Path: o.unix, Mode: mode, CompatV0: o.compatV0, DataPath: o.dataPath})
+	}
+	if o.tapName != "" {
+		spec, err := configs.ParsePort("transport=tap,ifname=" + o.tapName)
+		if err != nil {
+			return nil, fmt.Errorf("-tap: %w", err)
+		}
+		p.ports = append(p.ports, spec)
+	}
+	for _, s := range o.ports {
+		spec, err := configs.ParsePort(s)
+		if err != nil {
+			return nil, fmt.Errorf("-port: %w", err)
+		}
+		p.ports = append(p.ports, spec)
+	}
+	if len(p.ports) == 0 {
+		return nil, errors.New("no ports configured")
+	}
+	return p, nil
+}
+
+// closer is a transport or port to close at shutdown.
+type closer interface{ Close() error }
+
+func serve(ctx context.Context, p *plan, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: p.logLevel}))
+	p.sw.Logger = log
+	sw := fabric.New(p.sw)
+	var opened []closer
+	shutdown := func() {
+		for i := len(opened) - 1; i >= 0; i-- {
+			opened[i].Close()
+		}
+		sw.Close()
+	}
+	for _, dir := range p.mkdirs {
+		os.MkdirAll(dir, 0o755) // the default path's directory; other paths must exist
+	}
+	for _, port := range p.ports {
+		c, err := open(sw, port, p, log)
+		if err != nil {
+			shutdown()
+			return err
+		}
+		opened = append(opened, c)
+	}
+	log.Info("umlswitch running", "ports", len(p.ports), "hub", p.sw.Hub, "mac_age", p.sw.MACAge, "tx_hold", p.sw.TxHold)
+	sw.Run(ctx)
+	log.Info("shutting down")
+	shutdown()
+	return nil
+}
+
+func open(sw *fabric.Switch, port configs.Port, p *plan, log *slog.Logger) (closer, error) {
+	depth, mtu := port.Depth, port.MTU
+	if depth == 0 {
+		depth = p.depth
+	}
+	if mtu == 0 {
+		mtu = p.mtu
+	}
+	switch port.Transport {
+	case "daemon":
+		t, err := daemon.Listen(daemon.Config{Path: port.Path, Mode: port.Mode, CompatV0: port.CompatV0, DataPath: port.DataPath,
+			Depth: depth, MaxFrame: frame.MaxFrameForMTU(mtu), Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		t.Start(sw)
+		return t, nil
+	case "tap":
+		tp, err := tap.Open(tap.Config{Ifname: port.Ifname, Depth: depth, MaxFrame: frame.MaxFrameForMTU(mtu), Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		id, err := sw.Attach(tp)
+		if err != nil {
+			tp.Close()
+			return nil, err
+		}
+		sw.Serve(tp.Receiver(id))
+		return detacher{sw, tp}, nil
+	}
+	return nil, fmt.Errorf("port %s: transport %q is not wired", port, port.Transport)
+}
+
+// detacher closes a port the command attached itself.
+type detacher struct {
+	sw *fabric.Switch
+	p  fabric.Port
+}
+
+func (d detacher) Close() error { d.sw.Detach(d.p); return nil }

@@ -1,0 +1,165 @@
+package configs
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParsePort(t *testing.T) {
+	tests := []struct {
+		spec string
+		want Port
+		err  string // substrings, all of which the error must contain
+	}{
+		{spec: "transport=daemon,path=/tmp/a.ctl", want: Port{Transport: "daemon", Path: "/tmp/a.ctl"}},
+		{spec: " transport = daemon , path=/tmp/d/ , mode=0660, depth=0x20, mtu=9000 ",
+			want: Port{Transport: "daemon", Path: "/tmp/d/", Mode: 0o660, Depth: 32, MTU: 9000}},
+		{spec: "transport=daemon,path=/tmp/a,compat_v0=1,data=/tmp/uml.data",
+			want: Port{Transport: "daemon", Path: "/tmp/a", CompatV0: true, DataPath: "/tmp/uml.data"}},
+		{spec: "transport=tap,ifname=tap0", want: Port{Transport: "tap", Ifname: "tap0"}},
+		{spec: "ifname=tap0,transport=tap", want: Port{Transport: "tap", Ifname: "tap0"}},
+		{spec: "transport=tap,ifname=tap0,foo=1", err: `unknown key "foo" for transport tap (accepted: depth, ifname, mtu)`},
+		{spec: "transport=gree,src=1", err: `unknown transport "gree" (known transports: daemon, tap)`},
+		{spec: "path=/tmp/a", err: "no transport="},
+		{spec: "transport=tap", err: "transport tap needs ifname="},
+		{spec: "transport=tap,ifname", err: `"ifname" is not key=value`},
+		{spec: "transport=tap,ifname=", err: `key "ifname" has an empty value`},
+		{spec: "transport=tap,ifname=a,ifname=b", err: `key "ifname" given twice`},
+		{spec: "transport=tap,transport=daemon,ifname=a", err: `"transport" given twice`},
+		{spec: "transport=tap,ifname=a,depth=0", err: "out of range 1..1024"},
+		{spec: "transport=tap,ifname=a,depth=lots", err: `"lots" is not a number`},
+		{spec: "transport=tap,ifname=a,mtu=70000", err: "out of range 68..65517"},
+		{spec: "transport=tap,ifname=averyveryverylongname", err: "longer than 15 bytes"},
+		{spec: "transport=daemon,path=/a,mode=999", err: "not an octal permission"},
+		{spec: "transport=daemon,path=/a,compat_v0=maybe", err: "not a boolean"},
+		{spec: "", err: "no transport="},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			got, err := ParsePort(tt.spec)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+			back, err := ParsePort(got.String())
+			if err != nil || back != got {
+				t.Fatalf("String() = %q does not parse back: %+v, %v", got.String(), back, err)
+			}
+		})
+	}
+}
+
+func TestParseFile(t *testing.T) {
+	f, err := Parse([]byte(`
+hub: true
+mac_age: 90s
+mac_table_size: 100
+tx_hold: 20ms
+mtu: 9000
+depth: 32
+log_level: debug
+ports:
+  - transport: daemon
+    path: /tmp/sw.ctl
+    mode: "0666"
+  - {transport: tap, ifname: tap0, depth: 16}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Hub || f.MACAge != 90*time.Second || f.MACTableSize != 100 || f.TxHold != 20*time.Millisecond ||
+		f.MTU != 9000 || f.Depth != 32 || f.LogLevel != "debug" || len(f.Ports) != 2 {
+		t.Fatalf("got %+v", f)
+	}
+	if f.Ports[0] != (Port{Transport: "daemon", Path: "/tmp/sw.ctl", Mode: 0o666}) ||
+		f.Ports[1] != (Port{Transport: "tap", Ifname: "tap0", Depth: 16}) {
+		t.Fatalf("ports %+v", f.Ports)
+	}
+}
+
+func TestParseFileErrors(t *testing.T) {
+	tests := []struct{ doc, err string }{
+		{"hubb: true", "field hubb not found"},
+		{"mac_age: soon", `mac_age "soon" is not a positive duration`},
+		{"tx_hold: -1s", "tx_hold"},
+		{"mtu: 10", "mtu 10 is out of range"},
+		{"depth: 5000", "depth 5000 is out of range"},
+		{"log_level: loud", `log_level "loud"`},
+		{"ports: [{transport: tap}]", "ports[0]: transport tap needs ifname="},
+		{"ports: [{transport: tap, ifname: t0, bogus: 1}]", `ports[0]: unknown key "bogus" for transport tap (accepted: depth, ifname, mtu)`},
+		{"ports: [{transport: tap, ifname: [a, b]}]", "must be a single value"},
+		{"ports: 3", "cannot unmarshal"},
+		{"\t- broken", "config:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.doc, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc))
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.err)
+			}
+		})
+	}
+	if f, err := Parse(nil); err != nil || len(f.Ports) != 0 {
+		t.Fatalf("empty document: %+v, %v", f, err)
+	}
+}
+
+func TestDefault(t *testing.T) {
+	f := Default()
+	if len(f.Ports) != 1 || f.Ports[0].Transport != "daemon" || f.Ports[0].Path != "/var/run/uml-utilities/uml_switch.ctl" {
+		t.Fatalf("default ports %+v", f.Ports)
+	}
+	if f.MACAge != 300*time.Second || f.MACTableSize != 8192 || f.Depth != 64 || f.MTU != 1500 {
+		t.Fatalf("default %+v", f)
+	}
+}
+
+// FuzzParsePort: any spec parses or fails cleanly, and what parses renders
+// back to a spec that parses to the same port.
+func FuzzParsePort(f *testing.F) {
+	for _, s := range []string{"transport=daemon,path=/tmp/a.ctl", "transport=tap,ifname=tap0,depth=0x10,mtu=9000",
+		"transport=daemon,path=/x/,mode=0777,compat_v0=yes,data=/tmp/d", ",,=,transport=", "transport=tap,ifname=a,ifname=b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		p, err := ParsePort(spec)
+		if err != nil {
+			return
+		}
+		back, err := ParsePort(p.String())
+		if err != nil {
+			t.Fatalf("%q parsed to %+v whose String %q fails: %v", spec, p, p.String(), err)
+		}
+		if back != p {
+			t.Fatalf("round trip of %q: %+v != %+v", spec, back, p)
+		}
+	})
+}
+
+// FuzzParseConfig: no document makes Parse panic, and every port it accepts
+// is valid as a -port spec too.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(DefaultYAML())
+	f.Add([]byte("hub: true\nports:\n  - {transport: tap, ifname: t0}\n"))
+	f.Add([]byte("mac_age: 1s\ntx_hold: 1ms\nports: [{transport: daemon, path: /a, mode: 777}]"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		c, err := Parse(doc)
+		if err != nil {
+			return
+		}
+		for _, p := range c.Ports {
+			if _, err := ParsePort(p.String()); err != nil {
+				t.Fatalf("config port %+v is not a valid spec: %v", p, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,47 @@
+package configs
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ParsePort parses a -port spec: comma-separated key=value pairs, one of
+// them transport=NAME, with the option names UML uses for its vector
+// transports. Values cannot contain commas (nor can UML's).
+func ParsePort(spec string) (Port, error) {
+	var kv [][2]string
+	for _, field := range strings.Split(spec, ",") {
+		field = strings.TrimSpace(field)
+		if field == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(field, "=")
+		if !ok {
+			return Port{}, fmt.Errorf("port %q: %q is not key=value", spec, field)
+		}
+		kv = append(kv, [2]string{strings.TrimSpace(k), strings.TrimSpace(v)})
+	}
+	p, err := fromOptions(kv)
+	if err != nil {
+		return Port{}, fmt.Errorf("port %q: %w", spec, err)
+	}
+	return p, nil
+}
+
+// String renders p as a -port spec that parses back to p.
+func (p Port) String() string {
+	parts := []string{"transport=" + p.Transport}
+	add := func(k string, v any, set bool) {
+		if set {
+			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
+		}
+	}
+	add("path", p.Path, p.Path != "")
+	add("mode", fmt.Sprintf("%#o", uint32(p.Mode)), p.Mode != 0)
+	add("compat_v0", 1, p.CompatV0)
+	add("data", p.DataPath, p.DataPath != "")
+	add("ifname", p.Ifname, p.Ifname != "")
+	add("depth", p.Depth, p.Depth != 0)
+	add("mtu", p.MTU, p.MTU != 0)
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/umlswitch/umlswitch/internal/nstest"
+)
+
+// daemonNet is UML i's interface on the daemon transport.
+func daemonNet(i int, ctl string) string {
+	return fmt.Sprintf("eth0=daemon,%s,unix,%s", mac(i), ctl)
+}
+
+func ip(i int) string { return fmt.Sprintf("10.0.0.%d", i) }
+
+func others(i, n int) []string {
+	var p []string
+	for j := 1; j <= n; j++ {
+		if j != i {
+			p = append(p, ip(j))
+		}
+	}
+	return p
+}
+
+// Three UMLs on the daemon transport all reach each other.
+func TestDaemonUMLsReachEachOther(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ctl := filepath.Join(scratch(t), "sw.ctl")
+	sw := startSwitch(t, nil, []string{ctl}, "-unix", ctl)
+	const n = 3
+	var umls []*uml
+	var peers [][]string
+	for i := 1; i <= n; i++ {
+		peers = append(peers, others(i, n))
+		umls = append(umls, bootUML(t, umlConfig{net: daemonNet(i, ctl), ip: ip(i), peers: peers[i-1]}))
+	}
+	expectAllOK(t, umls, peers)
+	for _, u := range umls {
+		u.release(t)
+	}
+	// Each UML that left was detached, with its addresses flushed.
+	for i := 0; i < n; i++ {
+		if _, ok := sw.log.wait(regexp.MustCompile(fmt.Sprintf(`msg="port detached" port=%d .*macs_flushed=1`, i)), 10*time.Second); !ok {
+			t.Errorf("no detach line for port %d:\n%s", i, sw.log.text())
+		}
+	}
+}
+
+// A bystander UML overhears unicast between two others in hub mode, and
+// only broadcast and multicast when the switch learns.
+func TestHubFloodsLearningSwitchDoesNot(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	for _, hub := range []bool{true, false} {
+		t.Run(map[bool]string{true: "hub", false: "switch"}[hub], func(t *testing.T) {
+			t.Parallel()
+			ctl := filepath.Join(scratch(t), "sw.ctl")
+			args := []string{"-unix", ctl}
+			if hub {
+				args = append(args, "-hub")
+			}
+			startSwitch(t, nil, []string{ctl}, args...)
+			a := bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: ip(1), peers: []string{ip(2)},
+				vars: map[string]string{"flood": "60," + ip(2)}})
+			b := bootUML(t, umlConfig{net: daemonNet(2, ctl), ip: ip(2), peers: []string{ip(1)}})
+			c := bootUML(t, umlConfig{net: daemonNet(3, ctl), ip: ip(3)})
+			expectAllOK(t, []*uml{a, b}, [][]string{{ip(2)}, {ip(1)}})
+			a.waitLine(t, "^FLOODED ")
+			a.release(t)
+			b.release(t)
+			overheard := c.release(t)
+			t.Logf("bystander received %d frames", overheard)
+			if hub && overheard < 120 { // 60 requests and 60 replies at least
+				t.Errorf("hub: bystander received %d frames, want at least 120", overheard)
+			}
+			if !hub && overheard >= 40 {
+				t.Errorf("switch: bystander received %d frames, want only the few broadcasts", overheard)
+			}
+		})
+	}
+}
+
+// A UML reaches an address on a host tap that the switch attached, and the
+// host reaches the UML, inside a namespace of the test's own.
+func TestUMLAndHostTap(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ns := nstest.New(t)
+	ctl := filepath.Join(scratch(t), "sw.ctl")
+	startSwitch(t, ns, []string{ctl}, "-unix", ctl, "-tap", "tapu0")
+	ns.MustRun(t, "ip", "addr", "add", "10.0.0.254/24", "dev", "tapu0")
+	ns.MustRun(t, "ip", "link", "set", "tapu0", "up")
+	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"}})
+	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
+	ns.MustRun(t, "busybox", "ping", "-c", "3", "-W", "2", ip(1))
+	u.release(t)
+}
+
+// startBackground runs a helper (a VDE tool) until the test ends.
+func startBackground(t *testing.T, cmd *exec.Cmd) *output {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", cmd.Path, err)
+	}
+	o := newOutput(out)
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", strings.Join(cmd.Args, " "), o.text())
+		}
+	})
+	return o
+}
+
+func needTool(t *testing.T, name, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Fatalf("%s not found: install Debian's %s", name, pkg)
+	}
+}
+
+// vde_plug2tap (libvdeplug) connects a host tap to the switch's VDE
+// directory; a UML and the host reach each other through it.
+func TestVDEPlug2TapWithUML(t *testing.T) {
+	requireE2E(t)
+	needTool(t, "vde_plug2tap", "vde2")
+	t.Parallel()
+	ns := nstest.New(t)
+	dir := filepath.Join(scratch(t), "vde")
+	sw := startSwitch(t, ns, []string{filepath.Join(dir, "ctl")}, "-unix", dir+"/")
+	ns.MustRun(t, "ip", "tuntap", "add", "tapv0", "mode", "tap")
+	startBackground(t, ns.Cmd("vde_plug2tap", "-s", dir, "tapv0"))
+	if _, ok := sw.log.wait(regexp.MustCompile(`msg="port attached"`), 10*time.Second); !ok {
+		t.Fatalf("vde_plug2tap did not attach:\n%s", sw.log.text())
+	}
+	ns.MustRun(t, "ip", "addr", "add", "10.0.0.254/24", "dev", "tapv0")
+	ns.MustRun(t, "ip", "link", "set", "tapv0", "up")
+	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, filepath.Join(dir, "ctl")), ip: ip(1), peers: []string{"10.0.0.254"}})
+	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
+	ns.MustRun(t, "busybox", "ping", "-c", "3", "-W", "2", ip(1))
+	u.release(t)
+}
+
+// Two switches joined by two vde_plug ends and dpipe, a UML on each.
+func TestTwoSwitchesJoinedByDpipe(t *testing.T) {
+	requireE2E(t)
+	needTool(t, "dpipe", "vde2")
+	needTool(t, "vde_plug", "vdeplug")
+	t.Parallel()
+	d := scratch(t)
+	dir1, dir2 := filepath.Join(d, "one"), filepath.Join(d, "two")
+	sw1 := startSwitch(t, nil, []string{filepath.Join(dir1, "ctl")}, "-unix", dir1+"/")
+	sw2 := startSwitch(t, nil, []string{filepath.Join(dir2, "ctl")}, "-unix", dir2+"/")
+	startBackground(t, exec.Command("dpipe", "vde_plug", "vde://"+dir1, "=", "vde_plug", "vde://"+dir2))
+	for _, sw := range []*switchProc{sw1, sw2} {
+		if _, ok := sw.log.wait(regexp.MustCompile(`msg="port attached" .*vdeplug`), 10*time.Second); !ok {
+			t.Fatalf("vde_plug did not attach:\n%s", sw.log.text())
+		}
+	}
+	a := bootUML(t, umlConfig{net: daemonNet(1, filepath.Join(dir1, "ctl")), ip: ip(1), peers: []string{ip(2)}})
+	b := bootUML(t, umlConfig{net: daemonNet(2, filepath.Join(dir2, "ctl")), ip: ip(2), peers: []string{ip(1)}})
+	expectAllOK(t, []*uml{a, b}, [][]string{{ip(2)}, {ip(1)}})
+	a.release(t)
+	b.release(t)
+}
+
+// UML's own vde transport (eth0=vde, through libvdeplug) and a daemon UML
+// share one switch.
+func TestUMLVDETransportAndDaemonTogether(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	dir := filepath.Join(scratch(t), "vde")
+	sw := startSwitch(t, nil, []string{filepath.Join(dir, "ctl")}, "-unix", dir+"/")
+	a := bootUML(t, umlConfig{net: fmt.Sprintf("eth0=vde,%s,%s", dir, mac(1)), ip: ip(1), peers: []string{ip(2)}})
+	b := bootUML(t, umlConfig{net: daemonNet(2, filepath.Join(dir, "ctl")), ip: ip(2), peers: []string{ip(1)}})
+	expectAllOK(t, []*uml{a, b}, [][]string{{ip(2)}, {ip(1)}})
+	if _, ok := sw.log.wait(regexp.MustCompile(`name="daemon#\d+ UML vde_transport`), time.Second); !ok {
+		t.Errorf("no port for UML's vde transport:\n%s", sw.log.text())
+	}
+	a.release(t)
+	b.release(t)
+}
+
+// Jumbo frames cross when the switch's MTU allows them; otherwise they are
+// dropped and counted, never cut short. UML's legacy daemon driver caps its
+// MTU at 1500, so the jumbo senders are two kernel taps the switch attached,
+// each moved into a namespace of its own (the switch keeps their fds).
+func TestJumboFramesBetweenTaps(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	for _, mtu := range []int{9000, 1500} {
+		t.Run(fmt.Sprint("switch-mtu-", mtu), func(t *testing.T) {
+			t.Parallel()
+			swNS, a, b := nstest.New(t), nstest.New(t), nstest.New(t)
+			ctl := filepath.Join(scratch(t), "sw.ctl")
+			sw := startSwitch(t, swNS, []string{ctl}, "-unix", ctl, "-mtu", fmt.Sprint(mtu),
+				"-tap", "tapj0", "-port", "transport=tap,ifname=tapj1")
+			for i, host := range []*nstest.NS{a, b} {
+				tapName := fmt.Sprintf("tapj%d", i)
+				swNS.MustRun(t, "ip", "link", "set", tapName, "netns", host.Name)
+				host.MustRun(t, "ip", "link", "set", tapName, "mtu", "9000", "up")
+				host.MustRun(t, "ip", "addr", "add", fmt.Sprintf("10.9.0.%d/24", i+1), "dev", tapName)
+			}
+			a.MustRun(t, "busybox", "ping", "-c", "2", "-W", "3", "10.9.0.2")
+			err := a.Cmd("busybox", "ping", "-c", "2", "-W", "2", "-s", "8000", "10.9.0.2").Run()
+			if mtu == 9000 && err != nil {
+				t.Fatalf("8000-byte ping through a switch with MTU 9000: %v", err)
+			}
+			if mtu == 1500 {
+				if err == nil {
+					t.Fatal("8000-byte ping crossed a switch with MTU 1500")
+				}
+				sw.stop(t)
+				if _, ok := sw.log.wait(regexp.MustCompile(`msg="port detached" .*name="tap tapj0" .*drops="oversize=[1-9]`), time.Second); !ok {
+					t.Errorf("oversize frames not counted on the ingress tap:\n%s", sw.log.text())
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,431 @@
+package e2e
+
+import (
+	"bufio"
+	"debug/elf"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/umlswitch/umlswitch/internal/nstest"
+)
+
+var runE2E = flag.Bool("e2e", false, "run the end-to-end tests (real UML kernels, VDE tools, namespaces); with it, missing tools fail the tests instead of skipping them")
+
+// env is what TestMain prepared: the switch binary and the UML root.
+var env struct {
+	dir       string // scratch root for the whole run
+	umlswitch string // built binary
+	root      string // busybox hostfs root
+	err       error  // why preparing failed
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if *runE2E {
+		env.err = prepare()
+	}
+	code := m.Run()
+	if env.dir != "" {
+		os.RemoveAll(env.dir)
+	}
+	os.Exit(code)
+}
+
+// requireE2E skips without -e2e and fails when -e2e is given but the
+// machine lacks what the test needs.
+func requireE2E(t *testing.T) {
+	t.Helper()
+	if !*runE2E {
+		t.Skip("end-to-end test: run with -e2e (make test does)")
+	}
+	if env.err != nil {
+		t.Fatal(env.err)
+	}
+}
+
+func prepare() error {
+	var err error
+	if env.dir, err = os.MkdirTemp("", "e2e"); err != nil {
+		return err
+	}
+	for _, tool := range []string{"linux", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: install Debian's user-mode-linux and iproute2", tool)
+		}
+	}
+	env.umlswitch = filepath.Join(env.dir, "umlswitch")
+	if out, err := exec.Command("go", "build", "-o", env.umlswitch, "../cmd/umlswitch").CombinedOutput(); err != nil {
+		return fmt.Errorf("build umlswitch: %v\n%s", err, out)
+	}
+	return makeRoot(filepath.Join(env.dir, "root"))
+}
+
+// initScript is the UML's /init. Its settings come from the kernel command
+// line, which hands unknown name=value words to init as variables:
+//
+//	iface  interface (eth0)        myip   address/24 to give it
+//	peers  comma-separated addresses to ping until they answer
+//	flood  "N,ADDR": send N quick pings to ADDR after the peers answered
+//	mtu    interface MTU           big    ping each peer once with this payload size
+//
+// It prints RESULT lines, waits for a line on its console (the test's
+// barrier: everyone has finished pinging), prints its receive counter and
+// powers off.
+const initScript = `#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+ip link set lo up
+IF=${iface:-eth0}
+[ -n "$mtu" ] && ip link set $IF mtu $mtu
+ip link set $IF up
+ip addr add $myip/24 dev $IF
+echo "UML-UP $myip"
+for p in $(echo "$peers" | tr ',' ' '); do
+  r=fail
+  for i in $(seq 1 40); do
+    if ping -c 1 -W 1 $p >/dev/null 2>&1; then r=ok; break; fi
+  done
+  echo "RESULT $p $r"
+  if [ -n "$big" ]; then
+    if ping -c 2 -W 2 -s $big $p >/dev/null 2>&1; then echo "BIG $p ok"; else echo "BIG $p fail"; fi
+  fi
+done
+if [ -n "$flood" ]; then
+  n=${flood%%,*}; to=${flood#*,}
+  ping -q -c $n -i 0.02 -W 2 $to >/dev/null 2>&1
+  echo "FLOODED $to"
+fi
+echo "UML-WAITING"
+read release
+echo "RXPACKETS $(cat /sys/class/net/$IF/statistics/rx_packets)"
+echo "UML-DONE"
+poweroff -f
+`
+
+func makeRoot(root string) error {
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		return fmt.Errorf("busybox not found: install busybox-static")
+	}
+	if f, err := elf.Open(bb); err != nil {
+		return fmt.Errorf("%s: %v", bb, err)
+	} else {
+		dynamic := false
+		for _, p := range f.Progs {
+			dynamic = dynamic || p.Type == elf.PT_INTERP
+		}
+		f.Close()
+		if dynamic {
+			return fmt.Errorf("%s is dynamically linked: UML's hostfs root needs busybox-static", bb)
+		}
+	}
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
+		}
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
+		return err
+	}
+	list, err := exec.Command(bb, "--list").Output()
+	if err != nil {
+		return fmt.Errorf("busybox --list: %v", err)
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		os.Symlink("busybox", filepath.Join(root, "bin", applet))
+	}
+	env.root = root
+	return os.WriteFile(filepath.Join(root, "init"), []byte(initScript), 0o755)
+}
+
+// scratch is a short-named directory removed at cleanup (UML's mconsole
+// socket lives under it and socket paths are limited to 107 bytes).
+func scratch(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp(env.dir, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// output collects a process's lines and lets tests wait for patterns.
+type output struct {
+	mu    sync.Mutex
+	lines []string
+	cond  *sync.Cond
+	done  bool
+}
+
+func newOutput(r io.Reader) *output {
+	o := &output{}
+	o.cond = sync.NewCond(&o.mu)
+	go func() {
+		s := bufio.NewScanner(r)
+		s.Buffer(make([]byte, 64<<10), 1<<20)
+		for s.Scan() {
+			o.mu.Lock()
+			o.lines = append(o.lines, s.Text())
+			o.cond.Broadcast()
+			o.mu.Unlock()
+		}
+		o.mu.Lock()
+		o.done = true
+		o.cond.Broadcast()
+		o.mu.Unlock()
+	}()
+	return o
+}
+
+// wait blocks until a line matches re, the stream ends, or timeout passes.
+func (o *output) wait(re *regexp.Regexp, timeout time.Duration) (string, bool) {
+	timer := time.AfterFunc(timeout, func() { o.mu.Lock(); o.cond.Broadcast(); o.mu.Unlock() })
+	defer timer.Stop()
+	deadline := time.Now().Add(timeout)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for seen := 0; ; {
+		for ; seen < len(o.lines); seen++ {
+			if re.MatchString(o.lines[seen]) {
+				return o.lines[seen], true
+			}
+		}
+		if o.done || time.Now().After(deadline) {
+			return "", false
+		}
+		o.cond.Wait()
+	}
+}
+
+func (o *output) text() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return strings.Join(o.lines, "\n")
+}
+
+// startCollecting starts cmd with its stdout and stderr collected line by
+// line, and returns a channel closed when it has exited. The output goes
+// through a real pipe, not an io.Writer: helper processes (UML's) inherit it
+// and may outlive the process that Wait waits for.
+func startCollecting(cmd *exec.Cmd) (*output, chan struct{}, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.WaitDelay = time.Second
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	return newOutput(r), exited, nil
+}
+
+// uml is one booted UML kernel.
+type uml struct {
+	name    string
+	cmd     *exec.Cmd
+	console io.WriteCloser
+	out     *output
+	exited  chan struct{} // closed once the kernel process has exited
+}
+
+// umlConfig describes a UML to boot.
+type umlConfig struct {
+	ns    *nstest.NS // run inside this namespace; nil for the test's own
+	net   string     // interface argument, e.g. eth0=daemon,MAC,unix,CTL
+	iface string     // interface name in the UML (default eth0)
+	ip    string
+	peers []string
+	vars  map[string]string // more init variables (flood, mtu, big)
+}
+
+var umlSeq struct {
+	sync.Mutex
+	n int
+}
+
+func bootUML(t *testing.T, c umlConfig) *uml {
+	t.Helper()
+	umlSeq.Lock()
+	umlSeq.n++
+	umid := fmt.Sprintf("e2e%d-%d", os.Getpid(), umlSeq.n)
+	umlSeq.Unlock()
+	dir := scratch(t)
+	args := []string{"mem=48M", "umid=" + umid, "root=/dev/root", "rootfstype=hostfs", "hostfs=" + env.root, "rw",
+		"init=/init", "con=null", "con0=fd:0,fd:1", c.net, "myip=" + c.ip}
+	if c.iface != "" {
+		args = append(args, "iface="+c.iface)
+	}
+	if len(c.peers) > 0 {
+		args = append(args, "peers="+strings.Join(c.peers, ","))
+	}
+	for k, v := range c.vars {
+		args = append(args, k+"="+v)
+	}
+	var cmd *exec.Cmd
+	if c.ns != nil {
+		cmd = c.ns.Cmd("linux", args...)
+	} else {
+		cmd = exec.Command("linux", args...)
+	}
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir, "HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, exited, err := startCollecting(cmd)
+	if err != nil {
+		t.Fatalf("boot UML: %v", err)
+	}
+	u := &uml{name: c.ip, cmd: cmd, console: in, out: out, exited: exited}
+	t.Cleanup(func() {
+		in.Close()
+		select {
+		case <-u.exited:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-u.exited
+		}
+		if t.Failed() || testing.Verbose() {
+			t.Logf("UML %s console:\n%s", u.name, u.out.text())
+		}
+	})
+	return u
+}
+
+// results waits until the UML has reported on every peer and returns
+// peer -> "ok" or "fail".
+func (u *uml) results(t *testing.T, peers []string) map[string]string {
+	t.Helper()
+	got := make(map[string]string)
+	for _, p := range peers {
+		line, ok := u.out.wait(regexp.MustCompile(`^RESULT `+regexp.QuoteMeta(p)+` `), 90*time.Second)
+		if !ok {
+			t.Fatalf("UML %s never reported on %s", u.name, p)
+		}
+		got[p] = strings.Fields(line)[2]
+	}
+	return got
+}
+
+// waitLine waits for a console line matching re.
+func (u *uml) waitLine(t *testing.T, re string) string {
+	t.Helper()
+	line, ok := u.out.wait(regexp.MustCompile(re), 90*time.Second)
+	if !ok {
+		t.Fatalf("UML %s: no line matching %q", u.name, re)
+	}
+	return line
+}
+
+// release lets the UML past its barrier; it prints its counters and stops.
+func (u *uml) release(t *testing.T) (rxPackets int) {
+	t.Helper()
+	u.waitLine(t, "^UML-WAITING")
+	fmt.Fprintln(u.console, "go")
+	line := u.waitLine(t, "^RXPACKETS ")
+	fmt.Sscan(strings.Fields(line)[1], &rxPackets)
+	select {
+	case <-u.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("UML %s did not power off", u.name)
+	}
+	return rxPackets
+}
+
+// switchProc is a running umlswitch binary.
+type switchProc struct {
+	cmd    *exec.Cmd
+	log    *output
+	exited chan struct{} // closed once it has exited
+	files  []string      // socket files that must be gone after it stops
+}
+
+// startSwitch runs umlswitch with args (in ns if given) and waits until it
+// serves. files are its socket paths, checked to be removed on exit.
+func startSwitch(t *testing.T, ns *nstest.NS, files []string, args ...string) *switchProc {
+	t.Helper()
+	args = append([]string{"-log-level", "debug"}, args...)
+	var cmd *exec.Cmd
+	if ns != nil {
+		cmd = ns.Cmd(env.umlswitch, args...)
+	} else {
+		cmd = exec.Command(env.umlswitch, args...)
+	}
+	log, exited, err := startCollecting(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &switchProc{cmd: cmd, log: log, exited: exited, files: files}
+	if _, ok := s.log.wait(regexp.MustCompile(`msg="umlswitch running"`), 10*time.Second); !ok {
+		cmd.Process.Kill()
+		t.Fatalf("umlswitch did not start:\n%s", s.log.text())
+	}
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// stop sends SIGTERM and checks a clean exit that removed the socket files.
+func (s *switchProc) stop(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.exited:
+		return // already stopped (and checked)
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+		if !s.cmd.ProcessState.Success() {
+			t.Errorf("umlswitch exited with %v:\n%s", s.cmd.ProcessState, s.log.text())
+		}
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		t.Errorf("umlswitch did not stop on SIGTERM:\n%s", s.log.text())
+	}
+	for _, f := range s.files {
+		if _, err := os.Lstat(f); err == nil {
+			t.Errorf("%s left behind after SIGTERM", f)
+		}
+	}
+	if t.Failed() || testing.Verbose() {
+		t.Logf("umlswitch log:\n%s", s.log.text())
+	}
+}
+
+// mac gives UML i a fixed, locally administered address.
+func mac(i int) string { return fmt.Sprintf("fe:fd:0a:00:00:%02x", i) }
+
+// expectAllOK checks that every UML reached every one of its peers.
+func expectAllOK(t *testing.T, umls []*uml, peers [][]string) {
+	t.Helper()
+	for i, u := range umls {
+		for p, r := range u.results(t, peers[i]) {
+			if r != "ok" {
+				t.Errorf("UML %s could not reach %s", u.name, p)
+			}
+		}
+	}
+}

@@ -1,0 +1,15 @@
+// Package fabric is the switching core of umlswitch: a learning Ethernet
+// switch (or a hub) over ports it knows only through the small interfaces in
+// port.go.
+//
+// Every reader goroutine runs to completion: it reads a batch of frames from
+// its port (or shared socket), learns source addresses, looks up destinations,
+// groups the batch by egress port and hands each group to that port's Write in
+// one call, then reads the next batch. There are no channels, pools or
+// per-frame allocations on that path. When a destination's queue is full the
+// reader holds the unsent frames and stops reading (so the sender is slowed,
+// not robbed) until the destination drains or a bound passes; other readers
+// are never held.
+//
+// fabric never imports a concrete transport; cmd/umlswitch wires them.
+package fabric

@@ -1,0 +1,237 @@
+package fabric
+
+import (
+	"errors"
+	"net"
+
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+// forwarder is one reader's forwarding state: staging lists and scratch
+// reused for every batch, so forwarding allocates nothing.
+//
+// The flow for one batch (forward):
+//  1. load the port snapshot once;
+//  2. per frame: drop and count empty, runt and oversize frames; learn the
+//     source; pick the egress (one port, or every port but the ingress);
+//     append the frame's index to that port's staging list;
+//  3. per staged port: one Write with all its frames, in arrival order;
+//  4. ports that were full: wait for each while it keeps taking frames, and
+//     drop what a port that takes nothing for TxHold was still owed.
+type forwarder struct {
+	sw      *Switch
+	lists   [][]uint16     // by PortID: indices of the frames staged for it
+	touched []frame.PortID // ports with a non-empty list, in first-use order
+	out     [][]byte       // frames of one Write
+	pend    []pending
+	depth   int
+}
+
+type pending struct {
+	e   *portEntry
+	off int // frames of its list already written
+}
+
+func newForwarder(s *Switch, depth int) *forwarder {
+	return &forwarder{sw: s, depth: depth, out: make([][]byte, 0, depth)}
+}
+
+// rxRun accumulates receive counters over a run of frames from one port so
+// the shared atomics are touched once per run, not per frame.
+type rxRun struct {
+	e              *portEntry
+	frames, nbytes uint64
+}
+
+func (r *rxRun) flush() {
+	if r.e != nil && r.frames > 0 {
+		r.e.stats.rxFrames.Add(r.frames)
+		r.e.stats.rxBytes.Add(r.nbytes)
+	}
+	r.frames, r.nbytes = 0, 0
+}
+
+func (f *forwarder) forward(v *frame.Vector, n int) {
+	set := f.sw.ports.Load()
+	now := f.sw.clock.Load()
+	hub := f.sw.cfg.Hub
+	table := f.sw.table
+
+	var (
+		run    rxRun
+		in     *portEntry
+		learnt struct { // last source learned: a batch usually has one sender
+			mac frame.MAC
+			in  *portEntry
+		}
+		memo struct { // last destination looked up
+			valid bool
+			mac   frame.MAC
+			out   *portEntry // nil: unknown, flood
+		}
+	)
+	for i := 0; i < n; i++ {
+		if in == nil || in.id != v.Ports[i] {
+			run.flush()
+			if in = set.get(v.Ports[i]); in == nil {
+				continue // its port went away while the batch was read
+			}
+			run.e = in
+		}
+		size := v.Sizes[i]
+		switch {
+		case size <= 0:
+			in.stats.drop(DropEmpty, 1)
+			continue
+		case size < frame.HeaderLen:
+			in.stats.drop(DropRunt, 1)
+			continue
+		case size > in.maxFrame || size > v.MaxFrame:
+			in.stats.drop(DropOversize, 1)
+			continue
+		}
+		run.frames++
+		run.nbytes += uint64(size)
+
+		fr := v.Frame(i)
+		if !hub {
+			if src := frame.SrcMAC(fr); !src.IsMulticast() && (src != learnt.mac || in != learnt.in) {
+				table.Learn(src, in.ref, now)
+				learnt.mac, learnt.in = src, in
+				memo.valid = false // the frame may have taught us the memoised destination
+			}
+			if dst := frame.DstMAC(fr); !dst.IsMulticast() {
+				if !memo.valid || dst != memo.mac {
+					memo.valid, memo.mac = true, dst
+					memo.out = set.resolve(table.Lookup(dst, now))
+				}
+				if out := memo.out; out != nil {
+					if out == in {
+						in.stats.drop(DropHairpin, 1) // never send a frame back where it came from
+					} else {
+						f.stage(out, i, size)
+					}
+					continue
+				}
+			}
+		}
+		for _, out := range set.live { // flood: broadcast, multicast, unknown unicast, hub
+			if out != in {
+				f.stage(out, i, size)
+			}
+		}
+	}
+	run.flush()
+	f.transmit(set, v)
+}
+
+// stage queues frame i for out, unless it is too long for out: ports may
+// have different MTUs, and a UML would cut a longer datagram short.
+func (f *forwarder) stage(out *portEntry, i, size int) {
+	if size > out.maxFrame {
+		out.stats.drop(DropTxOversize, 1)
+		return
+	}
+	id := out.id
+	if int(id) >= len(f.lists) {
+		f.grow(int(id) + 1)
+	}
+	l := f.lists[id]
+	if len(l) == 0 {
+		f.touched = append(f.touched, id)
+	}
+	f.lists[id] = append(l, uint16(i))
+}
+
+// grow makes room for more port ids. It allocates, but only when the switch
+// gains a port id this reader has not seen yet.
+func (f *forwarder) grow(n int) {
+	for len(f.lists) < n {
+		f.lists = append(f.lists, make([]uint16, 0, f.depth))
+	}
+}
+
+// frames fills f.out with the frames whose indices are in list.
+func (f *forwarder) frames(v *frame.Vector, list []uint16) [][]byte {
+	out := f.out[:0]
+	for _, k := range list {
+		out = append(out, v.Frame(int(k)))
+	}
+	return out
+}
+
+func (f *forwarder) transmit(set *portSet, v *frame.Vector) {
+	for _, id := range f.touched {
+		e := set.byID[id]
+		if off, full := f.write(e, f.frames(v, f.lists[id])); full {
+			f.pend = append(f.pend, pending{e: e, off: off})
+		}
+	}
+	if len(f.pend) > 0 {
+		f.hold(v)
+	}
+	for _, id := range f.touched {
+		f.lists[id] = f.lists[id][:0]
+	}
+	f.touched = f.touched[:0]
+}
+
+// hold waits for the ports that were full and writes the rest of their
+// frames. The reader does not read while it holds: that is the backpressure
+// that slows a sender to what its receivers take, and it only ever stalls
+// this one reader. The bound is on progress, not on the whole hold: a port
+// that takes nothing for TxHold is marked stalled and its frames are dropped
+// (and, until it takes frames again, dropped without waiting), so a stopped
+// peer costs others one bound; a port that drains slowly is waited for.
+func (f *forwarder) hold(v *frame.Vector) {
+	for _, p := range f.pend {
+		e := p.e
+		list := f.lists[e.id][p.off:]
+		for len(list) > 0 {
+			if e.stalled.Load() || !e.port.WaitWritable(f.sw.cfg.TxHold) {
+				e.stalled.Store(true)
+				e.stats.drop(DropTxFull, len(list))
+				break
+			}
+			off, full := f.write(e, f.frames(v, list))
+			list = list[off:]
+			if !full {
+				break
+			}
+		}
+	}
+	f.pend = f.pend[:0]
+}
+
+// write hands frames to e's port. It returns how many it got through (sent
+// or dropped for good) and whether the port was full before the end.
+func (f *forwarder) write(e *portEntry, frames [][]byte) (done int, full bool) {
+	for done < len(frames) {
+		n, err := e.port.Write(frames[done:])
+		if n > 0 {
+			var b uint64
+			for _, fr := range frames[done : done+n] {
+				b += uint64(len(fr))
+			}
+			e.stats.txFrames.Add(uint64(n))
+			e.stats.txBytes.Add(b)
+			if e.stalled.Load() {
+				e.stalled.Store(false) // it drains again: wait for it next time
+			}
+		}
+		done += n
+		switch {
+		case err == nil:
+			return len(frames), false
+		case errors.Is(err, ErrWouldBlock):
+			return done, true
+		case errors.Is(err, ErrPeerGone) || errors.Is(err, net.ErrClosed):
+			e.stats.drop(DropTxError, len(frames)-done)
+			return len(frames), false
+		default:
+			e.stats.drop(DropTxError, 1) // frames[done] was refused; go on with the rest
+			done++
+		}
+	}
+	return done, false
+}

@@ -1,0 +1,427 @@
+package fabric
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+var (
+	macA = frame.MAC{0xfe, 0xfd, 0x0a, 0, 0, 1}
+	macB = frame.MAC{0xfe, 0xfd, 0x0a, 0, 0, 2}
+	macC = frame.MAC{0xfe, 0xfd, 0x0a, 0, 0, 3}
+	macX = frame.MAC{0xfe, 0xfd, 0x0a, 0, 0, 0x99} // never sends
+	mcst = frame.MAC{0x01, 0x00, 0x5e, 0, 0, 1}
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// rig is a switch with n fake ports named p0..pn-1.
+type rig struct {
+	sw    *Switch
+	ports []*fakePort
+	ids   []frame.PortID
+	fw    *forwarder
+	v     *frame.Vector
+}
+
+func newRig(t testing.TB, n int, cfg Config) *rig {
+	t.Helper()
+	cfg.Logger = quiet()
+	r := &rig{sw: New(cfg), v: frame.NewVector(64, 9000)}
+	for i := 0; i < n; i++ {
+		p := newFake(fmt.Sprintf("p%d", i))
+		id, err := r.sw.Attach(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ports, r.ids = append(r.ports, p), append(r.ids, id)
+	}
+	r.fw = newForwarder(r.sw, 64)
+	return r
+}
+
+// newNullRig is a switch with n ports that discard what they are given.
+func newNullRig(t testing.TB, n int, cfg Config) *rig {
+	t.Helper()
+	cfg.Logger = quiet()
+	r := &rig{sw: New(cfg), v: frame.NewVector(64, 1518)}
+	for i := 0; i < n; i++ {
+		id, err := r.sw.Attach(nullPort{name: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ids = append(r.ids, id)
+	}
+	r.fw = newForwarder(r.sw, 64)
+	return r
+}
+
+func (r *rig) send(frames ...inFrame) {
+	r.fw.forward(r.v, load(r.v, frames))
+}
+
+func (r *rig) from(port int, dst, src frame.MAC, tag byte) inFrame {
+	return inFrame{port: r.ids[port], data: mkFrame(dst, src, 60, tag)}
+}
+
+// tags lists, per port, the tags of the frames it received, then resets.
+func (r *rig) tags() [][]byte {
+	out := make([][]byte, len(r.ports))
+	for i, p := range r.ports {
+		out[i] = []byte{}
+		for _, f := range p.frames() {
+			out[i] = append(out[i], f[14])
+		}
+		p.reset()
+	}
+	return out
+}
+
+func TestForwardingDecisions(t *testing.T) {
+	type step struct {
+		port     int
+		dst, src frame.MAC
+		tag      byte
+	}
+	tests := []struct {
+		name  string
+		hub   bool
+		learn []step // sent first; what they deliver is not checked
+		send  []step
+		want  [][]byte // tags per port
+	}{
+		{name: "unknown unicast floods to all but ingress",
+			send: []step{{0, macB, macA, 1}},
+			want: [][]byte{{}, {1}, {1}}},
+		{name: "broadcast floods",
+			send: []step{{1, frame.Broadcast, macB, 2}},
+			want: [][]byte{{2}, {}, {2}}},
+		{name: "multicast floods",
+			send: []step{{2, mcst, macC, 3}},
+			want: [][]byte{{3}, {3}, {}}},
+		{name: "known unicast goes to one port",
+			learn: []step{{1, frame.Broadcast, macB, 0}},
+			send:  []step{{0, macB, macA, 4}},
+			want:  [][]byte{{}, {4}, {}}},
+		{name: "reply after learning both ways",
+			learn: []step{{0, frame.Broadcast, macA, 0}, {1, macA, macB, 0}},
+			send:  []step{{0, macB, macA, 5}, {1, macA, macB, 6}},
+			want:  [][]byte{{6}, {5}, {}}},
+		{name: "frame for the ingress port is never sent back",
+			learn: []step{{0, frame.Broadcast, macA, 0}, {0, frame.Broadcast, macB, 0}},
+			send:  []step{{0, macB, macA, 7}},
+			want:  [][]byte{{}, {}, {}}},
+		{name: "address moves to the port it appears on",
+			learn: []step{{1, frame.Broadcast, macB, 0}, {2, frame.Broadcast, macB, 0}},
+			send:  []step{{0, macB, macA, 8}},
+			want:  [][]byte{{}, {}, {8}}},
+		{name: "multicast source is not learned",
+			learn: []step{{1, frame.Broadcast, mcst, 0}},
+			send:  []step{{0, mcst, macA, 9}},
+			want:  [][]byte{{}, {9}, {9}}},
+		{name: "hub floods known unicast",
+			hub:   true,
+			learn: []step{{1, frame.Broadcast, macB, 0}},
+			send:  []step{{0, macB, macA, 10}},
+			want:  [][]byte{{}, {10}, {10}}},
+		{name: "order is kept per destination within a batch",
+			learn: []step{{1, frame.Broadcast, macB, 0}},
+			send:  []step{{0, macB, macA, 1}, {0, macX, macA, 2}, {0, macB, macA, 3}, {2, macB, macC, 4}},
+			want:  [][]byte{{}, {1, 2, 3, 4}, {2}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, 3, Config{Hub: tt.hub})
+			for _, s := range tt.learn {
+				r.send(r.from(s.port, s.dst, s.src, s.tag))
+			}
+			r.tags()
+			var batch []inFrame
+			for _, s := range tt.send {
+				batch = append(batch, r.from(s.port, s.dst, s.src, s.tag))
+			}
+			r.send(batch...)
+			got := r.tags()
+			for i := range tt.want {
+				if !bytes.Equal(got[i], tt.want[i]) {
+					t.Errorf("port %d got tags %v, want %v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestBadFramesAreDroppedAndCounted(t *testing.T) {
+	r := newRig(t, 2, Config{})
+	r.ports[0].maxFrame = 1518
+	r2 := newFake("small")
+	r2.maxFrame = 100
+	small, _ := r.sw.Attach(r2)
+	r.send(
+		inFrame{port: r.ids[0], data: nil},                                   // empty datagram
+		inFrame{port: r.ids[0], data: make([]byte, 13)},                      // runt
+		inFrame{port: r.ids[0], data: mkFrame(macB, macA, 1519, 1)},          // over 1518
+		inFrame{port: small, data: mkFrame(macB, macA, 101, 2)},              // over the port's own limit
+		inFrame{port: r.ids[0], data: mkFrame(frame.Broadcast, macA, 14, 3)}, // bare header: fine
+		inFrame{port: r.ids[0], data: mkFrame(frame.Broadcast, macA, 1518, 4)},
+	)
+	st, _ := r.sw.PortStats(r.ids[0])
+	want := map[DropReason]uint64{DropEmpty: 1, DropRunt: 1, DropOversize: 1}
+	for reason, n := range want {
+		if st.Drops[reason] != n {
+			t.Errorf("%v drops = %d, want %d", reason, st.Drops[reason], n)
+		}
+	}
+	if st.RxFrames != 2 || st.RxBytes != 14+1518 {
+		t.Errorf("rx %d frames %d bytes, want 2 and %d", st.RxFrames, st.RxBytes, 14+1518)
+	}
+	if s2, _ := r.sw.PortStats(small); s2.Drops[DropOversize] != 1 {
+		t.Errorf("small port oversize drops = %d", s2.Drops[DropOversize])
+	}
+	// Only the two good frames went out, whole: never truncated.
+	got := r.ports[1].frames()
+	if len(got) != 2 || len(got[0]) != 14 || len(got[1]) != 1518 {
+		t.Fatalf("port 1 got %d frames", len(got))
+	}
+}
+
+func TestJumboFramesWithLargeMTU(t *testing.T) {
+	r := newRig(t, 2, Config{})
+	for _, p := range r.ports {
+		p.maxFrame = frame.MaxFrameForMTU(9000)
+	}
+	// Re-attach so the switch sees the new limits.
+	r = &rig{sw: New(Config{Logger: quiet()}), v: frame.NewVector(4, 9018)}
+	for i := 0; i < 2; i++ {
+		p := newFake(fmt.Sprint(i))
+		p.maxFrame = 9018
+		id, _ := r.sw.Attach(p)
+		r.ports, r.ids = append(r.ports, p), append(r.ids, id)
+	}
+	r.fw = newForwarder(r.sw, 4)
+	r.send(inFrame{port: r.ids[0], data: mkFrame(frame.Broadcast, macA, 9018, 1)})
+	if got := r.ports[1].frames(); len(got) != 1 || len(got[0]) != 9018 {
+		t.Fatalf("jumbo frame not forwarded whole")
+	}
+}
+
+func TestFrameTooLongForEgressIsDroppedThere(t *testing.T) {
+	sw := New(Config{Logger: quiet()})
+	big, small, other := newFake("big"), newFake("small"), newFake("other")
+	big.maxFrame, small.maxFrame, other.maxFrame = 9018, 1518, 9018
+	bigID, _ := sw.Attach(big)
+	smallID, _ := sw.Attach(small)
+	sw.Attach(other)
+	fw, v := newForwarder(sw, 4), frame.NewVector(4, 9018)
+	fw.forward(v, load(v, []inFrame{{port: bigID, data: mkFrame(frame.Broadcast, macA, 4000, 1)}}))
+	if len(small.frames()) != 0 || len(other.frames()) != 1 {
+		t.Fatalf("small got %d, other got %d", len(small.frames()), len(other.frames()))
+	}
+	if st, _ := sw.PortStats(smallID); st.Drops[DropTxOversize] != 1 {
+		t.Fatalf("small port drops %v", st.Drops)
+	}
+}
+
+func TestDetachFlushesAddresses(t *testing.T) {
+	r := newRig(t, 3, Config{})
+	r.send(r.from(1, frame.Broadcast, macB, 0), r.from(1, frame.Broadcast, macC, 0))
+	if r.sw.Table().Len() != 2 {
+		t.Fatalf("table has %d entries", r.sw.Table().Len())
+	}
+	r.sw.Detach(newFake("stranger")) // never attached: nothing happens
+	if len(r.sw.Stats()) != 3 || r.sw.Table().Len() != 2 {
+		t.Fatal("detaching an unknown port changed the switch")
+	}
+	r.sw.Detach(r.ports[1])
+	r.sw.Detach(r.ports[1]) // twice: nothing more happens
+	if r.sw.Table().Len() != 0 {
+		t.Fatalf("table has %d entries after detach", r.sw.Table().Len())
+	}
+	if !r.ports[1].closed {
+		t.Fatal("detached port not closed")
+	}
+	// A new port reuses the id; frames for macB must not go to it.
+	p := newFake("new")
+	id, _ := r.sw.Attach(p)
+	if id != r.ids[1] {
+		t.Fatalf("id not reused: %d", id)
+	}
+	r.tags()
+	r.send(r.from(0, macB, macA, 1))
+	if got := r.ports[2].frames(); len(got) != 1 {
+		t.Fatal("unknown destination not flooded after detach")
+	}
+}
+
+// A stale table entry from a port that has gone (learned after its flush)
+// must not direct frames to the port that takes its id next.
+func TestStaleGenerationIsIgnored(t *testing.T) {
+	r := newRig(t, 3, Config{})
+	old := r.sw.ports.Load().get(r.ids[1]).ref
+	r.sw.Detach(r.ports[1])
+	r.sw.Table().Learn(macB, old, 0) // as if a reader raced the detach
+	p := newFake("new")
+	r.sw.Attach(p)
+	r.tags()
+	r.send(r.from(0, macB, macA, 1))
+	if got := p.frames(); len(got) != 1 {
+		t.Fatalf("new port got %d frames, want 1 (flooded)", len(got))
+	}
+	if got := r.ports[2].frames(); len(got) != 1 {
+		t.Fatalf("port 2 got %d frames, want 1 (flooded)", len(got))
+	}
+}
+
+func TestMACTableAgeingAndBound(t *testing.T) {
+	tb := NewMACTable(2, time.Second)
+	sec := int64(time.Second)
+	tb.Learn(macA, makeRef(1, 1), 0)
+	tb.Learn(macB, makeRef(2, 1), 0)
+	tb.Learn(macC, makeRef(3, 1), 0) // table full
+	if tb.Len() != 2 || tb.Refused() != 1 {
+		t.Fatalf("len %d refused %d", tb.Len(), tb.Refused())
+	}
+	if _, ok := tb.Lookup(macC, 0); ok {
+		t.Fatal("address learned past the bound")
+	}
+	tb.Learn(macA, makeRef(1, 1), sec) // refresh A only
+	if _, ok := tb.Lookup(macB, 2*sec); ok {
+		t.Fatal("expired entry still returned")
+	}
+	if n := tb.Age(2 * sec); n != 1 {
+		t.Fatalf("aged %d, want 1", n)
+	}
+	if ref, ok := tb.Lookup(macA, 2*sec); !ok || ref.id() != 1 {
+		t.Fatalf("refreshed entry lost: %v %v", ref, ok)
+	}
+	tb.Learn(macC, makeRef(3, 1), 2*sec) // room again
+	if _, ok := tb.Lookup(macC, 2*sec); !ok {
+		t.Fatal("not learned after ageing made room")
+	}
+}
+
+func TestSwitchAgesOutEntries(t *testing.T) {
+	r := newRig(t, 2, Config{MACAge: 40 * time.Millisecond})
+	ctx, cancel := contextWithCancel()
+	defer cancel()
+	go r.sw.Run(ctx)
+	r.send(r.from(1, frame.Broadcast, macB, 0))
+	deadline := time.Now().Add(2 * time.Second)
+	for r.sw.Table().Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("entry never aged out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestHubLearnsNothing(t *testing.T) {
+	r := newRig(t, 2, Config{Hub: true})
+	r.send(r.from(0, frame.Broadcast, macA, 0))
+	if r.sw.Table().Len() != 0 {
+		t.Fatal("hub learned an address")
+	}
+}
+
+func TestHardWriteErrorDropsOneFrame(t *testing.T) {
+	r := newRig(t, 2, Config{})
+	r.ports[1].failAt = 1
+	var batch []inFrame
+	for i := 0; i < 4; i++ {
+		batch = append(batch, r.from(0, frame.Broadcast, macA, byte(i)))
+	}
+	r.send(batch...)
+	got := r.tags()[1]
+	if !bytes.Equal(got, []byte{0, 2, 3}) {
+		t.Fatalf("got %v, want [0 2 3]", got)
+	}
+	st, _ := r.sw.PortStats(r.ids[1])
+	if st.Drops[DropTxError] != 1 || st.TxFrames != 3 {
+		t.Fatalf("tx %d errors %d", st.TxFrames, st.Drops[DropTxError])
+	}
+}
+
+// A full destination makes the reader wait for it (the frames arrive once it
+// drains) instead of dropping at once.
+func TestBackpressureHoldsUntilDrained(t *testing.T) {
+	r := newRig(t, 2, Config{TxHold: 5 * time.Second})
+	r.ports[1].room = 2
+	var batch []inFrame
+	for i := 0; i < 6; i++ {
+		batch = append(batch, r.from(0, frame.Broadcast, macA, byte(i)))
+	}
+	go func() {
+		for i := 0; i < 4; i++ {
+			time.Sleep(5 * time.Millisecond)
+			r.ports[1].drain(1)
+		}
+	}()
+	r.send(batch...)
+	if got := r.tags()[1]; !bytes.Equal(got, []byte{0, 1, 2, 3, 4, 5}) {
+		t.Fatalf("got %v", got)
+	}
+	if st, _ := r.sw.PortStats(r.ids[1]); st.Dropped() != 0 {
+		t.Fatalf("drops %v", st.Drops)
+	}
+}
+
+// A destination that never drains costs one bound, then its frames are
+// dropped without waiting until it takes a frame again.
+func TestBackpressureBoundAndStall(t *testing.T) {
+	r := newRig(t, 3, Config{TxHold: 30 * time.Millisecond})
+	r.ports[1].room = 0
+	start := time.Now()
+	r.send(r.from(0, frame.Broadcast, macA, 1), r.from(0, frame.Broadcast, macA, 2))
+	first := time.Since(start)
+	if first < 30*time.Millisecond {
+		t.Fatalf("returned after %v, before the bound", first)
+	}
+	st, _ := r.sw.PortStats(r.ids[1])
+	if st.Drops[DropTxFull] != 2 {
+		t.Fatalf("tx-full drops %d, want 2", st.Drops[DropTxFull])
+	}
+	// Port 2 still got everything.
+	if got := r.tags()[2]; !bytes.Equal(got, []byte{1, 2}) {
+		t.Fatalf("port 2 got %v", got)
+	}
+	waits := r.ports[1].waits
+	r.send(r.from(0, frame.Broadcast, macA, 3))
+	if r.ports[1].waits != waits {
+		t.Fatal("waited again for a stalled port")
+	}
+	r.ports[1].drain(5)
+	r.send(r.from(0, frame.Broadcast, macA, 4))
+	if got := r.tags()[1]; !bytes.Equal(got, []byte{4}) {
+		t.Fatalf("recovered port got %v", got)
+	}
+	if r.sw.ports.Load().get(r.ids[1]).stalled.Load() {
+		t.Fatal("port still marked stalled after it took frames")
+	}
+}
+
+func TestForwardDoesNotAllocate(t *testing.T) {
+	r := newNullRig(t, 4, Config{})
+	var batch []inFrame
+	for i := 0; i < 64; i++ {
+		switch i % 3 {
+		case 0:
+			batch = append(batch, r.from(0, macB, macA, 0))
+		case 1:
+			batch = append(batch, r.from(1, frame.Broadcast, macB, 0))
+		default:
+			batch = append(batch, r.from(2, macX, macC, 0))
+		}
+	}
+	n := load(r.v, batch)
+	r.fw.forward(r.v, n) // first batch learns and sizes the staging lists
+	allocs := testing.AllocsPerRun(200, func() { r.fw.forward(r.v, n) })
+	if allocs != 0 && !raceEnabled {
+		t.Fatalf("%v allocations per batch", allocs)
+	}
+}

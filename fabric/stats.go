@@ -1,0 +1,94 @@
+package fabric
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+// DropReason says why a frame was not forwarded. The zero value is invalid.
+type DropReason uint8
+
+const (
+	dropInvalid    DropReason = iota
+	DropEmpty                 // zero-length datagram: never forwarded, it kills a UML interface
+	DropRunt                  // shorter than an Ethernet header
+	DropOversize              // longer than the ingress port's largest frame
+	DropTxOversize            // longer than this egress port's largest frame
+	DropHairpin               // destination was learned on the ingress port
+	DropTxFull                // destination stayed full past the hold bound
+	DropTxError               // destination refused the frame (peer gone, ...)
+	NumDropReasons
+)
+
+var dropNames = [NumDropReasons]string{"invalid", "empty", "runt", "oversize", "tx-oversize", "hairpin", "tx-full", "tx-error"}
+
+func (r DropReason) String() string {
+	if r < NumDropReasons {
+		return dropNames[r]
+	}
+	return fmt.Sprintf("DropReason(%d)", uint8(r))
+}
+
+// counters are one port's statistics, updated with atomics once per batch
+// by whichever reader touched the port. Padding keeps two ports' counters off
+// one cache line.
+type counters struct {
+	_        [64]byte
+	rxFrames atomic.Uint64
+	rxBytes  atomic.Uint64
+	txFrames atomic.Uint64
+	txBytes  atomic.Uint64
+	drops    [NumDropReasons]atomic.Uint64
+	_        [64]byte
+}
+
+func (c *counters) drop(r DropReason, n int) { c.drops[r].Add(uint64(n)) }
+
+// PortStats is a snapshot of one port's counters.
+type PortStats struct {
+	ID       frame.PortID
+	Name     string
+	RxFrames uint64
+	RxBytes  uint64
+	TxFrames uint64
+	TxBytes  uint64
+	Drops    [NumDropReasons]uint64 // indexed by DropReason
+}
+
+// Dropped is the total of all drop reasons.
+func (s PortStats) Dropped() uint64 {
+	var t uint64
+	for _, d := range s.Drops {
+		t += d
+	}
+	return t
+}
+
+func (c *counters) snapshot(id frame.PortID, name string) PortStats {
+	s := PortStats{ID: id, Name: name,
+		RxFrames: c.rxFrames.Load(), RxBytes: c.rxBytes.Load(),
+		TxFrames: c.txFrames.Load(), TxBytes: c.txBytes.Load()}
+	for i := range c.drops {
+		s.Drops[i] = c.drops[i].Load()
+	}
+	return s
+}
+
+// dropSummary lists the non-zero drops for a log line.
+func (s PortStats) dropSummary() string {
+	out := ""
+	for r := DropReason(1); r < NumDropReasons; r++ {
+		if s.Drops[r] != 0 {
+			if out != "" {
+				out += " "
+			}
+			out += fmt.Sprintf("%s=%d", r, s.Drops[r])
+		}
+	}
+	if out == "" {
+		return "none"
+	}
+	return out
+}

@@ -1,0 +1,292 @@
+package fabric
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMACAge       = 300 * time.Second
+	DefaultMACTableSize = 8192
+	// DefaultTxHold is how long a full destination may take nothing before
+	// the frames held for it are dropped and it is marked stalled. UML's
+	// receive queue is 10 datagrams deep; a few milliseconds covers a
+	// descheduled vCPU without letting a stopped UML hold anyone for long.
+	DefaultTxHold = 5 * time.Millisecond
+)
+
+// Config sets the switch's behaviour. Zero fields take the defaults.
+type Config struct {
+	Hub          bool          // flood every frame, learn nothing
+	MACAge       time.Duration // how long an address stays learned unseen
+	MACTableSize int           // most addresses learned at once
+	TxHold       time.Duration // most time a full destination may take nothing before it is stalled
+	Logger       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MACAge <= 0 {
+		c.MACAge = DefaultMACAge
+	}
+	if c.MACTableSize <= 0 {
+		c.MACTableSize = DefaultMACTableSize
+	}
+	if c.TxHold <= 0 {
+		c.TxHold = DefaultTxHold
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// portEntry is the switch's record of one attached port. It never changes
+// after Attach except for its atomics.
+type portEntry struct {
+	id       frame.PortID
+	ref      portRef
+	port     Port
+	name     string
+	maxFrame int
+	stats    *counters
+	// stalled is set when the port stayed full past the hold bound and
+	// cleared as soon as it takes a frame again: while set, readers drop
+	// frames for it instead of waiting, so a stopped peer costs one failed
+	// send per batch rather than the bound.
+	stalled atomic.Bool
+}
+
+// portSet is an immutable snapshot of the attached ports, replaced as a whole
+// on Attach and Detach and loaded once per batch by readers.
+type portSet struct {
+	byID []*portEntry // indexed by PortID, nil where free
+	live []*portEntry // attached ports in id order, for flooding
+}
+
+func (s *portSet) get(id frame.PortID) *portEntry {
+	if int(id) < len(s.byID) {
+		return s.byID[id]
+	}
+	return nil
+}
+
+// resolve turns a table entry into a live port, or nil if that port is gone.
+func (s *portSet) resolve(ref portRef, ok bool) *portEntry {
+	if !ok {
+		return nil
+	}
+	if e := s.get(ref.id()); e != nil && e.ref == ref {
+		return e
+	}
+	return nil
+}
+
+// Switch is a learning Ethernet switch. Its methods are safe for concurrent use.
+type Switch struct {
+	cfg   Config
+	log   *slog.Logger
+	table *MACTable
+	ports atomic.Pointer[portSet]
+	// clock is the coarse time readers stamp MAC entries with, in
+	// nanoseconds since start, advanced by Run's ticker.
+	clock atomic.Int64
+	start time.Time
+
+	mu     sync.Mutex // guards gens, closed and replacing ports
+	gens   []uint16   // generation of each id slot
+	closed bool
+
+	readers sync.WaitGroup
+}
+
+var _ Registry = (*Switch)(nil)
+
+// New returns a switch with no ports.
+func New(cfg Config) *Switch {
+	cfg.setDefaults()
+	s := &Switch{cfg: cfg, log: cfg.Logger, table: NewMACTable(cfg.MACTableSize, cfg.MACAge), start: time.Now()}
+	s.ports.Store(&portSet{})
+	return s
+}
+
+// Table exposes the MAC table for inspection.
+func (s *Switch) Table() *MACTable { return s.table }
+
+// Attach adds p as a new port.
+func (s *Switch) Attach(p Port) (frame.PortID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, fmt.Errorf("attach %s: %w", p.Name(), net.ErrClosed)
+	}
+	old := s.ports.Load()
+	id := -1
+	for i, e := range old.byID {
+		if e == nil {
+			id = i
+			break
+		}
+	}
+	if id < 0 {
+		if len(old.byID) >= frame.MaxPorts {
+			return 0, fmt.Errorf("attach %s: switch already has %d ports", p.Name(), frame.MaxPorts)
+		}
+		id = len(old.byID)
+		s.gens = append(s.gens, 0)
+	}
+	s.gens[id]++
+	e := &portEntry{id: frame.PortID(id), ref: makeRef(frame.PortID(id), s.gens[id]), port: p,
+		name: p.Name(), maxFrame: p.MaxFrame(), stats: new(counters)}
+	next := &portSet{byID: append([]*portEntry(nil), old.byID...)}
+	if id == len(next.byID) {
+		next.byID = append(next.byID, e)
+	} else {
+		next.byID[id] = e
+	}
+	next.live = liveOf(next.byID)
+	s.ports.Store(next)
+	s.log.Info("port attached", "port", id, "name", e.name, "max_frame", e.maxFrame)
+	return e.id, nil
+}
+
+func liveOf(byID []*portEntry) []*portEntry {
+	var live []*portEntry
+	for _, e := range byID {
+		if e != nil {
+			live = append(live, e)
+		}
+	}
+	return live
+}
+
+// Detach removes p, forgets its addresses and closes it.
+func (s *Switch) Detach(p Port) {
+	s.mu.Lock()
+	old := s.ports.Load()
+	var e *portEntry
+	for _, c := range old.live {
+		if c.port == p {
+			e = c
+			break
+		}
+	}
+	if e == nil {
+		s.mu.Unlock()
+		return
+	}
+	id := e.id
+	next := &portSet{byID: append([]*portEntry(nil), old.byID...)}
+	next.byID[id] = nil // the slot is reused by a later Attach, with a new generation
+	next.live = liveOf(next.byID)
+	s.ports.Store(next)
+	s.mu.Unlock()
+
+	flushed := s.table.FlushPort(id)
+	if err := e.port.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		s.log.Warn("port close", "port", id, "name", e.name, "err", err)
+	}
+	st := e.stats.snapshot(id, e.name)
+	s.log.Info("port detached", "port", id, "name", e.name, "rx", st.RxFrames, "tx", st.TxFrames,
+		"drops", st.dropSummary(), "macs_flushed", flushed)
+}
+
+// Serve runs r on its own goroutine until it reports net.ErrClosed.
+func (s *Switch) Serve(r Receiver) {
+	s.readers.Add(1)
+	go s.runReceiver(r)
+}
+
+func (s *Switch) runReceiver(r Receiver) {
+	defer s.readers.Done()
+	v := frame.NewVector(r.Depth, r.MaxFrame)
+	f := newForwarder(s, r.Depth)
+	s.log.Debug("receiver started", "name", r.Name, "depth", r.Depth)
+	var (
+		failures  int
+		lastLog   time.Time
+		suppressd int
+	)
+	for {
+		n, err := r.Receive(v)
+		if err == nil {
+			failures = 0
+			f.forward(v, n)
+			continue
+		}
+		if errors.Is(err, net.ErrClosed) {
+			s.log.Debug("receiver stopped", "name", r.Name)
+			return
+		}
+		// Transient: log at most once a second, and back off when errors
+		// repeat so a broken socket cannot spin a core.
+		failures++
+		if now := time.Now(); now.Sub(lastLog) >= time.Second {
+			s.log.Warn("receive", "name", r.Name, "err", err, "suppressed", suppressd)
+			lastLog, suppressd = now, 0
+		} else {
+			suppressd++
+		}
+		if failures > 16 {
+			time.Sleep(min(time.Duration(failures)*time.Millisecond, 100*time.Millisecond))
+		}
+	}
+}
+
+// Run keeps the switch's clock and ages the MAC table until ctx ends.
+func (s *Switch) Run(ctx context.Context) error {
+	tick := min(time.Second, s.cfg.MACAge/4)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			c := int64(now.Sub(s.start))
+			s.clock.Store(c)
+			if n := s.table.Age(c); n > 0 {
+				s.log.Debug("mac entries aged out", "count", n)
+			}
+		}
+	}
+}
+
+// Close detaches every port and waits for all receivers to stop. Transports
+// that own shared sockets must be closed first so their receivers return.
+func (s *Switch) Close() {
+	s.mu.Lock()
+	s.closed = true
+	live := s.ports.Load().live
+	s.mu.Unlock()
+	for _, e := range live {
+		s.Detach(e.port)
+	}
+	s.readers.Wait()
+}
+
+// Stats returns a snapshot of every attached port's counters.
+func (s *Switch) Stats() []PortStats {
+	live := s.ports.Load().live
+	out := make([]PortStats, 0, len(live))
+	for _, e := range live {
+		out = append(out, e.stats.snapshot(e.id, e.name))
+	}
+	return out
+}
+
+// PortStats returns the counters of port id, if it is attached.
+func (s *Switch) PortStats(id frame.PortID) (PortStats, bool) {
+	e := s.ports.Load().get(id)
+	if e == nil {
+		return PortStats{}, false
+	}
+	return e.stats.snapshot(id, e.name), true
+}

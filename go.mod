@@ -1,0 +1,10 @@
+module github.com/umlswitch/umlswitch
+
+go 1.26.8
+
+require (
+	github.com/vishvananda/netns v0.0.5
+	golang.org/x/sys v0.49.0
+)
+
+require go.yaml.in/yaml/v3 v3.0.6

@@ -1,0 +1,91 @@
+// Package nstest gives tests a network namespace of their own: created with
+// `ip netns add` (so commands can run in it with `ip netns exec`), entered by
+// a locked OS thread for in-process work, and deleted at cleanup. Traffic in
+// it never reaches the host's interfaces.
+package nstest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/vishvananda/netns"
+)
+
+var seq atomic.Uint64
+
+// NS is a named network namespace owned by one test.
+type NS struct {
+	Name   string
+	handle netns.NsHandle
+}
+
+// New creates a namespace with its loopback up. It fails the test, never
+// skips it, when the machine does not allow namespaces.
+func New(t testing.TB) *NS {
+	t.Helper()
+	name := fmt.Sprintf("umlsw-%d-%d", os.Getpid(), seq.Add(1))
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s (network namespaces need root or CAP_SYS_ADMIN and iproute2)", name, err, out)
+	}
+	ns := &NS{Name: name}
+	t.Cleanup(func() {
+		if ns.handle.IsOpen() {
+			ns.handle.Close()
+		}
+		exec.Command("ip", "netns", "del", name).Run()
+	})
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatalf("open netns %s: %v", name, err)
+	}
+	ns.handle = h
+	ns.MustRun(t, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// Do runs f on an OS thread inside the namespace. Sockets and devices that f
+// opens stay in the namespace and can be used from any goroutine afterwards.
+func (ns *NS) Do(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// The thread is left locked: it dies with this goroutine instead of
+		// going back to the pool in the wrong namespace if restoring fails.
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns.handle); err != nil {
+			errc <- err
+			return
+		}
+		err = f()
+		if serr := netns.Set(orig); serr == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+// Cmd returns a command that runs inside the namespace.
+func (ns *NS) Cmd(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+}
+
+// MustRun runs a command inside the namespace and fails the test on error.
+func (ns *NS) MustRun(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := ns.Cmd(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("in %s: %s %s: %v: %s", ns.Name, name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}

@@ -1,0 +1,181 @@
+// Package sockport is a switch port over one connected, non-blocking
+// datagram or seqpacket socket: a daemon/VDE client's data socket now, a BESS
+// connection later. Frames go out with sendmmsg and come in with recvmmsg in
+// batches.
+package sockport
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/mmsg"
+	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
+)
+
+// txChunk is the most frames one sendmmsg carries; longer writes loop. It
+// matches UML's default batch depth.
+const txChunk = 64
+
+// errPeerGone is returned without allocating when the peer has vanished.
+var errPeerGone = fmt.Errorf("socket: %w", fabric.ErrPeerGone)
+
+// Config describes a port.
+type Config struct {
+	Name     string
+	Depth    int    // frames per receive batch
+	MaxFrame int    // largest frame sent or accepted
+	OnClose  func() // runs once after the socket is closed, e.g. to close a control connection
+}
+
+// Port is a fabric.Port over one socket.
+type Port struct {
+	cfg    Config
+	fd     *pollfd.FD
+	txPool sync.Pool // *mmsg.Batch, so concurrent writers need no lock
+
+	// Receive state, used by the single reader goroutine only.
+	id     frame.PortID
+	rx     *mmsg.Batch
+	rxVec  *frame.Vector
+	rxN    int
+	rxErr  error
+	readFn func(fd uintptr) bool // bound once so a read allocates no closure
+}
+
+var _ fabric.Port = (*Port)(nil)
+
+// New takes ownership of fd, which must be a connected non-blocking socket.
+func New(fd int, cfg Config) (*Port, error) {
+	pfd, err := pollfd.New(fd, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	p := &Port{cfg: cfg, fd: pfd}
+	p.txPool.New = func() any { return mmsg.NewBatch(txChunk, 1) }
+	p.readFn = p.read
+	return p, nil
+}
+
+// Name implements fabric.Port.
+func (p *Port) Name() string { return p.cfg.Name }
+
+// MaxFrame implements fabric.Port.
+func (p *Port) MaxFrame() int { return p.cfg.MaxFrame }
+
+// Write implements fabric.Port with one sendmmsg per 64 frames.
+func (p *Port) Write(frames [][]byte) (int, error) {
+	fd, ok := p.fd.Borrow()
+	if !ok {
+		return 0, net.ErrClosed
+	}
+	defer p.fd.Return()
+	b := p.txPool.Get().(*mmsg.Batch)
+	defer p.txPool.Put(b)
+	sent := 0
+	for sent < len(frames) {
+		chunk := frames[sent:min(len(frames), sent+txChunk)]
+		for i, f := range chunk {
+			b.SetBuf(i, 0, f)
+		}
+		n, err := b.Send(fd, 0, len(chunk), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		sent += n
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return sent, sendError(err)
+		}
+		if n < len(chunk) {
+			// Message n failed and the kernel dropped its error. Almost
+			// always the peer's queue is full; saying so saves a system
+			// call that would only return EAGAIN, and any other error
+			// shows on the caller's next attempt after its wait.
+			return sent, fabric.ErrWouldBlock
+		}
+	}
+	return sent, nil
+}
+
+func sendError(err error) error {
+	switch err {
+	case unix.EAGAIN:
+		return fabric.ErrWouldBlock
+	case unix.ECONNREFUSED, unix.ENOTCONN, unix.EPIPE, unix.ECONNRESET, unix.EDESTADDRREQ:
+		return errPeerGone
+	}
+	return err // an Errno: boxing it does not allocate
+}
+
+// WaitWritable implements fabric.Port. On a unix datagram socket connected
+// to a peer, POLLOUT means the peer's queue has room.
+func (p *Port) WaitWritable(timeout time.Duration) bool { return p.fd.WaitWritable(timeout) }
+
+// Close implements fabric.Port; Config.OnClose runs after the socket is closed.
+func (p *Port) Close() error { return p.fd.Close(p.cfg.OnClose) }
+
+// LocalAddr is the address the socket is bound to, as the raw 110 bytes.
+func (p *Port) LocalAddr() (unixsock.Addr, error) {
+	fd, ok := p.fd.Borrow()
+	if !ok {
+		return unixsock.Addr{}, net.ErrClosed
+	}
+	defer p.fd.Return()
+	return unixsock.Getsockname(fd)
+}
+
+// Receiver returns the reading side; every frame it reads is marked as
+// entering through port id.
+func (p *Port) Receiver(id frame.PortID) fabric.Receiver {
+	p.id = id
+	return fabric.Receiver{Name: p.cfg.Name, Depth: p.cfg.Depth, MaxFrame: p.cfg.MaxFrame, Receive: p.receive}
+}
+
+func (p *Port) receive(v *frame.Vector) (int, error) {
+	if p.rxVec != v {
+		p.bind(v)
+	}
+	p.rxN, p.rxErr = 0, nil
+	if err := p.fd.Read(p.readFn); err != nil {
+		return 0, err
+	}
+	if p.rxErr != nil {
+		return 0, p.rxErr
+	}
+	for i := 0; i < p.rxN; i++ {
+		v.Sizes[i] = int(p.rx.Hdrs[i].Len) // the true length, thanks to MSG_TRUNC
+	}
+	return p.rxN, nil
+}
+
+// bind points the receive iovecs at v's buffers; the ingress port never
+// changes, so v.Ports is filled here once.
+func (p *Port) bind(v *frame.Vector) {
+	n := min(p.cfg.Depth, v.Depth())
+	p.rx = mmsg.NewBatch(n, 1)
+	for i := 0; i < n; i++ {
+		p.rx.SetBuf(i, 0, v.Room(i))
+		v.Ports[i] = p.id
+	}
+	p.rxVec = v
+}
+
+func (p *Port) read(fd uintptr) bool {
+	for {
+		n, err := p.rx.Recv(int(fd), len(p.rx.Hdrs), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // park on the netpoller until readable
+		}
+		p.rxN, p.rxErr = n, err
+		return true
+	}
+}

@@ -1,0 +1,103 @@
+package unixsock
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync/atomic"
+)
+
+// AddrLen is sizeof(struct sockaddr_un) on Linux: a 2-byte family and 108
+// bytes of path.
+const AddrLen = 110
+
+// PathLen is the size of sun_path.
+const PathLen = AddrLen - 2
+
+// familyUnix is AF_UNIX as the first two bytes in host (little-endian) order.
+const familyUnix = 1
+
+// Addr is a raw sockaddr_un. The whole path is significant for abstract names.
+type Addr [AddrLen]byte
+
+// Family returns sun_family.
+func (a *Addr) Family() uint16 { return binary.LittleEndian.Uint16(a[0:2]) }
+
+// Path returns sun_path.
+func (a *Addr) Path() []byte { return a[2:] }
+
+// IsAbstract reports whether the address names the abstract namespace.
+func (a *Addr) IsAbstract() bool { return a[2] == 0 }
+
+// FilesystemPath returns the path of a filesystem address, up to its NUL.
+func (a *Addr) FilesystemPath() string {
+	p := a.Path()
+	if i := bytes.IndexByte(p, 0); i >= 0 {
+		p = p[:i]
+	}
+	return string(p)
+}
+
+// String is for logs: a filesystem path, or "@" and the printable part of an
+// abstract name.
+func (a *Addr) String() string {
+	if !a.IsAbstract() {
+		return a.FilesystemPath()
+	}
+	var b strings.Builder
+	b.WriteByte('@')
+	for _, c := range bytes.TrimRight(a[3:], "\x00") {
+		if c >= 0x20 && c < 0x7f {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('.')
+		}
+	}
+	return b.String()
+}
+
+// FromPath builds a filesystem address. The path must fit sun_path with its NUL.
+func FromPath(path string) (Addr, error) {
+	var a Addr
+	if path == "" || len(path) >= PathLen {
+		return a, fmt.Errorf("unix socket path %q: length %d not in 1..%d", path, len(path), PathLen-1)
+	}
+	if strings.IndexByte(path, 0) >= 0 {
+		return a, fmt.Errorf("unix socket path %q: contains a NUL byte", path)
+	}
+	binary.LittleEndian.PutUint16(a[0:2], familyUnix)
+	copy(a[2:], path)
+	return a, nil
+}
+
+// Abstract builds an abstract address named name, padded with NULs to the
+// full 108 bytes: UML sends to a 110-byte address, so a shorter binding would
+// never receive its frames.
+func Abstract(name string) Addr {
+	var a Addr
+	binary.LittleEndian.PutUint16(a[0:2], familyUnix)
+	copy(a[3:], name)
+	return a
+}
+
+var abstractSeq atomic.Uint64
+
+// UniqueAbstract returns a fresh abstract address for this process:
+// "@<prefix>-<pid>-<sequence>" padded to 108 bytes.
+func UniqueAbstract(prefix string, pid int) Addr {
+	return Abstract(fmt.Sprintf("%s-%d-%d", prefix, pid, abstractSeq.Add(1)))
+}
+
+// FromBytes copies a 110-byte sockaddr_un out of b and checks its family.
+func FromBytes(b []byte) (Addr, error) {
+	var a Addr
+	if len(b) < AddrLen {
+		return a, fmt.Errorf("unix address: %d bytes, want %d", len(b), AddrLen)
+	}
+	copy(a[:], b)
+	if a.Family() != familyUnix {
+		return a, fmt.Errorf("unix address: family %d, want AF_UNIX (1)", a.Family())
+	}
+	return a, nil
+}

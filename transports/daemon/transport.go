@@ -1,0 +1,333 @@
+package daemon
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/sockport"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultDepth            = 64
+	DefaultHandshakeTimeout = 5 * time.Second
+	// DefaultV0DataPath is where uml_switch -compat-v0 binds its data socket.
+	DefaultV0DataPath = "/tmp/uml.data"
+)
+
+// Config describes one control socket.
+type Config struct {
+	Path             string      // control socket, or a directory that gets DIR/ctl
+	Mode             os.FileMode // chmod of the control socket; 0 keeps the umask's
+	CompatV0         bool        // also serve version 0 clients
+	DataPath         string      // version 0 shared data socket (DefaultV0DataPath)
+	Depth            int         // frames per batch
+	MaxFrame         int         // largest frame, header included
+	HandshakeTimeout time.Duration
+	Logger           *slog.Logger
+}
+
+// Transport is a control socket and the ports of the clients it accepted.
+type Transport struct {
+	cfg     Config
+	log     *slog.Logger
+	ctlPath string
+	ln      *net.UnixListener
+	v0      *v0Socket
+	reg     fabric.Registry
+
+	mu      sync.Mutex
+	ports   map[*sockport.Port]struct{} // attached through this transport
+	pending map[*net.UnixConn]struct{}  // still in handshake
+	closed  bool
+	wg      sync.WaitGroup
+
+	seq      atomic.Uint64
+	accepted atomic.Uint64
+	rejected atomic.Uint64
+}
+
+// Listen binds the control socket (and, with CompatV0, the shared data
+// socket). Nothing is accepted before Start.
+func Listen(cfg Config) (*Transport, error) {
+	if cfg.Depth <= 0 {
+		cfg.Depth = DefaultDepth
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = frame.MaxFrameForMTU(frame.DefaultMTU)
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.CompatV0 && cfg.DataPath == "" {
+		cfg.DataPath = DefaultV0DataPath
+	}
+	ctl, _, err := ctlPathFor(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("daemon %s: %w", cfg.Path, err)
+	}
+	ln, err := listenUnix(ctl)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	if cfg.Mode != 0 {
+		if err := os.Chmod(ctl, cfg.Mode); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
+	}
+	t := &Transport{cfg: cfg, log: cfg.Logger, ctlPath: ctl, ln: ln,
+		ports: make(map[*sockport.Port]struct{}), pending: make(map[*net.UnixConn]struct{})}
+	if cfg.CompatV0 {
+		if t.v0, err = listenV0(cfg.DataPath, cfg); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
+	}
+	return t, nil
+}
+
+// Path is the control socket clients connect to.
+func (t *Transport) Path() string { return t.ctlPath }
+
+// Counts returns how many clients were accepted and rejected so far.
+func (t *Transport) Counts() (accepted, rejected uint64) {
+	return t.accepted.Load(), t.rejected.Load()
+}
+
+// Start accepts clients and attaches each to reg as a port.
+func (t *Transport) Start(reg fabric.Registry) {
+	t.reg = reg
+	if t.v0 != nil {
+		reg.Serve(t.v0.receiver(t.cfg))
+	}
+	t.wg.Add(1)
+	go t.acceptLoop()
+	t.log.Info("listening", "transport", "daemon", "ctl", t.ctlPath, "compat_v0", t.cfg.CompatV0)
+}
+
+func (t *Transport) acceptLoop() {
+	defer t.wg.Done()
+	for {
+		c, err := t.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			t.log.Warn("accept", "ctl", t.ctlPath, "err", err)
+			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
+			continue
+		}
+		if !t.track(c) {
+			c.Close()
+			return
+		}
+		t.wg.Add(1)
+		go t.serveClient(c)
+	}
+}
+
+func (t *Transport) track(c *net.UnixConn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.pending[c] = struct{}{}
+	return true
+}
+
+// serveClient runs one client's handshake, then watches its control
+// connection: EOF or an error there detaches the port. Bytes after the
+// request (a description cut across reads) are ignored.
+func (t *Transport) serveClient(c *net.UnixConn) {
+	defer t.wg.Done()
+	seq := t.seq.Add(1)
+	port, req, err := t.handshake(c, seq)
+	t.mu.Lock()
+	delete(t.pending, c)
+	if err == nil && t.closed {
+		err = net.ErrClosed
+	}
+	if err == nil {
+		t.ports[port] = struct{}{}
+	}
+	t.mu.Unlock()
+	if err == nil {
+		err = t.attach(c, port, &req)
+	}
+	if err != nil {
+		t.rejected.Add(1)
+		if port != nil {
+			t.forget(port)
+			port.Close()
+		} else {
+			c.Close()
+		}
+		t.log.Warn("client rejected", "ctl", t.ctlPath, "client", seq, "err", err)
+		return
+	}
+	t.accepted.Add(1)
+	var buf [64]byte
+	for {
+		if _, err = c.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	t.log.Debug("client control connection ended", "ctl", t.ctlPath, "client", seq, "err", err)
+	if req.Version == 0 {
+		t.v0.remove(&req.Addr)
+	}
+	t.reg.Detach(port)
+	t.forget(port)
+}
+
+// attach adds the port to the switch and only then replies with its data
+// address, so that nothing the client sends or is sent can reach the
+// switch before the port exists.
+func (t *Transport) attach(c *net.UnixConn, port *sockport.Port, req *Request) error {
+	id, err := t.reg.Attach(port)
+	if err != nil {
+		return err
+	}
+	if req.Version == 0 {
+		t.v0.add(&req.Addr, id) // its frames arrive on the shared socket; it expects no reply
+		return nil
+	}
+	t.reg.Serve(port.Receiver(id))
+	local, err := port.LocalAddr()
+	if err == nil {
+		c.SetWriteDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+		_, err = c.Write(local[:])
+		c.SetWriteDeadline(time.Time{})
+	}
+	if err != nil {
+		t.reg.Detach(port)
+		return fmt.Errorf("reply: %w", err)
+	}
+	return nil
+}
+
+func (t *Transport) forget(p *sockport.Port) {
+	t.mu.Lock()
+	delete(t.ports, p)
+	t.mu.Unlock()
+}
+
+// handshake reads the request and makes the client's data socket,
+// connected to the client. On success the returned port owns c.
+func (t *Transport) handshake(c *net.UnixConn, seq uint64) (*sockport.Port, Request, error) {
+	c.SetReadDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	req, err := readRequest(c, t.cfg.CompatV0)
+	if err != nil {
+		return nil, req, err
+	}
+	c.SetReadDeadline(time.Time{})
+
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, req, fmt.Errorf("data socket: %w", err)
+	}
+	local := unixsock.UniqueAbstract("umlswitch", os.Getpid())
+	if err := unixsock.Bind(fd, &local); err != nil {
+		unix.Close(fd)
+		return nil, req, fmt.Errorf("bind data socket: %w", err)
+	}
+	// Connect before replying: VDE clients unlink their path as soon as the
+	// reply arrives, and only accept frames from the address in it.
+	if err := unixsock.Connect(fd, &req.Addr); err != nil {
+		unix.Close(fd)
+		return nil, req, fmt.Errorf("client data socket %s unreachable: %w", req.Addr.String(), err)
+	}
+	port, err := sockport.New(fd, sockport.Config{
+		Name:     fmt.Sprintf("daemon#%d %s", seq, label(&req)),
+		Depth:    t.cfg.Depth,
+		MaxFrame: t.cfg.MaxFrame,
+		OnClose:  func() { c.Close() },
+	})
+	return port, req, err
+}
+
+// readRequest reads until the fixed part of the request is in; whatever
+// arrived with it is the description.
+func readRequest(c *net.UnixConn, allowV0 bool) (Request, error) {
+	var buf [MaxRequest]byte
+	n := 0
+	for {
+		need, err := requestLen(buf[:n], allowV0)
+		if err != nil {
+			return Request{}, err
+		}
+		if n >= need {
+			return ParseRequest(buf[:n], allowV0)
+		}
+		m, err := c.Read(buf[n:])
+		n += m
+		if err != nil && n < MaxRequest {
+			if need, lerr := requestLen(buf[:n], allowV0); lerr == nil && n >= need {
+				return ParseRequest(buf[:n], allowV0)
+			}
+			return Request{}, fmt.Errorf("request: read %d bytes: %w", n, err)
+		}
+	}
+}
+
+// label names a client in logs: its description (VDE), else the pid that
+// UML and uml_switch put in their abstract address, else its path.
+func label(r *Request) string {
+	switch {
+	case r.Description != "":
+		return r.Description
+	case r.Addr.IsAbstract():
+		return fmt.Sprintf("pid=%d", binary.LittleEndian.Uint32(r.Addr[6:10]))
+	default:
+		return r.Addr.FilesystemPath()
+	}
+}
+
+// Close stops accepting, detaches every port of this transport and removes
+// its socket files.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	ports := make([]*sockport.Port, 0, len(t.ports))
+	for p := range t.ports {
+		ports = append(ports, p)
+	}
+	for c := range t.pending {
+		c.Close()
+	}
+	t.mu.Unlock()
+
+	err := t.ln.Close()
+	for _, p := range ports {
+		if t.reg != nil {
+			t.reg.Detach(p)
+		}
+		p.Close()
+	}
+	if t.v0 != nil {
+		t.v0.close()
+	}
+	t.wg.Wait()
+	return err
+}

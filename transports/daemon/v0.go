@@ -1,0 +1,149 @@
+package daemon
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/mmsg"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
+)
+
+// v0Socket is the shared data socket of -compat-v0: version 0 clients send
+// every frame to this one path, so a frame's port is found by its sender.
+type v0Socket struct {
+	path string
+	file *os.File
+	raw  syscall.RawConn
+
+	mu     sync.RWMutex
+	byAddr map[unixsock.Addr]frame.PortID
+
+	rx     *mmsg.Batch
+	names  []unixsock.Addr
+	rxVec  *frame.Vector
+	rxN    int
+	rxErr  error
+	readFn func(uintptr) bool
+}
+
+func listenV0(path string, cfg Config) (*v0Socket, error) {
+	addr, err := unixsock.FromPath(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		os.Remove(path) // a datagram socket cannot be probed for life; uml_switch replaces it too
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unixsock.Bind(fd, &addr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind v0 data socket %s: %w", path, err)
+	}
+	if cfg.Mode != 0 {
+		os.Chmod(path, cfg.Mode)
+	}
+	s := &v0Socket{path: path, file: os.NewFile(uintptr(fd), path), byAddr: make(map[unixsock.Addr]frame.PortID)}
+	if s.raw, err = s.file.SyscallConn(); err != nil {
+		s.file.Close()
+		return nil, err
+	}
+	s.readFn = s.read
+	return s, nil
+}
+
+// canonical makes the address a client announced and the address the
+// kernel reports for its datagrams compare equal: abstract names keep all
+// their bytes, filesystem paths end at their NUL.
+func canonical(a *unixsock.Addr, n int) unixsock.Addr {
+	var c unixsock.Addr
+	if n > unixsock.AddrLen {
+		n = unixsock.AddrLen
+	}
+	copy(c[:n], a[:n])
+	if !c.IsAbstract() {
+		if i := bytes.IndexByte(c[2:], 0); i >= 0 {
+			clear(c[2+i:])
+		}
+	}
+	return c
+}
+
+func (s *v0Socket) add(a *unixsock.Addr, id frame.PortID) {
+	s.mu.Lock()
+	s.byAddr[canonical(a, unixsock.AddrLen)] = id
+	s.mu.Unlock()
+}
+
+func (s *v0Socket) remove(a *unixsock.Addr) {
+	s.mu.Lock()
+	delete(s.byAddr, canonical(a, unixsock.AddrLen))
+	s.mu.Unlock()
+}
+
+func (s *v0Socket) receiver(cfg Config) fabric.Receiver {
+	return fabric.Receiver{Name: "daemon v0 " + s.path, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame, Receive: s.receive}
+}
+
+func (s *v0Socket) receive(v *frame.Vector) (int, error) {
+	if s.rxVec != v {
+		n := v.Depth()
+		s.rx, s.names, s.rxVec = mmsg.NewBatch(n, 1), make([]unixsock.Addr, n), v
+		for i := 0; i < n; i++ {
+			s.rx.SetBuf(i, 0, v.Room(i))
+		}
+	}
+	for i := range s.names {
+		s.rx.SetName(i, s.names[i][:]) // recvmmsg shortens Namelen: reset it each time
+	}
+	s.rxN, s.rxErr = 0, nil
+	if err := s.raw.Read(s.readFn); err != nil {
+		return 0, net.ErrClosed // without deadlines, RawConn.Read fails only once the file is closed
+	}
+	if s.rxErr != nil {
+		return 0, s.rxErr
+	}
+	s.mu.RLock()
+	for i := 0; i < s.rxN; i++ {
+		v.Sizes[i] = int(s.rx.Hdrs[i].Len)
+		id, ok := s.byAddr[canonical(&s.names[i], int(s.rx.Hdrs[i].Msg.Namelen))]
+		if !ok {
+			id = frame.NoPort // a stranger: uml_switch floods these, we drop them
+		}
+		v.Ports[i] = id
+	}
+	s.mu.RUnlock()
+	return s.rxN, nil
+}
+
+func (s *v0Socket) read(fd uintptr) bool {
+	for {
+		n, err := s.rx.Recv(int(fd), len(s.rx.Hdrs), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		s.rxN, s.rxErr = n, err
+		return true
+	}
+}
+
+func (s *v0Socket) close() {
+	s.file.Close()
+	os.Remove(s.path)
+}
