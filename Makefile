@@ -6,7 +6,7 @@ BIN      ?= bin/umlswitch
 FUZZTIME ?= 5s
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test vet fmt-check unit race fuzz e2e bench-smoke bench clean
+.PHONY: help build run test vet fmt-check unit race fuzz e2e bench-smoke bench readme clean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,14 @@ bench-smoke: build ## every Go benchmark once, and the benchmark tool briefly ag
 
 bench: build ## measure umlswitch against uml_switch and the ceiling relay (switch on CPU 0)
 	./$(BIN) bench -cpu 0 -compare uml_switch,relay -runs 3
+
+readme: build ## rewrite the README's quotes of -h (a test checks they are current)
+	@for q in "umlswitch -h:-h" "umlswitch bench -h:bench -h"; do \
+	  marker="<!-- $${q%%:*} -->"; ./$(BIN) $${q#*:} 2>&1 | sed -n '/^Flags:$$/,$$p' | tail -n +2 > .help.txt; \
+	  awk -v m="$$marker" 'BEGIN{while((getline l < ".help.txt")>0) h=h l "\n"} \
+	    $$0==m {print; print "```"; printf "%s", h; print "```"; skip=1; next} \
+	    skip && $$0=="<!-- end -->" {skip=0} !skip' README.md > README.md.new && mv README.md.new README.md; \
+	done; rm -f .help.txt
 
 clean: ## remove build output
 	rm -rf bin

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 )
@@ -50,7 +49,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		clients  = fs.String("clients", "uml", "client behaviour: uml (sendto the switch, never connect back) or vde (connect back).\nExample: -clients vde")
 		hub      = fs.Bool("hub", false, "start the switches in hub mode; every frame then reaches every other port.\nExample: -hub")
 		runs     = fs.Int("runs", 0, "runs per switch, interleaved; tables show median (min-max). Default 1, or 3 with -compare.\nExample: -runs 5")
-		cpu      = fs.Int("cpu", -1, "pin the switch to CPU `N` and the generator to the other CPUs.\nExample: -cpu 0")
+		cpu      = fs.String("cpu", "", "pin the switch to these CPUs (`LIST`: 0, 0-3, 0,2) and the generator to the others.\nExample: -cpu 0")
+		genCPU   = fs.String("gen-cpu", "", "with -cpu: pin the generator to these CPUs (`LIST`) instead of all the others.\nExample: -cpu 0-3 -gen-cpu 4")
 		exe      = fs.String("umlswitch", "", "umlswitch binary to start (default: this program).\nExample: -umlswitch ./bin/umlswitch")
 	)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usageHead); fs.PrintDefaults() }
@@ -95,15 +95,24 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	var swCPUs, genCPUs []int
-	if *cpu >= 0 {
+	if *cpu != "" {
 		var err error
-		if genCPUs, err = otherCPUs(*cpu); err != nil {
-			return fail("-cpu %d: %v", *cpu, err)
+		if swCPUs, err = parseCPUList(*cpu); err != nil {
+			return fail("-cpu: %v", err)
 		}
-		swCPUs = []int{*cpu}
+		if *genCPU != "" {
+			genCPUs, err = parseCPUList(*genCPU)
+		} else {
+			genCPUs, err = otherCPUs(swCPUs...)
+		}
+		if err != nil {
+			return fail("-gen-cpu: %v", err)
+		}
 		if err := pinProcess(os.Getpid(), genCPUs); err != nil {
 			return fail("pin the generator: %v", err)
 		}
+	} else if *genCPU != "" {
+		return fail("-gen-cpu needs -cpu")
 	}
 	if *exe == "" {
 		var err error
@@ -124,7 +133,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 			row.Runs = append(row.Runs, res)
 		}
-		Report(stdout, []Row{row}, gen(genCPUs))
+		Report(stdout, []Row{row})
 		return 0
 	}
 
@@ -156,14 +165,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "bench: run %d %s: %.3f Mfps delivered\n", run+1, n, res.deliveredMpps())
 		}
 	}
-	Report(stdout, rows, gen(genCPUs))
+	Report(stdout, rows)
 	return 0
-}
-
-// gen is how many CPUs the generator has.
-func gen(cpus []int) int {
-	if len(cpus) > 0 {
-		return len(cpus)
-	}
-	return runtime.NumCPU()
 }

@@ -39,6 +39,15 @@ type GenResult struct {
 	Copies    int           // deliveries each sent frame should make
 	SwitchCPU time.Duration // switch CPU time in the window
 	GenCPU    time.Duration // generator CPU time in the window
+	// GenBusy is the share of the generator's passes in the window that
+	// moved frames. A pass that moved nothing waited on the switch; a
+	// generator busy nearly all the time may itself be the limit (its CPU
+	// time says little: it spins briefly before it sleeps).
+	GenBusy float64
+	// Steal is the share of the machine's CPU time its hypervisor took in
+	// the window: on a shared virtual machine, results with much of it
+	// measure the neighbours, not the switch.
+	Steal float64
 }
 
 type counter struct {
@@ -90,15 +99,18 @@ func Generate(cfg GenConfig) (GenResult, error) {
 	var stopSend, stopRecv atomic.Bool
 	var wg sync.WaitGroup
 	errc := make(chan error, 2*cfg.Ports)
+	var passes, busy counter
 	wg.Add(1)
-	go func() { defer wg.Done(); errc <- loop(cfg, ports, &stopSend, &stopRecv) }()
+	go func() { defer wg.Done(); errc <- loop(cfg, ports, &stopSend, &stopRecv, &passes, &busy) }()
 	time.Sleep(cfg.Warmup)
+	pass0, busy0 := passes.n.Load(), busy.n.Load()
 	sent0, recv0 := sum(ports)
-	sw0, gen0 := cpuOrZero(cfg.SwitchPID), cpuOrZero(unix.Getpid())
+	sw0, gen0, steal0 := cpuOrZero(cfg.SwitchPID), cpuOrZero(unix.Getpid()), stealTime()
 	t0 := time.Now()
 	time.Sleep(cfg.Duration)
 	sent1, recv1 := sum(ports)
-	sw1, gen1 := cpuOrZero(cfg.SwitchPID), cpuOrZero(unix.Getpid())
+	pass1, busy1 := passes.n.Load(), busy.n.Load()
+	sw1, gen1, steal1 := cpuOrZero(cfg.SwitchPID), cpuOrZero(unix.Getpid()), stealTime()
 	window := time.Since(t0)
 	stopSend.Store(true)
 	time.Sleep(300 * time.Millisecond) // let frames in flight arrive
@@ -115,8 +127,13 @@ func Generate(cfg GenConfig) (GenResult, error) {
 	if cfg.Hub {
 		copies = cfg.Ports - 1
 	}
+	genBusy := 0.0
+	if pass1 > pass0 {
+		genBusy = float64(busy1-busy0) / float64(pass1-pass0)
+	}
 	return GenResult{Window: window, Offered: sent1 - sent0, Delivered: recv1 - recv0, SentAll: sentAll, RecvAll: recvAll,
-		Copies: copies, SwitchCPU: sw1 - sw0, GenCPU: gen1 - gen0}, nil
+		Copies: copies, SwitchCPU: sw1 - sw0, GenCPU: gen1 - gen0, GenBusy: genBusy,
+		Steal: (steal1 - steal0).Seconds() / (window.Seconds() * float64(runtime.NumCPU()))}, nil
 }
 
 func cpuOrZero(pid int) time.Duration {
@@ -188,7 +205,7 @@ const spinPasses = 64
 // one pass before trying again: where the switch has one shared socket
 // (uml_switch), retrying at once only contends for that socket's lock with
 // the switch's own reads.
-func loop(cfg GenConfig, ports []*genPort, stopSend, stopRecv *atomic.Bool) error {
+func loop(cfg GenConfig, ports []*genPort, stopSend, stopRecv *atomic.Bool, passes, busy *counter) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := pinThisThread(cfg.CPUs); err != nil {
@@ -244,7 +261,9 @@ func loop(cfg GenConfig, ports []*genPort, stopSend, stopRecv *atomic.Bool) erro
 			p.received.n.Add(uint64(n))
 			moved = moved || n > 0
 		}
+		passes.n.Add(1)
 		if moved {
+			busy.n.Add(1)
 			idle = 0
 		} else if idle++; idle > spinPasses {
 			unix.Poll(pfds, 1)

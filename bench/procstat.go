@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,30 @@ func parseStatCPU(stat string) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
+// stealTime returns the time the hypervisor took from the machine's CPUs
+// (the steal column of /proc/stat, summed over all CPUs). On a shared
+// virtual machine a stolen CPU looks to everyone like an idle switch.
+func stealTime() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	return parseSteal(string(b))
+}
+
+func parseSteal(stat string) time.Duration {
+	var ticks int64
+	for _, line := range strings.Split(stat, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[8], 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ
+}
+
 // pinThisThread restricts the calling OS thread to cpus. The caller must
 // hold runtime.LockOSThread.
 func pinThisThread(cpus []int) error {
@@ -87,20 +112,42 @@ func pinProcess(pid int, cpus []int) error {
 	return nil
 }
 
-// otherCPUs lists the CPUs this process may use, except cpu.
-func otherCPUs(cpu int) ([]int, error) {
+// otherCPUs lists the CPUs this process may use, except those given.
+func otherCPUs(except ...int) ([]int, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return nil, err
 	}
 	var out []int
 	for c := 0; c < 1024; c++ {
-		if c != cpu && set.IsSet(c) {
+		if set.IsSet(c) && !slices.Contains(except, c) {
 			out = append(out, c)
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no CPU left for the generator besides %d", cpu)
+		return nil, fmt.Errorf("no CPU left for the generator besides %v", except)
+	}
+	return out, nil
+}
+
+// parseCPUList parses a list like taskset's: "0", "0-3", "0,2,4-5".
+func parseCPUList(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(hi)
+		}
+		if err != nil || a < 0 || b < a || b >= 1024 {
+			return nil, fmt.Errorf("%q is not a CPU list like 0, 0-3 or 0,2", s)
+		}
+		for c := a; c <= b; c++ {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
 	}
 	return out, nil
 }

@@ -41,6 +41,8 @@ func (r GenResult) perSwitchCPU() float64 {
 
 func (r GenResult) switchCPUShare() float64 { return r.SwitchCPU.Seconds() / r.Window.Seconds() }
 func (r GenResult) genCPUShare() float64    { return r.GenCPU.Seconds() / r.Window.Seconds() }
+func (r GenResult) genBusy() float64        { return r.GenBusy }
+func (r GenResult) steal() float64          { return r.Steal }
 
 // summary is min, median and max of one metric over runs.
 type summary struct{ min, med, max float64 }
@@ -70,20 +72,21 @@ func (s summary) String() string {
 
 // Report writes rows as a markdown table, then each row's ratio to the
 // first, then warnings.
-func Report(w io.Writer, rows []Row, genCPUs int) {
-	fmt.Fprintln(w, "| switch | ports | size | clients | offered Mfps | delivered Mfps | Gbit/s | loss | switch CPU | Mfps per switch CPU-s | generator CPU |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+func Report(w io.Writer, rows []Row) {
+	fmt.Fprintln(w, "| switch | ports | size | clients | offered Mfps | delivered Mfps | Gbit/s | loss | switch CPU | Mfps per switch CPU-s | generator CPU | generator busy |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		mode := r.Client
 		if r.Hub {
 			mode += ", hub"
 		}
 		gbps := summarize(r.Runs, func(g GenResult) float64 { return g.deliveredMpps() * float64(r.Size) * 8 / 1e3 })
-		fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %s | %.3f | %.2f%% | %.0f%% | %s | %.0f%% |\n",
+		fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %s | %.3f | %.2f%% | %.0f%% | %s | %.0f%% | %.0f%% |\n",
 			r.Switch, r.Ports, r.Size, mode,
 			summarize(r.Runs, GenResult.offeredMpps), summarize(r.Runs, GenResult.deliveredMpps), gbps.med,
 			100*summarize(r.Runs, GenResult.loss).med, 100*summarize(r.Runs, GenResult.switchCPUShare).med,
-			summarize(r.Runs, GenResult.perSwitchCPU), 100*summarize(r.Runs, GenResult.genCPUShare).med)
+			summarize(r.Runs, GenResult.perSwitchCPU), 100*summarize(r.Runs, GenResult.genCPUShare).med,
+			100*summarize(r.Runs, GenResult.genBusy).med)
 	}
 	if len(rows) > 1 {
 		base := rows[0]
@@ -94,9 +97,13 @@ func Report(w io.Writer, rows []Row, genCPUs int) {
 		fmt.Fprintln(w)
 	}
 	for _, r := range rows {
-		if share := summarize(r.Runs, GenResult.genCPUShare).med; genCPUs > 0 && share > 0.9*float64(genCPUs) {
-			fmt.Fprintf(w, "\nwarning: with %s the generator used %.0f%% of its %d CPU(s): it, not the switch, may be the limit\n",
-				r.Switch, 100*share, genCPUs)
+		if steal := summarize(r.Runs, GenResult.steal); steal.max > 0.03 {
+			fmt.Fprintf(w, "\nwarning: with %s the hypervisor took up to %.0f%% of this machine's CPU time (median %.0f%%):"+
+				" on a shared machine those runs measure the neighbours as much as the switch\n", r.Switch, 100*steal.max, 100*steal.med)
+		}
+		if busy := summarize(r.Runs, GenResult.genBusy).med; busy > 0.95 {
+			fmt.Fprintf(w, "\nwarning: with %s the generator had work in %.0f%% of its passes and hardly ever waited for the switch:"+
+				" it, not the switch, may be the limit\n", r.Switch, 100*busy)
 		}
 	}
 }

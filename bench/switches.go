@@ -105,7 +105,7 @@ func start(sw *Switch, exe, dir string, hub bool, cpus []int, log io.Writer) (*p
 	runtime.LockOSThread()
 	var old []int
 	if len(cpus) > 0 {
-		old, _ = otherCPUs(-1)
+		old, _ = otherCPUs()
 		if err := pinThisThread(cpus); err != nil {
 			runtime.UnlockOSThread()
 			return nil, fmt.Errorf("pin: %w", err)

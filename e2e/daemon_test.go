@@ -234,3 +234,47 @@ func TestJumboFramesBetweenTaps(t *testing.T) {
 		})
 	}
 }
+
+// With no arguments umlswitch serves the path Debian's UML kernel uses by
+// default, so a UML booted with a bare eth0=daemon (no path at all) finds
+// it. The switch runs in a mount namespace of its own with a fresh /run, so
+// the test uses the real path without touching the host's; the UML joins
+// that namespace. -tap gives the host an address to reach.
+func TestNoArgumentsServesDebianDefaultPath(t *testing.T) {
+	requireE2E(t)
+	needTool(t, "unshare", "util-linux")
+	needTool(t, "nsenter", "util-linux")
+	t.Parallel()
+	ns := nstest.New(t)
+	script := "mount -t tmpfs tmpfs /run && exec " + env.umlswitch + " -log-level debug -tap tapd0"
+	sw := startSwitchCmd(t, ns.Cmd("unshare", "-m", "--propagation", "private", "sh", "-c", script), nil)
+	if _, ok := sw.log.wait(regexp.MustCompile(`msg=listening .*ctl=/var/run/uml-utilities/uml_switch.ctl`), time.Second); !ok {
+		t.Fatalf("not listening on the default path:\n%s", sw.log.text())
+	}
+	ns.MustRun(t, "ip", "addr", "add", "10.0.0.254/24", "dev", "tapd0")
+	ns.MustRun(t, "ip", "link", "set", "tapd0", "up")
+	u := bootUML(t, umlConfig{enter: sw.cmd.Process.Pid, net: "eth0=daemon," + mac(1), ip: ip(1), peers: []string{"10.0.0.254"}})
+	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
+	ns.MustRun(t, "busybox", "ping", "-c", "2", "-W", "2", ip(1))
+	u.release(t)
+}
+
+// QEMU's -netdev vde is a client too. QEMU needs no guest here: an internal
+// hub joins its vde netdev to its user-mode network, whose gateway
+// (10.0.2.2) answers a UML on the same switch.
+func TestQEMUNetdevVDEWithUML(t *testing.T) {
+	requireE2E(t)
+	needTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	t.Parallel()
+	dir := filepath.Join(scratch(t), "vde")
+	sw := startSwitch(t, nil, []string{filepath.Join(dir, "ctl")}, "-unix", dir+"/")
+	startBackground(t, exec.Command("qemu-system-x86_64", "-nographic", "-nodefaults", "-display", "none", "-m", "64",
+		"-netdev", "vde,id=v,sock="+dir, "-netdev", "user,id=u",
+		"-netdev", "hubport,id=h1,hubid=0,netdev=v", "-netdev", "hubport,id=h2,hubid=0,netdev=u"))
+	if _, ok := sw.log.wait(regexp.MustCompile(`msg="port attached" .*name="daemon#\d+ QEMU`), 10*time.Second); !ok {
+		t.Fatalf("QEMU did not attach:\n%s", sw.log.text())
+	}
+	u := bootUML(t, umlConfig{net: daemonNet(1, filepath.Join(dir, "ctl")), ip: "10.0.2.15", peers: []string{"10.0.2.2"}})
+	expectAllOK(t, []*uml{u}, [][]string{{"10.0.2.2"}})
+	u.release(t)
+}

@@ -425,3 +425,45 @@ func TestForwardDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per batch", allocs)
 	}
 }
+
+// While one reader holds frames for a full port, another reader's traffic
+// between other ports flows at once: holding pauses only its own ingress.
+func TestHoldingPausesOnlyItsOwnReader(t *testing.T) {
+	r := newRig(t, 4, Config{TxHold: 10 * time.Second})
+	r.send(r.from(1, frame.Broadcast, macB, 0), r.from(2, frame.Broadcast, macC, 0), r.from(3, frame.Broadcast, macX, 0))
+	r.tags()
+	r.ports[1].mu.Lock()
+	r.ports[1].room = 0 // port 1 is full and stays full until drained
+	r.ports[1].mu.Unlock()
+
+	held := make(chan struct{})
+	go func() { // reader A: sends to port 1, which is full
+		fw, v := newForwarder(r.sw, 4), frame.NewVector(4, 1518)
+		fw.forward(v, load(v, []inFrame{r.from(0, macB, macA, 1)}))
+		close(held)
+	}()
+	time.Sleep(20 * time.Millisecond) // A is holding now
+	select {
+	case <-held:
+		t.Fatal("reader A did not hold for the full port")
+	default:
+	}
+	start := time.Now()
+	fw, v := newForwarder(r.sw, 4), frame.NewVector(4, 1518) // reader B: port 2 to port 3
+	fw.forward(v, load(v, []inFrame{r.from(2, macX, macC, 2)}))
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("reader B took %v while A held", d)
+	}
+	if got := r.ports[3].frames(); len(got) != 1 || got[0][14] != 2 {
+		t.Fatalf("port 3 got %d frames while another reader held", len(got))
+	}
+	r.ports[1].drain(1)
+	select {
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("reader A did not resume when port 1 drained")
+	}
+	if got := r.ports[1].frames(); len(got) != 1 || got[0][14] != 1 {
+		t.Fatalf("port 1 got %v after draining", got)
+	}
+}

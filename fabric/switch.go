@@ -19,9 +19,13 @@ const (
 	DefaultMACTableSize = 8192
 	// DefaultTxHold is how long a full destination may take nothing before
 	// the frames held for it are dropped and it is marked stalled. UML's
-	// receive queue is 10 datagrams deep; a few milliseconds covers a
-	// descheduled vCPU without letting a stopped UML hold anyone for long.
-	DefaultTxHold = 5 * time.Millisecond
+	// receive queue is 10 datagrams deep, so a UML that is not scheduled
+	// for a moment fills it at once; on a busy lab host (or a virtual
+	// machine whose CPU is stolen) a few milliseconds without being
+	// scheduled is normal, and measured with 5 ms those moments cost
+	// frames. A stopped UML costs each sender this bound once, then its
+	// frames are dropped without waiting until it reads again.
+	DefaultTxHold = 10 * time.Millisecond
 )
 
 // Config sets the switch's behaviour. Zero fields take the defaults.

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/umlswitch/umlswitch/configs"
+)
+
+func runArgs(args ...string) (code int, stdout, stderr string) {
+	var out, errb strings.Builder
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// Bad flags and port specs exit with status 2 and say what is wrong and
+// what is accepted.
+func TestBadArguments(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-nosuchflag"}, []string{"flag provided but not defined: -nosuchflag", "umlswitch -h"}},
+		{[]string{"-port", "transport=tap,ifname=t0,colour=red"}, []string{`unknown key "colour" for transport tap`, "accepted: depth, ifname, mtu"}},
+		{[]string{"-port", "transport=gree,src=1"}, []string{`unknown transport "gree"`, "known transports: daemon, tap"}},
+		{[]string{"-port", "transport=daemon"}, []string{"transport daemon needs path="}},
+		{[]string{"-tap", "a-name-longer-than-15"}, []string{"-tap", "longer than 15 bytes"}},
+		{[]string{"-mtu", "10"}, []string{"-mtu 10: out of range 68..65517"}},
+		{[]string{"-depth", "0"}, []string{"-depth 0: out of range 1..1024"}},
+		{[]string{"-mac-age", "0s"}, []string{"-mac-age 0s: must be positive"}},
+		{[]string{"-tx-hold", "-1ms"}, []string{"-tx-hold"}},
+		{[]string{"-mode", "999"}, []string{`-mode "999": not an octal permission`}},
+		{[]string{"-log-level", "loud"}, []string{`-log-level "loud"`}},
+		{[]string{"-unix", "/tmp/x.ctl", "stray"}, []string{`unexpected argument "stray"`}},
+		{[]string{"-config", "/nonexistent/lab.yaml"}, []string{"/nonexistent/lab.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, stderr := runArgs(tt.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestBadConfigFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lab.yaml")
+	os.WriteFile(p, []byte("ports:\n  - {transport: tap, ifname: t0, speed: 10}\n"), 0o644)
+	code, _, stderr := runArgs("-config", p)
+	if code != 2 || !strings.Contains(stderr, `unknown key "speed" for transport tap (accepted: depth, ifname, mtu)`) {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
+// -h documents every flag, each with an example, and exits 0.
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	code, _, help := runArgs("-h")
+	if code != 0 {
+		t.Fatalf("-h exit %d", code)
+	}
+	o, _ := parseFlags(nil, &strings.Builder{})
+	o.fs.VisitAll(func(f *flag.Flag) {
+		block := regexp.MustCompile(`(?s)\n  -` + regexp.QuoteMeta(f.Name) + `\b.*?Example: -` + regexp.QuoteMeta(f.Name))
+		if !block.MatchString(help) {
+			t.Errorf("-%s has no example in -h", f.Name)
+		}
+	})
+	for _, tr := range configs.Transports() {
+		if !strings.Contains(help, tr+": ") {
+			t.Errorf("-h does not list transport %s and its keys", tr)
+		}
+	}
+}
+
+// uml_switch's -compat-v0 syntax puts the data path after the control path.
+func TestCompatV0Syntax(t *testing.T) {
+	o, err := parseFlags([]string{"-compat-v0", "-unix", "/tmp/c.ctl", "/tmp/c.data", "-hub"}, &strings.Builder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := o.plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.sw.Hub || len(p.ports) != 1 || p.ports[0].DataPath != "/tmp/c.data" || !p.ports[0].CompatV0 || p.ports[0].Path != "/tmp/c.ctl" {
+		t.Fatalf("plan %+v ports %+v", p.sw, p.ports)
+	}
+	if _, err := parseFlags([]string{"-unix", "/tmp/c.ctl", "/tmp/c.data"}, &strings.Builder{}); err == nil {
+		t.Fatal("a data path was taken without -compat-v0")
+	}
+}
+
+func TestPlanDefaultsAndOverrides(t *testing.T) {
+	plan := func(args ...string) *plan {
+		t.Helper()
+		o, err := parseFlags(args, &strings.Builder{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := o.plan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// No arguments: the built-in control socket, where Debian's UML looks.
+	p := plan()
+	if len(p.ports) != 1 || p.ports[0].Path != debianCtl || p.sw.MACAge != 300*time.Second || p.depth != 64 {
+		t.Fatalf("defaults: %+v %+v", p.ports, p.sw)
+	}
+	// -tap alone keeps it, as with uml_switch.
+	if p = plan("-tap", "tap0"); len(p.ports) != 2 || p.ports[0].Path != debianCtl || p.ports[1].Ifname != "tap0" {
+		t.Fatalf("-tap: %+v", p.ports)
+	}
+	// -unix replaces it.
+	if p = plan("-unix", "/tmp/a.ctl", "-mode", "0660"); len(p.ports) != 1 || p.ports[0].Path != "/tmp/a.ctl" || p.ports[0].Mode != 0o660 {
+		t.Fatalf("-unix: %+v", p.ports)
+	}
+	// A config file's settings apply, and flags given explicitly win.
+	f := filepath.Join(t.TempDir(), "lab.yaml")
+	os.WriteFile(f, []byte("hub: true\nmac_age: 60s\ntx_hold: 20ms\nports: [{transport: daemon, path: /tmp/b.ctl}]\n"), 0o644)
+	if p = plan("-config", f, "-mac-age", "90s"); !p.sw.Hub || p.sw.MACAge != 90*time.Second || p.sw.TxHold != 20*time.Millisecond ||
+		len(p.ports) != 1 || p.ports[0].Path != "/tmp/b.ctl" {
+		t.Fatalf("-config: %+v %+v", p.sw, p.ports)
+	}
+}
