@@ -191,9 +191,12 @@ func (s *Switch) Detach(p Port) {
 	next.byID[id] = nil // the slot is reused by a later Attach, with a new generation
 	next.live = liveOf(next.byID)
 	s.ports.Store(next)
+	// Flush before another Attach can reuse the id. A reader still holding
+	// the old snapshot may learn an address on this port afterwards; its
+	// generation no longer resolves, and it ages out.
+	flushed := s.table.FlushPort(id)
 	s.mu.Unlock()
 
-	flushed := s.table.FlushPort(id)
 	if err := e.port.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("port close", "port", id, "name", e.name, "err", err)
 	}

@@ -475,6 +475,9 @@ func TestCompatV0(t *testing.T) {
 	defer unix.Close(other)
 	unixsock.Sendto(other, ether(frame.Broadcast, mac(7), 60, 7), 0, &dataAddr)
 	expectNothing(t, modern)
+	if n := s.tr.Strangers(); n != 1 {
+		t.Fatalf("strangers counted %d, want 1", n)
+	}
 	ctl.Close()
 	s.waitPorts(t, 1)
 }

@@ -110,6 +110,15 @@ func (t *Transport) Counts() (accepted, rejected uint64) {
 	return t.accepted.Load(), t.rejected.Load()
 }
 
+// Strangers counts the datagrams dropped on the -compat-v0 shared data
+// socket because their sender was no client's data socket.
+func (t *Transport) Strangers() uint64 {
+	if t.v0 == nil {
+		return 0
+	}
+	return t.v0.strangers.Load()
+}
+
 // Start accepts clients and attaches each to reg as a port.
 func (t *Transport) Start(reg fabric.Registry) {
 	t.reg = reg

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +26,8 @@ type v0Socket struct {
 
 	mu     sync.RWMutex
 	byAddr map[unixsock.Addr]frame.PortID
+
+	strangers atomic.Uint64 // datagrams from senders that are not clients
 
 	rx     *mmsg.Batch
 	names  []unixsock.Addr
@@ -122,6 +125,7 @@ func (s *v0Socket) receive(v *frame.Vector) (int, error) {
 		id, ok := s.byAddr[canonical(&s.names[i], int(s.rx.Hdrs[i].Msg.Namelen))]
 		if !ok {
 			id = frame.NoPort // a stranger: uml_switch floods these, we drop them
+			s.strangers.Add(1)
 		}
 		v.Ports[i] = id
 	}
