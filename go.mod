@@ -8,3 +8,5 @@ require (
 )
 
 require go.yaml.in/yaml/v3 v3.0.6
+
+require github.com/google/gopacket v1.1.19 // indirect

@@ -1,10 +1,13 @@
 package configs
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 )
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func TestParsePort(t *testing.T) {
 	tests := []struct {
@@ -20,7 +23,40 @@ func TestParsePort(t *testing.T) {
 		{spec: "transport=tap,ifname=tap0", want: Port{Transport: "tap", Ifname: "tap0"}},
 		{spec: "ifname=tap0,transport=tap", want: Port{Transport: "tap", Ifname: "tap0"}},
 		{spec: "transport=tap,ifname=tap0,foo=1", err: `unknown key "foo" for transport tap (accepted: depth, ifname, mtu)`},
-		{spec: "transport=gree,src=1", err: `unknown transport "gree" (known transports: daemon, tap)`},
+		{spec: "transport=gree,src=1", err: `unknown transport "gree" (known transports: bess, daemon, gre, l2tpv3, tap)`},
+		{spec: "transport=bess,path=/tmp/sw.bess,depth=32", want: Port{Transport: "bess", Path: "/tmp/sw.bess", Depth: 32}},
+		{spec: "transport=bess,path=/" + strings.Repeat("x", 107), err: "a unix socket path holds 107"},
+		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3",
+			want: Port{Transport: "gre", Src: addr("127.0.0.2"), Dst: addr("127.0.0.3")}},
+		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,rx_key=7,tx_key=-2,sequence=1,pin_sequence=1",
+			want: Port{Transport: "gre", Src: addr("127.0.0.2"), Dst: addr("127.0.0.3"), HasKey: true, RxKey: 7, TxKey: 0xfffffffe,
+				Sequence: true, PinSeq: true}},
+		{spec: "transport=gre,src=::1,dst=fd00::3,v6=1,rx_key=0xffffffff,tx_key=1",
+			want: Port{Transport: "gre", Src: addr("::1"), Dst: addr("fd00::3"), V6: true, HasKey: true, RxKey: 0xffffffff, TxKey: 1}},
+		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,rx_key=7", err: "rx_key and tx_key go together"},
+		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,pin_sequence=1", err: "pin_sequence=1 needs sequence=1"},
+		{spec: "transport=gre,src=::1,dst=::2", err: "an IPv6 address needs v6=1"},
+		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,v6=1", err: "v6=1 needs IPv6 addresses"},
+		{spec: "transport=gre,src=127.0.0.2,dst=gateway", err: `"gateway" is not an IP address`},
+		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,rx_key=0x100000000,tx_key=1", err: "not a 32-bit number"},
+		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,session=1", err: `unknown key "session" for transport gre (accepted: depth, dst, mtu, pin_sequence, rx_key, sequence, src, tx_key, v6)`},
+		{spec: "transport=l2tpv3,udp=1,src=127.0.0.2,dst=127.0.0.4,srcport=17001,dstport=17002,rx_session=11,tx_session=12",
+			want: Port{Transport: "l2tpv3", UDP: true, Src: addr("127.0.0.2"), Dst: addr("127.0.0.4"), SrcPort: 17001, DstPort: 17002,
+				RxSession: 11, TxSession: 12}},
+		{spec: "transport=l2tpv3,src=127.0.0.2,dst=127.0.0.4,rx_session=-1,tx_session=0xffff,rx_cookie=0x11223344,tx_cookie=-1,counter=1,pin_counter=1",
+			want: Port{Transport: "l2tpv3", Src: addr("127.0.0.2"), Dst: addr("127.0.0.4"), RxSession: 0xffffffff, TxSession: 0xffff,
+				HasCookie: true, RxCookie: 0x11223344, TxCookie: 0xffffffff, Counter: true, PinCounter: true}},
+		{spec: "transport=l2tpv3,src=127.0.0.2,dst=127.0.0.4,rx_session=1,tx_session=2,rx_cookie=0x1122334455667788,tx_cookie=8,cookie64=1",
+			want: Port{Transport: "l2tpv3", Src: addr("127.0.0.2"), Dst: addr("127.0.0.4"), RxSession: 1, TxSession: 2,
+				HasCookie: true, Cookie64: true, RxCookie: 0x1122334455667788, TxCookie: 8}},
+		{spec: "transport=l2tpv3,udp=1,src=127.0.0.2,dst=127.0.0.4,rx_session=1,tx_session=2", err: "udp=1 needs srcport= and dstport="},
+		{spec: "transport=l2tpv3,src=127.0.0.2,dst=127.0.0.4,srcport=1,rx_session=1,tx_session=2", err: "srcport= and dstport= need udp=1"},
+		{spec: "transport=l2tpv3,src=127.0.0.2,dst=127.0.0.4,rx_session=0,tx_session=2", err: "session 0 is reserved"},
+		{spec: "transport=l2tpv3,src=127.0.0.2,dst=127.0.0.4,tx_session=2", err: "transport l2tpv3 needs rx_session="},
+		{spec: "transport=l2tpv3,src=127.0.0.2,dst=127.0.0.4,rx_session=1,tx_session=2,tx_cookie=1", err: "rx_cookie and tx_cookie go together"},
+		{spec: "transport=l2tpv3,src=127.0.0.2,dst=127.0.0.4,rx_session=1,tx_session=2,rx_cookie=0x123456789,tx_cookie=1", err: "needs cookie64=1"},
+		{spec: "transport=l2tpv3,src=127.0.0.2,dst=127.0.0.4,rx_session=1,tx_session=2,cookie64=1", err: "cookie64=1 needs rx_cookie"},
+		{spec: "transport=l2tpv3,src=127.0.0.2,dst=127.0.0.4,rx_session=1,tx_session=2,pin_counter=1", err: "pin_counter=1 needs counter=1"},
 		{spec: "path=/tmp/a", err: "no transport="},
 		{spec: "transport=tap", err: "transport tap needs ifname="},
 		{spec: "transport=tap,ifname", err: `"ifname" is not key=value`},
@@ -127,6 +163,9 @@ func TestDefault(t *testing.T) {
 // back to a spec that parses to the same port.
 func FuzzParsePort(f *testing.F) {
 	for _, s := range []string{"transport=daemon,path=/tmp/a.ctl", "transport=tap,ifname=tap0,depth=0x10,mtu=9000",
+		"transport=gre,src=127.0.0.2,dst=127.0.0.3,rx_key=7,tx_key=-2,sequence=1",
+		"transport=l2tpv3,udp=1,src=::1,dst=::2,v6=1,srcport=1,dstport=2,rx_session=1,tx_session=2,rx_cookie=1,tx_cookie=2,cookie64=1,counter=1",
+		"transport=bess,path=/tmp/b",
 		"transport=daemon,path=/x/,mode=0777,compat_v0=yes,data=/tmp/d", ",,=,transport=", "transport=tap,ifname=a,ifname=b"} {
 		f.Add(s)
 	}

@@ -1,7 +1,9 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"sort"
 	"strconv"
@@ -10,21 +12,40 @@ import (
 
 // Port is one port, from a -port spec or a config file entry. Fields that a
 // transport does not use stay zero; zero Depth and MTU mean the switch-wide
-// values.
+// values. For the tunnel transports, options are UML's own names seen from
+// the switch's side: Src is the switch's address, Dst the peer's, and the
+// rx_ values are what the switch expects to receive.
 type Port struct {
 	Transport string
 
 	Depth int // frames per batch (UML's depth)
 	MTU   int // IP MTU; the largest frame is MTU + 18
 
-	// daemon
-	Path     string      // control socket, or a directory for VDE's DIR/ctl layout
-	Mode     os.FileMode // permissions of the control socket, 0 to keep the default
-	CompatV0 bool        // also serve version 0 clients
-	DataPath string      // version 0 shared data socket
+	// daemon and bess
+	Path     string      // control socket (daemon: or a directory for VDE's DIR/ctl layout)
+	Mode     os.FileMode // permissions of the socket, 0 to keep the default
+	CompatV0 bool        // daemon: also serve version 0 clients
+	DataPath string      // daemon: version 0 shared data socket
 
 	// tap
 	Ifname string
+
+	// gre and l2tpv3
+	Src, Dst netip.Addr
+	V6       bool
+
+	// gre
+	HasKey           bool
+	RxKey, TxKey     uint32
+	Sequence, PinSeq bool
+
+	// l2tpv3
+	UDP                  bool
+	SrcPort, DstPort     uint16
+	RxSession, TxSession uint32
+	HasCookie, Cookie64  bool
+	RxCookie, TxCookie   uint64
+	Counter, PinCounter  bool
 }
 
 type setter func(p *Port, v string) error
@@ -32,6 +53,7 @@ type setter func(p *Port, v string) error
 type transportSchema struct {
 	keys     map[string]setter
 	required []string
+	check    func(p *Port, seen map[string]bool) error // relations between keys
 }
 
 // Limits of the common keys. depth is capped by UIO_MAXIOV, the most
@@ -47,18 +69,31 @@ var commonKeys = map[string]setter{
 	"mtu":   func(p *Port, v string) (err error) { p.MTU, err = parseInt(v, MinMTU, MaxMTU); return },
 }
 
-var schemas = map[string]transportSchema{
-	"daemon": {
-		keys: map[string]setter{
-			"path":      func(p *Port, v string) error { p.Path = v; return nil },
-			"mode":      func(p *Port, v string) (err error) { p.Mode, err = parseMode(v); return },
-			"compat_v0": func(p *Port, v string) (err error) { p.CompatV0, err = parseBool(v); return },
+func setPath(p *Port, v string) error       { p.Path = v; return nil }
+func setMode(p *Port, v string) (err error) { p.Mode, err = parseMode(v); return }
+func setAddr(dst *netip.Addr) setter {
+	return func(_ *Port, v string) (err error) { *dst, err = parseAddr(v); return }
+}
+func setBool(dst *bool) setter {
+	return func(_ *Port, v string) (err error) { *dst, err = parseBool(v); return }
+}
+func setU32(dst *uint32) setter {
+	return func(_ *Port, v string) (err error) { *dst, err = parseU32(v); return }
+}
+
+// The setters write through pointers into a Port owned by fromOptions; bind
+// builds a schema's keys for a given Port.
+var schemas = map[string]func(p *Port) transportSchema{
+	"daemon": func(p *Port) transportSchema {
+		return transportSchema{keys: map[string]setter{
+			"path":      setPath,
+			"mode":      setMode,
+			"compat_v0": setBool(&p.CompatV0),
 			"data":      func(p *Port, v string) error { p.DataPath = v; return nil },
-		},
-		required: []string{"path"},
+		}, required: []string{"path"}}
 	},
-	"tap": {
-		keys: map[string]setter{
+	"tap": func(p *Port) transportSchema {
+		return transportSchema{keys: map[string]setter{
 			"ifname": func(p *Port, v string) error {
 				if len(v) >= 16 {
 					return fmt.Errorf("interface name %q is longer than 15 bytes", v)
@@ -66,9 +101,88 @@ var schemas = map[string]transportSchema{
 				p.Ifname = v
 				return nil
 			},
-		},
-		required: []string{"ifname"},
+		}, required: []string{"ifname"}}
 	},
+	"bess": func(p *Port) transportSchema {
+		return transportSchema{keys: map[string]setter{"path": setPath, "mode": setMode}, required: []string{"path"},
+			check: func(p *Port, _ map[string]bool) error {
+				if len(p.Path) > 107 {
+					return fmt.Errorf("path is %d bytes: a unix socket path holds 107 (and UML copies dst with strlen)", len(p.Path))
+				}
+				return nil
+			}}
+	},
+	"gre": func(p *Port) transportSchema {
+		return transportSchema{keys: map[string]setter{
+			"src": setAddr(&p.Src), "dst": setAddr(&p.Dst), "v6": setBool(&p.V6),
+			"rx_key": setU32(&p.RxKey), "tx_key": setU32(&p.TxKey),
+			"sequence": setBool(&p.Sequence), "pin_sequence": setBool(&p.PinSeq),
+		}, required: []string{"src", "dst"}, check: checkGRE}
+	},
+	"l2tpv3": func(p *Port) transportSchema {
+		return transportSchema{keys: map[string]setter{
+			"src": setAddr(&p.Src), "dst": setAddr(&p.Dst), "v6": setBool(&p.V6), "udp": setBool(&p.UDP),
+			"srcport":    func(p *Port, v string) (err error) { p.SrcPort, err = parsePortNumber(v); return },
+			"dstport":    func(p *Port, v string) (err error) { p.DstPort, err = parsePortNumber(v); return },
+			"rx_session": setU32(&p.RxSession), "tx_session": setU32(&p.TxSession),
+			"rx_cookie": func(p *Port, v string) (err error) { p.RxCookie, err = parseU64(v); return },
+			"tx_cookie": func(p *Port, v string) (err error) { p.TxCookie, err = parseU64(v); return },
+			"cookie64":  setBool(&p.Cookie64),
+			"counter":   setBool(&p.Counter), "pin_counter": setBool(&p.PinCounter),
+		}, required: []string{"src", "dst", "rx_session", "tx_session"}, check: checkL2TPv3}
+	},
+}
+
+func checkFamily(p *Port) error {
+	for _, a := range []struct {
+		key  string
+		addr netip.Addr
+	}{{"src", p.Src}, {"dst", p.Dst}} {
+		if p.V6 && !a.addr.Is6() {
+			return fmt.Errorf("%s=%s: v6=1 needs IPv6 addresses", a.key, a.addr)
+		}
+		if !p.V6 && !a.addr.Is4() {
+			return fmt.Errorf("%s=%s: an IPv6 address needs v6=1 (as UML, which otherwise opens an IPv4 socket)", a.key, a.addr)
+		}
+	}
+	return nil
+}
+
+func checkGRE(p *Port, seen map[string]bool) error {
+	if seen["rx_key"] != seen["tx_key"] {
+		return errors.New("rx_key and tx_key go together: keys are on in both directions or in neither")
+	}
+	p.HasKey = seen["rx_key"]
+	if p.PinSeq && !p.Sequence {
+		return errors.New("pin_sequence=1 needs sequence=1")
+	}
+	return checkFamily(p)
+}
+
+func checkL2TPv3(p *Port, seen map[string]bool) error {
+	if p.UDP != (seen["srcport"] && seen["dstport"]) || (!p.UDP && (seen["srcport"] || seen["dstport"])) {
+		if p.UDP {
+			return errors.New("udp=1 needs srcport= and dstport=")
+		}
+		return errors.New("srcport= and dstport= need udp=1 (without it L2TPv3 runs over IP, protocol 115)")
+	}
+	if p.RxSession == 0 || p.TxSession == 0 {
+		return errors.New("session 0 is reserved (RFC 3931): give rx_session and tx_session non-zero values")
+	}
+	if seen["rx_cookie"] != seen["tx_cookie"] {
+		return errors.New("rx_cookie and tx_cookie go together")
+	}
+	p.HasCookie = seen["rx_cookie"]
+	if p.Cookie64 && !p.HasCookie {
+		return errors.New("cookie64=1 needs rx_cookie and tx_cookie")
+	}
+	if p.HasCookie && !p.Cookie64 && (p.RxCookie > 0xffffffff || p.TxCookie > 0xffffffff) {
+		return errors.New("a cookie over 32 bits needs cookie64=1")
+	}
+	if p.PinCounter && !p.Counter {
+		return errors.New("pin_counter=1 needs counter=1")
+	}
+	return checkFamily(p)
 }
 
 // Transports lists the known transport names, sorted.
@@ -84,7 +198,11 @@ func Transports() []string {
 // KeysOf lists the keys a transport accepts, sorted, "transport" excluded.
 func KeysOf(transport string) []string {
 	var keys []string
-	for k := range schemas[transport].keys {
+	mk, ok := schemas[transport]
+	if !ok {
+		return nil
+	}
+	for k := range mk(&Port{}).keys {
 		keys = append(keys, k)
 	}
 	for k := range commonKeys {
@@ -110,10 +228,11 @@ func fromOptions(kv [][2]string) (Port, error) {
 	if p.Transport == "" {
 		return p, fmt.Errorf("no transport= (known transports: %s)", strings.Join(Transports(), ", "))
 	}
-	schema, ok := schemas[p.Transport]
+	mk, ok := schemas[p.Transport]
 	if !ok {
 		return p, fmt.Errorf("unknown transport %q (known transports: %s)", p.Transport, strings.Join(Transports(), ", "))
 	}
+	schema := mk(&p)
 	for _, pair := range kv {
 		k, v := pair[0], pair[1]
 		if k == "transport" {
@@ -142,6 +261,11 @@ func fromOptions(kv [][2]string) (Port, error) {
 			return p, fmt.Errorf("transport %s needs %s= (accepted: %s)", p.Transport, k, strings.Join(KeysOf(p.Transport), ", "))
 		}
 	}
+	if schema.check != nil {
+		if err := schema.check(&p, seen); err != nil {
+			return p, err
+		}
+	}
 	return p, nil
 }
 
@@ -156,6 +280,42 @@ func parseInt(v string, lo, hi int) (int, error) {
 		return 0, fmt.Errorf("%d is out of range %d..%d", n, lo, hi)
 	}
 	return int(n), nil
+}
+
+// parseU32 accepts 0..0xffffffff in decimal or hex, and also -2147483648..-1
+// as the two's complement UML needs for values of 2^31 and more (it parses
+// its options as signed 32-bit integers: -1 is 0xffffffff).
+func parseU32(v string) (uint32, error) {
+	n, err := strconv.ParseInt(v, 0, 64)
+	if err != nil || n < -1<<31 || n > 1<<32-1 {
+		return 0, fmt.Errorf("%q is not a 32-bit number (decimal, 0x hex, or negative as UML writes large values)", v)
+	}
+	return uint32(n), nil
+}
+
+// parseU64 accepts a 64-bit unsigned number in decimal or hex.
+func parseU64(v string) (uint64, error) {
+	n, err := strconv.ParseUint(v, 0, 64)
+	if err != nil {
+		if m, err2 := parseU32(v); err2 == nil && strings.HasPrefix(v, "-") {
+			return uint64(m), nil // a 32-bit cookie written as UML needs it
+		}
+		return 0, fmt.Errorf("%q is not a number (decimal or 0x hex)", v)
+	}
+	return n, nil
+}
+
+func parsePortNumber(v string) (uint16, error) {
+	n, err := parseInt(v, 1, 65535)
+	return uint16(n), err
+}
+
+func parseAddr(v string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(v)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("%q is not an IP address", v)
+	}
+	return a.Unmap(), nil
 }
 
 func parseBool(v string) (bool, error) {

@@ -80,7 +80,12 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 		}
 		size := v.Sizes[i]
 		switch {
-		case size <= 0:
+		case size < 0:
+			if r := DropReason(-size); r > dropInvalid && r < NumDropReasons {
+				in.stats.drop(r, 1) // the transport rejected it: see Rejected
+			}
+			continue
+		case size == 0:
 			in.stats.drop(DropEmpty, 1)
 			continue
 		case size < frame.HeaderLen:

@@ -191,6 +191,21 @@ func TestBadFramesAreDroppedAndCounted(t *testing.T) {
 	}
 }
 
+func TestTransportRejectionsAreCountedOnTheirPort(t *testing.T) {
+	r := newRig(t, 2, Config{})
+	n := load(r.v, []inFrame{r.from(0, frame.Broadcast, macA, 1), r.from(0, frame.Broadcast, macA, 2), r.from(0, frame.Broadcast, macA, 3)})
+	r.v.Sizes[0], r.v.Sizes[1] = Rejected(DropDecap), Rejected(DropAuth)
+	r.v.Sizes[2] = -200 // not a reason: dropped, not counted as anything
+	r.fw.forward(r.v, n)
+	st, _ := r.sw.PortStats(r.ids[0])
+	if st.Drops[DropDecap] != 1 || st.Drops[DropAuth] != 1 || st.RxFrames != 0 {
+		t.Fatalf("drops %v rx %d", st.Drops, st.RxFrames)
+	}
+	if len(r.ports[1].frames()) != 0 {
+		t.Fatal("a rejected frame was forwarded")
+	}
+}
+
 func TestJumboFramesWithLargeMTU(t *testing.T) {
 	r := newRig(t, 2, Config{})
 	for _, p := range r.ports {

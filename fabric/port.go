@@ -46,7 +46,9 @@ type Port interface {
 
 // ReceiveFunc reads one batch into v. It blocks until at least one frame is
 // available or the source is closed, fills v.Sizes[i] (the datagram's true
-// length, 0 for an empty one) and v.Ports[i] (the ingress port) for i < n,
+// length, 0 for an empty one, or Rejected(reason) for one the transport
+// refused) and v.Ports[i] (the ingress port, or frame.NoPort for a datagram
+// that belongs to no port, which the transport counts itself) for i < n,
 // and returns n. After the source is closed it returns an error for which
 // errors.Is(err, net.ErrClosed) holds. Any other error is transient: the
 // caller counts it and calls again. It is called by one goroutine at a time.

@@ -19,10 +19,18 @@ const (
 	DropHairpin               // destination was learned on the ingress port
 	DropTxFull                // destination stayed full past the hold bound
 	DropTxError               // destination refused the frame (peer gone, ...)
+	DropDecap                 // encapsulation malformed, truncated or not as configured
+	DropAuth                  // encapsulation carried the wrong key or cookie
 	NumDropReasons
 )
 
-var dropNames = [NumDropReasons]string{"invalid", "empty", "runt", "oversize", "tx-oversize", "hairpin", "tx-full", "tx-error"}
+var dropNames = [NumDropReasons]string{"invalid", "empty", "runt", "oversize", "tx-oversize", "hairpin", "tx-full", "tx-error",
+	"decap", "bad-key"}
+
+// Rejected is what a transport puts in Vector.Sizes for a frame it read for
+// a port but would not pass on (a wrong key, a malformed header): the
+// switch counts it on that port under reason r instead of forwarding it.
+func Rejected(r DropReason) int { return -int(r) }
 
 func (r DropReason) String() string {
 	if r < NumDropReasons {

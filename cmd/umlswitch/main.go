@@ -22,8 +22,8 @@ import (
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/transports"
 	"github.com/umlswitch/umlswitch/transports/daemon"
-	"github.com/umlswitch/umlswitch/transports/tap"
 )
 
 // debianCtl is where Debian's UML kernel looks for the switch by default.
@@ -292,75 +292,32 @@ func (o *options) plan() (*plan, error) {
 	return p, nil
 }
 
-// closer is a transport or port to close at shutdown.
-type closer interface{ Close() error }
-
 func serve(ctx context.Context, p *plan, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: p.logLevel}))
 	p.sw.Logger = log
 	sw := fabric.New(p.sw)
-	var opened []closer
+	ports := transports.NewSet(sw, log)
 	shutdown := func() {
-		for i := len(opened) - 1; i >= 0; i-- {
-			opened[i].Close()
-		}
+		ports.Close()
 		sw.Close()
 	}
 	for _, dir := range p.mkdirs {
 		os.MkdirAll(dir, 0o755) // the default path's directory; other paths must exist
 	}
 	for _, port := range p.ports {
-		c, err := open(sw, port, p, log)
-		if err != nil {
+		if err := ports.Open(port, transports.Defaults{Depth: p.depth, MTU: p.mtu}); err != nil {
 			shutdown()
 			return err
 		}
-		opened = append(opened, c)
 	}
 	log.Info("umlswitch running", "ports", len(p.ports), "hub", p.sw.Hub, "mac_age", p.sw.MACAge, "tx_hold", p.sw.TxHold)
 	sw.Run(ctx)
 	log.Info("shutting down")
+	for _, st := range ports.TunnelStats() {
+		if st.Unknown+st.Malformed > 0 {
+			log.Info("tunnel endpoint", "transport", st.Kind, "local", st.Local, "unknown", st.Unknown, "malformed", st.Malformed)
+		}
+	}
 	shutdown()
 	return nil
 }
-
-func open(sw *fabric.Switch, port configs.Port, p *plan, log *slog.Logger) (closer, error) {
-	depth, mtu := port.Depth, port.MTU
-	if depth == 0 {
-		depth = p.depth
-	}
-	if mtu == 0 {
-		mtu = p.mtu
-	}
-	switch port.Transport {
-	case "daemon":
-		t, err := daemon.Listen(daemon.Config{Path: port.Path, Mode: port.Mode, CompatV0: port.CompatV0, DataPath: port.DataPath,
-			Depth: depth, MaxFrame: frame.MaxFrameForMTU(mtu), Logger: log})
-		if err != nil {
-			return nil, err
-		}
-		t.Start(sw)
-		return t, nil
-	case "tap":
-		tp, err := tap.Open(tap.Config{Ifname: port.Ifname, Depth: depth, MaxFrame: frame.MaxFrameForMTU(mtu), Logger: log})
-		if err != nil {
-			return nil, err
-		}
-		id, err := sw.Attach(tp)
-		if err != nil {
-			tp.Close()
-			return nil, err
-		}
-		sw.Serve(tp.Receiver(id))
-		return detacher{sw, tp}, nil
-	}
-	return nil, fmt.Errorf("port %s: transport %q is not wired", port, port.Transport)
-}
-
-// detacher closes a port the command attached itself.
-type detacher struct {
-	sw *fabric.Switch
-	p  fabric.Port
-}
-
-func (d detacher) Close() error { d.sw.Detach(d.p); return nil }

@@ -27,7 +27,7 @@ func TestBadArguments(t *testing.T) {
 	}{
 		{[]string{"-nosuchflag"}, []string{"flag provided but not defined: -nosuchflag", "umlswitch -h"}},
 		{[]string{"-port", "transport=tap,ifname=t0,colour=red"}, []string{`unknown key "colour" for transport tap`, "accepted: depth, ifname, mtu"}},
-		{[]string{"-port", "transport=gree,src=1"}, []string{`unknown transport "gree"`, "known transports: daemon, tap"}},
+		{[]string{"-port", "transport=gree,src=1"}, []string{`unknown transport "gree"`, "known transports: bess, daemon, gre, l2tpv3, tap"}},
 		{[]string{"-port", "transport=daemon"}, []string{"transport daemon needs path="}},
 		{[]string{"-tap", "a-name-longer-than-15"}, []string{"-tap", "longer than 15 bytes"}},
 		{[]string{"-mtu", "10"}, []string{"-mtu 10: out of range 68..65517"}},

@@ -32,6 +32,11 @@ type Config struct {
 	Depth    int    // frames per receive batch
 	MaxFrame int    // largest frame sent or accepted
 	OnClose  func() // runs once after the socket is closed, e.g. to close a control connection
+	// OnEOF, for stream-like sockets (SOCK_SEQPACKET), runs once on the
+	// reader's goroutine when the peer has closed and every frame it sent
+	// has been delivered; it should detach the port. The next read then
+	// reports net.ErrClosed.
+	OnEOF func()
 }
 
 // Port is a fabric.Port over one socket.
@@ -47,6 +52,8 @@ type Port struct {
 	rxN    int
 	rxErr  error
 	readFn func(fd uintptr) bool // bound once so a read allocates no closure
+	eof    bool                  // the peer has gone and its frames were delivered
+	hup    [1]unix.PollFd
 }
 
 var _ fabric.Port = (*Port)(nil)
@@ -138,6 +145,10 @@ func (p *Port) Receiver(id frame.PortID) fabric.Receiver {
 }
 
 func (p *Port) receive(v *frame.Vector) (int, error) {
+	if p.eof {
+		p.cfg.OnEOF()
+		return 0, net.ErrClosed
+	}
 	if p.rxVec != v {
 		p.bind(v)
 	}
@@ -145,13 +156,41 @@ func (p *Port) receive(v *frame.Vector) (int, error) {
 	if err := p.fd.Read(p.readFn); err != nil {
 		return 0, err
 	}
-	if p.rxErr != nil {
+	switch p.rxErr {
+	case nil:
+	case unix.ECONNRESET:
+		// The peer closed with our frames unread. Its own frames (and, on a
+		// stream-like socket, the end of the stream) are still to be read.
+		return 0, nil
+	default:
 		return 0, p.rxErr
 	}
-	for i := 0; i < p.rxN; i++ {
+	n := p.rxN
+	for i := 0; i < n; i++ {
 		v.Sizes[i] = int(p.rx.Hdrs[i].Len) // the true length, thanks to MSG_TRUNC
 	}
-	return p.rxN, nil
+	// Once a seqpacket peer has closed, every read returns zero bytes: a
+	// trailing run of empty reads on a socket shut down for reading is the
+	// end of the stream, not empty frames.
+	if p.cfg.OnEOF != nil && n > 0 && v.Sizes[n-1] == 0 && p.shutDown() {
+		for n > 0 && v.Sizes[n-1] == 0 {
+			n--
+		}
+		p.eof = true // deliver what came before it; detach on the next read
+	}
+	return n, nil
+}
+
+// shutDown reports whether the peer has closed the connection.
+func (p *Port) shutDown() bool {
+	fd, ok := p.fd.Borrow()
+	if !ok {
+		return true
+	}
+	defer p.fd.Return()
+	p.hup[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLRDHUP}
+	n, _ := unix.Poll(p.hup[:], 0)
+	return n > 0 && p.hup[0].Revents&(unix.POLLRDHUP|unix.POLLHUP) != 0
 }
 
 // bind points the receive iovecs at v's buffers; the ingress port never

@@ -1,14 +1,13 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
 // ctlPathFor returns the control socket for a configured path: a directory
@@ -28,26 +27,11 @@ func ctlPathFor(path string) (ctl, dir string, err error) {
 	return path, "", nil
 }
 
-// listenUnix binds a SOCK_STREAM listener at path. A socket file left by a
-// dead switch (connect is refused) is replaced; a live one is an error, as
-// is any file that is not a socket.
+// listenUnix binds a SOCK_STREAM listener at path, replacing a stale
+// socket file and refusing a live one.
 func listenUnix(path string) (*net.UnixListener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("%s exists and is not a socket", path)
-		}
-		c, err := net.DialTimeout("unix", path, time.Second)
-		switch {
-		case err == nil:
-			c.Close()
-			return nil, fmt.Errorf("%s: another switch is already running on this socket", path)
-		case errors.Is(err, syscall.ECONNREFUSED):
-			if err := os.Remove(path); err != nil {
-				return nil, fmt.Errorf("remove stale socket: %w", err)
-			}
-		default:
-			return nil, fmt.Errorf("probe existing socket %s: %w", path, err)
-		}
+	if err := unixsock.ClearStale(path, "unix"); err != nil {
+		return nil, err
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {

@@ -1,0 +1,158 @@
+package tunnel
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/mmsg"
+)
+
+// txChunk is the most frames one sendmmsg carries.
+const txChunk = 64
+
+// maxHeader bounds an encapsulation header (L2TPv3 over UDP with a 64-bit
+// cookie and a counter is 20 bytes).
+const maxHeader = 32
+
+// PortConfig describes one tunnel port.
+type PortConfig struct {
+	Name     string
+	MaxFrame int
+	Peer     netip.AddrPort // where frames go (port 0 for raw sockets)
+	Header   []byte         // sent in front of every frame
+	// CounterAt is the offset in Header of a 32-bit big-endian number
+	// that counts frames from 1 (a GRE sequence, an L2TPv3 counter), or -1.
+	CounterAt int
+	// PinCounter sends the counter as 0 on every frame, as UML's
+	// pin_sequence and pin_counter do.
+	PinCounter bool
+	// Check validates a received packet's header for this port: it returns
+	// the header's length, or a drop reason.
+	Check func(pkt []byte) (hdrLen int, reason fabric.DropReason)
+	// OnClose runs once when the port closes, before the endpoint is
+	// released: the protocol removes the port from its router there.
+	OnClose func()
+}
+
+// Port is a fabric.Port that sends through an endpoint's socket.
+type Port struct {
+	ep      *Endpoint
+	cfg     PortConfig
+	check   func(pkt []byte) (int, fabric.DropReason)
+	peer    rawSockaddr
+	id      frame.PortID
+	counter atomic.Uint32
+	txPool  sync.Pool // *txScratch: concurrent writers share nothing
+	closed  atomic.Bool
+	once    sync.Once
+}
+
+var _ fabric.Port = (*Port)(nil)
+
+type txScratch struct {
+	b    *mmsg.Batch
+	hdrs [txChunk][maxHeader]byte // per-message headers when a counter advances
+}
+
+// NewPort makes a port on e. It is not routed to until the protocol adds it
+// to its router, after SetID.
+func (e *Endpoint) NewPort(cfg PortConfig) *Port {
+	p := &Port{ep: e, cfg: cfg, check: cfg.Check, peer: encodeSockaddr(cfg.Peer)}
+	p.txPool.New = func() any {
+		s := &txScratch{b: mmsg.NewBatch(txChunk, 2)}
+		for i := 0; i < txChunk; i++ {
+			s.b.SetName(i, p.peer.b[:p.peer.n])
+			if p.cfg.CounterAt < 0 || p.cfg.PinCounter {
+				s.b.SetBuf(i, 0, p.cfg.Header) // constant: every message shares the template
+			} else {
+				copy(s.hdrs[i][:], p.cfg.Header)
+				s.b.SetBuf(i, 0, s.hdrs[i][:len(p.cfg.Header)])
+			}
+		}
+		return s
+	}
+	return p
+}
+
+// SetID records the switch's id for the port; received frames carry it.
+func (p *Port) SetID(id frame.PortID) { p.id = id }
+
+// Name implements fabric.Port.
+func (p *Port) Name() string { return p.cfg.Name }
+
+// MaxFrame implements fabric.Port.
+func (p *Port) MaxFrame() int { return p.cfg.MaxFrame }
+
+// Endpoint is the endpoint the port sends through.
+func (p *Port) Endpoint() *Endpoint { return p.ep }
+
+// Write implements fabric.Port: one sendmmsg per 64 frames, each message
+// the port's header followed by the frame.
+func (p *Port) Write(frames [][]byte) (int, error) {
+	if p.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	fd, ok := p.ep.fd.Borrow()
+	if !ok {
+		return 0, net.ErrClosed
+	}
+	defer p.ep.fd.Return()
+	s := p.txPool.Get().(*txScratch)
+	defer p.txPool.Put(s)
+	counting := p.cfg.CounterAt >= 0 && !p.cfg.PinCounter
+	sent := 0
+	for sent < len(frames) {
+		chunk := frames[sent:min(len(frames), sent+txChunk)]
+		var seq uint32
+		if counting {
+			// Reserve the chunk's numbers at once; concurrent writers get
+			// disjoint ranges (their frames may interleave on the wire).
+			seq = p.counter.Add(uint32(len(chunk))) - uint32(len(chunk))
+		}
+		for i, f := range chunk {
+			if counting {
+				binary.BigEndian.PutUint32(s.hdrs[i][p.cfg.CounterAt:], seq+1+uint32(i))
+			}
+			s.b.SetBuf(i, 1, f)
+		}
+		n, err := s.b.Send(fd, 0, len(chunk), unix.MSG_DONTWAIT)
+		sent += n
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return sent, fabric.ErrWouldBlock
+		case err != nil:
+			// ECONNREFUSED and friends: an ICMP error for an earlier
+			// datagram, reported on this send. Counted for this frame.
+			return sent, err
+		case n < len(chunk):
+			return sent, fabric.ErrWouldBlock
+		}
+	}
+	return sent, nil
+}
+
+// WaitWritable implements fabric.Port.
+func (p *Port) WaitWritable(timeout time.Duration) bool { return p.ep.fd.WaitWritable(timeout) }
+
+// Close implements fabric.Port: the port stops being routed to and releases
+// its endpoint (the last port closes the socket).
+func (p *Port) Close() error {
+	p.once.Do(func() {
+		p.closed.Store(true)
+		if p.cfg.OnClose != nil {
+			p.cfg.OnClose()
+		}
+		p.ep.Release()
+	})
+	return nil
+}

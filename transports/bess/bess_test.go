@@ -1,0 +1,276 @@
+package bess
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
+	"github.com/umlswitch/umlswitch/transports/porttest"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// client is what UML's bess transport does: a SOCK_SEQPACKET socket bound to
+// src and connected to the switch's path.
+type client struct{ fd int }
+
+func dial(t *testing.T, path string) *client {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := unixsock.FromPath(filepath.Join(t.TempDir(), "uml.sock"))
+	if err := unixsock.Bind(fd, &src); err != nil {
+		t.Fatal(err)
+	}
+	dst, _ := unixsock.FromPath(path)
+	if err := unixsock.Connect(fd, &dst); err != nil {
+		t.Fatal(err)
+	}
+	c := &client{fd: fd}
+	t.Cleanup(c.close)
+	return c
+}
+
+func (c *client) send(b []byte) error {
+	_, err := unix.Write(c.fd, b)
+	return err
+}
+
+func (c *client) recv(b []byte, timeout time.Duration) (int, error) {
+	return pollfd.ReadTimeout(c.fd, b, timeout)
+}
+
+func (c *client) close() {
+	if c.fd >= 0 {
+		unix.Close(c.fd)
+		c.fd = -1
+	}
+}
+
+func listen(t *testing.T, cfg Config) *Transport {
+	t.Helper()
+	if cfg.Path == "" {
+		cfg.Path = filepath.Join(t.TempDir(), "sw.bess")
+	}
+	cfg.Logger = quiet()
+	tr, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+type captureRegistry struct {
+	ports     chan fabric.Port
+	receivers chan fabric.Receiver
+}
+
+func (r *captureRegistry) Attach(p fabric.Port) (frame.PortID, error) { r.ports <- p; return 4, nil }
+func (r *captureRegistry) Detach(p fabric.Port)                       { p.Close() }
+func (r *captureRegistry) Serve(rc fabric.Receiver)                   { r.receivers <- rc }
+
+func TestConformance(t *testing.T) {
+	porttest.Run(t, func(t *testing.T) *porttest.Harness {
+		tr := listen(t, Config{})
+		reg := &captureRegistry{ports: make(chan fabric.Port, 1), receivers: make(chan fabric.Receiver, 1)}
+		tr.Start(reg)
+		c := dial(t, tr.Path())
+		return &porttest.Harness{Port: <-reg.ports, Receiver: <-reg.receivers, ID: 4,
+			PeerSend: c.send, PeerRecv: c.recv, Blocks: true, EmptyAndOversize: true}
+	})
+}
+
+type testSwitch struct {
+	sw   *fabric.Switch
+	tr   *Transport
+	stop func()
+}
+
+func startSwitch(t *testing.T) *testSwitch {
+	t.Helper()
+	sw := fabric.New(fabric.Config{Logger: quiet(), TxHold: 20 * time.Millisecond})
+	tr := listen(t, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go sw.Run(ctx)
+	tr.Start(sw)
+	var once sync.Once
+	stop := func() { once.Do(func() { tr.Close(); cancel(); sw.Close() }) }
+	t.Cleanup(stop)
+	return &testSwitch{sw: sw, tr: tr, stop: stop}
+}
+
+func (s *testSwitch) waitPorts(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.sw.Stats()) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("switch has %d ports, want %d", len(s.sw.Stats()), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ether(dst, src frame.MAC, size int, tag byte) []byte {
+	f := make([]byte, size)
+	copy(f, dst[:])
+	copy(f[6:], src[:])
+	f[12], f[13], f[14] = 0x88, 0xb5, tag
+	return f
+}
+
+func mac(i int) frame.MAC { return frame.MAC{0xfe, 0xfd, 0x0b, 0, 0, byte(i)} }
+
+func expect(t *testing.T, c *client, tag byte) {
+	t.Helper()
+	buf := make([]byte, 65536)
+	n, err := c.recv(buf, 2*time.Second)
+	if err != nil || n < 15 || buf[14] != tag {
+		t.Fatalf("want frame %d: got %d bytes, %v", tag, n, err)
+	}
+}
+
+// Several UMLs share one listener, each its own port, and reach each other.
+func TestManyClientsShareOneListener(t *testing.T) {
+	s := startSwitch(t)
+	var cs []*client
+	for i := 0; i < 4; i++ {
+		cs = append(cs, dial(t, s.tr.Path()))
+	}
+	s.waitPorts(t, 4)
+	for i, c := range cs {
+		c.send(ether(frame.Broadcast, mac(i), 60, byte(i)))
+		for j, o := range cs {
+			if j != i {
+				expect(t, o, byte(i))
+			}
+		}
+	}
+	cs[0].send(ether(mac(3), mac(0), 200, 9))
+	expect(t, cs[3], 9)
+	for _, st := range s.sw.Stats() {
+		if !strings.Contains(st.Name, "uml.sock") {
+			t.Errorf("port %q is not named after the UML's src path", st.Name)
+		}
+	}
+}
+
+func openFDs() int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	return len(ents)
+}
+
+func settle(t *testing.T, what string, want int, f func() int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f() > want {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%s: %d, want at most %d\n%s", what, f(), want, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A UML that closes is detached after the frames it sent just before are
+// delivered; one that connects and vanishes goes too; bad messages are
+// counted; nothing leaks.
+func TestClientsComeAndGo(t *testing.T) {
+	goroutines, fds := runtime.NumGoroutine(), openFDs()
+	func() {
+		s := startSwitch(t)
+		a, b := dial(t, s.tr.Path()), dial(t, s.tr.Path())
+		s.waitPorts(t, 2)
+		b.send(ether(frame.Broadcast, mac(2), 60, 0))
+		expect(t, a, 0)
+
+		t.Run("bad messages are counted", func(t *testing.T) {
+			for _, f := range [][]byte{{}, make([]byte, 10), ether(frame.Broadcast, mac(2), 1519, 1)} {
+				if err := b.send(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				var st fabric.PortStats
+				for _, x := range s.sw.Stats() {
+					if x.RxFrames > 0 {
+						st = x
+					}
+				}
+				if st.Drops[fabric.DropEmpty] == 1 && st.Drops[fabric.DropRunt] == 1 && st.Drops[fabric.DropOversize] == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("drops %v", st.Drops)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+		t.Run("frames sent right before closing arrive", func(t *testing.T) {
+			for i := 0; i < 5; i++ {
+				b.send(ether(frame.Broadcast, mac(2), 60, byte(10+i)))
+			}
+			b.close()
+			for i := 0; i < 5; i++ {
+				expect(t, a, byte(10+i))
+			}
+			s.waitPorts(t, 1)
+		})
+		t.Run("connect and vanish", func(t *testing.T) {
+			c := dial(t, s.tr.Path())
+			s.waitPorts(t, 2)
+			c.close()
+			s.waitPorts(t, 1)
+		})
+		t.Run("peer closes with frames unread", func(t *testing.T) {
+			c := dial(t, s.tr.Path())
+			s.waitPorts(t, 2)
+			a.send(ether(frame.Broadcast, mac(1), 60, 20)) // queued for c, never read
+			time.Sleep(20 * time.Millisecond)
+			c.close()
+			s.waitPorts(t, 1)
+		})
+		a.close()
+		s.waitPorts(t, 0)
+		s.stop()
+	}()
+	settle(t, "goroutines", goroutines, runtime.NumGoroutine)
+	settle(t, "open descriptors", fds, openFDs)
+}
+
+func TestSocketFiles(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "sw.bess")
+	tr := listen(t, Config{Path: p})
+	if _, err := Listen(Config{Path: p, Logger: quiet()}); err == nil || !strings.Contains(err.Error(), "another switch is already running") {
+		t.Fatalf("second listener: %v", err)
+	}
+	tr.Close()
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatalf("socket file left after Close: %v", err)
+	}
+	// A stale seqpacket socket file is replaced.
+	fd, _ := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
+	unix.Bind(fd, &unix.SockaddrUnix{Name: p})
+	unix.Close(fd)
+	listen(t, Config{Path: p})
+	if _, err := Listen(Config{Path: fmt.Sprintf("/%0108d", 0), Logger: quiet()}); err == nil {
+		t.Fatal("accepted a path too long for a unix socket")
+	}
+}

@@ -1,0 +1,308 @@
+package gre
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/nstest"
+	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/internal/tunnel"
+	"github.com/umlswitch/umlswitch/transports/porttest"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+var (
+	swAddr = netip.MustParseAddr("127.0.0.2")
+	peer3  = netip.MustParseAddr("127.0.0.3")
+	peer4  = netip.MustParseAddr("127.0.0.4")
+)
+
+// umlSide is what UML's gre transport does: a raw GRE socket bound to its
+// own address, sending to the switch's. It is connected, so it can send
+// and receive with plain write and read.
+type umlSide struct {
+	fd      int
+	hdr     []byte
+	scratch []byte
+	ip6     bool
+}
+
+func openUML(t *testing.T, ns *nstest.NS, local, remote netip.Addr, hasKey bool, txKey uint32, seq bool) *umlSide {
+	t.Helper()
+	u := &umlSide{scratch: make([]byte, 70000), ip6: local.Is6()}
+	u.hdr, _ = Encode(hasKey, txKey, seq)
+	err := ns.Do(func() error {
+		family, sa, ra := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Addr: local.As16()}), unix.Sockaddr(&unix.SockaddrInet6{Addr: remote.As16()})
+		if local.Is4() {
+			family, sa, ra = unix.AF_INET, &unix.SockaddrInet4{Addr: local.As4()}, &unix.SockaddrInet4{Addr: remote.As4()}
+		}
+		fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, IPProto)
+		if err != nil {
+			return err
+		}
+		u.fd = fd
+		if err := unix.Bind(fd, sa); err != nil {
+			return err
+		}
+		return unix.Connect(fd, ra)
+	})
+	if err != nil {
+		t.Fatalf("peer socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(u.fd) })
+	return u
+}
+
+// send encapsulates f with the peer's header; sendRaw sends bytes as they are.
+func (u *umlSide) send(f []byte) error {
+	n := copy(u.scratch, u.hdr)
+	n += copy(u.scratch[n:], f)
+	return u.sendRaw(u.scratch[:n])
+}
+func (u *umlSide) sendRaw(b []byte) error {
+	_, err := unix.Write(u.fd, b)
+	return err
+}
+
+// recv reads one packet and returns its frame, checking the header.
+func (u *umlSide) recv(b []byte, timeout time.Duration) (int, error) {
+	n, err := pollfd.ReadTimeout(u.fd, u.scratch, timeout)
+	if err != nil {
+		return 0, err
+	}
+	pkt := u.scratch[:n]
+	if !u.ip6 {
+		pkt = pkt[int(pkt[0]&0x0f)*4:]
+	}
+	h, err := Parse(pkt)
+	if err != nil {
+		return 0, err
+	}
+	return copy(b, pkt[h.Len:]), nil
+}
+
+type captureRegistry struct {
+	ports     chan fabric.Port
+	receivers chan fabric.Receiver
+}
+
+func (r *captureRegistry) Attach(p fabric.Port) (frame.PortID, error) { r.ports <- p; return 2, nil }
+func (r *captureRegistry) Detach(p fabric.Port)                       { p.Close() }
+func (r *captureRegistry) Serve(rc fabric.Receiver)                   { r.receivers <- rc }
+
+func openIn(t *testing.T, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
+	t.Helper()
+	var p *tunnel.Port
+	if err := ns.Do(func() (err error) { p, err = Open(tb, reg, cfg); return }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Detach(p) })
+	return p
+}
+
+func TestConformance(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		local, peer string
+		key, seq    bool
+	}{{"ipv4", "127.0.0.2", "127.0.0.3", false, false}, {"ipv4 key sequence", "127.0.0.2", "127.0.0.3", true, true},
+		{"ipv6", "fd00::2", "fd00::3", true, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			porttest.Run(t, func(t *testing.T) *porttest.Harness {
+				ns := nstest.New(t)
+				ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::2/128", "dev", "lo", "nodad")
+				ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::3/128", "dev", "lo", "nodad")
+				local, remote := netip.MustParseAddr(c.local), netip.MustParseAddr(c.peer)
+				reg := &captureRegistry{ports: make(chan fabric.Port, 1), receivers: make(chan fabric.Receiver, 1)}
+				tb := tunnel.NewTable(reg, quiet())
+				openIn(t, ns, tb, reg, Config{Local: local, Remote: remote, HasKey: c.key, RxKey: 11, TxKey: 12, Sequence: c.seq,
+					Depth: 32, MaxFrame: 1518})
+				u := openUML(t, ns, remote, local, c.key, 11, c.seq)
+				return &porttest.Harness{Port: <-reg.ports, Receiver: <-reg.receivers, ID: 2, PeerSend: u.send, PeerRecv: u.recv,
+					EmptyAndOversize: true}
+			})
+		})
+	}
+}
+
+// switchIn runs a real switch whose GRE ports live in ns.
+func switchIn(t *testing.T) (*fabric.Switch, *tunnel.Table) {
+	t.Helper()
+	sw := fabric.New(fabric.Config{Logger: quiet()})
+	ctx, cancel := context.WithCancel(context.Background())
+	go sw.Run(ctx)
+	t.Cleanup(func() { cancel(); sw.Close() })
+	return sw, tunnel.NewTable(sw, quiet())
+}
+
+func ether(dst, src frame.MAC, tag byte) []byte {
+	f := make([]byte, 60)
+	copy(f, dst[:])
+	copy(f[6:], src[:])
+	f[12], f[13], f[14] = 0x88, 0xb5, tag
+	return f
+}
+
+func mac(i int) frame.MAC { return frame.MAC{0xfe, 0xfd, 0x0c, 0, 0, byte(i)} }
+
+func expect(t *testing.T, u *umlSide, tag byte) {
+	t.Helper()
+	b := make([]byte, 2048)
+	n, err := u.recv(b, 2*time.Second)
+	if err != nil || n < 15 || b[14] != tag {
+		t.Fatalf("want frame %d: %d bytes, %v", tag, n, err)
+	}
+}
+
+func expectNothing(t *testing.T, u *umlSide) {
+	t.Helper()
+	b := make([]byte, 2048)
+	if n, err := u.recv(b, 100*time.Millisecond); err == nil {
+		t.Fatalf("unexpected frame of %d bytes", n)
+	}
+}
+
+func stats(sw *fabric.Switch, p fabric.Port) fabric.PortStats {
+	for _, st := range sw.Stats() {
+		if st.Name == p.Name() {
+			return st
+		}
+	}
+	return fabric.PortStats{}
+}
+
+// Several peers, and two keys from one peer, share the switch's address:
+// every packet reaches its own port, and only its own.
+func TestManyPeersOnOneAddress(t *testing.T) {
+	ns := nstest.New(t)
+	sw, tb := switchIn(t)
+	openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer3, Depth: 64, MaxFrame: 1518})
+	key50 := openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer4, HasKey: true, RxKey: 5, TxKey: 50, Depth: 64, MaxFrame: 1518})
+	openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer4, HasKey: true, RxKey: 6, TxKey: 60, Depth: 64, MaxFrame: 1518})
+	if err := ns.Do(func() error {
+		_, err := Open(tb, sw, Config{Local: swAddr, Remote: peer4, HasKey: true, RxKey: 6, TxKey: 1, Depth: 64, MaxFrame: 1518})
+		return err
+	}); err == nil {
+		t.Fatal("a second port with the same peer and key was accepted")
+	}
+	if n := len(tb.Stats()); n != 1 {
+		t.Fatalf("%d endpoints for one local address", n)
+	}
+	a := openUML(t, ns, peer3, swAddr, false, 0, false)
+	b := openUML(t, ns, peer4, swAddr, true, 5, false)
+	c := openUML(t, ns, peer4, swAddr, true, 6, false)
+	// b and c share 127.0.0.4: each receives every GRE packet for that
+	// address, and keeps those with its own key, as UML does.
+	recvKey := func(u *umlSide, key uint32, tag byte) {
+		t.Helper()
+		buf := make([]byte, 2048)
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			n, err := pollfd.ReadTimeout(u.fd, buf, time.Until(deadline))
+			if err != nil {
+				break
+			}
+			pkt := buf[int(buf[0]&0x0f)*4 : n]
+			if h, _ := Parse(pkt); h.Key == key && pkt[h.Len+14] == tag {
+				return
+			}
+		}
+		t.Fatalf("no frame %d with key %d", tag, key)
+	}
+	a.send(ether(frame.Broadcast, mac(1), 1))
+	recvKey(b, 50, 1)
+	recvKey(c, 60, 1)
+	b.send(ether(mac(1), mac(2), 2))
+	expect(t, a, 2)
+	c.send(ether(mac(2), mac(3), 3)) // unicast to b's address: goes out with b's key only
+	recvKey(b, 50, 3)
+	deadline := time.Now().Add(time.Second) // the counter is added after the send returns
+	for stats(sw, key50).TxFrames != 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if st := stats(sw, key50); st.TxFrames != 2 {
+		t.Fatalf("key-50 port sent %d frames, want 2", st.TxFrames)
+	}
+}
+
+// Bad packets over the real socket: each counted, on its port where it has
+// one, and none forwarded; the good peer is served throughout.
+func TestBadPackets(t *testing.T) {
+	ns := nstest.New(t)
+	sw, tb := switchIn(t)
+	keyed := openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer3, HasKey: true, RxKey: 7, TxKey: 7, Sequence: true, Depth: 64, MaxFrame: 1518})
+	openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer4, Depth: 64, MaxFrame: 1518})
+	bad := openUML(t, ns, peer3, swAddr, true, 7, true)
+	good := openUML(t, ns, peer4, swAddr, false, 0, false)
+	stranger := openUML(t, ns, netip.MustParseAddr("127.0.0.9"), swAddr, false, 0, false)
+
+	word := func(flags uint16) []byte {
+		return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, flags), ProtoTEB)
+	}
+	f := ether(frame.Broadcast, mac(3), 1)
+	sends := []struct {
+		name string
+		pkt  []byte
+		want fabric.DropReason
+	}{
+		{"truncated header", []byte{0x30, 0x00}, fabric.DropDecap},
+		{"header only, cut inside the key", word(flagKey | flagSequence), fabric.DropDecap},
+		{"checksum flag", append(append(word(flagChecksum|flagKey|flagSequence), make([]byte, 12)...), f...), fabric.DropDecap},
+		{"no sequence flag", append(append(word(flagKey), 0, 0, 0, 7), f...), fabric.DropDecap},
+		{"wrong protocol", append([]byte{0x30, 0x00, 0x08, 0x00, 0, 0, 0, 7, 0, 0, 0, 1}, f...), fabric.DropDecap},
+		{"wrong key", append(append(word(flagKey|flagSequence), 0, 0, 0, 8, 0, 0, 0, 1), f...), fabric.DropAuth},
+	}
+	for _, s := range sends {
+		if err := bad.sendRaw(s.pkt); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+	}
+	stranger.send(ether(frame.Broadcast, mac(9), 9))
+	good.send(ether(frame.Broadcast, mac(4), 4))
+	expect(t, bad, 4) // the good peer is served
+	expectNothing(t, good)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		st := stats(sw, keyed)
+		if st.Drops[fabric.DropDecap] == 5 && st.Drops[fabric.DropAuth] == 1 && tb.Stats()[0].Unknown == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keyed port drops %v, endpoint %+v", st.Drops, tb.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The socket closes with the last port on it.
+func TestEndpointClosesWithItsLastPort(t *testing.T) {
+	ns := nstest.New(t)
+	sw, tb := switchIn(t)
+	var ps []*tunnel.Port
+	for _, peer := range []netip.Addr{peer3, peer4} {
+		var p *tunnel.Port
+		ns.Do(func() (err error) {
+			p, err = Open(tb, sw, Config{Local: swAddr, Remote: peer, Depth: 64, MaxFrame: 1518})
+			return
+		})
+		ps = append(ps, p)
+	}
+	sw.Detach(ps[0])
+	if len(tb.Stats()) != 1 {
+		t.Fatal("endpoint closed while a port still uses it")
+	}
+	sw.Detach(ps[1])
+	if len(tb.Stats()) != 0 {
+		t.Fatal("endpoint left open after its last port")
+	}
+}

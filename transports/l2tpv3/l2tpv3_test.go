@@ -1,0 +1,263 @@
+package l2tpv3
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/nstest"
+	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/internal/tunnel"
+	"github.com/umlswitch/umlswitch/transports/porttest"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// umlSide is what UML's l2tpv3 transport does: a UDP (or raw IP 115) socket
+// of its own, connected to the switch, sending its header in front of each
+// frame.
+type umlSide struct {
+	fd      int
+	hdr     []byte
+	l       Layout
+	raw4    bool
+	scratch []byte
+}
+
+func openUML(t *testing.T, ns *nstest.NS, cfg Config) *umlSide {
+	t.Helper()
+	// The UML's view: its tx is the switch's rx.
+	l := cfg.layout()
+	hdr, _ := Encode(l, cfg.RxSession, cfg.RxCookie)
+	u := &umlSide{hdr: hdr, l: l, raw4: !cfg.UDP && cfg.Remote.Is4(), scratch: make([]byte, 70000)}
+	err := ns.Do(func() error {
+		typ, proto := unix.SOCK_DGRAM, 0
+		if !cfg.UDP {
+			typ, proto = unix.SOCK_RAW, IPProto
+		}
+		local, remote := sockaddr(cfg.Remote, cfg.RemotePort), sockaddr(cfg.Local, cfg.LocalPort)
+		family := unix.AF_INET
+		if cfg.Local.Is6() {
+			family = unix.AF_INET6
+		}
+		fd, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+		if err != nil {
+			return err
+		}
+		u.fd = fd
+		if err := unix.Bind(fd, local); err != nil {
+			return err
+		}
+		return unix.Connect(fd, remote)
+	})
+	if err != nil {
+		t.Fatalf("peer socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(u.fd) })
+	return u
+}
+
+func sockaddr(a netip.Addr, port uint16) unix.Sockaddr {
+	if a.Is4() {
+		return &unix.SockaddrInet4{Addr: a.As4(), Port: int(port)}
+	}
+	return &unix.SockaddrInet6{Addr: a.As16(), Port: int(port)}
+}
+
+func (u *umlSide) send(f []byte) error {
+	n := copy(u.scratch, u.hdr)
+	n += copy(u.scratch[n:], f)
+	return u.sendRaw(u.scratch[:n])
+}
+
+func (u *umlSide) sendRaw(b []byte) error {
+	_, err := unix.Write(u.fd, b)
+	return err
+}
+
+func (u *umlSide) recv(b []byte, timeout time.Duration) (int, error) {
+	n, err := pollfd.ReadTimeout(u.fd, u.scratch, timeout)
+	if err != nil {
+		return 0, err
+	}
+	pkt := u.scratch[:n]
+	if u.raw4 {
+		pkt = pkt[int(pkt[0]&0x0f)*4:]
+	}
+	if len(pkt) < u.l.Len() {
+		return 0, ErrTruncated
+	}
+	return copy(b, pkt[u.l.Len():]), nil
+}
+
+type captureRegistry struct {
+	ports     chan fabric.Port
+	receivers chan fabric.Receiver
+}
+
+func (r *captureRegistry) Attach(p fabric.Port) (frame.PortID, error) { r.ports <- p; return 3, nil }
+func (r *captureRegistry) Detach(p fabric.Port)                       { p.Close() }
+func (r *captureRegistry) Serve(rc fabric.Receiver)                   { r.receivers <- rc }
+
+func openIn(t *testing.T, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
+	t.Helper()
+	var p *tunnel.Port
+	if err := ns.Do(func() (err error) { p, err = Open(tb, reg, cfg); return }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Detach(p) })
+	return p
+}
+
+func addrs(t *testing.T) *nstest.NS {
+	ns := nstest.New(t)
+	ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::2/128", "dev", "lo", "nodad")
+	ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::4/128", "dev", "lo", "nodad")
+	return ns
+}
+
+var (
+	sw4, peer4 = netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.4")
+	sw6, peer6 = netip.MustParseAddr("fd00::2"), netip.MustParseAddr("fd00::4")
+)
+
+func TestConformance(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"udp ipv4", Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12}},
+		{"udp ipv6 cookie64 counter", Config{UDP: true, Local: sw6, Remote: peer6, LocalPort: 17001, RemotePort: 17002,
+			RxSession: 0xffffffff, TxSession: 12, HasCookie: true, Cookie64: true, RxCookie: 1 << 60, TxCookie: 5, Counter: true}},
+		{"ip ipv4 cookie", Config{Local: sw4, Remote: peer4, RxSession: 21, TxSession: 22, HasCookie: true, RxCookie: 0xabcd, TxCookie: 0xdcba}},
+		{"ip ipv6 counter pinned", Config{Local: sw6, Remote: peer6, RxSession: 21, TxSession: 22, Counter: true, PinCounter: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			porttest.Run(t, func(t *testing.T) *porttest.Harness {
+				ns := addrs(t)
+				reg := &captureRegistry{ports: make(chan fabric.Port, 1), receivers: make(chan fabric.Receiver, 1)}
+				cfg := c.cfg
+				cfg.Depth, cfg.MaxFrame = 32, 1518
+				openIn(t, ns, tunnel.NewTable(reg, quiet()), reg, cfg)
+				u := openUML(t, ns, cfg)
+				return &porttest.Harness{Port: <-reg.ports, Receiver: <-reg.receivers, ID: 3, PeerSend: u.send, PeerRecv: u.recv,
+					EmptyAndOversize: true}
+			})
+		})
+	}
+}
+
+func switchIn(t *testing.T) (*fabric.Switch, *tunnel.Table) {
+	t.Helper()
+	sw := fabric.New(fabric.Config{Logger: quiet()})
+	ctx, cancel := context.WithCancel(context.Background())
+	go sw.Run(ctx)
+	t.Cleanup(func() { cancel(); sw.Close() })
+	return sw, tunnel.NewTable(sw, quiet())
+}
+
+func ether(src frame.MAC, tag byte) []byte {
+	f := make([]byte, 60)
+	copy(f, frame.Broadcast[:])
+	copy(f[6:], src[:])
+	f[12], f[13], f[14] = 0x88, 0xb5, tag
+	return f
+}
+
+func stats(sw *fabric.Switch, p fabric.Port) fabric.PortStats {
+	for _, st := range sw.Stats() {
+		if st.Name == p.Name() {
+			return st
+		}
+	}
+	return fabric.PortStats{}
+}
+
+// Sessions share one UDP socket; bad packets are counted on their session's
+// port, or on the endpoint when no session matches; good ones flow.
+func TestSessionsShareASocketAndBadPacketsAreCounted(t *testing.T) {
+	ns := addrs(t)
+	sw, tb := switchIn(t)
+	a := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12,
+		HasCookie: true, RxCookie: 0x1111, TxCookie: 0x2222, Counter: true, Depth: 64, MaxFrame: 1518}
+	b := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17003, RxSession: 21, TxSession: 22,
+		Depth: 64, MaxFrame: 1518}
+	pa := openIn(t, ns, tb, sw, a)
+	openIn(t, ns, tb, sw, b)
+	if len(tb.Stats()) != 1 {
+		t.Fatalf("%d endpoints for one local address", len(tb.Stats()))
+	}
+	dup := b
+	dup.RemotePort = 17009
+	if err := ns.Do(func() error { _, err := Open(tb, sw, dup); return err }); err == nil {
+		t.Fatal("a second port with session 21 on the same socket was accepted")
+	}
+	ua, ub := openUML(t, ns, a), openUML(t, ns, b)
+	f := ether(frame.MAC{2, 0, 0, 0, 0, 1}, 1)
+
+	ua.send(f)
+	buf := make([]byte, 2048)
+	if n, err := ub.recv(buf, 2*time.Second); err != nil || n != 60 || buf[14] != 1 {
+		t.Fatalf("session 21 did not get session 11's frame: %d %v", n, err)
+	}
+	hdr := func(session uint32, cookie uint32) []byte {
+		h := binary.BigEndian.AppendUint32(nil, dataWord)
+		h = binary.BigEndian.AppendUint32(h, session)
+		return binary.BigEndian.AppendUint32(h, cookie)
+	}
+	ua.sendRaw(append(append(hdr(11, 0x9999), 0, 0, 0, 1), f...)) // wrong cookie
+	ua.sendRaw(hdr(11, 0x1111))                                    // cut before the counter
+	ua.sendRaw(append(append(hdr(77, 0x1111), 0, 0, 0, 1), f...)) // unknown session
+	ua.sendRaw([]byte{0, 3})                                       // not even a session
+	ub.send(ether(frame.MAC{2, 0, 0, 0, 0, 2}, 2))
+	if n, err := ua.recv(buf, 2*time.Second); err != nil || n != 60 || buf[14] != 2 {
+		t.Fatalf("session 11 not served after bad packets: %d %v", n, err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		st := stats(sw, pa)
+		if st.Drops[fabric.DropAuth] == 1 && st.Drops[fabric.DropDecap] == 1 && tb.Stats()[0].Unknown == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port drops %v, endpoint %+v", st.Drops, tb.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n, err := ub.recv(buf, 100*time.Millisecond); err == nil {
+		t.Fatalf("a bad packet was forwarded (%d bytes)", n)
+	}
+}
+
+// The counter starts at 1 and counts every frame, as UML's does.
+func TestCounterCounts(t *testing.T) {
+	ns := addrs(t)
+	sw, tb := switchIn(t)
+	a := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12,
+		Counter: true, Depth: 64, MaxFrame: 1518}
+	b := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17003, RxSession: 21, TxSession: 22,
+		Depth: 64, MaxFrame: 1518}
+	openIn(t, ns, tb, sw, a)
+	openIn(t, ns, tb, sw, b)
+	ua, ub := openUML(t, ns, a), openUML(t, ns, b)
+	for i := 0; i < 3; i++ {
+		ub.send(ether(frame.MAC{2, 0, 0, 0, 0, 2}, byte(i)))
+	}
+	for want := uint32(1); want <= 3; want++ {
+		n, err := pollfd.ReadTimeout(ua.fd, ua.scratch, 2*time.Second)
+		if err != nil || n < 12 {
+			t.Fatal(err)
+		}
+		if got := binary.BigEndian.Uint32(ua.scratch[8:]); got != want {
+			t.Fatalf("counter %d, want %d", got, want)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+// Package transports opens the ports a configuration describes, of every
+// kind, on a switch (or on the benchmark's ceiling relay), and closes them
+// again. Tunnel ports that share a local address share a socket.
+package transports
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/tunnel"
+	"github.com/umlswitch/umlswitch/transports/bess"
+	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/gre"
+	"github.com/umlswitch/umlswitch/transports/l2tpv3"
+	"github.com/umlswitch/umlswitch/transports/tap"
+)
+
+// Defaults apply to ports that set no depth or mtu of their own.
+type Defaults struct {
+	Depth int
+	MTU   int
+}
+
+// Set is the ports and listeners opened on one registry.
+type Set struct {
+	reg     fabric.Registry
+	tunnels *tunnel.Table
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	opened []io.Closer // in opening order
+}
+
+// NewSet returns an empty set that opens ports on reg.
+func NewSet(reg fabric.Registry, log *slog.Logger) *Set {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Set{reg: reg, tunnels: tunnel.NewTable(reg, log), log: log}
+}
+
+// Open opens the port p describes.
+func (s *Set) Open(p configs.Port, d Defaults) error {
+	depth, mtu := p.Depth, p.MTU
+	if depth == 0 {
+		depth = d.Depth
+	}
+	if mtu == 0 {
+		mtu = d.MTU
+	}
+	maxFrame := frame.MaxFrameForMTU(mtu)
+	var c io.Closer
+	switch p.Transport {
+	case "daemon":
+		t, err := daemon.Listen(daemon.Config{Path: p.Path, Mode: p.Mode, CompatV0: p.CompatV0, DataPath: p.DataPath,
+			Depth: depth, MaxFrame: maxFrame, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		t.Start(s.reg)
+		c = t
+	case "bess":
+		t, err := bess.Listen(bess.Config{Path: p.Path, Mode: p.Mode, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		t.Start(s.reg)
+		c = t
+	case "tap":
+		tp, err := tap.Open(tap.Config{Ifname: p.Ifname, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		id, err := s.reg.Attach(tp)
+		if err != nil {
+			tp.Close()
+			return err
+		}
+		s.reg.Serve(tp.Receiver(id))
+		c = detacher{s.reg, tp}
+	case "gre":
+		tp, err := gre.Open(s.tunnels, s.reg, gre.Config{Local: p.Src, Remote: p.Dst, HasKey: p.HasKey, RxKey: p.RxKey,
+			TxKey: p.TxKey, Sequence: p.Sequence, PinSequence: p.PinSeq, Depth: depth, MaxFrame: maxFrame})
+		if err != nil {
+			return err
+		}
+		c = detacher{s.reg, tp}
+	case "l2tpv3":
+		tp, err := l2tpv3.Open(s.tunnels, s.reg, l2tpv3.Config{UDP: p.UDP, Local: p.Src, Remote: p.Dst,
+			LocalPort: p.SrcPort, RemotePort: p.DstPort, RxSession: p.RxSession, TxSession: p.TxSession,
+			HasCookie: p.HasCookie, Cookie64: p.Cookie64, RxCookie: p.RxCookie, TxCookie: p.TxCookie,
+			Counter: p.Counter, PinCounter: p.PinCounter, Depth: depth, MaxFrame: maxFrame})
+		if err != nil {
+			return err
+		}
+		c = detacher{s.reg, tp}
+	default:
+		return fmt.Errorf("port %s: transport %q is not wired", p, p.Transport)
+	}
+	s.mu.Lock()
+	s.opened = append(s.opened, c)
+	s.mu.Unlock()
+	return nil
+}
+
+// Close closes everything, last opened first.
+func (s *Set) Close() {
+	s.mu.Lock()
+	opened := s.opened
+	s.opened = nil
+	s.mu.Unlock()
+	for i := len(opened) - 1; i >= 0; i-- {
+		opened[i].Close()
+	}
+}
+
+// TunnelStats returns the counters of the tunnel endpoints: packets that
+// reached a local address but no port.
+func (s *Set) TunnelStats() []tunnel.Stats { return s.tunnels.Stats() }
+
+// detacher takes a port the set attached off the registry, which closes it.
+type detacher struct {
+	reg fabric.Registry
+	p   fabric.Port
+}
+
+func (d detacher) Close() error { d.reg.Detach(d.p); return nil }
