@@ -214,9 +214,9 @@ func TestSessionsShareASocketAndBadPacketsAreCounted(t *testing.T) {
 		return binary.BigEndian.AppendUint32(h, cookie)
 	}
 	ua.sendRaw(append(append(hdr(11, 0x9999), 0, 0, 0, 1), f...)) // wrong cookie
-	ua.sendRaw(hdr(11, 0x1111))                                    // cut before the counter
+	ua.sendRaw(hdr(11, 0x1111))                                   // cut before the counter
 	ua.sendRaw(append(append(hdr(77, 0x1111), 0, 0, 0, 1), f...)) // unknown session
-	ua.sendRaw([]byte{0, 3})                                       // not even a session
+	ua.sendRaw([]byte{0, 3})                                      // not even a session
 	ub.send(ether(frame.MAC{2, 0, 0, 0, 0, 2}, 2))
 	if n, err := ua.recv(buf, 2*time.Second); err != nil || n != 60 || buf[14] != 2 {
 		t.Fatalf("session 11 not served after bad packets: %d %v", n, err)
