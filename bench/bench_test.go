@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/transports"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 )
 
@@ -173,6 +175,49 @@ func TestGenerateAgainstSwitch(t *testing.T) {
 				t.Fatalf("received %d for %d sent with %d copies each: frames were flooded", res.RecvAll, res.SentAll, res.Copies)
 			}
 		})
+	}
+}
+
+// The generator over the vector transports, against a real switch whose
+// ports the transports package opens (BESS and L2TPv3 over UDP need no
+// privileges; GRE does and is covered by make bench-smoke).
+func TestGenerateOverVectorTransports(t *testing.T) {
+	for _, name := range []string{"bess", "l2tpv3"} {
+		t.Run(name, func(t *testing.T) {
+			sw := fabric.New(fabric.Config{TxHold: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer func() { cancel(); sw.Close() }()
+			go sw.Run(ctx)
+			tr, dir := Transports[name], t.TempDir()
+			set := transports.NewSet(sw, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			defer set.Close()
+			specs := tr.Ports(dir, 3)
+			for i := 1; i < len(specs); i += 2 {
+				p, err := configs.ParsePort(specs[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := set.Open(p, transports.Defaults{Depth: 32, MTU: 1500}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := Generate(GenConfig{Transport: tr, Dir: dir, Window: tr.Window, Ports: 3, Size: 100, Depth: 32,
+				Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Delivered == 0 || res.loss() > 0.05 {
+				t.Fatalf("%+v", res)
+			}
+		})
+	}
+}
+
+func TestMainRejectsTunnelsForDaemonOnlySwitches(t *testing.T) {
+	var errb strings.Builder
+	if code := Main([]string{"-transport", "gre", "-compare", "uml_switch"}, io.Discard, &errb); code != 2 ||
+		!strings.Contains(errb.String(), "uml_switch speaks only the daemon protocol") {
+		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 }
 

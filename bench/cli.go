@@ -23,6 +23,7 @@ Examples:
   umlswitch bench -compare uml_switch -cpu 0 -runs 3  # umlswitch against uml_switch, switch on CPU 0
   umlswitch bench -compare uml_switch,vde_switch -ports 8 -hub
   umlswitch bench -clients vde -compare relay         # against the ceiling: a bare relay on the same sockets
+  umlswitch bench -transport gre -compare relay -cpu 0  # GRE ports (as root), against the relay on GRE
   umlswitch bench -ctl /tmp/uml.ctl -pid 1234         # a switch that is already running
   umlswitch bench relay -unix /tmp/relay.ctl          # run the ceiling relay by hand
 
@@ -46,7 +47,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		duration = fs.Duration("duration", 3*time.Second, "measured time per run.\nExample: -duration 10s")
 		warmup   = fs.Duration("warmup", 500*time.Millisecond, "traffic before the measurement starts.\nExample: -warmup 1s")
 		depth    = fs.Int("depth", 64, "frames per sendmmsg and recvmmsg call.\nExample: -depth 32")
-		clients  = fs.String("clients", "uml", "client behaviour: uml (sendto the switch, never connect back) or vde (connect back).\nExample: -clients vde")
+		clients  = fs.String("clients", "uml", "with -transport daemon: uml clients (sendto the switch, never connect back) or vde clients\n(connect back).\nExample: -clients vde")
+		window   = fs.Int("window", -1, "most frames in flight per generator port (0: no limit). Default: none for the unix\nsocket transports, which hold the generator back themselves; 256 for gre and l2tpv3.\nExample: -window 0")
+		trName   = fs.String("transport", "daemon", "what the generator's ports speak: daemon (every switch), or bess, gre, l2tpv3 (umlswitch\nand the relay; gre needs root).\nExample: -transport gre -compare relay")
 		hub      = fs.Bool("hub", false, "start the switches in hub mode; every frame then reaches every other port.\nExample: -hub")
 		runs     = fs.Int("runs", 0, "runs per switch, interleaved; tables show median (min-max). Default 1, or 3 with -compare.\nExample: -runs 5")
 		cpu      = fs.String("cpu", "", "pin the switch to these CPUs (`LIST`: 0, 0-3, 0,2) and the generator to the others.\nExample: -cpu 0")
@@ -70,6 +73,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if *clients != "uml" && *clients != "vde" {
 		return fail("-clients %q: want uml or vde", *clients)
 	}
+	tr := Transports[*trName]
+	if tr == nil {
+		return fail("-transport %q: want daemon, bess, gre or l2tpv3", *trName)
+	}
+	label := *clients
+	if tr.Ports != nil {
+		label = tr.Name
+		if *ports > maxTunnelPorts {
+			return fail("-ports %d: at most %d with -transport %s", *ports, maxTunnelPorts, tr.Name)
+		}
+	}
 	if *ports < 2 || *ports > 1024 {
 		return fail("-ports %d: want 2..1024", *ports)
 	}
@@ -86,6 +100,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	for _, n := range names {
 		if Known[n] == nil {
 			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay)", n)
+		}
+		if tr.Ports != nil && !Known[n].vector {
+			return fail("%s speaks only the daemon protocol; -transport %s needs umlswitch or relay", n, tr.Name)
 		}
 	}
 	if *runs == 0 {
@@ -120,12 +137,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return fail("%v", err)
 		}
 	}
-	cfg := GenConfig{Ports: *ports, Size: *size, Depth: *depth, Warmup: *warmup, Duration: *duration,
+	if *window < 0 {
+		*window = tr.Window
+	}
+	cfg := GenConfig{Transport: tr, Window: *window, Ports: *ports, Size: *size, Depth: *depth, Warmup: *warmup, Duration: *duration,
 		ConnectBack: *clients == "vde", Hub: *hub, CPUs: genCPUs}
 
 	if *ctl != "" { // an external switch: one row, no starting or stopping
 		cfg.Ctl, cfg.SwitchPID = *ctl, *pid
-		row := Row{Switch: *ctl, Ports: *ports, Size: *size, Client: *clients, Hub: *hub}
+		if tr.Ports != nil {
+			return fail("-ctl drives the daemon protocol; start the switch yourself with %v and omit -ctl", tr.Ports(".", *ports))
+		}
+		row := Row{Switch: *ctl, Ports: *ports, Size: *size, Client: label, Hub: *hub}
 		for i := 0; i < *runs; i++ {
 			res, err := Generate(cfg)
 			if err != nil {
@@ -144,14 +167,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	defer os.RemoveAll(dir)
 	rows := make([]Row, len(names))
 	for i, n := range names {
-		rows[i] = Row{Switch: n, Ports: *ports, Size: *size, Client: *clients, Hub: *hub}
+		rows[i] = Row{Switch: n, Ports: *ports, Size: *size, Client: label, Hub: *hub}
+	}
+	cfg.Dir = dir
+	var extra []string
+	if tr.Ports != nil {
+		extra = tr.Ports(dir, *ports)
 	}
 	fmt.Fprintf(stderr, "bench: %d ports, %d-byte frames, %s clients%s, %v per run, %d run(s) per switch\n",
-		*ports, *size, *clients, map[bool]string{true: ", hub mode", false: ""}[*hub], *duration, *runs)
+		*ports, *size, label, map[bool]string{true: ", hub mode", false: ""}[*hub], *duration, *runs)
 	for run := 0; run < *runs; run++ {
 		for i, n := range names { // interleaved, so slow drifts on a shared machine hit every switch alike
 			var log strings.Builder
-			p, err := start(Known[n], *exe, dir, *hub, swCPUs, &log)
+			p, err := start(Known[n], *exe, dir, *hub, extra, swCPUs, &log)
 			if err != nil {
 				return fail("%v\n%s", err, log.String())
 			}

@@ -12,12 +12,13 @@ import (
 
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
-	"github.com/umlswitch/umlswitch/transports/daemon"
 )
 
-// GenConfig sets up one load-generator run against a control socket.
+// GenConfig sets up one load-generator run.
 type GenConfig struct {
-	Ctl         string
+	Transport   *Transport    // nil: the daemon protocol
+	Ctl         string        // the daemon protocol's control socket
+	Dir         string        // where BESS sockets live
 	Ports       int           // generator ports, each sending to the next
 	Size        int           // frame size in bytes, Ethernet header included
 	Depth       int           // frames per sendmmsg/recvmmsg
@@ -27,6 +28,12 @@ type GenConfig struct {
 	Hub         bool          // every frame is delivered to all other ports
 	SwitchPID   int           // for CPU accounting; 0 to skip
 	CPUs        []int         // pin generator threads here; empty: anywhere
+	// Window is the most frames per port in flight (sent and not yet
+	// received); 0 for no limit. Datagram and seqpacket unix sockets hold
+	// the generator back by themselves; UDP and IP do not, and an
+	// unlimited generator would measure how the switch copes with its
+	// socket overflowing rather than how fast it forwards.
+	Window int
 }
 
 // GenResult is what one run measured.
@@ -57,7 +64,7 @@ type counter struct {
 
 // genPort is one generator port: a client of the switch.
 type genPort struct {
-	c        *daemon.Client
+	c        *client
 	mac      frame.MAC
 	sent     counter
 	received counter
@@ -77,16 +84,16 @@ func Generate(cfg GenConfig) (GenResult, error) {
 	defer func() {
 		for _, p := range ports {
 			if p != nil {
-				p.c.Close()
+				p.c.close()
 			}
 		}
 	}()
+	tr := cfg.Transport
+	if tr == nil {
+		tr = Transports["daemon"]
+	}
 	for i := range ports {
-		cc := daemon.ClientConfig{Ctl: cfg.Ctl, ConnectBack: cfg.ConnectBack}
-		if cfg.ConnectBack { // as libvdeplug does; UML sends the bare 124-byte request, and uml_switch wants exactly that
-			cc.Description = fmt.Sprintf("umlswitch-bench port %d", i)
-		}
-		c, err := daemon.Dial(cc)
+		c, err := tr.Dial(cfg, i)
 		if err != nil {
 			return GenResult{}, err
 		}
@@ -152,31 +159,88 @@ func sum(ports []*genPort) (sent, received uint64) {
 	return sent, received
 }
 
+// learningFrame is the size of the frames sent while learning; received,
+// it ends every datagram, whatever headers a transport puts first.
+const learningFrame = 60
+
 // learn has every port send a broadcast from its address, so the switch
-// knows where each one is, and waits until every port heard all the others.
+// knows where each one is, until every port has heard all the others; a
+// port may be attached a moment after its client connected (BESS), and
+// floods before that miss it, so broadcasts are sent again every 100 ms.
+// Then it drains what came twice.
 func learn(ports []*genPort) error {
 	buf := make([]byte, 65536)
-	for i, p := range ports {
-		f := ether(frame.Broadcast, p.mac, 60)
-		if err := p.c.Send(f); err != nil {
-			return fmt.Errorf("bench: port %d: first frame: %w", i, err)
+	heard := make([]map[frame.MAC]bool, len(ports))
+	for i := range heard {
+		heard[i] = make(map[frame.MAC]bool)
+	}
+	complete := func() bool {
+		for _, h := range heard {
+			if len(h) < len(ports)-1 {
+				return false
+			}
 		}
+		return true
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for i, p := range ports {
-		for heard := 0; heard < len(ports)-1; {
-			_, err := unix.Read(p.c.Fd, buf)
-			switch {
-			case err == nil:
-				heard++
-			case (err == unix.EAGAIN || err == unix.EINTR) && time.Now().Before(deadline):
-				time.Sleep(time.Millisecond)
-			default:
-				return fmt.Errorf("bench: port %d heard %d of %d learning frames: %w", i, heard, len(ports)-1, err)
+	for !complete() {
+		if time.Now().After(deadline) {
+			for i, h := range heard {
+				if len(h) < len(ports)-1 {
+					return fmt.Errorf("bench: port %d heard %d of %d learning frames: is the switch serving every port?", i, len(h), len(ports)-1)
+				}
+			}
+		}
+		for i, p := range ports {
+			b := p.c.batch(1, ether(frame.Broadcast, p.mac, learningFrame))
+			if _, err := b.Send(p.c.fd, 0, 1, 0); err != nil && err != unix.EAGAIN && !icmpError(err) {
+				return fmt.Errorf("bench: port %d: learning frame: %w", i, err)
+			}
+		}
+		for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end) && !complete(); {
+			for i, p := range ports {
+				for {
+					n, err := unix.Read(p.c.fd, buf)
+					if err != nil {
+						break
+					}
+					if n >= learningFrame {
+						heard[i][frame.SrcMAC(buf[n-learningFrame:])] = true
+					}
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	for _, p := range ports {
+		for {
+			if _, err := unix.Read(p.c.fd, buf); err != nil {
+				break
 			}
 		}
 	}
 	return nil
+}
+
+// batch builds n messages that all send f as this client does: after its
+// header, to its address.
+func (c *client) batch(n int, f []byte) *mmsg.Batch {
+	per := 1
+	if c.hdr != nil {
+		per = 2
+	}
+	b := mmsg.NewBatch(n, per)
+	for j := 0; j < n; j++ {
+		if c.hdr != nil {
+			b.SetBuf(j, 0, c.hdr)
+		}
+		b.SetBuf(j, per-1, f)
+		if c.to != nil {
+			b.SetName(j, c.to)
+		}
+	}
+	return b
 }
 
 func ether(dst, src frame.MAC, size int) []byte {
@@ -219,46 +283,65 @@ func loop(cfg GenConfig, ports []*genPort, stopSend, stopRecv *atomic.Bool, pass
 	rx := make([]*mmsg.Batch, len(ports))
 	backoff := make([]bool, len(ports))
 	for i, p := range ports {
-		if err := unix.SetNonblock(p.c.Fd, true); err != nil {
-			return err
-		}
-		pfds[i] = unix.PollFd{Fd: int32(p.c.Fd), Events: unix.POLLIN | unix.POLLOUT}
-		f := ether(ports[(i+1)%len(ports)].mac, p.mac, cfg.Size)
-		tx[i], rx[i] = mmsg.NewBatch(cfg.Depth, 1), mmsg.NewBatch(cfg.Depth, 1)
+		pfds[i] = unix.PollFd{Fd: int32(p.c.fd), Events: unix.POLLIN | unix.POLLOUT}
+		tx[i] = p.c.batch(cfg.Depth, ether(ports[(i+1)%len(ports)].mac, p.mac, cfg.Size))
+		rx[i] = mmsg.NewBatch(cfg.Depth, 1)
 		for j := 0; j < cfg.Depth; j++ {
-			tx[i].SetBuf(j, 0, f)
-			if !cfg.ConnectBack {
-				tx[i].SetName(j, p.c.Remote[:]) // UML sendto()s the reply address and never connects
-			}
-			rx[i].SetBuf(j, 0, make([]byte, cfg.Size+1))
+			rx[i].SetBuf(j, 0, make([]byte, cfg.Size+128)) // room for a tunnel's IP and encapsulation headers
 		}
 	}
+	copies := uint64(1)
+	if cfg.Hub {
+		copies = uint64(len(ports) - 1)
+	}
+	limit := uint64(cfg.Window) * uint64(len(ports)) * copies
+	var sentTot, recvTot, written uint64 // deliveries expected, made, and given up on
+	var full time.Time                   // when the window filled with nothing arriving since
 	idle := 0
 	for !stopRecv.Load() {
 		moved := false
 		sending := !stopSend.Load()
+		if limit > 0 {
+			switch inFlight := sentTot*copies - recvTot - written; {
+			case inFlight < limit:
+				full = time.Time{}
+			case full.IsZero():
+				full = time.Now()
+				sending = false
+			case time.Since(full) > 20*time.Millisecond:
+				written += inFlight // lost on the way: stop waiting for them
+				full = time.Time{}
+			default:
+				sending = false
+			}
+		}
 		for i, p := range ports {
 			if sending && !backoff[i] {
-				n, err := tx[i].Send(p.c.Fd, 0, cfg.Depth, unix.MSG_DONTWAIT)
-				switch err {
-				case nil, unix.EINTR, unix.ENOBUFS:
-				case unix.EAGAIN:
+				n, err := tx[i].Send(p.c.fd, 0, cfg.Depth, unix.MSG_DONTWAIT)
+				switch {
+				case err == nil, err == unix.EINTR, err == unix.ENOBUFS, icmpError(err):
+				case err == unix.EAGAIN:
 					backoff[i] = true
 				default:
 					return fmt.Errorf("bench: send: %w (did the switch stop?)", err)
 				}
 				p.sent.n.Add(uint64(n))
+				sentTot += uint64(n)
 				moved = moved || n > 0
 			} else {
 				backoff[i] = false
 			}
-			n, err := rx[i].Recv(p.c.Fd, cfg.Depth, unix.MSG_DONTWAIT)
-			switch err {
-			case nil, unix.EAGAIN, unix.EINTR:
+			n, err := rx[i].Recv(p.c.fd, cfg.Depth, unix.MSG_DONTWAIT)
+			switch {
+			case err == nil, err == unix.EAGAIN, err == unix.EINTR, icmpError(err):
 			default:
 				return fmt.Errorf("bench: receive: %w", err)
 			}
 			p.received.n.Add(uint64(n))
+			recvTot += uint64(n)
+			if n > 0 {
+				full = time.Time{}
+			}
 			moved = moved || n > 0
 		}
 		passes.n.Add(1)
@@ -270,4 +353,15 @@ func loop(cfg GenConfig, ports []*genPort, stopSend, stopRecv *atomic.Bool, pass
 		}
 	}
 	return nil
+}
+
+// icmpError reports an error that an ICMP message for an earlier datagram
+// left on a UDP or raw socket (the switch's socket was not open yet, say):
+// it says nothing about this send or receive.
+func icmpError(err error) bool {
+	switch err {
+	case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ENOPROTOOPT, unix.EPROTO:
+		return true
+	}
+	return false
 }

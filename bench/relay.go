@@ -15,8 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/transports"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 )
 
@@ -81,34 +83,51 @@ func (r *relay) run(rc fabric.Receiver) {
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
-		if err != nil || n == 0 {
+		if err != nil {
 			continue
 		}
-		out = out[:0]
-		for i := 0; i < n; i++ {
-			if v.Sizes[i] >= frame.HeaderLen && v.Sizes[i] <= v.MaxFrame {
-				out = append(out, v.Frame(i))
+		// A socket shared by several ports (a tunnel endpoint) mixes their
+		// frames in one batch: relay each run from one ingress as a whole.
+		for start := 0; start < n; {
+			end := start + 1
+			for end < n && v.Ports[end] == v.Ports[start] {
+				end++
 			}
-		}
-		if len(out) == 0 {
-			continue
-		}
-		ports := *r.ports.Load()
-		in := ports[v.Ports[0]]
-		src, dst := frame.SrcMAC(out[0]), frame.DstMAC(out[0])
-		if _, ok := r.owner.Load(src); !ok && in != nil {
-			r.owner.Store(src, in)
-		}
-		if !r.hub && !dst.IsMulticast() {
-			if p, ok := r.owner.Load(dst); ok {
-				r.send(p.(fabric.Port), out)
-				continue
+			out = out[:0]
+			for i := start; i < end; i++ {
+				if v.Sizes[i] >= frame.HeaderLen && v.Sizes[i] <= v.MaxFrame {
+					out = append(out, v.Frame(i))
+				}
 			}
-		}
-		for _, p := range ports {
-			if p != nil && p != in {
-				r.send(p, out)
+			if len(out) > 0 {
+				r.relayRun(v.Ports[start], out)
 			}
+			start = end
+		}
+	}
+}
+
+// relayRun sends frames that entered on one port to the owner of the first
+// frame's destination, or to every other port.
+func (r *relay) relayRun(id frame.PortID, out [][]byte) {
+	ports := *r.ports.Load()
+	if int(id) >= len(ports) {
+		return // frame.NoPort: not for a port
+	}
+	in := ports[id]
+	src, dst := frame.SrcMAC(out[0]), frame.DstMAC(out[0])
+	if _, ok := r.owner.Load(src); !ok && in != nil {
+		r.owner.Store(src, in)
+	}
+	if !r.hub && !dst.IsMulticast() {
+		if p, ok := r.owner.Load(dst); ok {
+			r.send(p.(fabric.Port), out)
+			return
+		}
+	}
+	for _, p := range ports {
+		if p != nil && p != in {
+			r.send(p, out)
 		}
 	}
 }
@@ -134,14 +153,17 @@ func (r *relay) send(p fabric.Port, frames [][]byte) {
 }
 
 // RelayMain runs `umlswitch bench relay`: the ceiling relay on a control
-// socket, until SIGINT or SIGTERM.
+// socket and any -port specs, until SIGINT or SIGTERM.
 func RelayMain(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("umlswitch bench relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	ctl := fs.String("unix", "", "control socket `PATH` to serve.\nExample: -unix /tmp/relay.ctl")
 	hub := fs.Bool("hub", false, "send every batch to every other port.\nExample: -hub")
-	hold := fs.Duration("tx-hold", fabric.DefaultTxHold, "how long a full port may take nothing before its frames are dropped.\nExample: -tx-hold 5ms")
+	hold := fs.Duration("tx-hold", fabric.DefaultTxHold, "how long a full port may take nothing before its frames are dropped.\nExample: -tx-hold 10ms")
 	depth := fs.Int("depth", daemon.DefaultDepth, "frames per batch.\nExample: -depth 64")
+	var specs []string
+	fs.Func("port", "also serve a port described by `SPEC`, as umlswitch -port does.\nExample: -port transport=bess,path=/tmp/relay.bess",
+		func(s string) error { specs = append(specs, s); return nil })
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: umlswitch bench relay -unix PATH [flags]\n\n"+
 			"The benchmark's ceiling: a bare batched relay over the same sockets as umlswitch, with no\n"+
@@ -158,17 +180,25 @@ func RelayMain(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "umlswitch bench relay: -unix PATH is required and nothing else is taken")
 		return 2
 	}
-	t, err := daemon.Listen(daemon.Config{Path: *ctl, Depth: *depth, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		fmt.Fprintf(stderr, "umlswitch bench relay: %v\n", err)
-		return 1
-	}
 	r := &relay{hub: *hub, hold: *hold}
-	t.Start(r)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ports := transports.NewSet(r, log)
+	defaults := transports.Defaults{Depth: *depth, MTU: frame.DefaultMTU}
+	for _, s := range append([]string{"transport=daemon,path=" + *ctl}, specs...) {
+		p, err := configs.ParsePort(s)
+		if err == nil {
+			err = ports.Open(p, defaults)
+		}
+		if err != nil {
+			ports.Close()
+			fmt.Fprintf(stderr, "umlswitch bench relay: %v\n", err)
+			return 1
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
-	t.Close()
+	ports.Close()
 	r.wg.Wait()
 	return 0
 }

@@ -21,6 +21,9 @@ type Switch struct {
 	command func(exe, dir string, hub bool) (argv []string, ctl string)
 	// stop asks the process to exit cleanly.
 	stop func(p *process)
+	// vector: it takes -port specs, so speaks every transport, not only
+	// the daemon protocol.
+	vector bool
 }
 
 // Known switches, by the names -switch and -compare take. relay is the
@@ -36,7 +39,8 @@ var Known = map[string]*Switch{
 			}
 			return argv, ctl
 		},
-		stop: func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+		stop:   func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+		vector: true,
 	},
 	"uml_switch": {
 		Name: "uml_switch",
@@ -60,7 +64,8 @@ var Known = map[string]*Switch{
 			}
 			return argv, ctl
 		},
-		stop: func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+		stop:   func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+		vector: true,
 	},
 	"vde_switch": {
 		Name: "vde_switch",
@@ -85,10 +90,12 @@ type process struct {
 	done  chan struct{}
 }
 
-// start runs sw with its sockets in dir, pinned to cpus (all CPUs if
-// empty), and waits until its control socket accepts connections.
-func start(sw *Switch, exe, dir string, hub bool, cpus []int, log io.Writer) (*process, error) {
+// start runs sw with its sockets in dir and extra arguments (the -port
+// specs of a transport), pinned to cpus (all CPUs if empty), and waits
+// until its control socket accepts connections.
+func start(sw *Switch, exe, dir string, hub bool, extra []string, cpus []int, log io.Writer) (*process, error) {
 	argv, ctl := sw.command(exe, dir, hub)
+	argv = append(argv, extra...)
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", sw.Name, err)

@@ -144,9 +144,11 @@ func (t *Table) open(key endpointKey, cfg EndpointConfig) (*Endpoint, error) {
 		}
 		return nil, fmt.Errorf("%s: socket: %w", cfg.Kind.Name, err)
 	}
-	// A switch takes traffic from many peers on one socket: room for bursts.
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+	// A switch takes traffic from many peers on one socket, and UDP and IP
+	// have no flow control: room for bursts. The FORCE options pass
+	// net.core.rmem_max (212992 on a default Debian) when running as root.
+	setBuffer(fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 4<<20)
+	setBuffer(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 4<<20)
 	var sa unix.Sockaddr
 	if ip.Is4() {
 		sa = &unix.SockaddrInet4{Port: int(cfg.Local.Port()), Addr: ip.As4()}
@@ -290,4 +292,11 @@ func (e *Endpoint) decap(v *frame.Vector, i int) {
 		e.moved.Add(1)
 	}
 	v.Sizes[i] = size
+}
+
+// setBuffer sets a socket buffer size, beyond the system limit if allowed.
+func setBuffer(fd, force, plain, size int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, size) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, size)
+	}
 }

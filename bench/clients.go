@@ -1,0 +1,145 @@
+package bench
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/internal/unixsock"
+	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/gre"
+	"github.com/umlswitch/umlswitch/transports/l2tpv3"
+)
+
+// client is one generator port's socket, as the kind of client it plays.
+type client struct {
+	fd    int
+	hdr   []byte // sent in front of every frame (tunnels)
+	to    []byte // address of every send, for clients that never connect (UML's daemon)
+	close func()
+}
+
+// Transport is a protocol the generator can speak: what the switch must be
+// told to serve the generator's ports, and how each of them connects.
+type Transport struct {
+	Name string
+	// Ports are -port specs for umlswitch and the relay to serve n
+	// generator ports with sockets under dir; nil for the daemon protocol,
+	// which every switch serves on its control socket.
+	Ports func(dir string, n int) []string
+	Dial  func(cfg GenConfig, i int) (*client, error)
+	// Window is the generator's default frames in flight per port; 0
+	// where the sockets hold it back by themselves.
+	Window int
+}
+
+// Transports the generator speaks, by the names -transport takes.
+var Transports = map[string]*Transport{
+	"daemon": {Name: "daemon", Dial: dialDaemon},
+	"bess":   {Name: "bess", Ports: bessPorts, Dial: dialBESS},
+	"gre":    {Name: "gre", Ports: grePorts, Dial: dialGRE, Window: 256},
+	"l2tpv3": {Name: "l2tpv3", Ports: l2tpPorts, Dial: dialL2TP, Window: 256},
+}
+
+// Tunnel peers are loopback addresses 127.0.0.10 and up; the switch is
+// 127.0.0.2. Traffic never leaves the loopback interface.
+const maxTunnelPorts = 200
+
+var switchAddr = netip.MustParseAddr("127.0.0.2")
+
+func peerAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte(10 + i)}) }
+
+func dialDaemon(cfg GenConfig, i int) (*client, error) {
+	cc := daemon.ClientConfig{Ctl: cfg.Ctl, ConnectBack: cfg.ConnectBack}
+	if cfg.ConnectBack { // as libvdeplug does; UML sends the bare 124-byte request, and uml_switch wants exactly that
+		cc.Description = fmt.Sprintf("umlswitch-bench port %d", i)
+	}
+	c, err := daemon.Dial(cc)
+	if err != nil {
+		return nil, err
+	}
+	cl := &client{fd: c.Fd, close: c.Close}
+	if !cfg.ConnectBack {
+		cl.to = c.Remote[:] // UML sendto()s the reply address and never connects
+	}
+	return cl, nil
+}
+
+func bessPorts(dir string, _ int) []string {
+	return []string{"-port", "transport=bess,path=" + filepath.Join(dir, "sw.bess")}
+}
+
+func dialBESS(cfg GenConfig, i int) (*client, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	src, _ := unixsock.FromPath(filepath.Join(cfg.Dir, fmt.Sprintf("gen%d.sock", i)))
+	dst, _ := unixsock.FromPath(filepath.Join(cfg.Dir, "sw.bess"))
+	unix.Unlink(src.FilesystemPath())
+	if err := unixsock.Bind(fd, &src); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bench: bess client: %w", err)
+	}
+	if err := unixsock.Connect(fd, &dst); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bench: bess client: %w", err)
+	}
+	return &client{fd: fd, close: func() { unix.Close(fd); unix.Unlink(src.FilesystemPath()) }}, nil
+}
+
+func grePorts(_ string, n int) []string {
+	var args []string
+	for i := 0; i < n; i++ {
+		args = append(args, "-port", fmt.Sprintf("transport=gre,src=%s,dst=%s", switchAddr, peerAddr(i)))
+	}
+	return args
+}
+
+func dialGRE(cfg GenConfig, i int) (*client, error) {
+	hdr, _ := gre.Encode(false, 0, false)
+	return dialIP(unix.SOCK_RAW, gre.IPProto, peerAddr(i), 0, switchAddr, 0, hdr)
+}
+
+// l2tpSession numbers generator port i's sessions: the switch expects
+// rx, the generator expects tx.
+func l2tpSession(i int) (rx, tx uint32) { return uint32(1000 + i), uint32(2000 + i) }
+
+func l2tpPorts(_ string, n int) []string {
+	var args []string
+	for i := 0; i < n; i++ {
+		rx, tx := l2tpSession(i)
+		args = append(args, "-port", fmt.Sprintf("transport=l2tpv3,udp=1,src=%s,dst=%s,srcport=17001,dstport=17001,rx_session=%d,tx_session=%d",
+			switchAddr, peerAddr(i), rx, tx))
+	}
+	return args
+}
+
+func dialL2TP(cfg GenConfig, i int) (*client, error) {
+	rx, _ := l2tpSession(i)
+	hdr, _ := l2tpv3.Encode(l2tpv3.Layout{UDP: true}, rx, 0)
+	return dialIP(unix.SOCK_DGRAM, 0, peerAddr(i), 17001, switchAddr, 17001, hdr)
+}
+
+// dialIP opens an IPv4 socket of the given type at local, connected to
+// remote, as UML's gre and l2tpv3 transports do.
+func dialIP(typ, proto int, local netip.Addr, lport uint16, remote netip.Addr, rport uint16, hdr []byte) (*client, error) {
+	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return nil, fmt.Errorf("bench: socket: %w (raw sockets need root)", err)
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil { // past rmem_max, as root
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: local.As4(), Port: int(lport)}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bench: bind %s: %w", local, err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: remote.As4(), Port: int(rport)}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bench: connect %s: %w", remote, err)
+	}
+	return &client{fd: fd, hdr: hdr, close: func() { unix.Close(fd) }}, nil
+}
