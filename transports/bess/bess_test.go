@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +27,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // src and connected to the switch's path.
 type client struct{ fd int }
 
-func dial(t *testing.T, path string) *client {
+func dial(t testing.TB, path string) *client {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -171,29 +170,11 @@ func TestManyClientsShareOneListener(t *testing.T) {
 	}
 }
 
-func openFDs() int {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	return len(ents)
-}
-
-func settle(t *testing.T, what string, want int, f func() int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for f() > want {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%s: %d, want at most %d\n%s", what, f(), want, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // A UML that closes is detached after the frames it sent just before are
 // delivered; one that connects and vanishes goes too; bad messages are
 // counted; nothing leaks.
 func TestClientsComeAndGo(t *testing.T) {
-	goroutines, fds := runtime.NumGoroutine(), openFDs()
-	func() {
+	porttest.NoLeaks(t, func() {
 		s := startSwitch(t)
 		a, b := dial(t, s.tr.Path()), dial(t, s.tr.Path())
 		s.waitPorts(t, 2)
@@ -250,9 +231,7 @@ func TestClientsComeAndGo(t *testing.T) {
 		a.close()
 		s.waitPorts(t, 0)
 		s.stop()
-	}()
-	settle(t, "goroutines", goroutines, runtime.NumGoroutine)
-	settle(t, "open descriptors", fds, openFDs)
+	})
 }
 
 func TestSocketFiles(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -262,37 +261,10 @@ func expectClosed(t *testing.T, c net.Conn) {
 	}
 }
 
-func openFDs(t *testing.T) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// settle waits until f returns want, for leak checks whose goroutines and
-// descriptors go away asynchronously.
-func settle(t *testing.T, what string, want int, f func() int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := f()
-		if got <= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%s: %d, want at most %d\n%s", what, got, want, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Every kind of bad input over the real sockets is rejected or counted, the
 // switch keeps serving the good clients, and nothing leaks.
 func TestBadInputOverRealSockets(t *testing.T) {
-	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
-	func() {
+	porttest.NoLeaks(t, func() {
 		s := startSwitch(t, fabric.Config{TxHold: 20 * time.Millisecond}, Config{HandshakeTimeout: 300 * time.Millisecond})
 		good1, good2 := dial(t, s.tr.Path(), false), dial(t, s.tr.Path(), true)
 		s.waitPorts(t, 2)
@@ -399,9 +371,7 @@ func TestBadInputOverRealSockets(t *testing.T) {
 		good2.Close()
 		s.waitPorts(t, 0)
 		s.stop()
-	}()
-	settle(t, "goroutines", goroutines, runtime.NumGoroutine)
-	settle(t, "open descriptors", fds, func() int { return openFDs(t) })
+	})
 }
 
 func TestSocketFiles(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ type umlSide struct {
 	ip6     bool
 }
 
-func openUML(t *testing.T, ns *nstest.NS, local, remote netip.Addr, hasKey bool, txKey uint32, seq bool) *umlSide {
+func openUML(t testing.TB, ns *nstest.NS, local, remote netip.Addr, hasKey bool, txKey uint32, seq bool) *umlSide {
 	t.Helper()
 	u := &umlSide{scratch: make([]byte, 70000), ip6: local.Is6()}
 	u.hdr, _ = Encode(hasKey, txKey, seq)
@@ -100,7 +101,7 @@ func (r *captureRegistry) Attach(p fabric.Port) (frame.PortID, error) { r.ports 
 func (r *captureRegistry) Detach(p fabric.Port)                       { p.Close() }
 func (r *captureRegistry) Serve(rc fabric.Receiver)                   { r.receivers <- rc }
 
-func openIn(t *testing.T, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
+func openIn(t testing.TB, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
 	t.Helper()
 	var p *tunnel.Port
 	if err := ns.Do(func() (err error) { p, err = Open(tb, reg, cfg); return }); err != nil {
@@ -141,8 +142,20 @@ func switchIn(t *testing.T) (*fabric.Switch, *tunnel.Table) {
 	sw := fabric.New(fabric.Config{Logger: quiet()})
 	ctx, cancel := context.WithCancel(context.Background())
 	go sw.Run(ctx)
-	t.Cleanup(func() { cancel(); sw.Close() })
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { cancel(); sw.Close() }) })
 	return sw, tunnel.NewTable(sw, quiet())
+}
+
+// withoutLeaks runs f with a switch of its own and its own cleanups, in ns,
+// and checks that closing the switch released every goroutine and socket.
+func withoutLeaks(t *testing.T, f func(t *testing.T, sw *fabric.Switch, tb *tunnel.Table)) {
+	porttest.NoLeaks(t, func() {
+		t.Run("body", func(t *testing.T) {
+			sw, tb := switchIn(t)
+			f(t, sw, tb)
+		})
+	})
 }
 
 func ether(dst, src frame.MAC, tag byte) []byte {
@@ -239,7 +252,10 @@ func TestManyPeersOnOneAddress(t *testing.T) {
 // one, and none forwarded; the good peer is served throughout.
 func TestBadPackets(t *testing.T) {
 	ns := nstest.New(t)
-	sw, tb := switchIn(t)
+	withoutLeaks(t, func(t *testing.T, sw *fabric.Switch, tb *tunnel.Table) { badPackets(t, ns, sw, tb) })
+}
+
+func badPackets(t *testing.T, ns *nstest.NS, sw *fabric.Switch, tb *tunnel.Table) {
 	keyed := openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer3, HasKey: true, RxKey: 7, TxKey: 7, Sequence: true, Depth: 64, MaxFrame: 1518})
 	openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer4, Depth: 64, MaxFrame: 1518})
 	bad := openUML(t, ns, peer3, swAddr, true, 7, true)
@@ -305,4 +321,20 @@ func TestEndpointClosesWithItsLastPort(t *testing.T) {
 	if len(tb.Stats()) != 0 {
 		t.Fatal("endpoint left open after its last port")
 	}
+}
+
+// BenchmarkSwitchOverGRE: two GRE peers of one switch address, through a
+// real switch, each client as UML's transport sends.
+func BenchmarkSwitchOverGRE(b *testing.B) {
+	ns := nstest.New(b)
+	sw := fabric.New(fabric.Config{Logger: quiet()})
+	b.Cleanup(sw.Close)
+	tb := tunnel.NewTable(sw, quiet())
+	var peers []porttest.BenchPeer
+	for _, peer := range []netip.Addr{peer3, peer4} {
+		openIn(b, ns, tb, sw, Config{Local: swAddr, Remote: peer, Depth: 64, MaxFrame: 1518})
+		u := openUML(b, ns, peer, swAddr, false, 0, false)
+		peers = append(peers, porttest.BenchPeer{Fd: u.fd, Send: porttest.WithHeader(u.hdr), Per: 2})
+	}
+	porttest.BenchSwitch(b, peers[0], peers[1], mac(1), mac(2))
 }

@@ -113,3 +113,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheck: a port accepts a packet only if its header is exactly the one
+// the port would send (the sequence number may differ), so no other peer's
+// configuration, checksum or truncated header ever reaches the switch.
+func FuzzCheck(f *testing.F) {
+	h, _ := Encode(true, 7, true)
+	f.Add(append(h, 1, 2, 3), true, uint32(7), true)
+	f.Add([]byte{0x00, 0x00, 0x65, 0x58}, false, uint32(0), false)
+	f.Add([]byte{0xb0, 0x00, 0x65, 0x58, 0, 0, 0, 0, 0, 0, 0, 7}, true, uint32(7), true)
+	f.Fuzz(func(t *testing.T, pkt []byte, hasKey bool, key uint32, seq bool) {
+		want, seqAt := Encode(hasKey, key, seq)
+		n, reason := checker(firstWord(hasKey, seq), hasKey, key, len(want))(pkt)
+		if reason != 0 {
+			return
+		}
+		if n != len(want) || len(pkt) < n {
+			t.Fatalf("accepted with header length %d of a %d-byte packet, want %d", n, len(pkt), len(want))
+		}
+		got := append([]byte(nil), pkt[:n]...)
+		if seqAt >= 0 {
+			copy(got[seqAt:], want[seqAt:seqAt+4]) // the sequence is the peer's to choose
+		}
+		if string(got) != string(want) {
+			t.Fatalf("accepted header % x, port sends % x", pkt[:n], want)
+		}
+	})
+}

@@ -80,3 +80,28 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheck: a session's port accepts a packet only if it is long enough
+// for the session's layout and carries the session's cookie.
+func FuzzCheck(f *testing.F) {
+	hdr, _ := Encode(Layout{UDP: true, Cookie: 8, Counter: true}, 7, 0x1122334455667788)
+	f.Add(hdr, true, uint8(8), true, uint64(0x1122334455667788))
+	f.Add([]byte{0, 0, 0, 7, 0, 0, 0, 9}, false, uint8(4), false, uint64(9))
+	f.Fuzz(func(t *testing.T, pkt []byte, udp bool, cookie uint8, counter bool, rxCookie uint64) {
+		l := Layout{UDP: udp, Cookie: []int{0, 4, 8}[int(cookie)%3], Counter: counter}
+		if l.Cookie == 4 {
+			rxCookie &= 0xffffffff
+		}
+		n, reason := checker(l, rxCookie)(pkt)
+		if reason != 0 {
+			return
+		}
+		if n != l.Len() || len(pkt) < n {
+			t.Fatalf("accepted %d-byte header of a %d-byte packet, layout wants %d", n, len(pkt), l.Len())
+		}
+		h, err := Parse(pkt, l)
+		if err != nil || (l.Cookie > 0 && h.Cookie != rxCookie) {
+			t.Fatalf("accepted cookie %#x, want %#x (%v)", h.Cookie, rxCookie, err)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ type umlSide struct {
 	scratch []byte
 }
 
-func openUML(t *testing.T, ns *nstest.NS, cfg Config) *umlSide {
+func openUML(t testing.TB, ns *nstest.NS, cfg Config) *umlSide {
 	t.Helper()
 	// The UML's view: its tx is the switch's rx.
 	l := cfg.layout()
@@ -107,7 +108,7 @@ func (r *captureRegistry) Attach(p fabric.Port) (frame.PortID, error) { r.ports 
 func (r *captureRegistry) Detach(p fabric.Port)                       { p.Close() }
 func (r *captureRegistry) Serve(rc fabric.Receiver)                   { r.receivers <- rc }
 
-func openIn(t *testing.T, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
+func openIn(t testing.TB, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
 	t.Helper()
 	var p *tunnel.Port
 	if err := ns.Do(func() (err error) { p, err = Open(tb, reg, cfg); return }); err != nil {
@@ -160,8 +161,20 @@ func switchIn(t *testing.T) (*fabric.Switch, *tunnel.Table) {
 	sw := fabric.New(fabric.Config{Logger: quiet()})
 	ctx, cancel := context.WithCancel(context.Background())
 	go sw.Run(ctx)
-	t.Cleanup(func() { cancel(); sw.Close() })
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { cancel(); sw.Close() }) })
 	return sw, tunnel.NewTable(sw, quiet())
+}
+
+// withoutLeaks runs f with a switch of its own and its own cleanups, in ns,
+// and checks that closing the switch released every goroutine and socket.
+func withoutLeaks(t *testing.T, f func(t *testing.T, sw *fabric.Switch, tb *tunnel.Table)) {
+	porttest.NoLeaks(t, func() {
+		t.Run("body", func(t *testing.T) {
+			sw, tb := switchIn(t)
+			f(t, sw, tb)
+		})
+	})
 }
 
 func ether(src frame.MAC, tag byte) []byte {
@@ -185,7 +198,10 @@ func stats(sw *fabric.Switch, p fabric.Port) fabric.PortStats {
 // port, or on the endpoint when no session matches; good ones flow.
 func TestSessionsShareASocketAndBadPacketsAreCounted(t *testing.T) {
 	ns := addrs(t)
-	sw, tb := switchIn(t)
+	withoutLeaks(t, func(t *testing.T, sw *fabric.Switch, tb *tunnel.Table) { sessionsAndBadPackets(t, ns, sw, tb) })
+}
+
+func sessionsAndBadPackets(t *testing.T, ns *nstest.NS, sw *fabric.Switch, tb *tunnel.Table) {
 	a := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12,
 		HasCookie: true, RxCookie: 0x1111, TxCookie: 0x2222, Counter: true, Depth: 64, MaxFrame: 1518}
 	b := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17003, RxSession: 21, TxSession: 22,
@@ -259,5 +275,27 @@ func TestCounterCounts(t *testing.T) {
 		if got := binary.BigEndian.Uint32(ua.scratch[8:]); got != want {
 			t.Fatalf("counter %d, want %d", got, want)
 		}
+	}
+}
+
+// BenchmarkSwitchOverL2TPv3: two sessions on one UDP socket, through a real
+// switch, each client as UML's transport sends.
+func BenchmarkSwitchOverL2TPv3(b *testing.B) {
+	for _, udp := range []bool{true, false} {
+		b.Run(map[bool]string{true: "udp", false: "ip"}[udp], func(b *testing.B) {
+			ns := nstest.New(b)
+			sw := fabric.New(fabric.Config{Logger: quiet()})
+			b.Cleanup(sw.Close)
+			tb := tunnel.NewTable(sw, quiet())
+			a := Config{UDP: udp, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12, Depth: 64, MaxFrame: 1518}
+			c := Config{UDP: udp, Local: sw4, Remote: netip.MustParseAddr("127.0.0.5"), LocalPort: 17001, RemotePort: 17003, RxSession: 21, TxSession: 22, Depth: 64, MaxFrame: 1518}
+			peers := make([]porttest.BenchPeer, 2)
+			for i, cfg := range []Config{a, c} {
+				openIn(b, ns, tb, sw, cfg)
+				u := openUML(b, ns, cfg)
+				peers[i] = porttest.BenchPeer{Fd: u.fd, Send: porttest.WithHeader(u.hdr), Per: 2}
+			}
+			porttest.BenchSwitch(b, peers[0], peers[1], frame.MAC{2, 0, 0, 0, 0, 1}, frame.MAC{2, 0, 0, 0, 0, 2})
+		})
 	}
 }
