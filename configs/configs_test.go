@@ -108,16 +108,33 @@ ports:
     path: /tmp/sw.ctl
     mode: "0666"
   - {transport: tap, ifname: tap0, depth: 16}
+  - {transport: bess, path: /tmp/sw.bess}
+  - {transport: gre, src: 127.0.0.2, dst: 127.0.0.3, rx_key: -2, tx_key: 0x7, sequence: 1}
+  - transport: l2tpv3
+    udp: 1
+    src: 127.0.0.2
+    dst: 127.0.0.4
+    srcport: 17001
+    dstport: 17002
+    rx_session: 11
+    tx_session: 12
+    rx_cookie: 0x1122334455667788
+    tx_cookie: 9
+    cookie64: true
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !f.Hub || f.MACAge != 90*time.Second || f.MACTableSize != 100 || f.TxHold != 20*time.Millisecond ||
-		f.MTU != 9000 || f.Depth != 32 || f.LogLevel != "debug" || len(f.Ports) != 2 {
+		f.MTU != 9000 || f.Depth != 32 || f.LogLevel != "debug" || len(f.Ports) != 5 {
 		t.Fatalf("got %+v", f)
 	}
 	if f.Ports[0] != (Port{Transport: "daemon", Path: "/tmp/sw.ctl", Mode: 0o666}) ||
-		f.Ports[1] != (Port{Transport: "tap", Ifname: "tap0", Depth: 16}) {
+		f.Ports[1] != (Port{Transport: "tap", Ifname: "tap0", Depth: 16}) ||
+		f.Ports[2] != (Port{Transport: "bess", Path: "/tmp/sw.bess"}) ||
+		f.Ports[3] != (Port{Transport: "gre", Src: addr("127.0.0.2"), Dst: addr("127.0.0.3"), HasKey: true, RxKey: 0xfffffffe, TxKey: 7, Sequence: true}) ||
+		f.Ports[4] != (Port{Transport: "l2tpv3", UDP: true, Src: addr("127.0.0.2"), Dst: addr("127.0.0.4"), SrcPort: 17001, DstPort: 17002,
+			RxSession: 11, TxSession: 12, HasCookie: true, Cookie64: true, RxCookie: 0x1122334455667788, TxCookie: 9}) {
 		t.Fatalf("ports %+v", f.Ports)
 	}
 }
