@@ -11,13 +11,13 @@ import (
 // BenchmarkSwitchOverBESS: two UML-like clients on one listener, through a
 // real switch.
 func BenchmarkSwitchOverBESS(b *testing.B) {
-	sw := fabric.New(fabric.Config{Logger: quiet()})
-	tr, err := Listen(Config{Path: b.TempDir() + "/sw.bess", Logger: quiet()})
+	sw := porttest.NewSwitch(b, fabric.Config{})
+	tr, err := Listen(Config{Path: b.TempDir() + "/sw.bess", Logger: porttest.Quiet()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	tr.Start(sw)
-	b.Cleanup(func() { tr.Close(); sw.Close() })
+	sw.OnStop(func() { tr.Close() })
 	from, to := dial(b, tr.Path()), dial(b, tr.Path())
 	for deadline := time.Now().Add(5 * time.Second); len(sw.Stats()) < 2 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)

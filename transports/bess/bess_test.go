@@ -1,14 +1,10 @@
 package bess
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,8 +16,6 @@ import (
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // client is what UML's bess transport does: a SOCK_SEQPACKET socket bound to
 // src and connected to the switch's path.
@@ -67,7 +61,7 @@ func listen(t *testing.T, cfg Config) *Transport {
 	if cfg.Path == "" {
 		cfg.Path = filepath.Join(t.TempDir(), "sw.bess")
 	}
-	cfg.Logger = quiet()
+	cfg.Logger = porttest.Quiet()
 	tr, err := Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -76,63 +70,33 @@ func listen(t *testing.T, cfg Config) *Transport {
 	return tr
 }
 
-type captureRegistry struct {
-	ports     chan fabric.Port
-	receivers chan fabric.Receiver
-}
-
-func (r *captureRegistry) Attach(p fabric.Port) (frame.PortID, error) { r.ports <- p; return 4, nil }
-func (r *captureRegistry) Detach(p fabric.Port)                       { p.Close() }
-func (r *captureRegistry) Serve(rc fabric.Receiver)                   { r.receivers <- rc }
-
 func TestConformance(t *testing.T) {
 	porttest.Run(t, func(t *testing.T) *porttest.Harness {
 		tr := listen(t, Config{})
-		reg := &captureRegistry{ports: make(chan fabric.Port, 1), receivers: make(chan fabric.Receiver, 1)}
+		reg := porttest.NewCapture(4)
 		tr.Start(reg)
 		c := dial(t, tr.Path())
-		return &porttest.Harness{Port: <-reg.ports, Receiver: <-reg.receivers, ID: 4,
+		return &porttest.Harness{Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 4,
 			PeerSend: c.send, PeerRecv: c.recv, Blocks: true, EmptyAndOversize: true}
 	})
 }
 
+// testSwitch is a real switch with one BESS listener.
 type testSwitch struct {
-	sw   *fabric.Switch
-	tr   *Transport
-	stop func()
+	*porttest.Switch
+	tr *Transport
 }
 
 func startSwitch(t *testing.T) *testSwitch {
 	t.Helper()
-	sw := fabric.New(fabric.Config{Logger: quiet(), TxHold: 20 * time.Millisecond})
+	sw := porttest.NewSwitch(t, fabric.Config{TxHold: 20 * time.Millisecond})
 	tr := listen(t, Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	go sw.Run(ctx)
 	tr.Start(sw)
-	var once sync.Once
-	stop := func() { once.Do(func() { tr.Close(); cancel(); sw.Close() }) }
-	t.Cleanup(stop)
-	return &testSwitch{sw: sw, tr: tr, stop: stop}
+	sw.OnStop(func() { tr.Close() })
+	return &testSwitch{Switch: sw, tr: tr}
 }
 
-func (s *testSwitch) waitPorts(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(s.sw.Stats()) != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("switch has %d ports, want %d", len(s.sw.Stats()), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func ether(dst, src frame.MAC, size int, tag byte) []byte {
-	f := make([]byte, size)
-	copy(f, dst[:])
-	copy(f[6:], src[:])
-	f[12], f[13], f[14] = 0x88, 0xb5, tag
-	return f
-}
+func ether(dst, src frame.MAC, size int, tag byte) []byte { return porttest.Ether(dst, src, size, tag) }
 
 func mac(i int) frame.MAC { return frame.MAC{0xfe, 0xfd, 0x0b, 0, 0, byte(i)} }
 
@@ -152,7 +116,7 @@ func TestManyClientsShareOneListener(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		cs = append(cs, dial(t, s.tr.Path()))
 	}
-	s.waitPorts(t, 4)
+	s.WaitPorts(t, 4)
 	for i, c := range cs {
 		c.send(ether(frame.Broadcast, mac(i), 60, byte(i)))
 		for j, o := range cs {
@@ -163,7 +127,7 @@ func TestManyClientsShareOneListener(t *testing.T) {
 	}
 	cs[0].send(ether(mac(3), mac(0), 200, 9))
 	expect(t, cs[3], 9)
-	for _, st := range s.sw.Stats() {
+	for _, st := range s.Stats() {
 		if !strings.Contains(st.Name, "uml.sock") {
 			t.Errorf("port %q is not named after the UML's src path", st.Name)
 		}
@@ -177,7 +141,7 @@ func TestClientsComeAndGo(t *testing.T) {
 	porttest.NoLeaks(t, func() {
 		s := startSwitch(t)
 		a, b := dial(t, s.tr.Path()), dial(t, s.tr.Path())
-		s.waitPorts(t, 2)
+		s.WaitPorts(t, 2)
 		b.send(ether(frame.Broadcast, mac(2), 60, 0))
 		expect(t, a, 0)
 
@@ -190,7 +154,7 @@ func TestClientsComeAndGo(t *testing.T) {
 			deadline := time.Now().Add(2 * time.Second)
 			for {
 				var st fabric.PortStats
-				for _, x := range s.sw.Stats() {
+				for _, x := range s.Stats() {
 					if x.RxFrames > 0 {
 						st = x
 					}
@@ -212,32 +176,32 @@ func TestClientsComeAndGo(t *testing.T) {
 			for i := 0; i < 5; i++ {
 				expect(t, a, byte(10+i))
 			}
-			s.waitPorts(t, 1)
+			s.WaitPorts(t, 1)
 		})
 		t.Run("connect and vanish", func(t *testing.T) {
 			c := dial(t, s.tr.Path())
-			s.waitPorts(t, 2)
+			s.WaitPorts(t, 2)
 			c.close()
-			s.waitPorts(t, 1)
+			s.WaitPorts(t, 1)
 		})
 		t.Run("peer closes with frames unread", func(t *testing.T) {
 			c := dial(t, s.tr.Path())
-			s.waitPorts(t, 2)
+			s.WaitPorts(t, 2)
 			a.send(ether(frame.Broadcast, mac(1), 60, 20)) // queued for c, never read
 			time.Sleep(20 * time.Millisecond)
 			c.close()
-			s.waitPorts(t, 1)
+			s.WaitPorts(t, 1)
 		})
 		a.close()
-		s.waitPorts(t, 0)
-		s.stop()
+		s.WaitPorts(t, 0)
+		s.Stop()
 	})
 }
 
 func TestSocketFiles(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "sw.bess")
 	tr := listen(t, Config{Path: p})
-	if _, err := Listen(Config{Path: p, Logger: quiet()}); err == nil || !strings.Contains(err.Error(), "another switch is already running") {
+	if _, err := Listen(Config{Path: p, Logger: porttest.Quiet()}); err == nil || !strings.Contains(err.Error(), "another switch is already running") {
 		t.Fatalf("second listener: %v", err)
 	}
 	tr.Close()
@@ -249,7 +213,7 @@ func TestSocketFiles(t *testing.T) {
 	unix.Bind(fd, &unix.SockaddrUnix{Name: p})
 	unix.Close(fd)
 	listen(t, Config{Path: p})
-	if _, err := Listen(Config{Path: fmt.Sprintf("/%0108d", 0), Logger: quiet()}); err == nil {
+	if _, err := Listen(Config{Path: fmt.Sprintf("/%0108d", 0), Logger: porttest.Quiet()}); err == nil {
 		t.Fatal("accepted a path too long for a unix socket")
 	}
 }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +21,7 @@ import (
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// captureRegistry hands attached ports and receivers to the test instead
-// of a switch.
-type captureRegistry struct {
-	mu        sync.Mutex
-	ports     chan fabric.Port
-	receivers chan fabric.Receiver
-	detached  chan fabric.Port
-}
-
-func newCapture() *captureRegistry {
-	return &captureRegistry{ports: make(chan fabric.Port, 8), receivers: make(chan fabric.Receiver, 8), detached: make(chan fabric.Port, 8)}
-}
-
-func (r *captureRegistry) Attach(p fabric.Port) (frame.PortID, error) { r.ports <- p; return 7, nil }
-func (r *captureRegistry) Detach(p fabric.Port)                       { p.Close(); r.detached <- p }
-func (r *captureRegistry) Serve(rc fabric.Receiver)                   { r.receivers <- rc }
+func quiet() *slog.Logger { return porttest.Quiet() }
 
 func listen(t *testing.T, cfg Config) *Transport {
 	t.Helper()
@@ -77,11 +58,11 @@ func TestConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			porttest.Run(t, func(t *testing.T) *porttest.Harness {
 				tr := listen(t, Config{})
-				reg := newCapture()
+				reg := porttest.NewCapture(7)
 				tr.Start(reg)
 				c := dial(t, tr.Path(), vde)
 				return &porttest.Harness{
-					Port: <-reg.ports, Receiver: <-reg.receivers, ID: 7,
+					Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 7,
 					PeerSend:         c.Send,
 					PeerRecv:         c.Recv,
 					Blocks:           true,
@@ -93,41 +74,25 @@ func TestConformance(t *testing.T) {
 }
 
 // testSwitch is a real switch with one daemon control socket.
+// testSwitch is a real switch with one daemon control socket.
 type testSwitch struct {
-	sw   *fabric.Switch
-	tr   *Transport
-	stop func() // idempotent; also run at cleanup
+	*porttest.Switch
+	tr *Transport
 }
 
 func startSwitch(t *testing.T, swcfg fabric.Config, cfg Config) *testSwitch {
 	t.Helper()
-	swcfg.Logger = quiet()
-	sw := fabric.New(swcfg)
+	sw := porttest.NewSwitch(t, swcfg)
 	tr := listen(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	go sw.Run(ctx)
 	tr.Start(sw)
-	var once sync.Once
-	stop := func() { once.Do(func() { tr.Close(); cancel(); sw.Close() }) }
-	t.Cleanup(stop)
-	return &testSwitch{sw: sw, tr: tr, stop: stop}
+	sw.OnStop(func() { tr.Close() })
+	return &testSwitch{Switch: sw, tr: tr}
 }
 
-// waitPorts waits until the switch has n ports.
-func (s *testSwitch) waitPorts(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(s.sw.Stats()) != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("switch has %d ports, want %d", len(s.sw.Stats()), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
+// stats returns the counters of the port whose name contains nameHas.
 func (s *testSwitch) stats(t *testing.T, nameHas string) fabric.PortStats {
 	t.Helper()
-	for _, st := range s.sw.Stats() {
+	for _, st := range s.Stats() {
 		if strings.Contains(st.Name, nameHas) {
 			return st
 		}
@@ -138,13 +103,7 @@ func (s *testSwitch) stats(t *testing.T, nameHas string) fabric.PortStats {
 
 func mac(i int) frame.MAC { return frame.MAC{0xfe, 0xfd, 0x0a, 0, 0, byte(i)} }
 
-func ether(dst, src frame.MAC, size int, tag byte) []byte {
-	f := make([]byte, size)
-	copy(f, dst[:])
-	copy(f[6:], src[:])
-	f[12], f[13], f[14] = 0x88, 0xb5, tag
-	return f
-}
+func ether(dst, src frame.MAC, size int, tag byte) []byte { return porttest.Ether(dst, src, size, tag) }
 
 func expectFrame(t *testing.T, c *Client, tag byte) {
 	t.Helper()
@@ -171,7 +130,7 @@ func expectNothing(t *testing.T, c *Client) {
 func TestSwitchWithMixedClients(t *testing.T) {
 	s := startSwitch(t, fabric.Config{}, Config{})
 	clients := []*Client{dial(t, s.tr.Path(), false), dial(t, s.tr.Path(), false), dial(t, s.tr.Path(), false), dial(t, s.tr.Path(), true)}
-	s.waitPorts(t, 4)
+	s.WaitPorts(t, 4)
 	for i, c := range clients {
 		if err := c.Send(ether(frame.Broadcast, mac(i), 60, byte(i))); err != nil {
 			t.Fatal(err)
@@ -192,17 +151,17 @@ func TestSwitchWithMixedClients(t *testing.T) {
 	for _, c := range clients {
 		expectNothing(t, c)
 	}
-	if s.sw.Table().Len() != 4 {
-		t.Fatalf("learned %d addresses, want 4", s.sw.Table().Len())
+	if s.Table().Len() != 4 {
+		t.Fatalf("learned %d addresses, want 4", s.Table().Len())
 	}
 	if a, r := s.tr.Counts(); a != 4 || r != 0 {
 		t.Fatalf("accepted %d rejected %d", a, r)
 	}
 	// A client that leaves takes its port and its addresses with it.
 	clients[3].Close()
-	s.waitPorts(t, 3)
-	if s.sw.Table().Len() != 3 {
-		t.Fatalf("table has %d entries after a client left", s.sw.Table().Len())
+	s.WaitPorts(t, 3)
+	if s.Table().Len() != 3 {
+		t.Fatalf("table has %d entries after a client left", s.Table().Len())
 	}
 }
 
@@ -210,7 +169,7 @@ func TestSwitchWithMixedClients(t *testing.T) {
 func TestJumboFrames(t *testing.T) {
 	s := startSwitch(t, fabric.Config{}, Config{MaxFrame: frame.MaxFrameForMTU(9000)})
 	a, b := dial(t, s.tr.Path(), false), dial(t, s.tr.Path(), true)
-	s.waitPorts(t, 2)
+	s.WaitPorts(t, 2)
 	big := ether(frame.Broadcast, mac(1), 9018, 1)
 	if err := a.Send(big); err != nil {
 		t.Fatal(err)
@@ -225,7 +184,7 @@ func TestJumboFrames(t *testing.T) {
 func TestHub(t *testing.T) {
 	s := startSwitch(t, fabric.Config{Hub: true}, Config{})
 	a, b, c := dial(t, s.tr.Path(), false), dial(t, s.tr.Path(), false), dial(t, s.tr.Path(), false)
-	s.waitPorts(t, 3)
+	s.WaitPorts(t, 3)
 	a.Send(ether(frame.Broadcast, mac(1), 60, 1))
 	expectFrame(t, b, 1)
 	expectFrame(t, c, 1)
@@ -267,7 +226,7 @@ func TestBadInputOverRealSockets(t *testing.T) {
 	porttest.NoLeaks(t, func() {
 		s := startSwitch(t, fabric.Config{TxHold: 20 * time.Millisecond}, Config{HandshakeTimeout: 300 * time.Millisecond})
 		good1, good2 := dial(t, s.tr.Path(), false), dial(t, s.tr.Path(), true)
-		s.waitPorts(t, 2)
+		s.WaitPorts(t, 2)
 		ctl := s.tr.Path()
 		a := unixsock.UniqueAbstract("bad-client", os.Getpid())
 
@@ -308,7 +267,7 @@ func TestBadInputOverRealSockets(t *testing.T) {
 		}
 
 		bad := dial(t, ctl, false)
-		s.waitPorts(t, 3)
+		s.WaitPorts(t, 3)
 		badName := fmt.Sprintf("daemon#%d ", s.tr.seq.Load()) // the newest port is the bad client
 		t.Run("empty, runt and oversize datagrams", func(t *testing.T) {
 			for _, f := range [][]byte{{}, make([]byte, 13), ether(frame.Broadcast, mac(9), 1519, 9), ether(frame.Broadcast, mac(9), 9000, 9)} {
@@ -359,7 +318,7 @@ func TestBadInputOverRealSockets(t *testing.T) {
 			good1.Send(ether(frame.Broadcast, mac(1), 60, 4))
 			expectFrame(t, good2, 4)
 			bad.Ctl.Close() // now it is gone for good
-			s.waitPorts(t, 2)
+			s.WaitPorts(t, 2)
 		})
 		t.Run("client killed mid-handshake", func(t *testing.T) {
 			c := rawRequest(t, ctl, appendV3(nil, 0, &a, "")[:100])
@@ -369,8 +328,8 @@ func TestBadInputOverRealSockets(t *testing.T) {
 		})
 		good1.Close()
 		good2.Close()
-		s.waitPorts(t, 0)
-		s.stop()
+		s.WaitPorts(t, 0)
+		s.Stop()
 	})
 }
 
@@ -429,7 +388,7 @@ func TestCompatV0(t *testing.T) {
 	req = append(req, 0xfe, 0xfd, 0, 0, 0, 0)
 	req = append(req, local[:]...)
 	ctl := rawRequest(t, s.tr.Path(), req)
-	s.waitPorts(t, 2)
+	s.WaitPorts(t, 2)
 
 	dataAddr, _ := unixsock.FromPath(data)
 	if _, err := unixsock.Sendto(fd, ether(frame.Broadcast, mac(5), 60, 5), 0, &dataAddr); err != nil {
@@ -449,5 +408,5 @@ func TestCompatV0(t *testing.T) {
 		t.Fatalf("strangers counted %d, want 1", n)
 	}
 	ctl.Close()
-	s.waitPorts(t, 1)
+	s.WaitPorts(t, 1)
 }

@@ -1,12 +1,8 @@
 package gre
 
 import (
-	"context"
 	"encoding/binary"
-	"io"
-	"log/slog"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +15,6 @@ import (
 	"github.com/umlswitch/umlswitch/internal/tunnel"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 var (
 	swAddr = netip.MustParseAddr("127.0.0.2")
@@ -92,15 +86,6 @@ func (u *umlSide) recv(b []byte, timeout time.Duration) (int, error) {
 	return copy(b, pkt[h.Len:]), nil
 }
 
-type captureRegistry struct {
-	ports     chan fabric.Port
-	receivers chan fabric.Receiver
-}
-
-func (r *captureRegistry) Attach(p fabric.Port) (frame.PortID, error) { r.ports <- p; return 2, nil }
-func (r *captureRegistry) Detach(p fabric.Port)                       { p.Close() }
-func (r *captureRegistry) Serve(rc fabric.Receiver)                   { r.receivers <- rc }
-
 func openIn(t testing.TB, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
 	t.Helper()
 	var p *tunnel.Port
@@ -124,47 +109,25 @@ func TestConformance(t *testing.T) {
 				ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::2/128", "dev", "lo", "nodad")
 				ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::3/128", "dev", "lo", "nodad")
 				local, remote := netip.MustParseAddr(c.local), netip.MustParseAddr(c.peer)
-				reg := &captureRegistry{ports: make(chan fabric.Port, 1), receivers: make(chan fabric.Receiver, 1)}
-				tb := tunnel.NewTable(reg, quiet())
+				reg := porttest.NewCapture(2)
+				tb := tunnel.NewTable(reg, porttest.Quiet())
 				openIn(t, ns, tb, reg, Config{Local: local, Remote: remote, HasKey: c.key, RxKey: 11, TxKey: 12, Sequence: c.seq,
 					Depth: 32, MaxFrame: 1518})
 				u := openUML(t, ns, remote, local, c.key, 11, c.seq)
-				return &porttest.Harness{Port: <-reg.ports, Receiver: <-reg.receivers, ID: 2, PeerSend: u.send, PeerRecv: u.recv,
+				return &porttest.Harness{Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 2, PeerSend: u.send, PeerRecv: u.recv,
 					EmptyAndOversize: true}
 			})
 		})
 	}
 }
 
-// switchIn runs a real switch whose GRE ports live in ns.
-func switchIn(t *testing.T) (*fabric.Switch, *tunnel.Table) {
-	t.Helper()
-	sw := fabric.New(fabric.Config{Logger: quiet()})
-	ctx, cancel := context.WithCancel(context.Background())
-	go sw.Run(ctx)
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { cancel(); sw.Close() }) })
-	return sw, tunnel.NewTable(sw, quiet())
+// switchIn runs a real switch with a table for its GRE ports.
+func switchIn(t *testing.T) (*porttest.Switch, *tunnel.Table) {
+	sw := porttest.NewSwitch(t, fabric.Config{})
+	return sw, tunnel.NewTable(sw, porttest.Quiet())
 }
 
-// withoutLeaks runs f with a switch of its own and its own cleanups, in ns,
-// and checks that closing the switch released every goroutine and socket.
-func withoutLeaks(t *testing.T, f func(t *testing.T, sw *fabric.Switch, tb *tunnel.Table)) {
-	porttest.NoLeaks(t, func() {
-		t.Run("body", func(t *testing.T) {
-			sw, tb := switchIn(t)
-			f(t, sw, tb)
-		})
-	})
-}
-
-func ether(dst, src frame.MAC, tag byte) []byte {
-	f := make([]byte, 60)
-	copy(f, dst[:])
-	copy(f[6:], src[:])
-	f[12], f[13], f[14] = 0x88, 0xb5, tag
-	return f
-}
+func ether(dst, src frame.MAC, tag byte) []byte { return porttest.Ether(dst, src, 60, tag) }
 
 func mac(i int) frame.MAC { return frame.MAC{0xfe, 0xfd, 0x0c, 0, 0, byte(i)} }
 
@@ -183,15 +146,6 @@ func expectNothing(t *testing.T, u *umlSide) {
 	if n, err := u.recv(b, 100*time.Millisecond); err == nil {
 		t.Fatalf("unexpected frame of %d bytes", n)
 	}
-}
-
-func stats(sw *fabric.Switch, p fabric.Port) fabric.PortStats {
-	for _, st := range sw.Stats() {
-		if st.Name == p.Name() {
-			return st
-		}
-	}
-	return fabric.PortStats{}
 }
 
 // Several peers, and two keys from one peer, share the switch's address:
@@ -239,23 +193,17 @@ func TestManyPeersOnOneAddress(t *testing.T) {
 	expect(t, a, 2)
 	c.send(ether(mac(2), mac(3), 3)) // unicast to b's address: goes out with b's key only
 	recvKey(b, 50, 3)
-	deadline := time.Now().Add(time.Second) // the counter is added after the send returns
-	for stats(sw, key50).TxFrames != 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if st := stats(sw, key50); st.TxFrames != 2 {
-		t.Fatalf("key-50 port sent %d frames, want 2", st.TxFrames)
-	}
+	porttest.Eventually(t, "the key-50 port sent 2 frames", func() bool { return sw.StatsOf(key50.Name()).TxFrames == 2 })
 }
 
 // Bad packets over the real socket: each counted, on its port where it has
 // one, and none forwarded; the good peer is served throughout.
 func TestBadPackets(t *testing.T) {
 	ns := nstest.New(t)
-	withoutLeaks(t, func(t *testing.T, sw *fabric.Switch, tb *tunnel.Table) { badPackets(t, ns, sw, tb) })
+	porttest.TunnelSwitchWithoutLeaks(t, func(t *testing.T, sw *porttest.Switch, tb *tunnel.Table) { badPackets(t, ns, sw, tb) })
 }
 
-func badPackets(t *testing.T, ns *nstest.NS, sw *fabric.Switch, tb *tunnel.Table) {
+func badPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Table) {
 	keyed := openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer3, HasKey: true, RxKey: 7, TxKey: 7, Sequence: true, Depth: 64, MaxFrame: 1518})
 	openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer4, Depth: 64, MaxFrame: 1518})
 	bad := openUML(t, ns, peer3, swAddr, true, 7, true)
@@ -287,17 +235,10 @@ func badPackets(t *testing.T, ns *nstest.NS, sw *fabric.Switch, tb *tunnel.Table
 	good.send(ether(frame.Broadcast, mac(4), 4))
 	expect(t, bad, 4) // the good peer is served
 	expectNothing(t, good)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		st := stats(sw, keyed)
-		if st.Drops[fabric.DropDecap] == 5 && st.Drops[fabric.DropAuth] == 1 && tb.Stats()[0].Unknown == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("keyed port drops %v, endpoint %+v", st.Drops, tb.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	porttest.Eventually(t, "5 decap and 1 bad-key drops on the keyed port, 1 unknown on the endpoint", func() bool {
+		st := sw.StatsOf(keyed.Name())
+		return st.Drops[fabric.DropDecap] == 5 && st.Drops[fabric.DropAuth] == 1 && tb.Stats()[0].Unknown == 1
+	})
 }
 
 // The socket closes with the last port on it.
@@ -327,9 +268,8 @@ func TestEndpointClosesWithItsLastPort(t *testing.T) {
 // real switch, each client as UML's transport sends.
 func BenchmarkSwitchOverGRE(b *testing.B) {
 	ns := nstest.New(b)
-	sw := fabric.New(fabric.Config{Logger: quiet()})
-	b.Cleanup(sw.Close)
-	tb := tunnel.NewTable(sw, quiet())
+	sw := porttest.NewSwitch(b, fabric.Config{})
+	tb := tunnel.NewTable(sw, porttest.Quiet())
 	var peers []porttest.BenchPeer
 	for _, peer := range []netip.Addr{peer3, peer4} {
 		openIn(b, ns, tb, sw, Config{Local: swAddr, Remote: peer, Depth: 64, MaxFrame: 1518})

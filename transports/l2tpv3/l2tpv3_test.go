@@ -1,12 +1,8 @@
 package l2tpv3
 
 import (
-	"context"
 	"encoding/binary"
-	"io"
-	"log/slog"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +15,6 @@ import (
 	"github.com/umlswitch/umlswitch/internal/tunnel"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // umlSide is what UML's l2tpv3 transport does: a UDP (or raw IP 115) socket
 // of its own, connected to the switch, sending its header in front of each
@@ -99,15 +93,6 @@ func (u *umlSide) recv(b []byte, timeout time.Duration) (int, error) {
 	return copy(b, pkt[u.l.Len():]), nil
 }
 
-type captureRegistry struct {
-	ports     chan fabric.Port
-	receivers chan fabric.Receiver
-}
-
-func (r *captureRegistry) Attach(p fabric.Port) (frame.PortID, error) { r.ports <- p; return 3, nil }
-func (r *captureRegistry) Detach(p fabric.Port)                       { p.Close() }
-func (r *captureRegistry) Serve(rc fabric.Receiver)                   { r.receivers <- rc }
-
 func openIn(t testing.TB, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
 	t.Helper()
 	var p *tunnel.Port
@@ -144,64 +129,34 @@ func TestConformance(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			porttest.Run(t, func(t *testing.T) *porttest.Harness {
 				ns := addrs(t)
-				reg := &captureRegistry{ports: make(chan fabric.Port, 1), receivers: make(chan fabric.Receiver, 1)}
+				reg := porttest.NewCapture(3)
 				cfg := c.cfg
 				cfg.Depth, cfg.MaxFrame = 32, 1518
-				openIn(t, ns, tunnel.NewTable(reg, quiet()), reg, cfg)
+				openIn(t, ns, tunnel.NewTable(reg, porttest.Quiet()), reg, cfg)
 				u := openUML(t, ns, cfg)
-				return &porttest.Harness{Port: <-reg.ports, Receiver: <-reg.receivers, ID: 3, PeerSend: u.send, PeerRecv: u.recv,
+				return &porttest.Harness{Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 3, PeerSend: u.send, PeerRecv: u.recv,
 					EmptyAndOversize: true}
 			})
 		})
 	}
 }
 
-func switchIn(t *testing.T) (*fabric.Switch, *tunnel.Table) {
-	t.Helper()
-	sw := fabric.New(fabric.Config{Logger: quiet()})
-	ctx, cancel := context.WithCancel(context.Background())
-	go sw.Run(ctx)
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { cancel(); sw.Close() }) })
-	return sw, tunnel.NewTable(sw, quiet())
+// switchIn runs a real switch with a table for its L2TPv3 ports.
+func switchIn(t *testing.T) (*porttest.Switch, *tunnel.Table) {
+	sw := porttest.NewSwitch(t, fabric.Config{})
+	return sw, tunnel.NewTable(sw, porttest.Quiet())
 }
 
-// withoutLeaks runs f with a switch of its own and its own cleanups, in ns,
-// and checks that closing the switch released every goroutine and socket.
-func withoutLeaks(t *testing.T, f func(t *testing.T, sw *fabric.Switch, tb *tunnel.Table)) {
-	porttest.NoLeaks(t, func() {
-		t.Run("body", func(t *testing.T) {
-			sw, tb := switchIn(t)
-			f(t, sw, tb)
-		})
-	})
-}
-
-func ether(src frame.MAC, tag byte) []byte {
-	f := make([]byte, 60)
-	copy(f, frame.Broadcast[:])
-	copy(f[6:], src[:])
-	f[12], f[13], f[14] = 0x88, 0xb5, tag
-	return f
-}
-
-func stats(sw *fabric.Switch, p fabric.Port) fabric.PortStats {
-	for _, st := range sw.Stats() {
-		if st.Name == p.Name() {
-			return st
-		}
-	}
-	return fabric.PortStats{}
-}
+func ether(src frame.MAC, tag byte) []byte { return porttest.Ether(frame.Broadcast, src, 60, tag) }
 
 // Sessions share one UDP socket; bad packets are counted on their session's
 // port, or on the endpoint when no session matches; good ones flow.
 func TestSessionsShareASocketAndBadPacketsAreCounted(t *testing.T) {
 	ns := addrs(t)
-	withoutLeaks(t, func(t *testing.T, sw *fabric.Switch, tb *tunnel.Table) { sessionsAndBadPackets(t, ns, sw, tb) })
+	porttest.TunnelSwitchWithoutLeaks(t, func(t *testing.T, sw *porttest.Switch, tb *tunnel.Table) { sessionsAndBadPackets(t, ns, sw, tb) })
 }
 
-func sessionsAndBadPackets(t *testing.T, ns *nstest.NS, sw *fabric.Switch, tb *tunnel.Table) {
+func sessionsAndBadPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Table) {
 	a := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12,
 		HasCookie: true, RxCookie: 0x1111, TxCookie: 0x2222, Counter: true, Depth: 64, MaxFrame: 1518}
 	b := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17003, RxSession: 21, TxSession: 22,
@@ -237,17 +192,10 @@ func sessionsAndBadPackets(t *testing.T, ns *nstest.NS, sw *fabric.Switch, tb *t
 	if n, err := ua.recv(buf, 2*time.Second); err != nil || n != 60 || buf[14] != 2 {
 		t.Fatalf("session 11 not served after bad packets: %d %v", n, err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		st := stats(sw, pa)
-		if st.Drops[fabric.DropAuth] == 1 && st.Drops[fabric.DropDecap] == 1 && tb.Stats()[0].Unknown == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("port drops %v, endpoint %+v", st.Drops, tb.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	porttest.Eventually(t, "1 bad-key and 1 decap drop on session 11, 2 unknown on the endpoint", func() bool {
+		st := sw.StatsOf(pa.Name())
+		return st.Drops[fabric.DropAuth] == 1 && st.Drops[fabric.DropDecap] == 1 && tb.Stats()[0].Unknown == 2
+	})
 	if n, err := ub.recv(buf, 100*time.Millisecond); err == nil {
 		t.Fatalf("a bad packet was forwarded (%d bytes)", n)
 	}
@@ -284,9 +232,8 @@ func BenchmarkSwitchOverL2TPv3(b *testing.B) {
 	for _, udp := range []bool{true, false} {
 		b.Run(map[bool]string{true: "udp", false: "ip"}[udp], func(b *testing.B) {
 			ns := nstest.New(b)
-			sw := fabric.New(fabric.Config{Logger: quiet()})
-			b.Cleanup(sw.Close)
-			tb := tunnel.NewTable(sw, quiet())
+			sw := porttest.NewSwitch(b, fabric.Config{})
+			tb := tunnel.NewTable(sw, porttest.Quiet())
 			a := Config{UDP: udp, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12, Depth: 64, MaxFrame: 1518}
 			c := Config{UDP: udp, Local: sw4, Remote: netip.MustParseAddr("127.0.0.5"), LocalPort: 17001, RemotePort: 17003, RxSession: 21, TxSession: 22, Depth: 64, MaxFrame: 1518}
 			peers := make([]porttest.BenchPeer, 2)
