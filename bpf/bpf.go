@@ -204,8 +204,9 @@ func (p *Program) Match(frame []byte) (bool, error) {
 // it counts what p filters out). Every constant return is flipped; a return
 // of the accumulator jumps to an epilogue that flips it; no existing jump
 // changes length, so the program stays valid. One case cannot be flipped:
-// a load past a frame's end stops a classic program with a 0, in p and in
-// its inversion alike, so frames p drops that way are not counted.
+// a load past a frame's end or a division by a zero X register stops a
+// classic program with a 0, in p and in its inversion alike, so frames p
+// drops that way are not counted.
 func (p *Program) Inverted() []bpf.RawInstruction {
 	out := make([]bpf.RawInstruction, 0, len(p.raw)+3)
 	epilogue := uint32(len(p.raw))
@@ -246,15 +247,20 @@ func Equal(a, b []bpf.RawInstruction) bool {
 	return bytes.Equal(Binary(a), Binary(b))
 }
 
-// inBounds reports whether no load of p can read past the end of a frame
-// of n bytes: no indirect loads, and every absolute load inside.
-func (p *Program) inBounds(n int) bool {
+// cannotAbort reports whether p surely runs to one of its returns on a
+// frame of n bytes: no indirect load, every absolute load inside the frame,
+// and no division or modulo by X (which may be zero).
+func (p *Program) cannotAbort(n int) bool {
 	for _, r := range p.raw {
 		switch ins := r.Disassemble().(type) {
 		case bpf.LoadIndirect, bpf.LoadMemShift:
 			return false
 		case bpf.LoadAbsolute:
 			if int(ins.Off)+ins.Size > n {
+				return false
+			}
+		case bpf.ALUOpX:
+			if ins.Op == bpf.ALUOpDiv || ins.Op == bpf.ALUOpMod {
 				return false
 			}
 		}
