@@ -35,11 +35,12 @@ type Program struct {
 }
 
 // ParseText parses what `tcpdump -ddd` prints: the instruction count on the
-// first line, then one "code jt jf k" line (decimal) per instruction.
-// Blank lines and lines starting with # are ignored.
+// first line, then one "code jt jf k" line (decimal) per instruction. A
+// semicolon also ends a line, so a program fits on one line of a -port
+// spec. Blank lines and lines starting with # are ignored.
 func ParseText(s string) ([]bpf.RawInstruction, error) {
 	var lines []string
-	for _, l := range strings.Split(s, "\n") {
+	for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == ';' }) {
 		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
 			lines = append(lines, l)
 		}

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/umlswitch/umlswitch/bpf"
 )
 
 // Port is one port, from a -port spec or a config file entry. Fields that a
@@ -27,12 +29,27 @@ type Port struct {
 	CompatV0 bool        // daemon: also serve version 0 clients
 	DataPath string      // daemon: version 0 shared data socket
 
-	// tap
+	// tap and raw
 	Ifname string
 
-	// gre and l2tpv3
+	// tap
+	Create, Persist bool // create the tap if absent; keep it after exit
+	HasOwner        bool
+	Owner           uint32 // uid allowed to use a created tap
+	Up              bool   // bring the interface up
+	Queues          int    // multi-queue tap with this many queues
+
+	// raw
+	BPFFile string // UML's binary format, or tcpdump -ddd text if it ends in .txt
+	BPF     string // tcpdump -ddd text, kept with ';' between lines
+	Promisc bool
+
+	// gre, l2tpv3 and vxlan
 	Src, Dst netip.Addr
 	V6       bool
+
+	// vxlan (DstPort too)
+	VNI uint32
 
 	// gre
 	HasKey           bool
@@ -59,9 +76,11 @@ type transportSchema struct {
 // Limits of the common keys. depth is capped by UIO_MAXIOV, the most
 // messages one sendmmsg takes; the MTU range keeps frames within 65535 bytes.
 const (
-	MaxDepth = 1024
-	MinMTU   = 68
-	MaxMTU   = 65535 - 18
+	MaxQueues = 64 // tap queues=
+	MaxVNI    = 1<<24 - 1
+	MaxDepth  = 1024
+	MinMTU    = 68
+	MaxMTU    = 65535 - 18
 )
 
 var commonKeys = map[string]setter{
@@ -69,7 +88,28 @@ var commonKeys = map[string]setter{
 	"mtu":   func(p *Port, v string) (err error) { p.MTU, err = parseInt(v, MinMTU, MaxMTU); return },
 }
 
-func setPath(p *Port, v string) error       { p.Path = v; return nil }
+func setPath(p *Port, v string) error { p.Path = v; return nil }
+func setIfname(p *Port, v string) error {
+	if len(v) >= 16 {
+		return fmt.Errorf("interface name %q is longer than 15 bytes", v)
+	}
+	p.Ifname = v
+	return nil
+}
+
+// setBPF checks the program now, so a bad one fails before the switch
+// starts, and keeps it in one canonical line.
+func setBPF(p *Port, v string) error {
+	raw, err := bpf.ParseText(v)
+	if err == nil {
+		_, err = bpf.New(raw)
+	}
+	if err != nil {
+		return err
+	}
+	p.BPF = strings.ReplaceAll(strings.TrimSpace(bpf.Text(raw)), "\n", ";")
+	return nil
+}
 func setMode(p *Port, v string) (err error) { p.Mode, err = parseMode(v); return }
 func setAddr(dst *netip.Addr) setter {
 	return func(_ *Port, v string) (err error) { *dst, err = parseAddr(v); return }
@@ -94,14 +134,37 @@ var schemas = map[string]func(p *Port) transportSchema{
 	},
 	"tap": func(p *Port) transportSchema {
 		return transportSchema{keys: map[string]setter{
-			"ifname": func(p *Port, v string) error {
-				if len(v) >= 16 {
-					return fmt.Errorf("interface name %q is longer than 15 bytes", v)
-				}
-				p.Ifname = v
-				return nil
-			},
-		}, required: []string{"ifname"}}
+			"ifname": setIfname, "create": setBool(&p.Create), "persist": setBool(&p.Persist),
+			"owner":  func(p *Port, v string) (err error) { p.Owner, err = parseU32(v); p.HasOwner = true; return },
+			"up":     setBool(&p.Up),
+			"queues": func(p *Port, v string) (err error) { p.Queues, err = parseInt(v, 1, MaxQueues); return },
+		}, required: []string{"ifname"}, check: func(p *Port, _ map[string]bool) error {
+			if (p.Persist || p.HasOwner) && !p.Create {
+				return errors.New("persist= and owner= apply to a tap the switch creates: add create=1")
+			}
+			if p.HasOwner && int32(p.Owner) < 0 {
+				return fmt.Errorf("owner=%d: not a uid", int32(p.Owner))
+			}
+			return nil
+		}}
+	},
+	"raw": func(p *Port) transportSchema {
+		return transportSchema{keys: map[string]setter{
+			"ifname": setIfname, "bpffile": func(p *Port, v string) error { p.BPFFile = v; return nil },
+			"bpf": setBPF, "promisc": setBool(&p.Promisc),
+		}, required: []string{"ifname"}, check: func(p *Port, _ map[string]bool) error {
+			if p.BPF != "" && p.BPFFile != "" {
+				return errors.New("give bpf= or bpffile=, not both")
+			}
+			return nil
+		}}
+	},
+	"vxlan": func(p *Port) transportSchema {
+		return transportSchema{keys: map[string]setter{
+			"src": setAddr(&p.Src), "dst": setAddr(&p.Dst), "v6": setBool(&p.V6),
+			"vni":     func(p *Port, v string) (err error) { n, err := parseInt(v, 0, MaxVNI); p.VNI = uint32(n); return err },
+			"dstport": func(p *Port, v string) (err error) { p.DstPort, err = parsePortNumber(v); return },
+		}, required: []string{"src", "dst", "vni"}, check: func(p *Port, _ map[string]bool) error { return checkFamily(p) }}
 	},
 	"bess": func(p *Port) transportSchema {
 		return transportSchema{keys: map[string]setter{"path": setPath, "mode": setMode}, required: []string{"path"},

@@ -482,3 +482,19 @@ func TestHoldingPausesOnlyItsOwnReader(t *testing.T) {
 		t.Fatalf("port 1 got %v after draining", got)
 	}
 }
+
+func TestKernelDropsAppearInPortStats(t *testing.T) {
+	sw := New(Config{Logger: quiet()})
+	p := &filteringPort{nullPort: nullPort{name: "raw"}, filtered: 7, overrun: 2}
+	id, _ := sw.Attach(p)
+	st, _ := sw.PortStats(id)
+	if st.Drops[DropFiltered] != 7 || st.Drops[DropRxOverrun] != 2 || st.Dropped() != 9 {
+		t.Fatalf("drops %v", st.Drops)
+	}
+	if all := sw.Stats(); len(all) != 1 || all[0].Drops[DropFiltered] != 7 {
+		t.Fatalf("stats %+v", all)
+	}
+	if DropFiltered.String() != "filtered" || DropRxOverrun.String() != "rx-overrun" {
+		t.Fatal("names")
+	}
+}

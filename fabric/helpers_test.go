@@ -17,3 +17,14 @@ func (p nullPort) WaitWritable(time.Duration) bool    { return true }
 func (p nullPort) MaxFrame() int                      { return 1518 }
 func (p nullPort) Name() string                       { return p.name }
 func (p nullPort) Close() error                       { return nil }
+
+// filteringPort is a port whose kernel filtered some frames.
+type filteringPort struct {
+	nullPort
+	filtered, overrun uint64
+}
+
+func (p *filteringPort) KernelDrops(d *[NumDropReasons]uint64) {
+	d[DropFiltered] += p.filtered
+	d[DropRxOverrun] += p.overrun
+}

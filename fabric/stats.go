@@ -21,11 +21,21 @@ const (
 	DropTxError               // destination refused the frame (peer gone, ...)
 	DropDecap                 // encapsulation malformed, truncated or not as configured
 	DropAuth                  // encapsulation carried the wrong key or cookie
+	DropFiltered              // the port's BPF filter refused it in the kernel
+	DropRxOverrun             // the kernel's receive queue for the port was full
 	NumDropReasons
 )
 
 var dropNames = [NumDropReasons]string{"invalid", "empty", "runt", "oversize", "tx-oversize", "hairpin", "tx-full", "tx-error",
-	"decap", "bad-key"}
+	"decap", "bad-key", "filtered", "rx-overrun"}
+
+// KernelDropper is implemented by ports whose frames can be dropped in the
+// kernel before the switch reads them (a socket filter, a full queue). The
+// switch adds what KernelDrops reports, as running totals per reason, to the
+// port's counters whenever it takes a snapshot.
+type KernelDropper interface {
+	KernelDrops(totals *[NumDropReasons]uint64)
+}
 
 // Rejected is what a transport puts in Vector.Sizes for a frame it read for
 // a port but would not pass on (a wrong key, a malformed header): the
@@ -74,12 +84,19 @@ func (s PortStats) Dropped() uint64 {
 	return t
 }
 
-func (c *counters) snapshot(id frame.PortID, name string) PortStats {
+func (c *counters) snapshot(id frame.PortID, name string, p Port) PortStats {
 	s := PortStats{ID: id, Name: name,
 		RxFrames: c.rxFrames.Load(), RxBytes: c.rxBytes.Load(),
 		TxFrames: c.txFrames.Load(), TxBytes: c.txBytes.Load()}
 	for i := range c.drops {
 		s.Drops[i] = c.drops[i].Load()
+	}
+	if k, ok := p.(KernelDropper); ok {
+		var kd [NumDropReasons]uint64
+		k.KernelDrops(&kd)
+		for i := range kd {
+			s.Drops[i] += kd[i]
+		}
 	}
 	return s
 }

@@ -200,7 +200,7 @@ func (s *Switch) Detach(p Port) {
 	if err := e.port.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("port close", "port", id, "name", e.name, "err", err)
 	}
-	st := e.stats.snapshot(id, e.name)
+	st := e.stats.snapshot(id, e.name, e.port)
 	s.log.Info("port detached", "port", id, "name", e.name, "rx", st.RxFrames, "tx", st.TxFrames,
 		"drops", st.dropSummary(), "macs_flushed", flushed)
 }
@@ -284,7 +284,7 @@ func (s *Switch) Stats() []PortStats {
 	live := s.ports.Load().live
 	out := make([]PortStats, 0, len(live))
 	for _, e := range live {
-		out = append(out, e.stats.snapshot(e.id, e.name))
+		out = append(out, e.stats.snapshot(e.id, e.name, e.port))
 	}
 	return out
 }
@@ -295,5 +295,5 @@ func (s *Switch) PortStats(id frame.PortID) (PortStats, bool) {
 	if e == nil {
 		return PortStats{}, false
 	}
-	return e.stats.snapshot(id, e.name), true
+	return e.stats.snapshot(id, e.name, e.port), true
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/umlswitch/umlswitch/bpf"
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
@@ -17,6 +18,7 @@ import (
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/gre"
 	"github.com/umlswitch/umlswitch/transports/l2tpv3"
+	"github.com/umlswitch/umlswitch/transports/raw"
 	"github.com/umlswitch/umlswitch/transports/tap"
 )
 
@@ -72,17 +74,31 @@ func (s *Set) Open(p configs.Port, d Defaults) error {
 		t.Start(s.reg)
 		c = t
 	case "tap":
-		tp, err := tap.Open(tap.Config{Ifname: p.Ifname, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
+		owner := -1
+		if p.HasOwner {
+			owner = int(p.Owner)
+		}
+		tp, err := tap.Open(tap.Config{Ifname: p.Ifname, Create: p.Create, Persist: p.Persist, Owner: owner, Up: p.Up,
+			MTU: p.MTU, Queues: p.Queues, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
 		if err != nil {
 			return err
 		}
-		id, err := s.reg.Attach(tp)
-		if err != nil {
-			tp.Close()
+		if c, err = s.attach(tp, tp.Receivers); err != nil {
 			return err
 		}
-		s.reg.Serve(tp.Receiver(id))
-		c = detacher{s.reg, tp}
+	case "raw":
+		filter, err := loadFilter(p)
+		if err != nil {
+			return fmt.Errorf("raw %s: %w", p.Ifname, err)
+		}
+		rp, err := raw.Open(raw.Config{Ifname: p.Ifname, Filter: filter, Promisc: p.Promisc, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		one := func(id frame.PortID) []fabric.Receiver { return []fabric.Receiver{rp.Receiver(id)} }
+		if c, err = s.attach(rp, one); err != nil {
+			return err
+		}
 	case "gre":
 		tp, err := gre.Open(s.tunnels, s.reg, gre.Config{Local: p.Src, Remote: p.Dst, HasKey: p.HasKey, RxKey: p.RxKey,
 			TxKey: p.TxKey, Sequence: p.Sequence, PinSequence: p.PinSeq, Depth: depth, MaxFrame: maxFrame})
@@ -122,6 +138,35 @@ func (s *Set) Close() {
 // TunnelStats returns the counters of the tunnel endpoints: packets that
 // reached a local address but no port.
 func (s *Set) TunnelStats() []tunnel.Stats { return s.tunnels.Stats() }
+
+// attach adds a port with readers of its own (not a shared tunnel socket)
+// and starts them.
+func (s *Set) attach(p fabric.Port, receivers func(frame.PortID) []fabric.Receiver) (io.Closer, error) {
+	id, err := s.reg.Attach(p)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	for _, r := range receivers(id) {
+		s.reg.Serve(r)
+	}
+	return detacher{s.reg, p}, nil
+}
+
+// loadFilter returns the raw port's program, or nil for none.
+func loadFilter(p configs.Port) (*bpf.Program, error) {
+	switch {
+	case p.BPFFile != "":
+		return bpf.LoadFile(p.BPFFile)
+	case p.BPF != "":
+		raw, err := bpf.ParseText(p.BPF)
+		if err != nil {
+			return nil, err
+		}
+		return bpf.New(raw)
+	}
+	return nil, nil
+}
 
 // detacher takes a port the set attached off the registry, which closes it.
 type detacher struct {

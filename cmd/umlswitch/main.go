@@ -111,7 +111,18 @@ Examples:
   umlswitch -unix /tmp/uml.ctl -hub -tap tap0       # a hub bridged to the host's tap0
   umlswitch -unix /tmp/vde/                         # VDE layout: /tmp/vde/ctl, vde_plug vde:///tmp/vde
   umlswitch -port transport=daemon,path=/tmp/a.ctl -port transport=tap,ifname=tap0
+  umlswitch -unix /tmp/uml.ctl -port transport=tap,ifname=lab0,create=1,persist=1,owner=1000,up=1,mtu=9000
+  umlswitch -unix /tmp/uml.ctl -port "transport=raw,ifname=veth0,bpf=$(tcpdump -ddd 'arp or icmp')"
+  umlswitch -unix /tmp/uml.ctl -port transport=raw,ifname=veth0,bpffile=arp.bpf,promisc=1
+  umlswitch -unix /tmp/uml.ctl -port transport=vxlan,src=192.0.2.1,dst=192.0.2.2,vni=42
   umlswitch -config lab.yaml
+
+Port keys: tap: a tap must exist unless create=1 (-tap NAME is transport=tap,create=1,ifname=NAME);
+persist=1 keeps a created tap after exit, owner=UID lets that user open it, up=1 brings it up, mtu=
+also sets its MTU, queues=N makes it multi-queue with a reader per queue. raw: an AF_PACKET socket on
+ifname, ignoring its own frames; bpf= takes tcpdump -ddd text (lines may be joined by ';'), bpffile=
+UML's binary sock_filter array or, if it ends in .txt, tcpdump -ddd text; frames the filter refuses
+are counted as filtered. vxlan: RFC 7348 to dst:dstport (default 4789) from src:dstport, vni 0..2^24-1.
 
 Flags:
 `
@@ -273,7 +284,7 @@ func (o *options) plan() (*plan, error) {
 		p.ports = append(p.ports, configs.Port{Transport: "daemon", Path: o.unix, Mode: mode, CompatV0: o.compatV0, DataPath: o.dataPath})
 	}
 	if o.tapName != "" {
-		spec, err := configs.ParsePort("transport=tap,ifname=" + o.tapName)
+		spec, err := configs.ParsePort("transport=tap,create=1,ifname=" + o.tapName)
 		if err != nil {
 			return nil, fmt.Errorf("-tap: %w", err)
 		}

@@ -55,6 +55,20 @@ func (b *Batch) SetName(i int, name []byte) {
 	m.Namelen = uint32(len(name))
 }
 
+// SetControl points message i's ancillary data at buf; nil clears it. A
+// receive shrinks Controllen to what the kernel wrote, so readers set it
+// again before every call.
+func (b *Batch) SetControl(i int, buf []byte) {
+	m := &b.Hdrs[i].Msg
+	if len(buf) == 0 {
+		m.Control = nil
+		m.SetControllen(0)
+		return
+	}
+	m.Control = &buf[0]
+	m.SetControllen(len(buf))
+}
+
 // Recv calls recvmmsg on fd for the first n messages. With MSG_DONTWAIT in
 // flags it never blocks and is issued as a raw system call (see syscall6);
 // without it, it may block and goes through the scheduler.

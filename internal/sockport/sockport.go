@@ -37,6 +37,18 @@ type Config struct {
 	// has been delivered; it should detach the port. The next read then
 	// reports net.ErrClosed.
 	OnEOF func()
+	// Control, when non-zero, gives each received message that many bytes
+	// of ancillary data, and Received runs for every frame of a batch with
+	// its ancillary data once Sizes[i] holds the true length: it may
+	// rewrite the frame in place and its size (re-insert a VLAN tag the
+	// kernel stripped, say). It must not allocate.
+	Control  int
+	Received func(v *frame.Vector, i int, control []byte)
+	// Prefix is the length of a header every datagram carries in front of
+	// its frame (a packet socket's virtio-net header). Received, it lands
+	// in the headroom just before the frame; sent, it is zeros. At most
+	// frame.Headroom.
+	Prefix int
 }
 
 // Port is a fabric.Port over one socket.
@@ -48,6 +60,7 @@ type Port struct {
 	// Receive state, used by the single reader goroutine only.
 	id     frame.PortID
 	rx     *mmsg.Batch
+	rxCtl  [][]byte // per message, when cfg.Control > 0
 	rxVec  *frame.Vector
 	rxN    int
 	rxErr  error
@@ -64,8 +77,23 @@ func New(fd int, cfg Config) (*Port, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Prefix < 0 || cfg.Prefix > frame.Headroom {
+		pfd.Close(nil)
+		return nil, fmt.Errorf("%s: prefix %d not in 0..%d", cfg.Name, cfg.Prefix, frame.Headroom)
+	}
 	p := &Port{cfg: cfg, fd: pfd}
-	p.txPool.New = func() any { return mmsg.NewBatch(txChunk, 1) }
+	if cfg.Prefix == 0 {
+		p.txPool.New = func() any { return mmsg.NewBatch(txChunk, 1) }
+	} else {
+		zeros := make([]byte, cfg.Prefix)
+		p.txPool.New = func() any {
+			b := mmsg.NewBatch(txChunk, 2)
+			for i := range txChunk {
+				b.SetBuf(i, 0, zeros)
+			}
+			return b
+		}
+	}
 	p.readFn = p.read
 	return p, nil
 }
@@ -88,8 +116,9 @@ func (p *Port) Write(frames [][]byte) (int, error) {
 	sent := 0
 	for sent < len(frames) {
 		chunk := frames[sent:min(len(frames), sent+txChunk)]
+		last := b.PerMsg - 1 // the frame follows the prefix, if any
 		for i, f := range chunk {
-			b.SetBuf(i, 0, f)
+			b.SetBuf(i, last, f)
 		}
 		n, err := b.Send(fd, 0, len(chunk), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 		sent += n
@@ -114,7 +143,8 @@ func sendError(err error) error {
 	switch err {
 	case unix.EAGAIN:
 		return fabric.ErrWouldBlock
-	case unix.ECONNREFUSED, unix.ENOTCONN, unix.EPIPE, unix.ECONNRESET, unix.EDESTADDRREQ:
+	case unix.ECONNREFUSED, unix.ENOTCONN, unix.EPIPE, unix.ECONNRESET, unix.EDESTADDRREQ,
+		unix.ENETDOWN, unix.ENXIO, unix.ENODEV: // the last three: a packet socket's interface is down or gone
 		return errPeerGone
 	}
 	return err // an Errno: boxing it does not allocate
@@ -126,6 +156,17 @@ func (p *Port) WaitWritable(timeout time.Duration) bool { return p.fd.WaitWritab
 
 // Close implements fabric.Port; Config.OnClose runs after the socket is closed.
 func (p *Port) Close() error { return p.fd.Close(p.cfg.OnClose) }
+
+// Sockopt runs fn on the socket unless the port is closed; for options and
+// statistics the port does not know about.
+func (p *Port) Sockopt(fn func(fd int) error) error {
+	fd, ok := p.fd.Borrow()
+	if !ok {
+		return net.ErrClosed
+	}
+	defer p.fd.Return()
+	return fn(int(fd))
+}
 
 // LocalAddr is the address the socket is bound to, as the raw 110 bytes.
 func (p *Port) LocalAddr() (unixsock.Addr, error) {
@@ -167,7 +208,16 @@ func (p *Port) receive(v *frame.Vector) (int, error) {
 	}
 	n := p.rxN
 	for i := 0; i < n; i++ {
-		v.Sizes[i] = int(p.rx.Hdrs[i].Len) // the true length, thanks to MSG_TRUNC
+		v.Sizes[i] = int(p.rx.Hdrs[i].Len) - p.cfg.Prefix // the true length, thanks to MSG_TRUNC
+		if v.Sizes[i] < 0 {
+			v.Sizes[i] = fabric.Rejected(fabric.DropRunt)
+		}
+	}
+	if p.cfg.Received != nil {
+		for i := 0; i < n; i++ {
+			ctl := p.rxCtl[i%len(p.rxCtl)] // no Control: one empty slice
+			p.cfg.Received(v, i, ctl[:min(len(ctl), int(p.rx.Hdrs[i].Msg.Controllen))])
+		}
 	}
 	// Once a seqpacket peer has closed, every read returns zero bytes: a
 	// trailing run of empty reads on a socket shut down for reading is the
@@ -199,14 +249,27 @@ func (p *Port) bind(v *frame.Vector) {
 	n := min(p.cfg.Depth, v.Depth())
 	p.rx = mmsg.NewBatch(n, 1)
 	for i := 0; i < n; i++ {
-		p.rx.SetBuf(i, 0, v.Room(i))
+		p.rx.SetBuf(i, 0, v.Bufs[i][frame.Headroom-p.cfg.Prefix:])
 		v.Ports[i] = p.id
+	}
+	p.rxCtl = [][]byte{nil}
+	if p.cfg.Control > 0 {
+		arena := make([]byte, n*p.cfg.Control)
+		p.rxCtl = make([][]byte, n)
+		for i := range p.rxCtl {
+			p.rxCtl[i] = arena[i*p.cfg.Control : (i+1)*p.cfg.Control]
+		}
 	}
 	p.rxVec = v
 }
 
 func (p *Port) read(fd uintptr) bool {
 	for {
+		if p.cfg.Control > 0 {
+			for i, c := range p.rxCtl {
+				p.rx.SetControl(i, c)
+			}
+		}
 		n, err := p.rx.Recv(int(fd), len(p.rx.Hdrs), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 		switch err {
 		case unix.EINTR:

@@ -1,9 +1,12 @@
 // Package tap is a switch port on a host tap interface, as uml_switch's -tap:
 // the switch holds /dev/net/tun attached to the named tap (IFF_TAP|IFF_NO_PI,
 // no packet-information header, no vnet header) and frames pass unchanged.
+// A tap is created through netlink when asked (and then, unless persistent,
+// goes away with the switch); it can be brought up and given an MTU.
 //
 // A tap descriptor has no recvmmsg: the reader fills a batch by reading until
-// EAGAIN, and writes go one frame per write(2).
+// EAGAIN, and writes go one frame per write(2). A multi-queue tap has one
+// reader per queue; the kernel spreads the host's frames over the queues.
 package tap
 
 import (
@@ -11,8 +14,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/fabric"
@@ -24,9 +29,19 @@ import (
 // frame of the batch can go, so the rest is dropped at once.
 var errDown = fmt.Errorf("tap: interface down: %w", fabric.ErrPeerGone)
 
+// MaxQueues bounds queues=N; the kernel allows up to 256 per tap.
+const MaxQueues = 64
+
 // Config describes a tap port.
 type Config struct {
-	Ifname   string // the tap interface; created (non-persistent) if absent
+	Ifname  string
+	Create  bool // create the tap if it does not exist (uml_switch -tap does)
+	Persist bool // a tap the port creates outlives it
+	Owner   int  // with Create: the uid that may use the tap without privileges; -1: root only
+	Up      bool // bring the interface up
+	MTU     int  // when > 0, set the interface's MTU
+	Queues  int  // 0 or 1: one queue; more: a multi-queue tap with a reader per queue
+
 	Depth    int
 	MaxFrame int
 	Logger   *slog.Logger
@@ -36,9 +51,14 @@ type Config struct {
 type Port struct {
 	cfg    Config
 	ifname string
-	fd     *pollfd.FD
+	queues []*queue // writes go to queue 0
+}
 
-	// Receive state, used by the single reader goroutine only.
+// queue is one descriptor of the tap and its reader's state, used by that
+// reader's goroutine only.
+type queue struct {
+	p      *Port
+	fd     *pollfd.FD
 	id     frame.PortID
 	rxVec  *frame.Vector
 	rxN    int
@@ -48,8 +68,8 @@ type Port struct {
 
 var _ fabric.Port = (*Port)(nil)
 
-// Open attaches to the tap interface cfg.Ifname. Like uml_switch, it creates
-// the interface if it does not exist; such a tap goes away with the switch.
+// Open attaches to the tap interface cfg.Ifname, creating it first when
+// cfg.Create is set and it does not exist.
 func Open(cfg Config) (*Port, error) {
 	if cfg.Depth <= 0 {
 		cfg.Depth = 64
@@ -57,38 +77,155 @@ func Open(cfg Config) (*Port, error) {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = frame.MaxFrameForMTU(frame.DefaultMTU)
 	}
+	if cfg.Queues <= 0 {
+		cfg.Queues = 1
+	}
 	if len(cfg.Ifname) == 0 || len(cfg.Ifname) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("tap: interface name %q: length not in 1..%d", cfg.Ifname, unix.IFNAMSIZ-1)
 	}
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("tap %s: open /dev/net/tun: %w", cfg.Ifname, err)
+	if cfg.Queues > MaxQueues {
+		return nil, fmt.Errorf("tap %s: queues=%d: at most %d", cfg.Ifname, cfg.Queues, MaxQueues)
 	}
-	ifr, err := unix.NewIfreq(cfg.Ifname)
+	fds, created, err := openQueues(cfg)
 	if err != nil {
-		unix.Close(fd)
 		return nil, fmt.Errorf("tap %s: %w", cfg.Ifname, err)
 	}
-	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		unix.Close(fd)
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EBUSY) {
-			return nil, fmt.Errorf("tap %s: %w (is it a tun device, or a tap with other flags or already in use?)", cfg.Ifname, err)
+	p := &Port{cfg: cfg, ifname: cfg.Ifname}
+	for _, fd := range fds {
+		pfd, err := pollfd.New(fd, "tap "+cfg.Ifname)
+		if err != nil {
+			p.Close()
+			for _, fd := range fds[len(p.queues)+1:] {
+				unix.Close(fd)
+			}
+			return nil, err
 		}
-		return nil, fmt.Errorf("tap %s: TUNSETIFF: %w", cfg.Ifname, err)
+		q := &queue{p: p, fd: pfd}
+		q.readFn = q.read
+		p.queues = append(p.queues, q)
 	}
-	// Only now can the descriptor be polled (golang/go#30426).
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
+	if err := configure(cfg); err != nil {
+		p.Close()
 		return nil, fmt.Errorf("tap %s: %w", cfg.Ifname, err)
 	}
-	pfd, err := pollfd.New(fd, "tap "+cfg.Ifname)
-	if err != nil {
-		return nil, err
+	if created && cfg.Logger != nil {
+		cfg.Logger.Info("tap created", "ifname", cfg.Ifname, "persist", cfg.Persist, "queues", cfg.Queues)
 	}
-	p := &Port{cfg: cfg, ifname: ifr.Name(), fd: pfd}
-	p.readFn = p.read
 	return p, nil
+}
+
+func (cfg Config) flags() netlink.TuntapFlag {
+	f := netlink.TUNTAP_NO_PI
+	if cfg.Queues > 1 {
+		f |= netlink.TUNTAP_MULTI_QUEUE
+	}
+	return f
+}
+
+// openQueues returns one non-blocking descriptor per queue, attached to the
+// tap; created says whether the tap was made here.
+func openQueues(cfg Config) (fds []int, created bool, err error) {
+	_, statErr := net.InterfaceByName(cfg.Ifname)
+	exists := statErr == nil
+	if !exists && !cfg.Create {
+		return nil, false, fmt.Errorf("no such interface (add create=1 to create the tap)")
+	}
+	if exists {
+		fds, err := attach(cfg)
+		return fds, false, err
+	}
+	t := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: cfg.Ifname}, Mode: netlink.TUNTAP_MODE_TAP,
+		Flags: cfg.flags(), NonPersist: !cfg.Persist, Queues: cfg.Queues}
+	if cfg.Owner >= 0 {
+		t.Owner = uint32(cfg.Owner)
+	}
+	if err := netlink.LinkAdd(t); err != nil {
+		return nil, false, fmt.Errorf("create: %w", err)
+	}
+	// netlink hands the queues over as *os.File, which the runtime's poller
+	// already watches; the port wants plain descriptors of its own.
+	for _, f := range t.Fds {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err == nil {
+			fds = append(fds, fd)
+		}
+		if err == nil {
+			err = unix.SetNonblock(fd, true)
+		}
+		if err != nil {
+			closeAll(t.Fds)
+			closeFds(fds)
+			return nil, false, err
+		}
+	}
+	closeAll(t.Fds)
+	return fds, true, nil
+}
+
+// attach opens the queues of an existing tap.
+func attach(cfg Config) ([]int, error) {
+	var fds []int
+	for range cfg.Queues {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			closeFds(fds)
+			return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+		}
+		fds = append(fds, fd)
+		ifr, err := unix.NewIfreq(cfg.Ifname)
+		if err != nil {
+			closeFds(fds)
+			return nil, err
+		}
+		ifr.SetUint16(uint16(unix.IFF_TAP | cfg.flags()))
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			closeFds(fds)
+			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EBUSY) {
+				return nil, fmt.Errorf("%w (is it a tun device or not a tap, in use, or of another queue setting?)", err)
+			}
+			return nil, fmt.Errorf("TUNSETIFF: %w", err)
+		}
+		// Only now can the descriptor be polled (golang/go#30426).
+		if err := unix.SetNonblock(fd, true); err != nil {
+			closeFds(fds)
+			return nil, err
+		}
+	}
+	return fds, nil
+}
+
+// configure applies up= and mtu= through netlink.
+func configure(cfg Config) error {
+	if !cfg.Up && cfg.MTU <= 0 {
+		return nil
+	}
+	link, err := netlink.LinkByName(cfg.Ifname)
+	if err != nil {
+		return err
+	}
+	if cfg.MTU > 0 {
+		if err := netlink.LinkSetMTU(link, cfg.MTU); err != nil {
+			return fmt.Errorf("mtu %d: %w", cfg.MTU, err)
+		}
+	}
+	if cfg.Up {
+		if err := netlink.LinkSetUp(link); err != nil {
+			return fmt.Errorf("up: %w", err)
+		}
+	}
+	return nil
+}
+
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 // Ifname is the interface the port is attached to.
@@ -100,13 +237,14 @@ func (p *Port) Name() string { return "tap " + p.ifname }
 // MaxFrame implements fabric.Port.
 func (p *Port) MaxFrame() int { return p.cfg.MaxFrame }
 
-// Write implements fabric.Port, one write(2) per frame.
+// Write implements fabric.Port, one write(2) per frame, on the first queue.
 func (p *Port) Write(frames [][]byte) (int, error) {
-	fd, ok := p.fd.Borrow()
+	q := p.queues[0]
+	fd, ok := q.fd.Borrow()
 	if !ok {
 		return 0, net.ErrClosed
 	}
-	defer p.fd.Return()
+	defer q.fd.Return()
 	for i, f := range frames {
 		for {
 			_, err := unix.Write(fd, f)
@@ -128,40 +266,61 @@ func (p *Port) Write(frames [][]byte) (int, error) {
 }
 
 // WaitWritable implements fabric.Port.
-func (p *Port) WaitWritable(timeout time.Duration) bool { return p.fd.WaitWritable(timeout) }
+func (p *Port) WaitWritable(timeout time.Duration) bool { return p.queues[0].fd.WaitWritable(timeout) }
 
-// Close implements fabric.Port. A tap the switch created goes away with it.
-func (p *Port) Close() error { return p.fd.Close(nil) }
-
-// Receiver returns the reading side, marking frames with port id.
-func (p *Port) Receiver(id frame.PortID) fabric.Receiver {
-	p.id = id
-	return fabric.Receiver{Name: p.Name(), Depth: p.cfg.Depth, MaxFrame: p.cfg.MaxFrame, Receive: p.receive}
+// Close implements fabric.Port. A tap the switch created goes away with it
+// unless it is persistent.
+func (p *Port) Close() error {
+	var first error
+	for _, q := range p.queues {
+		if err := q.fd.Close(nil); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
-func (p *Port) receive(v *frame.Vector) (int, error) {
-	if p.rxVec != v {
-		for i := range v.Ports {
-			v.Ports[i] = p.id
+// Receiver returns the reading side of the first queue, marking frames with
+// port id.
+func (p *Port) Receiver(id frame.PortID) fabric.Receiver { return p.Receivers(id)[0] }
+
+// Receivers returns one reading side per queue.
+func (p *Port) Receivers(id frame.PortID) []fabric.Receiver {
+	out := make([]fabric.Receiver, len(p.queues))
+	for i, q := range p.queues {
+		q.id = id
+		name := p.Name()
+		if len(p.queues) > 1 {
+			name = fmt.Sprintf("%s queue %d", name, i)
 		}
-		p.rxVec = v
+		out[i] = fabric.Receiver{Name: name, Depth: p.cfg.Depth, MaxFrame: p.cfg.MaxFrame, Receive: q.receive}
 	}
-	p.rxN, p.rxErr = 0, nil
-	if err := p.fd.Read(p.readFn); err != nil {
+	return out
+}
+
+func (q *queue) receive(v *frame.Vector) (int, error) {
+	if q.rxVec != v {
+		for i := range v.Ports {
+			v.Ports[i] = q.id
+		}
+		q.rxVec = v
+	}
+	q.rxN, q.rxErr = 0, nil
+	if err := q.fd.Read(q.readFn); err != nil {
 		return 0, err
 	}
-	if p.rxN == 0 && p.rxErr != nil {
-		return 0, fmt.Errorf("tap %s: read: %w", p.ifname, p.rxErr)
+	if q.rxN == 0 && q.rxErr != nil {
+		return 0, fmt.Errorf("tap %s: read: %w", q.p.ifname, q.rxErr)
 	}
-	return p.rxN, nil
+	return q.rxN, nil
 }
 
-// read drains the tap into the batch. A read fills the room of one buffer,
+// read drains the queue into the batch. A read fills the room of one buffer,
 // which is a byte longer than the largest frame: a frame that fills it was
 // cut short by the kernel and is reported (and counted) as oversize.
-func (p *Port) read(fd uintptr) bool {
-	v, n := p.rxVec, 0
-	limit := min(p.cfg.Depth, v.Depth())
+func (q *queue) read(fd uintptr) bool {
+	v, n := q.rxVec, 0
+	limit := min(q.p.cfg.Depth, v.Depth())
 	for n < limit {
 		m, err := unix.Read(int(fd), v.Room(n))
 		if err == nil {
@@ -173,10 +332,10 @@ func (p *Port) read(fd uintptr) bool {
 			continue
 		}
 		if err != unix.EAGAIN {
-			p.rxErr = err
+			q.rxErr = err
 		}
 		break
 	}
-	p.rxN = n
-	return n > 0 || p.rxErr != nil
+	q.rxN = n
+	return n > 0 || q.rxErr != nil
 }

@@ -3,73 +3,30 @@ package tap
 import (
 	"errors"
 	"fmt"
-	"net"
+	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/nstest"
-	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/transports/porttest"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
-
-// hostSide is an AF_PACKET socket on the tap's host side: what it sends
-// leaves the host through the tap and reaches the port; what the port writes
-// arrives on it. It ignores its own outgoing frames.
-type hostSide struct{ fd int }
-
-func openHostSide(t *testing.T, ns *nstest.NS, ifname string) *hostSide {
-	t.Helper()
-	var h hostSide
-	err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		proto := int(htons(unix.ETH_P_ALL))
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
-		if err != nil {
-			return err
-		}
-		h.fd = fd
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
-			return err
-		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
-	})
-	if err != nil {
-		t.Fatalf("packet socket on %s: %v", ifname, err)
-	}
-	t.Cleanup(func() { unix.Close(h.fd) })
-	return &h
-}
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-func (h *hostSide) send(b []byte) error {
-	_, err := unix.Write(h.fd, b)
-	return err
-}
-
-func (h *hostSide) recv(b []byte, timeout time.Duration) (int, error) {
-	return pollfd.ReadTimeout(h.fd, b, timeout)
-}
 
 var tapSeq int
 
 // openTap creates a tap through the port inside a fresh namespace, brings it
 // up quietly (no IPv6 chatter) and returns the port and its host side.
-func openTap(t *testing.T, mtu int) (*Port, *hostSide, *nstest.NS) {
+func openTap(t *testing.T, mtu int) (*Port, *porttest.PacketSocket, *nstest.NS) {
 	t.Helper()
 	ns := nstest.New(t)
 	tapSeq++
 	name := fmt.Sprintf("tapt%d", tapSeq)
 	var p *Port
 	if err := ns.Do(func() (err error) {
-		p, err = Open(Config{Ifname: name, MaxFrame: frame.MaxFrameForMTU(1500)})
+		p, err = Open(Config{Ifname: name, Create: true, MaxFrame: frame.MaxFrameForMTU(1500)})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -77,13 +34,13 @@ func openTap(t *testing.T, mtu int) (*Port, *hostSide, *nstest.NS) {
 	t.Cleanup(func() { p.Close() })
 	ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf."+name+".disable_ipv6=1")
 	ns.MustRun(t, "ip", "link", "set", name, "mtu", fmt.Sprint(mtu), "up")
-	return p, openHostSide(t, ns, name), ns
+	return p, porttest.OpenPacketSocket(t, ns, name), ns
 }
 
 func TestConformance(t *testing.T) {
 	porttest.Run(t, func(t *testing.T) *porttest.Harness {
 		p, host, _ := openTap(t, 1500)
-		return &porttest.Harness{Port: p, Receiver: p.Receiver(3), ID: 3, PeerSend: host.send, PeerRecv: host.recv}
+		return &porttest.Harness{Port: p, Receiver: p.Receiver(3), ID: 3, PeerSend: host.Send, PeerRecv: host.Recv}
 	})
 }
 
@@ -93,7 +50,7 @@ func TestOversizeFromHostIsReported(t *testing.T) {
 	p, host, _ := openTap(t, 9000)
 	v := frame.NewVector(8, p.MaxFrame())
 	for _, size := range []int{p.MaxFrame(), 3000, 60} {
-		if err := host.send(porttest.Frame(size, 1)); err != nil {
+		if err := host.Send(porttest.Frame(size, 1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -130,5 +87,132 @@ func TestBadInterface(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("attached to lo as a tap")
+	}
+}
+
+// tuntapIn reads a tap's kernel settings through netlink.
+func tuntapIn(t *testing.T, ns *nstest.NS, name string) (*netlink.Tuntap, bool) {
+	t.Helper()
+	var tt *netlink.Tuntap
+	err := ns.Do(func() error {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if tt, ok = l.(*netlink.Tuntap); !ok {
+			return fmt.Errorf("%s is a %s", name, l.Type())
+		}
+		return nil
+	})
+	var notFound netlink.LinkNotFoundError
+	if errors.As(err, &notFound) {
+		return nil, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tt, true
+}
+
+func TestCreatePersistOwnerUpMTU(t *testing.T) {
+	ns := nstest.New(t)
+	var p *Port
+	open := func(cfg Config) error {
+		return ns.Do(func() (err error) { p, err = Open(cfg); return err })
+	}
+	if err := open(Config{Ifname: "lab0"}); err == nil || !strings.Contains(err.Error(), "add create=1") {
+		t.Fatalf("a missing tap without create=1: %v", err)
+	}
+	if err := open(Config{Ifname: "lab0", Create: true, Persist: true, Owner: 1000, Up: true, MTU: 9000}); err != nil {
+		t.Fatal(err)
+	}
+	tt, ok := tuntapIn(t, ns, "lab0")
+	if !ok || tt.Owner != 1000 || tt.NonPersist || tt.MTU != 9000 || tt.Flags&netlink.TUNTAP_NO_PI == 0 ||
+		tt.Attrs().RawFlags&unix.IFF_UP == 0 {
+		t.Fatalf("tap: %+v", tt)
+	}
+	p.Close()
+	if _, ok := tuntapIn(t, ns, "lab0"); !ok {
+		t.Fatal("a persistent tap went away with the port")
+	}
+	// A later start attaches to it, with or without create=1.
+	for _, create := range []bool{false, true} {
+		if err := open(Config{Ifname: "lab0", Create: create}); err != nil {
+			t.Fatalf("attach (create=%v): %v", create, err)
+		}
+		p.Close()
+	}
+	// Without persist=1 the tap lives as long as the port.
+	if err := open(Config{Ifname: "lab1", Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	if tt, ok := tuntapIn(t, ns, "lab1"); !ok || !tt.NonPersist {
+		t.Fatalf("lab1: %+v", tt)
+	}
+	p.Close()
+	porttest.Eventually(t, "lab1 removed", func() bool { _, ok := tuntapIn(t, ns, "lab1"); return !ok })
+}
+
+// A multi-queue tap has a reader per queue, and every frame the host sends
+// arrives on one of them.
+func TestMultiQueueReadsEveryQueue(t *testing.T) {
+	ns := nstest.New(t)
+	var p *Port
+	if err := ns.Do(func() (err error) {
+		p, err = Open(Config{Ifname: "mq0", Create: true, Queues: 4, MaxFrame: 1518})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if tt, ok := tuntapIn(t, ns, "mq0"); !ok || tt.Flags&netlink.TUNTAP_MULTI_QUEUE == 0 || tt.Queues != 4 {
+		t.Fatalf("mq0: %+v", tt)
+	}
+	ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.mq0.disable_ipv6=1")
+	ns.MustRun(t, "ip", "link", "set", "mq0", "up")
+	host := porttest.OpenPacketSocket(t, ns, "mq0")
+	rs := p.Receivers(2)
+	if len(rs) != 4 {
+		t.Fatalf("%d receivers", len(rs))
+	}
+	got := make(chan int, 256)
+	for _, r := range rs {
+		go func() {
+			v := frame.NewVector(8, 1518)
+			for {
+				n, err := r.Receive(v)
+				if err != nil {
+					return
+				}
+				for i := 0; i < n; i++ {
+					if v.Ports[i] != 2 {
+						t.Errorf("port %d", v.Ports[i])
+					}
+					got <- int(v.Frame(i)[11])
+				}
+			}
+		}()
+	}
+	// Frames of many flows (source MACs), so the kernel's hash uses several queues.
+	const flows = 64
+	for i := range flows {
+		f := porttest.Ether(frame.Broadcast, frame.MAC{0xfe, 0xfd, 0, 0, 1, byte(i)}, 60, byte(i))
+		if err := host.Send(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[int]bool{}
+	for len(seen) < flows {
+		select {
+		case b := <-got:
+			seen[b] = true
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%d of %d frames arrived", len(seen), flows)
+		}
+	}
+	// A second port cannot attach to it with a different queue setting.
+	if err := ns.Do(func() error { _, err := Open(Config{Ifname: "mq0", Queues: 1}); return err }); err == nil {
+		t.Fatal("attached to a multi-queue tap as a single queue")
 	}
 }

@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/umlswitch/umlswitch/bpf"
+	"github.com/umlswitch/umlswitch/internal/nstest"
+)
+
+// A UML on the BESS transport reaches an address on a tap the switch
+// created with create=1,up=1, and the host reaches the UML; the tap goes
+// away with the switch.
+func TestUMLAndCreatedTap(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ns := nstest.New(t)
+	d := scratch(t)
+	bess := filepath.Join(d, "sw.bess")
+	sw := startSwitch(t, ns, []string{bess}, "-port", "transport=bess,path="+bess,
+		"-port", "transport=tap,ifname=lab0,create=1,up=1,mtu=1500")
+	ns.MustRun(t, "ip", "addr", "add", "10.0.0.254/24", "dev", "lab0")
+	u := bootUML(t, umlConfig{ns: ns, net: vec(1, "transport=bess,src="+filepath.Join(d, "uml1.sock")+",dst="+bess),
+		iface: "vec0", ip: ip(1), peers: []string{"10.0.0.254"}})
+	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
+	ns.MustRun(t, "busybox", "ping", "-c", "3", "-W", "2", ip(1))
+	u.release(t)
+	sw.stop(t)
+	if out, err := ns.Cmd("ip", "link", "show", "lab0").CombinedOutput(); err == nil {
+		t.Fatalf("lab0 outlived the switch:\n%s", out)
+	}
+}
+
+// hostVeth makes, in ns, a veth pair: "sw0" for the switch's raw port and
+// "host0" with 10.0.0.254/24, the host the UMLs talk to.
+func hostVeth(t *testing.T, ns *nstest.NS) {
+	t.Helper()
+	ns.MustRun(t, "ip", "link", "add", "sw0", "type", "veth", "peer", "name", "host0")
+	for _, dev := range []string{"sw0", "host0"} {
+		ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf."+dev+".disable_ipv6=1")
+		ns.MustRun(t, "ip", "link", "set", dev, "up")
+	}
+	ns.MustRun(t, "ip", "addr", "add", "10.0.0.254/24", "dev", "host0")
+}
+
+// probe sends a TCP SYN and a UDP datagram from the host to addr and
+// reports whether either drew an answer (a reset, a port unreachable).
+func probe(t *testing.T, ns *nstest.NS, addr string) (tcpAnswered, udpAnswered bool) {
+	t.Helper()
+	err := ns.Do(func() error {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "23"), 2*time.Second)
+		if err == nil {
+			c.Close()
+			return errors.New("something listens on the UML's port 23")
+		}
+		tcpAnswered = !isTimeout(err)
+		u, err := net.Dial("udp", net.JoinHostPort(addr, "9"))
+		if err != nil {
+			return err
+		}
+		defer u.Close()
+		u.SetDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 16)
+		for range 2 { // the first may only resolve the address
+			u.Write([]byte("probe"))
+			if _, err = u.Read(buf); !isTimeout(err) {
+				udpAnswered = true
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// A raw port on a veth: a UML reaches the host at the other end. With a
+// filter that passes only ARP and ICMP, given as tcpdump text or as UML's
+// binary file, ping still works both ways, a TCP or UDP probe from the host
+// never reaches the UML (so it never answers), and the switch counts the
+// filtered frames. Without a filter the same probes are answered, which
+// shows the probes can tell.
+func TestRawPortWithFilters(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	needTool(t, "tcpdump", "tcpdump")
+	text, err := exec.Command("tcpdump", "-ddd", "arp or icmp").Output()
+	if err != nil {
+		t.Fatalf("tcpdump -ddd: %v", err)
+	}
+	raw, err := bpf.ParseText(string(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	binFile := filepath.Join(scratch(t), "arp-icmp.bpf")
+	if err := os.WriteFile(binFile, bpf.Binary(raw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, opts string
+		filtered   bool
+	}{
+		{"none", "", false},
+		{"tcpdump-text", ",bpf=" + string(text), true},
+		{"bpffile-binary", ",bpffile=" + binFile, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ns := nstest.New(t)
+			hostVeth(t, ns)
+			ctl := filepath.Join(scratch(t), "sw.ctl")
+			sw := startSwitch(t, ns, []string{ctl}, "-unix", ctl, "-port", "transport=raw,ifname=sw0"+c.opts)
+			u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"}})
+			expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
+			ns.MustRun(t, "busybox", "ping", "-c", "2", "-W", "2", ip(1))
+			tcp, udp := probe(t, ns, ip(1))
+			if c.filtered && (tcp || udp) {
+				t.Errorf("a probe reached the UML through the filter: tcp answered %v, udp answered %v", tcp, udp)
+			}
+			if !c.filtered && (!tcp || !udp) {
+				t.Errorf("without a filter the UML did not answer: tcp %v, udp %v", tcp, udp)
+			}
+			u.release(t)
+			sw.stop(t)
+			line, ok := sw.log.wait(regexp.MustCompile(`msg="port detached".*name="raw sw0`), time.Second)
+			if !ok {
+				t.Fatalf("no detach line for the raw port:\n%s", sw.log.text())
+			}
+			m := regexp.MustCompile(`filtered=(\d+)`).FindStringSubmatch(line)
+			n := 0
+			if m != nil {
+				n, _ = strconv.Atoi(m[1])
+			}
+			if c.filtered && n < 2 {
+				t.Errorf("the switch counted %d filtered frames, want at least the two probes: %s", n, line)
+			}
+			if !c.filtered && n != 0 {
+				t.Errorf("filtered frames counted without a filter: %s", line)
+			}
+		})
+	}
+}

@@ -1,0 +1,321 @@
+// Package raw is the port on a host interface through an AF_PACKET socket,
+// the switch's side of UML's vecN:transport=raw: every frame the interface
+// receives comes in, every frame the switch sends goes out on it, and the
+// socket ignores its own transmissions so nothing loops back.
+//
+// A classic BPF filter, when given, is attached before the socket is bound,
+// so no frame it refuses is ever queued. The kernel does not count what a
+// filter refuses; a second socket on the same interface carries the
+// inverted program and counts exactly those frames (its queue is kept tiny:
+// it only counts). The main socket's own queue overruns are counted too.
+package raw
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"unsafe"
+
+	"github.com/mdlayher/packet"
+	xbpf "golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/bpf"
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/sockport"
+)
+
+// Config describes one raw port.
+type Config struct {
+	Ifname   string
+	Filter   *bpf.Program // nil passes every frame
+	Promisc  bool         // put the interface in promiscuous mode while the port is open
+	Depth    int
+	MaxFrame int
+	Logger   *slog.Logger
+}
+
+// Port is a fabric.Port on a host interface.
+type Port struct {
+	*sockport.Port
+	counter *packet.Conn // the inverted filter's socket; nil without a filter
+
+	mu       sync.Mutex // guards the totals: the kernel's statistics reset on every read
+	filtered uint64
+	overrun  uint64
+}
+
+var _ fabric.KernelDropper = (*Port)(nil)
+
+// controlLen fits one PACKET_AUXDATA message.
+var controlLen = unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{})))
+
+// Open opens the socket (and the counting socket for a filter) on the
+// interface. The port is not attached yet.
+func Open(cfg Config) (*Port, error) {
+	ifi, err := net.InterfaceByName(cfg.Ifname)
+	if err != nil {
+		return nil, fmt.Errorf("raw: interface %q: %w", cfg.Ifname, err)
+	}
+	var filter []xbpf.RawInstruction
+	if cfg.Filter != nil {
+		filter = cfg.Filter.Raw()
+	}
+	fd, err := listen(ifi, filter, cfg.Promisc)
+	if err != nil {
+		return nil, fmt.Errorf("raw %s: %w", cfg.Ifname, err)
+	}
+	name := "raw " + cfg.Ifname
+	if cfg.Filter != nil {
+		name += " (filtered)"
+	}
+	p := &Port{}
+	sp, err := sockport.New(fd, sockport.Config{Name: name, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame,
+		Control: controlLen, Received: received, Prefix: vnetHdrLen})
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("raw %s: %w", cfg.Ifname, err)
+	}
+	p.Port = sp
+	if cfg.Filter != nil {
+		if p.counter, err = listenCounter(ifi, cfg.Filter); err != nil {
+			sp.Close()
+			return nil, fmt.Errorf("raw %s: counting socket: %w", cfg.Ifname, err)
+		}
+	}
+	return p, nil
+}
+
+// listen returns a non-blocking AF_PACKET socket bound to ifi with the
+// filter in place, ignoring its own transmissions, reporting stripped VLAN
+// tags and carrying a virtio-net header with every frame. mdlayher/packet
+// attaches the filter before it binds, here to protocol 0, which receives
+// nothing: the options are set before a rebind to every protocol lets the
+// first frame in. The switch then owns a duplicate of the descriptor (the
+// socket, its filter and its promiscuous membership live on in it).
+func listen(ifi *net.Interface, filter []xbpf.RawInstruction, promisc bool) (int, error) {
+	c, err := packet.Listen(ifi, packet.Raw, 0, &packet.Config{Filter: filter})
+	if err != nil {
+		return -1, err
+	}
+	defer c.Close()
+	if promisc {
+		if err := c.SetPromiscuous(true); err != nil {
+			return -1, fmt.Errorf("promiscuous mode: %w", err)
+		}
+	}
+	return dupWith(c, func(fd int) error {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+			return fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+			return fmt.Errorf("PACKET_AUXDATA: %w", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+			return fmt.Errorf("PACKET_VNET_HDR: %w", err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+			return fmt.Errorf("bind: %w", err)
+		}
+		return nil
+	})
+}
+
+// dupWith runs setup on c's socket and returns a duplicate descriptor.
+func dupWith(c *packet.Conn, setup func(fd int) error) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	dup := -1
+	var opErr error
+	err = rc.Control(func(fd uintptr) {
+		if opErr = setup(int(fd)); opErr == nil {
+			dup, opErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		}
+	})
+	if err == nil {
+		err = opErr
+	}
+	if err != nil {
+		return -1, err
+	}
+	return dup, nil
+}
+
+// listenCounter opens the socket that counts what f refuses: it carries the
+// inversion of f, keeps one byte of each frame and has the smallest queue
+// the kernel allows, so the kernel's own count of packets (queued plus
+// dropped for want of room) is the count of refused frames.
+func listenCounter(ifi *net.Interface, f *bpf.Program) (*packet.Conn, error) {
+	c, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: f.Inverted()})
+	if err != nil {
+		return nil, err
+	}
+	rc, err := c.SyscallConn()
+	if err == nil {
+		var opErr error
+		err = rc.Control(func(fd uintptr) {
+			if opErr = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); opErr == nil {
+				opErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 0)
+			}
+		})
+		if err == nil {
+			err = opErr
+		}
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// KernelDrops implements fabric.KernelDropper: frames the filter refused,
+// and frames the main socket's queue had no room for.
+func (p *Port) KernelDrops(d *[fabric.NumDropReasons]uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.collect()
+	d[fabric.DropFiltered] += p.filtered
+	d[fabric.DropRxOverrun] += p.overrun
+}
+
+// collect adds the kernel's statistics since the last read to the totals.
+// The caller holds p.mu.
+func (p *Port) collect() {
+	p.Sockopt(func(fd int) error {
+		st, err := unix.GetsockoptTpacketStats(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+		if err == nil {
+			p.overrun += uint64(st.Drops)
+		}
+		return err
+	})
+	if p.counter != nil {
+		if st, err := p.counter.Stats(); err == nil {
+			p.filtered += uint64(st.Packets) // queued or dropped: each one refused by the filter
+		}
+	}
+}
+
+// Close implements fabric.Port, keeping the final counts.
+func (p *Port) Close() error {
+	p.mu.Lock()
+	p.collect()
+	if p.counter != nil {
+		p.counter.Close()
+		p.counter = nil
+	}
+	p.mu.Unlock()
+	return p.Port.Close()
+}
+
+// vnetHdrLen is the size of struct virtio_net_hdr, which a packet socket
+// with PACKET_VNET_HDR puts in front of every frame.
+const vnetHdrLen = 10
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// received finishes a frame read from the socket: the checksum the host
+// left for hardware to fill, then the VLAN tag the kernel took out.
+func received(v *frame.Vector, i int, control []byte) {
+	if v.Sizes[i] >= 0 && v.Sizes[i] <= v.MaxFrame {
+		completeChecksum(v.Bufs[i][frame.Headroom-vnetHdrLen:frame.Headroom], v.Frame(i))
+	}
+	reinsertVLAN(v, i, control)
+}
+
+// completeChecksum fills in a TCP or UDP checksum the sending stack left to
+// offload: a frame the host itself sends on a veth or a tap reaches a packet
+// socket with only the pseudo-header's sum in place, and a UML would drop
+// it as corrupt. The virtio-net header says where the sum starts and where
+// it goes.
+func completeChecksum(hdr, f []byte) {
+	const needsCsum = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
+	if hdr[0]&needsCsum == 0 {
+		return
+	}
+	start := int(binary.NativeEndian.Uint16(hdr[6:8]))
+	at := start + int(binary.NativeEndian.Uint16(hdr[8:10]))
+	if at+2 > len(f) {
+		return
+	}
+	var sum uint32
+	b := f[start:]
+	for len(b) >= 2 {
+		sum += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	csum := ^uint16(sum)
+	if csum == 0 && at-start == 6 { // UDP sends a computed zero as all ones
+		csum = 0xffff
+	}
+	binary.BigEndian.PutUint16(f[at:], csum)
+}
+
+// reinsertVLAN puts back the 802.1Q tag that receive offload took out of a
+// frame, as the kernel reports it in PACKET_AUXDATA, so tagged frames cross
+// the switch as they were on the wire. A frame that no longer fits keeps its
+// grown size, and the switch counts it as oversize.
+func reinsertVLAN(v *frame.Vector, i int, control []byte) {
+	tci, tpid, ok := strippedTag(control)
+	n := v.Sizes[i]
+	if !ok || n < 12 {
+		return
+	}
+	v.Sizes[i] = n + 4
+	if n+4 > v.MaxFrame {
+		return
+	}
+	f := v.Bufs[i][frame.Headroom : frame.Headroom+n+4]
+	copy(f[16:], f[12:n])
+	binary.BigEndian.PutUint16(f[12:], tpid)
+	binary.BigEndian.PutUint16(f[14:], tci)
+}
+
+// strippedTag finds the VLAN tag in a PACKET_AUXDATA control message.
+func strippedTag(control []byte) (tci, tpid uint16, ok bool) {
+	const hdrLen = unix.SizeofCmsghdr
+	const lenSize = int(unsafe.Sizeof(unix.Cmsghdr{}.Len)) // 8 on 64-bit, 4 on 32-bit
+	for len(control) >= hdrLen {
+		var msgLen uint64
+		if lenSize == 8 {
+			msgLen = binary.NativeEndian.Uint64(control)
+		} else {
+			msgLen = uint64(binary.NativeEndian.Uint32(control))
+		}
+		level := int32(binary.NativeEndian.Uint32(control[lenSize:]))
+		typ := int32(binary.NativeEndian.Uint32(control[lenSize+4:]))
+		if msgLen < hdrLen || msgLen > uint64(len(control)) {
+			return 0, 0, false
+		}
+		data := control[hdrLen:msgLen]
+		if level == unix.SOL_PACKET && typ == unix.PACKET_AUXDATA && len(data) >= 20 {
+			status := binary.NativeEndian.Uint32(data[0:4])
+			if status&unix.TP_STATUS_VLAN_VALID == 0 {
+				return 0, 0, false
+			}
+			tci = binary.NativeEndian.Uint16(data[16:18]) // after status, len, snaplen, mac, net
+			tpid = binary.NativeEndian.Uint16(data[18:20])
+			if status&unix.TP_STATUS_VLAN_TPID_VALID == 0 || tpid == 0 {
+				tpid = unix.ETH_P_8021Q
+			}
+			return tci, tpid, true
+		}
+		step := unix.CmsgSpace(int(msgLen) - hdrLen)
+		if step > len(control) {
+			return 0, 0, false
+		}
+		control = control[step:]
+	}
+	return 0, 0, false
+}
