@@ -38,6 +38,7 @@ type Port struct {
 	Owner           uint32 // uid allowed to use a created tap
 	Up              bool   // bring the interface up
 	Queues          int    // multi-queue tap with this many queues
+	VnetHdr         bool   // virtio-net header: checksum and TCP segmentation offload from the host
 
 	// raw
 	BPFFile string // UML's binary format, or tcpdump -ddd text if it ends in .txt
@@ -135,9 +136,10 @@ var schemas = map[string]func(p *Port) transportSchema{
 	"tap": func(p *Port) transportSchema {
 		return transportSchema{keys: map[string]setter{
 			"ifname": setIfname, "create": setBool(&p.Create), "persist": setBool(&p.Persist),
-			"owner":  func(p *Port, v string) (err error) { p.Owner, err = parseU32(v); p.HasOwner = true; return },
-			"up":     setBool(&p.Up),
-			"queues": func(p *Port, v string) (err error) { p.Queues, err = parseInt(v, 1, MaxQueues); return },
+			"owner":    func(p *Port, v string) (err error) { p.Owner, err = parseU32(v); p.HasOwner = true; return },
+			"up":       setBool(&p.Up),
+			"queues":   func(p *Port, v string) (err error) { p.Queues, err = parseInt(v, 1, MaxQueues); return },
+			"vnet_hdr": setBool(&p.VnetHdr),
 		}, required: []string{"ifname"}, check: func(p *Port, _ map[string]bool) error {
 			if (p.Persist || p.HasOwner) && !p.Create {
 				return errors.New("persist= and owner= apply to a tap the switch creates: add create=1")

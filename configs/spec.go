@@ -46,6 +46,7 @@ func (p Port) String() string {
 	add("owner", p.Owner, p.HasOwner)
 	add("up", 1, p.Up)
 	add("queues", p.Queues, p.Queues != 0)
+	add("vnet_hdr", 1, p.VnetHdr)
 	add("bpffile", p.BPFFile, p.BPFFile != "")
 	add("bpf", p.BPF, p.BPF != "")
 	add("promisc", 1, p.Promisc)

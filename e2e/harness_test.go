@@ -77,6 +77,7 @@ func prepare() error {
 //	peers  comma-separated addresses to ping until they answer
 //	flood  "N,ADDR": send N quick pings to ADDR after the peers answered
 //	mtu    interface MTU           big    ping each peer once with this payload size
+//	sink   TCP port: accept one connection, print "SINK <bytes read>" when it closes
 //
 // It prints RESULT lines, waits for a line on its console (the test's
 // barrier: everyone has finished pinging), prints its receive counter and
@@ -90,6 +91,7 @@ IF=${iface:-eth0}
 [ -n "$mtu" ] && ip link set $IF mtu $mtu
 ip link set $IF up
 ip addr add $myip/24 dev $IF
+[ -n "$sink" ] && (echo "SINK $(nc -l -p $sink | wc -c)") &
 echo "UML-UP $myip"
 for p in $(echo "$peers" | tr ',' ' '); do
   r=fail

@@ -79,7 +79,7 @@ func (s *Set) Open(p configs.Port, d Defaults) error {
 			owner = int(p.Owner)
 		}
 		tp, err := tap.Open(tap.Config{Ifname: p.Ifname, Create: p.Create, Persist: p.Persist, Owner: owner, Up: p.Up,
-			MTU: p.MTU, Queues: p.Queues, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
+			MTU: p.MTU, Queues: p.Queues, VnetHdr: p.VnetHdr, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
 		if err != nil {
 			return err
 		}

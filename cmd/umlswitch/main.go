@@ -119,7 +119,8 @@ Examples:
 
 Port keys: tap: a tap must exist unless create=1 (-tap NAME is transport=tap,create=1,ifname=NAME);
 persist=1 keeps a created tap after exit, owner=UID lets that user open it, up=1 brings it up, mtu=
-also sets its MTU, queues=N makes it multi-queue with a reader per queue. raw: an AF_PACKET socket on
+also sets its MTU, queues=N makes it multi-queue with a reader per queue, vnet_hdr=1 takes 64 KiB TSO
+frames from the host in one read and cuts them into segments. raw: an AF_PACKET socket on
 ifname, ignoring its own frames; bpf= takes tcpdump -ddd text (lines may be joined by ';'), bpffile=
 UML's binary sock_filter array or, if it ends in .txt, tcpdump -ddd text; frames the filter refuses
 are counted as filtered. vxlan: RFC 7348 to dst:dstport (default 4789) from src:dstport, vni 0..2^24-1.

@@ -101,3 +101,23 @@ func syscall6(trap uintptr, fd int, hdrs unsafe.Pointer, n, flags int) (int, err
 	}
 	return int(r), nil
 }
+
+// Readv reads into message i's iovecs with readv(2), for a descriptor that
+// has no recvmmsg (a tap). The descriptor must be non-blocking: the call is
+// made raw, as in syscall6.
+func (b *Batch) Readv(fd, i int) (int, error) {
+	return rawIO(unix.SYS_READV, fd, b, i)
+}
+
+// Writev writes message i's iovecs with writev(2), as Readv.
+func (b *Batch) Writev(fd, i int) (int, error) {
+	return rawIO(unix.SYS_WRITEV, fd, b, i)
+}
+
+func rawIO(trap uintptr, fd int, b *Batch, i int) (int, error) {
+	r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b.Iovs[i*b.PerMsg])), uintptr(b.PerMsg))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/umlswitch/umlswitch/bpf"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/offload"
 	"github.com/umlswitch/umlswitch/internal/sockport"
 )
 
@@ -74,7 +75,7 @@ func Open(cfg Config) (*Port, error) {
 	}
 	p := &Port{}
 	sp, err := sockport.New(fd, sockport.Config{Name: name, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame,
-		Control: controlLen, Received: received, Prefix: vnetHdrLen})
+		Control: controlLen, Received: received, Prefix: offload.HdrLen})
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("raw %s: %w", cfg.Ifname, err)
@@ -213,53 +214,20 @@ func (p *Port) Close() error {
 	return p.Port.Close()
 }
 
-// vnetHdrLen is the size of struct virtio_net_hdr, which a packet socket
-// with PACKET_VNET_HDR puts in front of every frame.
-const vnetHdrLen = 10
-
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // received finishes a frame read from the socket: the checksum the host
-// left for hardware to fill, then the VLAN tag the kernel took out.
+// left for hardware to fill (a frame the host itself sends on a veth or a
+// tap reaches a packet socket with only the pseudo-header's sum in place,
+// and a UML would drop it as corrupt), then the VLAN tag the kernel took
+// out. A segmentation-offload frame (the host's TSO on a veth, GRO on a
+// NIC) stays longer than the port's largest frame and is counted as
+// oversize: a packet socket's batch has no room to cut it up.
 func received(v *frame.Vector, i int, control []byte) {
 	if v.Sizes[i] >= 0 && v.Sizes[i] <= v.MaxFrame {
-		completeChecksum(v.Bufs[i][frame.Headroom-vnetHdrLen:frame.Headroom], v.Frame(i))
+		offload.CompleteChecksum(offload.ParseHdr(v.Bufs[i][frame.Headroom-offload.HdrLen:]), v.Frame(i))
 	}
 	reinsertVLAN(v, i, control)
-}
-
-// completeChecksum fills in a TCP or UDP checksum the sending stack left to
-// offload: a frame the host itself sends on a veth or a tap reaches a packet
-// socket with only the pseudo-header's sum in place, and a UML would drop
-// it as corrupt. The virtio-net header says where the sum starts and where
-// it goes.
-func completeChecksum(hdr, f []byte) {
-	const needsCsum = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
-	if hdr[0]&needsCsum == 0 {
-		return
-	}
-	start := int(binary.NativeEndian.Uint16(hdr[6:8]))
-	at := start + int(binary.NativeEndian.Uint16(hdr[8:10]))
-	if at+2 > len(f) {
-		return
-	}
-	var sum uint32
-	b := f[start:]
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	csum := ^uint16(sum)
-	if csum == 0 && at-start == 6 { // UDP sends a computed zero as all ones
-		csum = 0xffff
-	}
-	binary.BigEndian.PutUint16(f[at:], csum)
 }
 
 // reinsertVLAN puts back the 802.1Q tag that receive offload took out of a
