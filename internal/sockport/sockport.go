@@ -37,18 +37,9 @@ type Config struct {
 	// has been delivered; it should detach the port. The next read then
 	// reports net.ErrClosed.
 	OnEOF func()
-	// Control, when non-zero, gives each received message that many bytes
-	// of ancillary data, and Received runs for every frame of a batch with
-	// its ancillary data once Sizes[i] holds the true length: it may
-	// rewrite the frame in place and its size (re-insert a VLAN tag the
-	// kernel stripped, say). It must not allocate.
-	Control  int
-	Received func(v *frame.Vector, i int, control []byte)
-	// Prefix is the length of a header every datagram carries in front of
-	// its frame (a packet socket's virtio-net header). Received, it lands
-	// in the headroom just before the frame; sent, it is zeros. At most
-	// frame.Headroom.
-	Prefix int
+	// TxPrefix is a header sent in front of every frame (an empty
+	// virtio-net header for a packet socket with PACKET_VNET_HDR).
+	TxPrefix []byte
 }
 
 // Port is a fabric.Port over one socket.
@@ -60,7 +51,6 @@ type Port struct {
 	// Receive state, used by the single reader goroutine only.
 	id     frame.PortID
 	rx     *mmsg.Batch
-	rxCtl  [][]byte // per message, when cfg.Control > 0
 	rxVec  *frame.Vector
 	rxN    int
 	rxErr  error
@@ -77,19 +67,14 @@ func New(fd int, cfg Config) (*Port, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Prefix < 0 || cfg.Prefix > frame.Headroom {
-		pfd.Close(nil)
-		return nil, fmt.Errorf("%s: prefix %d not in 0..%d", cfg.Name, cfg.Prefix, frame.Headroom)
-	}
 	p := &Port{cfg: cfg, fd: pfd}
-	if cfg.Prefix == 0 {
+	if len(cfg.TxPrefix) == 0 {
 		p.txPool.New = func() any { return mmsg.NewBatch(txChunk, 1) }
 	} else {
-		zeros := make([]byte, cfg.Prefix)
 		p.txPool.New = func() any {
 			b := mmsg.NewBatch(txChunk, 2)
 			for i := range txChunk {
-				b.SetBuf(i, 0, zeros)
+				b.SetBuf(i, 0, cfg.TxPrefix)
 			}
 			return b
 		}
@@ -168,6 +153,12 @@ func (p *Port) Sockopt(fn func(fd int) error) error {
 	return fn(int(fd))
 }
 
+// ReadWith is for a port whose owner reads the socket itself instead of
+// through Receiver: it calls fn with the socket until fn returns true,
+// waiting for it to become readable whenever fn returns false, and returns
+// net.ErrClosed once the port is closed.
+func (p *Port) ReadWith(fn func(fd uintptr) bool) error { return p.fd.Read(fn) }
+
 // LocalAddr is the address the socket is bound to, as the raw 110 bytes.
 func (p *Port) LocalAddr() (unixsock.Addr, error) {
 	fd, ok := p.fd.Borrow()
@@ -208,16 +199,7 @@ func (p *Port) receive(v *frame.Vector) (int, error) {
 	}
 	n := p.rxN
 	for i := 0; i < n; i++ {
-		v.Sizes[i] = int(p.rx.Hdrs[i].Len) - p.cfg.Prefix // the true length, thanks to MSG_TRUNC
-		if v.Sizes[i] < 0 {
-			v.Sizes[i] = fabric.Rejected(fabric.DropRunt)
-		}
-	}
-	if p.cfg.Received != nil {
-		for i := 0; i < n; i++ {
-			ctl := p.rxCtl[i%len(p.rxCtl)] // no Control: one empty slice
-			p.cfg.Received(v, i, ctl[:min(len(ctl), int(p.rx.Hdrs[i].Msg.Controllen))])
-		}
+		v.Sizes[i] = int(p.rx.Hdrs[i].Len) // the true length, thanks to MSG_TRUNC
 	}
 	// Once a seqpacket peer has closed, every read returns zero bytes: a
 	// trailing run of empty reads on a socket shut down for reading is the
@@ -249,27 +231,14 @@ func (p *Port) bind(v *frame.Vector) {
 	n := min(p.cfg.Depth, v.Depth())
 	p.rx = mmsg.NewBatch(n, 1)
 	for i := 0; i < n; i++ {
-		p.rx.SetBuf(i, 0, v.Bufs[i][frame.Headroom-p.cfg.Prefix:])
+		p.rx.SetBuf(i, 0, v.Room(i))
 		v.Ports[i] = p.id
-	}
-	p.rxCtl = [][]byte{nil}
-	if p.cfg.Control > 0 {
-		arena := make([]byte, n*p.cfg.Control)
-		p.rxCtl = make([][]byte, n)
-		for i := range p.rxCtl {
-			p.rxCtl[i] = arena[i*p.cfg.Control : (i+1)*p.cfg.Control]
-		}
 	}
 	p.rxVec = v
 }
 
 func (p *Port) read(fd uintptr) bool {
 	for {
-		if p.cfg.Control > 0 {
-			for i, c := range p.rxCtl {
-				p.rx.SetControl(i, c)
-			}
-		}
 		n, err := p.rx.Recv(int(fd), len(p.rx.Hdrs), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 		switch err {
 		case unix.EINTR:

@@ -43,6 +43,8 @@ type Config struct {
 type Port struct {
 	*sockport.Port
 	counter *packet.Conn // the inverted filter's socket; nil without a filter
+	depth   int
+	rx      reader
 
 	mu       sync.Mutex // guards the totals: the kernel's statistics reset on every read
 	filtered uint64
@@ -73,9 +75,9 @@ func Open(cfg Config) (*Port, error) {
 	if cfg.Filter != nil {
 		name += " (filtered)"
 	}
-	p := &Port{}
+	p := &Port{depth: cfg.Depth}
 	sp, err := sockport.New(fd, sockport.Config{Name: name, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame,
-		Control: controlLen, Received: received, Prefix: offload.HdrLen})
+		TxPrefix: make([]byte, offload.HdrLen)})
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("raw %s: %w", cfg.Ifname, err)
@@ -216,28 +218,13 @@ func (p *Port) Close() error {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// received finishes a frame read from the socket: the checksum the host
-// left for hardware to fill (a frame the host itself sends on a veth or a
-// tap reaches a packet socket with only the pseudo-header's sum in place,
-// and a UML would drop it as corrupt), then the VLAN tag the kernel took
-// out. A segmentation-offload frame (the host's TSO on a veth, GRO on a
-// NIC) stays longer than the port's largest frame and is counted as
-// oversize: a packet socket's batch has no room to cut it up.
-func received(v *frame.Vector, i int, control []byte) {
-	if v.Sizes[i] >= 0 && v.Sizes[i] <= v.MaxFrame {
-		offload.CompleteChecksum(offload.ParseHdr(v.Bufs[i][frame.Headroom-offload.HdrLen:]), v.Frame(i))
-	}
-	reinsertVLAN(v, i, control)
-}
-
-// reinsertVLAN puts back the 802.1Q tag that receive offload took out of a
-// frame, as the kernel reports it in PACKET_AUXDATA, so tagged frames cross
-// the switch as they were on the wire. A frame that no longer fits keeps its
-// grown size, and the switch counts it as oversize.
-func reinsertVLAN(v *frame.Vector, i int, control []byte) {
-	tci, tpid, ok := strippedTag(control)
+// reinsertVLAN puts back the 802.1Q tag that receive offload took out of
+// frame i, as the kernel reports it in PACKET_AUXDATA, so tagged frames
+// cross the switch as they were on the wire. A frame that no longer fits
+// keeps its grown size, and the switch counts it as oversize.
+func reinsertVLAN(v *frame.Vector, i int, tag vlanTag) {
 	n := v.Sizes[i]
-	if !ok || n < 12 {
+	if n < 12 {
 		return
 	}
 	v.Sizes[i] = n + 4
@@ -246,12 +233,18 @@ func reinsertVLAN(v *frame.Vector, i int, control []byte) {
 	}
 	f := v.Bufs[i][frame.Headroom : frame.Headroom+n+4]
 	copy(f[16:], f[12:n])
-	binary.BigEndian.PutUint16(f[12:], tpid)
-	binary.BigEndian.PutUint16(f[14:], tci)
+	binary.BigEndian.PutUint16(f[12:], tag.tpid)
+	binary.BigEndian.PutUint16(f[14:], tag.tci)
+}
+
+// vlanTag is a tag the kernel took out of a received frame.
+type vlanTag struct {
+	tci, tpid uint16
+	present   bool
 }
 
 // strippedTag finds the VLAN tag in a PACKET_AUXDATA control message.
-func strippedTag(control []byte) (tci, tpid uint16, ok bool) {
+func strippedTag(control []byte) vlanTag {
 	const hdrLen = unix.SizeofCmsghdr
 	const lenSize = int(unsafe.Sizeof(unix.Cmsghdr{}.Len)) // 8 on 64-bit, 4 on 32-bit
 	for len(control) >= hdrLen {
@@ -264,26 +257,27 @@ func strippedTag(control []byte) (tci, tpid uint16, ok bool) {
 		level := int32(binary.NativeEndian.Uint32(control[lenSize:]))
 		typ := int32(binary.NativeEndian.Uint32(control[lenSize+4:]))
 		if msgLen < hdrLen || msgLen > uint64(len(control)) {
-			return 0, 0, false
+			return vlanTag{}
 		}
 		data := control[hdrLen:msgLen]
 		if level == unix.SOL_PACKET && typ == unix.PACKET_AUXDATA && len(data) >= 20 {
 			status := binary.NativeEndian.Uint32(data[0:4])
 			if status&unix.TP_STATUS_VLAN_VALID == 0 {
-				return 0, 0, false
+				return vlanTag{}
 			}
-			tci = binary.NativeEndian.Uint16(data[16:18]) // after status, len, snaplen, mac, net
-			tpid = binary.NativeEndian.Uint16(data[18:20])
-			if status&unix.TP_STATUS_VLAN_TPID_VALID == 0 || tpid == 0 {
-				tpid = unix.ETH_P_8021Q
+			t := vlanTag{present: true,
+				tci:  binary.NativeEndian.Uint16(data[16:18]), // after status, len, snaplen, mac, net
+				tpid: binary.NativeEndian.Uint16(data[18:20])}
+			if status&unix.TP_STATUS_VLAN_TPID_VALID == 0 || t.tpid == 0 {
+				t.tpid = unix.ETH_P_8021Q
 			}
-			return tci, tpid, true
+			return t
 		}
 		step := unix.CmsgSpace(int(msgLen) - hdrLen)
 		if step > len(control) {
-			return 0, 0, false
+			return vlanTag{}
 		}
 		control = control[step:]
 	}
-	return 0, 0, false
+	return vlanTag{}
 }

@@ -279,9 +279,9 @@ func TestStrippedTag(t *testing.T) {
 		{aux(unix.TP_STATUS_VLAN_VALID, 7, 0)[:30], 0, 0, false},
 	}
 	for i, c := range cases {
-		tci, tpid, ok := strippedTag(c.ctl)
-		if tci != c.tci || tpid != c.tpid || ok != c.ok {
-			t.Errorf("case %d: %d %#x %v", i, tci, tpid, ok)
+		tag := strippedTag(c.ctl)
+		if tag.tci != c.tci || tag.tpid != c.tpid || tag.present != c.ok {
+			t.Errorf("case %d: %+v", i, tag)
 		}
 	}
 }
@@ -351,4 +351,17 @@ func TestOffloadedChecksumsAreCompleted(t *testing.T) {
 	if len(checked) < 2 {
 		t.Fatalf("checked only %v: want a UDP datagram and a TCP SYN", checked)
 	}
+}
+
+// A veth passes the host's TSO frames through whole, as a NIC with GRO
+// does; the port cuts them into valid segments, across batches.
+func TestOffloadFramesAreCut(t *testing.T) {
+	ns := vethPair(t)
+	p := openIn(t, ns, Config{Ifname: "port", Depth: 8})
+	payload := make([]byte, 30000)
+	for i := range payload {
+		payload[i] = byte(i % 253)
+	}
+	porttest.SendTSO(t, ns, "peer", payload, 1448)
+	porttest.ReceiveTSO(t, p.Receiver(1), frame.NewVector(8, p.MaxFrame()), payload)
 }

@@ -2,20 +2,15 @@ package tap
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/nstest"
-	"github.com/umlswitch/umlswitch/internal/offload"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -225,8 +220,8 @@ func TestMultiQueueReadsEveryQueue(t *testing.T) {
 
 // With vnet_hdr=1 the host hands the tap whole TSO frames; the port cuts
 // them into valid segments that reassemble to the payload, across batches.
-// The host side here is a packet socket that sends a 20000-byte TCP frame
-// with a segmentation-offload header, as the host's TCP stack would.
+// The host side here sends a 20000-byte TCP frame with a segmentation-
+// offload header, as the host's TCP stack would.
 func TestVnetHdrCutsTSOFrames(t *testing.T) {
 	ns := nstest.New(t)
 	var p *Port
@@ -238,66 +233,12 @@ func TestVnetHdrCutsTSOFrames(t *testing.T) {
 	}
 	defer p.Close()
 	ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.vn0.disable_ipv6=1")
-	var fd int
-	if err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName("vn0")
-		if err != nil {
-			return err
-		}
-		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
-			return err
-		}
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
-			return err
-		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifi.Index})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-
 	payload := make([]byte, 20000)
 	for i := range payload {
 		payload[i] = byte(i % 251)
 	}
-	f := tsoFrame(t, payload)
-	hdr := make([]byte, offload.HdrLen)
-	hdr[0], hdr[1] = offload.FlagNeedsCsum, offload.GSOTCPv4
-	binary.NativeEndian.PutUint16(hdr[2:], 66)
-	binary.NativeEndian.PutUint16(hdr[4:], 1400)
-	binary.NativeEndian.PutUint16(hdr[6:], 34)
-	binary.NativeEndian.PutUint16(hdr[8:], 16)
-	if _, err := unix.Write(fd, append(hdr, f...)); err != nil {
-		t.Fatalf("sending the TSO frame: %v", err)
-	}
-	v := frame.NewVector(8, 1518)
-	r := p.Receiver(1)
-	var got []byte
-	batches := 0
-	for len(got) < len(payload) {
-		n, err := r.Receive(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		batches++
-		for i := 0; i < n; i++ {
-			if v.Sizes[i] < 0 || v.Sizes[i] > 1518 {
-				t.Fatalf("segment of size %d", v.Sizes[i])
-			}
-			pkt := gopacket.NewPacket(v.Frame(i), layers.LayerTypeEthernet, gopacket.Default)
-			tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
-			if tcp == nil {
-				continue // something else the kernel sent
-			}
-			if tcp.Seq != 1000+uint32(len(got)) {
-				t.Fatalf("segment seq %d after %d bytes", tcp.Seq, len(got))
-			}
-			got = append(got, tcp.Payload...)
-		}
-	}
-	if !bytes.Equal(got, payload) || batches < 2 {
-		t.Fatalf("reassembled %d bytes in %d batches", len(got), batches)
-	}
+	porttest.SendTSO(t, ns, "vn0", payload, 1400)
+	porttest.ReceiveTSO(t, p.Receiver(1), frame.NewVector(8, 1518), payload)
 	// The other way, frames go out with an empty header and arrive intact.
 	host := porttest.OpenPacketSocket(t, ns, "vn0")
 	want := porttest.Frame(200, 9)
@@ -309,21 +250,4 @@ func TestVnetHdrCutsTSOFrames(t *testing.T) {
 	if err != nil || !bytes.Equal(buf[:n], want) {
 		t.Fatalf("host got % x, %v", buf[:min(n, 20)], err)
 	}
-}
-
-func tsoFrame(t *testing.T, payload []byte) []byte {
-	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2},
-		EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP,
-		SrcIP: net.IP{10, 0, 0, 1}, DstIP: net.IP{10, 0, 0, 2}}
-	tcp := &layers.TCP{SrcPort: 1, DstPort: 2, Seq: 1000, ACK: true, PSH: true, Window: 100,
-		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindNop},
-			{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: make([]byte, 8)}}}
-	tcp.SetNetworkLayerForChecksum(ip)
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-		eth, ip, tcp, gopacket.Payload(payload)); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
