@@ -47,11 +47,11 @@ bench-smoke: build ## every Go benchmark once, and the benchmark tool briefly in
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 	./$(BIN) bench -duration 500ms -warmup 100ms -compare uml_switch,relay -runs 1
 	./$(BIN) bench -duration 500ms -warmup 100ms -clients vde -hub -ports 4 -compare vde_switch -runs 1
-	for t in bess gre l2tpv3; do ./$(BIN) bench -duration 500ms -warmup 100ms -transport $$t -ports 3 -compare relay -runs 1 || exit 1; done
+	for t in bess gre l2tpv3 vxlan; do ./$(BIN) bench -duration 500ms -warmup 100ms -transport $$t -ports 3 -compare relay -runs 1 || exit 1; done
 
 bench: build ## measure umlswitch against uml_switch and the ceiling relay (switch on CPU 0)
 	./$(BIN) bench -cpu 0 -compare uml_switch,relay -runs 3
-	for t in bess gre l2tpv3; do ./$(BIN) bench -cpu 0 -transport $$t -compare relay -runs 3 || exit 1; done
+	for t in bess gre l2tpv3 vxlan; do ./$(BIN) bench -cpu 0 -transport $$t -compare relay -runs 3 || exit 1; done
 
 readme: build ## rewrite the README's quotes of -h (a test checks they are current)
 	@for q in "umlswitch -h:-h" "umlswitch bench -h:bench -h"; do \

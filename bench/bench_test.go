@@ -179,10 +179,10 @@ func TestGenerateAgainstSwitch(t *testing.T) {
 }
 
 // The generator over the vector transports, against a real switch whose
-// ports the transports package opens (BESS and L2TPv3 over UDP need no
+// ports the transports package opens (BESS, L2TPv3 over UDP and VXLAN need no
 // privileges; GRE does and is covered by make bench-smoke).
 func TestGenerateOverVectorTransports(t *testing.T) {
-	for _, name := range []string{"bess", "l2tpv3"} {
+	for _, name := range []string{"bess", "l2tpv3", "vxlan"} {
 		t.Run(name, func(t *testing.T) {
 			sw := fabric.New(fabric.Config{TxHold: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			ctx, cancel := context.WithCancel(context.Background())

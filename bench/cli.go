@@ -48,8 +48,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		warmup   = fs.Duration("warmup", 500*time.Millisecond, "traffic before the measurement starts.\nExample: -warmup 1s")
 		depth    = fs.Int("depth", 64, "frames per sendmmsg and recvmmsg call.\nExample: -depth 32")
 		clients  = fs.String("clients", "uml", "with -transport daemon: uml clients (sendto the switch, never connect back) or vde clients\n(connect back).\nExample: -clients vde")
-		window   = fs.Int("window", -1, "most frames in flight per generator port (0: no limit). Default: none for the unix\nsocket transports, which hold the generator back themselves; 256 for gre and l2tpv3.\nExample: -window 0")
-		trName   = fs.String("transport", "daemon", "what the generator's ports speak: daemon (every switch), or bess, gre, l2tpv3 (umlswitch\nand the relay; gre needs root).\nExample: -transport gre -compare relay")
+		window   = fs.Int("window", -1, "most frames in flight per generator port (0: no limit). Default: none for the unix\nsocket transports, which hold the generator back themselves; 256 for gre, l2tpv3 and vxlan.\nExample: -window 0")
+		trName   = fs.String("transport", "daemon", "what the generator's ports speak: daemon (every switch), or bess, gre, l2tpv3, vxlan\n(umlswitch and the relay; gre needs root).\nExample: -transport gre -compare relay")
 		hub      = fs.Bool("hub", false, "start the switches in hub mode; every frame then reaches every other port.\nExample: -hub")
 		runs     = fs.Int("runs", 0, "runs per switch, interleaved; tables show median (min-max). Default 1, or 3 with -compare.\nExample: -runs 5")
 		cpu      = fs.String("cpu", "", "pin the switch to these CPUs (`LIST`: 0, 0-3, 0,2) and the generator to the others.\nExample: -cpu 0")
@@ -75,7 +75,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	tr := Transports[*trName]
 	if tr == nil {
-		return fail("-transport %q: want daemon, bess, gre or l2tpv3", *trName)
+		return fail("-transport %q: want daemon, bess, gre, l2tpv3 or vxlan", *trName)
 	}
 	label := *clients
 	if tr.Ports != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/gre"
 	"github.com/umlswitch/umlswitch/transports/l2tpv3"
+	"github.com/umlswitch/umlswitch/transports/vxlan"
 )
 
 // client is one generator port's socket, as the kind of client it plays.
@@ -41,6 +42,7 @@ var Transports = map[string]*Transport{
 	"bess":   {Name: "bess", Ports: bessPorts, Dial: dialBESS},
 	"gre":    {Name: "gre", Ports: grePorts, Dial: dialGRE, Window: 256},
 	"l2tpv3": {Name: "l2tpv3", Ports: l2tpPorts, Dial: dialL2TP, Window: 256},
+	"vxlan":  {Name: "vxlan", Ports: vxlanPorts, Dial: dialVXLAN, Window: 256},
 }
 
 // Tunnel peers are loopback addresses 127.0.0.10 and up; the switch is
@@ -121,6 +123,22 @@ func dialL2TP(cfg GenConfig, i int) (*client, error) {
 	rx, _ := l2tpSession(i)
 	hdr, _ := l2tpv3.Encode(l2tpv3.Layout{UDP: true}, rx, 0)
 	return dialIP(unix.SOCK_DGRAM, 0, peerAddr(i), 17001, switchAddr, 17001, hdr)
+}
+
+// vxlanVNI is generator port i's VNI.
+func vxlanVNI(i int) uint32 { return uint32(5000 + i) }
+
+func vxlanPorts(_ string, n int) []string {
+	var args []string
+	for i := 0; i < n; i++ {
+		args = append(args, "-port", fmt.Sprintf("transport=vxlan,src=%s,dst=%s,vni=%d", switchAddr, peerAddr(i), vxlanVNI(i)))
+	}
+	return args
+}
+
+func dialVXLAN(cfg GenConfig, i int) (*client, error) {
+	hdr := vxlan.Encode(vxlanVNI(i))
+	return dialIP(unix.SOCK_DGRAM, 0, peerAddr(i), 4789, switchAddr, 4789, hdr[:])
 }
 
 // dialIP opens an IPv4 socket of the given type at local, connected to

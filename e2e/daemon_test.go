@@ -210,7 +210,7 @@ func TestJumboFramesBetweenTaps(t *testing.T) {
 			swNS, a, b := nstest.New(t), nstest.New(t), nstest.New(t)
 			ctl := filepath.Join(scratch(t), "sw.ctl")
 			sw := startSwitch(t, swNS, []string{ctl}, "-unix", ctl, "-mtu", fmt.Sprint(mtu),
-				"-tap", "tapj0", "-port", "transport=tap,ifname=tapj1")
+				"-tap", "tapj0", "-port", "transport=tap,ifname=tapj1,create=1")
 			for i, host := range []*nstest.NS{a, b} {
 				tapName := fmt.Sprintf("tapj%d", i)
 				swNS.MustRun(t, "ip", "link", "set", tapName, "netns", host.Name)

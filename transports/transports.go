@@ -20,6 +20,7 @@ import (
 	"github.com/umlswitch/umlswitch/transports/l2tpv3"
 	"github.com/umlswitch/umlswitch/transports/raw"
 	"github.com/umlswitch/umlswitch/transports/tap"
+	"github.com/umlswitch/umlswitch/transports/vxlan"
 )
 
 // Defaults apply to ports that set no depth or mtu of their own.
@@ -111,6 +112,13 @@ func (s *Set) Open(p configs.Port, d Defaults) error {
 			LocalPort: p.SrcPort, RemotePort: p.DstPort, RxSession: p.RxSession, TxSession: p.TxSession,
 			HasCookie: p.HasCookie, Cookie64: p.Cookie64, RxCookie: p.RxCookie, TxCookie: p.TxCookie,
 			Counter: p.Counter, PinCounter: p.PinCounter, Depth: depth, MaxFrame: maxFrame})
+		if err != nil {
+			return err
+		}
+		c = detacher{s.reg, tp}
+	case "vxlan":
+		tp, err := vxlan.Open(s.tunnels, s.reg, vxlan.Config{Local: p.Src, Remote: p.Dst, VNI: p.VNI, DstPort: p.DstPort,
+			Depth: depth, MaxFrame: maxFrame})
 		if err != nil {
 			return err
 		}

@@ -1,5 +1,5 @@
 // Package tunnel is the shared machinery of the ports that carry frames in
-// an IP or UDP encapsulation (GRE, L2TPv3; VXLAN later): one socket per
+// an IP or UDP encapsulation (GRE, L2TPv3, VXLAN): one socket per
 // local address, shared by every port whose peer sends to that address, so
 // that many UMLs can reach one switch address.
 //
@@ -11,6 +11,12 @@
 // never copied to be encapsulated; a per-port header template is shared by
 // every message unless a sequence or counter must advance per frame.
 //
-// The protocol packages (transports/gre, transports/l2tpv3) supply header
-// encoding, checking and routing; this package knows no protocol.
+// UDP sockets offload segmentation where the kernel can (offload.go): a
+// run of same-size frames leaves in one message (GSO), and datagrams that
+// arrive coalesced (GRO) are split into their frames, which are then
+// copied into place rather than received there.
+//
+// The protocol packages (transports/gre, transports/l2tpv3,
+// transports/vxlan) supply header encoding, checking and routing; this
+// package knows no protocol.
 package tunnel

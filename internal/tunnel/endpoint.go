@@ -49,9 +49,13 @@ type Endpoint struct {
 	depth    int
 	maxFrame int
 
+	gso bool // UDP: ports may send many same-size frames in one message
+	gro bool // UDP: a datagram may carry many frames (see offload.go)
+
 	unknown   atomic.Uint64 // packets for no port
 	malformed atomic.Uint64 // packets whose IPv4 header was broken
 	moved     atomic.Uint64 // frames moved because their header was not rxHint long
+	coalesced atomic.Uint64 // datagrams that carried several frames (UDP GRO)
 
 	// Receive state: the endpoint's one reader goroutine only.
 	rx     *mmsg.Batch
@@ -60,6 +64,7 @@ type Endpoint struct {
 	rxN    int
 	rxErr  error
 	readFn func(uintptr) bool
+	g      groState
 }
 
 type endpointKey struct {
@@ -74,6 +79,8 @@ type Stats struct {
 	Unknown   uint64 // from a peer, key or session no port has
 	Malformed uint64 // broken IPv4 header
 	Moved     uint64 // frames moved into place (headers of another length)
+	Coalesced uint64 // datagrams that carried several frames (UDP GRO)
+	GSO, GRO  bool   // whether the socket sends and receives many frames per datagram
 }
 
 // Table keeps one switch's endpoints, so that ports with the same local
@@ -82,8 +89,9 @@ type Table struct {
 	reg fabric.Registry
 	log *slog.Logger
 
-	mu  sync.Mutex
-	eps map[endpointKey]*Endpoint
+	mu        sync.Mutex
+	eps       map[endpointKey]*Endpoint
+	noOffload bool // guarded by mu
 }
 
 // NewTable returns a table that serves new endpoints' readers on reg.
@@ -92,6 +100,16 @@ func NewTable(reg fabric.Registry, log *slog.Logger) *Table {
 		log = slog.Default()
 	}
 	return &Table{reg: reg, log: log, eps: make(map[endpointKey]*Endpoint)}
+}
+
+// SetOffload turns UDP segmentation offload (GSO on send, GRO on receive)
+// on or off for endpoints opened afterwards. It is on by default where the
+// kernel supports it; turning it off is for measurements and for paths
+// where it misbehaves.
+func (t *Table) SetOffload(on bool) {
+	t.mu.Lock()
+	t.noOffload = !on
+	t.mu.Unlock()
 }
 
 // EndpointConfig describes the socket a port needs.
@@ -127,7 +145,7 @@ func (t *Table) Acquire(cfg EndpointConfig) (*Endpoint, error) {
 	t.eps[key] = e
 	t.reg.Serve(fabric.Receiver{Name: fmt.Sprintf("%s %s", cfg.Kind.Name, cfg.Local), Depth: e.depth,
 		MaxFrame: e.maxFrame + slack, Receive: e.receive})
-	t.log.Info("listening", "transport", cfg.Kind.Name, "local", cfg.Local)
+	t.log.Info("listening", "transport", cfg.Kind.Name, "local", cfg.Local, "gso", e.gso, "gro", e.gro)
 	return e, nil
 }
 
@@ -171,6 +189,9 @@ func (t *Table) open(key endpointKey, cfg EndpointConfig) (*Endpoint, error) {
 	}
 	e.rxHint = min(e.rxHint, frame.Headroom)
 	e.readFn = e.read
+	if cfg.Kind.Type == unix.SOCK_DGRAM && !t.noOffload {
+		e.gso, e.gro = enableOffload(fd)
+	}
 	return e, nil
 }
 
@@ -202,7 +223,7 @@ func (t *Table) Stats() []Stats {
 	out := make([]Stats, 0, len(t.eps))
 	for _, e := range t.eps {
 		out = append(out, Stats{Local: e.key.local, Kind: e.key.kind.Name, Unknown: e.unknown.Load(),
-			Malformed: e.malformed.Load(), Moved: e.moved.Load()})
+			Malformed: e.malformed.Load(), Moved: e.moved.Load(), Coalesced: e.coalesced.Load(), GSO: e.gso, GRO: e.gro})
 	}
 	return out
 }
@@ -212,9 +233,16 @@ func (t *Table) Stats() []Stats {
 // exactly where the switch wants it.
 func (e *Endpoint) bind(v *frame.Vector) {
 	n := min(e.depth, v.Depth())
-	e.rx, e.names, e.rxVec = mmsg.NewBatch(n, 1), make([][sockaddrLen]byte, n), v
+	per := 1
+	if e.gro {
+		per = 2 // the rest of a coalesced datagram goes to an overflow area
+	}
+	e.rx, e.names, e.rxVec = mmsg.NewBatch(n, per), make([][sockaddrLen]byte, n), v
 	for i := 0; i < n; i++ {
 		e.rx.SetBuf(i, 0, v.Bufs[i][frame.Headroom-e.rxHint:])
+	}
+	if e.gro {
+		e.g.bind(e.rx, len(v.Bufs[0])-(frame.Headroom-e.rxHint))
 	}
 }
 
@@ -236,8 +264,14 @@ func (e *Endpoint) receive(v *frame.Vector) (int, error) {
 	if e.rxVec != v {
 		e.bind(v)
 	}
+	if e.g.pending() {
+		return e.drain(v), nil // frames of coalesced datagrams that did not fit last time
+	}
 	for i := range e.names {
 		e.rx.SetName(i, e.names[i][:]) // the kernel shortens Namelen: reset it
+	}
+	if e.gro {
+		e.g.resetControl(e.rx)
 	}
 	e.rxN, e.rxErr = 0, nil
 	if err := e.fd.Read(e.readFn); err != nil {
@@ -248,17 +282,32 @@ func (e *Endpoint) receive(v *frame.Vector) (int, error) {
 		// (ECONNREFUSED): transient, and the socket stays usable.
 		return 0, e.rxErr
 	}
+	return e.decapBatch(v), nil
+}
+
+// decapBatch decapsulates the e.rxN packets just received and returns how
+// many slots of v they fill.
+func (e *Endpoint) decapBatch(v *frame.Vector) int {
+	if e.gro && e.g.coalesced(e.rx, e.rxN) {
+		return e.split(v)
+	}
 	for i := 0; i < e.rxN; i++ {
 		e.decap(v, i)
 	}
-	return e.rxN, nil
+	return e.rxN
 }
 
 // decap finds packet i's port and puts its frame at the headroom, or marks
 // it: frame.NoPort for no port, a Rejected size for a port's bad header.
 func (e *Endpoint) decap(v *frame.Vector, i int) {
+	// The true length, thanks to MSG_TRUNC.
+	e.place(v, i, int(e.rx.Hdrs[i].Len), decodeSockaddr(e.names[i][:e.rx.Hdrs[i].Msg.Namelen]))
+}
+
+// place does decap's work for the packet of total bytes from peer that
+// starts rxHint bytes before slot i's headroom (as much of it as fits).
+func (e *Endpoint) place(v *frame.Vector, i, total int, peer netip.Addr) {
 	buf := v.Bufs[i][frame.Headroom-e.rxHint:]
-	total := int(e.rx.Hdrs[i].Len) // true length, thanks to MSG_TRUNC
 	pkt := buf[:min(total, len(buf))]
 	start := frame.Headroom - e.rxHint
 	if e.ip4Hdr {
@@ -270,7 +319,7 @@ func (e *Endpoint) decap(v *frame.Vector, i int) {
 		}
 		pkt, total, start = pkt[n:], total-n, start+n
 	}
-	p := e.router.Route(pkt, decodeSockaddr(e.names[i][:e.rx.Hdrs[i].Msg.Namelen]))
+	p := e.router.Route(pkt, peer)
 	if p == nil {
 		e.unknown.Add(1)
 		v.Ports[i] = frame.NoPort

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"encoding/binary"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -53,22 +54,34 @@ type Port struct {
 	txPool  sync.Pool // *txScratch: concurrent writers share nothing
 	closed  atomic.Bool
 	once    sync.Once
+
+	// With GSO: segments this long or longer go one per message (the path
+	// refused them: longer than its MTU); gsoOff after the path refused GSO
+	// altogether (no checksum offload, IPsec).
+	gsoLimit atomic.Int32
+	gsoOff   atomic.Bool
 }
 
 var _ fabric.Port = (*Port)(nil)
 
 type txScratch struct {
-	b    *mmsg.Batch
-	hdrs [txChunk][maxHeader]byte // per-message headers when a counter advances
+	b     *mmsg.Batch
+	hdrs  [txChunk][maxHeader]byte // per-message headers when a counter advances
+	ctrl  [txChunk][ctrlLen]byte   // per-message UDP_SEGMENT, with GSO
+	first [txChunk + 1]uint8       // with GSO: message m sends frames [first[m], first[m+1])
 }
+
+func newTxBatch() *mmsg.Batch { return mmsg.NewBatch(txChunk, 2) }
 
 // NewPort makes a port on e. It is not routed to until the protocol adds it
 // to its router, after SetID.
 func (e *Endpoint) NewPort(cfg PortConfig) *Port {
 	p := &Port{ep: e, cfg: cfg, check: cfg.Check, peer: encodeSockaddr(cfg.Peer)}
+	p.gsoLimit.Store(math.MaxInt32)
 	p.txPool.New = func() any {
-		s := &txScratch{b: mmsg.NewBatch(txChunk, 2)}
+		s := &txScratch{b: newTxBatch()}
 		for i := 0; i < txChunk; i++ {
+			segmentCmsg(s.ctrl[i][:])
 			s.b.SetName(i, p.peer.b[:p.peer.n])
 			if p.cfg.CounterAt < 0 || p.cfg.PinCounter {
 				s.b.SetBuf(i, 0, p.cfg.Header) // constant: every message shares the template
@@ -95,7 +108,8 @@ func (p *Port) MaxFrame() int { return p.cfg.MaxFrame }
 func (p *Port) Endpoint() *Endpoint { return p.ep }
 
 // Write implements fabric.Port: one sendmmsg per 64 frames, each message
-// the port's header followed by the frame.
+// the port's header followed by the frame; with GSO, a message carries a
+// run of same-size frames (see offload.go).
 func (p *Port) Write(frames [][]byte) (int, error) {
 	if p.closed.Load() {
 		return 0, net.ErrClosed
@@ -108,28 +122,39 @@ func (p *Port) Write(frames [][]byte) (int, error) {
 	s := p.txPool.Get().(*txScratch)
 	defer p.txPool.Put(s)
 	counting := p.cfg.CounterAt >= 0 && !p.cfg.PinCounter
-	sent := 0
+	sent, numbered := 0, -1
 	for sent < len(frames) {
 		chunk := frames[sent:min(len(frames), sent+txChunk)]
-		var seq uint32
-		if counting {
+		if counting && numbered != sent {
 			// Reserve the chunk's numbers at once; concurrent writers get
 			// disjoint ranges (their frames may interleave on the wire).
-			seq = p.counter.Add(uint32(len(chunk))) - uint32(len(chunk))
-		}
-		for i, f := range chunk {
-			if counting {
+			// A chunk sent again after GSO was refused keeps its numbers.
+			seq := p.counter.Add(uint32(len(chunk))) - uint32(len(chunk))
+			for i := range chunk {
 				binary.BigEndian.PutUint32(s.hdrs[i][p.cfg.CounterAt:], seq+1+uint32(i))
 			}
+			numbered = sent
+		}
+		for i, f := range chunk {
 			s.b.SetBuf(i, 1, f)
 		}
-		n, err := s.b.Send(fd, 0, len(chunk), unix.MSG_DONTWAIT)
+		msgs, gso := len(chunk), false
+		if p.ep.gso {
+			gso = !p.gsoOff.Load()
+			msgs = s.coalesce(chunk, len(p.cfg.Header), gso, int(p.gsoLimit.Load()))
+		}
+		n, err := s.b.Send(fd, 0, msgs, unix.MSG_DONTWAIT)
+		if p.ep.gso {
+			n = int(s.first[n]) // frames, not messages
+		}
 		sent += n
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
 			return sent, fabric.ErrWouldBlock
+		case err != nil && gso && s.first[1] > 1 && p.refused(err, len(p.cfg.Header)+len(chunk[0])):
+			continue // the same frames again, in smaller messages
 		case err != nil:
 			// ECONNREFUSED and friends: an ICMP error for an earlier
 			// datagram, reported on this send. Counted for this frame.
@@ -139,6 +164,29 @@ func (p *Port) Write(frames [][]byte) (int, error) {
 		}
 	}
 	return sent, nil
+}
+
+// refused reacts to the path refusing a GSO message of size-byte segments,
+// and reports whether sending smaller messages may help: EINVAL and
+// EMSGSIZE mean a segment does not fit the path's MTU (the kernel would
+// fragment it if sent alone), EIO that the route takes no GSO at all
+// (IPsec; on older kernels, a device without checksum offload).
+func (p *Port) refused(err error, size int) bool {
+	switch err {
+	case unix.EINVAL, unix.EMSGSIZE:
+		for {
+			limit := p.gsoLimit.Load()
+			if int32(size) >= limit || p.gsoLimit.CompareAndSwap(limit, int32(size)) {
+				return true
+			}
+		}
+	case unix.EIO:
+		if p.gsoOff.CompareAndSwap(false, true) {
+			p.ep.t.log.Warn("UDP segmentation offload refused: sending one datagram per message", "port", p.cfg.Name, "err", err)
+		}
+		return true
+	}
+	return false
 }
 
 // WaitWritable implements fabric.Port.

@@ -73,6 +73,12 @@ func BenchSwitch(b *testing.B, from, to BenchPeer, fromMAC, toMAC frame.MAC) {
 		sent += depth
 	}
 	b.StopTimer()
+	ReportFrames(b, depth, sent, lost)
+}
+
+// ReportFrames reports a switch benchmark's ns/frame and Mpps for depth
+// frames per op, and the share of the sent frames that were lost.
+func ReportFrames(b *testing.B, depth, sent, lost int) {
 	nsPerFrame := float64(b.Elapsed().Nanoseconds()) / float64(b.N*depth)
 	b.ReportMetric(nsPerFrame, "ns/frame")
 	b.ReportMetric(1e3/nsPerFrame, "Mpps")

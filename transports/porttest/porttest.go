@@ -87,12 +87,27 @@ func writeDelivers(t *testing.T, h *Harness) {
 
 func receiveAll(t *testing.T, h *Harness, v *frame.Vector, want int) (sizes []int, data [][]byte) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	type result struct {
+		n   int
+		err error
+	}
+	// Receive blocks; it runs on a goroutine so that a lost frame fails the
+	// test at the deadline instead of hanging it (the goroutine ends when
+	// the test's cleanup closes the port).
+	done := make(chan result, 1)
+	deadline := time.After(5 * time.Second)
 	for len(sizes) < want {
-		if time.Now().After(deadline) {
+		go func() {
+			n, err := h.Receiver.Receive(v)
+			done <- result{n, err}
+		}()
+		var r result
+		select {
+		case r = <-done:
+		case <-deadline:
 			t.Fatalf("received %d of %d", len(sizes), want)
 		}
-		n, err := h.Receiver.Receive(v)
+		n, err := r.n, r.err
 		if err != nil {
 			t.Fatalf("Receive: %v", err)
 		}

@@ -1,0 +1,405 @@
+package vxlan
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/nstest"
+	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/internal/tunnel"
+	"github.com/umlswitch/umlswitch/transports/porttest"
+)
+
+var (
+	swAddr = netip.MustParseAddr("127.0.0.2")
+	peer3  = netip.MustParseAddr("127.0.0.3")
+	peer4  = netip.MustParseAddr("127.0.0.4")
+	sw6    = netip.MustParseAddr("fd00::2")
+	peer6  = netip.MustParseAddr("fd00::3")
+)
+
+// remote is the far end of a port, as another VTEP sees it: a UDP socket
+// bound to its own address and the VXLAN port, connected to the switch's.
+// With ephemeral set it sends from a socket of its own on another port, as
+// Linux does (it hashes flows to source ports), and still receives on the
+// VXLAN port.
+type remote struct {
+	fd, txFd int
+	hdr      [HeaderLen]byte
+	scratch  []byte
+}
+
+func sockaddr(a netip.Addr, port uint16) unix.Sockaddr {
+	if a.Is4() {
+		return &unix.SockaddrInet4{Addr: a.As4(), Port: int(port)}
+	}
+	return &unix.SockaddrInet6{Addr: a.As16(), Port: int(port)}
+}
+
+func udpSocket(local, to netip.AddrPort) (int, error) {
+	family := unix.AF_INET
+	if local.Addr().Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Bind(fd, sockaddr(local.Addr(), local.Port())); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Connect(fd, sockaddr(to.Addr(), to.Port())); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// openRemote makes the peer of a port with cfg (the switch's view).
+func openRemote(t testing.TB, ns *nstest.NS, cfg Config, ephemeral bool) *remote {
+	t.Helper()
+	port := cfg.DstPort
+	if port == 0 {
+		port = DefaultPort
+	}
+	u := &remote{hdr: Encode(cfg.VNI), scratch: make([]byte, 70000)}
+	sw := netip.AddrPortFrom(cfg.Local, port)
+	err := ns.Do(func() (err error) {
+		if u.fd, err = udpSocket(netip.AddrPortFrom(cfg.Remote, port), sw); err != nil {
+			return err
+		}
+		u.txFd = u.fd
+		if ephemeral {
+			u.txFd, err = udpSocket(netip.AddrPortFrom(cfg.Remote, 0), sw)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("peer socket: %v", err)
+	}
+	t.Cleanup(func() {
+		unix.Close(u.fd)
+		if u.txFd != u.fd {
+			unix.Close(u.txFd)
+		}
+	})
+	return u
+}
+
+// send encapsulates f with the peer's header; sendRaw sends bytes as they are.
+func (u *remote) send(f []byte) error {
+	n := copy(u.scratch, u.hdr[:])
+	n += copy(u.scratch[n:], f)
+	return u.sendRaw(u.scratch[:n])
+}
+
+func (u *remote) sendRaw(b []byte) error {
+	_, err := unix.Write(u.txFd, b)
+	return err
+}
+
+// recv reads one packet and returns its frame, checking the header is the
+// one the port sends.
+func (u *remote) recv(b []byte, timeout time.Duration) (int, error) {
+	n, err := pollfd.ReadTimeout(u.fd, u.scratch, timeout)
+	if err != nil {
+		return 0, err
+	}
+	if n < HeaderLen || [HeaderLen]byte(u.scratch[:HeaderLen]) != u.hdr {
+		return 0, ErrFlags
+	}
+	return copy(b, u.scratch[HeaderLen:n]), nil
+}
+
+func openIn(t testing.TB, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
+	t.Helper()
+	var p *tunnel.Port
+	if err := ns.Do(func() (err error) { p, err = Open(tb, reg, cfg); return }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Detach(p) })
+	return p
+}
+
+// newNS is a namespace with IPv6 addresses for the switch and a peer on lo.
+func newNS(t testing.TB) *nstest.NS {
+	ns := nstest.New(t)
+	ns.MustRun(t, "ip", "-6", "addr", "add", sw6.String()+"/128", "dev", "lo", "nodad")
+	ns.MustRun(t, "ip", "-6", "addr", "add", peer6.String()+"/128", "dev", "lo", "nodad")
+	return ns
+}
+
+func TestConformance(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"ipv4", Config{Local: swAddr, Remote: peer3, VNI: 42}},
+		{"ipv4 port 8472 vni max", Config{Local: swAddr, Remote: peer3, VNI: MaxVNI, DstPort: 8472}},
+		{"ipv6", Config{Local: sw6, Remote: peer6, VNI: 0}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			porttest.Run(t, func(t *testing.T) *porttest.Harness {
+				ns := newNS(t)
+				reg := porttest.NewCapture(2)
+				cfg := c.cfg
+				cfg.Depth, cfg.MaxFrame = 32, 1518
+				openIn(t, ns, tunnel.NewTable(reg, porttest.Quiet()), reg, cfg)
+				u := openRemote(t, ns, cfg, true)
+				return &porttest.Harness{Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 2, PeerSend: u.send, PeerRecv: u.recv,
+					EmptyAndOversize: true}
+			})
+		})
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	reg := porttest.NewCapture(1)
+	tb := tunnel.NewTable(reg, porttest.Quiet())
+	ok := Config{Local: swAddr, Remote: peer3, VNI: 1, Depth: 64, MaxFrame: 1518}
+	for _, c := range []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"vni over 24 bits", func(c *Config) { c.VNI = MaxVNI + 1 }, "24 bits"},
+		{"no local", func(c *Config) { c.Local = netip.Addr{} }, "required"},
+		{"no remote", func(c *Config) { c.Remote = netip.Addr{} }, "required"},
+		{"mixed families", func(c *Config) { c.Remote = peer6 }, "family"},
+		{"unspecified remote", func(c *Config) { c.Remote = netip.IPv4Unspecified() }, "unicast"},
+		{"multicast remote", func(c *Config) { c.Remote = netip.MustParseAddr("239.1.1.1") }, "unicast"},
+		{"zone", func(c *Config) {
+			c.Local, c.Remote = netip.MustParseAddr("fe80::1%lo"), netip.MustParseAddr("fe80::2%lo")
+		}, "zone"},
+		{"depth 0", func(c *Config) { c.Depth = 0 }, "depth"},
+		{"max frame 0", func(c *Config) { c.MaxFrame = 0 }, "largest frame"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := ok
+			c.change(&cfg)
+			_, err := Open(tb, reg, cfg)
+			if err == nil || !strings.HasPrefix(err.Error(), "vxlan: ") || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open(%+v) = %v, want an error about %q", cfg, err, c.want)
+			}
+		})
+	}
+	if len(tb.Stats()) != 0 || len(reg.Ports) != 0 {
+		t.Fatal("a refused port left an endpoint or a port behind")
+	}
+}
+
+// switchIn runs a real switch with a table for its VXLAN ports.
+func switchIn(t testing.TB) (*porttest.Switch, *tunnel.Table) {
+	sw := porttest.NewSwitch(t, fabric.Config{})
+	return sw, tunnel.NewTable(sw, porttest.Quiet())
+}
+
+func ether(dst, src frame.MAC, tag byte) []byte { return porttest.Ether(dst, src, 60, tag) }
+
+func mac(i int) frame.MAC { return frame.MAC{0xfe, 0xfd, 0x0c, 0, 0, byte(i)} }
+
+// expect waits for the frame tagged tag from u, skipping others.
+func expect(t *testing.T, u *remote, tag byte) {
+	t.Helper()
+	b := make([]byte, 2048)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		n, err := u.recv(b, time.Until(deadline))
+		if err != nil {
+			t.Fatalf("want frame %d: %v", tag, err)
+		}
+		if n >= 15 && b[14] == tag {
+			return
+		}
+	}
+}
+
+func expectNothing(t *testing.T, u *remote) {
+	t.Helper()
+	b := make([]byte, 2048)
+	if n, err := u.recv(b, 100*time.Millisecond); err == nil {
+		t.Fatalf("unexpected frame of %d bytes (tag %d)", n, b[14])
+	}
+}
+
+// Several peers, and two VNIs from one peer, share the switch's address:
+// every packet reaches its own port, and only its own, whatever source
+// port it came from.
+func TestManyPeersAndVNIsOnOneAddress(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		local, p1, p2, p3 netip.Addr
+	}{
+		{"ipv4", swAddr, peer3, peer4, peer4},
+		{"ipv6", sw6, peer6, netip.MustParseAddr("fd00::4"), netip.MustParseAddr("fd00::4")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ns := newNS(t)
+			ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::4/128", "dev", "lo", "nodad")
+			sw, tb := switchIn(t)
+			ca := Config{Local: c.local, Remote: c.p1, VNI: 7, Depth: 64, MaxFrame: 1518}
+			cb := Config{Local: c.local, Remote: c.p2, VNI: 7, Depth: 64, MaxFrame: 1518}
+			cc := Config{Local: c.local, Remote: c.p3, VNI: 8, Depth: 64, MaxFrame: 1518}
+			openIn(t, ns, tb, sw, ca)
+			pb := openIn(t, ns, tb, sw, cb)
+			openIn(t, ns, tb, sw, cc)
+			dup := cc
+			dup.MaxFrame = 1000
+			if err := ns.Do(func() error { _, err := Open(tb, sw, dup); return err }); err == nil ||
+				!strings.Contains(err.Error(), "vni 8") {
+				t.Fatalf("a second port with the same peer and vni: %v", err)
+			}
+			if n := len(tb.Stats()); n != 1 {
+				t.Fatalf("%d endpoints for one local address", n)
+			}
+			a := openRemote(t, ns, ca, true)
+			// b and c share an address and so the VXLAN port: one socket
+			// receives for both and tells them apart by the VNI.
+			bc := openRemote(t, ns, cb, false)
+			b, cs := *bc, *bc
+			cs.hdr = Encode(8)
+			recvVNI := func(vni uint32, tag byte) {
+				t.Helper()
+				buf := make([]byte, 2048)
+				deadline := time.Now().Add(2 * time.Second)
+				for time.Now().Before(deadline) {
+					n, err := pollfd.ReadTimeout(bc.fd, buf, time.Until(deadline))
+					if err != nil {
+						break
+					}
+					if got, err := Decode(buf[:n]); err == nil && got == vni && n > HeaderLen+14 && buf[HeaderLen+14] == tag {
+						return
+					}
+				}
+				t.Fatalf("no frame %d with vni %d", tag, vni)
+			}
+			a.send(ether(frame.Broadcast, mac(1), 1))
+			recvVNI(7, 1)
+			recvVNI(8, 1)
+			b.send(ether(mac(1), mac(2), 2))
+			expect(t, a, 2)
+			cs.send(ether(mac(2), mac(3), 3)) // unicast to b's MAC: goes out with vni 7 only
+			recvVNI(7, 3)
+			porttest.Eventually(t, "the vni-7 port of the shared peer sent 2 frames",
+				func() bool { return sw.StatsOf(pb.Name()).TxFrames == 2 })
+		})
+	}
+}
+
+// Bad packets over the real socket: each counted, on a port of its peer
+// where it has one, and none forwarded; the good peer is served throughout.
+func TestBadPackets(t *testing.T) {
+	ns := newNS(t)
+	porttest.TunnelSwitchWithoutLeaks(t, func(t *testing.T, sw *porttest.Switch, tb *tunnel.Table) { badPackets(t, ns, sw, tb) })
+}
+
+func badPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Table) {
+	cbad := Config{Local: swAddr, Remote: peer3, VNI: 42, Depth: 64, MaxFrame: 1518}
+	cgood := Config{Local: swAddr, Remote: peer4, VNI: 42, Depth: 64, MaxFrame: 1518}
+	pbad := openIn(t, ns, tb, sw, cbad)
+	pgood := openIn(t, ns, tb, sw, cgood)
+	bad := openRemote(t, ns, cbad, true)
+	good := openRemote(t, ns, cgood, false)
+	stranger := openRemote(t, ns, Config{Local: swAddr, Remote: netip.MustParseAddr("127.0.0.9"), VNI: 42}, false)
+
+	f := ether(frame.Broadcast, mac(3), 1)
+	hdr := func(b ...byte) []byte { return append(b, f...) }
+	sends := []struct {
+		name string
+		pkt  []byte
+		want fabric.DropReason
+	}{
+		{"empty", []byte{}, fabric.DropDecap},
+		{"short", []byte{0x08, 0, 0, 0, 0, 0, 42}, fabric.DropDecap},
+		{"no I flag", hdr(0x00, 0, 0, 0, 0, 0, 42, 0), fabric.DropDecap},
+		{"G flag", hdr(0x88, 0, 0, 0, 0, 0, 42, 0), fabric.DropDecap},
+		{"reserved bit in byte 2", hdr(0x08, 0, 1, 0, 0, 0, 42, 0), fabric.DropDecap},
+		{"reserved last byte", hdr(0x08, 0, 0, 0, 0, 0, 42, 0x80), fabric.DropDecap},
+		{"other vni, bad flags", hdr(0x0c, 0, 0, 0, 0, 0, 43, 0), fabric.DropDecap},
+		{"wrong vni", hdr(0x08, 0, 0, 0, 0, 0, 43, 0), fabric.DropAuth},
+		{"wrong vni, high bits", hdr(0x08, 0, 0, 0, 0x80, 0, 42, 0), fabric.DropAuth},
+	}
+	var decap, auth uint64
+	for _, s := range sends {
+		if err := bad.sendRaw(s.pkt); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if s.want == fabric.DropDecap {
+			decap++
+		} else {
+			auth++
+		}
+	}
+	stranger.send(ether(frame.Broadcast, mac(9), 9))
+	stranger.sendRaw([]byte{1, 2, 3})
+	good.send(ether(frame.Broadcast, mac(4), 4))
+	expect(t, bad, 4) // the good peer is served
+	expectNothing(t, good)
+	porttest.Eventually(t, "decap and bad-key drops on the bad peer's port, 2 unknown on the endpoint", func() bool {
+		st := sw.StatsOf(pbad.Name())
+		return st.Drops[fabric.DropDecap] == decap && st.Drops[fabric.DropAuth] == auth && st.RxFrames == 0 &&
+			tb.Stats()[0].Unknown == 2
+	})
+	if st := sw.StatsOf(pgood.Name()); st.Dropped() != 0 || st.RxFrames != 1 {
+		t.Fatalf("good port: %+v", st)
+	}
+}
+
+// The socket closes with the last port on it.
+func TestEndpointClosesWithItsLastPort(t *testing.T) {
+	ns := nstest.New(t)
+	porttest.TunnelSwitchWithoutLeaks(t, func(t *testing.T, sw *porttest.Switch, tb *tunnel.Table) {
+		var ps []*tunnel.Port
+		for _, c := range []struct {
+			peer netip.Addr
+			vni  uint32
+		}{{peer3, 1}, {peer3, 2}, {peer4, 1}} {
+			ps = append(ps, openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: c.peer, VNI: c.vni, Depth: 64, MaxFrame: 1518}))
+		}
+		for _, p := range ps[:2] {
+			sw.Detach(p)
+			if len(tb.Stats()) != 1 {
+				t.Fatal("endpoint closed while a port still uses it")
+			}
+		}
+		// A closed port's route is free again.
+		again := openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer3, VNI: 1, Depth: 64, MaxFrame: 1518})
+		sw.Detach(ps[2])
+		if len(tb.Stats()) != 1 {
+			t.Fatal("endpoint closed while a port still uses it")
+		}
+		sw.Detach(again)
+		if len(tb.Stats()) != 0 {
+			t.Fatal("endpoint left open after its last port")
+		}
+	})
+}
+
+// BenchmarkSwitchOverVXLAN: two VXLAN peers of one switch address, through
+// a real switch, each sending frame by frame as UML's transports do, with
+// the switch's UDP segmentation offload off and on (see BenchmarkOffload
+// for peers that offload too).
+func BenchmarkSwitchOverVXLAN(b *testing.B) {
+	for _, offload := range []bool{false, true} {
+		b.Run(map[bool]string{false: "offload=off", true: "offload=on"}[offload], func(b *testing.B) {
+			ns := nstest.New(b)
+			sw, tb := switchIn(b)
+			tb.SetOffload(offload)
+			var peers []porttest.BenchPeer
+			for _, peer := range []netip.Addr{peer3, peer4} {
+				cfg := Config{Local: swAddr, Remote: peer, VNI: 42, Depth: 64, MaxFrame: 1518}
+				openIn(b, ns, tb, sw, cfg)
+				u := openRemote(b, ns, cfg, false)
+				peers = append(peers, porttest.BenchPeer{Fd: u.fd, Send: porttest.WithHeader(u.hdr[:]), Per: 2})
+			}
+			porttest.BenchSwitch(b, peers[0], peers[1], mac(1), mac(2))
+		})
+	}
+}
