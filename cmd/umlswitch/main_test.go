@@ -135,3 +135,29 @@ func TestPlanDefaultsAndOverrides(t *testing.T) {
 		t.Fatalf("-config: %+v %+v", p.sw, p.ports)
 	}
 }
+
+// Ports that cannot open stop the switch at start with a message that says
+// why, and what was already opened is closed again (no socket file left).
+func TestPortsThatCannotOpen(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.bpf")
+	os.WriteFile(bad, []byte{0x15, 0, 5, 0, 0, 8, 0, 0}, 0o644) // jeq past the end
+	for _, c := range []struct{ port, want string }{
+		{"transport=raw,ifname=nosuch0", `interface "nosuch0"`},
+		{"transport=raw,ifname=lo,bpffile=" + filepath.Join(dir, "missing.bpf"), "missing.bpf"},
+		{"transport=raw,ifname=lo,bpffile=" + bad, "instruction 0"},
+		{"transport=tap,ifname=nosuch1", "add create=1"},
+		{"transport=vxlan,src=192.0.2.77,dst=192.0.2.78,vni=1", "192.0.2.77"},
+	} {
+		t.Run(c.port, func(t *testing.T) {
+			ctl := filepath.Join(dir, "sw.ctl")
+			code, _, stderr := runArgs("-unix", ctl, "-port", c.port)
+			if code == 0 || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d, want an error containing %q:\n%s", code, c.want, stderr)
+			}
+			if _, err := os.Lstat(ctl); err == nil {
+				t.Fatalf("%s left behind", ctl)
+			}
+		})
+	}
+}
