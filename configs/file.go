@@ -23,6 +23,7 @@ type File struct {
 	Depth        int
 	LogLevel     string
 	Ports        []Port
+	Mirrors      []Mirror
 }
 
 // fileYAML is the document as written; durations are strings like "300s",
@@ -36,6 +37,7 @@ type fileYAML struct {
 	Depth        int                 `yaml:"depth"`
 	LogLevel     string              `yaml:"log_level"`
 	Ports        []map[string]scalar `yaml:"ports"`
+	Mirrors      []map[string]scalar `yaml:"mirrors"`
 }
 
 // scalar accepts any YAML scalar (string, number, boolean) as its text, so
@@ -96,22 +98,35 @@ func Parse(data []byte) (*File, error) {
 		return nil, fmt.Errorf("config: log_level %q is not one of debug, info, warn, error", f.LogLevel)
 	}
 	for i, m := range y.Ports {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys) // map order is random: keep errors stable
-		kv := make([][2]string, 0, len(m))
-		for _, k := range keys {
-			kv = append(kv, [2]string{k, string(m[k])})
-		}
-		p, err := fromOptions(kv)
+		p, err := fromOptions(sortedOptions(m))
 		if err != nil {
 			return nil, fmt.Errorf("config: ports[%d]: %w", i, err)
 		}
 		f.Ports = append(f.Ports, p)
 	}
+	for i, m := range y.Mirrors {
+		mi, err := mirrorFromOptions(sortedOptions(m))
+		if err != nil {
+			return nil, fmt.Errorf("config: mirrors[%d]: %w", i, err)
+		}
+		f.Mirrors = append(f.Mirrors, mi)
+	}
 	return f, nil
+}
+
+// sortedOptions lists a map entry's keys and values in key order: map
+// order is random, and errors should not be.
+func sortedOptions(m map[string]scalar) [][2]string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	kv := make([][2]string, 0, len(m))
+	for _, k := range keys {
+		kv = append(kv, [2]string{k, string(m[k])})
+	}
+	return kv
 }
 
 func parseDuration(key, v string) (time.Duration, error) {

@@ -9,6 +9,20 @@ import (
 // them transport=NAME, with the option names UML uses for its vector
 // transports. Values cannot contain commas (nor can UML's).
 func ParsePort(spec string) (Port, error) {
+	kv, err := splitOptions(spec, "")
+	if err != nil {
+		return Port{}, fmt.Errorf("port %q: %w", spec, err)
+	}
+	p, err := fromOptions(kv)
+	if err != nil {
+		return Port{}, fmt.Errorf("port %q: %w", spec, err)
+	}
+	return p, nil
+}
+
+// splitOptions splits "k=v,k=v" into pairs. A field without "=" is an
+// error, except after the key listKey, whose value it extends (ports=a,b).
+func splitOptions(spec, listKey string) ([][2]string, error) {
 	var kv [][2]string
 	for _, field := range strings.Split(spec, ",") {
 		field = strings.TrimSpace(field)
@@ -17,15 +31,15 @@ func ParsePort(spec string) (Port, error) {
 		}
 		k, v, ok := strings.Cut(field, "=")
 		if !ok {
-			return Port{}, fmt.Errorf("port %q: %q is not key=value", spec, field)
+			if listKey == "" || len(kv) == 0 || kv[len(kv)-1][0] != listKey {
+				return nil, fmt.Errorf("%q is not key=value", field)
+			}
+			kv[len(kv)-1][1] += "," + field
+			continue
 		}
 		kv = append(kv, [2]string{strings.TrimSpace(k), strings.TrimSpace(v)})
 	}
-	p, err := fromOptions(kv)
-	if err != nil {
-		return Port{}, fmt.Errorf("port %q: %w", spec, err)
-	}
-	return p, nil
+	return kv, nil
 }
 
 // String renders p as a -port spec that parses back to p.

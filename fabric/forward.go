@@ -25,6 +25,7 @@ type forwarder struct {
 	out     [][]byte       // frames of one Write
 	pend    []pending
 	depth   int
+	mirrors []Mirror // for the batch in hand; nil when nothing captures
 }
 
 type pending struct {
@@ -54,6 +55,10 @@ func (r *rxRun) flush() {
 func (f *forwarder) forward(v *frame.Vector, n int) {
 	set := f.sw.ports.Load()
 	now := f.sw.clock.Load()
+	f.mirrors = nil
+	if ms := f.sw.mirrors.Load(); ms != nil && anyActive(*ms) {
+		f.mirrors = *ms
+	}
 	hub := f.sw.cfg.Hub
 	table := f.sw.table
 
@@ -99,6 +104,9 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 		run.nbytes += uint64(size)
 
 		fr := v.Frame(i)
+		if f.mirrors != nil {
+			mirrorAll(f.mirrors, in, DirIn, fr)
+		}
 		if !hub {
 			if src := frame.SrcMAC(fr); !src.IsMulticast() && (src != learnt.mac || in != learnt.in) {
 				table.Learn(src, in.ref, now)
@@ -220,6 +228,11 @@ func (f *forwarder) write(e *portEntry, frames [][]byte) (done int, full bool) {
 			}
 			e.stats.txFrames.Add(uint64(n))
 			e.stats.txBytes.Add(b)
+			if f.mirrors != nil {
+				for _, fr := range frames[done : done+n] {
+					mirrorAll(f.mirrors, e, DirOut, fr)
+				}
+			}
 			if e.stalled.Load() {
 				e.stalled.Store(false) // it drains again: wait for it next time
 			}

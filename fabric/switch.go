@@ -99,6 +99,8 @@ type Switch struct {
 	log   *slog.Logger
 	table *MACTable
 	ports atomic.Pointer[portSet]
+	// mirrors is nil when nothing captures, so forwarding pays one load.
+	mirrors atomic.Pointer[[]Mirror]
 	// clock is the coarse time readers stamp MAC entries with, in
 	// nanoseconds since start, advanced by Run's ticker.
 	clock atomic.Int64

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/umlswitch/umlswitch/bench"
+	"github.com/umlswitch/umlswitch/capture"
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
@@ -36,6 +37,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "bench" {
 		return bench.Main(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "capture" {
+		return captureMain(args[1:], stdout, stderr)
 	}
 	opts, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -80,6 +84,8 @@ type options struct {
 	hub, compatV0  bool
 	tapName        string
 	ports          portList
+	mirrors        portList
+	captureSocket  string
 	config         string
 	macAge, txHold time.Duration
 	macTableSize   int
@@ -97,6 +103,7 @@ func (l *portList) Set(s string) error { *l = append(*l, s); return nil }
 const usageHead = `Usage: umlswitch [flags]
        umlswitch -compat-v0 -unix CONTROL DATA [flags]
        umlswitch bench [flags]          (load generator; umlswitch bench -h)
+       umlswitch capture [-s CONTROL]   (live pcapng of a running switch; umlswitch capture -h)
 
 A userspace Ethernet switch for User Mode Linux, VDE and QEMU clients, and a
 drop-in replacement for uml_switch: it takes uml_switch's flags and serves
@@ -115,6 +122,8 @@ Examples:
   umlswitch -unix /tmp/uml.ctl -port "transport=raw,ifname=veth0,bpf=$(tcpdump -ddd 'arp or icmp')"
   umlswitch -unix /tmp/uml.ctl -port transport=raw,ifname=veth0,bpffile=arp.bpf,promisc=1
   umlswitch -unix /tmp/uml.ctl -port transport=vxlan,src=192.0.2.1,dst=192.0.2.2,vni=42
+  umlswitch -unix /tmp/uml.ctl -mirror file=/tmp/lab.pcapng  # capture every port, tshark/wireshark read it
+  umlswitch capture -s /tmp/uml.ctl | tcpdump -n -r -         # watch a running switch live
   umlswitch -config lab.yaml
 
 Port keys: tap: a tap must exist unless create=1 (-tap NAME is transport=tap,create=1,ifname=NAME);
@@ -141,6 +150,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.ports, "port", "add a port described by `SPEC` in UML's vector option syntax, transport=NAME,key=value,...\n"+
 		"(repeatable). Transports and their keys:\n"+portHelp()+
 		"Example: -port transport=daemon,path=/tmp/b.ctl -port transport=tap,ifname=tap1")
+	fs.Var(&o.mirrors, "mirror", "capture frames to `SPEC` (repeatable): file=PATH or stream=PATH (a unix socket live readers\n"+
+		"connect to), with format=pcapng|pcap (pcapng: one interface per port, direction on every packet),\n"+
+		"snaplen=N, ports=NAME,NAME (ports whose names contain one), dir=in|out|both, rotate=SIZE (10M)\n"+
+		"and keep=N for files. A full capture buffer drops and counts frames; forwarding never waits.\n"+
+		"Example: -mirror file=/tmp/lab.pcapng,rotate=100M,keep=5")
+	fs.StringVar(&o.captureSocket, "capture-socket", "", "unix socket `PATH` where `umlswitch capture` reads live frames (default: the first control\n"+
+		"socket's path with .capture appended; none: no capture socket).\nExample: -capture-socket /run/lab.capture")
 	fs.StringVar(&o.config, "config", "", "read settings and ports from the YAML `FILE` (keys as in configs/default.yaml;\n"+
 		"port entries take the same keys as -port). Flags given as well override it.\nExample: -config lab.yaml")
 	fs.DurationVar(&o.macAge, "mac-age", fabric.DefaultMACAge, "forget a learned address not seen for this long.\nExample: -mac-age 60s")
@@ -197,6 +213,7 @@ type plan struct {
 	depth    int
 	logLevel slog.Level
 	ports    []configs.Port
+	mirrors  []capture.Config
 	mkdirs   []string // parents of default socket paths, created if missing
 }
 
@@ -301,7 +318,39 @@ func (o *options) plan() (*plan, error) {
 	if len(p.ports) == 0 {
 		return nil, errors.New("no ports configured")
 	}
+	mirrors := cfg.Mirrors
+	for _, s := range o.mirrors {
+		m, err := configs.ParseMirror(s)
+		if err != nil {
+			return nil, fmt.Errorf("-mirror: %w", err)
+		}
+		mirrors = append(mirrors, m)
+	}
+	for _, m := range mirrors {
+		p.mirrors = append(p.mirrors, capture.Config{File: m.File, Stream: m.Stream, Format: m.Format, Snaplen: m.Snaplen,
+			Ports: m.Ports, Dir: m.Dir, Rotate: m.Rotate, Keep: m.Keep})
+	}
+	if sock := o.captureSocketFor(p.ports); sock != "" {
+		p.mirrors = append(p.mirrors, capture.Config{Stream: sock})
+	}
 	return p, nil
+}
+
+// captureSocketFor is where `umlswitch capture` finds the switch: next to
+// its first control socket, unless -capture-socket says otherwise.
+func (o *options) captureSocketFor(ports []configs.Port) string {
+	switch o.captureSocket {
+	case "none":
+		return ""
+	case "":
+		for _, p := range ports {
+			if p.Transport == "daemon" {
+				return captureSocketOf(p.Path)
+			}
+		}
+		return ""
+	}
+	return o.captureSocket
 }
 
 func serve(ctx context.Context, p *plan, stderr io.Writer) error {
@@ -322,6 +371,25 @@ func serve(ctx context.Context, p *plan, stderr io.Writer) error {
 			return err
 		}
 	}
+	var mirrors []*capture.Mirror
+	closeMirrors := func() {
+		for _, m := range mirrors {
+			sw.RemoveMirror(m)
+			m.Close()
+		}
+	}
+	for _, c := range p.mirrors {
+		c.Logger = log
+		m, err := capture.New(c)
+		if err != nil {
+			shutdown()
+			closeMirrors()
+			return err
+		}
+		mirrors = append(mirrors, m)
+		sw.AddMirror(m)
+		log.Info("mirror", "to", m.Name())
+	}
 	log.Info("umlswitch running", "ports", len(p.ports), "hub", p.sw.Hub, "mac_age", p.sw.MACAge, "tx_hold", p.sw.TxHold)
 	sw.Run(ctx)
 	log.Info("shutting down")
@@ -331,5 +399,6 @@ func serve(ctx context.Context, p *plan, stderr io.Writer) error {
 		}
 	}
 	shutdown()
+	closeMirrors() // after forwarding stopped: every frame seen is written
 	return nil
 }

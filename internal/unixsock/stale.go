@@ -38,3 +38,17 @@ func ClearStale(path, network string) error {
 		return fmt.Errorf("probe existing socket %s: %w", path, err)
 	}
 }
+
+// Listen binds a SOCK_STREAM listener at path, replacing a stale socket
+// file and refusing a live one (ClearStale); the file goes when it closes.
+func Listen(path string) (*net.UnixListener, error) {
+	if err := ClearStale(path, "unix"); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(true)
+	return ln, nil
+}

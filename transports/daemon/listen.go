@@ -2,12 +2,9 @@ package daemon
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
 // ctlPathFor returns the control socket for a configured path: a directory
@@ -25,18 +22,4 @@ func ctlPathFor(path string) (ctl, dir string, err error) {
 		return filepath.Join(path, "ctl"), path, nil
 	}
 	return path, "", nil
-}
-
-// listenUnix binds a SOCK_STREAM listener at path, replacing a stale
-// socket file and refusing a live one.
-func listenUnix(path string) (*net.UnixListener, error) {
-	if err := unixsock.ClearStale(path, "unix"); err != nil {
-		return nil, err
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	ln.SetUnlinkOnClose(true)
-	return ln, nil
 }

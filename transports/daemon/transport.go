@@ -81,7 +81,7 @@ func Listen(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon %s: %w", cfg.Path, err)
 	}
-	ln, err := listenUnix(ctl)
+	ln, err := unixsock.Listen(ctl)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}

@@ -1,0 +1,371 @@
+// Package capture is the switch's mirror: it copies frames that cross the
+// switch into a bounded ring, and one writer goroutine turns them into
+// pcapng (or pcap) for a file, rotated by size, or for live readers on a
+// unix socket. Forwarding never waits for it: a frame that does not fit the
+// ring is dropped from the capture and counted, per port, and the counts go
+// into the pcapng statistics blocks.
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+// Config describes one mirror. Exactly one of File and Stream is set.
+type Config struct {
+	File    string   // write here; rotated files get .1, .2, ... after the name
+	Stream  string   // unix stream socket that live readers connect to
+	Format  string   // "pcapng" (default) or "pcap"
+	Snaplen int      // bytes kept of each frame; 0 keeps whole frames
+	Ports   []string // capture only ports whose names contain one of these; none: every port
+	Dir     string   // "in", "out" or "both" (default)
+	Rotate  int64    // start a new file past this many bytes; 0: never
+	Keep    int      // rotated files kept, newest first; 0: all
+	Ring    int      // bytes of frames buffered between the switch and the writer
+	Logger  *slog.Logger
+}
+
+// DefaultRing is the buffer between forwarding and the writer.
+const DefaultRing = 8 << 20
+
+// maxRecords bounds the frames the ring holds, whatever their size.
+const maxRecords = 1 << 16
+
+// Stats counts a mirror's frames.
+type Stats struct {
+	Captured uint64 // written (or handed to every reader)
+	Dropped  uint64 // refused because the ring was full
+}
+
+// Mirror is a fabric.Mirror writing to a file or to live readers.
+type Mirror struct {
+	cfg     Config
+	snaplen int
+	dirs    uint8 // bit 0: in, bit 1: out
+	pcapng  bool
+	log     *slog.Logger
+
+	// active is false while a stream mirror has no reader: frames are then
+	// not even copied.
+	active atomic.Bool
+
+	mu           sync.Mutex // producers: the ring's free space and the port table
+	ring         []byte
+	head, tail   uint64 // byte positions, absolute
+	recs         []record
+	rhead, rtail uint64
+	ports        map[frame.PortID]*portState
+	all          []*portState // every port seen, for the statistics blocks
+	stats        Stats
+
+	wake chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+	out  output
+
+	// The writer's own: the header every new file or reader starts with
+	// (and, for pcapng, the ports described so far), and the classic pcap
+	// encoder.
+	hdr    []byte
+	ifaces int
+	pcap   pcapEncoder
+}
+
+// record is one captured frame in the ring.
+type record struct {
+	pos     uint64 // absolute position of its bytes in the ring
+	n, orig int
+	ts      int64
+	port    *portState
+	dir     fabric.Direction
+}
+
+// portState is what the mirror knows of one port: whether it is selected,
+// and its counts for the statistics block.
+type portState struct {
+	id       frame.PortID
+	name     string
+	selected bool
+	seen     uint64 // frames offered while selected
+	dropped  uint64
+	iface    int // pcapng interface number, -1 before the writer has described it
+}
+
+// output is what the writer goroutine hands encoded bytes to. hdr is what
+// a new file or a new reader must get first.
+type output interface {
+	write(chunk []byte, frames int, hdr []byte) error
+	close(trailer []byte) error
+}
+
+// New opens the mirror's file or socket and starts its writer.
+func New(cfg Config) (*Mirror, error) { return newMirror(cfg, nil) }
+
+// newMirror is New with the output given (tests give slow ones).
+func newMirror(cfg Config, out output) (*Mirror, error) {
+	m := &Mirror{cfg: cfg, snaplen: cfg.Snaplen, log: cfg.Logger, wake: make(chan struct{}, 1),
+		done: make(chan struct{}), ports: make(map[frame.PortID]*portState)}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.snaplen <= 0 || m.snaplen > frame.MaxFrameLimit {
+		m.snaplen = frame.MaxFrameLimit
+	}
+	switch cfg.Dir {
+	case "", "both":
+		m.dirs = 3
+	case "in":
+		m.dirs = 1
+	case "out":
+		m.dirs = 2
+	default:
+		return nil, fmt.Errorf("mirror: dir=%q: want in, out or both", cfg.Dir)
+	}
+	switch cfg.Format {
+	case "", "pcapng":
+		m.pcapng = true
+	case "pcap":
+	default:
+		return nil, fmt.Errorf("mirror: format=%q: want pcapng or pcap", cfg.Format)
+	}
+	size := cfg.Ring
+	if size <= 0 {
+		size = DefaultRing
+	}
+	m.ring = make([]byte, max(size, 2*m.snaplen))
+	m.recs = make([]record, maxRecords)
+	if m.pcapng {
+		m.hdr = appendSHB(nil)
+	} else {
+		m.hdr = m.pcap.fileHeader(m.snaplen)
+	}
+	var err error
+	switch {
+	case out != nil:
+		m.out = out
+		m.active.Store(true)
+	case cfg.File != "" && cfg.Stream == "":
+		m.out, err = newFileOutput(cfg.File, m.hdr, cfg.Rotate, cfg.Keep, m.log)
+		m.active.Store(true)
+	case cfg.Stream != "" && cfg.File == "":
+		m.out, err = newStreamOutput(cfg.Stream, m)
+	default:
+		err = errors.New("give file= or stream=")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mirror: %w", err)
+	}
+	m.wg.Add(1)
+	go m.writer()
+	return m, nil
+}
+
+// Name describes the mirror in logs.
+func (m *Mirror) Name() string {
+	if m.cfg.File != "" {
+		return "file " + m.cfg.File
+	}
+	return "stream " + m.cfg.Stream
+}
+
+// Active reports whether the mirror copies frames now: a stream mirror
+// with no reader does not.
+func (m *Mirror) Active() bool { return m.active.Load() }
+
+// Frame implements fabric.Mirror: it copies f into the ring, or counts it
+// as dropped when the ring is full. It never blocks on the writer.
+func (m *Mirror) Frame(id frame.PortID, name string, dir fabric.Direction, f []byte) {
+	if !m.active.Load() || m.dirs&uint8(dir) == 0 {
+		return
+	}
+	ts := time.Now().UnixNano()
+	n := min(len(f), m.snaplen)
+	m.mu.Lock()
+	ps := m.port(id, name)
+	if !ps.selected {
+		m.mu.Unlock()
+		return
+	}
+	ps.seen++
+	pos, ok := m.reserve(n)
+	if !ok {
+		ps.dropped++
+		m.stats.Dropped++
+		m.mu.Unlock()
+		return
+	}
+	copy(m.ring[pos%uint64(len(m.ring)):], f[:n])
+	m.recs[m.rhead%maxRecords] = record{pos: pos, n: n, orig: len(f), ts: ts, port: ps, dir: dir}
+	m.rhead++
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// port returns the state of port id, named name; a new name on a reused id
+// is a new port. The caller holds m.mu.
+func (m *Mirror) port(id frame.PortID, name string) *portState {
+	ps := m.ports[id]
+	if ps != nil && ps.name == name {
+		return ps
+	}
+	ps = &portState{id: id, name: name, selected: m.selects(name), iface: -1}
+	m.ports[id] = ps
+	m.all = append(m.all, ps)
+	return ps
+}
+
+func (m *Mirror) selects(name string) bool {
+	if len(m.cfg.Ports) == 0 {
+		return true
+	}
+	for _, p := range m.cfg.Ports {
+		if strings.Contains(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// reserve finds n contiguous bytes in the ring and a free record. The
+// caller holds m.mu.
+func (m *Mirror) reserve(n int) (uint64, bool) {
+	size := uint64(len(m.ring))
+	if m.rhead-m.rtail >= maxRecords {
+		return 0, false
+	}
+	pos := m.head
+	if off := pos % size; off+uint64(n) > size {
+		pos += size - off // skip the end of the ring: a frame is never split
+	}
+	if pos+uint64(n)-m.tail > size {
+		return 0, false
+	}
+	m.head = pos + uint64(n)
+	return pos, true
+}
+
+// Stats returns the mirror's counts.
+func (m *Mirror) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats
+}
+
+// Close stops the writer after it wrote everything in the ring, writes the
+// statistics and closes the file or the socket and its readers.
+func (m *Mirror) Close() error {
+	close(m.done)
+	m.wg.Wait()
+	m.mu.Lock()
+	var trailer []byte
+	if m.pcapng {
+		now := time.Now().UnixNano()
+		for _, ps := range m.all {
+			if ps.iface >= 0 {
+				trailer = appendISB(trailer, uint32(ps.iface), m.started(), now, ps.seen, ps.dropped)
+			}
+		}
+	}
+	st := m.stats
+	m.mu.Unlock()
+	err := m.out.close(trailer)
+	m.log.Info("mirror closed", "mirror", m.Name(), "captured", st.Captured, "dropped", st.Dropped)
+	return err
+}
+
+var startTime = time.Now().UnixNano()
+
+func (m *Mirror) started() int64 { return startTime }
+
+// Drain waits until the writer has handed over every frame captured so far
+// (for tests and for a clean stop).
+func (m *Mirror) Drain(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		m.mu.Lock()
+		empty := m.rtail == m.rhead
+		m.mu.Unlock()
+		if empty {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
+}
+
+// writer drains the ring into the output, in order.
+func (m *Mirror) writer() {
+	defer m.wg.Done()
+	for {
+		stop := false
+		select {
+		case <-m.wake:
+		case <-m.done:
+			stop = true
+		}
+		m.drain()
+		if stop {
+			return
+		}
+	}
+}
+
+// drain encodes what the ring holds and hands it to the output. The ring
+// bytes between tail and head belong to the writer until it moves tail.
+func (m *Mirror) drain() {
+	m.mu.Lock()
+	from, to := m.rtail, m.rhead
+	m.mu.Unlock()
+	if from == to {
+		m.out.write(nil, 0, m.hdr) // readers may have joined
+		return
+	}
+	var chunk []byte
+	end := uint64(0)
+	for i := from; i < to; i++ {
+		r := &m.recs[i%maxRecords]
+		start := r.pos % uint64(len(m.ring))
+		data := m.ring[start : start+uint64(r.n)]
+		chunk = m.encode(chunk, r, data)
+		end = r.pos + uint64(r.n)
+	}
+	m.mu.Lock()
+	m.tail, m.rtail = end, to
+	m.stats.Captured += to - from
+	m.mu.Unlock()
+	if err := m.out.write(chunk, int(to-from), m.hdr); err != nil {
+		m.log.Warn("mirror write", "mirror", m.Name(), "err", err)
+	}
+}
+
+// encode appends one frame, and first the description of its port when the
+// output has not seen that port yet.
+func (m *Mirror) encode(b []byte, r *record, data []byte) []byte {
+	if !m.pcapng {
+		return m.pcap.record(b, r.ts, data, r.orig)
+	}
+	ps := r.port
+	if ps.iface < 0 { // only the writer touches iface (Close reads it after the writer stopped)
+		ps.iface = m.ifaces
+		m.ifaces++
+		start := len(b)
+		b = appendIDB(b, ps.name, m.snaplen)
+		m.hdr = append(m.hdr, b[start:]...)
+	}
+	dir := uint32(1)
+	if r.dir == fabric.DirOut {
+		dir = 2
+	}
+	return appendEPB(b, uint32(ps.iface), r.ts, data, r.orig, dir)
+}

@@ -1,0 +1,122 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Mirror is one capture, from a -mirror spec or a config file entry.
+type Mirror struct {
+	File    string   // write to this file
+	Stream  string   // or serve live readers on this unix socket
+	Format  string   // pcapng (default) or pcap
+	Snaplen int      // 0: whole frames
+	Ports   []string // ports whose names contain one of these; none: all
+	Dir     string   // in, out or both (default)
+	Rotate  int64    // bytes per file before the next; 0: one file
+	Keep    int      // rotated files kept; 0: all
+}
+
+// MirrorKeys are the keys -mirror takes.
+var MirrorKeys = []string{"dir", "file", "format", "keep", "ports", "rotate", "snaplen", "stream"}
+
+// ParseMirror parses a -mirror spec: key=value pairs separated by commas;
+// a field without "=" continues the list of the key before it, so
+// ports=a,b names two ports.
+func ParseMirror(spec string) (Mirror, error) {
+	kv, err := splitOptions(spec, "ports")
+	if err != nil {
+		return Mirror{}, fmt.Errorf("mirror %q: %w", spec, err)
+	}
+	m, err := mirrorFromOptions(kv)
+	if err != nil {
+		return Mirror{}, fmt.Errorf("mirror %q: %w", spec, err)
+	}
+	return m, nil
+}
+
+func mirrorFromOptions(kv [][2]string) (Mirror, error) {
+	var m Mirror
+	seen := map[string]bool{}
+	for _, p := range kv {
+		k, v := p[0], p[1]
+		if seen[k] {
+			return m, fmt.Errorf("key %q given twice", k)
+		}
+		seen[k] = true
+		if v == "" {
+			return m, fmt.Errorf("key %q has an empty value", k)
+		}
+		var err error
+		switch k {
+		case "file":
+			m.File = v
+		case "stream":
+			m.Stream = v
+		case "format":
+			if v != "pcap" && v != "pcapng" {
+				err = fmt.Errorf("format=%s: want pcapng or pcap", v)
+			}
+			m.Format = v
+		case "snaplen":
+			m.Snaplen, err = parseInt(v, 14, 65535)
+		case "ports":
+			for _, name := range strings.Split(v, ",") {
+				if name = strings.TrimSpace(name); name != "" {
+					m.Ports = append(m.Ports, name)
+				}
+			}
+		case "dir":
+			if v != "in" && v != "out" && v != "both" {
+				err = fmt.Errorf("dir=%s: want in, out or both", v)
+			}
+			m.Dir = v
+		case "rotate":
+			m.Rotate, err = parseSize(v)
+		case "keep":
+			m.Keep, err = parseInt(v, 1, 1<<20)
+		case "port":
+			err = errors.New("port= (mirroring to another switch port) is not supported yet: use file= or stream=")
+		default:
+			err = fmt.Errorf("unknown key %q (accepted: %s)", k, strings.Join(MirrorKeys, ", "))
+		}
+		if err != nil {
+			return m, err
+		}
+	}
+	if (m.File == "") == (m.Stream == "") {
+		return m, errors.New("give file=PATH or stream=PATH (one of them)")
+	}
+	if m.Stream != "" && (m.Rotate != 0 || m.Keep != 0) {
+		return m, errors.New("rotate= and keep= apply to file=")
+	}
+	if m.Keep != 0 && m.Rotate == 0 {
+		return m, errors.New("keep= needs rotate=")
+	}
+	return m, nil
+}
+
+// parseSize reads a byte count with an optional k, M or G suffix (powers
+// of 1024).
+func parseSize(v string) (int64, error) {
+	mult := int64(1)
+	switch strings.ToLower(v[len(v)-1:]) {
+	case "k":
+		mult = 1 << 10
+	case "m":
+		mult = 1 << 20
+	case "g":
+		mult = 1 << 30
+	}
+	num := v
+	if mult != 1 {
+		num = v[:len(v)-1]
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 1 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("%q is not a size like 10M, 512k or 1000000", v)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,75 @@
+package configs
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseMirror(t *testing.T) {
+	tests := []struct {
+		spec string
+		want Mirror
+		err  string
+	}{
+		{spec: "file=/tmp/a.pcapng", want: Mirror{File: "/tmp/a.pcapng"}},
+		{spec: "file=/tmp/a.pcap,format=pcap,snaplen=96,ports=tap,gre 127.0.0.3,dir=in,rotate=10M,keep=3",
+			want: Mirror{File: "/tmp/a.pcap", Format: "pcap", Snaplen: 96, Ports: []string{"tap", "gre 127.0.0.3"}, Dir: "in",
+				Rotate: 10 << 20, Keep: 3}},
+		{spec: "stream=/run/lab.sock,dir=out", want: Mirror{Stream: "/run/lab.sock", Dir: "out"}},
+		{spec: "file=/a,rotate=512k", want: Mirror{File: "/a", Rotate: 512 << 10}},
+		{spec: "dir=in", err: "give file=PATH or stream=PATH"},
+		{spec: "file=/a,stream=/b", err: "give file=PATH or stream=PATH"},
+		{spec: "file=/a,format=json", err: "want pcapng or pcap"},
+		{spec: "file=/a,dir=sideways", err: "want in, out or both"},
+		{spec: "file=/a,snaplen=4", err: "out of range 14..65535"},
+		{spec: "file=/a,rotate=lots", err: "not a size"},
+		{spec: "file=/a,keep=2", err: "keep= needs rotate="},
+		{spec: "stream=/a,rotate=1M", err: "rotate= and keep= apply to file="},
+		{spec: "file=/a,colour=red", err: `unknown key "colour" (accepted: dir, file, format, keep, ports, rotate, snaplen, stream)`},
+		{spec: "file=/a,file=/b", err: `key "file" given twice`},
+		{spec: "stray,file=/a", err: `"stray" is not key=value`},
+		{spec: "port=transport=tap,ifname=t0", err: "not supported yet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			got, err := ParseMirror(tt.spec)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMirrorsInConfigFile(t *testing.T) {
+	f, err := Parse([]byte("ports: [{transport: daemon, path: /tmp/a.ctl}]\nmirrors:\n  - {file: /tmp/all.pcapng, rotate: 1G, keep: 2}\n  - {stream: /tmp/live.sock, ports: 'tap,bess'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Mirror{{File: "/tmp/all.pcapng", Rotate: 1 << 30, Keep: 2}, {Stream: "/tmp/live.sock", Ports: []string{"tap", "bess"}}}
+	if !reflect.DeepEqual(f.Mirrors, want) {
+		t.Fatalf("mirrors %+v", f.Mirrors)
+	}
+	if _, err := Parse([]byte("mirrors: [{file: /a, speed: 1}]")); err == nil || !strings.Contains(err.Error(), `mirrors[0]: unknown key "speed"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// FuzzParseMirror: no spec makes the parser panic, and what parses names
+// exactly one destination.
+func FuzzParseMirror(f *testing.F) {
+	f.Add("file=/tmp/a.pcap,format=pcap,snaplen=96,ports=tap,gre,dir=in,rotate=10M,keep=3")
+	f.Add("stream=/s,ports=,x,dir=out")
+	f.Fuzz(func(t *testing.T, spec string) {
+		m, err := ParseMirror(spec)
+		if err == nil && (m.File == "") == (m.Stream == "") {
+			t.Fatalf("%q parsed to %+v", spec, m)
+		}
+	})
+}
