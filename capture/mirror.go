@@ -30,7 +30,17 @@ type Config struct {
 	Rotate  int64    // start a new file past this many bytes; 0: never
 	Keep    int      // rotated files kept, newest first; 0: all
 	Ring    int      // bytes of frames buffered between the switch and the writer
-	Logger  *slog.Logger
+	// Sink, instead of File or Stream, takes the frames themselves: a SPAN
+	// port. Its direction defaults to in, so each frame goes there once.
+	Sink   FrameSink
+	Logger *slog.Logger
+}
+
+// FrameSink takes mirrored frames as they are, from the writer goroutine;
+// it must not keep them after it returns.
+type FrameSink interface {
+	WriteFrames(frames [][]byte)
+	Name() string
 }
 
 // DefaultRing is the buffer between forwarding and the writer.
@@ -72,11 +82,12 @@ type Mirror struct {
 	out  output
 
 	// The writer's own: the header every new file or reader starts with
-	// (and, for pcapng, the ports described so far), and the classic pcap
-	// encoder.
+	// (and, for pcapng, the ports described so far), the classic pcap
+	// encoder, and the frames of one pass for a sink.
 	hdr    []byte
 	ifaces int
 	pcap   pcapEncoder
+	frames [][]byte
 }
 
 // record is one captured frame in the ring.
@@ -119,6 +130,9 @@ func newMirror(cfg Config, out output) (*Mirror, error) {
 	if m.snaplen <= 0 || m.snaplen > frame.MaxFrameLimit {
 		m.snaplen = frame.MaxFrameLimit
 	}
+	if cfg.Sink != nil && cfg.Dir == "" {
+		cfg.Dir = "in"
+	}
 	switch cfg.Dir {
 	case "", "both":
 		m.dirs = 3
@@ -152,13 +166,16 @@ func newMirror(cfg Config, out output) (*Mirror, error) {
 	case out != nil:
 		m.out = out
 		m.active.Store(true)
+	case cfg.Sink != nil && cfg.File == "" && cfg.Stream == "":
+		m.out = discard{}
+		m.active.Store(true)
 	case cfg.File != "" && cfg.Stream == "":
 		m.out, err = newFileOutput(cfg.File, m.hdr, cfg.Rotate, cfg.Keep, m.log)
 		m.active.Store(true)
 	case cfg.Stream != "" && cfg.File == "":
 		m.out, err = newStreamOutput(cfg.Stream, m)
 	default:
-		err = errors.New("give file= or stream=")
+		err = errors.New("give one of file=, stream= and port=")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
@@ -170,11 +187,20 @@ func newMirror(cfg Config, out output) (*Mirror, error) {
 
 // Name describes the mirror in logs.
 func (m *Mirror) Name() string {
-	if m.cfg.File != "" {
+	switch {
+	case m.cfg.File != "":
 		return "file " + m.cfg.File
+	case m.cfg.Sink != nil:
+		return "port " + m.cfg.Sink.Name()
 	}
 	return "stream " + m.cfg.Stream
 }
+
+// discard is the output of a mirror whose frames go to a sink.
+type discard struct{}
+
+func (discard) write([]byte, int, []byte) error { return nil }
+func (discard) close([]byte) error              { return nil }
 
 // Active reports whether the mirror copies frames now: a stream mirror
 // with no reader does not.
@@ -333,12 +359,20 @@ func (m *Mirror) drain() {
 	}
 	var chunk []byte
 	end := uint64(0)
+	m.frames = m.frames[:0]
 	for i := from; i < to; i++ {
 		r := &m.recs[i%maxRecords]
 		start := r.pos % uint64(len(m.ring))
 		data := m.ring[start : start+uint64(r.n)]
-		chunk = m.encode(chunk, r, data)
+		if m.cfg.Sink != nil {
+			m.frames = append(m.frames, data)
+		} else {
+			chunk = m.encode(chunk, r, data)
+		}
 		end = r.pos + uint64(r.n)
+	}
+	if m.cfg.Sink != nil {
+		m.cfg.Sink.WriteFrames(m.frames) // before the ring space is given back
 	}
 	m.mu.Lock()
 	m.tail, m.rtail = end, to

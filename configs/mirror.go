@@ -17,18 +17,27 @@ type Mirror struct {
 	Dir     string   // in, out or both (default)
 	Rotate  int64    // bytes per file before the next; 0: one file
 	Keep    int      // rotated files kept; 0: all
+	Port    *Port    // or send the frames themselves to this port (SPAN)
 }
 
 // MirrorKeys are the keys -mirror takes.
-var MirrorKeys = []string{"dir", "file", "format", "keep", "ports", "rotate", "snaplen", "stream"}
+var MirrorKeys = []string{"dir", "file", "format", "keep", "port", "ports", "rotate", "snaplen", "stream"}
 
 // ParseMirror parses a -mirror spec: key=value pairs separated by commas;
 // a field without "=" continues the list of the key before it, so
-// ports=a,b names two ports.
+// ports=a,b names two ports. port=SPEC comes last and takes the rest, a
+// -port spec with commas of its own.
 func ParseMirror(spec string) (Mirror, error) {
-	kv, err := splitOptions(spec, "ports")
+	rest, portSpec, hasPort := strings.Cut(spec, "port=transport=")
+	if hasPort && rest != "" && !strings.HasSuffix(rest, ",") {
+		rest, portSpec, hasPort = spec, "", false // "...ports=transport=": not the port key
+	}
+	kv, err := splitOptions(strings.TrimSuffix(rest, ","), "ports")
 	if err != nil {
 		return Mirror{}, fmt.Errorf("mirror %q: %w", spec, err)
+	}
+	if hasPort {
+		kv = append(kv, [2]string{"port", "transport=" + portSpec})
 	}
 	m, err := mirrorFromOptions(kv)
 	if err != nil {
@@ -78,7 +87,10 @@ func mirrorFromOptions(kv [][2]string) (Mirror, error) {
 		case "keep":
 			m.Keep, err = parseInt(v, 1, 1<<20)
 		case "port":
-			err = errors.New("port= (mirroring to another switch port) is not supported yet: use file= or stream=")
+			var p Port
+			if p, err = ParsePort(v); err == nil {
+				m.Port = &p
+			}
 		default:
 			err = fmt.Errorf("unknown key %q (accepted: %s)", k, strings.Join(MirrorKeys, ", "))
 		}
@@ -86,11 +98,20 @@ func mirrorFromOptions(kv [][2]string) (Mirror, error) {
 			return m, err
 		}
 	}
-	if (m.File == "") == (m.Stream == "") {
-		return m, errors.New("give file=PATH or stream=PATH (one of them)")
+	dests := 0
+	for _, set := range []bool{m.File != "", m.Stream != "", m.Port != nil} {
+		if set {
+			dests++
+		}
 	}
-	if m.Stream != "" && (m.Rotate != 0 || m.Keep != 0) {
+	if dests != 1 {
+		return m, errors.New("give one of file=PATH, stream=PATH and port=SPEC (last, a -port spec)")
+	}
+	if m.File == "" && (m.Rotate != 0 || m.Keep != 0) {
 		return m, errors.New("rotate= and keep= apply to file=")
+	}
+	if m.Port != nil && (m.Format != "" || m.Snaplen != 0) {
+		return m, errors.New("format= and snaplen= apply to file= and stream=: a port gets whole frames")
 	}
 	if m.Keep != 0 && m.Rotate == 0 {
 		return m, errors.New("keep= needs rotate=")

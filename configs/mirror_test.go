@@ -18,18 +18,24 @@ func TestParseMirror(t *testing.T) {
 				Rotate: 10 << 20, Keep: 3}},
 		{spec: "stream=/run/lab.sock,dir=out", want: Mirror{Stream: "/run/lab.sock", Dir: "out"}},
 		{spec: "file=/a,rotate=512k", want: Mirror{File: "/a", Rotate: 512 << 10}},
-		{spec: "dir=in", err: "give file=PATH or stream=PATH"},
-		{spec: "file=/a,stream=/b", err: "give file=PATH or stream=PATH"},
+		{spec: "dir=in", err: "give one of file=PATH, stream=PATH and port=SPEC"},
+		{spec: "file=/a,stream=/b", err: "give one of file=PATH, stream=PATH and port=SPEC"},
+		{spec: "dir=both,ports=daemon,bess,port=transport=tap,ifname=span0,create=1",
+			want: Mirror{Dir: "both", Ports: []string{"daemon", "bess"}, Port: &Port{Transport: "tap", Ifname: "span0", Create: true}}},
+		{spec: "port=transport=gre,src=127.0.0.2,dst=127.0.0.9",
+			want: Mirror{Port: &Port{Transport: "gre", Src: addr("127.0.0.2"), Dst: addr("127.0.0.9")}}},
+		{spec: "port=transport=tap", err: "transport tap needs ifname="},
+		{spec: "snaplen=64,port=transport=tap,ifname=s0", err: "a port gets whole frames"},
+		{spec: "file=/a,port=transport=tap,ifname=s0", err: "give one of"},
 		{spec: "file=/a,format=json", err: "want pcapng or pcap"},
 		{spec: "file=/a,dir=sideways", err: "want in, out or both"},
 		{spec: "file=/a,snaplen=4", err: "out of range 14..65535"},
 		{spec: "file=/a,rotate=lots", err: "not a size"},
 		{spec: "file=/a,keep=2", err: "keep= needs rotate="},
 		{spec: "stream=/a,rotate=1M", err: "rotate= and keep= apply to file="},
-		{spec: "file=/a,colour=red", err: `unknown key "colour" (accepted: dir, file, format, keep, ports, rotate, snaplen, stream)`},
+		{spec: "file=/a,colour=red", err: `unknown key "colour" (accepted: dir, file, format, keep, port, ports, rotate, snaplen, stream)`},
 		{spec: "file=/a,file=/b", err: `key "file" given twice`},
 		{spec: "stray,file=/a", err: `"stray" is not key=value`},
-		{spec: "port=transport=tap,ifname=t0", err: "not supported yet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -68,7 +74,13 @@ func FuzzParseMirror(f *testing.F) {
 	f.Add("stream=/s,ports=,x,dir=out")
 	f.Fuzz(func(t *testing.T, spec string) {
 		m, err := ParseMirror(spec)
-		if err == nil && (m.File == "") == (m.Stream == "") {
+		n := 0
+		for _, set := range []bool{m.File != "", m.Stream != "", m.Port != nil} {
+			if set {
+				n++
+			}
+		}
+		if err == nil && n != 1 {
 			t.Fatalf("%q parsed to %+v", spec, m)
 		}
 	})

@@ -21,7 +21,8 @@ import (
 // it entered and outbound where it left. A pcap mirror of one port's inbound
 // side holds only that. A live reader (`umlswitch capture | tcpdump -r -`)
 // decodes the pings while they flow, and one that quits after a few packets
-// leaves the switch serving.
+// leaves the switch serving. A SPAN mirror to a tap shows the same pings to
+// the host's tcpdump on that tap.
 func TestMirrorCapturesUMLPings(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
@@ -31,7 +32,14 @@ func TestMirrorCapturesUMLPings(t *testing.T) {
 	ctl, bess := filepath.Join(d, "sw.ctl"), filepath.Join(d, "sw.bess")
 	all, in := filepath.Join(d, "all.pcapng"), filepath.Join(d, "daemon-in.pcap")
 	sw := startSwitch(t, ns, []string{ctl, bess, ctl + ".capture"}, "-unix", ctl, "-port", "transport=bess,path="+bess,
-		"-mirror", "file="+all, "-mirror", "file="+in+",format=pcap,ports=daemon,dir=in")
+		"-mirror", "file="+all, "-mirror", "file="+in+",format=pcap,ports=daemon,dir=in",
+		"-mirror", "port=transport=tap,ifname=span0,create=1,up=1")
+	// SPAN: the host's tcpdump on the tap the switch mirrors every frame to.
+	ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.span0.disable_ipv6=1")
+	span := startBackground(t, ns.Cmd("tcpdump", "-i", "span0", "-n", "-l", "--immediate-mode", "icmp"))
+	if _, ok := span.wait(regexp.MustCompile("listening on span0"), 10*time.Second); !ok {
+		t.Fatalf("tcpdump on span0 did not start: %s", span.text())
+	}
 
 	// Live readers: one for the whole run, one that quits after 3 packets.
 	live := exec.Command("sh", "-c", fmt.Sprintf("%s capture -s %s | tcpdump -n -l -r - icmp", env.umlswitch, ctl))
@@ -61,6 +69,10 @@ func TestMirrorCapturesUMLPings(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		syscall.Kill(quitter.Process.Pid, syscall.SIGKILL)
 		t.Error("tcpdump -c 3 on the live stream did not finish")
+	}
+	time.Sleep(500 * time.Millisecond) // the last SPAN frames reach tcpdump
+	if n := strings.Count(span.text(), "ICMP echo request"); n < flood {
+		t.Errorf("tcpdump on the SPAN tap saw %d echo requests, want at least %d:\n%s", n, flood, span.text())
 	}
 	u1.release(t)
 	u2.release(t)

@@ -153,7 +153,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.mirrors, "mirror", "capture frames to `SPEC` (repeatable): file=PATH or stream=PATH (a unix socket live readers\n"+
 		"connect to), with format=pcapng|pcap (pcapng: one interface per port, direction on every packet),\n"+
 		"snaplen=N, ports=NAME,NAME (ports whose names contain one), dir=in|out|both, rotate=SIZE (10M)\n"+
-		"and keep=N for files. A full capture buffer drops and counts frames; forwarding never waits.\n"+
+		"and keep=N for files; or port=SPEC, last: SPAN to a port of any kind (-port syntax; dir=in by default).\n"+
+		"A full capture buffer drops and counts frames; forwarding never waits.\n"+
 		"Example: -mirror file=/tmp/lab.pcapng,rotate=100M,keep=5")
 	fs.StringVar(&o.captureSocket, "capture-socket", "", "unix socket `PATH` where `umlswitch capture` reads live frames (default: the first control\n"+
 		"socket's path with .capture appended; none: no capture socket).\nExample: -capture-socket /run/lab.capture")
@@ -213,7 +214,7 @@ type plan struct {
 	depth    int
 	logLevel slog.Level
 	ports    []configs.Port
-	mirrors  []capture.Config
+	mirrors  []configs.Mirror
 	mkdirs   []string // parents of default socket paths, created if missing
 }
 
@@ -326,12 +327,9 @@ func (o *options) plan() (*plan, error) {
 		}
 		mirrors = append(mirrors, m)
 	}
-	for _, m := range mirrors {
-		p.mirrors = append(p.mirrors, capture.Config{File: m.File, Stream: m.Stream, Format: m.Format, Snaplen: m.Snaplen,
-			Ports: m.Ports, Dir: m.Dir, Rotate: m.Rotate, Keep: m.Keep})
-	}
+	p.mirrors = mirrors
 	if sock := o.captureSocketFor(p.ports); sock != "" {
-		p.mirrors = append(p.mirrors, capture.Config{Stream: sock})
+		p.mirrors = append(p.mirrors, configs.Mirror{Stream: sock})
 	}
 	return p, nil
 }
@@ -372,14 +370,32 @@ func serve(ctx context.Context, p *plan, stderr io.Writer) error {
 		}
 	}
 	var mirrors []*capture.Mirror
+	var spans []*transports.Span
 	closeMirrors := func() {
 		for _, m := range mirrors {
 			sw.RemoveMirror(m)
 			m.Close()
 		}
+		for _, s := range spans {
+			if n := s.Dropped(); n > 0 {
+				log.Info("mirror port", "port", s.Name(), "dropped", n)
+			}
+			s.Close()
+		}
 	}
-	for _, c := range p.mirrors {
-		c.Logger = log
+	for _, mc := range p.mirrors {
+		c := capture.Config{File: mc.File, Stream: mc.Stream, Format: mc.Format, Snaplen: mc.Snaplen,
+			Ports: mc.Ports, Dir: mc.Dir, Rotate: mc.Rotate, Keep: mc.Keep, Logger: log}
+		if mc.Port != nil {
+			span, err := transports.NewSpan(*mc.Port, transports.Defaults{Depth: p.depth, MTU: p.mtu}, log)
+			if err != nil {
+				shutdown()
+				closeMirrors()
+				return fmt.Errorf("mirror port: %w", err)
+			}
+			spans = append(spans, span)
+			c.Sink = span
+		}
 		m, err := capture.New(c)
 		if err != nil {
 			shutdown()
