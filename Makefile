@@ -48,6 +48,8 @@ bench-smoke: build ## every Go benchmark once, and the benchmark tool briefly in
 	./$(BIN) bench -duration 500ms -warmup 100ms -compare uml_switch,relay -runs 1
 	./$(BIN) bench -duration 500ms -warmup 100ms -clients vde -hub -ports 4 -compare vde_switch -runs 1
 	for t in bess gre l2tpv3 vxlan; do ./$(BIN) bench -duration 500ms -warmup 100ms -transport $$t -ports 3 -compare relay -runs 1 || exit 1; done
+	./$(BIN) bench -mode latency -duration 300ms -warmup 50ms -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-latency.png
+	./$(BIN) bench -mode scan -duration 200ms -warmup 50ms -sizes 64,9000 -port-counts 2,16 -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-scan.png
 
 bench: build ## measure umlswitch against uml_switch and the ceiling relay (switch on CPU 0)
 	./$(BIN) bench -cpu 0 -compare uml_switch,relay -runs 3

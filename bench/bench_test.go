@@ -119,7 +119,7 @@ func TestParseCPUList(t *testing.T) {
 
 func TestMainRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"-ports", "1"}, {"-size", "10"}, {"-clients", "qemu"}, {"-switch", "ovs"}, {"stray"}, {"-depth", "0"},
-		{"-cpu", "x"}, {"-gen-cpu", "1"}} {
+		{"-cpu", "x"}, {"-gen-cpu", "1"}, {"-mode", "fast"}, {"-mode", "scan", "-sizes", "1"}, {"-mode", "scan", "-port-counts", "x"}} {
 		if code := Main(args, io.Discard, io.Discard); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}

@@ -6,17 +6,21 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
 const usageHead = `Usage: umlswitch bench [flags]
 
-Drives a switch's daemon-protocol control socket with P generator ports: each
-port sends one frame so the switch learns it, then every port blasts unicast
-frames to the next with sendmmsg while receivers drain with recvmmsg. Prints
-offered and delivered frames per second, Gbit/s, loss, and the switch's CPU
-time (frames per switch CPU-second), as a markdown table.
+Drives a switch with P generator ports over the daemon protocol (or BESS,
+GRE, L2TPv3, VXLAN): each port sends one frame so the switch learns it, then
+every port blasts unicast frames to the next with sendmmsg while receivers
+drain with recvmmsg. Prints offered and delivered frames per second, Gbit/s,
+loss, and the switch's CPU time (frames per switch CPU-second), as a
+markdown table. -mode latency measures round trips with one frame in flight;
+-mode scan repeats the throughput run over frame sizes and port counts.
 
 Examples:
   umlswitch bench                                     # start umlswitch, 2 ports, 64-byte frames
@@ -25,6 +29,8 @@ Examples:
   umlswitch bench -clients vde -compare relay         # against the ceiling: a bare relay on the same sockets
   umlswitch bench -transport gre -compare relay -cpu 0  # GRE ports (as root), against the relay on GRE
   umlswitch bench -ctl /tmp/uml.ctl -pid 1234         # a switch that is already running
+  umlswitch bench -mode latency -compare uml_switch -cpu 0          # round-trip percentiles
+  umlswitch bench -mode scan -sizes 64,1514,9000 -port-counts 2,8,64 -compare relay -plot scan.png
   umlswitch bench relay -unix /tmp/relay.ctl          # run the ceiling relay by hand
 
 Flags:
@@ -55,6 +61,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		cpu      = fs.String("cpu", "", "pin the switch to these CPUs (`LIST`: 0, 0-3, 0,2) and the generator to the others.\nExample: -cpu 0")
 		genCPU   = fs.String("gen-cpu", "", "with -cpu: pin the generator to these CPUs (`LIST`) instead of all the others.\nExample: -cpu 0-3 -gen-cpu 4")
 		exe      = fs.String("umlswitch", "", "umlswitch binary to start (default: this program).\nExample: -umlswitch ./bin/umlswitch")
+		mode     = fs.String("mode", "throughput", "throughput (frames per second, loss, CPU), latency (one frame in flight between two\n"+
+			"ports: round-trip p50, p90, p99, p99.9), or scan (throughput over -sizes and -port-counts).\nExample: -mode latency -compare uml_switch")
+		sizes  = fs.String("sizes", "64,512,1514,9000", "with -mode scan: frame sizes in `BYTES` (past 1518, umlswitch and the relay get a larger\n-mtu; uml_switch and vde_switch keep theirs).\nExample: -sizes 64,1514")
+		counts = fs.String("port-counts", "2,8,64", "with -mode scan: generator port counts (`LIST`).\nExample: -port-counts 2,64")
+		plotTo = fs.String("plot", "", "also draw the comparison into `FILE.png`: throughput by frame size (scan), latency CDF\n(latency), or delivered frames per second (throughput).\nExample: -plot bench.png")
 	)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usageHead); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -165,34 +176,152 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	defer os.RemoveAll(dir)
-	rows := make([]Row, len(names))
-	for i, n := range names {
-		rows[i] = Row{Switch: n, Ports: *ports, Size: *size, Client: label, Hub: *hub}
-	}
 	cfg.Dir = dir
-	var extra []string
-	if tr.Ports != nil {
-		extra = tr.Ports(dir, *ports)
-	}
-	fmt.Fprintf(stderr, "bench: %d ports, %d-byte frames, %s clients%s, %v per run, %d run(s) per switch\n",
-		*ports, *size, label, map[bool]string{true: ", hub mode", false: ""}[*hub], *duration, *runs)
-	for run := 0; run < *runs; run++ {
-		for i, n := range names { // interleaved, so slow drifts on a shared machine hit every switch alike
-			var log strings.Builder
-			p, err := start(Known[n], *exe, dir, *hub, extra, swCPUs, &log)
-			if err != nil {
-				return fail("%v\n%s", err, log.String())
+	r := &runner{exe: *exe, dir: dir, hub: *hub, cpus: swCPUs, tr: tr, stderr: stderr}
+	switch *mode {
+	case "throughput":
+		fmt.Fprintf(stderr, "bench: %d ports, %d-byte frames, %s clients%s, %v per run, %d run(s) per switch\n",
+			*ports, *size, label, map[bool]string{true: ", hub mode", false: ""}[*hub], *duration, *runs)
+		rows, err := r.throughput(names, *runs, cfg, label)
+		if err != nil {
+			return fail("%v", err)
+		}
+		Report(stdout, rows)
+		if *plotTo != "" {
+			err = plotThroughput(*plotTo, [][]Row{rows})
+		}
+		if err != nil {
+			return fail("plot: %v", err)
+		}
+	case "latency":
+		fmt.Fprintf(stderr, "bench: latency, %d-byte frames, %s clients, %v per run, %d run(s) per switch\n", *size, label, *duration, *runs)
+		rows := make([]LatencyRow, len(names))
+		for i, n := range names {
+			rows[i] = LatencyRow{Switch: n, Size: *size, Client: label}
+		}
+		err := r.each(names, *runs, 2, *size, cfg, func(i int, c GenConfig) error {
+			res, err := Latency(c)
+			if err == nil {
+				rows[i].Runs = append(rows[i].Runs, res)
+				fmt.Fprintf(stderr, "bench: %s: %d round trips, p50 %.1f µs\n", names[i], len(res.RTTs),
+					float64(percentile(slices.Sorted(slices.Values(res.RTTs)), 0.5))/1e3)
 			}
-			cfg.Ctl, cfg.SwitchPID = p.ctl, p.pid()
-			res, err := Generate(cfg)
+			return err
+		})
+		if err != nil {
+			return fail("%v", err)
+		}
+		ReportLatency(stdout, rows)
+		if *plotTo != "" {
+			if err := plotLatency(*plotTo, rows); err != nil {
+				return fail("plot: %v", err)
+			}
+		}
+	case "scan":
+		sizeList, err := parseInts(*sizes, 14, 65535)
+		if err != nil {
+			return fail("-sizes: %v", err)
+		}
+		countList, err := parseInts(*counts, 2, 1024)
+		if err != nil {
+			return fail("-port-counts: %v", err)
+		}
+		var all [][]Row
+		for _, pc := range countList {
+			if tr.Ports != nil && pc > maxTunnelPorts {
+				return fail("-port-counts %d: at most %d with -transport %s", pc, maxTunnelPorts, tr.Name)
+			}
+			for _, sz := range sizeList {
+				c := cfg
+				c.Ports, c.Size = pc, sz
+				fmt.Fprintf(stderr, "bench: scan: %d ports, %d-byte frames\n", pc, sz)
+				rows, err := r.throughput(names, *runs, c, label)
+				if err != nil {
+					return fail("%v", err)
+				}
+				fmt.Fprintf(stdout, "\n#### %d ports, %d-byte frames\n\n", pc, sz)
+				Report(stdout, rows)
+				all = append(all, rows)
+			}
+		}
+		if *plotTo != "" {
+			if err := plotThroughput(*plotTo, all); err != nil {
+				return fail("plot: %v", err)
+			}
+		}
+	default:
+		return fail("-mode %q: want throughput, latency or scan", *mode)
+	}
+	return 0
+}
+
+// runner starts the switches under test in turn.
+type runner struct {
+	exe, dir string
+	hub      bool
+	cpus     []int
+	tr       *Transport
+	stderr   io.Writer
+}
+
+// each runs f once per run for every switch, interleaved so that slow
+// drifts on a shared machine hit every switch alike, each time on a fresh
+// switch with ports generator ports of its transport and room for size.
+func (r *runner) each(names []string, runs, ports, size int, cfg GenConfig, f func(i int, c GenConfig) error) error {
+	for run := 0; run < runs; run++ {
+		for i, n := range names {
+			sw := Known[n]
+			var extra []string
+			if r.tr.Ports != nil {
+				extra = r.tr.Ports(r.dir, ports)
+			}
+			extra = append(extra, sw.mtuArgs(size)...)
+			var log strings.Builder
+			p, err := start(sw, r.exe, r.dir, r.hub, extra, r.cpus, &log)
+			if err != nil {
+				return fmt.Errorf("%v\n%s", err, log.String())
+			}
+			c := cfg
+			c.Ctl, c.SwitchPID, c.Ports, c.Size = p.ctl, p.pid(), ports, size
+			err = f(i, c)
 			p.shutdown()
 			if err != nil {
-				return fail("%s: %v\n%s", n, err, log.String())
+				return fmt.Errorf("%s: %v\n%s", n, err, log.String())
 			}
-			rows[i].Runs = append(rows[i].Runs, res)
-			fmt.Fprintf(stderr, "bench: run %d %s: %.3f Mfps delivered\n", run+1, n, res.deliveredMpps())
 		}
 	}
-	Report(stdout, rows)
-	return 0
+	return nil
+}
+
+// throughput measures every switch runs times at cfg's ports and size.
+func (r *runner) throughput(names []string, runs int, cfg GenConfig, label string) ([]Row, error) {
+	rows := make([]Row, len(names))
+	for i, n := range names {
+		rows[i] = Row{Switch: n, Ports: cfg.Ports, Size: cfg.Size, Client: label, Hub: cfg.Hub}
+	}
+	err := r.each(names, runs, cfg.Ports, cfg.Size, cfg, func(i int, c GenConfig) error {
+		res, err := Generate(c)
+		if err == nil {
+			rows[i].Runs = append(rows[i].Runs, res)
+			fmt.Fprintf(r.stderr, "bench: %s: %.3f Mfps delivered\n", names[i], res.deliveredMpps())
+		}
+		return err
+	})
+	return rows, err
+}
+
+// parseInts reads a comma-separated list of integers within [lo, hi].
+func parseInts(s string, lo, hi int) ([]int, error) {
+	var out []int
+	for _, f := range parseList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < lo || n > hi {
+			return nil, fmt.Errorf("%q: want numbers in %d..%d", f, lo, hi)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	return out, nil
 }

@@ -80,26 +80,9 @@ func Generate(cfg GenConfig) (GenResult, error) {
 	if cfg.Size < frame.HeaderLen {
 		return GenResult{}, fmt.Errorf("bench: frame size %d is below %d", cfg.Size, frame.HeaderLen)
 	}
-	ports := make([]*genPort, cfg.Ports)
-	defer func() {
-		for _, p := range ports {
-			if p != nil {
-				p.c.close()
-			}
-		}
-	}()
-	tr := cfg.Transport
-	if tr == nil {
-		tr = Transports["daemon"]
-	}
-	for i := range ports {
-		c, err := tr.Dial(cfg, i)
-		if err != nil {
-			return GenResult{}, err
-		}
-		ports[i] = &genPort{c: c, mac: portMAC(i)}
-	}
-	if err := learn(ports); err != nil {
+	ports, err := dialPorts(cfg)
+	defer closePorts(ports)
+	if err != nil {
 		return GenResult{}, err
 	}
 
@@ -141,6 +124,30 @@ func Generate(cfg GenConfig) (GenResult, error) {
 	return GenResult{Window: window, Offered: sent1 - sent0, Delivered: recv1 - recv0, SentAll: sentAll, RecvAll: recvAll,
 		Copies: copies, SwitchCPU: sw1 - sw0, GenCPU: gen1 - gen0, GenBusy: genBusy,
 		Steal: (steal1 - steal0).Seconds() / (window.Seconds() * float64(runtime.NumCPU()))}, nil
+}
+
+// dialPorts connects cfg.Ports generator ports to the switch and has it
+// learn them all. The caller closes what it returns, error or not.
+func dialPorts(cfg GenConfig) ([]*genPort, error) {
+	tr := cfg.Transport
+	if tr == nil {
+		tr = Transports["daemon"]
+	}
+	var ports []*genPort
+	for i := 0; i < cfg.Ports; i++ {
+		c, err := tr.Dial(cfg, i)
+		if err != nil {
+			return ports, err
+		}
+		ports = append(ports, &genPort{c: c, mac: portMAC(i)})
+	}
+	return ports, learn(ports)
+}
+
+func closePorts(ports []*genPort) {
+	for _, p := range ports {
+		p.c.close()
+	}
 }
 
 func cpuOrZero(pid int) time.Duration {

@@ -24,6 +24,16 @@ type Switch struct {
 	// vector: it takes -port specs, so speaks every transport, not only
 	// the daemon protocol.
 	vector bool
+	// jumbo: it takes -mtu, so frames past 1518 bytes can cross it.
+	jumbo bool
+}
+
+// mtuArgs are the arguments that let frames of size bytes cross sw.
+func (sw *Switch) mtuArgs(size int) []string {
+	if !sw.jumbo || size <= 1518 {
+		return nil
+	}
+	return []string{"-mtu", fmt.Sprint(size - 18)}
 }
 
 // Known switches, by the names -switch and -compare take. relay is the
@@ -41,6 +51,7 @@ var Known = map[string]*Switch{
 		},
 		stop:   func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
 		vector: true,
+		jumbo:  true,
 	},
 	"uml_switch": {
 		Name: "uml_switch",
@@ -66,6 +77,7 @@ var Known = map[string]*Switch{
 		},
 		stop:   func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
 		vector: true,
+		jumbo:  true,
 	},
 	"vde_switch": {
 		Name: "vde_switch",
