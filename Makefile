@@ -36,7 +36,7 @@ fuzz: ## every fuzz target, FUZZTIME each
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$target"; \
-	    $(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME); \
+	    GO=$(GO) scripts/fuzz-one $$pkg $$target $(FUZZTIME); \
 	  done; \
 	done
 
