@@ -23,67 +23,24 @@ var (
 )
 
 // umlSide is what UML's gre transport does: a raw GRE socket bound to its
-// own address, sending to the switch's. It is connected, so it can send
-// and receive with plain write and read.
-type umlSide struct {
-	fd      int
-	hdr     []byte
-	scratch []byte
-	ip6     bool
-}
+// own address, connected to the switch's.
+type umlSide = porttest.TunnelPeer
 
 func openUML(t testing.TB, ns *nstest.NS, local, remote netip.Addr, hasKey bool, txKey uint32, seq bool) *umlSide {
 	t.Helper()
-	u := &umlSide{scratch: make([]byte, 70000), ip6: local.Is6()}
-	u.hdr, _ = Encode(hasKey, txKey, seq)
-	err := ns.Do(func() error {
-		family, sa, ra := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Addr: local.As16()}), unix.Sockaddr(&unix.SockaddrInet6{Addr: remote.As16()})
-		if local.Is4() {
-			family, sa, ra = unix.AF_INET, &unix.SockaddrInet4{Addr: local.As4()}, &unix.SockaddrInet4{Addr: remote.As4()}
-		}
-		fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, IPProto)
-		if err != nil {
-			return err
-		}
-		u.fd = fd
-		if err := unix.Bind(fd, sa); err != nil {
-			return err
-		}
-		return unix.Connect(fd, ra)
+	hdr, _ := Encode(hasKey, txKey, seq)
+	var fd int
+	err := ns.Do(func() (err error) {
+		fd, err = porttest.DialTunnel(unix.SOCK_RAW, IPProto, netip.AddrPortFrom(local, 0), netip.AddrPortFrom(remote, 0))
+		return err
 	})
 	if err != nil {
 		t.Fatalf("peer socket: %v", err)
 	}
-	t.Cleanup(func() { unix.Close(u.fd) })
-	return u
-}
-
-// send encapsulates f with the peer's header; sendRaw sends bytes as they are.
-func (u *umlSide) send(f []byte) error {
-	n := copy(u.scratch, u.hdr)
-	n += copy(u.scratch[n:], f)
-	return u.sendRaw(u.scratch[:n])
-}
-func (u *umlSide) sendRaw(b []byte) error {
-	_, err := unix.Write(u.fd, b)
-	return err
-}
-
-// recv reads one packet and returns its frame, checking the header.
-func (u *umlSide) recv(b []byte, timeout time.Duration) (int, error) {
-	n, err := pollfd.ReadTimeout(u.fd, u.scratch, timeout)
-	if err != nil {
-		return 0, err
-	}
-	pkt := u.scratch[:n]
-	if !u.ip6 {
-		pkt = pkt[int(pkt[0]&0x0f)*4:]
-	}
-	h, err := Parse(pkt)
-	if err != nil {
-		return 0, err
-	}
-	return copy(b, pkt[h.Len:]), nil
+	return porttest.NewTunnelPeer(t, fd, fd, hdr, local.Is4(), func(pkt []byte) (int, error) {
+		h, err := Parse(pkt)
+		return h.Len, err
+	})
 }
 
 func openIn(t testing.TB, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
@@ -114,7 +71,7 @@ func TestConformance(t *testing.T) {
 				openIn(t, ns, tb, reg, Config{Local: local, Remote: remote, HasKey: c.key, RxKey: 11, TxKey: 12, Sequence: c.seq,
 					Depth: 32, MaxFrame: 1518})
 				u := openUML(t, ns, remote, local, c.key, 11, c.seq)
-				return &porttest.Harness{Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 2, PeerSend: u.send, PeerRecv: u.recv,
+				return &porttest.Harness{Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 2, PeerSend: u.Send, PeerRecv: u.Recv,
 					EmptyAndOversize: true}
 			})
 		})
@@ -134,7 +91,7 @@ func mac(i int) frame.MAC { return frame.MAC{0xfe, 0xfd, 0x0c, 0, 0, byte(i)} }
 func expect(t *testing.T, u *umlSide, tag byte) {
 	t.Helper()
 	b := make([]byte, 2048)
-	n, err := u.recv(b, 2*time.Second)
+	n, err := u.Recv(b, 2*time.Second)
 	if err != nil || n < 15 || b[14] != tag {
 		t.Fatalf("want frame %d: %d bytes, %v", tag, n, err)
 	}
@@ -143,7 +100,7 @@ func expect(t *testing.T, u *umlSide, tag byte) {
 func expectNothing(t *testing.T, u *umlSide) {
 	t.Helper()
 	b := make([]byte, 2048)
-	if n, err := u.recv(b, 100*time.Millisecond); err == nil {
+	if n, err := u.Recv(b, 100*time.Millisecond); err == nil {
 		t.Fatalf("unexpected frame of %d bytes", n)
 	}
 }
@@ -175,7 +132,7 @@ func TestManyPeersOnOneAddress(t *testing.T) {
 		buf := make([]byte, 2048)
 		deadline := time.Now().Add(2 * time.Second)
 		for time.Now().Before(deadline) {
-			n, err := pollfd.ReadTimeout(u.fd, buf, time.Until(deadline))
+			n, err := pollfd.ReadTimeout(u.Fd, buf, time.Until(deadline))
 			if err != nil {
 				break
 			}
@@ -186,12 +143,12 @@ func TestManyPeersOnOneAddress(t *testing.T) {
 		}
 		t.Fatalf("no frame %d with key %d", tag, key)
 	}
-	a.send(ether(frame.Broadcast, mac(1), 1))
+	a.Send(ether(frame.Broadcast, mac(1), 1))
 	recvKey(b, 50, 1)
 	recvKey(c, 60, 1)
-	b.send(ether(mac(1), mac(2), 2))
+	b.Send(ether(mac(1), mac(2), 2))
 	expect(t, a, 2)
-	c.send(ether(mac(2), mac(3), 3)) // unicast to b's address: goes out with b's key only
+	c.Send(ether(mac(2), mac(3), 3)) // unicast to b's address: goes out with b's key only
 	recvKey(b, 50, 3)
 	porttest.Eventually(t, "the key-50 port sent 2 frames", func() bool { return sw.StatsOf(key50.Name()).TxFrames == 2 })
 }
@@ -227,12 +184,12 @@ func badPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Tab
 		{"wrong key", append(append(word(flagKey|flagSequence), 0, 0, 0, 8, 0, 0, 0, 1), f...), fabric.DropAuth},
 	}
 	for _, s := range sends {
-		if err := bad.sendRaw(s.pkt); err != nil {
+		if err := bad.SendRaw(s.pkt); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
 	}
-	stranger.send(ether(frame.Broadcast, mac(9), 9))
-	good.send(ether(frame.Broadcast, mac(4), 4))
+	stranger.Send(ether(frame.Broadcast, mac(9), 9))
+	good.Send(ether(frame.Broadcast, mac(4), 4))
 	expect(t, bad, 4) // the good peer is served
 	expectNothing(t, good)
 	porttest.Eventually(t, "5 decap and 1 bad-key drops on the keyed port, 1 unknown on the endpoint", func() bool {
@@ -274,7 +231,7 @@ func BenchmarkSwitchOverGRE(b *testing.B) {
 	for _, peer := range []netip.Addr{peer3, peer4} {
 		openIn(b, ns, tb, sw, Config{Local: swAddr, Remote: peer, Depth: 64, MaxFrame: 1518})
 		u := openUML(b, ns, peer, swAddr, false, 0, false)
-		peers = append(peers, porttest.BenchPeer{Fd: u.fd, Send: porttest.WithHeader(u.hdr), Per: 2})
+		peers = append(peers, porttest.BenchPeer{Fd: u.Fd, Send: porttest.WithHeader(u.Hdr), Per: 2})
 	}
 	porttest.BenchSwitch(b, peers[0], peers[1], mac(1), mac(2))
 }

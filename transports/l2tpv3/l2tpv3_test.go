@@ -16,81 +16,34 @@ import (
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
-// umlSide is what UML's l2tpv3 transport does: a UDP (or raw IP 115) socket
-// of its own, connected to the switch, sending its header in front of each
+// umlSide is what UML's l2tpv3 transport does: a UDP or raw IP socket of
+// its own, connected to the switch, sending its header in front of each
 // frame.
-type umlSide struct {
-	fd      int
-	hdr     []byte
-	l       Layout
-	raw4    bool
-	scratch []byte
-}
+type umlSide = porttest.TunnelPeer
 
 func openUML(t testing.TB, ns *nstest.NS, cfg Config) *umlSide {
 	t.Helper()
 	// The UML's view: its tx is the switch's rx.
 	l := cfg.layout()
 	hdr, _ := Encode(l, cfg.RxSession, cfg.RxCookie)
-	u := &umlSide{hdr: hdr, l: l, raw4: !cfg.UDP && cfg.Remote.Is4(), scratch: make([]byte, 70000)}
-	err := ns.Do(func() error {
-		typ, proto := unix.SOCK_DGRAM, 0
-		if !cfg.UDP {
-			typ, proto = unix.SOCK_RAW, IPProto
-		}
-		local, remote := sockaddr(cfg.Remote, cfg.RemotePort), sockaddr(cfg.Local, cfg.LocalPort)
-		family := unix.AF_INET
-		if cfg.Local.Is6() {
-			family = unix.AF_INET6
-		}
-		fd, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
-		if err != nil {
-			return err
-		}
-		u.fd = fd
-		if err := unix.Bind(fd, local); err != nil {
-			return err
-		}
-		return unix.Connect(fd, remote)
+	typ, proto := unix.SOCK_DGRAM, 0
+	if !cfg.UDP {
+		typ, proto = unix.SOCK_RAW, IPProto
+	}
+	var fd int
+	err := ns.Do(func() (err error) {
+		fd, err = porttest.DialTunnel(typ, proto, netip.AddrPortFrom(cfg.Remote, cfg.RemotePort), netip.AddrPortFrom(cfg.Local, cfg.LocalPort))
+		return err
 	})
 	if err != nil {
 		t.Fatalf("peer socket: %v", err)
 	}
-	t.Cleanup(func() { unix.Close(u.fd) })
-	return u
-}
-
-func sockaddr(a netip.Addr, port uint16) unix.Sockaddr {
-	if a.Is4() {
-		return &unix.SockaddrInet4{Addr: a.As4(), Port: int(port)}
-	}
-	return &unix.SockaddrInet6{Addr: a.As16(), Port: int(port)}
-}
-
-func (u *umlSide) send(f []byte) error {
-	n := copy(u.scratch, u.hdr)
-	n += copy(u.scratch[n:], f)
-	return u.sendRaw(u.scratch[:n])
-}
-
-func (u *umlSide) sendRaw(b []byte) error {
-	_, err := unix.Write(u.fd, b)
-	return err
-}
-
-func (u *umlSide) recv(b []byte, timeout time.Duration) (int, error) {
-	n, err := pollfd.ReadTimeout(u.fd, u.scratch, timeout)
-	if err != nil {
-		return 0, err
-	}
-	pkt := u.scratch[:n]
-	if u.raw4 {
-		pkt = pkt[int(pkt[0]&0x0f)*4:]
-	}
-	if len(pkt) < u.l.Len() {
-		return 0, ErrTruncated
-	}
-	return copy(b, pkt[u.l.Len():]), nil
+	return porttest.NewTunnelPeer(t, fd, fd, hdr, !cfg.UDP && cfg.Remote.Is4(), func(pkt []byte) (int, error) {
+		if len(pkt) < l.Len() {
+			return 0, ErrTruncated
+		}
+		return l.Len(), nil
+	})
 }
 
 func openIn(t testing.TB, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
@@ -134,7 +87,7 @@ func TestConformance(t *testing.T) {
 				cfg.Depth, cfg.MaxFrame = 32, 1518
 				openIn(t, ns, tunnel.NewTable(reg, porttest.Quiet()), reg, cfg)
 				u := openUML(t, ns, cfg)
-				return &porttest.Harness{Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 3, PeerSend: u.send, PeerRecv: u.recv,
+				return &porttest.Harness{Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 3, PeerSend: u.Send, PeerRecv: u.Recv,
 					EmptyAndOversize: true}
 			})
 		})
@@ -174,9 +127,9 @@ func sessionsAndBadPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb 
 	ua, ub := openUML(t, ns, a), openUML(t, ns, b)
 	f := ether(frame.MAC{2, 0, 0, 0, 0, 1}, 1)
 
-	ua.send(f)
+	ua.Send(f)
 	buf := make([]byte, 2048)
-	if n, err := ub.recv(buf, 2*time.Second); err != nil || n != 60 || buf[14] != 1 {
+	if n, err := ub.Recv(buf, 2*time.Second); err != nil || n != 60 || buf[14] != 1 {
 		t.Fatalf("session 21 did not get session 11's frame: %d %v", n, err)
 	}
 	hdr := func(session uint32, cookie uint32) []byte {
@@ -184,19 +137,19 @@ func sessionsAndBadPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb 
 		h = binary.BigEndian.AppendUint32(h, session)
 		return binary.BigEndian.AppendUint32(h, cookie)
 	}
-	ua.sendRaw(append(append(hdr(11, 0x9999), 0, 0, 0, 1), f...)) // wrong cookie
-	ua.sendRaw(hdr(11, 0x1111))                                   // cut before the counter
-	ua.sendRaw(append(append(hdr(77, 0x1111), 0, 0, 0, 1), f...)) // unknown session
-	ua.sendRaw([]byte{0, 3})                                      // not even a session
-	ub.send(ether(frame.MAC{2, 0, 0, 0, 0, 2}, 2))
-	if n, err := ua.recv(buf, 2*time.Second); err != nil || n != 60 || buf[14] != 2 {
+	ua.SendRaw(append(append(hdr(11, 0x9999), 0, 0, 0, 1), f...)) // wrong cookie
+	ua.SendRaw(hdr(11, 0x1111))                                   // cut before the counter
+	ua.SendRaw(append(append(hdr(77, 0x1111), 0, 0, 0, 1), f...)) // unknown session
+	ua.SendRaw([]byte{0, 3})                                      // not even a session
+	ub.Send(ether(frame.MAC{2, 0, 0, 0, 0, 2}, 2))
+	if n, err := ua.Recv(buf, 2*time.Second); err != nil || n != 60 || buf[14] != 2 {
 		t.Fatalf("session 11 not served after bad packets: %d %v", n, err)
 	}
 	porttest.Eventually(t, "1 bad-key and 1 decap drop on session 11, 2 unknown on the endpoint", func() bool {
 		st := sw.StatsOf(pa.Name())
 		return st.Drops[fabric.DropAuth] == 1 && st.Drops[fabric.DropDecap] == 1 && tb.Stats()[0].Unknown == 2
 	})
-	if n, err := ub.recv(buf, 100*time.Millisecond); err == nil {
+	if n, err := ub.Recv(buf, 100*time.Millisecond); err == nil {
 		t.Fatalf("a bad packet was forwarded (%d bytes)", n)
 	}
 }
@@ -213,14 +166,15 @@ func TestCounterCounts(t *testing.T) {
 	openIn(t, ns, tb, sw, b)
 	ua, ub := openUML(t, ns, a), openUML(t, ns, b)
 	for i := 0; i < 3; i++ {
-		ub.send(ether(frame.MAC{2, 0, 0, 0, 0, 2}, byte(i)))
+		ub.Send(ether(frame.MAC{2, 0, 0, 0, 0, 2}, byte(i)))
 	}
 	for want := uint32(1); want <= 3; want++ {
-		n, err := pollfd.ReadTimeout(ua.fd, ua.scratch, 2*time.Second)
+		buf := make([]byte, 2048)
+		n, err := pollfd.ReadTimeout(ua.Fd, buf, 2*time.Second)
 		if err != nil || n < 12 {
 			t.Fatal(err)
 		}
-		if got := binary.BigEndian.Uint32(ua.scratch[8:]); got != want {
+		if got := binary.BigEndian.Uint32(buf[8:]); got != want {
 			t.Fatalf("counter %d, want %d", got, want)
 		}
 	}
@@ -240,7 +194,7 @@ func BenchmarkSwitchOverL2TPv3(b *testing.B) {
 			for i, cfg := range []Config{a, c} {
 				openIn(b, ns, tb, sw, cfg)
 				u := openUML(b, ns, cfg)
-				peers[i] = porttest.BenchPeer{Fd: u.fd, Send: porttest.WithHeader(u.hdr), Per: 2}
+				peers[i] = porttest.BenchPeer{Fd: u.Fd, Send: porttest.WithHeader(u.Hdr), Per: 2}
 			}
 			porttest.BenchSwitch(b, peers[0], peers[1], frame.MAC{2, 0, 0, 0, 0, 1}, frame.MAC{2, 0, 0, 0, 0, 2})
 		})

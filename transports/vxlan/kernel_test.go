@@ -59,7 +59,7 @@ func TestKernelVXLAN(t *testing.T) {
 	kernelUDP := func(local, to netip.AddrPort) int {
 		t.Helper()
 		var fd int
-		if err := k.Do(func() (err error) { fd, err = udpSocket(local, to); return }); err != nil {
+		if err := k.Do(func() (err error) { fd, err = porttest.DialTunnel(unix.SOCK_DGRAM, 0, local, to); return }); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { unix.Close(fd) })
@@ -71,7 +71,7 @@ func TestKernelVXLAN(t *testing.T) {
 		buf := make([]byte, 2048)
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			n, err := host.recv(buf, time.Until(deadline))
+			n, err := host.Recv(buf, time.Until(deadline))
 			if err != nil {
 				t.Fatalf("waiting for %s: %v", what, err)
 			}
@@ -87,7 +87,7 @@ func TestKernelVXLAN(t *testing.T) {
 		if err := gopacket.SerializeLayers(b, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
 			t.Fatal(err)
 		}
-		if err := host.send(b.Bytes()); err != nil {
+		if err := host.Send(b.Bytes()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -167,7 +167,7 @@ func TestKernelVXLAN(t *testing.T) {
 		t.Fatalf("%d frames from vx1 were received", after.RxFrames-before.RxFrames)
 	}
 	for {
-		n, err := host.recv(buf, 200*time.Millisecond)
+		n, err := host.Recv(buf, 200*time.Millisecond)
 		if err != nil {
 			break
 		}

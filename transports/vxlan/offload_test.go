@@ -184,11 +184,11 @@ func benchOffload(b *testing.B, offload, peersGSO bool) {
 		openIn(b, ns, tb, sw, cfg)
 		u := openRemote(b, ns, cfg, false)
 		if peersGSO {
-			if err := unix.SetsockoptInt(u.fd, unix.SOL_UDP, unix.UDP_GRO, 1); err != nil {
+			if err := unix.SetsockoptInt(u.Fd, unix.SOL_UDP, unix.UDP_GRO, 1); err != nil {
 				b.Fatal(err)
 			}
 		}
-		peers[i] = &gsoPeer{fd: u.fd, hdr: u.hdr}
+		peers[i] = &gsoPeer{fd: u.Fd, hdr: [HeaderLen]byte(u.Hdr)}
 	}
 	from, to := peers[0], peers[1]
 	m1, m2 := mac(1), mac(2)

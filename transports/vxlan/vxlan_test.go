@@ -29,38 +29,7 @@ var (
 // With ephemeral set it sends from a socket of its own on another port, as
 // Linux does (it hashes flows to source ports), and still receives on the
 // VXLAN port.
-type remote struct {
-	fd, txFd int
-	hdr      [HeaderLen]byte
-	scratch  []byte
-}
-
-func sockaddr(a netip.Addr, port uint16) unix.Sockaddr {
-	if a.Is4() {
-		return &unix.SockaddrInet4{Addr: a.As4(), Port: int(port)}
-	}
-	return &unix.SockaddrInet6{Addr: a.As16(), Port: int(port)}
-}
-
-func udpSocket(local, to netip.AddrPort) (int, error) {
-	family := unix.AF_INET
-	if local.Addr().Is6() {
-		family = unix.AF_INET6
-	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, err
-	}
-	if err := unix.Bind(fd, sockaddr(local.Addr(), local.Port())); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	if err := unix.Connect(fd, sockaddr(to.Addr(), to.Port())); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
-}
+type remote = porttest.TunnelPeer
 
 // openRemote makes the peer of a port with cfg (the switch's view).
 func openRemote(t testing.TB, ns *nstest.NS, cfg Config, ephemeral bool) *remote {
@@ -69,53 +38,29 @@ func openRemote(t testing.TB, ns *nstest.NS, cfg Config, ephemeral bool) *remote
 	if port == 0 {
 		port = DefaultPort
 	}
-	u := &remote{hdr: Encode(cfg.VNI), scratch: make([]byte, 70000)}
+	hdr := Encode(cfg.VNI)
 	sw := netip.AddrPortFrom(cfg.Local, port)
+	var fd, txFd int
 	err := ns.Do(func() (err error) {
-		if u.fd, err = udpSocket(netip.AddrPortFrom(cfg.Remote, port), sw); err != nil {
+		if fd, err = porttest.DialTunnel(unix.SOCK_DGRAM, 0, netip.AddrPortFrom(cfg.Remote, port), sw); err != nil {
 			return err
 		}
-		u.txFd = u.fd
+		txFd = fd
 		if ephemeral {
-			u.txFd, err = udpSocket(netip.AddrPortFrom(cfg.Remote, 0), sw)
+			txFd, err = porttest.DialTunnel(unix.SOCK_DGRAM, 0, netip.AddrPortFrom(cfg.Remote, 0), sw)
 		}
 		return err
 	})
 	if err != nil {
 		t.Fatalf("peer socket: %v", err)
 	}
-	t.Cleanup(func() {
-		unix.Close(u.fd)
-		if u.txFd != u.fd {
-			unix.Close(u.txFd)
+	// Only the header the port sends is accepted.
+	return porttest.NewTunnelPeer(t, fd, txFd, hdr[:], false, func(pkt []byte) (int, error) {
+		if len(pkt) < HeaderLen || [HeaderLen]byte(pkt[:HeaderLen]) != hdr {
+			return 0, ErrFlags
 		}
+		return HeaderLen, nil
 	})
-	return u
-}
-
-// send encapsulates f with the peer's header; sendRaw sends bytes as they are.
-func (u *remote) send(f []byte) error {
-	n := copy(u.scratch, u.hdr[:])
-	n += copy(u.scratch[n:], f)
-	return u.sendRaw(u.scratch[:n])
-}
-
-func (u *remote) sendRaw(b []byte) error {
-	_, err := unix.Write(u.txFd, b)
-	return err
-}
-
-// recv reads one packet and returns its frame, checking the header is the
-// one the port sends.
-func (u *remote) recv(b []byte, timeout time.Duration) (int, error) {
-	n, err := pollfd.ReadTimeout(u.fd, u.scratch, timeout)
-	if err != nil {
-		return 0, err
-	}
-	if n < HeaderLen || [HeaderLen]byte(u.scratch[:HeaderLen]) != u.hdr {
-		return 0, ErrFlags
-	}
-	return copy(b, u.scratch[HeaderLen:n]), nil
 }
 
 func openIn(t testing.TB, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, cfg Config) *tunnel.Port {
@@ -153,7 +98,7 @@ func TestConformance(t *testing.T) {
 				cfg.Depth, cfg.MaxFrame = 32, 1518
 				openIn(t, ns, tunnel.NewTable(reg, porttest.Quiet()), reg, cfg)
 				u := openRemote(t, ns, cfg, true)
-				return &porttest.Harness{Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 2, PeerSend: u.send, PeerRecv: u.recv,
+				return &porttest.Harness{Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 2, PeerSend: u.Send, PeerRecv: u.Recv,
 					EmptyAndOversize: true}
 			})
 		})
@@ -211,7 +156,7 @@ func expect(t *testing.T, u *remote, tag byte) {
 	b := make([]byte, 2048)
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		n, err := u.recv(b, time.Until(deadline))
+		n, err := u.Recv(b, time.Until(deadline))
 		if err != nil {
 			t.Fatalf("want frame %d: %v", tag, err)
 		}
@@ -224,7 +169,7 @@ func expect(t *testing.T, u *remote, tag byte) {
 func expectNothing(t *testing.T, u *remote) {
 	t.Helper()
 	b := make([]byte, 2048)
-	if n, err := u.recv(b, 100*time.Millisecond); err == nil {
+	if n, err := u.Recv(b, 100*time.Millisecond); err == nil {
 		t.Fatalf("unexpected frame of %d bytes (tag %d)", n, b[14])
 	}
 }
@@ -264,13 +209,14 @@ func TestManyPeersAndVNIsOnOneAddress(t *testing.T) {
 			// receives for both and tells them apart by the VNI.
 			bc := openRemote(t, ns, cb, false)
 			b, cs := *bc, *bc
-			cs.hdr = Encode(8)
+			h8 := Encode(8)
+			cs.Hdr = h8[:]
 			recvVNI := func(vni uint32, tag byte) {
 				t.Helper()
 				buf := make([]byte, 2048)
 				deadline := time.Now().Add(2 * time.Second)
 				for time.Now().Before(deadline) {
-					n, err := pollfd.ReadTimeout(bc.fd, buf, time.Until(deadline))
+					n, err := pollfd.ReadTimeout(bc.Fd, buf, time.Until(deadline))
 					if err != nil {
 						break
 					}
@@ -280,12 +226,12 @@ func TestManyPeersAndVNIsOnOneAddress(t *testing.T) {
 				}
 				t.Fatalf("no frame %d with vni %d", tag, vni)
 			}
-			a.send(ether(frame.Broadcast, mac(1), 1))
+			a.Send(ether(frame.Broadcast, mac(1), 1))
 			recvVNI(7, 1)
 			recvVNI(8, 1)
-			b.send(ether(mac(1), mac(2), 2))
+			b.Send(ether(mac(1), mac(2), 2))
 			expect(t, a, 2)
-			cs.send(ether(mac(2), mac(3), 3)) // unicast to b's MAC: goes out with vni 7 only
+			cs.Send(ether(mac(2), mac(3), 3)) // unicast to b's MAC: goes out with vni 7 only
 			recvVNI(7, 3)
 			porttest.Eventually(t, "the vni-7 port of the shared peer sent 2 frames",
 				func() bool { return sw.StatsOf(pb.Name()).TxFrames == 2 })
@@ -328,7 +274,7 @@ func badPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Tab
 	}
 	var decap, auth uint64
 	for _, s := range sends {
-		if err := bad.sendRaw(s.pkt); err != nil {
+		if err := bad.SendRaw(s.pkt); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
 		if s.want == fabric.DropDecap {
@@ -337,9 +283,9 @@ func badPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Tab
 			auth++
 		}
 	}
-	stranger.send(ether(frame.Broadcast, mac(9), 9))
-	stranger.sendRaw([]byte{1, 2, 3})
-	good.send(ether(frame.Broadcast, mac(4), 4))
+	stranger.Send(ether(frame.Broadcast, mac(9), 9))
+	stranger.SendRaw([]byte{1, 2, 3})
+	good.Send(ether(frame.Broadcast, mac(4), 4))
 	expect(t, bad, 4) // the good peer is served
 	expectNothing(t, good)
 	porttest.Eventually(t, "decap and bad-key drops on the bad peer's port, 2 unknown on the endpoint", func() bool {
@@ -397,7 +343,7 @@ func BenchmarkSwitchOverVXLAN(b *testing.B) {
 				cfg := Config{Local: swAddr, Remote: peer, VNI: 42, Depth: 64, MaxFrame: 1518}
 				openIn(b, ns, tb, sw, cfg)
 				u := openRemote(b, ns, cfg, false)
-				peers = append(peers, porttest.BenchPeer{Fd: u.fd, Send: porttest.WithHeader(u.hdr[:]), Per: 2})
+				peers = append(peers, porttest.BenchPeer{Fd: u.Fd, Send: porttest.WithHeader(u.Hdr), Per: 2})
 			}
 			porttest.BenchSwitch(b, peers[0], peers[1], mac(1), mac(2))
 		})
