@@ -78,38 +78,15 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// switchIn runs a real switch with a table for its GRE ports.
-func switchIn(t *testing.T) (*porttest.Switch, *tunnel.Table) {
-	sw := porttest.NewSwitch(t, fabric.Config{})
-	return sw, tunnel.NewTable(sw, porttest.Quiet())
-}
-
 func ether(dst, src frame.MAC, tag byte) []byte { return porttest.Ether(dst, src, 60, tag) }
 
 func mac(i int) frame.MAC { return frame.MAC{0xfe, 0xfd, 0x0c, 0, 0, byte(i)} }
-
-func expect(t *testing.T, u *umlSide, tag byte) {
-	t.Helper()
-	b := make([]byte, 2048)
-	n, err := u.Recv(b, 2*time.Second)
-	if err != nil || n < 15 || b[14] != tag {
-		t.Fatalf("want frame %d: %d bytes, %v", tag, n, err)
-	}
-}
-
-func expectNothing(t *testing.T, u *umlSide) {
-	t.Helper()
-	b := make([]byte, 2048)
-	if n, err := u.Recv(b, 100*time.Millisecond); err == nil {
-		t.Fatalf("unexpected frame of %d bytes", n)
-	}
-}
 
 // Several peers, and two keys from one peer, share the switch's address:
 // every packet reaches its own port, and only its own.
 func TestManyPeersOnOneAddress(t *testing.T) {
 	ns := nstest.New(t)
-	sw, tb := switchIn(t)
+	sw, tb := porttest.NewTunnelSwitch(t)
 	openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer3, Depth: 64, MaxFrame: 1518})
 	key50 := openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer4, HasKey: true, RxKey: 5, TxKey: 50, Depth: 64, MaxFrame: 1518})
 	openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer4, HasKey: true, RxKey: 6, TxKey: 60, Depth: 64, MaxFrame: 1518})
@@ -147,7 +124,7 @@ func TestManyPeersOnOneAddress(t *testing.T) {
 	recvKey(b, 50, 1)
 	recvKey(c, 60, 1)
 	b.Send(ether(mac(1), mac(2), 2))
-	expect(t, a, 2)
+	a.Expect(t, 2)
 	c.Send(ether(mac(2), mac(3), 3)) // unicast to b's address: goes out with b's key only
 	recvKey(b, 50, 3)
 	porttest.Eventually(t, "the key-50 port sent 2 frames", func() bool { return sw.StatsOf(key50.Name()).TxFrames == 2 })
@@ -190,8 +167,8 @@ func badPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Tab
 	}
 	stranger.Send(ether(frame.Broadcast, mac(9), 9))
 	good.Send(ether(frame.Broadcast, mac(4), 4))
-	expect(t, bad, 4) // the good peer is served
-	expectNothing(t, good)
+	bad.Expect(t, 4) // the good peer is served
+	good.ExpectNothing(t)
 	porttest.Eventually(t, "5 decap and 1 bad-key drops on the keyed port, 1 unknown on the endpoint", func() bool {
 		st := sw.StatsOf(keyed.Name())
 		return st.Drops[fabric.DropDecap] == 5 && st.Drops[fabric.DropAuth] == 1 && tb.Stats()[0].Unknown == 1
@@ -201,7 +178,7 @@ func badPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Tab
 // The socket closes with the last port on it.
 func TestEndpointClosesWithItsLastPort(t *testing.T) {
 	ns := nstest.New(t)
-	sw, tb := switchIn(t)
+	sw, tb := porttest.NewTunnelSwitch(t)
 	var ps []*tunnel.Port
 	for _, peer := range []netip.Addr{peer3, peer4} {
 		var p *tunnel.Port

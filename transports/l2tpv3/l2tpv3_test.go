@@ -94,12 +94,6 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// switchIn runs a real switch with a table for its L2TPv3 ports.
-func switchIn(t *testing.T) (*porttest.Switch, *tunnel.Table) {
-	sw := porttest.NewSwitch(t, fabric.Config{})
-	return sw, tunnel.NewTable(sw, porttest.Quiet())
-}
-
 func ether(src frame.MAC, tag byte) []byte { return porttest.Ether(frame.Broadcast, src, 60, tag) }
 
 // Sessions share one UDP socket; bad packets are counted on their session's
@@ -157,7 +151,7 @@ func sessionsAndBadPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb 
 // The counter starts at 1 and counts every frame, as UML's does.
 func TestCounterCounts(t *testing.T) {
 	ns := addrs(t)
-	sw, tb := switchIn(t)
+	sw, tb := porttest.NewTunnelSwitch(t)
 	a := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12,
 		Counter: true, Depth: 64, MaxFrame: 1518}
 	b := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17003, RxSession: 21, TxSession: 22,

@@ -8,7 +8,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/internal/tunnel"
 )
 
 // TunnelPeer is the far end of a tunnel port as a UML or another tunnel
@@ -105,4 +107,30 @@ func (u *TunnelPeer) Recv(b []byte, timeout time.Duration) (int, error) {
 		return 0, ErrShort
 	}
 	return copy(b, pkt[h:]), nil
+}
+
+// Expect fails t unless the next frame u receives, within two seconds,
+// carries tag (the byte Ether puts after the header).
+func (u *TunnelPeer) Expect(t testing.TB, tag byte) {
+	t.Helper()
+	b := make([]byte, 2048)
+	n, err := u.Recv(b, 2*time.Second)
+	if err != nil || n < 15 || b[14] != tag {
+		t.Fatalf("want frame %d: %d bytes, %v", tag, n, err)
+	}
+}
+
+// ExpectNothing fails t if u receives a frame within 100 ms.
+func (u *TunnelPeer) ExpectNothing(t testing.TB) {
+	t.Helper()
+	b := make([]byte, 2048)
+	if n, err := u.Recv(b, 100*time.Millisecond); err == nil {
+		t.Fatalf("unexpected frame of %d bytes (tag %d)", n, b[min(n, 14)])
+	}
+}
+
+// NewTunnelSwitch is a switch and the tunnel table its ports share.
+func NewTunnelSwitch(t testing.TB) (*Switch, *tunnel.Table) {
+	sw := NewSwitch(t, fabric.Config{})
+	return sw, tunnel.NewTable(sw, Quiet())
 }

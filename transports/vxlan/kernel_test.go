@@ -48,7 +48,7 @@ func TestKernelVXLAN(t *testing.T) {
 		k.MustRun(t, "ip", "link", "set", d.name, "up")
 	}
 
-	sw, tb := switchIn(t)
+	sw, tb := porttest.NewTunnelSwitch(t)
 	vx := openIn(t, s, tb, sw, Config{Local: netip.MustParseAddr("10.99.0.1"), Remote: netip.MustParseAddr("10.99.0.2"),
 		VNI: 42, Depth: 64, MaxFrame: 1518})
 	hostCfg := Config{Local: swAddr, Remote: peer3, VNI: 1, Depth: 64, MaxFrame: 1518}

@@ -176,7 +176,7 @@ func BenchmarkOffload(b *testing.B) {
 func benchOffload(b *testing.B, offload, peersGSO bool) {
 	const depth, size = 64, 64
 	ns := nstest.New(b)
-	sw, tb := switchIn(b)
+	sw, tb := porttest.NewTunnelSwitch(b)
 	tb.SetOffload(offload)
 	var peers [2]*gsoPeer
 	for i, peer := range []netip.Addr{peer3, peer4} {

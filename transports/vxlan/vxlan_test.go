@@ -140,39 +140,9 @@ func TestOpenRefuses(t *testing.T) {
 	}
 }
 
-// switchIn runs a real switch with a table for its VXLAN ports.
-func switchIn(t testing.TB) (*porttest.Switch, *tunnel.Table) {
-	sw := porttest.NewSwitch(t, fabric.Config{})
-	return sw, tunnel.NewTable(sw, porttest.Quiet())
-}
-
 func ether(dst, src frame.MAC, tag byte) []byte { return porttest.Ether(dst, src, 60, tag) }
 
 func mac(i int) frame.MAC { return frame.MAC{0xfe, 0xfd, 0x0c, 0, 0, byte(i)} }
-
-// expect waits for the frame tagged tag from u, skipping others.
-func expect(t *testing.T, u *remote, tag byte) {
-	t.Helper()
-	b := make([]byte, 2048)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		n, err := u.Recv(b, time.Until(deadline))
-		if err != nil {
-			t.Fatalf("want frame %d: %v", tag, err)
-		}
-		if n >= 15 && b[14] == tag {
-			return
-		}
-	}
-}
-
-func expectNothing(t *testing.T, u *remote) {
-	t.Helper()
-	b := make([]byte, 2048)
-	if n, err := u.Recv(b, 100*time.Millisecond); err == nil {
-		t.Fatalf("unexpected frame of %d bytes (tag %d)", n, b[14])
-	}
-}
 
 // Several peers, and two VNIs from one peer, share the switch's address:
 // every packet reaches its own port, and only its own, whatever source
@@ -188,7 +158,7 @@ func TestManyPeersAndVNIsOnOneAddress(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ns := newNS(t)
 			ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::4/128", "dev", "lo", "nodad")
-			sw, tb := switchIn(t)
+			sw, tb := porttest.NewTunnelSwitch(t)
 			ca := Config{Local: c.local, Remote: c.p1, VNI: 7, Depth: 64, MaxFrame: 1518}
 			cb := Config{Local: c.local, Remote: c.p2, VNI: 7, Depth: 64, MaxFrame: 1518}
 			cc := Config{Local: c.local, Remote: c.p3, VNI: 8, Depth: 64, MaxFrame: 1518}
@@ -230,7 +200,7 @@ func TestManyPeersAndVNIsOnOneAddress(t *testing.T) {
 			recvVNI(7, 1)
 			recvVNI(8, 1)
 			b.Send(ether(mac(1), mac(2), 2))
-			expect(t, a, 2)
+			a.Expect(t, 2)
 			cs.Send(ether(mac(2), mac(3), 3)) // unicast to b's MAC: goes out with vni 7 only
 			recvVNI(7, 3)
 			porttest.Eventually(t, "the vni-7 port of the shared peer sent 2 frames",
@@ -286,8 +256,8 @@ func badPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Tab
 	stranger.Send(ether(frame.Broadcast, mac(9), 9))
 	stranger.SendRaw([]byte{1, 2, 3})
 	good.Send(ether(frame.Broadcast, mac(4), 4))
-	expect(t, bad, 4) // the good peer is served
-	expectNothing(t, good)
+	bad.Expect(t, 4) // the good peer is served
+	good.ExpectNothing(t)
 	porttest.Eventually(t, "decap and bad-key drops on the bad peer's port, 2 unknown on the endpoint", func() bool {
 		st := sw.StatsOf(pbad.Name())
 		return st.Drops[fabric.DropDecap] == decap && st.Drops[fabric.DropAuth] == auth && st.RxFrames == 0 &&
@@ -336,7 +306,7 @@ func BenchmarkSwitchOverVXLAN(b *testing.B) {
 	for _, offload := range []bool{false, true} {
 		b.Run(map[bool]string{false: "offload=off", true: "offload=on"}[offload], func(b *testing.B) {
 			ns := nstest.New(b)
-			sw, tb := switchIn(b)
+			sw, tb := porttest.NewTunnelSwitch(b)
 			tb.SetOffload(offload)
 			var peers []porttest.BenchPeer
 			for _, peer := range []netip.Addr{peer3, peer4} {
