@@ -47,13 +47,18 @@ bench-smoke: build ## every Go benchmark once, and the benchmark tool briefly in
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 	./$(BIN) bench -duration 500ms -warmup 100ms -compare uml_switch,relay -runs 1
 	./$(BIN) bench -duration 500ms -warmup 100ms -clients vde -hub -ports 4 -compare vde_switch -runs 1
-	for t in bess gre l2tpv3 vxlan; do ./$(BIN) bench -duration 500ms -warmup 100ms -transport $$t -ports 3 -compare relay -runs 1 || exit 1; done
+	for t in bess gre l2tpv3 vxlan tap raw; do ./$(BIN) bench -duration 500ms -warmup 100ms -transport $$t -ports 3 -compare relay -runs 1 || exit 1; done
 	./$(BIN) bench -mode latency -duration 300ms -warmup 50ms -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-latency.png
 	./$(BIN) bench -mode scan -duration 200ms -warmup 50ms -sizes 64,9000 -port-counts 2,16 -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-scan.png
 
-bench: build ## measure umlswitch against uml_switch and the ceiling relay (switch on CPU 0)
-	./$(BIN) bench -cpu 0 -compare uml_switch,relay -runs 3
-	for t in bess gre l2tpv3 vxlan; do ./$(BIN) bench -cpu 0 -transport $$t -compare relay -runs 3 || exit 1; done
+bench: build ## bench/RESULTS.md's runs: umlswitch against uml_switch, vde_switch and the ceiling relay (switch on CPU 0)
+	./$(BIN) bench -cpu 0 -compare uml_switch,relay -runs 5
+	./$(BIN) bench -cpu 0 -ports 8 -compare uml_switch,relay -runs 7
+	./$(BIN) bench -cpu 0 -ports 8 -hub -compare uml_switch -runs 9
+	./$(BIN) bench -cpu 0 -clients vde -ports 8 -compare relay,vde_switch -runs 5
+	./$(BIN) bench -cpu 0 -mode latency -compare uml_switch,relay -runs 3
+	./$(BIN) bench -cpu 0 -mode scan -sizes 64 -port-counts 2,8,64 -compare uml_switch,relay -runs 3 -duration 2s
+	for t in bess gre l2tpv3 vxlan tap raw; do ./$(BIN) bench -cpu 0 -transport $$t -compare relay -runs 5 || exit 1; done
 
 readme: build ## rewrite the README's quotes of -h (a test checks they are current)
 	@for q in "umlswitch -h:-h" "umlswitch bench -h:bench -h"; do \

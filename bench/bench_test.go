@@ -13,6 +13,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/internal/nstest"
 	"github.com/umlswitch/umlswitch/transports"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 )
@@ -183,34 +184,68 @@ func TestGenerateAgainstSwitch(t *testing.T) {
 // privileges; GRE does and is covered by make bench-smoke).
 func TestGenerateOverVectorTransports(t *testing.T) {
 	for _, name := range []string{"bess", "l2tpv3", "vxlan"} {
+		t.Run(name, func(t *testing.T) { generateThrough(t, Transports[name]) })
+	}
+}
+
+// The generator over tap and raw ports, in a namespace of the test's own
+// (as root): the switch creates its taps there, Setup makes the veths.
+func TestGenerateOverHostPorts(t *testing.T) {
+	for _, name := range []string{"tap", "raw"} {
 		t.Run(name, func(t *testing.T) {
-			sw := fabric.New(fabric.Config{TxHold: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			ctx, cancel := context.WithCancel(context.Background())
-			defer func() { cancel(); sw.Close() }()
-			go sw.Run(ctx)
-			tr, dir := Transports[name], t.TempDir()
-			set := transports.NewSet(sw, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			defer set.Close()
-			specs := tr.Ports(dir, 3)
-			for i := 1; i < len(specs); i += 2 {
-				p, err := configs.ParsePort(specs[i])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := set.Open(p, transports.Defaults{Depth: 32, MTU: 1500}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			res, err := Generate(GenConfig{Transport: tr, Dir: dir, Window: tr.Window, Ports: 3, Size: 100, Depth: 32,
-				Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond})
-			if err != nil {
+			ns := nstest.New(t)
+			if err := ns.Do(func() error { quietNetns(); return nil }); err != nil {
 				t.Fatal(err)
 			}
-			if res.Delivered == 0 || res.loss() > 0.05 {
-				t.Fatalf("%+v", res)
+			var res GenResult
+			if err := ns.Do(func() error { res = generateThrough(t, Transports[name]); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			// A switch that had not learned the ports would flood, and
+			// each frame would arrive twice with three ports.
+			if res.RecvAll > res.SentAll {
+				t.Fatalf("received %d frames for %d sent", res.RecvAll, res.SentAll)
 			}
 		})
 	}
+}
+
+// generateThrough runs the generator's three ports of transport tr
+// through an in-process switch, and checks that frames crossed.
+func generateThrough(t *testing.T, tr *Transport) GenResult {
+	t.Helper()
+	sw := fabric.New(fabric.Config{TxHold: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); sw.Close() }()
+	go sw.Run(ctx)
+	dir := t.TempDir()
+	const ports, size = 3, 100
+	if tr.Setup != nil {
+		if err := tr.Setup(ports, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := transports.NewSet(sw, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer set.Close()
+	specs := tr.Ports(dir, ports, size)
+	for i := 1; i < len(specs); i += 2 {
+		p, err := configs.ParsePort(specs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := set.Open(p, transports.Defaults{Depth: 32, MTU: 1500}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Generate(GenConfig{Transport: tr, Dir: dir, Window: DefaultWindow, Ports: ports, Size: size, Depth: 32,
+		Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Delivered == 0 || res.loss() > 0.05 {
+		t.Fatalf("%+v", res)
+	}
+	return res
 }
 
 func TestMainRejectsTunnelsForDaemonOnlySwitches(t *testing.T) {

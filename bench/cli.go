@@ -15,11 +15,11 @@ import (
 const usageHead = `Usage: umlswitch bench [flags]
 
 Drives a switch with P generator ports over the daemon protocol (or BESS,
-GRE, L2TPv3, VXLAN): each port sends one frame so the switch learns it, then
-every port blasts unicast frames to the next with sendmmsg while receivers
-drain with recvmmsg. Prints offered and delivered frames per second, Gbit/s,
-loss, and the switch's CPU time (frames per switch CPU-second), as a
-markdown table. -mode latency measures round trips with one frame in flight;
+GRE, L2TPv3, VXLAN, tap, raw): each port sends one frame so the switch learns
+it, then every port blasts unicast frames to the next with sendmmsg, at most
+-window in flight, while receivers drain with recvmmsg. Prints offered and
+delivered frames per second, Gbit/s, loss, and the switch's CPU time (frames
+per switch CPU-second), as a markdown table. -mode latency measures round trips with one frame in flight;
 -mode scan repeats the throughput run over frame sizes and port counts.
 
 Examples:
@@ -28,6 +28,7 @@ Examples:
   umlswitch bench -compare uml_switch,vde_switch -ports 8 -hub
   umlswitch bench -clients vde -compare relay         # against the ceiling: a bare relay on the same sockets
   umlswitch bench -transport gre -compare relay -cpu 0  # GRE ports (as root), against the relay on GRE
+  umlswitch bench -transport tap -ports 8 -cpu 0      # taps the switch creates, in a private namespace (as root)
   umlswitch bench -ctl /tmp/uml.ctl -pid 1234         # a switch that is already running
   umlswitch bench -mode latency -compare uml_switch -cpu 0          # round-trip percentiles
   umlswitch bench -mode scan -sizes 64,1514,9000 -port-counts 2,8,64 -compare relay -plot scan.png
@@ -54,14 +55,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		warmup   = fs.Duration("warmup", 500*time.Millisecond, "traffic before the measurement starts.\nExample: -warmup 1s")
 		depth    = fs.Int("depth", 64, "frames per sendmmsg and recvmmsg call.\nExample: -depth 32")
 		clients  = fs.String("clients", "uml", "with -transport daemon: uml clients (sendto the switch, never connect back) or vde clients\n(connect back).\nExample: -clients vde")
-		window   = fs.Int("window", -1, "most frames in flight per generator port (0: no limit). Default: none for the unix\nsocket transports, which hold the generator back themselves; 256 for gre, l2tpv3 and vxlan.\nExample: -window 0")
-		trName   = fs.String("transport", "daemon", "what the generator's ports speak: daemon (every switch), or bess, gre, l2tpv3, vxlan\n(umlswitch and the relay; gre needs root).\nExample: -transport gre -compare relay")
-		hub      = fs.Bool("hub", false, "start the switches in hub mode; every frame then reaches every other port.\nExample: -hub")
-		runs     = fs.Int("runs", 0, "runs per switch, interleaved; tables show median (min-max). Default 1, or 3 with -compare.\nExample: -runs 5")
-		cpu      = fs.String("cpu", "", "pin the switch to these CPUs (`LIST`: 0, 0-3, 0,2) and the generator to the others.\nExample: -cpu 0")
-		genCPU   = fs.String("gen-cpu", "", "with -cpu: pin the generator to these CPUs (`LIST`) instead of all the others.\nExample: -cpu 0-3 -gen-cpu 4")
-		exe      = fs.String("umlswitch", "", "umlswitch binary to start (default: this program).\nExample: -umlswitch ./bin/umlswitch")
-		mode     = fs.String("mode", "throughput", "throughput (frames per second, loss, CPU), latency (one frame in flight between two\n"+
+		window   = fs.Int("window", DefaultWindow, "most frames in flight from each generator port (0: no limit). One thread plays\nevery client, so without a bound it offers a port more than it drains from that port's\ndestination, and UDP and IP sockets do not hold it back at all.\nExample: -window 0")
+		trName   = fs.String("transport", "daemon", "what the generator's ports speak: daemon (every switch), or bess, gre, l2tpv3, vxlan,\n"+
+			"tap or raw (umlswitch and the relay; gre, tap and raw need root). tap: the switch creates a tap\n"+
+			"per port and the generator sends and receives on the host's side of it; raw: the switch's raw\n"+
+			"port opens one end of a veth pair and the generator the other. tap and raw run in a network\n"+
+			"namespace of the bench's own, so the interfaces are private to it.\nExample: -transport raw -compare relay")
+		hub    = fs.Bool("hub", false, "start the switches in hub mode; every frame then reaches every other port.\nExample: -hub")
+		runs   = fs.Int("runs", 0, "runs per switch, interleaved; tables show median (min-max). Default 1, or 3 with -compare.\nExample: -runs 5")
+		cpu    = fs.String("cpu", "", "pin the switch to these CPUs (`LIST`: 0, 0-3, 0,2) and the generator to the others.\nExample: -cpu 0")
+		genCPU = fs.String("gen-cpu", "", "with -cpu: pin the generator to these CPUs (`LIST`) instead of all the others.\nExample: -cpu 0-3 -gen-cpu 4")
+		exe    = fs.String("umlswitch", "", "umlswitch binary to start (default: this program).\nExample: -umlswitch ./bin/umlswitch")
+		mode   = fs.String("mode", "throughput", "throughput (frames per second, loss, CPU), latency (one frame in flight between two\n"+
 			"ports: round-trip p50, p90, p99, p99.9), or scan (throughput over -sizes and -port-counts).\nExample: -mode latency -compare uml_switch")
 		sizes  = fs.String("sizes", "64,512,1514,9000", "with -mode scan: frame sizes in `BYTES` (past 1518, umlswitch and the relay get a larger\n-mtu; uml_switch and vde_switch keep theirs).\nExample: -sizes 64,1514")
 		counts = fs.String("port-counts", "2,8,64", "with -mode scan: generator port counts (`LIST`).\nExample: -port-counts 2,64")
@@ -86,7 +91,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	tr := Transports[*trName]
 	if tr == nil {
-		return fail("-transport %q: want daemon, bess, gre, l2tpv3 or vxlan", *trName)
+		return fail("-transport %q: want daemon, bess, gre, l2tpv3, vxlan, tap or raw", *trName)
 	}
 	label := *clients
 	if tr.Ports != nil {
@@ -122,6 +127,23 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			*runs = 3
 		}
 	}
+	if tr.Netns && !inNetns() {
+		if *ctl != "" {
+			return fail("-transport %s makes its interfaces in a network namespace of its own and starts the switches there: drop -ctl", tr.Name)
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return fail("%v", err)
+		}
+		code, err := reexecInNetns(self, args, stdout, stderr)
+		if err != nil {
+			return fail("%v", err)
+		}
+		return code
+	}
+	if inNetns() {
+		quietNetns()
+	}
 	var swCPUs, genCPUs []int
 	if *cpu != "" {
 		var err error
@@ -149,7 +171,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *window < 0 {
-		*window = tr.Window
+		return fail("-window %d: want 0 or more", *window)
 	}
 	cfg := GenConfig{Transport: tr, Window: *window, Ports: *ports, Size: *size, Depth: *depth, Warmup: *warmup, Duration: *duration,
 		ConnectBack: *clients == "vde", Hub: *hub, CPUs: genCPUs}
@@ -157,7 +179,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if *ctl != "" { // an external switch: one row, no starting or stopping
 		cfg.Ctl, cfg.SwitchPID = *ctl, *pid
 		if tr.Ports != nil {
-			return fail("-ctl drives the daemon protocol; start the switch yourself with %v and omit -ctl", tr.Ports(".", *ports))
+			return fail("-ctl drives the daemon protocol; start the switch yourself with %v and omit -ctl", tr.Ports(".", *ports, *size))
 		}
 		row := Row{Switch: *ctl, Ports: *ports, Size: *size, Client: label, Hub: *hub}
 		for i := 0; i < *runs; i++ {
@@ -273,7 +295,12 @@ func (r *runner) each(names []string, runs, ports, size int, cfg GenConfig, f fu
 			sw := Known[n]
 			var extra []string
 			if r.tr.Ports != nil {
-				extra = r.tr.Ports(r.dir, ports)
+				extra = r.tr.Ports(r.dir, ports, size)
+			}
+			if r.tr.Setup != nil {
+				if err := r.tr.Setup(ports, size); err != nil {
+					return err
+				}
 			}
 			extra = append(extra, sw.mtuArgs(size)...)
 			var log strings.Builder

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/umlswitch/umlswitch/internal/sockport"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/gre"
@@ -27,22 +28,27 @@ type client struct {
 type Transport struct {
 	Name string
 	// Ports are -port specs for umlswitch and the relay to serve n
-	// generator ports with sockets under dir; nil for the daemon protocol,
-	// which every switch serves on its control socket.
-	Ports func(dir string, n int) []string
+	// generator ports with sockets under dir and frames of size bytes; nil
+	// for the daemon protocol, which every switch serves on its control
+	// socket.
+	Ports func(dir string, n, size int) []string
+	// Setup, if set, makes what those ports need before each switch starts.
+	Setup func(n, size int) error
 	Dial  func(cfg GenConfig, i int) (*client, error)
-	// Window is the generator's default frames in flight per port; 0
-	// where the sockets hold it back by themselves.
-	Window int
+	// Netns: the bench runs in a network namespace of its own (it makes
+	// interfaces there).
+	Netns bool
 }
 
 // Transports the generator speaks, by the names -transport takes.
 var Transports = map[string]*Transport{
 	"daemon": {Name: "daemon", Dial: dialDaemon},
 	"bess":   {Name: "bess", Ports: bessPorts, Dial: dialBESS},
-	"gre":    {Name: "gre", Ports: grePorts, Dial: dialGRE, Window: 256},
-	"l2tpv3": {Name: "l2tpv3", Ports: l2tpPorts, Dial: dialL2TP, Window: 256},
-	"vxlan":  {Name: "vxlan", Ports: vxlanPorts, Dial: dialVXLAN, Window: 256},
+	"gre":    {Name: "gre", Ports: grePorts, Dial: dialGRE},
+	"l2tpv3": {Name: "l2tpv3", Ports: l2tpPorts, Dial: dialL2TP},
+	"vxlan":  {Name: "vxlan", Ports: vxlanPorts, Dial: dialVXLAN},
+	"tap":    {Name: "tap", Ports: tapPorts, Dial: dialTap, Netns: true},
+	"raw":    {Name: "raw", Ports: rawPorts, Setup: setupVeths, Dial: dialRaw, Netns: true},
 }
 
 // Tunnel peers are loopback addresses 127.0.0.10 and up; the switch is
@@ -69,7 +75,7 @@ func dialDaemon(cfg GenConfig, i int) (*client, error) {
 	return cl, nil
 }
 
-func bessPorts(dir string, _ int) []string {
+func bessPorts(dir string, _, _ int) []string {
 	return []string{"-port", "transport=bess,path=" + filepath.Join(dir, "sw.bess")}
 }
 
@@ -92,7 +98,7 @@ func dialBESS(cfg GenConfig, i int) (*client, error) {
 	return &client{fd: fd, close: func() { unix.Close(fd); unix.Unlink(src.FilesystemPath()) }}, nil
 }
 
-func grePorts(_ string, n int) []string {
+func grePorts(_ string, n, _ int) []string {
 	var args []string
 	for i := 0; i < n; i++ {
 		args = append(args, "-port", fmt.Sprintf("transport=gre,src=%s,dst=%s", switchAddr, peerAddr(i)))
@@ -109,7 +115,7 @@ func dialGRE(cfg GenConfig, i int) (*client, error) {
 // rx, the generator expects tx.
 func l2tpSession(i int) (rx, tx uint32) { return uint32(1000 + i), uint32(2000 + i) }
 
-func l2tpPorts(_ string, n int) []string {
+func l2tpPorts(_ string, n, _ int) []string {
 	var args []string
 	for i := 0; i < n; i++ {
 		rx, tx := l2tpSession(i)
@@ -128,7 +134,7 @@ func dialL2TP(cfg GenConfig, i int) (*client, error) {
 // vxlanVNI is generator port i's VNI.
 func vxlanVNI(i int) uint32 { return uint32(5000 + i) }
 
-func vxlanPorts(_ string, n int) []string {
+func vxlanPorts(_ string, n, _ int) []string {
 	var args []string
 	for i := 0; i < n; i++ {
 		args = append(args, "-port", fmt.Sprintf("transport=vxlan,src=%s,dst=%s,vni=%d", switchAddr, peerAddr(i), vxlanVNI(i)))
@@ -148,9 +154,7 @@ func dialIP(typ, proto int, local netip.Addr, lport uint16, remote netip.Addr, r
 	if err != nil {
 		return nil, fmt.Errorf("bench: socket: %w (raw sockets need root)", err)
 	}
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil { // past rmem_max, as root
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-	}
+	sockport.SetBuffer(fd, unix.SO_RCVBUF, 4<<20)
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: local.As4(), Port: int(lport)}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("bench: bind %s: %w", local, err)

@@ -91,7 +91,7 @@ func Report(w io.Writer, rows []Row) {
 	if len(rows) > 1 {
 		base := rows[0]
 		for _, r := range rows[1:] {
-			fmt.Fprintf(w, "\n%s / %s: %.2fx delivered frames per second, %.2fx per switch CPU-second (medians of %d runs)",
+			fmt.Fprintf(w, "\n%s / %s: %s delivered frames per second, %s per switch CPU-second (medians of %d runs)",
 				base.Switch, r.Switch, ratio(base, r, GenResult.deliveredMpps), ratio(base, r, GenResult.perSwitchCPU), len(r.Runs))
 		}
 		fmt.Fprintln(w)
@@ -101,6 +101,10 @@ func Report(w io.Writer, rows []Row) {
 			fmt.Fprintf(w, "\nwarning: with %s the hypervisor took up to %.0f%% of this machine's CPU time (median %.0f%%):"+
 				" on a shared machine those runs measure the neighbours as much as the switch\n", r.Switch, 100*steal.max, 100*steal.med)
 		}
+		if short := summarize(r.Runs, func(g GenResult) float64 { return float64(g.Short) }); short.max > 0 {
+			fmt.Fprintf(w, "\nwarning: %s delivered up to %.0f frames per run shorter than they were sent (it cut them):"+
+				" they count as lost, not delivered\n", r.Switch, short.max)
+		}
 		if busy := summarize(r.Runs, GenResult.genBusy).med; busy > 0.95 {
 			fmt.Fprintf(w, "\nwarning: with %s the generator had work in %.0f%% of its passes and hardly ever waited for the switch:"+
 				" it, not the switch, may be the limit\n", r.Switch, 100*busy)
@@ -108,12 +112,13 @@ func Report(w io.Writer, rows []Row) {
 	}
 }
 
-func ratio(a, b Row, metric func(GenResult) float64) float64 {
+// ratio formats a's median over b's, or says why there is none.
+func ratio(a, b Row, metric func(GenResult) float64) string {
 	x, y := summarize(a.Runs, metric).med, summarize(b.Runs, metric).med
 	if y == 0 {
-		return 0
+		return "no ratio (" + b.Switch + " delivered nothing)"
 	}
-	return x / y
+	return fmt.Sprintf("%.2fx", x/y)
 }
 
 // parseList splits a comma-separated list, dropping empty items.

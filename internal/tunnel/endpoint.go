@@ -14,6 +14,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/internal/sockport"
 )
 
 // Kind is the socket an encapsulation travels in.
@@ -165,8 +166,8 @@ func (t *Table) open(key endpointKey, cfg EndpointConfig) (*Endpoint, error) {
 	// A switch takes traffic from many peers on one socket, and UDP and IP
 	// have no flow control: room for bursts. The FORCE options pass
 	// net.core.rmem_max (212992 on a default Debian) when running as root.
-	setBuffer(fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 4<<20)
-	setBuffer(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 4<<20)
+	sockport.SetBuffer(fd, unix.SO_RCVBUF, 4<<20)
+	sockport.SetBuffer(fd, unix.SO_SNDBUF, 4<<20)
 	var sa unix.Sockaddr
 	if ip.Is4() {
 		sa = &unix.SockaddrInet4{Port: int(cfg.Local.Port()), Addr: ip.As4()}
@@ -341,11 +342,4 @@ func (e *Endpoint) place(v *frame.Vector, i, total int, peer netip.Addr) {
 		e.moved.Add(1)
 	}
 	v.Sizes[i] = size
-}
-
-// setBuffer sets a socket buffer size, beyond the system limit if allowed.
-func setBuffer(fd, force, plain, size int) {
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, size) != nil {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, size)
-	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/offload"
+	"github.com/umlswitch/umlswitch/internal/packetsock"
 	"github.com/umlswitch/umlswitch/internal/sockport"
 )
 
@@ -111,6 +112,8 @@ func listen(ifi *net.Interface, filter []xbpf.RawInstruction, promisc bool) (int
 		}
 	}
 	return dupWith(c, func(fd int) error {
+		// A host sends in bursts the switch may not be scheduled for.
+		sockport.SetBuffer(fd, unix.SO_RCVBUF, 4<<20)
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 			return fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", err)
 		}
@@ -120,7 +123,7 @@ func listen(ifi *net.Interface, filter []xbpf.RawInstruction, promisc bool) (int
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 			return fmt.Errorf("PACKET_VNET_HDR: %w", err)
 		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: packetsock.AllProtocols, Ifindex: ifi.Index}); err != nil {
 			return fmt.Errorf("bind: %w", err)
 		}
 		return nil
@@ -215,8 +218,6 @@ func (p *Port) Close() error {
 	p.mu.Unlock()
 	return p.Port.Close()
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // reinsertVLAN puts back the 802.1Q tag that receive offload took out of
 // frame i, as the kernel reports it in PACKET_AUXDATA, so tagged frames
