@@ -78,6 +78,7 @@ func prepare() error {
 //	flood  "N,ADDR": send N quick pings to ADDR after the peers answered
 //	mtu    interface MTU           big    ping each peer once with this payload size
 //	sink   TCP port: accept one connection, print "SINK <bytes read>" when it closes
+//	       (listening before UML-UP, so the host may dial once the peers answer)
 //
 // It prints RESULT lines, waits for a line on its console (the test's
 // barrier: everyone has finished pinging), prints its receive counter and
@@ -91,7 +92,15 @@ IF=${iface:-eth0}
 [ -n "$mtu" ] && ip link set $IF mtu $mtu
 ip link set $IF up
 ip addr add $myip/24 dev $IF
-[ -n "$sink" ] && (echo "SINK $(nc -l -p $sink | wc -c)") &
+if [ -n "$sink" ]; then
+  (echo "SINK $(nc -l -p $sink | wc -c)") &
+  # The host dials as soon as the pings answer: listen before that.
+  hex=$(printf '%04X' $sink)
+  for i in $(seq 1 100); do
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q ":$hex [0-9A-F]*:0000 0A" && break
+    sleep 0.1
+  done
+fi
 echo "UML-UP $myip"
 for p in $(echo "$peers" | tr ',' ' '); do
   r=fail
