@@ -54,7 +54,7 @@ bench-smoke: build ## every Go benchmark once, and the benchmark tool briefly in
 bench: build ## bench/RESULTS.md's runs: umlswitch against uml_switch, vde_switch and the ceiling relay (switch on CPU 0)
 	./$(BIN) bench -cpu 0 -compare uml_switch,relay -runs 5
 	./$(BIN) bench -cpu 0 -ports 8 -compare uml_switch,relay -runs 7
-	./$(BIN) bench -cpu 0 -ports 8 -hub -compare uml_switch -runs 9
+	./$(BIN) bench -cpu 0 -ports 8 -hub -compare uml_switch,relay -runs 9
 	./$(BIN) bench -cpu 0 -clients vde -ports 8 -compare relay,vde_switch -runs 5
 	./$(BIN) bench -cpu 0 -mode latency -compare uml_switch,relay -runs 3
 	./$(BIN) bench -cpu 0 -mode scan -sizes 64 -port-counts 2,8,64 -compare uml_switch,relay -runs 3 -duration 2s
