@@ -111,7 +111,7 @@ func listen(ifi *net.Interface, filter []xbpf.RawInstruction, promisc bool) (int
 			return -1, fmt.Errorf("promiscuous mode: %w", err)
 		}
 	}
-	return dupWith(c, func(fd int) error {
+	return packetsock.Dup(c, func(fd int) error {
 		// A host sends in bursts the switch may not be scheduled for.
 		sockport.SetBuffer(fd, unix.SO_RCVBUF, 4<<20)
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
@@ -128,28 +128,6 @@ func listen(ifi *net.Interface, filter []xbpf.RawInstruction, promisc bool) (int
 		}
 		return nil
 	})
-}
-
-// dupWith runs setup on c's socket and returns a duplicate descriptor.
-func dupWith(c *packet.Conn, setup func(fd int) error) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	dup := -1
-	var opErr error
-	err = rc.Control(func(fd uintptr) {
-		if opErr = setup(int(fd)); opErr == nil {
-			dup, opErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-		}
-	})
-	if err == nil {
-		err = opErr
-	}
-	if err != nil {
-		return -1, err
-	}
-	return dup, nil
 }
 
 // listenCounter opens the socket that counts what f refuses: it carries the
