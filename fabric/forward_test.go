@@ -293,34 +293,6 @@ func TestStaleGenerationIsIgnored(t *testing.T) {
 	}
 }
 
-func TestMACTableAgeingAndBound(t *testing.T) {
-	tb := NewMACTable(2, time.Second)
-	sec := int64(time.Second)
-	tb.Learn(macA, makeRef(1, 1), 0)
-	tb.Learn(macB, makeRef(2, 1), 0)
-	tb.Learn(macC, makeRef(3, 1), 0) // table full
-	if tb.Len() != 2 || tb.Refused() != 1 {
-		t.Fatalf("len %d refused %d", tb.Len(), tb.Refused())
-	}
-	if _, ok := tb.Lookup(macC, 0); ok {
-		t.Fatal("address learned past the bound")
-	}
-	tb.Learn(macA, makeRef(1, 1), sec) // refresh A only
-	if _, ok := tb.Lookup(macB, 2*sec); ok {
-		t.Fatal("expired entry still returned")
-	}
-	if n := tb.Age(2 * sec); n != 1 {
-		t.Fatalf("aged %d, want 1", n)
-	}
-	if ref, ok := tb.Lookup(macA, 2*sec); !ok || ref.id() != 1 {
-		t.Fatalf("refreshed entry lost: %v %v", ref, ok)
-	}
-	tb.Learn(macC, makeRef(3, 1), 2*sec) // room again
-	if _, ok := tb.Lookup(macC, 2*sec); !ok {
-		t.Fatal("not learned after ageing made room")
-	}
-}
-
 func TestSwitchAgesOutEntries(t *testing.T) {
 	r := newRig(t, 2, Config{MACAge: 40 * time.Millisecond})
 	ctx, cancel := contextWithCancel()

@@ -22,15 +22,28 @@ const macShards = 64
 
 // MACTable maps source addresses to the port they were last seen on. Lookups
 // and refreshes of known addresses take only a shard's read lock and atomics;
-// only a new address takes a write lock. The table holds at most max entries:
-// beyond that new addresses are not learned (their frames are flooded) and
-// counted, so a MAC flood cannot exhaust memory.
+// only a new or moved address takes locks for writing.
+//
+// The table holds at most max entries. A new address that finds it full
+// evicts an older one, as Open vSwitch does: the least recently seen entry
+// of the port that holds the most, so a port flooding random source
+// addresses churns through its own entries while the addresses of every
+// other port stay learned. Evictions are counted.
 type MACTable struct {
-	shards [macShards]macShard
-	max    int64
-	age    int64 // nanoseconds an entry lives without being seen
-	count  atomic.Int64
-	full   atomic.Uint64
+	shards  [macShards]macShard
+	max     int64
+	age     int64 // nanoseconds an entry lives without being seen
+	count   atomic.Int64
+	full    atomic.Uint64
+	evicted atomic.Uint64
+
+	// Eviction order. Lock order: a shard's lock, then lru; never a shard's
+	// lock while holding lru.
+	lru struct {
+		sync.Mutex
+		ports []portList   // by port id: the entries learned on it, oldest first
+		heavy frame.PortID // the port holding the most entries, near enough
+	}
 }
 
 type macShard struct {
@@ -42,6 +55,46 @@ type macShard struct {
 type macEntry struct {
 	ref  atomic.Uint32 // portRef
 	seen atomic.Int64  // clock value when last seen
+
+	// Guarded by MACTable.lru.
+	mac        frame.MAC
+	owner      frame.PortID // whose list holds it
+	listed     bool         // false once evicted or removed
+	checked    int64        // seen when eviction last passed it over
+	prev, next *macEntry
+}
+
+// portList is a port's entries in the order they were learned (or last
+// spared by eviction).
+type portList struct {
+	head, tail *macEntry
+	n          int
+}
+
+func (l *portList) push(e *macEntry) {
+	e.prev, e.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = e
+	} else {
+		l.head = e
+	}
+	l.tail = e
+	l.n++
+}
+
+func (l *portList) remove(e *macEntry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+	l.n--
 }
 
 // NewMACTable returns a table of at most max entries that age out after age.
@@ -67,7 +120,10 @@ func (t *MACTable) Learn(mac frame.MAC, ref portRef, now int64) {
 	e := sh.m[mac]
 	sh.mu.RUnlock()
 	if e != nil {
-		if portRef(e.ref.Load()) != ref {
+		if old := portRef(e.ref.Load()); old != ref {
+			if old.id() != ref.id() {
+				t.move(e, ref.id())
+			}
 			e.ref.Store(uint32(ref))
 		}
 		if e.seen.Load() != now { // the clock is coarse: this stores about once a tick
@@ -75,19 +131,120 @@ func (t *MACTable) Learn(mac frame.MAC, ref portRef, now int64) {
 		}
 		return
 	}
-	if t.count.Load() >= t.max {
+	if t.count.Load() >= t.max && !t.evict() {
 		t.full.Add(1)
 		return
 	}
 	sh.mu.Lock()
 	if e = sh.m[mac]; e == nil {
-		e = new(macEntry)
+		e = &macEntry{mac: mac}
 		sh.m[mac] = e
 		t.count.Add(1)
+		e.ref.Store(uint32(ref))
+		e.seen.Store(now)
+		t.lru.Lock()
+		e.checked = now
+		t.link(e, ref.id())
+		t.lru.Unlock()
+	} else { // learned meanwhile by another reader
+		if portRef(e.ref.Load()).id() != ref.id() {
+			t.move(e, ref.id())
+		}
+		e.ref.Store(uint32(ref))
+		e.seen.Store(now)
 	}
-	e.ref.Store(uint32(ref))
-	e.seen.Store(now)
 	sh.mu.Unlock()
+}
+
+// link puts e at the end of port id's list. Caller holds lru.
+func (t *MACTable) link(e *macEntry, id frame.PortID) {
+	for int(id) >= len(t.lru.ports) {
+		t.lru.ports = append(t.lru.ports, portList{})
+	}
+	e.owner, e.listed = id, true
+	l := &t.lru.ports[id]
+	l.push(e)
+	if int(t.lru.heavy) >= len(t.lru.ports) || l.n > t.lru.ports[t.lru.heavy].n {
+		t.lru.heavy = id
+	}
+}
+
+// unlink takes e off its port's list, if it is on one. Caller holds lru.
+func (t *MACTable) unlink(e *macEntry) {
+	if e.listed {
+		t.lru.ports[e.owner].remove(e)
+		e.listed = false
+	}
+}
+
+// move puts a known address on port id's list: it was seen there now.
+func (t *MACTable) move(e *macEntry, id frame.PortID) {
+	t.lru.Lock()
+	if e.listed && e.owner != id {
+		t.unlink(e)
+		t.link(e, id)
+	}
+	t.lru.Unlock()
+}
+
+// evictScan bounds how many recently seen entries one eviction passes over
+// before it takes the oldest-learned one regardless.
+const evictScan = 256
+
+// evict removes one entry of the port holding the most and reports whether
+// it found one. It is the second-chance approximation of least recently
+// seen: refreshing an entry only stores its time, so the list is in
+// learning order, and an entry seen since eviction last looked at it goes
+// to the back instead of out.
+func (t *MACTable) evict() bool {
+	t.lru.Lock()
+	if int(t.lru.heavy) >= len(t.lru.ports) || t.lru.ports[t.lru.heavy].n == 0 {
+		t.rescanHeavy()
+	}
+	var victim *macEntry
+	if int(t.lru.heavy) < len(t.lru.ports) {
+		l := &t.lru.ports[t.lru.heavy]
+		for i := 0; i < evictScan && i < l.n; i++ {
+			e := l.head
+			if seen := e.seen.Load(); seen > e.checked {
+				e.checked = seen
+				l.remove(e)
+				l.push(e)
+				continue
+			}
+			victim = e
+			break
+		}
+		if victim == nil {
+			victim = l.head
+		}
+		if victim != nil {
+			t.unlink(victim)
+		}
+	}
+	t.lru.Unlock()
+	if victim == nil {
+		return false
+	}
+	sh := t.shard(victim.mac)
+	sh.mu.Lock()
+	if sh.m[victim.mac] == victim {
+		delete(sh.m, victim.mac)
+		t.count.Add(-1)
+	}
+	sh.mu.Unlock()
+	t.evicted.Add(1)
+	return true
+}
+
+// rescanHeavy finds the port holding the most entries. Caller holds lru.
+func (t *MACTable) rescanHeavy() {
+	t.lru.heavy = 0
+	for id := range t.lru.ports {
+		if t.lru.ports[id].n > t.lru.ports[t.lru.heavy].n {
+			t.lru.heavy = frame.PortID(id)
+		}
+	}
 }
 
 // Lookup returns the port mac was last seen on, unless that was longer ago
@@ -106,24 +263,57 @@ func (t *MACTable) Lookup(mac frame.MAC, now int64) (portRef, bool) {
 // Age removes the entries not seen for longer than the ageing time and
 // returns how many it removed.
 func (t *MACTable) Age(now int64) int {
-	return t.removeIf(func(e *macEntry) bool { return now-e.seen.Load() > t.age })
-}
-
-// FlushPort removes every entry learned on port id, whatever its generation.
-func (t *MACTable) FlushPort(id frame.PortID) int {
-	return t.removeIf(func(e *macEntry) bool { return portRef(e.ref.Load()).id() == id })
-}
-
-func (t *MACTable) removeIf(drop func(*macEntry) bool) int {
 	n := 0
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
+		t.lru.Lock()
 		for mac, e := range sh.m {
-			if drop(e) {
+			if now-e.seen.Load() > t.age {
 				delete(sh.m, mac)
+				t.unlink(e)
 				n++
 			}
+		}
+		t.lru.Unlock()
+		sh.mu.Unlock()
+	}
+	t.count.Add(-int64(n))
+	if n > 0 {
+		t.lru.Lock()
+		t.rescanHeavy()
+		t.lru.Unlock()
+	}
+	return n
+}
+
+// FlushPort removes every entry learned on port id, whatever its
+// generation. It costs the port's entries, not the table's.
+func (t *MACTable) FlushPort(id frame.PortID) int {
+	t.lru.Lock()
+	var gone []*macEntry
+	if int(id) < len(t.lru.ports) {
+		l := &t.lru.ports[id]
+		gone = make([]*macEntry, 0, l.n)
+		for e := l.head; e != nil; {
+			next := e.next
+			e.prev, e.next, e.listed = nil, nil, false
+			gone = append(gone, e)
+			e = next
+		}
+		*l = portList{}
+		if t.lru.heavy == id {
+			t.rescanHeavy()
+		}
+	}
+	t.lru.Unlock()
+	n := 0
+	for _, e := range gone {
+		sh := t.shard(e.mac)
+		sh.mu.Lock()
+		if sh.m[e.mac] == e {
+			delete(sh.m, e.mac)
+			n++
 		}
 		sh.mu.Unlock()
 	}
@@ -134,5 +324,19 @@ func (t *MACTable) removeIf(drop func(*macEntry) bool) int {
 // Len is the number of entries.
 func (t *MACTable) Len() int { return int(t.count.Load()) }
 
-// Refused is how many addresses were not learned because the table was full.
+// Refused is how many addresses were not learned because the table was full
+// and held nothing to evict (another reader took the last entry first).
 func (t *MACTable) Refused() uint64 { return t.full.Load() }
+
+// Heaviest returns the port that holds the most entries and how many.
+func (t *MACTable) Heaviest() (id frame.PortID, n int) {
+	t.lru.Lock()
+	defer t.lru.Unlock()
+	if int(t.lru.heavy) < len(t.lru.ports) {
+		return t.lru.heavy, t.lru.ports[t.lru.heavy].n
+	}
+	return 0, 0
+}
+
+// Evicted is how many entries were evicted to make room for new addresses.
+func (t *MACTable) Evicted() uint64 { return t.evicted.Load() }

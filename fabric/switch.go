@@ -254,6 +254,7 @@ func (s *Switch) Run(ctx context.Context) error {
 	tick := min(time.Second, s.cfg.MACAge/4)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	var ev evictionLog
 	for {
 		select {
 		case <-ctx.Done():
@@ -264,8 +265,35 @@ func (s *Switch) Run(ctx context.Context) error {
 			if n := s.table.Age(c); n > 0 {
 				s.log.Debug("mac entries aged out", "count", n)
 			}
+			ev.tick(s)
 		}
 	}
+}
+
+// evictionLog reports MAC table evictions once per burst: when a tick first
+// sees them and when a tick sees none again.
+type evictionLog struct {
+	seen, from uint64
+	on         bool
+}
+
+func (l *evictionLog) tick(s *Switch) {
+	n := s.table.Evicted()
+	switch {
+	case n != l.seen && !l.on:
+		id, held := s.table.Heaviest()
+		name := ""
+		if e := s.ports.Load().get(id); e != nil {
+			name = e.name
+		}
+		s.log.Warn("mac table full: evicting the oldest addresses of the port holding the most",
+			"size", s.cfg.MACTableSize, "port", id, "name", name, "holds", held)
+		l.on, l.from = true, l.seen
+	case n == l.seen && l.on:
+		s.log.Info("mac table evictions ended", "evicted", n-l.from)
+		l.on = false
+	}
+	l.seen = n
 }
 
 // Close detaches every port and waits for all receivers to stop. Transports
