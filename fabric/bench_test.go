@@ -100,5 +100,5 @@ func ExampleDropReason() {
 	for r := DropEmpty; r < NumDropReasons; r++ {
 		fmt.Print(r, " ")
 	}
-	// Output: empty runt oversize tx-oversize hairpin tx-full tx-error decap bad-key filtered rx-overrun
+	// Output: empty runt oversize tx-oversize hairpin tx-full tx-error decap bad-key filtered rx-overrun slow-receiver
 }

@@ -21,6 +21,10 @@ type fakePort struct {
 	waits  int
 	ready  chan struct{} // closed by drain to release WaitWritable
 	failAt int           // index (in got order) whose write fails hard; -1 none
+	// A port that reads on its own: WaitWritable sleeps readAfter, then
+	// frees readN slots (a UML that was busy for a moment).
+	readAfter time.Duration
+	readN     int
 }
 
 func newFake(name string) *fakePort {
@@ -59,7 +63,13 @@ func (p *fakePort) WaitWritable(d time.Duration) bool {
 	p.mu.Lock()
 	p.waits++
 	ready := p.ready
+	after, n := p.readAfter, p.readN
 	p.mu.Unlock()
+	if n > 0 {
+		time.Sleep(after)
+		p.drain(n)
+		return true
+	}
 	select {
 	case <-ready:
 		return true
@@ -90,6 +100,12 @@ func (p *fakePort) frames() [][]byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([][]byte(nil), p.got...)
+}
+
+func (p *fakePort) waited() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waits
 }
 
 func (p *fakePort) reset() {

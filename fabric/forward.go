@@ -3,6 +3,7 @@ package fabric
 import (
 	"errors"
 	"net"
+	"time"
 
 	"github.com/umlswitch/umlswitch/frame"
 )
@@ -195,25 +196,59 @@ func (f *forwarder) transmit(set *portSet, v *frame.Vector) {
 // this one reader. The bound is on progress, not on the whole hold: a port
 // that takes nothing for TxHold is marked stalled and its frames are dropped
 // (and, until it takes frames again, dropped without waiting), so a stopped
-// peer costs others one bound; a port that drains slowly is waited for.
+// peer costs others one bound; a port that drains slowly is waited for,
+// unless it keeps others waiting while it trickles (slow.go).
 func (f *forwarder) hold(v *frame.Vector) {
+	sw := f.sw
+	shared := len(f.touched) > 1 // the wait delays frames for other ports too
 	for _, p := range f.pend {
 		e := p.e
 		list := f.lists[e.id][p.off:]
 		for len(list) > 0 {
-			if e.stalled.Load() || !e.port.WaitWritable(f.sw.cfg.TxHold) {
-				e.stalled.Store(true)
+			start := sw.now()
+			if e.slow.slow(start) {
+				e.stats.drop(DropSlowReceiver, len(list))
+				break
+			}
+			if e.stalled.Load() {
 				e.stats.drop(DropTxFull, len(list))
 				break
 			}
-			off, full := f.write(e, f.frames(v, list))
-			list = list[off:]
+			ok := e.port.WaitWritable(sw.cfg.TxHold)
+			end := sw.now()
+			full := false
+			if ok {
+				var off int
+				off, full = f.write(e, f.frames(v, list))
+				list = list[off:]
+			} else {
+				e.stalled.Store(true)
+				e.stats.stalls.Add(1)
+				e.stats.drop(DropTxFull, len(list))
+			}
+			if shared {
+				f.charge(e, start, end)
+			}
 			if !full {
 				break
 			}
 		}
 	}
 	f.pend = f.pend[:0]
+}
+
+// charge books a wait for e against its hold debt and reports it when that
+// makes the port slow.
+func (f *forwarder) charge(e *portEntry, start, end int64) {
+	slowFor, episodes := e.slow.charge(start, end, e.stats.txFrames.Load(), f.sw.cfg.TxHold)
+	if slowFor == 0 {
+		return
+	}
+	e.stats.slowed.Add(1)
+	if episodes > 0 {
+		f.sw.log.Info("slow receiver: not waiting for it", "port", e.id, "name", e.name,
+			"for", slowFor.Round(time.Millisecond), "episodes", episodes)
+	}
 }
 
 // write hands frames to e's port. It returns how many it got through (sent

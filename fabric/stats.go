@@ -11,23 +11,24 @@ import (
 type DropReason uint8
 
 const (
-	dropInvalid    DropReason = iota
-	DropEmpty                 // zero-length datagram: never forwarded, it kills a UML interface
-	DropRunt                  // shorter than an Ethernet header
-	DropOversize              // longer than the ingress port's largest frame
-	DropTxOversize            // longer than this egress port's largest frame
-	DropHairpin               // destination was learned on the ingress port
-	DropTxFull                // destination stayed full past the hold bound
-	DropTxError               // destination refused the frame (peer gone, ...)
-	DropDecap                 // encapsulation malformed, truncated or not as configured
-	DropAuth                  // encapsulation carried the wrong key or cookie
-	DropFiltered              // the port's BPF filter refused it in the kernel
-	DropRxOverrun             // the kernel's receive queue for the port was full
+	dropInvalid      DropReason = iota
+	DropEmpty                   // zero-length datagram: never forwarded, it kills a UML interface
+	DropRunt                    // shorter than an Ethernet header
+	DropOversize                // longer than the ingress port's largest frame
+	DropTxOversize              // longer than this egress port's largest frame
+	DropHairpin                 // destination was learned on the ingress port
+	DropTxFull                  // destination stayed full past the hold bound
+	DropTxError                 // destination refused the frame (peer gone, ...)
+	DropDecap                   // encapsulation malformed, truncated or not as configured
+	DropAuth                    // encapsulation carried the wrong key or cookie
+	DropFiltered                // the port's BPF filter refused it in the kernel
+	DropRxOverrun               // the kernel's receive queue for the port was full
+	DropSlowReceiver            // destination was full and slow: nobody waits for it (slow.go)
 	NumDropReasons
 )
 
 var dropNames = [NumDropReasons]string{"invalid", "empty", "runt", "oversize", "tx-oversize", "hairpin", "tx-full", "tx-error",
-	"decap", "bad-key", "filtered", "rx-overrun"}
+	"decap", "bad-key", "filtered", "rx-overrun", "slow-receiver"}
 
 // KernelDropper is implemented by ports whose frames can be dropped in the
 // kernel before the switch reads them (a socket filter, a full queue). The
@@ -59,6 +60,8 @@ type counters struct {
 	txFrames atomic.Uint64
 	txBytes  atomic.Uint64
 	drops    [NumDropReasons]atomic.Uint64
+	stalls   atomic.Uint64 // holds that ran out: the port took nothing for TxHold
+	slowed   atomic.Uint64 // times the port was found slow (slow.go)
 	_        [64]byte
 }
 
@@ -73,6 +76,8 @@ type PortStats struct {
 	TxFrames uint64
 	TxBytes  uint64
 	Drops    [NumDropReasons]uint64 // indexed by DropReason
+	Stalls   uint64                 // times it took nothing for the hold bound
+	Slowed   uint64                 // times it was found slow and stopped holding senders
 }
 
 // Dropped is the total of all drop reasons.
@@ -87,7 +92,8 @@ func (s PortStats) Dropped() uint64 {
 func (c *counters) snapshot(id frame.PortID, name string, p Port) PortStats {
 	s := PortStats{ID: id, Name: name,
 		RxFrames: c.rxFrames.Load(), RxBytes: c.rxBytes.Load(),
-		TxFrames: c.txFrames.Load(), TxBytes: c.txBytes.Load()}
+		TxFrames: c.txFrames.Load(), TxBytes: c.txBytes.Load(),
+		Stalls: c.stalls.Load(), Slowed: c.slowed.Load()}
 	for i := range c.drops {
 		s.Drops[i] = c.drops[i].Load()
 	}

@@ -66,6 +66,9 @@ type portEntry struct {
 	// frames for it instead of waiting, so a stopped peer costs one failed
 	// send per batch rather than the bound.
 	stalled atomic.Bool
+	// slow is the port's hold debt: a port that keeps senders waiting
+	// while taking frames one by one stops being waited for (slow.go).
+	slow slowMeter
 }
 
 // portSet is an immutable snapshot of the attached ports, replaced as a whole
@@ -122,6 +125,10 @@ func New(cfg Config) *Switch {
 	s.ports.Store(&portSet{})
 	return s
 }
+
+// now is the time in nanoseconds since the switch started, for the hold
+// paths; readers stamp MAC entries with the coarser clock.
+func (s *Switch) now() int64 { return int64(time.Since(s.start)) }
 
 // Table exposes the MAC table for inspection.
 func (s *Switch) Table() *MACTable { return s.table }
@@ -204,7 +211,7 @@ func (s *Switch) Detach(p Port) {
 	}
 	st := e.stats.snapshot(id, e.name, e.port)
 	s.log.Info("port detached", "port", id, "name", e.name, "rx", st.RxFrames, "tx", st.TxFrames,
-		"drops", st.dropSummary(), "macs_flushed", flushed)
+		"drops", st.dropSummary(), "stalls", st.Stalls, "slowed", st.Slowed, "macs_flushed", flushed)
 }
 
 // Serve runs r on its own goroutine until it reports net.ErrClosed.
