@@ -8,8 +8,9 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 )
 
-// forwarder is one reader's forwarding state: staging lists and scratch
-// reused for every batch, so forwarding allocates nothing.
+// forwarder is the forwarding state of one batch: staging lists and scratch
+// reused from batch to batch (readers take one from the switch's pool per
+// batch), so forwarding allocates nothing.
 //
 // The flow for one batch (forward):
 //  1. load the port snapshot once;
@@ -25,7 +26,7 @@ type forwarder struct {
 	touched []frame.PortID // ports with a non-empty list, in first-use order
 	out     [][]byte       // frames of one Write
 	pend    []pending
-	depth   int
+	depth   int      // initial capacity of a list; deeper batches grow them
 	mirrors []Mirror // for the batch in hand; nil when nothing captures
 }
 
@@ -171,6 +172,7 @@ func (f *forwarder) frames(v *frame.Vector, list []uint16) [][]byte {
 	for _, k := range list {
 		out = append(out, v.Frame(int(k)))
 	}
+	f.out = out // keep what a deeper batch grew
 	return out
 }
 

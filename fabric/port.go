@@ -61,6 +61,12 @@ type Receiver struct {
 	Depth    int // frames per batch
 	MaxFrame int // largest frame of any port it feeds
 	Receive  ReceiveFunc
+	// Lends says that Receive is handed a lent vector (frame.NewLentVector)
+	// and takes its buffers only when frames are waiting, giving them back
+	// before it parks: the many ports of listeners (daemon and BESS
+	// clients) then hold no buffers while idle. Otherwise the vector owns
+	// its buffers for the receiver's lifetime.
+	Lends bool
 }
 
 // Registry is what a transport needs from the switch to add and remove ports

@@ -113,6 +113,11 @@ type Switch struct {
 	gens   []uint16   // generation of each id slot
 	closed bool
 
+	// forwarders are taken by a reader for one batch at a time: their
+	// staging lists grow with the number of ports, so one per reader would
+	// cost readers times ports.
+	forwarders sync.Pool
+
 	readers sync.WaitGroup
 }
 
@@ -123,8 +128,13 @@ func New(cfg Config) *Switch {
 	cfg.setDefaults()
 	s := &Switch{cfg: cfg, log: cfg.Logger, table: NewMACTable(cfg.MACTableSize, cfg.MACAge), start: time.Now()}
 	s.ports.Store(&portSet{})
+	s.forwarders.New = func() any { return newForwarder(s, defaultDepth) }
 	return s
 }
+
+// defaultDepth sizes a new forwarder; its lists grow if a reader's batches
+// are deeper.
+const defaultDepth = 64
 
 // now is the time in nanoseconds since the switch started, for the hold
 // paths; readers stamp MAC entries with the coarser clock.
@@ -222,8 +232,13 @@ func (s *Switch) Serve(r Receiver) {
 
 func (s *Switch) runReceiver(r Receiver) {
 	defer s.readers.Done()
-	v := frame.NewVector(r.Depth, r.MaxFrame)
-	f := newForwarder(s, r.Depth)
+	var v *frame.Vector
+	if r.Lends {
+		v = frame.NewLentVector(r.Depth, r.MaxFrame)
+	} else {
+		v = frame.NewVector(r.Depth, r.MaxFrame)
+	}
+	defer v.Give()
 	s.log.Debug("receiver started", "name", r.Name, "depth", r.Depth)
 	var (
 		failures  int
@@ -234,7 +249,9 @@ func (s *Switch) runReceiver(r Receiver) {
 		n, err := r.Receive(v)
 		if err == nil {
 			failures = 0
+			f := s.forwarders.Get().(*forwarder)
 			f.forward(v, n)
+			s.forwarders.Put(f)
 			continue
 		}
 		if errors.Is(err, net.ErrClosed) {

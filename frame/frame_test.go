@@ -55,3 +55,50 @@ func TestVectorLayout(t *testing.T) {
 		t.Fatal("MaxFrameForMTU(1500) != 1518")
 	}
 }
+
+// A lent vector holds buffers only between Take and Give; its Scratch
+// travels with the buffers, and a vector that owns its buffers ignores both.
+func TestLentVector(t *testing.T) {
+	v := NewLentVector(4, 1518)
+	if v.Bufs != nil || v.Depth() != 4 {
+		t.Fatalf("a new lent vector holds %d buffers, depth %d", len(v.Bufs), v.Depth())
+	}
+	v.Take()
+	if len(v.Bufs) != 4 || len(v.Sizes) != 4 || len(v.Ports) != 4 || len(v.Room(3)) != 1519 {
+		t.Fatalf("Take gave %d buffers", len(v.Bufs))
+	}
+	first := &v.Bufs[0][0]
+	v.Take() // holds already: nothing changes
+	if &v.Bufs[0][0] != first {
+		t.Fatal("a second Take replaced the buffers")
+	}
+	v.Scratch = "headers"
+	v.Give()
+	if v.Bufs != nil || v.Sizes != nil || v.Ports != nil || v.Scratch != nil {
+		t.Fatal("Give kept buffers")
+	}
+	v.Give() // holds none: nothing happens
+	// The pool usually hands the same set back on the same goroutine; when
+	// it does, its scratch comes with it.
+	v.Take()
+	if &v.Bufs[0][0] == first && v.Scratch != "headers" {
+		t.Fatalf("scratch %v did not travel with its buffers", v.Scratch)
+	}
+	v.Give()
+
+	own := NewVector(2, 1518)
+	own.Give()
+	own.Take()
+	if len(own.Bufs) != 2 {
+		t.Fatal("Give or Take changed a vector that owns its buffers")
+	}
+}
+
+func TestLentVectorDoesNotAllocate(t *testing.T) {
+	v := NewLentVector(64, 1518)
+	v.Take()
+	v.Give()
+	if n := testing.AllocsPerRun(100, func() { v.Take(); v.Give() }); n != 0 {
+		t.Fatalf("%v allocations per Take and Give", n)
+	}
+}

@@ -46,18 +46,21 @@ type Config struct {
 type Port struct {
 	cfg    Config
 	fd     *pollfd.FD
-	txPool sync.Pool // *mmsg.Batch, so concurrent writers need no lock
+	txPool *sync.Pool // *mmsg.Batch, so concurrent writers need no lock
 
 	// Receive state, used by the single reader goroutine only.
 	id     frame.PortID
-	rx     *mmsg.Batch
-	rxVec  *frame.Vector
+	rxVec  *frame.Vector // the vector of the read in progress
 	rxN    int
 	rxErr  error
 	readFn func(fd uintptr) bool // bound once so a read allocates no closure
 	eof    bool                  // the peer has gone and its frames were delivered
 	hup    [1]unix.PollFd
 }
+
+// plainTx holds the send scratch of every port without a TxPrefix: scratch
+// is needed only during a Write, so thousands of ports share a few.
+var plainTx = sync.Pool{New: func() any { return mmsg.NewBatch(txChunk, 1) }}
 
 var _ fabric.Port = (*Port)(nil)
 
@@ -67,17 +70,15 @@ func New(fd int, cfg Config) (*Port, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Port{cfg: cfg, fd: pfd}
-	if len(cfg.TxPrefix) == 0 {
-		p.txPool.New = func() any { return mmsg.NewBatch(txChunk, 1) }
-	} else {
-		p.txPool.New = func() any {
+	p := &Port{cfg: cfg, fd: pfd, txPool: &plainTx}
+	if len(cfg.TxPrefix) > 0 {
+		p.txPool = &sync.Pool{New: func() any {
 			b := mmsg.NewBatch(txChunk, 2)
 			for i := range txChunk {
 				b.SetBuf(i, 0, cfg.TxPrefix)
 			}
 			return b
-		}
+		}}
 	}
 	p.readFn = p.read
 	return p, nil
@@ -170,10 +171,11 @@ func (p *Port) LocalAddr() (unixsock.Addr, error) {
 }
 
 // Receiver returns the reading side; every frame it reads is marked as
-// entering through port id.
+// entering through port id. It lends: the port holds receive buffers only
+// while frames are waiting for it.
 func (p *Port) Receiver(id frame.PortID) fabric.Receiver {
 	p.id = id
-	return fabric.Receiver{Name: p.cfg.Name, Depth: p.cfg.Depth, MaxFrame: p.cfg.MaxFrame, Receive: p.receive}
+	return fabric.Receiver{Name: p.cfg.Name, Depth: p.cfg.Depth, MaxFrame: p.cfg.MaxFrame, Receive: p.receive, Lends: true}
 }
 
 func (p *Port) receive(v *frame.Vector) (int, error) {
@@ -181,10 +183,7 @@ func (p *Port) receive(v *frame.Vector) (int, error) {
 		p.cfg.OnEOF()
 		return 0, net.ErrClosed
 	}
-	if p.rxVec != v {
-		p.bind(v)
-	}
-	p.rxN, p.rxErr = 0, nil
+	p.rxVec, p.rxN, p.rxErr = v, 0, nil
 	if err := p.fd.Read(p.readFn); err != nil {
 		return 0, err
 	}
@@ -197,9 +196,10 @@ func (p *Port) receive(v *frame.Vector) (int, error) {
 	default:
 		return 0, p.rxErr
 	}
-	n := p.rxN
+	n, rx := p.rxN, v.Scratch.(*mmsg.Batch)
 	for i := 0; i < n; i++ {
-		v.Sizes[i] = int(p.rx.Hdrs[i].Len) // the true length, thanks to MSG_TRUNC
+		v.Sizes[i] = int(rx.Hdrs[i].Len) // the true length, thanks to MSG_TRUNC
+		v.Ports[i] = p.id                // the buffers may have served another port last
 	}
 	// Once a seqpacket peer has closed, every read returns zero bytes: a
 	// trailing run of empty reads on a socket shut down for reading is the
@@ -225,25 +225,33 @@ func (p *Port) shutDown() bool {
 	return n > 0 && p.hup[0].Revents&(unix.POLLRDHUP|unix.POLLHUP) != 0
 }
 
-// bind points the receive iovecs at v's buffers; the ingress port never
-// changes, so v.Ports is filled here once.
-func (p *Port) bind(v *frame.Vector) {
-	n := min(p.cfg.Depth, v.Depth())
-	p.rx = mmsg.NewBatch(n, 1)
-	for i := 0; i < n; i++ {
-		p.rx.SetBuf(i, 0, v.Room(i))
-		v.Ports[i] = p.id
+// rxBatch returns the receive headers kept with v's buffers, pointing them
+// at the buffers the first time.
+func rxBatch(v *frame.Vector) *mmsg.Batch {
+	if b, ok := v.Scratch.(*mmsg.Batch); ok {
+		return b
 	}
-	p.rxVec = v
+	b := mmsg.NewBatch(v.Depth(), 1)
+	for i := range v.Depth() {
+		b.SetBuf(i, 0, v.Room(i))
+	}
+	v.Scratch = b
+	return b
 }
 
+// read takes buffers, fills them with what is waiting and keeps them; with
+// nothing waiting it gives them back before the reader parks.
 func (p *Port) read(fd uintptr) bool {
+	v := p.rxVec
+	v.Take()
+	rx := rxBatch(v)
 	for {
-		n, err := p.rx.Recv(int(fd), len(p.rx.Hdrs), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+		n, err := rx.Recv(int(fd), min(p.cfg.Depth, v.Depth()), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 		switch err {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			v.Give()
 			return false // park on the netpoller until readable
 		}
 		p.rxN, p.rxErr = n, err
