@@ -213,6 +213,40 @@ func (p *Port) receive(v *frame.Vector) (int, error) {
 	return n, nil
 }
 
+// HangupScan counts the ports of connection-oriented sockets
+// (SOCK_SEQPACKET) whose peer has closed, with one zero-timeout poll(2) for
+// all of them. Its scratch is reused from call to call; it is not safe for
+// concurrent use.
+type HangupScan struct {
+	fds  []unix.PollFd
+	held []*Port
+}
+
+// Count returns how many of ports have a peer that closed, or are closed.
+func (s *HangupScan) Count(ports []*Port) int {
+	s.fds, s.held = s.fds[:0], s.held[:0]
+	gone := 0
+	for _, p := range ports {
+		fd, ok := p.fd.Borrow()
+		if !ok {
+			gone++
+			continue
+		}
+		s.held = append(s.held, p)
+		s.fds = append(s.fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLRDHUP})
+	}
+	unix.Poll(s.fds, 0)
+	for _, p := range s.held {
+		p.fd.Return()
+	}
+	for _, f := range s.fds {
+		if f.Revents&(unix.POLLRDHUP|unix.POLLHUP) != 0 {
+			gone++
+		}
+	}
+	return gone
+}
+
 // shutDown reports whether the peer has closed the connection.
 func (p *Port) shutDown() bool {
 	fd, ok := p.fd.Borrow()

@@ -59,3 +59,22 @@ func TestReceiveLendsBuffers(t *testing.T) {
 		t.Fatal("a parked reader kept its buffers")
 	}
 }
+
+func TestHangupScan(t *testing.T) {
+	var ports []*Port
+	var peers []int
+	for i := 0; i < 4; i++ {
+		p, peer := pair(t, unix.SOCK_SEQPACKET)
+		ports, peers = append(ports, p), append(peers, peer)
+	}
+	var s HangupScan
+	if n := s.Count(ports); n != 0 {
+		t.Fatalf("%d hung up before any peer closed", n)
+	}
+	unix.Shutdown(peers[1], unix.SHUT_RDWR) // as a close would; the cleanup closes it
+	unix.Shutdown(peers[3], unix.SHUT_RDWR)
+	ports[2].Close()
+	if n := s.Count(ports); n != 3 {
+		t.Fatalf("%d hung up or closed, want 3", n)
+	}
+}

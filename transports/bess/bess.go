@@ -43,13 +43,24 @@ type Transport struct {
 	mu   sync.Mutex
 	live map[*sockport.Port]struct{} // guarded by mu
 	done bool                        // guarded by mu
+	left chan struct{}               // a port was dropped (capacity 1)
 
 	// accept state, the accept goroutine only
 	acceptFn func(uintptr) bool
 	newFd    int
 	peer     string
 	acceptEr error
+	ports    []*sockport.Port
+	scan     sockport.HangupScan
 }
+
+// maxHungUp bounds the ports of clients that have closed but are not yet
+// detached. Their readers detach them as soon as they are scheduled, but
+// clients that connect, send and close faster than that (a UML in a boot
+// loop, a script) would otherwise pile up ports, and every flood goes to each
+// of them. Past the bound the listener accepts nobody until they are gone;
+// new clients wait in the listen backlog meanwhile.
+const maxHungUp = 8
 
 // Listen binds the listener; nothing is accepted before Start.
 func Listen(cfg Config) (*Transport, error) {
@@ -90,7 +101,7 @@ func Listen(cfg Config) (*Transport, error) {
 		os.Remove(cfg.Path)
 		return nil, err
 	}
-	t := &Transport{cfg: cfg, log: cfg.Logger, ln: ln, live: make(map[*sockport.Port]struct{})}
+	t := &Transport{cfg: cfg, log: cfg.Logger, ln: ln, live: make(map[*sockport.Port]struct{}), left: make(chan struct{}, 1)}
 	t.acceptFn = t.accept
 	return t, nil
 }
@@ -120,7 +131,10 @@ func (t *Transport) accept(lfd uintptr) bool {
 
 func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
 	for {
+		t.waitForHungUp(wait)
 		if err := t.ln.Read(t.acceptFn); err != nil {
 			return // closed
 		}
@@ -130,6 +144,34 @@ func (t *Transport) acceptLoop() {
 			continue
 		}
 		t.serve(t.newFd, t.peer)
+	}
+}
+
+// waitForHungUp returns once at most maxHungUp of the listener's ports
+// have a peer that closed. It rechecks whenever a port is dropped, and
+// every 10 ms in case a reader drops none (Close also wakes it).
+func (t *Transport) waitForHungUp(wait *time.Timer) {
+	for {
+		t.mu.Lock()
+		if t.done || len(t.live) <= maxHungUp {
+			t.mu.Unlock()
+			return
+		}
+		t.ports = t.ports[:0]
+		for p := range t.live {
+			t.ports = append(t.ports, p)
+		}
+		t.mu.Unlock()
+		hungUp := t.scan.Count(t.ports)
+		clear(t.ports) // hold no port past its detach
+		if hungUp <= maxHungUp {
+			return
+		}
+		wait.Reset(10 * time.Millisecond)
+		select {
+		case <-t.left:
+		case <-wait.C:
+		}
 	}
 }
 
@@ -176,6 +218,10 @@ func (t *Transport) drop(p *sockport.Port) {
 	t.mu.Lock()
 	delete(t.live, p)
 	t.mu.Unlock()
+	select {
+	case t.left <- struct{}{}:
+	default:
+	}
 }
 
 // Close stops accepting, detaches every port and removes the socket file.
@@ -186,6 +232,10 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.done = true
+	select { // wake an accept loop waiting for hung-up ports to go
+	case t.left <- struct{}{}:
+	default:
+	}
 	ports := make([]*sockport.Port, 0, len(t.live))
 	for p := range t.live {
 		ports = append(ports, p)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,3 +218,99 @@ func TestSocketFiles(t *testing.T) {
 		t.Fatal("accepted a path too long for a unix socket")
 	}
 }
+
+// heldRegistry attaches ports but runs their receivers only when told to,
+// so ports of clients that closed stay attached until then.
+type heldRegistry struct {
+	mu        sync.Mutex
+	attached  int
+	most      int
+	receivers []fabric.Receiver
+}
+
+func (r *heldRegistry) Attach(p fabric.Port) (frame.PortID, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attached++
+	r.most = max(r.most, r.attached)
+	return 1, nil
+}
+
+func (r *heldRegistry) Detach(p fabric.Port) {
+	r.mu.Lock()
+	r.attached--
+	r.mu.Unlock()
+	p.Close()
+}
+
+func (r *heldRegistry) Serve(rc fabric.Receiver) {
+	r.mu.Lock()
+	r.receivers = append(r.receivers, rc)
+	r.mu.Unlock()
+}
+
+// run starts every receiver served so far; each reads until its port goes.
+func (r *heldRegistry) run() {
+	r.mu.Lock()
+	rs := r.receivers
+	r.receivers = nil
+	r.mu.Unlock()
+	for _, rc := range rs {
+		go func() {
+			v := frame.NewLentVector(rc.Depth, rc.MaxFrame)
+			for {
+				if _, err := rc.Receive(v); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+func (r *heldRegistry) counts() (attached, most int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.attached, r.most
+}
+
+// Clients that connect, send and close faster than their ports' readers
+// run do not pile up ports: past maxHungUp the listener stops accepting
+// until the readers have detached them, then takes the rest.
+func TestClosedClientsDoNotPileUp(t *testing.T) {
+	porttest.NoLeaks(t, func() {
+		tr := listen(t, Config{})
+		reg := &heldRegistry{}
+		const clients = 3 * maxHungUp
+		for i := 0; i < clients; i++ { // all in the backlog, closed, before accepting starts
+			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Connect(fd, &unix.SockaddrUnix{Name: tr.Path()}); err != nil {
+				t.Fatal(err)
+			}
+			unix.Write(fd, ether(frame.Broadcast, mac(i), 60, 0))
+			unix.Close(fd)
+		}
+		tr.Start(reg)
+		time.Sleep(200 * time.Millisecond) // the listener takes what it will
+		if attached, _ := reg.counts(); attached != maxHungUp+1 {
+			t.Fatalf("%d ports of closed clients attached, want the bound %d and one more", attached, maxHungUp)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for tr.accepted() < clients {
+			reg.run()
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d clients accepted", tr.accepted(), clients)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		porttest.Eventually(t, "every port detached", func() bool { reg.run(); a, _ := reg.counts(); return a == 0 })
+		if _, most := reg.counts(); most > maxHungUp+1 {
+			t.Fatalf("%d ports attached at once", most)
+		}
+		tr.Close()
+	})
+}
+
+func (t *Transport) accepted() int { return int(t.seq.Load()) }
