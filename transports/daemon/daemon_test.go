@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,7 +74,6 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// testSwitch is a real switch with one daemon control socket.
 // testSwitch is a real switch with one daemon control socket.
 type testSwitch struct {
 	*porttest.Switch
@@ -408,4 +408,34 @@ func TestCompatV0(t *testing.T) {
 	}
 	ctl.Close()
 	s.WaitPorts(t, 1)
+}
+
+// Clients attaching and detaching as fast as they can, several at once,
+// leave no goroutine, descriptor or port behind.
+func TestChurnLeavesNothing(t *testing.T) {
+	porttest.NoLeaks(t, func() {
+		s := startSwitch(t, fabric.Config{}, Config{})
+		var wg sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 250; i++ {
+					c, err := Dial(ClientConfig{Ctl: s.tr.Path()})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					c.Send(ether(frame.Broadcast, mac(w+1), 60, 0))
+					c.Close()
+				}
+			}()
+		}
+		wg.Wait()
+		s.WaitPorts(t, 0)
+		if accepted, rejected := s.tr.Counts(); accepted != 1000 || rejected != 0 {
+			t.Errorf("accepted %d, rejected %d of 1000", accepted, rejected)
+		}
+		s.Stop()
+	})
 }
