@@ -267,3 +267,20 @@ func TestGenerateAgainstRelay(t *testing.T) {
 		t.Fatalf("relay: %+v", res)
 	}
 }
+
+// umlswitch=PATH names another build of umlswitch, started like umlswitch.
+func TestSwitchNamedOtherBuild(t *testing.T) {
+	sw := switchNamed("umlswitch=/opt/old/umlswitch")
+	if sw == nil || sw.Name != "umlswitch=/opt/old/umlswitch" || !sw.vector {
+		t.Fatalf("got %+v", sw)
+	}
+	argv, _ := sw.command("/this/build", t.TempDir(), true)
+	if argv[0] != "/opt/old/umlswitch" || argv[len(argv)-1] != "-hub" {
+		t.Fatalf("argv %v", argv)
+	}
+	for _, bad := range []string{"umlswitch=", "nope", "uml_switch=/x"} {
+		if switchNamed(bad) != nil {
+			t.Errorf("%q names a switch", bad)
+		}
+	}
+}

@@ -32,6 +32,7 @@ Examples:
   umlswitch bench -ctl /tmp/uml.ctl -pid 1234         # a switch that is already running
   umlswitch bench -mode latency -compare uml_switch -cpu 0          # round-trip percentiles
   umlswitch bench -mode scan -sizes 64,1514,9000 -port-counts 2,8,64 -compare relay -plot scan.png
+  umlswitch bench -compare umlswitch=/tmp/umlswitch.old,uml_switch -cpu 0  # this build against an older one
   umlswitch bench relay -unix /tmp/relay.ctl          # run the ceiling relay by hand
 
 Flags:
@@ -45,8 +46,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("umlswitch bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		swName   = fs.String("switch", "umlswitch", "switch to start and measure: umlswitch, uml_switch, vde_switch, or relay (the ceiling:\numlswitch's sockets with no switching logic).\nExample: -switch uml_switch")
-		compare  = fs.String("compare", "", "also measure these switches, in turn and with identical settings; ratios are to -switch.\nExample: -compare uml_switch,vde_switch")
+		swName  = fs.String("switch", "umlswitch", "switch to start and measure: umlswitch, uml_switch, vde_switch, or relay (the ceiling:\numlswitch's sockets with no switching logic).\nExample: -switch uml_switch")
+		compare = fs.String("compare", "", "also measure these switches, in turn and with identical settings; ratios are to -switch.\n"+
+			"umlswitch=PATH is another umlswitch build (before and after a change, in one run).\nExample: -compare uml_switch,vde_switch")
 		ctl      = fs.String("ctl", "", "drive the already running switch at this control socket `PATH` instead of starting one.\nExample: -ctl /tmp/uml.ctl")
 		pid      = fs.Int("pid", 0, "with -ctl: the switch's process id, for its CPU time.\nExample: -pid 1234")
 		ports    = fs.Int("ports", 2, "generator ports (clients of the switch).\nExample: -ports 8")
@@ -114,10 +116,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	names := append([]string{*swName}, parseList(*compare)...)
 	for _, n := range names {
-		if Known[n] == nil {
-			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay)", n)
+		if switchNamed(n) == nil {
+			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay, or umlswitch=PATH)", n)
 		}
-		if tr.Ports != nil && !Known[n].vector {
+		if tr.Ports != nil && !switchNamed(n).vector {
 			return fail("%s speaks only the daemon protocol; -transport %s needs umlswitch or relay", n, tr.Name)
 		}
 	}
@@ -292,7 +294,7 @@ type runner struct {
 func (r *runner) each(names []string, runs, ports, size int, cfg GenConfig, f func(i int, c GenConfig) error) error {
 	for run := 0; run < runs; run++ {
 		for i, n := range names {
-			sw := Known[n]
+			sw := switchNamed(n)
 			var extra []string
 			if r.tr.Ports != nil {
 				extra = r.tr.Ports(r.dir, ports, size)

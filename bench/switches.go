@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -34,6 +35,24 @@ func (sw *Switch) mtuArgs(size int) []string {
 		return nil
 	}
 	return []string{"-mtu", fmt.Sprint(size - 18)}
+}
+
+// switchNamed returns the switch a -switch or -compare name means: a known
+// one, or umlswitch=PATH, another build of umlswitch, to measure a change
+// against the build before it in one run.
+func switchNamed(name string) *Switch {
+	if sw := Known[name]; sw != nil {
+		return sw
+	}
+	path, ok := strings.CutPrefix(name, "umlswitch=")
+	if !ok || path == "" {
+		return nil
+	}
+	base := Known["umlswitch"]
+	sw := *base
+	sw.Name = name
+	sw.command = func(_, dir string, hub bool) ([]string, string) { return base.command(path, dir, hub) }
+	return &sw
 }
 
 // Known switches, by the names -switch and -compare take. relay is the
