@@ -20,12 +20,14 @@ import (
 // anyone, pays back slowFramePays of it: a port that drains at least a frame
 // per slowFramePays of holding is never charged, however often it is full,
 // and a port that stops or trickles is. A hold whose batch went to one port
-// alone is never charged: there, holding the sender is the flow control. A port's debt leaks away at 1/slowLeak of real time, so rare
-// lapses are forgiven; once it passes slowBudgetHolds times the hold bound
-// the port is slow: nobody waits for it until its debt has leaked away, and
-// what it cannot take at once is dropped and counted as DropSlowReceiver,
-// as a hardware switch drops at an oversubscribed port. A slow port costs
-// the others at most 1/slowLeak of their time, plus one hold per episode.
+// alone is never charged: there, holding the sender is the flow control.
+//
+// A port's debt leaks away at 1/slowLeak of real time, so rare lapses are
+// forgiven; once it passes slowBudgetHolds times the hold bound the port is
+// slow: nobody waits for it until its debt has leaked away, and what it
+// cannot take at once is dropped and counted as DropSlowReceiver, as a
+// hardware switch drops at an oversubscribed port. A slow port costs the
+// others at most 1/slowLeak of their time, plus one hold per episode.
 const (
 	slowFramePays   = 200 * time.Microsecond // 5,000 frames a second: far below any live UML
 	slowLeak        = 20                     // 5 %
