@@ -199,7 +199,8 @@ func (f *forwarder) transmit(set *portSet, v *frame.Vector) {
 // that takes nothing for TxHold is marked stalled and its frames are dropped
 // (and, until it takes frames again, dropped without waiting), so a stopped
 // peer costs others one bound; a port that drains slowly is waited for,
-// unless it keeps others waiting while it trickles (slow.go).
+// unless it keeps others waiting while it trickles: then it is not waited
+// for when the batch has other destinations too (slow.go).
 func (f *forwarder) hold(v *frame.Vector) {
 	sw := f.sw
 	shared := len(f.touched) > 1 // the wait delays frames for other ports too
@@ -208,7 +209,7 @@ func (f *forwarder) hold(v *frame.Vector) {
 		list := f.lists[e.id][p.off:]
 		for len(list) > 0 {
 			start := sw.now()
-			if e.slow.slow(start) {
+			if shared && e.slow.slow(start) {
 				e.stats.drop(DropSlowReceiver, len(list))
 				break
 			}

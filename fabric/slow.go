@@ -24,10 +24,13 @@ import (
 //
 // A port's debt leaks away at 1/slowLeak of real time, so rare lapses are
 // forgiven; once it passes slowBudgetHolds times the hold bound the port is
-// slow: nobody waits for it until its debt has leaked away, and what it
-// cannot take at once is dropped and counted as DropSlowReceiver, as a
-// hardware switch drops at an oversubscribed port. A slow port costs the
-// others at most 1/slowLeak of their time, plus one hold per episode.
+// slow until its debt has leaked away: a sender whose batch also goes
+// elsewhere does not wait for it, and what it cannot take at once is dropped
+// and counted as DropSlowReceiver, as a hardware switch drops at an
+// oversubscribed port. A batch for the slow port alone is still held for it,
+// so a flow to a port that is only its bottleneck keeps its backpressure even
+// while the port is slow. A slow port costs the others at most 1/slowLeak of
+// their time, plus one hold per episode.
 const (
 	slowFramePays   = 200 * time.Microsecond // 5,000 frames a second: far below any live UML
 	slowLeak        = 20                     // 5 %

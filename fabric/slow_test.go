@@ -88,6 +88,17 @@ func TestSlowReceiverIsNoLongerWaitedFor(t *testing.T) {
 	if got := len(r.ports[2].frames()); got != sent+10 {
 		t.Fatalf("the other port got %d frames, want %d", got, sent+10)
 	}
+	// A batch for the slow port alone still waits for it: that flow keeps
+	// its backpressure.
+	r.send(r.from(1, frame.Broadcast, macB, 0)) // learn B on port 1
+	slow.drain(1)
+	r.send(r.from(2, macB, macC, 0)) // port 1 takes a frame: not stalled, and full again
+	st, _ = r.sw.PortStats(r.ids[1])
+	waits = slow.waited()
+	r.send(r.from(0, macB, macA, 1))
+	if now, _ := r.sw.PortStats(r.ids[1]); now.Dropped() != st.Dropped() || now.TxFrames != st.TxFrames+1 || slow.waited() == waits {
+		t.Fatalf("unicast to the slow port: drops %v, sent %d, waited %v", now.Drops, now.TxFrames-st.TxFrames, slow.waited() != waits)
+	}
 }
 
 // A port that is full for a moment and then takes its queue at once keeps
