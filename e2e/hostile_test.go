@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,7 +255,7 @@ func TestSlowReaderDoesNotThrottleOthers(t *testing.T) {
 			}
 			var without, with []float64
 			var lines []string
-			for k := 1; k <= 2; k++ {
+			for k := 1; k <= 3; k++ {
 				without = append(without, rate())
 				r, line := withS(k)
 				with, lines = append(with, r), append(lines, line)
@@ -269,22 +270,23 @@ func TestSlowReaderDoesNotThrottleOthers(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 
-			mean := func(x []float64) float64 {
-				sum := 0.0
-				for _, v := range x {
-					sum += v
-				}
-				return sum / float64(len(x))
+			// Each phase with S against the phases around it, without; the
+			// median of the three, so that one drift of the machine does not
+			// decide.
+			var ratios []float64
+			for k, w := range with {
+				ratios = append(ratios, 2*w/(without[k]+without[k+1]))
 			}
-			ratio := mean(with) / mean(without)
+			slices.Sort(ratios)
+			ratio := ratios[1]
 			loss := 1 - float64(received)/float64(sent.Load())
-			t.Logf("A->B: %.0f fps without S, %.0f with (phases %.0f, with, %.0f, with, %.0f; with: %.0f, %.0f): %.2f of the rate without S; sent %d, B received %d (loss %.3f%%)",
-				mean(without), mean(with), without[0], without[1], without[2], with[0], with[1], ratio, sent.Load(), received, 100*loss)
+			t.Logf("A->B: phases without S %.0f, %.0f, %.0f, %.0f fps; with S between them %.0f, %.0f, %.0f: %.2f, %.2f, %.2f of the rate around them; sent %d, B received %d (loss %.3f%%)",
+				without[0], without[1], without[2], without[3], with[0], with[1], with[2], ratios[0], ratios[1], ratios[2], sent.Load(), received, 100*loss)
 			for _, line := range lines {
 				t.Logf("S's detach: %s", line[strings.Index(line, "msg="):])
 			}
 			if ratio < 0.7 {
-				t.Errorf("A->B kept %.2f of its rate with S attached, want at least 0.7", ratio)
+				t.Errorf("A->B kept %.2f of its rate with S attached (median of three phases), want at least 0.7", ratio)
 			}
 			if loss > 0.01 {
 				t.Errorf("B lost %.2f%% of A's frames, want under 1%%", 100*loss)
