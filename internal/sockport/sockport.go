@@ -240,12 +240,15 @@ func (s *HangupScan) Count(ports []*Port) int {
 		p.fd.Return()
 	}
 	for _, f := range s.fds {
-		if f.Revents&(unix.POLLRDHUP|unix.POLLHUP) != 0 {
+		if hungUp(f) {
 			gone++
 		}
 	}
 	return gone
 }
+
+// hungUp reports whether a POLLRDHUP poll found the peer gone.
+func hungUp(f unix.PollFd) bool { return f.Revents&(unix.POLLRDHUP|unix.POLLHUP) != 0 }
 
 // shutDown reports whether the peer has closed the connection.
 func (p *Port) shutDown() bool {
@@ -256,7 +259,7 @@ func (p *Port) shutDown() bool {
 	defer p.fd.Return()
 	p.hup[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLRDHUP}
 	n, _ := unix.Poll(p.hup[:], 0)
-	return n > 0 && p.hup[0].Revents&(unix.POLLRDHUP|unix.POLLHUP) != 0
+	return n > 0 && hungUp(p.hup[0])
 }
 
 // rxBatch returns the receive headers kept with v's buffers, pointing them
