@@ -141,3 +141,9 @@ func load(v *frame.Vector, frames []inFrame) int {
 	}
 	return len(frames)
 }
+
+func (p *fakePort) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}

@@ -27,7 +27,7 @@ type forwarder struct {
 	out     [][]byte       // frames of one Write
 	pend    []pending
 	depth   int      // initial capacity of a list; deeper batches grow them
-	mirrors []Mirror // for the batch in hand; nil when nothing captures
+	mirrors []Mirror // of the domain in hand; nil when nothing captures
 }
 
 type pending struct {
@@ -57,16 +57,14 @@ func (r *rxRun) flush() {
 func (f *forwarder) forward(v *frame.Vector, n int) {
 	set := f.sw.ports.Load()
 	now := f.sw.clock.Load()
-	f.mirrors = nil
-	if ms := f.sw.mirrors.Load(); ms != nil && anyActive(*ms) {
-		f.mirrors = *ms
-	}
-	hub := f.sw.cfg.Hub
-	table := f.sw.table
 
 	var (
 		run    rxRun
 		in     *portEntry
+		dom    *Domain // of in: its table, mirrors and flood list
+		hub    bool
+		table  *MACTable
+		flood  []*portEntry
 		learnt struct { // last source learned: a batch usually has one sender
 			mac frame.MAC
 			in  *portEntry
@@ -84,6 +82,12 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 				continue // its port went away while the batch was read
 			}
 			run.e = in
+			if in.dom != dom { // a shared socket feeds ports of several domains
+				dom = in.dom
+				hub, table, flood = dom.hub, dom.table, set.flood[dom.idx]
+				f.mirrors = dom.mirrors.active()
+				learnt.in, memo.valid = nil, false
+			}
 		}
 		size := v.Sizes[i]
 		switch {
@@ -130,7 +134,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 				}
 			}
 		}
-		for _, out := range set.live { // flood: broadcast, multicast, unknown unicast, hub
+		for _, out := range flood { // flood: broadcast, multicast, unknown unicast, hub
 			if out != in {
 				f.stage(out, i, size)
 			}
@@ -266,9 +270,9 @@ func (f *forwarder) write(e *portEntry, frames [][]byte) (done int, full bool) {
 			}
 			e.stats.txFrames.Add(uint64(n))
 			e.stats.txBytes.Add(b)
-			if f.mirrors != nil {
+			if ms := e.dom.mirrors.active(); ms != nil {
 				for _, fr := range frames[done : done+n] {
-					mirrorAll(f.mirrors, e, DirOut, fr)
+					mirrorAll(ms, e, DirOut, fr)
 				}
 			}
 			if e.stalled.Load() {

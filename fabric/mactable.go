@@ -36,6 +36,12 @@ type MACTable struct {
 	count   atomic.Int64
 	full    atomic.Uint64
 	evicted atomic.Uint64
+	statics atomic.Int64 // static entries: not counted in count, never aged or evicted
+
+	// notify, if set, hears of every address learned, moved or aged. It is
+	// called from readers on the learning path (never for a refresh), so it
+	// must be quick and must not block.
+	notify func(MACEvent)
 
 	// Eviction order. Lock order: a shard's lock, then lru; never a shard's
 	// lock while holding lru.
@@ -53,8 +59,9 @@ type macShard struct {
 }
 
 type macEntry struct {
-	ref  atomic.Uint32 // portRef
-	seen atomic.Int64  // clock value when last seen
+	ref    atomic.Uint32 // portRef
+	seen   atomic.Int64  // clock value when last seen
+	static atomic.Bool   // set by an operator: never learned over, aged or evicted
 
 	// Guarded by MACTable.lru.
 	mac        frame.MAC
@@ -120,9 +127,13 @@ func (t *MACTable) Learn(mac frame.MAC, ref portRef, now int64) {
 	e := sh.m[mac]
 	sh.mu.RUnlock()
 	if e != nil {
+		if e.static.Load() {
+			return // the operator said where it lives
+		}
 		if old := portRef(e.ref.Load()); old != ref {
 			if old.id() != ref.id() {
 				t.move(e, ref.id())
+				t.tell(MACMoved, mac, ref.id())
 			}
 			e.ref.Store(uint32(ref))
 		}
@@ -136,6 +147,7 @@ func (t *MACTable) Learn(mac frame.MAC, ref portRef, now int64) {
 		return
 	}
 	sh.mu.Lock()
+	event := MACLearned
 	if e = sh.m[mac]; e == nil {
 		e = &macEntry{mac: mac}
 		sh.m[mac] = e
@@ -146,14 +158,25 @@ func (t *MACTable) Learn(mac frame.MAC, ref portRef, now int64) {
 		e.checked = now
 		t.link(e, ref.id())
 		t.lru.Unlock()
-	} else { // learned meanwhile by another reader
+	} else if !e.static.Load() { // learned meanwhile by another reader
+		event = 0
 		if portRef(e.ref.Load()).id() != ref.id() {
 			t.move(e, ref.id())
+			event = MACMoved
 		}
 		e.ref.Store(uint32(ref))
 		e.seen.Store(now)
 	}
 	sh.mu.Unlock()
+	if event != 0 {
+		t.tell(event, mac, ref.id())
+	}
+}
+
+func (t *MACTable) tell(k MACEventKind, mac frame.MAC, id frame.PortID) {
+	if t.notify != nil {
+		t.notify(MACEvent{Kind: k, MAC: mac, Port: id})
+	}
 }
 
 // link puts e at the end of port id's list. Caller holds lru.
@@ -254,7 +277,7 @@ func (t *MACTable) Lookup(mac frame.MAC, now int64) (portRef, bool) {
 	sh.mu.RLock()
 	e := sh.m[mac]
 	sh.mu.RUnlock()
-	if e == nil || now-e.seen.Load() > t.age {
+	if e == nil || (now-e.seen.Load() > t.age && !e.static.Load()) {
 		return 0, false
 	}
 	return portRef(e.ref.Load()), true
@@ -269,10 +292,11 @@ func (t *MACTable) Age(now int64) int {
 		sh.mu.Lock()
 		t.lru.Lock()
 		for mac, e := range sh.m {
-			if now-e.seen.Load() > t.age {
+			if now-e.seen.Load() > t.age && !e.static.Load() {
 				delete(sh.m, mac)
 				t.unlink(e)
 				n++
+				t.tell(MACAged, mac, e.owner)
 			}
 		}
 		t.lru.Unlock()

@@ -215,13 +215,13 @@ func TestFullTableLearnsNewcomers(t *testing.T) {
 	if ev := r.sw.Table().Evicted(); ev < 1000-64 {
 		t.Fatalf("%d evictions", ev)
 	}
-	evictor.tick(r.sw)
+	evictor.tick(r.sw.Default())
 	flood(1000, 100)
-	evictor.tick(r.sw)
-	evictor.tick(r.sw) // quiet
+	evictor.tick(r.sw.Default())
+	evictor.tick(r.sw.Default()) // quiet
 	flood(2000, 100)
-	evictor.tick(r.sw)
-	evictor.tick(r.sw)
+	evictor.tick(r.sw.Default())
+	evictor.tick(r.sw.Default())
 	if n := logs.count("mac table full"); n != 2 {
 		t.Fatalf("%d start-of-burst lines for two bursts:\n%s", n, logs.b.String())
 	}

@@ -2,6 +2,8 @@ package fabric
 
 import (
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/umlswitch/umlswitch/frame"
 )
@@ -36,34 +38,59 @@ func anyActive(ms []Mirror) bool {
 	return false
 }
 
-// AddMirror starts showing frames to m.
-func (s *Switch) AddMirror(m Mirror) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// mirrorList is a domain's mirrors: nil when nothing captures, so
+// forwarding pays one load.
+type mirrorList struct {
+	mu  sync.Mutex
+	cur atomic.Pointer[[]Mirror]
+}
+
+// active returns the mirrors, or nil when none wants frames now.
+func (l *mirrorList) active() []Mirror {
+	if ms := l.cur.Load(); ms != nil && anyActive(*ms) {
+		return *ms
+	}
+	return nil
+}
+
+func (l *mirrorList) add(m Mirror) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var next []Mirror
-	if cur := s.mirrors.Load(); cur != nil {
+	if cur := l.cur.Load(); cur != nil {
 		next = slices.Clone(*cur)
 	}
 	next = append(next, m)
-	s.mirrors.Store(&next)
+	l.cur.Store(&next)
 }
 
-// RemoveMirror stops showing frames to m. Readers that loaded the old list
-// may still show it the rest of their batch.
-func (s *Switch) RemoveMirror(m Mirror) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.mirrors.Load()
+func (l *mirrorList) remove(m Mirror) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := l.cur.Load()
 	if cur == nil {
 		return
 	}
 	next := slices.DeleteFunc(slices.Clone(*cur), func(x Mirror) bool { return x == m })
 	if len(next) == 0 {
-		s.mirrors.Store(nil)
+		l.cur.Store(nil)
 		return
 	}
-	s.mirrors.Store(&next)
+	l.cur.Store(&next)
 }
+
+// AddMirror starts showing the domain's frames to m.
+func (d *Domain) AddMirror(m Mirror) { d.mirrors.add(m) }
+
+// RemoveMirror stops showing frames to m. Readers that loaded the old list
+// may still show it the rest of their batch.
+func (d *Domain) RemoveMirror(m Mirror) { d.mirrors.remove(m) }
+
+// AddMirror starts showing the default domain's frames to m.
+func (s *Switch) AddMirror(m Mirror) { s.def.AddMirror(m) }
+
+// RemoveMirror stops showing the default domain's frames to m.
+func (s *Switch) RemoveMirror(m Mirror) { s.def.RemoveMirror(m) }
 
 // mirrorAll shows f to every mirror.
 func mirrorAll(ms []Mirror, e *portEntry, dir Direction, f []byte) {

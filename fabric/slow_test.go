@@ -106,7 +106,7 @@ func TestSlowReceiverIsNoLongerWaitedFor(t *testing.T) {
 func TestBriefFullnessKeepsBackpressure(t *testing.T) {
 	r := newRig(t, 3, Config{TxHold: 10 * time.Millisecond})
 	busy := r.ports[1]
-	busy.room, busy.readAfter, busy.readN = 10, time.Millisecond, 10
+	busy.room, busy.readAfter, busy.readN = 32, time.Millisecond, 32 // the frames it takes pay for a wait 6 times over: margin for a loaded machine
 	var batch []inFrame
 	for i := 0; i < 64; i++ {
 		batch = append(batch, r.from(0, frame.Broadcast, macA, byte(i)))

@@ -28,7 +28,8 @@ const (
 	DefaultTxHold = 10 * time.Millisecond
 )
 
-// Config sets the switch's behaviour. Zero fields take the defaults.
+// Config sets the switch's behaviour. Zero fields take the defaults. Hub,
+// MACAge and MACTableSize configure the default domain (see Domain).
 type Config struct {
 	Hub          bool          // flood every frame, learn nothing
 	MACAge       time.Duration // how long an address stays learned unseen
@@ -58,6 +59,7 @@ type portEntry struct {
 	id       frame.PortID
 	ref      portRef
 	port     Port
+	dom      *Domain
 	name     string
 	maxFrame int
 	stats    *counters
@@ -74,8 +76,9 @@ type portEntry struct {
 // portSet is an immutable snapshot of the attached ports, replaced as a whole
 // on Attach and Detach and loaded once per batch by readers.
 type portSet struct {
-	byID []*portEntry // indexed by PortID, nil where free
-	live []*portEntry // attached ports in id order, for flooding
+	byID  []*portEntry   // indexed by PortID, nil where free
+	live  []*portEntry   // attached ports in id order
+	flood [][]*portEntry // by Domain.idx: its attached ports in id order
 }
 
 func (s *portSet) get(id frame.PortID) *portEntry {
@@ -96,22 +99,23 @@ func (s *portSet) resolve(ref portRef, ok bool) *portEntry {
 	return nil
 }
 
-// Switch is a learning Ethernet switch. Its methods are safe for concurrent use.
+// Switch is a learning Ethernet switch: ports, the readers that feed it,
+// and one or more domains (collision domains, each with its own MAC table)
+// that the ports belong to. Its methods are safe for concurrent use.
 type Switch struct {
 	cfg   Config
 	log   *slog.Logger
-	table *MACTable
+	def   *Domain // the domain Attach uses; nil once removed
 	ports atomic.Pointer[portSet]
-	// mirrors is nil when nothing captures, so forwarding pays one load.
-	mirrors atomic.Pointer[[]Mirror]
 	// clock is the coarse time readers stamp MAC entries with, in
 	// nanoseconds since start, advanced by Run's ticker.
 	clock atomic.Int64
 	start time.Time
 
-	mu     sync.Mutex // guards gens, closed and replacing ports
-	gens   []uint16   // generation of each id slot
-	closed bool
+	mu      sync.Mutex // guards gens, domains, closed and replacing ports
+	gens    []uint16   // generation of each id slot
+	domains []*Domain  // by idx, nil where free
+	closed  bool
 
 	// forwarders are taken by a reader for one batch at a time: their
 	// staging lists grow with the number of ports, so one per reader would
@@ -126,9 +130,10 @@ var _ Registry = (*Switch)(nil)
 // New returns a switch with no ports.
 func New(cfg Config) *Switch {
 	cfg.setDefaults()
-	s := &Switch{cfg: cfg, log: cfg.Logger, table: NewMACTable(cfg.MACTableSize, cfg.MACAge), start: time.Now()}
+	s := &Switch{cfg: cfg, log: cfg.Logger, start: time.Now()}
 	s.ports.Store(&portSet{})
 	s.forwarders.New = func() any { return newForwarder(s, defaultDepth) }
+	s.def, _ = s.NewDomain(DomainConfig{Name: DefaultDomain, Hub: cfg.Hub, MACAge: cfg.MACAge, MACTableSize: cfg.MACTableSize})
 	return s
 }
 
@@ -140,15 +145,38 @@ const defaultDepth = 64
 // paths; readers stamp MAC entries with the coarser clock.
 func (s *Switch) now() int64 { return int64(time.Since(s.start)) }
 
-// Table exposes the MAC table for inspection.
-func (s *Switch) Table() *MACTable { return s.table }
+// Table exposes the default domain's MAC table for inspection.
+func (s *Switch) Table() *MACTable { return s.def.table }
 
-// Attach adds p as a new port.
-func (s *Switch) Attach(p Port) (frame.PortID, error) {
+// Default is the domain that Attach uses.
+func (s *Switch) Default() *Domain { return s.def }
+
+// PortOptions are what a port is attached with.
+type PortOptions struct {
+	Domain *Domain // nil: the default domain
+	Name   string  // for logs and counters; empty: the port's own Name
+}
+
+// Attach adds p as a new port of the default domain.
+func (s *Switch) Attach(p Port) (frame.PortID, error) { return s.AttachWith(p, PortOptions{}) }
+
+// AttachWith adds p as a new port with the given options.
+func (s *Switch) AttachWith(p Port, o PortOptions) (frame.PortID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return 0, fmt.Errorf("attach %s: %w", p.Name(), net.ErrClosed)
+	}
+	d := o.Domain
+	if d == nil {
+		d = s.def
+	}
+	if d == nil || d.removed || d.sw != s {
+		return 0, fmt.Errorf("attach %s: no such switch", p.Name())
+	}
+	name := o.Name
+	if name == "" {
+		name = p.Name()
 	}
 	old := s.ports.Load()
 	id := -1
@@ -166,28 +194,30 @@ func (s *Switch) Attach(p Port) (frame.PortID, error) {
 		s.gens = append(s.gens, 0)
 	}
 	s.gens[id]++
-	e := &portEntry{id: frame.PortID(id), ref: makeRef(frame.PortID(id), s.gens[id]), port: p,
-		name: p.Name(), maxFrame: p.MaxFrame(), stats: new(counters)}
-	next := &portSet{byID: append([]*portEntry(nil), old.byID...)}
-	if id == len(next.byID) {
-		next.byID = append(next.byID, e)
+	e := &portEntry{id: frame.PortID(id), ref: makeRef(frame.PortID(id), s.gens[id]), port: p, dom: d,
+		name: name, maxFrame: p.MaxFrame(), stats: new(counters)}
+	byID := append([]*portEntry(nil), old.byID...)
+	if id == len(byID) {
+		byID = append(byID, e)
 	} else {
-		next.byID[id] = e
+		byID[id] = e
 	}
-	next.live = liveOf(next.byID)
-	s.ports.Store(next)
-	s.log.Info("port attached", "port", id, "name", e.name, "max_frame", e.maxFrame)
+	s.replacePorts(byID)
+	s.log.Info("port attached", "port", id, "name", e.name, "switch", d.name, "max_frame", e.maxFrame)
 	return e.id, nil
 }
 
-func liveOf(byID []*portEntry) []*portEntry {
-	var live []*portEntry
+// replacePorts publishes a new snapshot with byID as its ports. Caller
+// holds mu.
+func (s *Switch) replacePorts(byID []*portEntry) {
+	next := &portSet{byID: byID, flood: make([][]*portEntry, len(s.domains))}
 	for _, e := range byID {
 		if e != nil {
-			live = append(live, e)
+			next.live = append(next.live, e)
+			next.flood[e.dom.idx] = append(next.flood[e.dom.idx], e)
 		}
 	}
-	return live
+	s.ports.Store(next)
 }
 
 // Detach removes p, forgets its addresses and closes it.
@@ -206,21 +236,21 @@ func (s *Switch) Detach(p Port) {
 		return
 	}
 	id := e.id
-	next := &portSet{byID: append([]*portEntry(nil), old.byID...)}
-	next.byID[id] = nil // the slot is reused by a later Attach, with a new generation
-	next.live = liveOf(next.byID)
-	s.ports.Store(next)
+	byID := append([]*portEntry(nil), old.byID...)
+	byID[id] = nil // the slot is reused by a later Attach, with a new generation
+	s.replacePorts(byID)
 	// Flush before another Attach can reuse the id. A reader still holding
 	// the old snapshot may learn an address on this port afterwards; its
 	// generation no longer resolves, and it ages out.
-	flushed := s.table.FlushPort(id)
+	flushed := e.dom.table.FlushPort(id)
+	e.dom.table.removeStaticsOf(id)
 	s.mu.Unlock()
 
 	if err := e.port.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("port close", "port", id, "name", e.name, "err", err)
 	}
 	st := e.stats.snapshot(id, e.name, e.port)
-	s.log.Info("port detached", "port", id, "name", e.name, "rx", st.RxFrames, "tx", st.TxFrames,
+	s.log.Info("port detached", "port", id, "name", e.name, "switch", e.dom.name, "rx", st.RxFrames, "tx", st.TxFrames,
 		"drops", st.dropSummary(), "stalls", st.Stalls, "slowed", st.Slowed, "macs_flushed", flushed)
 }
 
@@ -273,12 +303,10 @@ func (s *Switch) runReceiver(r Receiver) {
 	}
 }
 
-// Run keeps the switch's clock and ages the MAC table until ctx ends.
+// Run keeps the switch's clock and ages the MAC tables until ctx ends.
 func (s *Switch) Run(ctx context.Context) error {
-	tick := min(time.Second, s.cfg.MACAge/4)
-	t := time.NewTicker(tick)
+	t := time.NewTicker(s.tick())
 	defer t.Stop()
-	var ev evictionLog
 	for {
 		select {
 		case <-ctx.Done():
@@ -286,39 +314,26 @@ func (s *Switch) Run(ctx context.Context) error {
 		case now := <-t.C:
 			c := int64(now.Sub(s.start))
 			s.clock.Store(c)
-			if n := s.table.Age(c); n > 0 {
-				s.log.Debug("mac entries aged out", "count", n)
+			for _, d := range s.Domains() {
+				d.age(c)
 			}
-			ev.tick(s)
+			t.Reset(s.tick()) // a domain added since may age faster
 		}
 	}
 }
 
-// evictionLog reports MAC table evictions once per burst: when a tick first
-// sees them and when a tick sees none again.
-type evictionLog struct {
-	seen, from uint64
-	on         bool
+// tick is how often Run ages: a quarter of the shortest ageing time, at
+// most a second.
+func (s *Switch) tick() time.Duration {
+	tick := time.Second
+	for _, d := range s.Domains() {
+		tick = min(tick, d.macAge/4)
+	}
+	return max(tick, time.Millisecond)
 }
 
-func (l *evictionLog) tick(s *Switch) {
-	n := s.table.Evicted()
-	switch {
-	case n != l.seen && !l.on:
-		id, held := s.table.Heaviest()
-		name := ""
-		if e := s.ports.Load().get(id); e != nil {
-			name = e.name
-		}
-		s.log.Warn("mac table full: evicting the oldest addresses of the port holding the most",
-			"size", s.cfg.MACTableSize, "port", id, "name", name, "holds", held)
-		l.on, l.from = true, l.seen
-	case n == l.seen && l.on:
-		s.log.Info("mac table evictions ended", "evicted", n-l.from)
-		l.on = false
-	}
-	l.seen = n
-}
+// Now is the switch's clock, as MAC entries are stamped with it.
+func (s *Switch) Now() int64 { return s.clock.Load() }
 
 // Close detaches every port and waits for all receivers to stop. Transports
 // that own shared sockets must be closed first so their receivers return.
@@ -334,10 +349,11 @@ func (s *Switch) Close() {
 }
 
 // Stats returns a snapshot of every attached port's counters.
-func (s *Switch) Stats() []PortStats {
-	live := s.ports.Load().live
-	out := make([]PortStats, 0, len(live))
-	for _, e := range live {
+func (s *Switch) Stats() []PortStats { return snapshotAll(s.ports.Load().live) }
+
+func snapshotAll(ports []*portEntry) []PortStats {
+	out := make([]PortStats, 0, len(ports))
+	for _, e := range ports {
 		out = append(out, e.stats.snapshot(e.id, e.name, e.port))
 	}
 	return out

@@ -1,0 +1,158 @@
+package fabric
+
+import (
+	"slices"
+
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+// What operators see of and do to a MAC table: listing, flushing, static
+// entries and change events. None of it is on the forwarding path.
+
+// MACEventKind says what happened to an address.
+type MACEventKind uint8
+
+const (
+	MACLearned MACEventKind = iota + 1 // first seen
+	MACMoved                           // seen on another port than before
+	MACAged                            // not seen for the ageing time, forgotten
+)
+
+func (k MACEventKind) String() string {
+	switch k {
+	case MACLearned:
+		return "learned"
+	case MACMoved:
+		return "moved"
+	case MACAged:
+		return "aged"
+	}
+	return "unknown"
+}
+
+// MACEvent is one change of a table, for an operator's event stream.
+type MACEvent struct {
+	Kind MACEventKind
+	MAC  frame.MAC
+	Port frame.PortID // where it is now (learned, moved) or was (aged)
+}
+
+// MACEntry is one address as a listing shows it.
+type MACEntry struct {
+	MAC    frame.MAC
+	Port   frame.PortID
+	Age    int64 // nanoseconds since it was last seen; 0 for static entries
+	Static bool
+	ref    portRef
+}
+
+// Entries lists the table at time now (the clock Learn was given), in
+// address order. Entries past the ageing time that Age has not removed yet
+// are left out, as Lookup would.
+func (t *MACTable) Entries(now int64) []MACEntry {
+	var out []MACEntry
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for mac, e := range sh.m {
+			st := e.static.Load()
+			age := now - e.seen.Load()
+			if st {
+				age = 0
+			} else if age > t.age {
+				continue
+			}
+			ref := portRef(e.ref.Load())
+			out = append(out, MACEntry{MAC: mac, Port: ref.id(), Age: max(age, 0), Static: st, ref: ref})
+		}
+		sh.mu.RUnlock()
+	}
+	slices.SortFunc(out, func(a, b MACEntry) int { return slices.Compare(a.MAC[:], b.MAC[:]) })
+	return out
+}
+
+// Flush forgets every learned address; static entries stay. It returns how
+// many it removed.
+func (t *MACTable) Flush() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		t.lru.Lock()
+		for mac, e := range sh.m {
+			if !e.static.Load() {
+				delete(sh.m, mac)
+				t.unlink(e)
+				n++
+			}
+		}
+		t.lru.Unlock()
+		sh.mu.Unlock()
+	}
+	t.count.Add(-int64(n))
+	t.lru.Lock()
+	t.rescanHeavy()
+	t.lru.Unlock()
+	return n
+}
+
+// setStatic pins mac to ref: learning never moves it and it never ages. A
+// learned entry for mac becomes static.
+func (t *MACTable) setStatic(mac frame.MAC, ref portRef) {
+	sh := t.shard(mac)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[mac]
+	if e == nil {
+		e = &macEntry{mac: mac}
+		sh.m[mac] = e
+	} else if !e.static.Load() {
+		t.lru.Lock()
+		t.unlink(e)
+		t.lru.Unlock()
+		t.count.Add(-1)
+	}
+	if !e.static.Swap(true) {
+		t.statics.Add(1)
+	}
+	e.ref.Store(uint32(ref))
+}
+
+// RemoveStatic removes the static entry for mac and reports whether there
+// was one. A learned entry is left alone.
+func (t *MACTable) RemoveStatic(mac frame.MAC) bool {
+	sh := t.shard(mac)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[mac]
+	if e == nil || !e.static.Load() {
+		return false
+	}
+	delete(sh.m, mac)
+	t.statics.Add(-1)
+	return true
+}
+
+// Statics is the number of static entries.
+func (t *MACTable) Statics() int { return int(t.statics.Load()) }
+
+// removeStaticsOf removes the static entries pointing at port id, which is
+// going away (as the Linux bridge drops a removed port's static entries).
+// It walks the table only when there are static entries at all, so port
+// churn does not pay for it.
+func (t *MACTable) removeStaticsOf(id frame.PortID) {
+	if t.statics.Load() == 0 {
+		return
+	}
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for mac, e := range sh.m {
+			if e.static.Load() && portRef(e.ref.Load()).id() == id {
+				delete(sh.m, mac)
+				t.statics.Add(-1)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
