@@ -3,6 +3,7 @@
 
 GO       ?= go
 BIN      ?= bin/umlswitch
+BENCH    ?= bin/umlswitch-bench
 FUZZTIME ?= 5s
 
 .DEFAULT_GOAL := help
@@ -11,8 +12,9 @@ FUZZTIME ?= 5s
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/umlswitch, statically linked
+build: ## build bin/umlswitch and the load generator bin/umlswitch-bench, statically linked
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/umlswitch
+	CGO_ENABLED=0 $(GO) build -o $(BENCH) ./cmd/umlswitch-bench
 
 run: build ## run the switch on its built-in configuration (root: it listens in /var/run)
 	./$(BIN)
@@ -45,24 +47,24 @@ e2e: ## real UML kernels, VDE tools and host taps (root, user-mode-linux, busybo
 
 bench-smoke: build ## every Go benchmark once, and the benchmark tool briefly in every mode
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
-	./$(BIN) bench -duration 500ms -warmup 100ms -compare uml_switch,relay -runs 1
-	./$(BIN) bench -duration 500ms -warmup 100ms -clients vde -hub -ports 4 -compare vde_switch -runs 1
-	for t in bess gre l2tpv3 vxlan tap raw; do ./$(BIN) bench -duration 500ms -warmup 100ms -transport $$t -ports 3 -compare relay -runs 1 || exit 1; done
-	./$(BIN) bench -mode latency -duration 300ms -warmup 50ms -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-latency.png
-	./$(BIN) bench -mode scan -duration 200ms -warmup 50ms -sizes 64,9000 -port-counts 2,16 -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-scan.png
+	./$(BENCH) -duration 500ms -warmup 100ms -compare uml_switch,relay -runs 1
+	./$(BENCH) -duration 500ms -warmup 100ms -clients vde -hub -ports 4 -compare vde_switch -runs 1
+	for t in bess gre l2tpv3 vxlan tap raw; do ./$(BENCH) -duration 500ms -warmup 100ms -transport $$t -ports 3 -compare relay -runs 1 || exit 1; done
+	./$(BENCH) -mode latency -duration 300ms -warmup 50ms -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-latency.png
+	./$(BENCH) -mode scan -duration 200ms -warmup 50ms -sizes 64,9000 -port-counts 2,16 -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-scan.png
 
 bench: build ## bench/RESULTS.md's runs: umlswitch against uml_switch, vde_switch and the ceiling relay (switch on CPU 0)
-	./$(BIN) bench -cpu 0 -compare uml_switch,relay -runs 5
-	./$(BIN) bench -cpu 0 -ports 8 -compare uml_switch,relay -runs 7
-	./$(BIN) bench -cpu 0 -ports 8 -hub -compare uml_switch,relay -runs 9
-	./$(BIN) bench -cpu 0 -clients vde -ports 8 -compare relay,vde_switch -runs 5
-	./$(BIN) bench -cpu 0 -mode latency -compare uml_switch,relay -runs 3
-	./$(BIN) bench -cpu 0 -mode scan -sizes 64 -port-counts 2,8,64 -compare uml_switch,relay -runs 3 -duration 2s
-	for t in bess gre l2tpv3 vxlan tap raw; do ./$(BIN) bench -cpu 0 -transport $$t -compare relay -runs 5 || exit 1; done
+	./$(BENCH) -cpu 0 -compare uml_switch,relay -runs 5
+	./$(BENCH) -cpu 0 -ports 8 -compare uml_switch,relay -runs 7
+	./$(BENCH) -cpu 0 -ports 8 -hub -compare uml_switch,relay -runs 9
+	./$(BENCH) -cpu 0 -clients vde -ports 8 -compare relay,vde_switch -runs 5
+	./$(BENCH) -cpu 0 -mode latency -compare uml_switch,relay -runs 3
+	./$(BENCH) -cpu 0 -mode scan -sizes 64 -port-counts 2,8,64 -compare uml_switch,relay -runs 3 -duration 2s
+	for t in bess gre l2tpv3 vxlan tap raw; do ./$(BENCH) -cpu 0 -transport $$t -compare relay -runs 5 || exit 1; done
 
 readme: build ## rewrite the README's quotes of -h (a test checks they are current)
-	@for q in "umlswitch -h:-h" "umlswitch bench -h:bench -h"; do \
-	  marker="<!-- $${q%%:*} -->"; ./$(BIN) $${q#*:} 2>&1 | sed -n '/^Flags:$$/,$$p' | tail -n +2 > .help.txt; \
+	@for q in "umlswitch -h:./$(BIN) -h" "umlswitch-bench -h:./$(BENCH) -h"; do \
+	  marker="<!-- $${q%%:*} -->"; $${q#*:} 2>&1 | sed -n '/^Flags:$$/,$$p' | tail -n +2 > .help.txt; \
 	  awk -v m="$$marker" 'BEGIN{while((getline l < ".help.txt")>0) h=h l "\n"} \
 	    $$0==m {print; print "```"; printf "%s", h; print "```"; skip=1; next} \
 	    skip && $$0=="<!-- end -->" {skip=0} !skip' README.md > README.md.new && mv README.md.new README.md; \

@@ -284,3 +284,26 @@ func TestSwitchNamedOtherBuild(t *testing.T) {
 		}
 	}
 }
+
+// The relay is this program (umlswitch-bench relay), whatever umlswitch
+// binary the other switches start from.
+func TestRelayRunsAsThisProgram(t *testing.T) {
+	sw := Known["relay"]
+	if !sw.self || Known["umlswitch"].self || switchNamed("umlswitch=/x").self {
+		t.Fatal("only the relay runs as this program")
+	}
+	argv, _ := sw.command("/path/to/umlswitch-bench", t.TempDir(), false)
+	if argv[0] != "/path/to/umlswitch-bench" || argv[1] != "relay" {
+		t.Fatalf("argv %v", argv)
+	}
+}
+
+// Without an umlswitch to start the bench says so before it measures
+// anything, and names -umlswitch.
+func TestMainNeedsUmlswitch(t *testing.T) {
+	var errb strings.Builder
+	code := Main([]string{"-umlswitch", filepath.Join(t.TempDir(), "umlswitch"), "-duration", "10ms"}, io.Discard, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "no umlswitch to start") || !strings.Contains(errb.String(), "-umlswitch PATH") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}

@@ -6,13 +6,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-const usageHead = `Usage: umlswitch bench [flags]
+const usageHead = `Usage: umlswitch-bench [flags]
 
 Drives a switch with P generator ports over the daemon protocol (or BESS,
 GRE, L2TPv3, VXLAN, tap, raw): each port sends one frame so the switch learns
@@ -22,28 +24,33 @@ delivered frames per second, Gbit/s, loss, and the switch's CPU time (frames
 per switch CPU-second), as a markdown table. -mode latency measures round trips with one frame in flight;
 -mode scan repeats the throughput run over frame sizes and port counts.
 
+The umlswitch it starts is the one next to umlswitch-bench, in the same directory
+(make build puts both in bin/), unless -umlswitch PATH names another; the relay
+is umlswitch-bench itself (umlswitch-bench relay).
+
 Examples:
-  umlswitch bench                                     # start umlswitch, 2 ports, 64-byte frames
-  umlswitch bench -compare uml_switch -cpu 0 -runs 3  # umlswitch against uml_switch, switch on CPU 0
-  umlswitch bench -compare uml_switch,vde_switch -ports 8 -hub
-  umlswitch bench -clients vde -compare relay         # against the ceiling: a bare relay on the same sockets
-  umlswitch bench -transport gre -compare relay -cpu 0  # GRE ports (as root), against the relay on GRE
-  umlswitch bench -transport tap -ports 8 -cpu 0      # taps the switch creates, in a private namespace (as root)
-  umlswitch bench -ctl /tmp/uml.ctl -pid 1234         # a switch that is already running
-  umlswitch bench -mode latency -compare uml_switch -cpu 0          # round-trip percentiles
-  umlswitch bench -mode scan -sizes 64,1514,9000 -port-counts 2,8,64 -compare relay -plot scan.png
-  umlswitch bench -compare umlswitch=/tmp/umlswitch.old,uml_switch -cpu 0  # this build against an older one
-  umlswitch bench relay -unix /tmp/relay.ctl          # run the ceiling relay by hand
+  umlswitch-bench                                     # start umlswitch, 2 ports, 64-byte frames
+  umlswitch-bench -compare uml_switch -cpu 0 -runs 3  # umlswitch against uml_switch, switch on CPU 0
+  umlswitch-bench -compare uml_switch,vde_switch -ports 8 -hub
+  umlswitch-bench -clients vde -compare relay         # against the ceiling: a bare relay on the same sockets
+  umlswitch-bench -transport gre -compare relay -cpu 0  # GRE ports (as root), against the relay on GRE
+  umlswitch-bench -transport tap -ports 8 -cpu 0      # taps the switch creates, in a private namespace (as root)
+  umlswitch-bench -ctl /tmp/uml.ctl -pid 1234         # a switch that is already running
+  umlswitch-bench -mode latency -compare uml_switch -cpu 0          # round-trip percentiles
+  umlswitch-bench -mode scan -sizes 64,1514,9000 -port-counts 2,8,64 -compare relay -plot scan.png
+  umlswitch-bench -compare umlswitch=/tmp/umlswitch.old,uml_switch -cpu 0  # this build against an older one
+  umlswitch-bench -umlswitch /usr/local/bin/umlswitch  # start that umlswitch, not the one next to umlswitch-bench
+  umlswitch-bench relay -unix /tmp/relay.ctl          # run the ceiling relay by hand
 
 Flags:
 `
 
-// Main runs `umlswitch bench`.
+// Main runs `umlswitch-bench`.
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "relay" {
 		return RelayMain(args[1:], stderr)
 	}
-	fs := flag.NewFlagSet("umlswitch bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("umlswitch-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		swName  = fs.String("switch", "umlswitch", "switch to start and measure: umlswitch, uml_switch, vde_switch, or relay (the ceiling:\numlswitch's sockets with no switching logic).\nExample: -switch uml_switch")
@@ -67,7 +74,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		runs   = fs.Int("runs", 0, "runs per switch, interleaved; tables show median (min-max). Default 1, or 3 with -compare.\nExample: -runs 5")
 		cpu    = fs.String("cpu", "", "pin the switch to these CPUs (`LIST`: 0, 0-3, 0,2) and the generator to the others.\nExample: -cpu 0")
 		genCPU = fs.String("gen-cpu", "", "with -cpu: pin the generator to these CPUs (`LIST`) instead of all the others.\nExample: -cpu 0-3 -gen-cpu 4")
-		exe    = fs.String("umlswitch", "", "umlswitch binary to start (default: this program).\nExample: -umlswitch ./bin/umlswitch")
+		exe    = fs.String("umlswitch", "", "umlswitch binary `PATH` to start for -switch umlswitch or -compare umlswitch (default:\numlswitch in umlswitch-bench's own directory).\nExample: -umlswitch /usr/local/bin/umlswitch")
 		mode   = fs.String("mode", "throughput", "throughput (frames per second, loss, CPU), latency (one frame in flight between two\n"+
 			"ports: round-trip p50, p90, p99, p99.9), or scan (throughput over -sizes and -port-counts).\nExample: -mode latency -compare uml_switch")
 		sizes  = fs.String("sizes", "64,512,1514,9000", "with -mode scan: frame sizes in `BYTES` (past 1518, umlswitch and the relay get a larger\n-mtu; uml_switch and vde_switch keep theirs).\nExample: -sizes 64,1514")
@@ -82,7 +89,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "umlswitch bench: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "umlswitch-bench: "+format+"\n", a...)
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -123,6 +130,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return fail("%s speaks only the daemon protocol; -transport %s needs umlswitch or relay", n, tr.Name)
 		}
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return fail("%v", err)
+	}
 	if *runs == 0 {
 		*runs = 1
 		if len(names) > 1 {
@@ -132,10 +143,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if tr.Netns && !inNetns() {
 		if *ctl != "" {
 			return fail("-transport %s makes its interfaces in a network namespace of its own and starts the switches there: drop -ctl", tr.Name)
-		}
-		self, err := os.Executable()
-		if err != nil {
-			return fail("%v", err)
 		}
 		code, err := reexecInNetns(self, args, stdout, stderr)
 		if err != nil {
@@ -167,10 +174,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return fail("-gen-cpu needs -cpu")
 	}
 	if *exe == "" {
-		var err error
-		if *exe, err = os.Executable(); err != nil {
-			return fail("%v", err)
-		}
+		*exe = filepath.Join(filepath.Dir(self), "umlswitch")
 	}
 	if *window < 0 {
 		return fail("-window %d: want 0 or more", *window)
@@ -195,13 +199,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
+	if slices.Contains(names, "umlswitch") {
+		if _, err := exec.LookPath(*exe); err != nil {
+			return fail("no umlswitch to start: %v (make build builds bin/umlswitch next to bin/umlswitch-bench; or give -umlswitch PATH)", err)
+		}
+	}
 	dir, err := scratchDir()
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer os.RemoveAll(dir)
 	cfg.Dir = dir
-	r := &runner{exe: *exe, dir: dir, hub: *hub, cpus: swCPUs, tr: tr, stderr: stderr}
+	r := &runner{exe: *exe, self: self, dir: dir, hub: *hub, cpus: swCPUs, tr: tr, stderr: stderr}
 	switch *mode {
 	case "throughput":
 		fmt.Fprintf(stderr, "bench: %d ports, %d-byte frames, %s clients%s, %v per run, %d run(s) per switch\n",
@@ -281,11 +290,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // runner starts the switches under test in turn.
 type runner struct {
-	exe, dir string
-	hub      bool
-	cpus     []int
-	tr       *Transport
-	stderr   io.Writer
+	exe    string // umlswitch
+	self   string // this program, for the relay
+	dir    string
+	hub    bool
+	cpus   []int
+	tr     *Transport
+	stderr io.Writer
 }
 
 // each runs f once per run for every switch, interleaved so that slow
@@ -306,7 +317,11 @@ func (r *runner) each(names []string, runs, ports, size int, cfg GenConfig, f fu
 			}
 			extra = append(extra, sw.mtuArgs(size)...)
 			var log strings.Builder
-			p, err := start(sw, r.exe, r.dir, r.hub, extra, r.cpus, &log)
+			exe := r.exe
+			if sw.self {
+				exe = r.self
+			}
+			p, err := start(sw, exe, r.dir, r.hub, extra, r.cpus, &log)
 			if err != nil {
 				return fmt.Errorf("%v\n%s", err, log.String())
 			}

@@ -110,12 +110,12 @@ const netnsEnv = "UMLSWITCH_BENCH_NETNS"
 // namespace of its own; if not, reexecInNetns makes it so.
 func inNetns() bool { return os.Getenv(netnsEnv) == "1" }
 
-// reexecInNetns runs exe's bench with args again in a new network
+// reexecInNetns runs the bench exe with args again in a new network
 // namespace and returns its exit status. The switches it starts inherit
 // the namespace, so the taps and veths of the run are private to it and
 // the kernel removes them when the last process in it exits.
 func reexecInNetns(exe string, args []string, stdout, stderr io.Writer) (int, error) {
-	cmd := exec.Command(exe, append([]string{"bench"}, args...)...)
+	cmd := exec.Command(exe, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stdout, stderr
 	cmd.Env = append(os.Environ(), netnsEnv+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}

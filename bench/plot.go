@@ -14,7 +14,7 @@ import (
 // per switch and port count (a single setting gives one point per switch).
 func plotThroughput(path string, sets [][]Row) error {
 	p := plot.New()
-	p.Title.Text = "umlswitch bench: throughput"
+	p.Title.Text = "umlswitch-bench: throughput"
 	p.X.Label.Text = "frame size (bytes)"
 	p.Y.Label.Text = "delivered Mfps (median)"
 	lines := map[string]plotter.XYs{}
@@ -41,7 +41,7 @@ func plotThroughput(path string, sets [][]Row) error {
 // plotLatency draws each switch's round-trip distribution as a CDF.
 func plotLatency(path string, rows []LatencyRow) error {
 	p := plot.New()
-	p.Title.Text = "umlswitch bench: round-trip latency, one frame in flight"
+	p.Title.Text = "umlswitch-bench: round-trip latency, one frame in flight"
 	p.X.Label.Text = "round trip (µs, log scale)"
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}

@@ -152,10 +152,10 @@ func (r *relay) send(p fabric.Port, frames [][]byte) {
 	}
 }
 
-// RelayMain runs `umlswitch bench relay`: the ceiling relay on a control
+// RelayMain runs `umlswitch-bench relay`: the ceiling relay on a control
 // socket and any -port specs, until SIGINT or SIGTERM.
 func RelayMain(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("umlswitch bench relay", flag.ContinueOnError)
+	fs := flag.NewFlagSet("umlswitch-bench relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	ctl := fs.String("unix", "", "control socket `PATH` to serve.\nExample: -unix /tmp/relay.ctl")
 	hub := fs.Bool("hub", false, "send every batch to every other port.\nExample: -hub")
@@ -166,9 +166,9 @@ func RelayMain(args []string, stderr io.Writer) int {
 	fs.Func("port", "also serve a port described by `SPEC`, as umlswitch -port does.\nExample: -port transport=bess,path=/tmp/relay.bess",
 		func(s string) error { specs = append(specs, s); return nil })
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: umlswitch bench relay -unix PATH [flags]\n\n"+
+		fmt.Fprint(fs.Output(), "Usage: umlswitch-bench relay -unix PATH [flags]\n\n"+
 			"The benchmark's ceiling: a bare batched relay over the same sockets as umlswitch, with no\n"+
-			"switching logic. umlswitch bench starts it for -switch relay or -compare relay.\n\nFlags:\n")
+			"switching logic. umlswitch-bench starts it for -switch relay or -compare relay.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -178,7 +178,7 @@ func RelayMain(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if *ctl == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "umlswitch bench relay: -unix PATH is required and nothing else is taken")
+		fmt.Fprintln(stderr, "umlswitch-bench relay: -unix PATH is required and nothing else is taken")
 		return 2
 	}
 	r := &relay{hub: *hub, hold: *hold}
@@ -192,7 +192,7 @@ func RelayMain(args []string, stderr io.Writer) int {
 		}
 		if err != nil {
 			ports.Close()
-			fmt.Fprintf(stderr, "umlswitch bench relay: %v\n", err)
+			fmt.Fprintf(stderr, "umlswitch-bench relay: %v\n", err)
 			return 1
 		}
 	}

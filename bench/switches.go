@@ -18,8 +18,11 @@ import (
 type Switch struct {
 	Name string
 	// command returns the argv to run a switch whose sockets go in dir,
-	// and the control socket clients dial.
+	// and the control socket clients dial. exe is the umlswitch binary, or
+	// this program if self.
 	command func(exe, dir string, hub bool) (argv []string, ctl string)
+	// self: it runs as this program (umlswitch-bench relay), not umlswitch.
+	self bool
 	// stop asks the process to exit cleanly.
 	stop func(p *process)
 	// vector: it takes -port specs, so speaks every transport, not only
@@ -88,13 +91,14 @@ var Known = map[string]*Switch{
 		Name: "relay",
 		command: func(exe, dir string, hub bool) ([]string, string) {
 			ctl := filepath.Join(dir, "relay.ctl")
-			argv := []string{exe, "bench", "relay", "-unix", ctl}
+			argv := []string{exe, "relay", "-unix", ctl}
 			if hub {
 				argv = append(argv, "-hub")
 			}
 			return argv, ctl
 		},
 		stop:   func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+		self:   true,
 		vector: true,
 		jumbo:  true,
 	},

@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/umlswitch/umlswitch/bench"
 	"github.com/umlswitch/umlswitch/capture"
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
@@ -36,7 +35,8 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "bench" {
-		return bench.Main(args[1:], stdout, stderr)
+		fmt.Fprintln(stderr, "umlswitch: the load generator is now a command of its own: umlswitch-bench (make build builds it)")
+		return 2
 	}
 	if len(args) > 0 && args[0] == "capture" {
 		return captureMain(args[1:], stdout, stderr)
@@ -102,7 +102,6 @@ func (l *portList) Set(s string) error { *l = append(*l, s); return nil }
 
 const usageHead = `Usage: umlswitch [flags]
        umlswitch -compat-v0 -unix CONTROL DATA [flags]
-       umlswitch bench [flags]          (load generator; umlswitch bench -h)
        umlswitch capture [-s CONTROL]   (live pcapng of a running switch; umlswitch capture -h)
 
 A userspace Ethernet switch for User Mode Linux, VDE and QEMU clients, and a

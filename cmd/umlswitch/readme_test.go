@@ -15,7 +15,6 @@ func TestReadmeQuotesHelp(t *testing.T) {
 	}
 	for _, c := range []struct{ marker, cmd string }{
 		{"<!-- umlswitch -h -->", "-h"},
-		{"<!-- umlswitch bench -h -->", "bench -h"},
 	} {
 		_, _, help := runArgs(strings.Fields(c.cmd)...)
 		flags := help[strings.Index(help, "Flags:\n")+len("Flags:\n"):]
