@@ -1,6 +1,6 @@
 // Command umlswitch is a userspace Ethernet switch for User Mode Linux, VDE
 // and QEMU clients, a drop-in replacement for uml_switch. Run with -h for
-// the flags; `umlswitch bench -h` for the load generator.
+// the flags; `umlswitch-bench -h` for the load generator.
 package main
 
 import (
