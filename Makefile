@@ -7,7 +7,7 @@ BENCH    ?= bin/umlswitch-bench
 FUZZTIME ?= 5s
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test vet fmt-check unit race fuzz e2e bench-smoke bench readme clean
+.PHONY: help build run deps test vet fmt-check unit race fuzz e2e bench-smoke bench readme clean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,10 @@ build: ## build bin/umlswitch and the load generator bin/umlswitch-bench, static
 run: build ## run the switch on its built-in configuration (root: it listens in /var/run)
 	./$(BIN)
 
-test: vet fmt-check unit race fuzz e2e bench-smoke ## everything CI runs
+deps: ## stop unless the tests' Debian packages are here (scripts/deps); as root with apt-get, install them first, unless UMLSWITCH_NO_INSTALL is set
+	@scripts/deps ensure
+
+test: deps vet fmt-check unit race fuzz e2e bench-smoke ## everything CI runs, deps first
 
 vet: ## go vet
 	$(GO) vet ./...
