@@ -1,0 +1,355 @@
+// Package metrics serves a running instance's counters as Prometheus
+// metrics.
+//
+// Everything is read at scrape time through a Source: the instance reads its
+// counters' atomics, so scraping never slows forwarding, and nothing here
+// keeps state between scrapes. Series:
+//
+//	per port {switch, port, kind}:
+//	  umlswitch_port_rx_frames_total, umlswitch_port_rx_bytes_total,
+//	  umlswitch_port_tx_frames_total, umlswitch_port_tx_bytes_total,
+//	  umlswitch_port_drops_total{reason}, umlswitch_port_stalls_total,
+//	  umlswitch_port_slowed_total, umlswitch_port_hold_seconds_total
+//	per listener {switch, port, kind}: umlswitch_listener_clients
+//	per switch {switch}:
+//	  umlswitch_switch_ports, umlswitch_mac_table_entries,
+//	  umlswitch_mac_table_static_entries, umlswitch_mac_table_size,
+//	  umlswitch_mac_learned_total, umlswitch_mac_moved_total,
+//	  umlswitch_mac_table_refused_total, umlswitch_mac_table_evicted_total,
+//	  and with a live capture umlswitch_capture_frames_total,
+//	  umlswitch_capture_dropped_frames_total
+//	per mirror {switch, mirror}:
+//	  umlswitch_mirror_frames_total, umlswitch_mirror_dropped_frames_total
+//	umlswitch_switches, umlswitch_ports_attached
+//
+// Switch totals are left to PromQL: sum by (switch) (umlswitch_port_rx_frames_total).
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/umlswitch/umlswitch/instance"
+)
+
+// Source is what the metrics read, at scrape time only (the instance reads
+// its counters' atomics: scraping never slows forwarding).
+type Source interface {
+	Switches() []instance.SwitchInfo
+	Ports(sw string) []instance.PortInfo // sw "" = every switch
+	Mirrors() []instance.MirrorInfo
+}
+
+var (
+	portLabels     = []string{"switch", "port", "kind"}
+	dropLabels     = []string{"switch", "port", "kind", "reason"}
+	switchLabels   = []string{"switch"}
+	mirrorLabels   = []string{"switch", "mirror"}
+	descPortRxF    = newDesc("port_rx_frames_total", "Frames received on the port.", portLabels)
+	descPortRxB    = newDesc("port_rx_bytes_total", "Bytes received on the port.", portLabels)
+	descPortTxF    = newDesc("port_tx_frames_total", "Frames sent out of the port.", portLabels)
+	descPortTxB    = newDesc("port_tx_bytes_total", "Bytes sent out of the port.", portLabels)
+	descPortDrops  = newDesc("port_drops_total", "Frames dropped on the port, by reason.", dropLabels)
+	descPortStalls = newDesc("port_stalls_total", "Times the port took nothing for the hold bound.", portLabels)
+	descPortSlowed = newDesc("port_slowed_total", "Times the port was found slow and stopped holding senders.", portLabels)
+	descPortHeld   = newDesc("port_hold_seconds_total", "Time senders waited for the port to take frames.", portLabels)
+	descListener   = newDesc("listener_clients", "Ports attached through the listener now.", portLabels)
+	descSwPorts    = newDesc("switch_ports", "Ports attached to the switch (listeners not counted).", switchLabels)
+	descMACs       = newDesc("mac_table_entries", "Addresses in the switch's MAC table now.", switchLabels)
+	descMACStatic  = newDesc("mac_table_static_entries", "Static entries in the switch's MAC table.", switchLabels)
+	descMACSize    = newDesc("mac_table_size", "Most addresses the switch's MAC table holds.", switchLabels)
+	descMACLearned = newDesc("mac_learned_total", "Addresses first seen by the switch.", switchLabels)
+	descMACMoved   = newDesc("mac_moved_total", "Addresses seen on another port than before.", switchLabels)
+	descMACRefused = newDesc("mac_table_refused_total", "Addresses not learned: the table was full with nothing to evict.", switchLabels)
+	descMACEvicted = newDesc("mac_table_evicted_total", "Addresses evicted from the MAC table to make room.", switchLabels)
+	descCapFrames  = newDesc("capture_frames_total", "Frames copied to the switch's live capture.", switchLabels)
+	descCapDropped = newDesc("capture_dropped_frames_total", "Frames the switch's live capture could not take.", switchLabels)
+	descMirFrames  = newDesc("mirror_frames_total", "Frames copied to the mirror.", mirrorLabels)
+	descMirDropped = newDesc("mirror_dropped_frames_total", "Frames the mirror could not take.", mirrorLabels)
+	descAttached   = newDesc("ports_attached", "Ports attached to all switches.", nil)
+	descSwitches   = newDesc("switches", "Switches in the instance.", nil)
+
+	allDescs = []*prometheus.Desc{
+		descPortRxF, descPortRxB, descPortTxF, descPortTxB, descPortDrops,
+		descPortStalls, descPortSlowed, descPortHeld, descListener,
+		descSwPorts, descMACs, descMACStatic, descMACSize,
+		descMACLearned, descMACMoved, descMACRefused, descMACEvicted,
+		descCapFrames, descCapDropped, descMirFrames, descMirDropped,
+		descAttached, descSwitches,
+	}
+)
+
+func newDesc(name, help string, labels []string) *prometheus.Desc {
+	return prometheus.NewDesc("umlswitch_"+name, help, labels, nil)
+}
+
+type collector struct{ src Source }
+
+// NewCollector returns a collector that reads src at every Collect and
+// emits const metrics.
+func NewCollector(src Source) prometheus.Collector { return collector{src} }
+
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allDescs {
+		ch <- d
+	}
+}
+
+// Collect never fails a scrape: label values that are not valid UTF-8 are
+// repaired, and of two entries with the same labels (which the instance
+// should never report) the first is kept.
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	switches := c.src.Switches()
+	ports := c.src.Ports("")
+	mirrors := c.src.Mirrors()
+
+	type key struct{ a, b string }
+	seen := make(map[key]struct{}, max(len(switches), len(ports), len(mirrors)))
+	first := func(a, b string) bool {
+		k := key{a, b}
+		if _, dup := seen[k]; dup {
+			return false
+		}
+		seen[k] = struct{}{}
+		return true
+	}
+
+	attached := 0
+	for i := range switches {
+		s := &switches[i]
+		sw := label(s.Name)
+		if !first(sw, "") {
+			continue
+		}
+		attached += s.Ports
+		gauge(ch, descSwPorts, float64(s.Ports), sw)
+		gauge(ch, descMACs, float64(s.MACs), sw)
+		gauge(ch, descMACStatic, float64(s.Statics), sw)
+		gauge(ch, descMACSize, float64(s.MACTableSize), sw)
+		counter(ch, descMACLearned, float64(s.MACLearned), sw)
+		counter(ch, descMACMoved, float64(s.MACMoved), sw)
+		counter(ch, descMACRefused, float64(s.MACRefused), sw)
+		counter(ch, descMACEvicted, float64(s.MACEvicted), sw)
+		if s.Capture != nil {
+			counter(ch, descCapFrames, float64(s.Capture.Captured), sw)
+			counter(ch, descCapDropped, float64(s.Capture.Dropped), sw)
+		}
+	}
+	gauge(ch, descSwitches, float64(len(seen)))
+	gauge(ch, descAttached, float64(attached))
+
+	clear(seen) // ports: {switch, port}
+	listeners := make(map[key]struct{})
+	for i := range ports {
+		p := &ports[i]
+		sw, name, kind := label(p.Switch), label(p.Name), label(p.Kind)
+		if p.ID < 0 {
+			// A listener: its clients are ports of their own. An entry
+			// with no port number that does not listen has no counters.
+			if p.Listening == "" {
+				continue
+			}
+			k := key{sw, name}
+			if _, dup := listeners[k]; !dup {
+				listeners[k] = struct{}{}
+				gauge(ch, descListener, float64(p.Clients), sw, name, kind)
+			}
+			continue
+		}
+		if !first(sw, name) {
+			continue
+		}
+		counter(ch, descPortRxF, float64(p.RxFrames), sw, name, kind)
+		counter(ch, descPortRxB, float64(p.RxBytes), sw, name, kind)
+		counter(ch, descPortTxF, float64(p.TxFrames), sw, name, kind)
+		counter(ch, descPortTxB, float64(p.TxBytes), sw, name, kind)
+		counter(ch, descPortStalls, float64(p.Stalls), sw, name, kind)
+		counter(ch, descPortSlowed, float64(p.Slowed), sw, name, kind)
+		counter(ch, descPortHeld, p.HeldS, sw, name, kind)
+		for reason, n := range p.Drops {
+			if label(reason) == reason { // repaired reasons could collide
+				counter(ch, descPortDrops, float64(n), sw, name, kind, reason)
+			}
+		}
+	}
+
+	clear(seen) // mirrors: {switch, mirror}
+	for i := range mirrors {
+		m := &mirrors[i]
+		sw, name := label(m.Switch), label(m.Name)
+		if !first(sw, name) {
+			continue
+		}
+		counter(ch, descMirFrames, float64(m.Captured), sw, name)
+		counter(ch, descMirDropped, float64(m.Dropped), sw, name)
+	}
+}
+
+// label makes s a valid label value (the registry refuses invalid UTF-8).
+func label(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+}
+
+func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+// Handler serves src's metrics, with the Go runtime's and the process's, from
+// a registry of its own.
+func Handler(src Source) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		NewCollector(src),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		// Serve what could be gathered: a collector's error is counted in
+		// promhttp_metric_handler_errors_total, not a failed scrape.
+		ErrorHandling:       promhttp.ContinueOnError,
+		Registry:            reg,
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+	}))
+}
+
+// Server serves metrics until Close.
+type Server struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+	once sync.Once
+	err  error
+}
+
+const index = `umlswitch metrics: /metrics
+`
+
+// Serve listens on addr, "host:port" (TCP) or "unix:PATH" (a unix stream
+// socket), and serves Handler(src) at /metrics, and a short page pointing
+// there at /, until Close.
+//
+// A unix socket's file left by a switch that has gone is removed first; one
+// that a live server answers on is an error, as is a file that is not a
+// socket. If mode is not 0 the socket is chmodded to it. Close removes it.
+func Serve(addr string, mode os.FileMode, src Source, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var (
+		ln   net.Listener
+		path string
+		err  error
+	)
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if p == "" {
+			return nil, fmt.Errorf("metrics: listen %s: no socket path after unix:", addr)
+		}
+		path = p
+		ln, err = listenUnix(path, mode)
+	} else if !strings.Contains(addr, ":") {
+		return nil, fmt.Errorf("metrics: listen %s: want host:port or unix:PATH", addr)
+	} else {
+		ln, err = net.Listen("tcp", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen %s: %w", addr, err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", Handler(src))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, index)
+	})
+	s := &Server{
+		srv: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 5 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		ln:   ln,
+		done: make(chan struct{}),
+	}
+	log.Info("metrics: serving", "addr", ln.Addr().Network()+":"+ln.Addr().String(), "path", "/metrics")
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics: serve", "addr", addr, "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// listenUnix listens on path, replacing a stale socket file.
+func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		switch {
+		case err == nil:
+			c.Close()
+			return nil, fmt.Errorf("%s is in use: a server answers on it", path)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			// Nobody listens: left by a process that has gone.
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("remove stale socket: %w", err)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			// Removed meanwhile.
+		default:
+			return nil, fmt.Errorf("%s exists and cannot tell whether it is in use: %w", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if mode != 0 {
+		if err := os.Chmod(path, mode); err != nil {
+			ln.Close() // removes the file
+			return nil, err
+		}
+	}
+	return ln, nil
+}
+
+// Addr is the address the server listens on (the port chosen for
+// "host:0", or the unix socket).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops the server, waiting a little for scrapes in progress, and
+// removes a unix socket's file. Later calls return the first's result.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			s.err = s.srv.Close()
+		}
+		// Closing a unix listener removes its socket file. Removing
+		// it here again could remove another server's, made since.
+		<-s.done
+	})
+	return s.err
+}
