@@ -233,7 +233,7 @@ func generateThrough(t *testing.T, tr *Transport) GenResult {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := set.Open(p, transports.Defaults{Depth: 32, MTU: 1500}); err != nil {
+		if _, err := set.Open(p, sw, transports.Defaults{Depth: 32, MTU: 1500}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -188,7 +188,7 @@ func RelayMain(args []string, stderr io.Writer) int {
 	for _, s := range append([]string{"transport=daemon,path=" + *ctl}, specs...) {
 		p, err := configs.ParsePort(s)
 		if err == nil {
-			err = ports.Open(p, defaults)
+			_, err = ports.Open(p, r, defaults)
 		}
 		if err != nil {
 			ports.Close()

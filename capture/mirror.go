@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,15 +22,18 @@ import (
 
 // Config describes one mirror. Exactly one of File and Stream is set.
 type Config struct {
-	File    string   // write here; rotated files get .1, .2, ... after the name
-	Stream  string   // unix stream socket that live readers connect to
-	Format  string   // "pcapng" (default) or "pcap"
-	Snaplen int      // bytes kept of each frame; 0 keeps whole frames
-	Ports   []string // capture only ports whose names contain one of these; none: every port
-	Dir     string   // "in", "out" or "both" (default)
-	Rotate  int64    // start a new file past this many bytes; 0: never
-	Keep    int      // rotated files kept, newest first; 0: all
-	Ring    int      // bytes of frames buffered between the switch and the writer
+	File   string // write here; rotated files get .1, .2, ... after the name
+	Stream string // unix stream socket that live readers connect to
+	// Listener, instead of File or Stream, hands over live readers'
+	// connections (the control API's capture requests).
+	Listener net.Listener
+	Format   string   // "pcapng" (default) or "pcap"
+	Snaplen  int      // bytes kept of each frame; 0 keeps whole frames
+	Ports    []string // capture only ports whose names contain one of these; none: every port
+	Dir      string   // "in", "out" or "both" (default)
+	Rotate   int64    // start a new file past this many bytes; 0: never
+	Keep     int      // rotated files kept, newest first; 0: all
+	Ring     int      // bytes of frames buffered between the switch and the writer
 	// Sink, instead of File or Stream, takes the frames themselves: a SPAN
 	// port. Its direction defaults to in, so each frame goes there once.
 	Sink   FrameSink
@@ -174,6 +178,8 @@ func newMirror(cfg Config, out output) (*Mirror, error) {
 		m.active.Store(true)
 	case cfg.Stream != "" && cfg.File == "":
 		m.out, err = newStreamOutput(cfg.Stream, m)
+	case cfg.Listener != nil && cfg.File == "":
+		m.out = listenStream(cfg.Listener, m)
 	default:
 		err = errors.New("give one of file=, stream= and port=")
 	}
@@ -192,6 +198,8 @@ func (m *Mirror) Name() string {
 		return "file " + m.cfg.File
 	case m.cfg.Sink != nil:
 		return "port " + m.cfg.Sink.Name()
+	case m.cfg.Listener != nil:
+		return "live " + m.cfg.Listener.Addr().String()
 	}
 	return "stream " + m.cfg.Stream
 }

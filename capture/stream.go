@@ -19,14 +19,14 @@ const readerQueue = 256
 // that goes away is dropped; while there is none the mirror copies nothing.
 type streamOutput struct {
 	m    *Mirror
-	ln   *net.UnixListener
+	ln   net.Listener
 	join chan *reader
 	live []*reader // the writer's own
 	wg   sync.WaitGroup
 }
 
 type reader struct {
-	conn    *net.UnixConn
+	conn    net.Conn
 	ch      chan []byte
 	gone    chan struct{}
 	dropped uint64 // the writer's own
@@ -37,16 +37,21 @@ func newStreamOutput(path string, m *Mirror) (*streamOutput, error) {
 	if err != nil {
 		return nil, err
 	}
+	return listenStream(ln, m), nil
+}
+
+// listenStream serves live readers that ln accepts.
+func listenStream(ln net.Listener, m *Mirror) *streamOutput {
 	o := &streamOutput{m: m, ln: ln, join: make(chan *reader, 16)}
 	o.wg.Add(1)
 	go o.accept()
-	return o, nil
+	return o
 }
 
 func (o *streamOutput) accept() {
 	defer o.wg.Done()
 	for {
-		c, err := o.ln.AcceptUnix()
+		c, err := o.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -55,7 +60,9 @@ func (o *streamOutput) accept() {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		c.CloseRead()
+		if cr, ok := c.(interface{ CloseRead() error }); ok {
+			cr.CloseRead()
+		}
 		r := &reader{conn: c, ch: make(chan []byte, readerQueue), gone: make(chan struct{})}
 		o.join <- r
 		o.m.active.Store(true) // start copying now; the writer adds the reader on its next pass

@@ -22,7 +22,7 @@ func TestParsePort(t *testing.T) {
 			want: Port{Transport: "daemon", Path: "/tmp/a", CompatV0: true, DataPath: "/tmp/uml.data"}},
 		{spec: "transport=tap,ifname=tap0", want: Port{Transport: "tap", Ifname: "tap0"}},
 		{spec: "ifname=tap0,transport=tap", want: Port{Transport: "tap", Ifname: "tap0"}},
-		{spec: "transport=tap,ifname=tap0,foo=1", err: `unknown key "foo" for transport tap (accepted: create, depth, ifname, mtu, owner, persist, queues, up, vnet_hdr)`},
+		{spec: "transport=tap,ifname=tap0,foo=1", err: `unknown key "foo" for transport tap (accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr)`},
 		{spec: "transport=gree,src=1", err: `unknown transport "gree" (known transports: bess, daemon, gre, l2tpv3, raw, tap, vxlan)`},
 		{spec: "transport=tap,ifname=lab0,create=1,persist=1,owner=1000,up=1,mtu=9000,queues=4",
 			want: Port{Transport: "tap", Ifname: "lab0", Create: true, Persist: true, HasOwner: true, Owner: 1000, Up: true, MTU: 9000, Queues: 4}},
@@ -58,7 +58,7 @@ func TestParsePort(t *testing.T) {
 		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,v6=1", err: "v6=1 needs IPv6 addresses"},
 		{spec: "transport=gre,src=127.0.0.2,dst=gateway", err: `"gateway" is not an IP address`},
 		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,rx_key=0x100000000,tx_key=1", err: "not a 32-bit number"},
-		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,session=1", err: `unknown key "session" for transport gre (accepted: depth, dst, mtu, pin_sequence, rx_key, sequence, src, tx_key, v6)`},
+		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,session=1", err: `unknown key "session" for transport gre (accepted: depth, dst, mtu, name, pin_sequence, rx_key, sequence, src, switch, tx_key, v6)`},
 		{spec: "transport=l2tpv3,udp=1,src=127.0.0.2,dst=127.0.0.4,srcport=17001,dstport=17002,rx_session=11,tx_session=12",
 			want: Port{Transport: "l2tpv3", UDP: true, Src: addr("127.0.0.2"), Dst: addr("127.0.0.4"), SrcPort: 17001, DstPort: 17002,
 				RxSession: 11, TxSession: 12}},
@@ -144,30 +144,42 @@ ports:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !f.Hub || f.MACAge != 90*time.Second || f.MACTableSize != 100 || f.TxHold != 20*time.Millisecond ||
-		f.MTU != 9000 || f.Depth != 32 || f.LogLevel != "debug" || len(f.Ports) != 5 {
+	if len(f.Switches) != 1 {
+		t.Fatalf("switches %+v", f.Switches)
+	}
+	sw := f.Switches[0]
+	if sw.Name != "default" || !sw.Hub || sw.MACAge != 90*time.Second || sw.MACTableSize != 100 || f.TxHold != 20*time.Millisecond ||
+		f.MTU != 9000 || f.Depth != 32 || f.LogLevel != "debug" || len(sw.Ports) != 5 {
 		t.Fatalf("got %+v", f)
 	}
-	if f.Ports[0] != (Port{Transport: "daemon", Path: "/tmp/sw.ctl", Mode: 0o666}) ||
-		f.Ports[1] != (Port{Transport: "tap", Ifname: "tap0", Depth: 16}) ||
-		f.Ports[2] != (Port{Transport: "bess", Path: "/tmp/sw.bess"}) ||
-		f.Ports[3] != (Port{Transport: "gre", Src: addr("127.0.0.2"), Dst: addr("127.0.0.3"), HasKey: true, RxKey: 0xfffffffe, TxKey: 7, Sequence: true}) ||
-		f.Ports[4] != (Port{Transport: "l2tpv3", UDP: true, Src: addr("127.0.0.2"), Dst: addr("127.0.0.4"), SrcPort: 17001, DstPort: 17002,
+	ports := sw.Ports
+	if ports[0] != (Port{Transport: "daemon", Path: "/tmp/sw.ctl", Mode: 0o666}) ||
+		ports[1] != (Port{Transport: "tap", Ifname: "tap0", Depth: 16}) ||
+		ports[2] != (Port{Transport: "bess", Path: "/tmp/sw.bess"}) ||
+		ports[3] != (Port{Transport: "gre", Src: addr("127.0.0.2"), Dst: addr("127.0.0.3"), HasKey: true, RxKey: 0xfffffffe, TxKey: 7, Sequence: true}) ||
+		ports[4] != (Port{Transport: "l2tpv3", UDP: true, Src: addr("127.0.0.2"), Dst: addr("127.0.0.4"), SrcPort: 17001, DstPort: 17002,
 			RxSession: 11, TxSession: 12, HasCookie: true, Cookie64: true, RxCookie: 0x1122334455667788, TxCookie: 9}) {
-		t.Fatalf("ports %+v", f.Ports)
+		t.Fatalf("ports %+v", ports)
 	}
 }
 
 func TestParseFileErrors(t *testing.T) {
 	tests := []struct{ doc, err string }{
 		{"hubb: true", "field hubb not found"},
-		{"mac_age: soon", `mac_age "soon" is not a positive duration`},
+		{"mac_age: soon", `mac_age: "soon" is not a positive duration`},
 		{"tx_hold: -1s", "tx_hold"},
-		{"mtu: 10", "mtu 10 is out of range"},
-		{"depth: 5000", "depth 5000 is out of range"},
-		{"log_level: loud", `log_level "loud"`},
+		{"mtu: 10", "mtu: 10 is out of range"},
+		{"depth: 5000", "depth: 5000 is out of range"},
+		{"log_level: loud", `log_level: "loud"`},
+		{"hub: maybe", `hub: "maybe" is not a boolean`},
+		{"switches: [{name: a}, {name: a}]", `switch "a" given twice`},
+		{"switches: [{hub: true}]", "switches[0]: no name"},
+		{"switches: [{name: 'a b'}]", `name "a b"`},
+		{"hub: true\nswitches: [{name: a}]", "move them into an entry of switches"},
+		{"name: x", "the top level is the default switch"},
+		{"switches: [{name: a, ports: [{transport: tap, ifname: t, switch: b}]}]", "switch=b inside switch a"},
 		{"ports: [{transport: tap}]", "ports[0]: transport tap needs ifname="},
-		{"ports: [{transport: tap, ifname: t0, bogus: 1}]", `ports[0]: unknown key "bogus" for transport tap (accepted: create, depth, ifname, mtu, owner, persist, queues, up, vnet_hdr)`},
+		{"ports: [{transport: tap, ifname: t0, bogus: 1}]", `ports[0]: unknown key "bogus" for transport tap (accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr)`},
 		{"ports: [{transport: tap, ifname: [a, b]}]", "must be a single value"},
 		{"ports: 3", "cannot unmarshal"},
 		{"\t- broken", "config:"},
@@ -180,17 +192,18 @@ func TestParseFileErrors(t *testing.T) {
 			}
 		})
 	}
-	if f, err := Parse(nil); err != nil || len(f.Ports) != 0 {
+	if f, err := Parse(nil); err != nil || len(f.Switches) != 1 || len(f.Switches[0].Ports) != 0 {
 		t.Fatalf("empty document: %+v, %v", f, err)
 	}
 }
 
 func TestDefault(t *testing.T) {
-	f := Default()
+	c := Default()
+	f := c.Switches[0]
 	if len(f.Ports) != 1 || f.Ports[0].Transport != "daemon" || f.Ports[0].Path != "/var/run/uml-utilities/uml_switch.ctl" {
 		t.Fatalf("default ports %+v", f.Ports)
 	}
-	if f.MACAge != 300*time.Second || f.MACTableSize != 8192 || f.Depth != 64 || f.MTU != 1500 {
+	if f.MACAge != 300*time.Second || f.MACTableSize != 8192 || c.Depth != 64 || c.MTU != 1500 {
 		t.Fatalf("default %+v", f)
 	}
 }
@@ -227,14 +240,17 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add(DefaultYAML())
 	f.Add([]byte("hub: true\nports:\n  - {transport: tap, ifname: t0}\n"))
 	f.Add([]byte("mac_age: 1s\ntx_hold: 1ms\nports: [{transport: daemon, path: /a, mode: 777}]"))
+	f.Add([]byte("switches:\n  - name: a\n    hub: 1\n    ports: [{transport: daemon, path: /a, name: x}]\n  - {name: b, mac_age: 5s}\n"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		c, err := Parse(doc)
 		if err != nil {
 			return
 		}
-		for _, p := range c.Ports {
-			if _, err := ParsePort(p.String()); err != nil {
-				t.Fatalf("config port %+v is not a valid spec: %v", p, err)
+		for _, sw := range c.Switches {
+			for _, p := range sw.Ports {
+				if _, err := ParsePort(p.String()); err != nil {
+					t.Fatalf("config port %+v is not a valid spec: %v", p, err)
+				}
 			}
 		}
 	})

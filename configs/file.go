@@ -6,36 +6,56 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// File is a parsed configuration file. Zero fields mean "not set": flags
-// and built-in defaults fill them.
+// File is a parsed configuration: settings of the whole daemon and the
+// switches it runs. Zero fields mean "not set": flags and built-in
+// defaults fill them.
 type File struct {
+	TxHold   time.Duration
+	MTU      int
+	Depth    int
+	LogLevel string
+	Switches []Switch // the default switch, if any, first
+}
+
+// Switch is one switch (collision domain) of a configuration.
+type Switch struct {
+	Name         string
 	Hub          bool
 	MACAge       time.Duration
 	MACTableSize int
-	TxHold       time.Duration
-	MTU          int
-	Depth        int
-	LogLevel     string
 	Ports        []Port
 	Mirrors      []Mirror
 }
 
-// fileYAML is the document as written; durations are strings like "300s",
-// and port entries are maps of the same keys -port takes.
+// DefaultSwitch names the switch the top-level keys, the uml_switch flags
+// and -port describe.
+const DefaultSwitch = "default"
+
+// fileYAML is the document as written. Settings are scalars parsed by the
+// same setters the flags go through (Merge); port and mirror entries are
+// maps of the keys -port and -mirror take. The top level describes the
+// default switch.
 type fileYAML struct {
-	Hub          bool                `yaml:"hub"`
-	MACAge       string              `yaml:"mac_age"`
-	MACTableSize int                 `yaml:"mac_table_size"`
-	TxHold       string              `yaml:"tx_hold"`
-	MTU          int                 `yaml:"mtu"`
-	Depth        int                 `yaml:"depth"`
-	LogLevel     string              `yaml:"log_level"`
+	switchYAML `yaml:",inline"`
+	TxHold     *scalar      `yaml:"tx_hold"`
+	MTU        *scalar      `yaml:"mtu"`
+	Depth      *scalar      `yaml:"depth"`
+	LogLevel   *scalar      `yaml:"log_level"`
+	Switches   []switchYAML `yaml:"switches"`
+}
+
+type switchYAML struct {
+	Name         *scalar             `yaml:"name"`
+	Hub          *scalar             `yaml:"hub"`
+	MACAge       *scalar             `yaml:"mac_age"`
+	MACTableSize *scalar             `yaml:"mac_table_size"`
 	Ports        []map[string]scalar `yaml:"ports"`
 	Mirrors      []map[string]scalar `yaml:"mirrors"`
 }
@@ -46,9 +66,45 @@ type scalar string
 
 func (s *scalar) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: port option must be a single value", n.Line)
+		return fmt.Errorf("line %d: an option must be a single value", n.Line)
 	}
 	*s = scalar(n.Value)
+	return nil
+}
+
+// Settings of the whole daemon and of one switch, by the key the YAML
+// document uses; flags set them through the same functions (Merge).
+var (
+	globalKeys = map[string]func(f *File, v string) error{
+		"tx_hold":   func(f *File, v string) (err error) { f.TxHold, err = parseDuration(v); return },
+		"mtu":       func(f *File, v string) (err error) { f.MTU, err = parseInt(v, MinMTU, MaxMTU); return },
+		"depth":     func(f *File, v string) (err error) { f.Depth, err = parseInt(v, 1, MaxDepth); return },
+		"log_level": setLogLevel,
+	}
+	switchKeys = map[string]func(s *Switch, v string) error{
+		"hub":            func(s *Switch, v string) (err error) { s.Hub, err = parseBool(v); return },
+		"mac_age":        func(s *Switch, v string) (err error) { s.MACAge, err = parseDuration(v); return },
+		"mac_table_size": func(s *Switch, v string) (err error) { s.MACTableSize, err = parseInt(v, 1, 1<<24); return },
+	}
+)
+
+func setLogLevel(f *File, v string) error {
+	switch v {
+	case "debug", "info", "warn", "error":
+		f.LogLevel = v
+		return nil
+	}
+	return fmt.Errorf("%q is not one of debug, info, warn, error", v)
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+
+// CheckName validates a switch or port name: it appears in URLs, metric
+// labels and log lines.
+func CheckName(n string) error {
+	if !nameRE.MatchString(n) {
+		return fmt.Errorf("name %q: use 1 to 64 letters, digits and _ . : - (starting with a letter or digit)", n)
+	}
 	return nil
 }
 
@@ -75,43 +131,112 @@ func Parse(data []byte) (*File, error) {
 	if err := dec.Decode(&y); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	f := &File{Hub: y.Hub, MACTableSize: y.MACTableSize, MTU: y.MTU, Depth: y.Depth, LogLevel: y.LogLevel}
-	var err error
-	if f.MACAge, err = parseDuration("mac_age", y.MACAge); err != nil {
-		return nil, err
+	f := &File{}
+	for _, s := range []struct {
+		key string
+		v   *scalar
+	}{{"tx_hold", y.TxHold}, {"mtu", y.MTU}, {"depth", y.Depth}, {"log_level", y.LogLevel}} {
+		if s.v != nil {
+			if err := globalKeys[s.key](f, string(*s.v)); err != nil {
+				return nil, fmt.Errorf("config: %s: %w", s.key, err)
+			}
+		}
 	}
-	if f.TxHold, err = parseDuration("tx_hold", y.TxHold); err != nil {
-		return nil, err
+	// The top level is the default switch, unless the document lists its
+	// switches and gives the top level no ports.
+	top := y.switchYAML
+	if top.Name != nil {
+		return nil, errors.New("config: name: the top level is the default switch; name switches under switches:")
 	}
-	if f.MACTableSize < 0 {
-		return nil, fmt.Errorf("config: mac_table_size %d is negative", f.MACTableSize)
+	if len(y.Switches) == 0 || len(top.Ports) > 0 || len(top.Mirrors) > 0 {
+		sw, err := top.parse(DefaultSwitch, "")
+		if err != nil {
+			return nil, err
+		}
+		f.Switches = append(f.Switches, sw)
+	} else if top.Hub != nil || top.MACAge != nil || top.MACTableSize != nil {
+		return nil, errors.New("config: hub, mac_age and mac_table_size at the top level describe the default switch, " +
+			"which has no ports here: move them into an entry of switches:")
 	}
-	if f.MTU != 0 && (f.MTU < MinMTU || f.MTU > MaxMTU) {
-		return nil, fmt.Errorf("config: mtu %d is out of range %d..%d", f.MTU, MinMTU, MaxMTU)
+	for i, sy := range y.Switches {
+		if sy.Name == nil {
+			return nil, fmt.Errorf("config: switches[%d]: no name", i)
+		}
+		sw, err := sy.parse(string(*sy.Name), fmt.Sprintf("switches[%d].", i))
+		if err != nil {
+			return nil, err
+		}
+		if f.Switch(sw.Name) != nil {
+			return nil, fmt.Errorf("config: switches[%d]: switch %q given twice", i, sw.Name)
+		}
+		f.Switches = append(f.Switches, sw)
 	}
-	if f.Depth < 0 || f.Depth > MaxDepth {
-		return nil, fmt.Errorf("config: depth %d is out of range 1..%d", f.Depth, MaxDepth)
+	return f, nil
+}
+
+func (y *switchYAML) parse(name, where string) (Switch, error) {
+	sw := Switch{Name: name}
+	if err := CheckName(name); err != nil {
+		return sw, fmt.Errorf("config: %sname: %w", where, err)
 	}
-	switch f.LogLevel {
-	case "", "debug", "info", "warn", "error":
-	default:
-		return nil, fmt.Errorf("config: log_level %q is not one of debug, info, warn, error", f.LogLevel)
+	for _, s := range []struct {
+		key string
+		v   *scalar
+	}{{"hub", y.Hub}, {"mac_age", y.MACAge}, {"mac_table_size", y.MACTableSize}} {
+		if s.v != nil {
+			if err := switchKeys[s.key](&sw, string(*s.v)); err != nil {
+				return sw, fmt.Errorf("config: %s%s: %w", where, s.key, err)
+			}
+		}
 	}
 	for i, m := range y.Ports {
 		p, err := fromOptions(sortedOptions(m))
 		if err != nil {
-			return nil, fmt.Errorf("config: ports[%d]: %w", i, err)
+			return sw, fmt.Errorf("config: %sports[%d]: %w", where, i, err)
 		}
-		f.Ports = append(f.Ports, p)
+		if p.Switch != "" && p.Switch != name {
+			return sw, fmt.Errorf("config: %sports[%d]: switch=%s inside switch %s", where, i, p.Switch, name)
+		}
+		p.Switch = ""
+		sw.Ports = append(sw.Ports, p)
 	}
 	for i, m := range y.Mirrors {
 		mi, err := mirrorFromOptions(sortedOptions(m))
 		if err != nil {
-			return nil, fmt.Errorf("config: mirrors[%d]: %w", i, err)
+			return sw, fmt.Errorf("config: %smirrors[%d]: %w", where, i, err)
 		}
-		f.Mirrors = append(f.Mirrors, mi)
+		sw.Mirrors = append(sw.Mirrors, mi)
 	}
-	return f, nil
+	return sw, nil
+}
+
+// NewSwitch builds a switch from settings by their configuration keys
+// (hub, mac_age, mac_table_size), as the control API's requests give them.
+func NewSwitch(name string, settings [][2]string) (Switch, error) {
+	sw := Switch{Name: name}
+	if err := CheckName(name); err != nil {
+		return sw, err
+	}
+	for _, kv := range settings {
+		set, ok := switchKeys[kv[0]]
+		if !ok {
+			return sw, fmt.Errorf("unknown switch setting %q (accepted: hub, mac_age, mac_table_size)", kv[0])
+		}
+		if err := set(&sw, kv[1]); err != nil {
+			return sw, fmt.Errorf("%s: %w", kv[0], err)
+		}
+	}
+	return sw, nil
+}
+
+// Switch returns the switch named name, or nil.
+func (f *File) Switch(name string) *Switch {
+	for i := range f.Switches {
+		if f.Switches[i].Name == name {
+			return &f.Switches[i]
+		}
+	}
+	return nil
 }
 
 // sortedOptions lists a map entry's keys and values in key order: map
@@ -129,13 +254,10 @@ func sortedOptions(m map[string]scalar) [][2]string {
 	return kv
 }
 
-func parseDuration(key, v string) (time.Duration, error) {
-	if v == "" {
-		return 0, nil
-	}
+func parseDuration(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("config: %s %q is not a positive duration like 300s or 5ms", key, v)
+		return 0, fmt.Errorf("%q is not a positive duration like 300s or 5ms", v)
 	}
 	return d, nil
 }

@@ -9,6 +9,7 @@ import (
 
 // Mirror is one capture, from a -mirror spec or a config file entry.
 type Mirror struct {
+	Name    string   // how the API calls it; empty: given one when it opens
 	File    string   // write to this file
 	Stream  string   // or serve live readers on this unix socket
 	Format  string   // pcapng (default) or pcap
@@ -21,7 +22,7 @@ type Mirror struct {
 }
 
 // MirrorKeys are the keys -mirror takes.
-var MirrorKeys = []string{"dir", "file", "format", "keep", "port", "ports", "rotate", "snaplen", "stream"}
+var MirrorKeys = []string{"dir", "file", "format", "keep", "name", "port", "ports", "rotate", "snaplen", "stream"}
 
 // ParseMirror parses a -mirror spec: key=value pairs separated by commas;
 // a field without "=" continues the list of the key before it, so
@@ -60,6 +61,8 @@ func mirrorFromOptions(kv [][2]string) (Mirror, error) {
 		}
 		var err error
 		switch k {
+		case "name":
+			m.Name, err = v, CheckName(v)
 		case "file":
 			m.File = v
 		case "stream":
@@ -117,6 +120,25 @@ func mirrorFromOptions(kv [][2]string) (Mirror, error) {
 		return m, errors.New("keep= needs rotate=")
 	}
 	return m, nil
+}
+
+// String renders m as a -mirror spec that parses back to m.
+func (m Mirror) String() string {
+	var b specBuilder
+	add := b.add
+	add("name", m.Name, m.Name != "")
+	add("file", m.File, m.File != "")
+	add("stream", m.Stream, m.Stream != "")
+	add("format", m.Format, m.Format != "")
+	add("snaplen", m.Snaplen, m.Snaplen != 0)
+	add("ports", strings.Join(m.Ports, ","), len(m.Ports) > 0)
+	add("dir", m.Dir, m.Dir != "")
+	add("rotate", m.Rotate, m.Rotate != 0)
+	add("keep", m.Keep, m.Keep != 0)
+	if m.Port != nil {
+		add("port", m.Port.String(), true)
+	}
+	return b.String()
 }
 
 // parseSize reads a byte count with an optional k, M or G suffix (powers

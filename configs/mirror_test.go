@@ -33,7 +33,7 @@ func TestParseMirror(t *testing.T) {
 		{spec: "file=/a,rotate=lots", err: "not a size"},
 		{spec: "file=/a,keep=2", err: "keep= needs rotate="},
 		{spec: "stream=/a,rotate=1M", err: "rotate= and keep= apply to file="},
-		{spec: "file=/a,colour=red", err: `unknown key "colour" (accepted: dir, file, format, keep, port, ports, rotate, snaplen, stream)`},
+		{spec: "file=/a,colour=red", err: `unknown key "colour" (accepted: dir, file, format, keep, name, port, ports, rotate, snaplen, stream)`},
 		{spec: "file=/a,file=/b", err: `key "file" given twice`},
 		{spec: "stray,file=/a", err: `"stray" is not key=value`},
 	}
@@ -59,8 +59,8 @@ func TestMirrorsInConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Mirror{{File: "/tmp/all.pcapng", Rotate: 1 << 30, Keep: 2}, {Stream: "/tmp/live.sock", Ports: []string{"tap", "bess"}}}
-	if !reflect.DeepEqual(f.Mirrors, want) {
-		t.Fatalf("mirrors %+v", f.Mirrors)
+	if !reflect.DeepEqual(f.Switches[0].Mirrors, want) {
+		t.Fatalf("mirrors %+v", f.Switches[0].Mirrors)
 	}
 	if _, err := Parse([]byte("mirrors: [{file: /a, speed: 1}]")); err == nil || !strings.Contains(err.Error(), `mirrors[0]: unknown key "speed"`) {
 		t.Fatalf("err = %v", err)
@@ -72,6 +72,7 @@ func TestMirrorsInConfigFile(t *testing.T) {
 func FuzzParseMirror(f *testing.F) {
 	f.Add("file=/tmp/a.pcap,format=pcap,snaplen=96,ports=tap,gre,dir=in,rotate=10M,keep=3")
 	f.Add("stream=/s,ports=,x,dir=out")
+	f.Add("name=m1,port=transport=tap,ifname=t0,name=span")
 	f.Fuzz(func(t *testing.T, spec string) {
 		m, err := ParseMirror(spec)
 		n := 0
@@ -80,8 +81,20 @@ func FuzzParseMirror(f *testing.F) {
 				n++
 			}
 		}
-		if err == nil && n != 1 {
+		if err != nil {
+			return
+		}
+		if n != 1 {
 			t.Fatalf("%q parsed to %+v", spec, m)
+		}
+		// It renders to a spec that parses to the same mirror, unless a
+		// port name holds a '=' (it would read as a key).
+		back, err := ParseMirror(m.String())
+		if strings.Contains(strings.Join(m.Ports, ","), "=") {
+			return
+		}
+		if err != nil || back.String() != m.String() {
+			t.Fatalf("%q -> %q -> %+v, %v", spec, m.String(), back, err)
 		}
 	})
 }

@@ -19,6 +19,8 @@ import (
 // rx_ values are what the switch expects to receive.
 type Port struct {
 	Transport string
+	Name      string // how the API, metrics and logs call it; empty: given one when it opens
+	Switch    string // -port only: the switch it joins (in a file, the entry it is listed under)
 
 	Depth int // frames per batch (UML's depth)
 	MTU   int // IP MTU; the largest frame is MTU + 18
@@ -28,6 +30,7 @@ type Port struct {
 	Mode     os.FileMode // permissions of the socket, 0 to keep the default
 	CompatV0 bool        // daemon: also serve version 0 clients
 	DataPath string      // daemon: version 0 shared data socket
+	API      string      // daemon: what the control API on this socket allows: rw (default), ro or off
 
 	// tap and raw
 	Ifname string
@@ -85,8 +88,10 @@ const (
 )
 
 var commonKeys = map[string]setter{
-	"depth": func(p *Port, v string) (err error) { p.Depth, err = parseInt(v, 1, MaxDepth); return },
-	"mtu":   func(p *Port, v string) (err error) { p.MTU, err = parseInt(v, MinMTU, MaxMTU); return },
+	"name":   func(p *Port, v string) error { p.Name = v; return CheckName(v) },
+	"switch": func(p *Port, v string) error { p.Switch = v; return CheckName(v) },
+	"depth":  func(p *Port, v string) (err error) { p.Depth, err = parseInt(v, 1, MaxDepth); return },
+	"mtu":    func(p *Port, v string) (err error) { p.MTU, err = parseInt(v, MinMTU, MaxMTU); return },
 }
 
 func setPath(p *Port, v string) error { p.Path = v; return nil }
@@ -131,6 +136,14 @@ var schemas = map[string]func(p *Port) transportSchema{
 			"mode":      setMode,
 			"compat_v0": setBool(&p.CompatV0),
 			"data":      func(p *Port, v string) error { p.DataPath = v; return nil },
+			"api": func(p *Port, v string) error {
+				switch v {
+				case "rw", "ro", "off":
+					p.API = v
+					return nil
+				}
+				return fmt.Errorf("%q is not rw, ro or off", v)
+			},
 		}, required: []string{"path"}}
 	},
 	"tap": func(p *Port) transportSchema {

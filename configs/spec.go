@@ -44,16 +44,16 @@ func splitOptions(spec, listKey string) ([][2]string, error) {
 
 // String renders p as a -port spec that parses back to p.
 func (p Port) String() string {
-	parts := []string{"transport=" + p.Transport}
-	add := func(k string, v any, set bool) {
-		if set {
-			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
-		}
-	}
+	var b specBuilder
+	add := b.add
+	add("transport", p.Transport, true)
+	add("name", p.Name, p.Name != "")
+	add("switch", p.Switch, p.Switch != "")
 	add("path", p.Path, p.Path != "")
 	add("mode", fmt.Sprintf("%#o", uint32(p.Mode)), p.Mode != 0)
 	add("compat_v0", 1, p.CompatV0)
 	add("data", p.DataPath, p.DataPath != "")
+	add("api", p.API, p.API != "")
 	add("ifname", p.Ifname, p.Ifname != "")
 	add("create", 1, p.Create)
 	add("persist", 1, p.Persist)
@@ -84,5 +84,16 @@ func (p Port) String() string {
 	add("pin_counter", 1, p.PinCounter)
 	add("depth", p.Depth, p.Depth != 0)
 	add("mtu", p.MTU, p.MTU != 0)
-	return strings.Join(parts, ",")
+	return b.String()
 }
+
+// specBuilder writes key=value pairs the way specs are parsed.
+type specBuilder struct{ parts []string }
+
+func (b *specBuilder) add(k string, v any, set bool) {
+	if set {
+		b.parts = append(b.parts, fmt.Sprintf("%s=%v", k, v))
+	}
+}
+
+func (b *specBuilder) String() string { return strings.Join(b.parts, ",") }

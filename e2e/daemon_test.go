@@ -193,7 +193,7 @@ func TestUMLVDETransportAndDaemonTogether(t *testing.T) {
 	a := bootUML(t, umlConfig{net: fmt.Sprintf("eth0=vde,%s,%s", dir, mac(1)), ip: ip(1), peers: []string{ip(2)}})
 	b := bootUML(t, umlConfig{net: daemonNet(2, filepath.Join(dir, "ctl")), ip: ip(2), peers: []string{ip(1)}})
 	expectAllOK(t, []*uml{a, b}, [][]string{{ip(2)}, {ip(1)}})
-	if _, ok := sw.log.wait(regexp.MustCompile(`name="daemon#\d+ UML vde_transport`), time.Second); !ok {
+	if _, ok := sw.log.wait(regexp.MustCompile(`peer="daemon#\d+ UML vde_transport`), time.Second); !ok {
 		t.Errorf("no port for UML's vde transport:\n%s", sw.log.text())
 	}
 	a.release(t)
@@ -230,7 +230,7 @@ func TestJumboFramesBetweenTaps(t *testing.T) {
 					t.Fatal("8000-byte ping crossed a switch with MTU 1500")
 				}
 				sw.stop(t)
-				if _, ok := sw.log.wait(regexp.MustCompile(`msg="port detached" .*name="tap tapj0" .*drops="oversize=[1-9]`), time.Second); !ok {
+				if _, ok := sw.log.wait(regexp.MustCompile(`msg="port detached" .*peer="tap tapj0" .*drops="oversize=[1-9]`), time.Second); !ok {
 					t.Errorf("oversize frames not counted on the ingress tap:\n%s", sw.log.text())
 				}
 			}
@@ -274,7 +274,7 @@ func TestQEMUNetdevVDEWithUML(t *testing.T) {
 	startBackground(t, exec.Command("qemu-system-x86_64", "-nographic", "-nodefaults", "-display", "none", "-m", "64",
 		"-netdev", "vde,id=v,sock="+dir, "-netdev", "user,id=u",
 		"-netdev", "hubport,id=h1,hubid=0,netdev=v", "-netdev", "hubport,id=h2,hubid=0,netdev=u"))
-	if _, ok := sw.log.wait(regexp.MustCompile(`msg="port attached" .*name="daemon#\d+ QEMU`), 10*time.Second); !ok {
+	if _, ok := sw.log.wait(regexp.MustCompile(`msg="port attached" .*peer="daemon#\d+ QEMU`), 10*time.Second); !ok {
 		t.Fatalf("QEMU did not attach:\n%s", sw.log.text())
 	}
 	u := bootUML(t, umlConfig{net: daemonNet(1, filepath.Join(dir, "ctl")), ip: "10.0.2.15", peers: []string{"10.0.2.2"}})

@@ -137,7 +137,7 @@ func TestRawPortWithFilters(t *testing.T) {
 			}
 			u.release(t)
 			sw.stop(t)
-			line, ok := sw.log.wait(regexp.MustCompile(`msg="port detached".*name="raw sw0`), time.Second)
+			line, ok := sw.log.wait(regexp.MustCompile(`msg="port detached".*peer="raw sw0`), time.Second)
 			if !ok {
 				t.Fatalf("no detach line for the raw port:\n%s", sw.log.text())
 			}

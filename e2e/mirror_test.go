@@ -31,7 +31,7 @@ func TestMirrorCapturesUMLPings(t *testing.T) {
 	d := scratch(t)
 	ctl, bess := filepath.Join(d, "sw.ctl"), filepath.Join(d, "sw.bess")
 	all, in := filepath.Join(d, "all.pcapng"), filepath.Join(d, "daemon-in.pcap")
-	sw := startSwitch(t, ns, []string{ctl, bess, ctl + ".capture"}, "-unix", ctl, "-port", "transport=bess,path="+bess,
+	sw := startSwitch(t, ns, []string{ctl, bess}, "-unix", ctl, "-port", "transport=bess,path="+bess,
 		"-mirror", "file="+all, "-mirror", "file="+in+",format=pcap,ports=daemon,dir=in",
 		"-mirror", "port=transport=tap,ifname=span0,create=1,up=1")
 	// SPAN: the host's tcpdump on the tap the switch mirrors every frame to.

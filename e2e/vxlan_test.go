@@ -62,7 +62,7 @@ func TestVXLANWithKernelBridge(t *testing.T) {
 		u.release(t)
 	}
 	s.stop(t)
-	if _, ok := s.log.wait(regexp.MustCompile(`msg="port detached".*name="vxlan.*drops=".*bad-key=[1-9]`), time.Second); !ok {
+	if _, ok := s.log.wait(regexp.MustCompile(`msg="port detached".*peer="vxlan.*drops=".*bad-key=[1-9]`), time.Second); !ok {
 		t.Errorf("frames of VNI 43 were not counted as bad-key on the VXLAN port:\n%s", s.log.text())
 	}
 }

@@ -3,6 +3,7 @@ package fabric
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/umlswitch/umlswitch/frame"
@@ -29,16 +30,14 @@ type DomainConfig struct {
 // switch's readers and id space, so one socket (a tunnel endpoint) can feed
 // ports of several domains.
 type Domain struct {
-	sw        *Switch
-	name      string
-	idx       int // its flood list in portSet.flood
-	hub       bool
-	macAge    time.Duration
-	tableSize int
-	table     *MACTable
-	mirrors   mirrorList
-	ev        evictionLog
-	removed   bool // guarded by sw.mu
+	sw      *Switch
+	name    string
+	idx     int // its flood list in portSet.flood
+	hub     atomic.Bool
+	table   *MACTable
+	mirrors mirrorList
+	ev      evictionLog
+	removed bool // guarded by sw.mu
 }
 
 // NewDomain adds an empty domain.
@@ -61,8 +60,8 @@ func (s *Switch) NewDomain(cfg DomainConfig) (*Domain, error) {
 			break
 		}
 	}
-	d := &Domain{sw: s, name: cfg.Name, idx: idx, hub: cfg.Hub, macAge: cfg.MACAge, tableSize: cfg.MACTableSize,
-		table: NewMACTable(cfg.MACTableSize, cfg.MACAge)}
+	d := &Domain{sw: s, name: cfg.Name, idx: idx, table: NewMACTable(cfg.MACTableSize, cfg.MACAge)}
+	d.hub.Store(cfg.Hub)
 	d.table.notify = cfg.OnMAC
 	if idx == len(s.domains) {
 		s.domains = append(s.domains, d)
@@ -123,13 +122,30 @@ func (s *Switch) Domains() []*Domain {
 func (d *Domain) Name() string { return d.name }
 
 // Hub reports whether the domain floods everything.
-func (d *Domain) Hub() bool { return d.hub }
+func (d *Domain) Hub() bool { return d.hub.Load() }
 
 // MACAge is how long an address stays learned unseen.
-func (d *Domain) MACAge() time.Duration { return d.macAge }
+func (d *Domain) MACAge() time.Duration { return time.Duration(d.table.age.Load()) }
 
 // MACTableSize is the most addresses the domain learns at once.
-func (d *Domain) MACTableSize() int { return d.tableSize }
+func (d *Domain) MACTableSize() int { return int(d.table.max.Load()) }
+
+// Reconfigure changes the domain's hub mode, ageing and table size while it
+// runs (a reload). A smaller table keeps what it holds until addresses age
+// or new ones evict them.
+func (d *Domain) Reconfigure(hub bool, macAge time.Duration, tableSize int) {
+	if macAge <= 0 {
+		macAge = DefaultMACAge
+	}
+	if tableSize <= 0 {
+		tableSize = DefaultMACTableSize
+	}
+	if d.hub.Swap(hub) != hub && hub {
+		d.table.Flush() // a hub learns nothing; what it knew would go stale
+	}
+	d.table.age.Store(int64(macAge))
+	d.table.max.Store(int64(tableSize))
+}
 
 // Table is the domain's MAC table.
 func (d *Domain) Table() *MACTable { return d.table }
@@ -213,7 +229,7 @@ func (l *evictionLog) tick(d *Domain) {
 			name = e.name
 		}
 		log.Warn("mac table full: evicting the oldest addresses of the port holding the most",
-			"switch", d.name, "size", d.tableSize, "port", id, "name", name, "holds", held)
+			"switch", d.name, "size", d.MACTableSize(), "port", id, "name", name, "holds", held)
 		l.on, l.from = true, l.seen
 	case n == l.seen && l.on:
 		log.Info("mac table evictions ended", "switch", d.name, "evicted", n-l.from)

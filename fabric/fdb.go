@@ -51,6 +51,7 @@ type MACEntry struct {
 // are left out, as Lookup would.
 func (t *MACTable) Entries(now int64) []MACEntry {
 	var out []MACEntry
+	maxAge := t.age.Load()
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.RLock()
@@ -59,7 +60,7 @@ func (t *MACTable) Entries(now int64) []MACEntry {
 			age := now - e.seen.Load()
 			if st {
 				age = 0
-			} else if age > t.age {
+			} else if age > maxAge {
 				continue
 			}
 			ref := portRef(e.ref.Load())
@@ -132,6 +133,10 @@ func (t *MACTable) RemoveStatic(mac frame.MAC) bool {
 	t.statics.Add(-1)
 	return true
 }
+
+// Learned and Moved count addresses first seen and seen on another port.
+func (t *MACTable) Learned() uint64 { return t.learned.Load() }
+func (t *MACTable) Moved() uint64   { return t.moved.Load() }
 
 // Statics is the number of static entries.
 func (t *MACTable) Statics() int { return int(t.statics.Load()) }

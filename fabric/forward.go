@@ -84,7 +84,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 			run.e = in
 			if in.dom != dom { // a shared socket feeds ports of several domains
 				dom = in.dom
-				hub, table, flood = dom.hub, dom.table, set.flood[dom.idx]
+				hub, table, flood = dom.hub.Load(), dom.table, set.flood[dom.idx]
 				f.mirrors = dom.mirrors.active()
 				learnt.in, memo.valid = nil, false
 			}
@@ -223,6 +223,7 @@ func (f *forwarder) hold(v *frame.Vector) {
 			}
 			ok := e.port.WaitWritable(sw.cfg.TxHold)
 			end := sw.now()
+			e.stats.held.Add(uint64(end - start))
 			full := false
 			if ok {
 				var off int

@@ -31,9 +31,11 @@ const macShards = 64
 // other port stay learned. Evictions are counted.
 type MACTable struct {
 	shards  [macShards]macShard
-	max     int64
-	age     int64 // nanoseconds an entry lives without being seen
+	max     atomic.Int64
+	age     atomic.Int64 // nanoseconds an entry lives without being seen
 	count   atomic.Int64
+	learned atomic.Uint64 // addresses first seen
+	moved   atomic.Uint64 // addresses seen on another port than before
 	full    atomic.Uint64
 	evicted atomic.Uint64
 	statics atomic.Int64 // static entries: not counted in count, never aged or evicted
@@ -106,7 +108,9 @@ func (l *portList) remove(e *macEntry) {
 
 // NewMACTable returns a table of at most max entries that age out after age.
 func NewMACTable(max int, age time.Duration) *MACTable {
-	t := &MACTable{max: int64(max), age: int64(age)}
+	t := &MACTable{}
+	t.max.Store(int64(max))
+	t.age.Store(int64(age))
 	for i := range t.shards {
 		t.shards[i].m = make(map[frame.MAC]*macEntry)
 	}
@@ -142,7 +146,7 @@ func (t *MACTable) Learn(mac frame.MAC, ref portRef, now int64) {
 		}
 		return
 	}
-	if t.count.Load() >= t.max && !t.evict() {
+	if t.count.Load() >= t.max.Load() && !t.evict() {
 		t.full.Add(1)
 		return
 	}
@@ -174,6 +178,12 @@ func (t *MACTable) Learn(mac frame.MAC, ref portRef, now int64) {
 }
 
 func (t *MACTable) tell(k MACEventKind, mac frame.MAC, id frame.PortID) {
+	switch k {
+	case MACLearned:
+		t.learned.Add(1)
+	case MACMoved:
+		t.moved.Add(1)
+	}
 	if t.notify != nil {
 		t.notify(MACEvent{Kind: k, MAC: mac, Port: id})
 	}
@@ -277,7 +287,7 @@ func (t *MACTable) Lookup(mac frame.MAC, now int64) (portRef, bool) {
 	sh.mu.RLock()
 	e := sh.m[mac]
 	sh.mu.RUnlock()
-	if e == nil || (now-e.seen.Load() > t.age && !e.static.Load()) {
+	if e == nil || (now-e.seen.Load() > t.age.Load() && !e.static.Load()) {
 		return 0, false
 	}
 	return portRef(e.ref.Load()), true
@@ -287,12 +297,13 @@ func (t *MACTable) Lookup(mac frame.MAC, now int64) (portRef, bool) {
 // returns how many it removed.
 func (t *MACTable) Age(now int64) int {
 	n := 0
+	age := t.age.Load()
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		t.lru.Lock()
 		for mac, e := range sh.m {
-			if now-e.seen.Load() > t.age && !e.static.Load() {
+			if now-e.seen.Load() > age && !e.static.Load() {
 				delete(sh.m, mac)
 				t.unlink(e)
 				n++

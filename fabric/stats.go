@@ -3,6 +3,7 @@ package fabric
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/umlswitch/umlswitch/frame"
 )
@@ -62,6 +63,7 @@ type counters struct {
 	drops    [NumDropReasons]atomic.Uint64
 	stalls   atomic.Uint64 // holds that ran out: the port took nothing for TxHold
 	slowed   atomic.Uint64 // times the port was found slow (slow.go)
+	held     atomic.Uint64 // nanoseconds senders waited for the port to take frames
 	_        [64]byte
 }
 
@@ -78,6 +80,7 @@ type PortStats struct {
 	Drops    [NumDropReasons]uint64 // indexed by DropReason
 	Stalls   uint64                 // times it took nothing for the hold bound
 	Slowed   uint64                 // times it was found slow and stopped holding senders
+	Held     time.Duration          // time senders waited for it (backpressure)
 }
 
 // Dropped is the total of all drop reasons.
@@ -93,7 +96,7 @@ func (c *counters) snapshot(id frame.PortID, name string, p Port) PortStats {
 	s := PortStats{ID: id, Name: name,
 		RxFrames: c.rxFrames.Load(), RxBytes: c.rxBytes.Load(),
 		TxFrames: c.txFrames.Load(), TxBytes: c.txBytes.Load(),
-		Stalls: c.stalls.Load(), Slowed: c.slowed.Load()}
+		Stalls: c.stalls.Load(), Slowed: c.slowed.Load(), Held: time.Duration(c.held.Load())}
 	for i := range c.drops {
 		s.Drops[i] = c.drops[i].Load()
 	}

@@ -203,7 +203,7 @@ func (s *Switch) AttachWith(p Port, o PortOptions) (frame.PortID, error) {
 		byID[id] = e
 	}
 	s.replacePorts(byID)
-	s.log.Info("port attached", "port", id, "name", e.name, "switch", d.name, "max_frame", e.maxFrame)
+	s.log.Info("port attached", "port", id, "name", e.name, "switch", d.name, "peer", p.Name(), "max_frame", e.maxFrame)
 	return e.id, nil
 }
 
@@ -250,7 +250,7 @@ func (s *Switch) Detach(p Port) {
 		s.log.Warn("port close", "port", id, "name", e.name, "err", err)
 	}
 	st := e.stats.snapshot(id, e.name, e.port)
-	s.log.Info("port detached", "port", id, "name", e.name, "switch", e.dom.name, "rx", st.RxFrames, "tx", st.TxFrames,
+	s.log.Info("port detached", "port", id, "name", e.name, "switch", e.dom.name, "peer", e.port.Name(), "rx", st.RxFrames, "tx", st.TxFrames,
 		"drops", st.dropSummary(), "stalls", st.Stalls, "slowed", st.Slowed, "macs_flushed", flushed)
 }
 
@@ -327,7 +327,7 @@ func (s *Switch) Run(ctx context.Context) error {
 func (s *Switch) tick() time.Duration {
 	tick := time.Second
 	for _, d := range s.Domains() {
-		tick = min(tick, d.macAge/4)
+		tick = min(tick, d.MACAge()/4)
 	}
 	return max(tick, time.Millisecond)
 }
@@ -357,6 +357,24 @@ func snapshotAll(ports []*portEntry) []PortStats {
 		out = append(out, e.stats.snapshot(e.id, e.name, e.port))
 	}
 	return out
+}
+
+// PortName is the name port id was attached with, or "" if none is.
+func (s *Switch) PortName(id frame.PortID) string {
+	if e := s.ports.Load().get(id); e != nil {
+		return e.name
+	}
+	return ""
+}
+
+// PortStatsOf returns the counters of p, if it is attached.
+func (s *Switch) PortStatsOf(p Port) (PortStats, bool) {
+	for _, e := range s.ports.Load().live {
+		if e.port == p {
+			return e.stats.snapshot(e.id, e.name, e.port), true
+		}
+	}
+	return PortStats{}, false
 }
 
 // PortStats returns the counters of port id, if it is attached.

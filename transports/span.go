@@ -28,7 +28,7 @@ type Span struct {
 func NewSpan(p configs.Port, d Defaults, log *slog.Logger) (*Span, error) {
 	s := &Span{spec: p.String()}
 	s.set = NewSet(s, log)
-	if err := s.set.Open(p, d); err != nil {
+	if _, err := s.set.Open(p, s, d); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -1,12 +1,15 @@
 // Package transports opens the ports a configuration describes, of every
 // kind, on a switch (or on the benchmark's ceiling relay), and closes them
-// again. Tunnel ports that share a local address share a socket.
+// again. Tunnel ports that share a local address share a socket, whichever
+// switch they belong to.
 package transports
 
 import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"slices"
 	"sync"
 
 	"github.com/umlswitch/umlswitch/bpf"
@@ -27,28 +30,67 @@ import (
 type Defaults struct {
 	Depth int
 	MTU   int
+	// Handoff takes the connections to a daemon control socket that are not
+	// clients (the control API's); nil refuses them.
+	Handoff func(net.Conn)
 }
 
-// Set is the ports and listeners opened on one registry.
+// Set is the ports and listeners opened through it.
 type Set struct {
-	reg     fabric.Registry
+	serve   fabric.Registry // where shared tunnel sockets' readers run
 	tunnels *tunnel.Table
 	log     *slog.Logger
 
 	mu     sync.Mutex
-	opened []io.Closer // in opening order
+	opened []*Opened // in opening order
 }
 
-// NewSet returns an empty set that opens ports on reg.
-func NewSet(reg fabric.Registry, log *slog.Logger) *Set {
+// Opened is one opened port or listener.
+type Opened struct {
+	set  *Set
+	c    io.Closer
+	path string
+	once sync.Once
+}
+
+// Close closes it: its ports are detached.
+func (o *Opened) Close() error {
+	o.once.Do(func() {
+		o.set.mu.Lock()
+		o.set.opened = slices.DeleteFunc(o.set.opened, func(x *Opened) bool { return x == o })
+		o.set.mu.Unlock()
+		o.c.Close()
+	})
+	return nil
+}
+
+// Path is the socket a listener (daemon, bess) listens on; empty for other
+// kinds.
+func (o *Opened) Path() string { return o.path }
+
+// NewSet returns an empty set. Readers of sockets shared by ports of
+// several registries run on serve.
+func NewSet(serve fabric.Registry, log *slog.Logger) *Set {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Set{reg: reg, tunnels: tunnel.NewTable(reg, log), log: log}
+	return &Set{serve: serve, tunnels: tunnel.NewTable(serve, log), log: log}
 }
 
-// Open opens the port p describes.
-func (s *Set) Open(p configs.Port, d Defaults) error {
+// Open opens the port p describes on reg, which its ports (or, for a
+// listener, each client's port) are attached to.
+func (s *Set) Open(p configs.Port, reg fabric.Registry, d Defaults) (*Opened, error) {
+	o, err := s.open(p, reg, d)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.opened = append(s.opened, o)
+	s.mu.Unlock()
+	return o, nil
+}
+
+func (s *Set) open(p configs.Port, reg fabric.Registry, d Defaults) (*Opened, error) {
 	depth, mtu := p.Depth, p.MTU
 	if depth == 0 {
 		depth = d.Depth
@@ -57,23 +99,27 @@ func (s *Set) Open(p configs.Port, d Defaults) error {
 		mtu = d.MTU
 	}
 	maxFrame := frame.MaxFrameForMTU(mtu)
-	var c io.Closer
+	o := &Opened{set: s}
 	switch p.Transport {
 	case "daemon":
-		t, err := daemon.Listen(daemon.Config{Path: p.Path, Mode: p.Mode, CompatV0: p.CompatV0, DataPath: p.DataPath,
-			Depth: depth, MaxFrame: maxFrame, Logger: s.log})
-		if err != nil {
-			return err
+		handoff := d.Handoff
+		if p.API == "off" {
+			handoff = nil
 		}
-		t.Start(s.reg)
-		c = t
+		t, err := daemon.Listen(daemon.Config{Path: p.Path, Mode: p.Mode, CompatV0: p.CompatV0, DataPath: p.DataPath,
+			Depth: depth, MaxFrame: maxFrame, Logger: s.log, Handoff: handoff})
+		if err != nil {
+			return nil, err
+		}
+		t.Start(reg)
+		o.c, o.path = t, t.Path()
 	case "bess":
 		t, err := bess.Listen(bess.Config{Path: p.Path, Mode: p.Mode, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		t.Start(s.reg)
-		c = t
+		t.Start(reg)
+		o.c, o.path = t, p.Path
 	case "tap":
 		owner := -1
 		if p.HasOwner {
@@ -82,61 +128,57 @@ func (s *Set) Open(p configs.Port, d Defaults) error {
 		tp, err := tap.Open(tap.Config{Ifname: p.Ifname, Create: p.Create, Persist: p.Persist, Owner: owner, Up: p.Up,
 			MTU: p.MTU, Queues: p.Queues, VnetHdr: p.VnetHdr, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if c, err = s.attach(tp, tp.Receivers); err != nil {
-			return err
+		if o.c, err = attach(reg, tp, tp.Receivers); err != nil {
+			return nil, err
 		}
 	case "raw":
 		filter, err := loadFilter(p)
 		if err != nil {
-			return fmt.Errorf("raw %s: %w", p.Ifname, err)
+			return nil, fmt.Errorf("raw %s: %w", p.Ifname, err)
 		}
 		rp, err := raw.Open(raw.Config{Ifname: p.Ifname, Filter: filter, Promisc: p.Promisc, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		one := func(id frame.PortID) []fabric.Receiver { return []fabric.Receiver{rp.Receiver(id)} }
-		if c, err = s.attach(rp, one); err != nil {
-			return err
+		if o.c, err = attach(reg, rp, one); err != nil {
+			return nil, err
 		}
 	case "gre":
-		tp, err := gre.Open(s.tunnels, s.reg, gre.Config{Local: p.Src, Remote: p.Dst, HasKey: p.HasKey, RxKey: p.RxKey,
+		tp, err := gre.Open(s.tunnels, reg, gre.Config{Local: p.Src, Remote: p.Dst, HasKey: p.HasKey, RxKey: p.RxKey,
 			TxKey: p.TxKey, Sequence: p.Sequence, PinSequence: p.PinSeq, Depth: depth, MaxFrame: maxFrame})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		c = detacher{s.reg, tp}
+		o.c = detacher{reg, tp}
 	case "l2tpv3":
-		tp, err := l2tpv3.Open(s.tunnels, s.reg, l2tpv3.Config{UDP: p.UDP, Local: p.Src, Remote: p.Dst,
+		tp, err := l2tpv3.Open(s.tunnels, reg, l2tpv3.Config{UDP: p.UDP, Local: p.Src, Remote: p.Dst,
 			LocalPort: p.SrcPort, RemotePort: p.DstPort, RxSession: p.RxSession, TxSession: p.TxSession,
 			HasCookie: p.HasCookie, Cookie64: p.Cookie64, RxCookie: p.RxCookie, TxCookie: p.TxCookie,
 			Counter: p.Counter, PinCounter: p.PinCounter, Depth: depth, MaxFrame: maxFrame})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		c = detacher{s.reg, tp}
+		o.c = detacher{reg, tp}
 	case "vxlan":
-		tp, err := vxlan.Open(s.tunnels, s.reg, vxlan.Config{Local: p.Src, Remote: p.Dst, VNI: p.VNI, DstPort: p.DstPort,
+		tp, err := vxlan.Open(s.tunnels, reg, vxlan.Config{Local: p.Src, Remote: p.Dst, VNI: p.VNI, DstPort: p.DstPort,
 			Depth: depth, MaxFrame: maxFrame})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		c = detacher{s.reg, tp}
+		o.c = detacher{reg, tp}
 	default:
-		return fmt.Errorf("port %s: transport %q is not wired", p, p.Transport)
+		return nil, fmt.Errorf("port %s: transport %q is not wired", p, p.Transport)
 	}
-	s.mu.Lock()
-	s.opened = append(s.opened, c)
-	s.mu.Unlock()
-	return nil
+	return o, nil
 }
 
 // Close closes everything, last opened first.
 func (s *Set) Close() {
 	s.mu.Lock()
-	opened := s.opened
-	s.opened = nil
+	opened := slices.Clone(s.opened)
 	s.mu.Unlock()
 	for i := len(opened) - 1; i >= 0; i-- {
 		opened[i].Close()
@@ -149,16 +191,16 @@ func (s *Set) TunnelStats() []tunnel.Stats { return s.tunnels.Stats() }
 
 // attach adds a port with readers of its own (not a shared tunnel socket)
 // and starts them.
-func (s *Set) attach(p fabric.Port, receivers func(frame.PortID) []fabric.Receiver) (io.Closer, error) {
-	id, err := s.reg.Attach(p)
+func attach(reg fabric.Registry, p fabric.Port, receivers func(frame.PortID) []fabric.Receiver) (io.Closer, error) {
+	id, err := reg.Attach(p)
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
 	for _, r := range receivers(id) {
-		s.reg.Serve(r)
+		reg.Serve(r)
 	}
-	return detacher{s.reg, p}, nil
+	return detacher{reg, p}, nil
 }
 
 // loadFilter returns the raw port's program, or nil for none.

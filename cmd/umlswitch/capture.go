@@ -1,41 +1,34 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
-// captureSocketOf is the live capture socket of a switch whose control
-// socket is ctl: ctl.capture, or DIR/capture for VDE's DIR/ctl layout.
-func captureSocketOf(ctl string) string {
-	if strings.HasSuffix(ctl, "/") {
-		return filepath.Join(ctl, "capture")
-	}
-	if fi, err := os.Stat(ctl); err == nil && fi.IsDir() {
-		return filepath.Join(ctl, "capture")
-	}
-	return ctl + ".capture"
-}
+const captureUsage = `Usage: umlswitch capture [-s CONTROL] [-switch NAME] [-w FILE]
 
-const captureUsage = `Usage: umlswitch capture [-s CONTROL] [-w FILE]
-
-Writes a live pcapng capture of a running umlswitch (every port, both
-directions, one interface per port) to standard output or FILE, until
-interrupted or the switch stops. It reads the switch's capture socket, which
-lies next to the control socket: CONTROL.capture (DIR/capture for a VDE
-directory), or wherever the switch's -capture-socket put it.
+Writes a live pcapng capture of a switch of a running umlswitch (every port,
+both directions, one interface per port) to standard output or FILE, until
+interrupted or the switch stops. It asks the control socket CONTROL (the
+same path UMLs are given, or a VDE directory) for the frames of the switch
+that owns it, or of -switch NAME; the switch opens no socket of its own for
+this. curl does the same: curl -sN --unix-socket CONTROL http://x/v1/capture
+A switch started with -capture-socket PATH is read with -socket PATH.
 
 Examples:
   umlswitch capture -s /tmp/uml.ctl | tcpdump -n -r -
   umlswitch capture -s /tmp/uml.ctl | wireshark -k -i -
+  umlswitch capture -s /tmp/lab/A.ctl -switch B -w b.pcapng
   umlswitch capture -socket /run/lab.capture -w lab.pcapng
 
 Flags:
@@ -46,6 +39,7 @@ func captureMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	ctl := fs.String("s", debianCtl, "the switch's control socket `PATH` (its -unix).\nExample: -s /tmp/uml.ctl")
 	sock := fs.String("socket", "", "the capture socket `PATH` itself, for a switch started with -capture-socket.\nExample: -socket /run/lab.capture")
+	sw := fs.String("switch", "", "capture switch `NAME` instead of the one that owns CONTROL.\nExample: -switch lab-b")
 	out := fs.String("w", "", "write to `FILE` instead of standard output.\nExample: -w lab.pcapng")
 	fs.Usage = func() { fmt.Fprint(stderr, captureUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -58,16 +52,30 @@ func captureMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "umlswitch capture: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	path := *sock
-	if path == "" {
-		path = captureSocketOf(*ctl)
+	var body io.ReadCloser
+	if *sock != "" {
+		c, err := net.Dial("unix", *sock)
+		if err != nil {
+			fmt.Fprintf(stderr, "umlswitch capture: %v (is a switch running with -capture-socket %s?)\n", err, *sock)
+			return 1
+		}
+		body = c
+	} else {
+		resp, err := apiClient(controlPath(*ctl), 10*time.Second).Get("http://umlswitch/v1/capture?switch=" + url.QueryEscape(*sw))
+		if err != nil {
+			fmt.Fprintf(stderr, "umlswitch capture: %v\n", err)
+			return 1
+		}
+		if resp.StatusCode != 200 {
+			var e struct{ Error string }
+			json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+			resp.Body.Close()
+			fmt.Fprintf(stderr, "umlswitch capture: %s %s\n", resp.Status, e.Error)
+			return 1
+		}
+		body = resp.Body
 	}
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		fmt.Fprintf(stderr, "umlswitch capture: %v (is a switch running with that control socket?)\n", err)
-		return 1
-	}
-	defer c.Close()
+	defer body.Close()
 	w := stdout
 	if *out != "" {
 		f, err := os.Create(*out)
@@ -81,8 +89,9 @@ func captureMain(args []string, stdout, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
 	defer signal.Stop(sig)
-	go func() { <-sig; c.Close() }()
-	if _, err := io.Copy(w, c); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.EPIPE) {
+	go func() { <-sig; body.Close() }()
+	if _, err := io.Copy(w, body); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.EPIPE) &&
+		!strings.Contains(err.Error(), "closed") {
 		fmt.Fprintf(stderr, "umlswitch capture: %v\n", err)
 		return 1
 	}

@@ -18,11 +18,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/umlswitch/umlswitch/capture"
+	"github.com/umlswitch/umlswitch/api"
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
-	"github.com/umlswitch/umlswitch/transports"
+	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/internal/background"
+	"github.com/umlswitch/umlswitch/internal/pidfile"
+	"github.com/umlswitch/umlswitch/internal/sdnotify"
+	"github.com/umlswitch/umlswitch/metrics"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 )
 
@@ -34,12 +38,16 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "bench" {
-		fmt.Fprintln(stderr, "umlswitch: the load generator is now a command of its own: umlswitch-bench (make build builds it)")
-		return 2
-	}
-	if len(args) > 0 && args[0] == "capture" {
-		return captureMain(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "bench":
+			fmt.Fprintln(stderr, "umlswitch: the load generator is now a command of its own: umlswitch-bench (make build builds it)")
+			return 2
+		case "capture":
+			return captureMain(args[1:], stdout, stderr)
+		case "ctl":
+			return ctlMain(args[1:], stdout, stderr)
+		}
 	}
 	opts, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -54,24 +62,42 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "umlswitch: %v\n", err)
 		return 2
 	}
+	if opts.daemon && !background.IsChild() {
+		// uml_switch -daemon: the parent returns once the child's sockets
+		// exist, or with the child's own error.
+		if err := background.Start(30 * time.Second); err != nil {
+			fmt.Fprintf(stderr, "umlswitch: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	fail := func(err error) int {
+		background.Fail(err)
+		fmt.Fprintf(stderr, "umlswitch: %v\n", err)
+		return 1
+	}
+	if opts.pidFile != "" {
+		pf, err := pidfile.Write(opts.pidFile)
+		if err != nil {
+			return fail(err)
+		}
+		defer pf.Remove()
+	}
 	if opts.cpuProfile != "" {
 		f, err := os.Create(opts.cpuProfile)
 		if err != nil {
-			fmt.Fprintf(stderr, "umlswitch: %v\n", err)
-			return 2
+			return fail(err)
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "umlswitch: %v\n", err)
-			return 2
+			return fail(err)
 		}
 		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, plan, stderr); err != nil {
-		fmt.Fprintf(stderr, "umlswitch: %v\n", err)
-		return 1
+	if err := serve(ctx, opts, plan, stderr); err != nil {
+		return fail(err)
 	}
 	return 0
 }
@@ -93,6 +119,9 @@ type options struct {
 	mode           string
 	logLevel       string
 	cpuProfile     string
+	daemon         bool
+	pidFile        string
+	metrics        string
 }
 
 type portList []string
@@ -155,8 +184,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"and keep=N for files; or port=SPEC, last: SPAN to a port of any kind (-port syntax; dir=in by default).\n"+
 		"A full capture buffer drops and counts frames; forwarding never waits.\n"+
 		"Example: -mirror file=/tmp/lab.pcapng,rotate=100M,keep=5")
-	fs.StringVar(&o.captureSocket, "capture-socket", "", "unix socket `PATH` where `umlswitch capture` reads live frames (default: the first control\n"+
-		"socket's path with .capture appended; none: no capture socket).\nExample: -capture-socket /run/lab.capture")
+	fs.StringVar(&o.captureSocket, "capture-socket", "", "also serve live frames of the default switch on the unix socket `PATH` (umlswitch capture\n"+
+		"-socket PATH reads it). Not needed for umlswitch capture -s CONTROL, which asks the control socket itself.\n"+
+		"Example: -capture-socket /run/lab.capture")
 	fs.StringVar(&o.config, "config", "", "read settings and ports from the YAML `FILE` (keys as in configs/default.yaml;\n"+
 		"port entries take the same keys as -port). Flags given as well override it.\nExample: -config lab.yaml")
 	fs.DurationVar(&o.macAge, "mac-age", fabric.DefaultMACAge, "forget a learned address not seen for this long.\nExample: -mac-age 60s")
@@ -167,6 +197,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.depth, "depth", 64, "`N` frames read or sent per system call (UML's depth=) for ports without depth=.\nExample: -depth 128")
 	fs.StringVar(&o.mode, "mode", "", "permissions (`OCTAL`) of the -unix control socket; the built-in default uses 0777 as Debian's\numl-utilities service does.\nExample: -mode 0660")
 	fs.StringVar(&o.logLevel, "log-level", "info", "`LEVEL`: debug, info, warn or error. Logs go to stderr, a line per port attach and detach.\nExample: -log-level debug")
+	fs.BoolVar(&o.daemon, "daemon", false, "run in the background, like uml_switch -daemon: the command returns (status 0) once every\n"+
+		"socket is listening, or with the error that stopped the switch. Logs are discarded; use -pidfile to stop it.\n"+
+		"Example: -daemon -pidfile /run/umlswitch.pid")
+	fs.StringVar(&o.pidFile, "pidfile", "", "write the switch's process id to `FILE` (removed at exit; a stale one is replaced, a live\none refused).\nExample: -pidfile /run/umlswitch.pid")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at /metrics on `ADDR`: host:port (TCP; keep it on loopback\n"+
+		"unless the network is trusted) or unix:PATH (a unix socket with -mode's permissions).\n"+
+		"Example: -metrics 127.0.0.1:9477")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for developers; go tool pprof reads it).\nExample: -cpuprofile /tmp/umlswitch.prof")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -206,214 +243,115 @@ func (o *options) isSet(name string) bool {
 	return set
 }
 
-// plan is what the switch will run: settings and ports, resolved.
-type plan struct {
-	sw       fabric.Config
-	mtu      int
-	depth    int
-	logLevel slog.Level
-	ports    []configs.Port
-	mirrors  []configs.Mirror
-	mkdirs   []string // parents of default socket paths, created if missing
-}
+// flagKeys are the flags that set a configuration key (configs.Merge).
+var flagKeys = map[string]string{"hub": "hub", "mac-age": "mac_age", "mac-table-size": "mac_table_size",
+	"tx-hold": "tx_hold", "mtu": "mtu", "depth": "depth", "log-level": "log_level"}
 
-func (o *options) plan() (*plan, error) {
-	cfg := configs.Default()
+// plan reads the configuration (the file, or the built-in one) and merges
+// the command line into it. A reload calls it again.
+func (o *options) plan() (*configs.File, error) {
+	base := configs.Default()
 	if o.config != "" {
 		data, err := os.ReadFile(o.config)
 		if err != nil {
 			return nil, err
 		}
-		if cfg, err = configs.Parse(data); err != nil {
+		if base, err = configs.Parse(data); err != nil {
 			return nil, fmt.Errorf("%s: %w", o.config, err)
 		}
 	}
-	p := &plan{sw: fabric.Config{Hub: cfg.Hub, MACAge: cfg.MACAge, MACTableSize: cfg.MACTableSize, TxHold: cfg.TxHold},
-		mtu: cfg.MTU, depth: cfg.Depth}
-	level := cfg.LogLevel
-	if o.isSet("hub") {
-		p.sw.Hub = o.hub
-	}
-	if o.isSet("mac-age") || p.sw.MACAge == 0 {
-		p.sw.MACAge = o.macAge
-	}
-	if o.isSet("mac-table-size") || p.sw.MACTableSize == 0 {
-		p.sw.MACTableSize = o.macTableSize
-	}
-	if o.isSet("tx-hold") || p.sw.TxHold == 0 {
-		p.sw.TxHold = o.txHold
-	}
-	if o.isSet("mtu") || p.mtu == 0 {
-		p.mtu = o.mtu
-	}
-	if o.isSet("depth") || p.depth == 0 {
-		p.depth = o.depth
-	}
-	if o.isSet("log-level") || level == "" {
-		level = o.logLevel
-	}
-	if err := p.logLevel.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("-log-level %q: not one of debug, info, warn, error", level)
-	}
-	switch {
-	case p.sw.MACAge <= 0:
-		return nil, fmt.Errorf("-mac-age %v: must be positive", p.sw.MACAge)
-	case p.sw.TxHold <= 0:
-		return nil, fmt.Errorf("-tx-hold %v: must be positive", p.sw.TxHold)
-	case p.sw.MACTableSize <= 0:
-		return nil, fmt.Errorf("-mac-table-size %d: must be positive", p.sw.MACTableSize)
-	case p.mtu < configs.MinMTU || p.mtu > configs.MaxMTU:
-		return nil, fmt.Errorf("-mtu %d: out of range %d..%d", p.mtu, configs.MinMTU, configs.MaxMTU)
-	case p.depth < 1 || p.depth > configs.MaxDepth:
-		return nil, fmt.Errorf("-depth %d: out of range 1..%d", p.depth, configs.MaxDepth)
-	}
-	var mode os.FileMode
+	ov := configs.Overrides{CompatV0: o.compatV0, DataPath: o.dataPath,
+		ReplacePorts: o.config == "" && (o.unix != "" || len(o.ports) > 0)}
+	o.fs.Visit(func(f *flag.Flag) {
+		if key, ok := flagKeys[f.Name]; ok {
+			ov.Settings = append(ov.Settings, [2]string{key, f.Value.String()})
+		}
+	})
 	if o.mode != "" {
-		spec, err := configs.ParsePort("transport=daemon,path=x,mode=" + o.mode)
+		m, err := configs.ParseMode(o.mode)
 		if err != nil {
-			return nil, fmt.Errorf("-mode %q: not an octal permission like 0660", o.mode)
+			return nil, fmt.Errorf("-mode: %w", err)
 		}
-		mode = spec.Mode
-	}
-	if o.dataPath != "" && !o.compatV0 {
-		return nil, errors.New("a data socket path is only taken with -compat-v0")
-	}
-
-	// Ports: the configuration file's, or the built-in control socket when
-	// no -config, -unix or -port says otherwise; then -unix, -tap, -port.
-	if o.config != "" || (o.unix == "" && len(o.ports) == 0) {
-		for _, port := range cfg.Ports {
-			if port.Transport == "daemon" {
-				port.CompatV0 = port.CompatV0 || o.compatV0
-				if port.DataPath == "" {
-					port.DataPath = o.dataPath
-				}
-				if mode != 0 {
-					port.Mode = mode
-				}
-				if o.config == "" && port.Path == debianCtl {
-					p.mkdirs = append(p.mkdirs, filepath.Dir(debianCtl))
-				}
-			}
-			p.ports = append(p.ports, port)
-		}
+		ov.Mode = m
 	}
 	if o.unix != "" {
-		p.ports = append(p.ports, configs.Port{Transport: "daemon", Path: o.unix, Mode: mode, CompatV0: o.compatV0, DataPath: o.dataPath})
+		ov.Ports = append(ov.Ports, configs.Port{Transport: "daemon", Path: o.unix})
 	}
 	if o.tapName != "" {
 		spec, err := configs.ParsePort("transport=tap,create=1,ifname=" + o.tapName)
 		if err != nil {
 			return nil, fmt.Errorf("-tap: %w", err)
 		}
-		p.ports = append(p.ports, spec)
+		ov.Ports = append(ov.Ports, spec)
 	}
 	for _, s := range o.ports {
 		spec, err := configs.ParsePort(s)
 		if err != nil {
 			return nil, fmt.Errorf("-port: %w", err)
 		}
-		p.ports = append(p.ports, spec)
+		ov.Ports = append(ov.Ports, spec)
 	}
-	if len(p.ports) == 0 {
-		return nil, errors.New("no ports configured")
-	}
-	mirrors := cfg.Mirrors
 	for _, s := range o.mirrors {
 		m, err := configs.ParseMirror(s)
 		if err != nil {
 			return nil, fmt.Errorf("-mirror: %w", err)
 		}
-		mirrors = append(mirrors, m)
+		ov.Mirrors = append(ov.Mirrors, m)
 	}
-	p.mirrors = mirrors
-	if sock := o.captureSocketFor(p.ports); sock != "" {
-		p.mirrors = append(p.mirrors, configs.Mirror{Stream: sock})
+	if o.captureSocket != "" {
+		ov.Mirrors = append(ov.Mirrors, configs.Mirror{Name: "capture-socket", Stream: o.captureSocket})
 	}
-	return p, nil
+	return configs.Merge(base, ov)
 }
 
-// captureSocketFor is where `umlswitch capture` finds the switch: next to
-// its first control socket, unless -capture-socket says otherwise.
-func (o *options) captureSocketFor(ports []configs.Port) string {
-	switch o.captureSocket {
-	case "none":
-		return ""
-	case "":
-		for _, p := range ports {
-			if p.Transport == "daemon" {
-				return captureSocketOf(p.Path)
+func serve(ctx context.Context, o *options, plan *configs.File, stderr io.Writer) error {
+	level := new(slog.LevelVar)
+	if plan.LogLevel != "" {
+		level.UnmarshalText([]byte(plan.LogLevel))
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if o.config == "" {
+		// The built-in socket's directory may not exist on a fresh system;
+		// other paths must.
+		for _, sw := range plan.Switches {
+			for _, p := range sw.Ports {
+				if p.Transport == "daemon" && p.Path == debianCtl {
+					os.MkdirAll(filepath.Dir(debianCtl), 0o755)
+				}
 			}
 		}
-		return ""
 	}
-	return o.captureSocket
-}
-
-func serve(ctx context.Context, p *plan, stderr io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: p.logLevel}))
-	p.sw.Logger = log
-	sw := fabric.New(p.sw)
-	ports := transports.NewSet(sw, log)
-	shutdown := func() {
-		ports.Close()
-		sw.Close()
+	in, err := instance.New(plan, instance.Config{Logger: log, Level: level, Reload: o.plan,
+		API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
+	if err != nil {
+		return err
 	}
-	for _, dir := range p.mkdirs {
-		os.MkdirAll(dir, 0o755) // the default path's directory; other paths must exist
-	}
-	for _, port := range p.ports {
-		if err := ports.Open(port, transports.Defaults{Depth: p.depth, MTU: p.mtu}); err != nil {
-			shutdown()
-			return err
-		}
-	}
-	var mirrors []*capture.Mirror
-	var spans []*transports.Span
-	closeMirrors := func() {
-		for _, m := range mirrors {
-			sw.RemoveMirror(m)
-			m.Close()
-		}
-		for _, s := range spans {
-			if n := s.Dropped(); n > 0 {
-				log.Info("mirror port", "port", s.Name(), "dropped", n)
-			}
-			s.Close()
-		}
-	}
-	for _, mc := range p.mirrors {
-		c := capture.Config{File: mc.File, Stream: mc.Stream, Format: mc.Format, Snaplen: mc.Snaplen,
-			Ports: mc.Ports, Dir: mc.Dir, Rotate: mc.Rotate, Keep: mc.Keep, Logger: log}
-		if mc.Port != nil {
-			span, err := transports.NewSpan(*mc.Port, transports.Defaults{Depth: p.depth, MTU: p.mtu}, log)
-			if err != nil {
-				shutdown()
-				closeMirrors()
-				return fmt.Errorf("mirror port: %w", err)
-			}
-			spans = append(spans, span)
-			c.Sink = span
-		}
-		m, err := capture.New(c)
+	defer in.Close()
+	if o.metrics != "" {
+		mode, _ := configs.ParseMode(o.mode)
+		m, err := metrics.Serve(o.metrics, mode, in, log)
 		if err != nil {
-			shutdown()
-			closeMirrors()
 			return err
 		}
-		mirrors = append(mirrors, m)
-		sw.AddMirror(m)
-		log.Info("mirror", "to", m.Name())
+		defer m.Close()
 	}
-	log.Info("umlswitch running", "ports", len(p.ports), "hub", p.sw.Hub, "mac_age", p.sw.MACAge, "tx_hold", p.sw.TxHold)
-	sw.Run(ctx)
-	log.Info("shutting down")
-	for _, st := range ports.TunnelStats() {
-		if st.Unknown+st.Malformed > 0 {
-			log.Info("tunnel endpoint", "transport", st.Kind, "local", st.Local, "unknown", st.Unknown, "malformed", st.Malformed)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			in.Reload()
 		}
+	}()
+	ports := 0
+	for _, sw := range plan.Switches {
+		ports += len(sw.Ports)
 	}
-	shutdown()
-	closeMirrors() // after forwarding stopped: every frame seen is written
+	log.Info("umlswitch running", "switches", len(plan.Switches), "ports", ports)
+	background.Ready() // after this, -daemon's stderr is /dev/null
+	sdnotify.Ready()
+	in.Run(ctx)
+	sdnotify.Stopping()
+	log.Info("shutting down")
 	return nil
 }

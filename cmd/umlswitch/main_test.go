@@ -26,16 +26,17 @@ func TestBadArguments(t *testing.T) {
 		want []string
 	}{
 		{[]string{"-nosuchflag"}, []string{"flag provided but not defined: -nosuchflag", "umlswitch -h"}},
-		{[]string{"-port", "transport=tap,ifname=t0,colour=red"}, []string{`unknown key "colour" for transport tap`, "accepted: create, depth, ifname, mtu, owner, persist, queues, up, vnet_hdr"}},
+		{[]string{"-port", "transport=tap,ifname=t0,colour=red"}, []string{`unknown key "colour" for transport tap`, "accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr"}},
 		{[]string{"-port", "transport=gree,src=1"}, []string{`unknown transport "gree"`, "known transports: bess, daemon, gre, l2tpv3, raw, tap, vxlan"}},
 		{[]string{"-port", "transport=daemon"}, []string{"transport daemon needs path="}},
 		{[]string{"-tap", "a-name-longer-than-15"}, []string{"-tap", "longer than 15 bytes"}},
-		{[]string{"-mtu", "10"}, []string{"-mtu 10: out of range 68..65517"}},
-		{[]string{"-depth", "0"}, []string{"-depth 0: out of range 1..1024"}},
-		{[]string{"-mac-age", "0s"}, []string{"-mac-age 0s: must be positive"}},
+		{[]string{"-mtu", "10"}, []string{"-mtu: 10 is out of range 68..65517"}},
+		{[]string{"-depth", "0"}, []string{"-depth: 0 is out of range 1..1024"}},
+		{[]string{"-mac-age", "0s"}, []string{`-mac-age: "0s" is not a positive duration`}},
 		{[]string{"-tx-hold", "-1ms"}, []string{"-tx-hold"}},
-		{[]string{"-mode", "999"}, []string{`-mode "999": not an octal permission`}},
-		{[]string{"-log-level", "loud"}, []string{`-log-level "loud"`}},
+		{[]string{"-mode", "999"}, []string{`-mode: "999" is not an octal permission`}},
+		{[]string{"-log-level", "loud"}, []string{`-log-level: "loud" is not one of debug, info, warn, error`}},
+		{[]string{"-port", "transport=tap,ifname=t0,switch=nosuch"}, []string{"switch=nosuch: no such switch"}},
 		{[]string{"-unix", "/tmp/x.ctl", "stray"}, []string{`unexpected argument "stray"`}},
 		{[]string{"-config", "/nonexistent/lab.yaml"}, []string{"/nonexistent/lab.yaml"}},
 	}
@@ -58,7 +59,7 @@ func TestBadConfigFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "lab.yaml")
 	os.WriteFile(p, []byte("ports:\n  - {transport: tap, ifname: t0, speed: 10}\n"), 0o644)
 	code, _, stderr := runArgs("-config", p)
-	if code != 2 || !strings.Contains(stderr, `unknown key "speed" for transport tap (accepted: create, depth, ifname, mtu, owner, persist, queues, up, vnet_hdr)`) {
+	if code != 2 || !strings.Contains(stderr, `unknown key "speed" for transport tap (accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr)`) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 }
@@ -93,8 +94,9 @@ func TestCompatV0Syntax(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.sw.Hub || len(p.ports) != 1 || p.ports[0].DataPath != "/tmp/c.data" || !p.ports[0].CompatV0 || p.ports[0].Path != "/tmp/c.ctl" {
-		t.Fatalf("plan %+v ports %+v", p.sw, p.ports)
+	sw := p.Switch("default")
+	if !sw.Hub || len(sw.Ports) != 1 || sw.Ports[0].DataPath != "/tmp/c.data" || !sw.Ports[0].CompatV0 || sw.Ports[0].Path != "/tmp/c.ctl" {
+		t.Fatalf("plan %+v", sw)
 	}
 	if _, err := parseFlags([]string{"-unix", "/tmp/c.ctl", "/tmp/c.data"}, &strings.Builder{}); err == nil {
 		t.Fatal("a data path was taken without -compat-v0")
@@ -102,7 +104,7 @@ func TestCompatV0Syntax(t *testing.T) {
 }
 
 func TestPlanDefaultsAndOverrides(t *testing.T) {
-	plan := func(args ...string) *plan {
+	plan := func(args ...string) (*configs.File, *configs.Switch) {
 		t.Helper()
 		o, err := parseFlags(args, &strings.Builder{})
 		if err != nil {
@@ -112,27 +114,46 @@ func TestPlanDefaultsAndOverrides(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return p
+		return p, p.Switch("default")
 	}
 	// No arguments: the built-in control socket, where Debian's UML looks.
-	p := plan()
-	if len(p.ports) != 1 || p.ports[0].Path != debianCtl || p.sw.MACAge != 300*time.Second || p.depth != 64 {
-		t.Fatalf("defaults: %+v %+v", p.ports, p.sw)
+	p, sw := plan()
+	if len(sw.Ports) != 1 || sw.Ports[0].Path != debianCtl || sw.MACAge != 300*time.Second || p.Depth != 64 {
+		t.Fatalf("defaults: %+v %+v", p, sw)
 	}
 	// -tap alone keeps it, as with uml_switch.
-	if p = plan("-tap", "tap0"); len(p.ports) != 2 || p.ports[0].Path != debianCtl || p.ports[1].Ifname != "tap0" {
-		t.Fatalf("-tap: %+v", p.ports)
+	if _, sw = plan("-tap", "tap0"); len(sw.Ports) != 2 || sw.Ports[0].Path != debianCtl || sw.Ports[1].Ifname != "tap0" {
+		t.Fatalf("-tap: %+v", sw.Ports)
 	}
 	// -unix replaces it.
-	if p = plan("-unix", "/tmp/a.ctl", "-mode", "0660"); len(p.ports) != 1 || p.ports[0].Path != "/tmp/a.ctl" || p.ports[0].Mode != 0o660 {
-		t.Fatalf("-unix: %+v", p.ports)
+	if _, sw = plan("-unix", "/tmp/a.ctl", "-mode", "0660"); len(sw.Ports) != 1 || sw.Ports[0].Path != "/tmp/a.ctl" || sw.Ports[0].Mode != 0o660 {
+		t.Fatalf("-unix: %+v", sw.Ports)
 	}
 	// A config file's settings apply, and flags given explicitly win.
 	f := filepath.Join(t.TempDir(), "lab.yaml")
 	os.WriteFile(f, []byte("hub: true\nmac_age: 60s\ntx_hold: 20ms\nports: [{transport: daemon, path: /tmp/b.ctl}]\n"), 0o644)
-	if p = plan("-config", f, "-mac-age", "90s"); !p.sw.Hub || p.sw.MACAge != 90*time.Second || p.sw.TxHold != 20*time.Millisecond ||
-		len(p.ports) != 1 || p.ports[0].Path != "/tmp/b.ctl" {
-		t.Fatalf("-config: %+v %+v", p.sw, p.ports)
+	if p, sw = plan("-config", f, "-mac-age", "90s"); !sw.Hub || sw.MACAge != 90*time.Second || p.TxHold != 20*time.Millisecond ||
+		len(sw.Ports) != 1 || sw.Ports[0].Path != "/tmp/b.ctl" {
+		t.Fatalf("-config: %+v %+v", p, sw)
+	}
+	// A file with only switches: has no default switch; -port with
+	// switch= joins one of them.
+	os.WriteFile(f, []byte("switches: [{name: red, ports: [{transport: daemon, path: /tmp/r.ctl}]}]\n"), 0o644)
+	if p, sw = plan("-config", f, "-port", "transport=bess,path=/tmp/r.bess,switch=red"); sw != nil || len(p.Switch("red").Ports) != 2 {
+		t.Fatalf("switches only: %+v", p)
+	}
+}
+
+// A metrics address that cannot be served stops the switch at start, and
+// its control socket is removed again.
+func TestBadMetricsAddress(t *testing.T) {
+	ctl := filepath.Join(t.TempDir(), "sw.ctl")
+	code, _, stderr := runArgs("-unix", ctl, "-metrics", "nowhere")
+	if code != 1 || !strings.Contains(stderr, "metrics: listen nowhere: want host:port or unix:PATH") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, err := os.Lstat(ctl); err == nil {
+		t.Fatalf("%s left behind", ctl)
 	}
 }
 

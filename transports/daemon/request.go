@@ -37,6 +37,8 @@ type Request struct {
 	WantPort    int           // port number a VDE client asked for (ignored), 0 for any
 	Addr        unixsock.Addr // the client's data socket, verbatim
 	Description string        // VDE's trailing description, printable ASCII only
+
+	head []byte // bytes of a connection handed off instead (transport.go)
 }
 
 // requestLen reports how many bytes the fixed part of the request that b

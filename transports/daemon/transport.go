@@ -37,6 +37,12 @@ type Config struct {
 	MaxFrame         int         // largest frame, header included
 	HandshakeTimeout time.Duration
 	Logger           *slog.Logger
+	// Handoff, if set, takes the connections that are not clients: those
+	// whose first byte is an upper-case ASCII letter, as an HTTP method
+	// starts (a request starts with its magic, or with a small type in
+	// version 0). It gets the connection with that byte still to read and
+	// owns it from then on. Nil: such connections are rejected.
+	Handoff func(net.Conn)
 }
 
 // Transport is a control socket and the ports of the clients it accepted.
@@ -168,6 +174,19 @@ func (t *Transport) serveClient(c *net.UnixConn) {
 	defer t.wg.Done()
 	seq := t.seq.Add(1)
 	port, req, err := t.handshake(c, seq)
+	if errors.Is(err, errHandedOff) {
+		t.mu.Lock()
+		delete(t.pending, c)
+		closed := t.closed
+		t.mu.Unlock()
+		if closed {
+			c.Close()
+			return
+		}
+		c.SetReadDeadline(time.Time{})
+		t.cfg.Handoff(&prefixConn{UnixConn: c, head: req.head})
+		return
+	}
 	t.mu.Lock()
 	delete(t.pending, c)
 	if err == nil && t.closed {
@@ -242,11 +261,16 @@ func (t *Transport) forget(p *sockport.Port) {
 // connected to the client. On success the returned port owns c.
 func (t *Transport) handshake(c *net.UnixConn, seq uint64) (*sockport.Port, Request, error) {
 	c.SetReadDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
-	req, err := readRequest(c, t.cfg.CompatV0)
+	req, err := readRequest(c, t.cfg.CompatV0, t.cfg.Handoff != nil)
 	if err != nil {
 		return nil, req, err
 	}
 	c.SetReadDeadline(time.Time{})
+	if req.WantPort != 0 {
+		// VDE numbers its ports; ours are named. Say so rather than hand
+		// out another port than the one asked for.
+		return nil, req, fmt.Errorf("request for port %d: umlswitch names its ports itself; connect without a port number", req.WantPort)
+	}
 
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -272,12 +296,20 @@ func (t *Transport) handshake(c *net.UnixConn, seq uint64) (*sockport.Port, Requ
 	return port, req, err
 }
 
+// errHandedOff: the connection is not a client's (see Config.Handoff).
+var errHandedOff = errors.New("not a client")
+
 // readRequest reads until the fixed part of the request is in; whatever
-// arrived with it is the description.
-func readRequest(c *net.UnixConn, allowV0 bool) (Request, error) {
+// arrived with it is the description. With handoff, a first byte that
+// starts an HTTP method ends it early with errHandedOff and the bytes read
+// in the returned request's head.
+func readRequest(c *net.UnixConn, allowV0, handoff bool) (Request, error) {
 	var buf [MaxRequest]byte
 	n := 0
 	for {
+		if handoff && n > 0 && buf[0] >= 'A' && buf[0] <= 'Z' {
+			return Request{head: append([]byte(nil), buf[:n]...)}, errHandedOff
+		}
 		need, err := requestLen(buf[:n], allowV0)
 		if err != nil {
 			return Request{}, err
@@ -294,6 +326,21 @@ func readRequest(c *net.UnixConn, allowV0 bool) (Request, error) {
 			return Request{}, fmt.Errorf("request: read %d bytes: %w", n, err)
 		}
 	}
+}
+
+// prefixConn is a connection whose first bytes were already read.
+type prefixConn struct {
+	*net.UnixConn
+	head []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.head) > 0 {
+		n := copy(b, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	return c.UnixConn.Read(b)
 }
 
 // label names a client in logs: its description (VDE), else the pid that

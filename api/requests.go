@@ -1,0 +1,141 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+// The bodies of the API's write requests. Each decodes strictly (unknown
+// fields, trailing data and wrong types are errors) and checks itself
+// before anything is done.
+
+// SwitchRequest adds a switch: POST /v1/switches.
+type SwitchRequest struct {
+	Name         string `json:"name"`
+	Hub          *bool  `json:"hub,omitempty"`
+	MACAge       string `json:"mac_age,omitempty"` // a duration: 300s
+	MACTableSize *int   `json:"mac_table_size,omitempty"`
+}
+
+func (r SwitchRequest) switchConfig() (configs.Switch, error) {
+	var kv [][2]string
+	if r.Hub != nil {
+		kv = append(kv, [2]string{"hub", strconv.FormatBool(*r.Hub)})
+	}
+	if r.MACAge != "" {
+		kv = append(kv, [2]string{"mac_age", r.MACAge})
+	}
+	if r.MACTableSize != nil {
+		kv = append(kv, [2]string{"mac_table_size", strconv.Itoa(*r.MACTableSize)})
+	}
+	return configs.NewSwitch(r.Name, kv)
+}
+
+// PortRequest adds a port: POST /v1/ports. Spec is a -port spec; Switch
+// defaults to the switch whose socket the request came through (a switch=
+// in the spec says the same).
+type PortRequest struct {
+	Switch string `json:"switch,omitempty"`
+	Spec   string `json:"spec"`
+}
+
+func (r PortRequest) port(here string) (configs.Port, string, error) {
+	if r.Spec == "" {
+		return configs.Port{}, "", errors.New(`"spec" is empty: give a -port spec like transport=tap,ifname=tap0`)
+	}
+	p, err := configs.ParsePort(r.Spec)
+	if err != nil {
+		return p, "", err
+	}
+	sw, err := pick(r.Switch, p.Switch, here)
+	return p, sw, err
+}
+
+// MirrorRequest adds a mirror: POST /v1/mirrors, with a -mirror spec.
+type MirrorRequest struct {
+	Switch string `json:"switch,omitempty"`
+	Spec   string `json:"spec"`
+}
+
+func (r MirrorRequest) mirror(here string) (configs.Mirror, string, error) {
+	if r.Spec == "" {
+		return configs.Mirror{}, "", errors.New(`"spec" is empty: give a -mirror spec like file=/tmp/lab.pcapng`)
+	}
+	m, err := configs.ParseMirror(r.Spec)
+	if err != nil {
+		return m, "", err
+	}
+	sw, err := pick(r.Switch, "", here)
+	return m, sw, err
+}
+
+// pick is the switch a request means: given in the body, in the spec, or
+// the one the request came through.
+func pick(body, spec, here string) (string, error) {
+	switch {
+	case body != "" && spec != "" && body != spec:
+		return "", fmt.Errorf(`"switch" is %s but the spec says switch=%s`, body, spec)
+	case body != "":
+		return body, configs.CheckName(body)
+	case spec != "":
+		return spec, nil
+	case here != "":
+		return here, nil
+	}
+	return "", errors.New(`no "switch" given`)
+}
+
+// StaticRequest pins an address to a port: POST /v1/fdb.
+type StaticRequest struct {
+	Switch string `json:"switch"`
+	MAC    string `json:"mac"`
+	Port   string `json:"port"`
+}
+
+func (r StaticRequest) check() error {
+	if r.Switch == "" || r.MAC == "" || r.Port == "" {
+		return errors.New(`give "switch", "mac" and "port"`)
+	}
+	_, err := frame.ParseMAC(r.MAC)
+	return err
+}
+
+// FlushRequest empties MAC tables: POST /v1/fdb/flush. Target is a switch
+// (its whole table) or a port (what was learned on it).
+type FlushRequest struct {
+	Target string `json:"target,omitempty"`
+	All    bool   `json:"all,omitempty"`
+}
+
+// decodeBody reads one JSON object of type T and nothing after it.
+func decodeBody[T any](body io.Reader) (T, error) {
+	var v T
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return v, err // too large: MaxBytesError
+	}
+	return decode[T](data)
+}
+
+func decode[T any](data []byte) (T, error) {
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, badRequest{fmt.Errorf("request body: %w", err)}
+	}
+	if dec.More() {
+		return v, badRequest{errors.New("request body: data after the JSON object")}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return v, badRequest{errors.New("request body: data after the JSON object")}
+	}
+	return v, nil
+}

@@ -1,0 +1,508 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/umlswitch/umlswitch/api"
+	"github.com/umlswitch/umlswitch/instance"
+)
+
+const ctlUsage = `Usage: umlswitch ctl [-s CONTROL] [-json] [-all] COMMAND [ARGS]
+
+Shows and changes a running umlswitch through its control API, which it
+serves on its own control sockets: CONTROL is any of them (the path UMLs
+are given, or a VDE directory). Without a SWITCH, a command means the switch
+that owns CONTROL; -all means every switch. The same API answers curl:
+  curl --unix-socket CONTROL http://x/v1/ports
+
+Commands:
+  switches                        switches and their MAC tables
+  switch add NAME [KEY=VALUE...]  add a switch (hub=1, mac_age=60s, mac_table_size=N)
+  switch del NAME                 remove a switch and its ports
+  ports [SWITCH]                  ports with counters and drops by reason
+  port add [-switch NAME] SPEC    add a port (a -port spec)
+  port del NAME                   remove a port, a listener or one client
+  fdb [SWITCH]                    the MAC table
+  fdb flush [SWITCH|PORT]         forget learned addresses (static ones stay)
+  fdb add SWITCH MAC PORT         pin MAC to PORT (a static entry)
+  fdb del SWITCH MAC              remove a static entry
+  mirrors                         captures and their counts
+  mirror add [-switch NAME] SPEC  add a capture (a -mirror spec)
+  mirror del NAME                 stop a capture
+  events                          follow events (attach, detach, MAC changes, drops, reloads) until interrupted
+  reload                          read the configuration file again and apply what changed (as SIGHUP)
+  info                            which switch CONTROL belongs to
+
+Examples:
+  umlswitch ctl -s /tmp/uml.ctl ports
+  umlswitch ctl -s /tmp/uml.ctl -json fdb | jq '.[] | select(.port == "daemon0.1")'
+  umlswitch ctl -s /tmp/uml.ctl port add transport=tap,ifname=tap1,create=1,up=1
+  umlswitch ctl -s /tmp/uml.ctl fdb flush
+  umlswitch ctl -s /tmp/lab/A.ctl -all switches
+
+Flags:
+`
+
+// ctl is one invocation: the API client and how to print.
+type ctl struct {
+	client *http.Client
+	json   bool
+	all    bool
+	out    io.Writer
+	here   string // the switch that owns CONTROL, once asked
+}
+
+func ctlMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("umlswitch ctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sock := fs.String("s", debianCtl, "the switch's control socket `PATH` (any of them: the -unix or a daemon port's path).\nExample: -s /tmp/uml.ctl")
+	asJSON := fs.Bool("json", false, "print JSON (stable snake_case names) instead of tables.\nExample: -json")
+	all := fs.Bool("all", false, "mean every switch, not the one that owns CONTROL.\nExample: -all")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up on a request after this long (events: on connecting).\nExample: -timeout 2s")
+	fs.Usage = func() { fmt.Fprint(stderr, ctlUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	c := &ctl{json: *asJSON, all: *all, out: stdout, client: apiClient(controlPath(*sock), *timeout)}
+	err := c.run(fs.Args())
+	var usage usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "umlswitch ctl: %v\nRun umlswitch ctl -h for the commands.\n", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "umlswitch ctl: %v\n", err)
+	return 1
+}
+
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// controlPath is the socket for a -s: VDE's directory layout has DIR/ctl.
+func controlPath(p string) string {
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		return filepath.Join(p, "ctl")
+	}
+	return p
+}
+
+// apiClient speaks HTTP over the control socket. The timeout bounds
+// connecting and the response's header; a stream's body may take forever.
+func apiClient(sock string, timeout time.Duration) *http.Client {
+	d := net.Dialer{Timeout: timeout}
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, "unix", sock)
+			if err != nil {
+				return nil, fmt.Errorf("%w (is a switch running with that control socket?)", err)
+			}
+			return c, nil
+		},
+		ResponseHeaderTimeout: timeout,
+		DisableKeepAlives:     true,
+	}}
+}
+
+func (c *ctl) run(args []string) error {
+	cmd, rest := args[0], args[1:]
+	sub := ""
+	if len(rest) > 0 {
+		sub = rest[0]
+	}
+	switch {
+	case cmd == "info":
+		return c.info()
+	case cmd == "switches" && len(rest) == 0:
+		return c.switches()
+	case cmd == "switch" && sub == "add" && len(rest) >= 2:
+		return c.switchAdd(rest[1], rest[2:])
+	case cmd == "switch" && sub == "del" && len(rest) == 2:
+		return c.do("DELETE", "/v1/switches/"+url.PathEscape(rest[1]), nil, nil)
+	case cmd == "ports" && len(rest) <= 1:
+		return c.ports(rest)
+	case cmd == "port" && sub == "add":
+		return c.add("/v1/ports", rest[1:])
+	case cmd == "port" && sub == "del" && len(rest) == 2:
+		return c.do("DELETE", "/v1/ports/"+url.PathEscape(rest[1]), nil, nil)
+	case cmd == "fdb" && sub == "flush" && len(rest) <= 2:
+		return c.flush(rest[1:])
+	case cmd == "fdb" && sub == "add" && len(rest) == 4:
+		return c.do("POST", "/v1/fdb", api.StaticRequest{Switch: rest[1], MAC: rest[2], Port: rest[3]}, nil)
+	case cmd == "fdb" && sub == "del" && len(rest) == 3:
+		return c.do("DELETE", "/v1/fdb/"+url.PathEscape(rest[1])+"/"+url.PathEscape(rest[2]), nil, nil)
+	case cmd == "fdb" && len(rest) <= 1:
+		return c.fdb(rest)
+	case cmd == "mirrors" && len(rest) == 0:
+		return c.mirrors()
+	case cmd == "mirror" && sub == "add":
+		return c.add("/v1/mirrors", rest[1:])
+	case cmd == "mirror" && sub == "del" && len(rest) == 2:
+		return c.do("DELETE", "/v1/mirrors/"+url.PathEscape(rest[1]), nil, nil)
+	case cmd == "events" && len(rest) == 0:
+		return c.events()
+	case cmd == "reload" && len(rest) == 0:
+		return c.do("POST", "/v1/reload", nil, nil)
+	}
+	return usagef("%q is not a command, or has the wrong arguments", strings.Join(args, " "))
+}
+
+// do sends a request and decodes the JSON answer into out, or prints it
+// with -json (and "ok" otherwise) when out is nil.
+func (c *ctl) do(method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://umlswitch"+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	if c.json {
+		_, err = c.out.Write(data)
+		return err
+	}
+	var names map[string]any
+	if json.Unmarshal(data, &names) == nil && names["name"] != nil {
+		fmt.Fprintf(c.out, "%v\n", names["name"])
+		return nil
+	}
+	if n, ok := names["flushed"]; ok {
+		fmt.Fprintf(c.out, "flushed %v\n", n)
+		return nil
+	}
+	fmt.Fprintln(c.out, "ok")
+	return nil
+}
+
+// show prints v as JSON with -json, else with table.
+func (c *ctl) show(v any, table func(w *tabwriter.Writer)) error {
+	if c.json {
+		enc := json.NewEncoder(c.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
+	table(w)
+	return w.Flush()
+}
+
+// self is the switch that owns the control socket.
+func (c *ctl) self() (string, error) {
+	if c.here == "" {
+		var info api.Info
+		if err := c.do("GET", "/v1/info", nil, &info); err != nil {
+			return "", err
+		}
+		c.here = info.Switch
+	}
+	return c.here, nil
+}
+
+// target is the switch a command means: given, every one (-all: ""), or
+// the socket's own.
+func (c *ctl) target(args []string) (string, error) {
+	switch {
+	case len(args) > 0 && c.all:
+		return "", usagef("give a SWITCH or -all, not both")
+	case len(args) > 0:
+		return args[0], nil
+	case c.all:
+		return "", nil
+	}
+	return c.self()
+}
+
+func (c *ctl) info() error {
+	var info api.Info
+	if err := c.do("GET", "/v1/info", nil, &info); err != nil {
+		return err
+	}
+	return c.show(info, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "switch\t%s\nlistener\t%s\npath\t%s\nread only\t%v\npid\t%d\nswitches\t%d\n",
+			info.Switch, info.Listener, info.Path, info.ReadOnly, info.PID, info.Switches)
+	})
+}
+
+func (c *ctl) switches() error {
+	var sws []instance.SwitchInfo
+	if err := c.do("GET", "/v1/switches", nil, &sws); err != nil {
+		return err
+	}
+	return c.show(sws, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "SWITCH\tMODE\tPORTS\tMACS\tTABLE\tMAC AGE\tLEARNED\tMOVED\tEVICTED\tMIRRORS")
+		for _, s := range sws {
+			mode := "learning"
+			if s.Hub {
+				mode = "hub"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%d\n", s.Name, mode, s.Ports, s.MACs, s.MACTableSize,
+				time.Duration(s.MACAgeS*float64(time.Second)), count(s.MACLearned), count(s.MACMoved), count(s.MACEvicted), s.Mirrors)
+		}
+	})
+}
+
+func (c *ctl) switchAdd(name string, kvs []string) error {
+	req := map[string]any{"name": name}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return usagef("%q is not KEY=VALUE", kv)
+		}
+		switch k {
+		case "hub":
+			req[k] = v == "1" || v == "true" || v == "yes" || v == "on"
+		case "mac_table_size":
+			var n int
+			if _, err := fmt.Sscan(v, &n); err != nil {
+				return usagef("mac_table_size=%s is not a number", v)
+			}
+			req[k] = n
+		case "mac_age":
+			req[k] = v
+		default:
+			return usagef("unknown switch setting %q (hub, mac_age, mac_table_size)", k)
+		}
+	}
+	return c.do("POST", "/v1/switches", req, nil)
+}
+
+func (c *ctl) ports(args []string) error {
+	sw, err := c.target(args)
+	if err != nil {
+		return err
+	}
+	var ps []instance.PortInfo
+	if err := c.do("GET", "/v1/ports?switch="+url.QueryEscape(sw), nil, &ps); err != nil {
+		return err
+	}
+	return c.show(ps, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "SWITCH\tPORT\tKIND\tRX\tRX BYTES\tTX\tTX BYTES\tDROPS\tPEER")
+		for _, p := range ps {
+			if p.Listening != "" {
+				fmt.Fprintf(w, "%s\t%s\t%s\t-\t-\t-\t-\t-\tlistening on %s, %d clients\n", p.Switch, p.Name, p.Kind, p.Listening, p.Clients)
+				continue
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Switch, p.Name, p.Kind, count(p.RxFrames), bytesOf(p.RxBytes),
+				count(p.TxFrames), bytesOf(p.TxBytes), drops(p.Drops), p.Peer)
+		}
+	})
+}
+
+func (c *ctl) fdb(args []string) error {
+	sw, err := c.target(args)
+	if err != nil {
+		return err
+	}
+	var es []instance.MACInfo
+	if err := c.do("GET", "/v1/fdb?switch="+url.QueryEscape(sw), nil, &es); err != nil {
+		return err
+	}
+	return c.show(es, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "SWITCH\tMAC\tPORT\tVLAN\tAGE\tSTATIC")
+		for _, e := range es {
+			age, st, port, vlan := fmt.Sprintf("%.0fs", e.AgeS), "", e.Port, "-"
+			if e.Static {
+				age, st = "-", "static"
+			}
+			if port == "" {
+				port = "(gone)"
+			}
+			if e.VLAN != 0 {
+				vlan = fmt.Sprint(e.VLAN)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Switch, e.MAC, port, vlan, age, st)
+		}
+	})
+}
+
+func (c *ctl) flush(args []string) error {
+	if c.all && len(args) == 0 {
+		return c.do("POST", "/v1/fdb/flush", api.FlushRequest{All: true}, nil)
+	}
+	t, err := c.target(args)
+	if err != nil {
+		return err
+	}
+	return c.do("POST", "/v1/fdb/flush", api.FlushRequest{Target: t}, nil)
+}
+
+func (c *ctl) mirrors() error {
+	var ms []instance.MirrorInfo
+	if err := c.do("GET", "/v1/mirrors", nil, &ms); err != nil {
+		return err
+	}
+	return c.show(ms, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "SWITCH\tMIRROR\tCAPTURED\tDROPPED\tSPEC")
+		for _, m := range ms {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", m.Switch, m.Name, count(m.Captured), count(m.Dropped), m.Spec)
+		}
+	})
+}
+
+// add posts a port or mirror spec, to -switch NAME or the socket's switch.
+func (c *ctl) add(path string, args []string) error {
+	fs := flag.NewFlagSet("add", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	sw := fs.String("switch", "", "")
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	if fs.NArg() != 1 {
+		return usagef("give one SPEC (quote it if it holds spaces)")
+	}
+	return c.do("POST", path, map[string]string{"switch": *sw, "spec": fs.Arg(0)}, nil)
+}
+
+// events follows the event stream until interrupted or the switch stops.
+func (c *ctl) events() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://umlswitch/v1/events", nil)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("events: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if c.json {
+			fmt.Fprintf(c.out, "%s\n", sc.Bytes())
+			continue
+		}
+		var ev instance.Event
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		fmt.Fprintln(c.out, eventLine(ev))
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
+}
+
+// eventLine is an event for people: time, type, then what it is about.
+func eventLine(ev instance.Event) string {
+	parts := []string{ev.Time.Local().Format("15:04:05.000"), ev.Type}
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	add("switch", ev.Switch)
+	add("port", ev.Port)
+	add("kind", ev.Kind)
+	add("mac", ev.MAC)
+	add("peer", ev.Peer)
+	add("path", ev.Path)
+	if ev.Count > 0 {
+		add("count", fmt.Sprint(ev.Count))
+	}
+	if len(ev.Drops) > 0 {
+		add("drops", drops(ev.Drops))
+	}
+	add("changes", ev.Detail)
+	add("error", ev.Error)
+	return strings.Join(parts, " ")
+}
+
+// count writes a number of frames or events short: 1234567 is 1.2M.
+func count(n uint64) string {
+	switch {
+	case n < 10000:
+		return fmt.Sprint(n)
+	case n < 1e6:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	case n < 1e9:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.1fG", float64(n)/1e9)
+}
+
+// bytesOf writes a byte count in binary units.
+func bytesOf(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// drops lists drops by reason, or "-".
+func drops(d map[string]uint64) string {
+	if len(d) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(d)) {
+		parts = append(parts, fmt.Sprintf("%s=%s", k, count(d[k])))
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,123 @@
+package configs
+
+import (
+	"fmt"
+	"os"
+)
+
+// Overrides are what the command line adds to a configuration.
+type Overrides struct {
+	// Settings are flags that were given, by their configuration key:
+	// tx_hold, mtu, depth and log_level for the daemon; hub, mac_age and
+	// mac_table_size for the default switch.
+	Settings [][2]string
+	// Ports are -unix, -tap and -port, in order; they join the switch their
+	// switch= names, else the default switch.
+	Ports []Port
+	// ReplacePorts drops the configuration's own ports first: the built-in
+	// configuration's socket gives way to -unix or -port.
+	ReplacePorts bool
+	Mirrors      []Mirror    // joined to the default switch
+	Mode         os.FileMode // -mode: daemon sockets of the default switch
+	CompatV0     bool        // -compat-v0: daemon sockets of the default switch
+	DataPath     string      // its shared data socket
+}
+
+// Merge applies the command line to a configuration and returns the
+// result, which f is not changed into. It is the one place where flags and
+// configuration meet.
+func Merge(f *File, o Overrides) (*File, error) {
+	out := *f
+	out.Switches = make([]Switch, len(f.Switches))
+	for i, s := range f.Switches {
+		s.Ports = append([]Port(nil), s.Ports...)
+		s.Mirrors = append([]Mirror(nil), s.Mirrors...)
+		if o.ReplacePorts {
+			s.Ports = nil
+		}
+		out.Switches[i] = s
+	}
+	def := func() *Switch {
+		if s := out.Switch(DefaultSwitch); s != nil {
+			return s
+		}
+		out.Switches = append([]Switch{{Name: DefaultSwitch}}, out.Switches...)
+		return &out.Switches[0]
+	}
+	for _, kv := range o.Settings {
+		if set, ok := globalKeys[kv[0]]; ok {
+			if err := set(&out, kv[1]); err != nil {
+				return nil, fmt.Errorf("-%s: %w", flagName(kv[0]), err)
+			}
+			continue
+		}
+		set, ok := switchKeys[kv[0]]
+		if !ok {
+			return nil, fmt.Errorf("no setting %q", kv[0])
+		}
+		if err := set(def(), kv[1]); err != nil {
+			return nil, fmt.Errorf("-%s: %w", flagName(kv[0]), err)
+		}
+	}
+	if s := out.Switch(DefaultSwitch); s != nil {
+		for i := range s.Ports {
+			adjustDaemon(&s.Ports[i], o, true)
+		}
+	}
+	for _, p := range o.Ports {
+		name := p.Switch
+		p.Switch = ""
+		var s *Switch
+		if name == "" || name == DefaultSwitch {
+			s = def()
+			adjustDaemon(&p, o, false)
+		} else if s = out.Switch(name); s == nil {
+			return nil, fmt.Errorf("port %s: switch=%s: no such switch in the configuration", p, name)
+		}
+		s.Ports = append(s.Ports, p)
+	}
+	if len(o.Mirrors) > 0 {
+		s := def()
+		s.Mirrors = append(s.Mirrors, o.Mirrors...)
+	}
+	if o.DataPath != "" && !o.CompatV0 {
+		return nil, fmt.Errorf("a data socket path is only taken with -compat-v0")
+	}
+	n := 0
+	for _, s := range out.Switches {
+		n += len(s.Ports)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("no ports configured")
+	}
+	return &out, nil
+}
+
+// adjustDaemon applies -mode and -compat-v0 to a daemon socket of the
+// default switch; a -port spec's own mode= wins over -mode.
+func adjustDaemon(p *Port, o Overrides, fromFile bool) {
+	if p.Transport != "daemon" {
+		return
+	}
+	if o.Mode != 0 && (fromFile || p.Mode == 0) {
+		p.Mode = o.Mode
+	}
+	p.CompatV0 = p.CompatV0 || o.CompatV0
+	if p.DataPath == "" {
+		p.DataPath = o.DataPath
+	}
+}
+
+// flagName is the command-line flag for a configuration key.
+func flagName(key string) string {
+	b := []byte(key)
+	for i, c := range b {
+		if c == '_' {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+// ParseMode parses an octal permission like 0660.
+func ParseMode(v string) (os.FileMode, error) { return parseMode(v) }

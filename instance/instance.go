@@ -1,0 +1,291 @@
+// Package instance owns a running umlswitch: its switches, their named
+// ports and mirrors, live capture and the control API's view of them. The
+// command turns flags and the configuration file into a plan
+// (configs.Merge) and hands it to New; everything that changes a running
+// instance (the API, a reload) goes through its methods.
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/umlswitch/umlswitch/capture"
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/transports"
+)
+
+// Config is what New needs besides the plan.
+type Config struct {
+	Logger *slog.Logger
+	// Level, if set, is the logger's level: a reload changes it.
+	Level *slog.LevelVar
+	// Reload, if set, reads the configuration again (file and flags,
+	// merged) for Reload and SIGHUP.
+	Reload func() (*configs.File, error)
+	// API serves the control API on connections handed over by control
+	// sockets (see transports/daemon's Handoff). Nil: no API.
+	API func(in *Instance) APIServer
+}
+
+// APIServer serves connections handed over by control sockets.
+type APIServer interface {
+	ServeConn(c net.Conn, from ConnInfo)
+	Close() error
+}
+
+// ConnInfo says where an API connection came from.
+type ConnInfo struct {
+	Switch   string // the switch whose control socket it reached: what "this switch" means to its client
+	Listener string // that socket's port name
+	Path     string // and its path
+	ReadOnly bool   // the socket's api=ro: reads only
+}
+
+// Instance is a running umlswitch.
+type Instance struct {
+	log    *slog.Logger
+	cfg    Config
+	fab    *fabric.Switch
+	set    *transports.Set
+	events *Events
+	api    APIServer
+
+	mu       sync.Mutex // guards everything below; never held while forwarding
+	plan     *configs.File
+	switches []*switchState
+	ports    map[string]*portState // by name: configured ports, listeners and their clients
+	mirrors  map[string]*mirrorState
+	seq      map[string]int // last number given to an unnamed port or mirror, by prefix
+	closed   bool
+}
+
+type switchState struct {
+	name string
+	dom  *fabric.Domain
+	plan configs.Switch
+	live *liveCapture // created when a reader first asks
+	mac  macLimiter
+}
+
+// portState is a configured port (or listener), or a client of a listener.
+type portState struct {
+	name     string
+	kind     string
+	sw       *switchState
+	spec     configs.Port // configured only
+	opened   *transports.Opened
+	ap       *attachPoint
+	listener bool
+	parent   *portState                 // a client: its listener
+	clients  map[fabric.Port]*portState // a listener: its clients now
+	port     fabric.Port                // attached ports
+	id       frame.PortID
+	peer     string
+}
+
+type mirrorState struct {
+	name string
+	sw   *switchState
+	spec configs.Mirror
+	m    *capture.Mirror
+	span *transports.Span
+}
+
+// New starts what plan describes: every switch, port and mirror, or none
+// (an error closes what was opened).
+func New(plan *configs.File, cfg Config) (*Instance, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	in := &Instance{log: cfg.Logger, cfg: cfg, plan: plan, events: newEvents(),
+		ports: make(map[string]*portState), mirrors: make(map[string]*mirrorState), seq: make(map[string]int)}
+	in.fab = fabric.New(fabric.Config{TxHold: plan.TxHold, Logger: cfg.Logger})
+	in.fab.RemoveDomain(in.fab.Default()) // switches come from the plan
+	in.set = transports.NewSet(in.fab, cfg.Logger)
+	if cfg.API != nil {
+		in.api = cfg.API(in)
+	}
+	for _, sp := range plan.Switches {
+		if err := in.addSwitch(sp); err != nil {
+			in.Close()
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// defaults are the per-port defaults of the current plan.
+func (in *Instance) defaults() transports.Defaults {
+	d := transports.Defaults{Depth: in.plan.Depth, MTU: in.plan.MTU}
+	if d.Depth == 0 {
+		d.Depth = 64
+	}
+	if d.MTU == 0 {
+		d.MTU = frame.DefaultMTU
+	}
+	return d
+}
+
+// Run forwards until ctx ends, then closes everything.
+func (in *Instance) Run(ctx context.Context) error {
+	stop := make(chan struct{})
+	go in.watch(stop)
+	err := in.fab.Run(ctx)
+	close(stop)
+	return err
+}
+
+// watch publishes what events need a clock for: suppressed MAC events and
+// ports that start dropping.
+func (in *Instance) watch(stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	drops := make(map[fabric.Port]uint64)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if !in.events.listened() {
+			clear(drops)
+			continue
+		}
+		in.mu.Lock()
+		sws := slices.Clone(in.switches)
+		in.mu.Unlock()
+		for _, sw := range sws {
+			if n := sw.mac.suppressed.Swap(0); n > 0 {
+				in.events.publish(Event{Type: "mac-suppressed", Switch: sw.name, Count: n})
+			}
+		}
+		in.watchDrops(drops)
+	}
+}
+
+// watchDrops reports ports whose drops went up this second but not the one
+// before: drops starting, once per episode.
+func (in *Instance) watchDrops(last map[fabric.Port]uint64) {
+	in.mu.Lock()
+	var ports []*portState
+	for _, p := range in.ports {
+		if p.port != nil {
+			ports = append(ports, p)
+		}
+	}
+	in.mu.Unlock()
+	seen := make(map[fabric.Port]bool, len(ports))
+	for _, p := range ports {
+		st, ok := in.fab.PortStats(p.id)
+		if !ok || st.Name != p.name {
+			continue
+		}
+		seen[p.port] = true
+		total := st.Dropped()
+		prev, known := last[p.port]
+		last[p.port] = total
+		if !known || total == prev {
+			continue
+		}
+		reasons := make(map[string]uint64)
+		for r := fabric.DropReason(1); r < fabric.NumDropReasons; r++ {
+			if st.Drops[r] > 0 {
+				reasons[r.String()] = st.Drops[r]
+			}
+		}
+		in.events.publish(Event{Type: "drops", Switch: p.sw.name, Port: p.name, Count: total - prev, Drops: reasons})
+	}
+	for k := range last {
+		if !seen[k] {
+			delete(last, k)
+		}
+	}
+}
+
+// Close stops the API, every port and mirror, and forwarding.
+func (in *Instance) Close() {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return
+	}
+	in.closed = true
+	sws := slices.Clone(in.switches)
+	in.mu.Unlock()
+	if in.api != nil {
+		in.api.Close()
+	}
+	in.set.Close() // listeners and tunnel sockets first: their readers return
+	for _, sw := range sws {
+		in.closeSwitch(sw, false)
+	}
+	in.fab.Close()
+	in.events.close()
+}
+
+// Events is the instance's event stream.
+func (in *Instance) Events() *Events { return in.events }
+
+// handoff is where a control socket sends API connections.
+func (in *Instance) handoff(ps *portState) func(net.Conn) {
+	if in.api == nil {
+		return nil
+	}
+	return func(c net.Conn) {
+		info := ConnInfo{Switch: ps.sw.name, Listener: ps.name, ReadOnly: ps.spec.API == "ro"}
+		in.mu.Lock()
+		if ps.opened != nil {
+			info.Path = ps.opened.Path()
+		}
+		in.mu.Unlock()
+		in.api.ServeConn(c, info)
+	}
+}
+
+// ErrNotFound is wrapped by errors about a switch, port or mirror that
+// does not exist; ErrExists by those about a name already taken.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+)
+
+// Plan is the plan the instance runs now.
+func (in *Instance) Plan() *configs.File {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.plan
+}
+
+// newName gives an unnamed port or mirror the next free name of prefix and
+// a number, counting from first. Numbers are not reused while the instance
+// runs, so a name in an old log line or event means one port. Caller holds
+// mu.
+func (in *Instance) newName(prefix string, first int, taken func(string) bool) string {
+	for {
+		n := fmt.Sprintf("%s%d", prefix, first+in.seq[prefix])
+		in.seq[prefix]++
+		if !taken(n) {
+			return n
+		}
+	}
+}
+
+func (in *Instance) switchNamed(name string) *switchState {
+	for _, sw := range in.switches {
+		if sw.name == name {
+			return sw
+		}
+	}
+	return nil
+}
+
+var _ io.Closer = (*transports.Opened)(nil)

@@ -1,0 +1,245 @@
+package instance_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/porttest"
+)
+
+func plan(t *testing.T, doc string) *configs.File {
+	t.Helper()
+	f, err := configs.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func start(t *testing.T, p *configs.File, cfg instance.Config) *instance.Instance {
+	t.Helper()
+	cfg.Logger = porttest.Quiet()
+	in, err := instance.New(p, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { in.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; in.Close() })
+	return in
+}
+
+func dial(t *testing.T, ctl string) *daemon.Client {
+	t.Helper()
+	c, err := daemon.Dial(daemon.ClientConfig{Ctl: ctl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+var (
+	macA = frame.MAC{2, 0, 0, 0, 0, 0xa}
+	macB = frame.MAC{2, 0, 0, 0, 0, 0xb}
+)
+
+// recv reports whether c receives a frame within d.
+func recv(c *daemon.Client, d time.Duration) bool {
+	b := make([]byte, 2048)
+	n, err := c.Recv(b, d)
+	return err == nil && n > 0
+}
+
+func TestSwitchesAreIsolatedAndNamed(t *testing.T) {
+	dir := t.TempDir()
+	red, blue := filepath.Join(dir, "red.ctl"), filepath.Join(dir, "blue.ctl")
+	in := start(t, plan(t, `
+switches:
+  - {name: red, ports: [{transport: daemon, path: `+red+`, name: uml}]}
+  - {name: blue, ports: [{transport: daemon, path: `+blue+`}]}
+`), instance.Config{})
+	r1, r2, b1 := dial(t, red), dial(t, red), dial(t, blue)
+	porttest.Eventually(t, "three clients attached", func() bool {
+		return len(in.Ports("red")) == 3 && len(in.Ports("blue")) == 2
+	})
+	if err := r1.Send(porttest.Ether(frame.Broadcast, macA, 60, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if !recv(r2, time.Second) {
+		t.Fatal("red's broadcast did not reach red")
+	}
+	if recv(b1, 100*time.Millisecond) {
+		t.Fatal("red's broadcast reached blue")
+	}
+	ports := in.Ports("red")
+	names := []string{ports[0].Name, ports[1].Name, ports[2].Name}
+	if strings.Join(names, " ") != "uml uml.1 uml.2" || ports[0].Listening != red || ports[0].Clients != 2 {
+		t.Fatalf("red's ports: %+v", ports)
+	}
+	if ports[1].RxFrames != 1 || ports[2].TxFrames != 1 || ports[1].Listener != "uml" || ports[1].Kind != "daemon" {
+		t.Fatalf("counters: %+v", ports[1:])
+	}
+	if bp := in.Ports("blue"); bp[0].Name != "daemon0" || bp[1].Name != "daemon0.1" {
+		t.Fatalf("blue's ports: %+v", bp)
+	}
+	fdb, err := in.FDB("red")
+	if err != nil || len(fdb) != 1 || fdb[0].MAC != macA.String() || fdb[0].Port != "uml.1" {
+		t.Fatalf("fdb %+v %v", fdb, err)
+	}
+	if fdb, _ := in.FDB("blue"); len(fdb) != 0 {
+		t.Fatalf("blue learned %+v", fdb)
+	}
+	if _, err := in.FDB("green"); !errors.Is(err, instance.ErrNotFound) {
+		t.Fatalf("unknown switch: %v", err)
+	}
+	// Static entries, flushing.
+	if err := in.AddStatic("red", macB.String(), "uml.2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.AddStatic("red", macB.String(), "daemon0.1"); err == nil {
+		t.Fatal("a static entry on another switch's port was taken")
+	}
+	if n, err := in.FlushFDB("red"); n != 1 || err != nil {
+		t.Fatalf("flushed %d, %v", n, err)
+	}
+	if fdb, _ := in.FDB("red"); len(fdb) != 1 || !fdb[0].Static {
+		t.Fatalf("after the flush: %+v", fdb)
+	}
+	// Removing a client closes its control connection.
+	if err := in.RemovePort("uml.1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Ports("red")) != 2 {
+		t.Fatalf("ports after removing a client: %+v", in.Ports("red"))
+	}
+	// Removing a switch removes its listener and clients.
+	if err := in.RemoveSwitch("blue"); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Ports("")) != 2 || len(in.Switches()) != 1 {
+		t.Fatalf("after removing blue: %+v", in.Ports(""))
+	}
+	if _, err := daemon.Dial(daemon.ClientConfig{Ctl: blue, Timeout: time.Second}); err == nil {
+		t.Fatal("blue's socket still answers")
+	}
+}
+
+func TestAddRemoveErrors(t *testing.T) {
+	dir := t.TempDir()
+	in := start(t, plan(t, "ports: [{transport: daemon, path: "+filepath.Join(dir, "a.ctl")+"}]"), instance.Config{})
+	spec, _ := configs.ParsePort("transport=bess,path=" + filepath.Join(dir, "b.bess") + ",name=b")
+	if _, err := in.AddPort("nosuch", spec); !errors.Is(err, instance.ErrNotFound) {
+		t.Fatalf("unknown switch: %v", err)
+	}
+	if name, err := in.AddPort("default", spec); err != nil || name != "b" {
+		t.Fatalf("%q %v", name, err)
+	}
+	if _, err := in.AddPort("default", spec); !errors.Is(err, instance.ErrExists) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	spec.Name = "c" // the same path again: the bind fails, and the name is free again
+	if _, err := in.AddPort("default", spec); err == nil || errors.Is(err, instance.ErrExists) {
+		t.Fatalf("second listener on one path: %v", err)
+	}
+	if err := in.RemovePort("c"); !errors.Is(err, instance.ErrNotFound) {
+		t.Fatalf("a failed port left a name behind: %v", err)
+	}
+	if err := in.AddSwitch(configs.Switch{Name: "default"}); !errors.Is(err, instance.ErrExists) {
+		t.Fatalf("duplicate switch: %v", err)
+	}
+	bad, _ := configs.ParsePort("transport=daemon,path=/nonexistent/dir/x.ctl")
+	if err := in.AddSwitch(configs.Switch{Name: "s2", Ports: []configs.Port{bad}}); err == nil {
+		t.Fatal("a switch whose port cannot open was added")
+	}
+	if len(in.Switches()) != 1 {
+		t.Fatalf("the failed switch stayed: %+v", in.Switches())
+	}
+}
+
+func TestReloadKeepsUnchangedPorts(t *testing.T) {
+	dir := t.TempDir()
+	a, b, c := filepath.Join(dir, "a.ctl"), filepath.Join(dir, "b.ctl"), filepath.Join(dir, "c.ctl")
+	doc := "ports: [{transport: daemon, path: " + a + "}, {transport: daemon, path: " + b + "}]"
+	next := doc
+	in := start(t, plan(t, doc), instance.Config{Reload: func() (*configs.File, error) { return configs.Parse([]byte(next)) }})
+	sub := in.Events().Subscribe()
+	defer sub.Cancel()
+	c1, c2 := dial(t, a), dial(t, a)
+	porttest.Eventually(t, "clients", func() bool { return len(in.Ports("")) == 4 })
+	next = "hub: true\nports: [{transport: daemon, path: " + a + "}, {transport: daemon, path: " + c + "}]\nswitches: [{name: new}]"
+	if err := in.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Switches()) != 2 || !in.Switches()[0].Hub {
+		t.Fatalf("switches %+v", in.Switches())
+	}
+	c1.Send(porttest.Ether(frame.Broadcast, macA, 60, 1))
+	if !recv(c2, time.Second) {
+		t.Fatal("a client of the unchanged port lost its link")
+	}
+	dial(t, c)
+	if _, err := daemon.Dial(daemon.ClientConfig{Ctl: b, Timeout: time.Second}); err == nil {
+		t.Fatal("the removed port still answers")
+	}
+	next = "ports: ["
+	if err := in.Reload(); err == nil {
+		t.Fatal("a broken file was applied")
+	}
+	var types []string
+	for len(sub.C) > 0 {
+		ev := <-sub.C
+		types = append(types, ev.Type)
+		if ev.Type == "reload" && !strings.Contains(ev.Detail, "ports +1 -1 (1 unchanged)") {
+			t.Errorf("reload event %+v", ev)
+		}
+	}
+	got := strings.Join(types, " ")
+	for _, want := range []string{"port-attached", "listener-removed", "listener-added", "switch-added", "reload", "reload-failed"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %s event in %s", want, got)
+		}
+	}
+}
+
+func TestMACEventsAreLimited(t *testing.T) {
+	dir := t.TempDir()
+	ctl := filepath.Join(dir, "a.ctl")
+	in := start(t, plan(t, "ports: [{transport: daemon, path: "+ctl+"}]"), instance.Config{})
+	sub := in.Events().Subscribe()
+	defer sub.Cancel()
+	c := dial(t, ctl)
+	for i := 0; i < 500; i++ {
+		for c.Send(porttest.Ether(frame.Broadcast, frame.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}, 60, 1)) != nil {
+			time.Sleep(time.Millisecond) // the switch's receive queue is full for a moment
+		}
+	}
+	porttest.Eventually(t, "the frames", func() bool { return in.Switches()[0].MACLearned == 500 })
+	learned, suppressed := 0, uint64(0)
+	deadline := time.After(3 * time.Second)
+	for suppressed == 0 {
+		select {
+		case ev := <-sub.C:
+			switch ev.Type {
+			case "mac-learned":
+				learned++
+			case "mac-suppressed":
+				suppressed += ev.Count
+			}
+		case <-deadline:
+			t.Fatalf("no mac-suppressed event; %d learned events", learned)
+		}
+	}
+	if learned > 200 || uint64(learned)+suppressed < 500 {
+		t.Fatalf("%d learned events, %d suppressed", learned, suppressed)
+	}
+}

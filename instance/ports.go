@@ -1,0 +1,174 @@
+package instance
+
+import (
+	"fmt"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+// isListener says whether a port kind accepts clients, each a port of its
+// own, rather than being one port.
+func isListener(kind string) bool { return kind == "daemon" || kind == "bess" }
+
+// AddPort opens the port spec describes on switch sw and returns its name:
+// spec's name=, or the kind and the first free number (tap0, daemon1).
+func (in *Instance) AddPort(sw string, spec configs.Port) (string, error) {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return "", fmt.Errorf("port %s: shutting down", spec)
+	}
+	s := in.switchNamed(sw)
+	if s == nil {
+		in.mu.Unlock()
+		return "", fmt.Errorf("switch %s: %w", sw, ErrNotFound)
+	}
+	name := spec.Name
+	if name == "" {
+		name = in.newName(spec.Transport, 0, in.portTaken)
+	} else if in.portTaken(name) {
+		in.mu.Unlock()
+		return "", fmt.Errorf("port %s: %w", name, ErrExists)
+	}
+	spec.Switch = ""
+	ps := &portState{name: name, kind: spec.Transport, sw: s, spec: spec, listener: isListener(spec.Transport), id: frame.NoPort}
+	ps.ap = &attachPoint{in: in, ps: ps}
+	if ps.listener {
+		ps.clients = make(map[fabric.Port]*portState)
+	}
+	in.ports[name] = ps // reserved while it opens
+	in.mu.Unlock()
+
+	d := in.defaults()
+	d.Handoff = in.handoff(ps)
+	opened, err := in.set.Open(spec, ps.ap, d)
+	in.mu.Lock()
+	if err == nil && in.closed {
+		in.mu.Unlock()
+		opened.Close()
+		return "", fmt.Errorf("port %s: shutting down", name)
+	}
+	if err != nil {
+		delete(in.ports, name)
+		in.mu.Unlock()
+		return "", fmt.Errorf("port %s: %w", name, err)
+	}
+	ps.opened = opened
+	in.mu.Unlock()
+	if ps.listener {
+		in.events.publish(Event{Type: "listener-added", Switch: sw, Port: name, Kind: ps.kind, Path: opened.Path()})
+	}
+	return name, nil
+}
+
+// portTaken reports whether a port has name. Caller holds mu.
+func (in *Instance) portTaken(name string) bool { return in.ports[name] != nil }
+
+// RemovePort closes the port called name: a configured port or listener
+// (whose clients are all detached), or one client of a listener.
+func (in *Instance) RemovePort(name string) error {
+	in.mu.Lock()
+	ps := in.ports[name]
+	if ps == nil {
+		in.mu.Unlock()
+		return fmt.Errorf("port %s: %w", name, ErrNotFound)
+	}
+	in.mu.Unlock()
+	in.closePort(ps)
+	return nil
+}
+
+func (in *Instance) closePort(ps *portState) {
+	if ps.parent != nil { // a client: its control connection closes with it
+		ps.parent.ap.Detach(ps.port)
+		return
+	}
+	if ps.opened != nil {
+		ps.opened.Close() // detaches through the attach point
+	}
+	in.mu.Lock()
+	if in.ports[ps.name] == ps {
+		delete(in.ports, ps.name)
+	}
+	in.mu.Unlock()
+	if ps.listener {
+		in.events.publish(Event{Type: "listener-removed", Switch: ps.sw.name, Port: ps.name, Kind: ps.kind})
+	}
+}
+
+// attachPoint is how every port joins its switch: transports attach the
+// ports they open (a listener, each client's) to the attach point of the
+// configured port they came from, which gives them their name and switch
+// and, later, the per-port policy the configuration gives.
+type attachPoint struct {
+	in *Instance
+	ps *portState
+}
+
+var _ fabric.Registry = (*attachPoint)(nil)
+
+// Attach implements fabric.Registry.
+func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
+	in, ps := a.in, a.ps
+	in.mu.Lock()
+	name, client := ps.name, (*portState)(nil)
+	if ps.listener {
+		name = in.newName(ps.name+".", 1, in.portTaken)
+		client = &portState{name: name, kind: ps.kind, sw: ps.sw, parent: ps, port: p, peer: p.Name(), id: frame.NoPort}
+		in.ports[name] = client
+		ps.clients[p] = client
+	}
+	in.mu.Unlock()
+	id, err := in.fab.AttachWith(p, fabric.PortOptions{Domain: ps.sw.dom, Name: name})
+	in.mu.Lock()
+	if err != nil {
+		if client != nil {
+			delete(in.ports, name)
+			delete(ps.clients, p)
+		}
+		in.mu.Unlock()
+		return 0, err
+	}
+	if client != nil {
+		client.id = id
+	} else {
+		ps.port, ps.id, ps.peer = p, id, p.Name()
+	}
+	in.mu.Unlock()
+	in.events.publish(Event{Type: "port-attached", Switch: ps.sw.name, Port: name, Kind: ps.kind, Peer: p.Name()})
+	return id, nil
+}
+
+// Detach implements fabric.Registry.
+func (a *attachPoint) Detach(p fabric.Port) {
+	in, ps := a.in, a.ps
+	st, _ := in.fab.PortStatsOf(p)
+	in.fab.Detach(p)
+	in.mu.Lock()
+	name := ps.name
+	if ps.listener {
+		c := ps.clients[p]
+		if c == nil {
+			in.mu.Unlock()
+			return
+		}
+		delete(ps.clients, p)
+		if in.ports[c.name] == c {
+			delete(in.ports, c.name)
+		}
+		name = c.name
+	} else if ps.port == p {
+		ps.port, ps.id = nil, frame.NoPort
+	} else {
+		in.mu.Unlock()
+		return
+	}
+	in.mu.Unlock()
+	in.events.publish(Event{Type: "port-detached", Switch: ps.sw.name, Port: name, Kind: ps.kind, Peer: p.Name(),
+		RxFrames: st.RxFrames, TxFrames: st.TxFrames, Count: st.Dropped()})
+}
+
+// Serve implements fabric.Registry.
+func (a *attachPoint) Serve(r fabric.Receiver) { a.in.fab.Serve(r) }

@@ -1,0 +1,171 @@
+package instance
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/umlswitch/umlswitch/configs"
+)
+
+// Reload reads the configuration again and applies it (SIGHUP, the API's
+// reload).
+func (in *Instance) Reload() error {
+	if in.cfg.Reload == nil {
+		return errors.New("reload: the switch was started without a configuration to read again")
+	}
+	plan, err := in.cfg.Reload()
+	if err != nil {
+		in.events.publish(Event{Type: "reload-failed", Error: err.Error()})
+		in.log.Warn("reload failed: running on as before", "err", err)
+		return fmt.Errorf("reload: %w", err)
+	}
+	return in.Apply(plan)
+}
+
+// Apply makes the instance run plan, touching only what differs: a port
+// whose spec did not change keeps running, and so do its clients. Ports,
+// mirrors and switches that the running instance has and plan does not
+// (those added through the API too) are closed; a switch's hub mode, ageing
+// and table size change in place. Depth and MTU defaults apply to ports
+// opened from now on; tx_hold needs a restart.
+func (in *Instance) Apply(plan *configs.File) error {
+	in.mu.Lock()
+	old := in.plan
+	in.plan = plan
+	var gone []*switchState
+	for _, sw := range in.switches {
+		if plan.Switch(sw.name) == nil {
+			gone = append(gone, sw)
+		}
+	}
+	in.mu.Unlock()
+	if in.cfg.Level != nil && plan.LogLevel != "" {
+		var l slog.Level
+		if l.UnmarshalText([]byte(plan.LogLevel)) == nil {
+			in.cfg.Level.Set(l)
+		}
+	}
+	if plan.TxHold != old.TxHold {
+		in.log.Warn("reload: tx_hold changes at the next start", "running", old.TxHold, "configured", plan.TxHold)
+	}
+	var st reloadStats
+	var errs []error
+	for _, sw := range gone {
+		in.closeSwitch(sw, true)
+		st.switchesRemoved++
+	}
+	for _, sp := range plan.Switches {
+		in.mu.Lock()
+		sw := in.switchNamed(sp.Name)
+		in.mu.Unlock()
+		if sw == nil {
+			if err := in.AddSwitch(sp); err != nil {
+				errs = append(errs, err)
+			} else {
+				st.switchesAdded++
+			}
+			continue
+		}
+		sw.dom.Reconfigure(sp.Hub, sp.MACAge, sp.MACTableSize)
+		errs = append(errs, in.applyPorts(sw, sp.Ports, &st)...)
+		errs = append(errs, in.applyMirrors(sw, sp.Mirrors, &st)...)
+	}
+	err := errors.Join(errs...)
+	ev := Event{Type: "reload", Detail: st.String()}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	in.events.publish(ev)
+	in.log.Info("configuration reloaded", "changes", st.String(), "err", err)
+	return err
+}
+
+type reloadStats struct {
+	switchesAdded, switchesRemoved      int
+	portsAdded, portsRemoved, portsKept int
+	mirrorsAdded, mirrorsRemoved        int
+}
+
+func (s reloadStats) String() string {
+	return fmt.Sprintf("switches +%d -%d, ports +%d -%d (%d unchanged), mirrors +%d -%d",
+		s.switchesAdded, s.switchesRemoved, s.portsAdded, s.portsRemoved, s.portsKept, s.mirrorsAdded, s.mirrorsRemoved)
+}
+
+// applyPorts closes the configured ports of sw that want does not list
+// with the same spec, then opens those it lists that are not running.
+func (in *Instance) applyPorts(sw *switchState, want []configs.Port, st *reloadStats) []error {
+	in.mu.Lock()
+	var running []*portState
+	for _, p := range in.ports {
+		if p.sw == sw && p.parent == nil {
+			running = append(running, p)
+		}
+	}
+	in.mu.Unlock()
+	stale, open := diff(running, want, func(r *portState, w configs.Port) bool { return r.spec.String() == w.String() })
+	st.portsKept += len(running) - len(stale)
+	for _, r := range stale {
+		in.closePort(r)
+		st.portsRemoved++
+	}
+	var errs []error
+	for _, p := range open {
+		if _, err := in.AddPort(sw.name, p); err != nil {
+			errs = append(errs, err)
+		} else {
+			st.portsAdded++
+		}
+	}
+	return errs
+}
+
+// applyMirrors does for mirrors what applyPorts does for ports.
+func (in *Instance) applyMirrors(sw *switchState, want []configs.Mirror, st *reloadStats) []error {
+	in.mu.Lock()
+	var running []*mirrorState
+	for _, m := range in.mirrors {
+		if m.sw == sw && m.m != nil {
+			running = append(running, m)
+		}
+	}
+	in.mu.Unlock()
+	stale, open := diff(running, want, func(r *mirrorState, w configs.Mirror) bool { return r.spec.String() == w.String() })
+	for _, r := range stale {
+		in.closeMirror(r)
+		st.mirrorsRemoved++
+	}
+	var errs []error
+	for _, m := range open {
+		if _, err := in.AddMirror(sw.name, m); err != nil {
+			errs = append(errs, err)
+		} else {
+			st.mirrorsAdded++
+		}
+	}
+	return errs
+}
+
+// diff pairs what runs with what is wanted, each at most once: it returns
+// what runs unpaired (to close) and what is wanted unpaired (to open).
+func diff[R, W any](running []R, want []W, same func(R, W) bool) (stale []R, open []W) {
+	paired := make([]bool, len(running))
+	for _, w := range want {
+		found := false
+		for i, r := range running {
+			if !paired[i] && same(r, w) {
+				paired[i], found = true, true
+				break
+			}
+		}
+		if !found {
+			open = append(open, w)
+		}
+	}
+	for i, r := range running {
+		if !paired[i] {
+			stale = append(stale, r)
+		}
+	}
+	return stale, open
+}

@@ -1,0 +1,314 @@
+package instance
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/umlswitch/umlswitch/capture"
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/transports"
+)
+
+// AddSwitch adds the switch sp describes with its ports and mirrors; if
+// one of them fails, the switch is removed again.
+func (in *Instance) AddSwitch(sp configs.Switch) error {
+	if err := configs.CheckName(sp.Name); err != nil {
+		return fmt.Errorf("switch: %w", err)
+	}
+	err := in.addSwitch(sp)
+	if err != nil && !errors.Is(err, ErrExists) {
+		in.RemoveSwitch(sp.Name) // what of it opened
+	}
+	return err
+}
+
+func (in *Instance) addSwitch(sp configs.Switch) error {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return fmt.Errorf("switch %s: shutting down", sp.Name)
+	}
+	if in.switchNamed(sp.Name) != nil {
+		in.mu.Unlock()
+		return fmt.Errorf("switch %s: %w", sp.Name, ErrExists)
+	}
+	sw := &switchState{name: sp.Name, plan: configs.Switch{Name: sp.Name, Hub: sp.Hub, MACAge: sp.MACAge, MACTableSize: sp.MACTableSize}}
+	dom, err := in.fab.NewDomain(fabric.DomainConfig{Name: sp.Name, Hub: sp.Hub, MACAge: sp.MACAge,
+		MACTableSize: sp.MACTableSize, OnMAC: in.onMAC(sw)})
+	if err != nil {
+		in.mu.Unlock()
+		return fmt.Errorf("switch %s: %w", sp.Name, err)
+	}
+	sw.dom = dom
+	in.switches = append(in.switches, sw)
+	in.mu.Unlock()
+	in.events.publish(Event{Type: "switch-added", Switch: sp.Name})
+	for _, p := range sp.Ports {
+		if _, err := in.AddPort(sp.Name, p); err != nil {
+			return fmt.Errorf("switch %s: %w", sp.Name, err)
+		}
+	}
+	for _, m := range sp.Mirrors {
+		if _, err := in.AddMirror(sp.Name, m); err != nil {
+			return fmt.Errorf("switch %s: %w", sp.Name, err)
+		}
+	}
+	return nil
+}
+
+// RemoveSwitch closes a switch's ports and mirrors and removes it.
+func (in *Instance) RemoveSwitch(name string) error {
+	in.mu.Lock()
+	sw := in.switchNamed(name)
+	in.mu.Unlock()
+	if sw == nil {
+		return fmt.Errorf("switch %s: %w", name, ErrNotFound)
+	}
+	in.closeSwitch(sw, true)
+	return nil
+}
+
+func (in *Instance) closeSwitch(sw *switchState, announce bool) {
+	in.mu.Lock()
+	var ports []*portState
+	for _, p := range in.ports {
+		if p.sw == sw && p.parent == nil {
+			ports = append(ports, p)
+		}
+	}
+	var mirrors []*mirrorState
+	for _, m := range in.mirrors {
+		if m.sw == sw {
+			mirrors = append(mirrors, m)
+		}
+	}
+	in.mu.Unlock()
+	for _, p := range ports {
+		in.closePort(p)
+	}
+	for _, m := range mirrors {
+		in.closeMirror(m)
+	}
+	in.fab.RemoveDomain(sw.dom)
+	in.mu.Lock()
+	in.switches = slices.DeleteFunc(in.switches, func(x *switchState) bool { return x == sw })
+	for name, p := range in.ports {
+		if p.sw == sw {
+			delete(in.ports, name) // clients a closing listener had not detached yet
+		}
+	}
+	live := sw.live
+	sw.live = nil
+	in.mu.Unlock()
+	if live != nil {
+		live.close()
+	}
+	if announce {
+		in.events.publish(Event{Type: "switch-removed", Switch: sw.name})
+	}
+}
+
+// AddMirror starts the capture m describes on switch sw and returns its
+// name.
+func (in *Instance) AddMirror(sw string, m configs.Mirror) (string, error) {
+	in.mu.Lock()
+	s := in.switchNamed(sw)
+	if s == nil {
+		in.mu.Unlock()
+		return "", fmt.Errorf("switch %s: %w", sw, ErrNotFound)
+	}
+	name := m.Name
+	if name == "" {
+		name = in.newName("mirror", 0, func(n string) bool { return in.mirrors[n] != nil })
+	} else if in.mirrors[name] != nil {
+		in.mu.Unlock()
+		return "", fmt.Errorf("mirror %s: %w", name, ErrExists)
+	}
+	ms := &mirrorState{name: name, sw: s, spec: m}
+	in.mirrors[name] = ms // reserved while it opens
+	in.mu.Unlock()
+	err := in.openMirror(ms)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if err != nil {
+		delete(in.mirrors, name)
+		return "", fmt.Errorf("mirror %s: %w", name, err)
+	}
+	return name, nil
+}
+
+func (in *Instance) openMirror(ms *mirrorState) error {
+	mc := ms.spec
+	c := capture.Config{File: mc.File, Stream: mc.Stream, Format: mc.Format, Snaplen: mc.Snaplen,
+		Ports: mc.Ports, Dir: mc.Dir, Rotate: mc.Rotate, Keep: mc.Keep, Logger: in.log}
+	if mc.Port != nil {
+		span, err := transports.NewSpan(*mc.Port, in.defaults(), in.log)
+		if err != nil {
+			return fmt.Errorf("port: %w", err)
+		}
+		ms.span = span
+		c.Sink = span
+	}
+	m, err := capture.New(c)
+	if err != nil {
+		if ms.span != nil {
+			ms.span.Close()
+		}
+		return err
+	}
+	ms.m = m
+	ms.sw.dom.AddMirror(m)
+	in.log.Info("mirror", "name", ms.name, "switch", ms.sw.name, "to", m.Name())
+	return nil
+}
+
+// RemoveMirror stops the mirror called name; what it captured so far is
+// written out first.
+func (in *Instance) RemoveMirror(name string) error {
+	in.mu.Lock()
+	ms := in.mirrors[name]
+	in.mu.Unlock()
+	if ms == nil {
+		return fmt.Errorf("mirror %s: %w", name, ErrNotFound)
+	}
+	in.closeMirror(ms)
+	return nil
+}
+
+func (in *Instance) closeMirror(ms *mirrorState) {
+	in.mu.Lock()
+	if in.mirrors[ms.name] != ms {
+		in.mu.Unlock()
+		return
+	}
+	delete(in.mirrors, ms.name)
+	in.mu.Unlock()
+	ms.sw.dom.RemoveMirror(ms.m)
+	ms.m.Close()
+	if ms.span != nil {
+		if n := ms.span.Dropped(); n > 0 {
+			in.log.Info("mirror port", "port", ms.span.Name(), "dropped", n)
+		}
+		ms.span.Close()
+	}
+}
+
+// FlushFDB forgets the learned addresses of a switch, or of one port when
+// target names a port; static entries stay. It returns how many it forgot.
+func (in *Instance) FlushFDB(target string) (int, error) {
+	in.mu.Lock()
+	sw := in.switchNamed(target)
+	ps := in.ports[target]
+	in.mu.Unlock()
+	switch {
+	case sw != nil:
+		return sw.dom.Table().Flush(), nil
+	case ps != nil && ps.listener:
+		n := 0
+		for _, c := range in.clientsOf(ps) {
+			n += ps.sw.dom.FlushPort(c.id)
+		}
+		return n, nil
+	case ps != nil && ps.id != frame.NoPort:
+		return ps.sw.dom.FlushPort(ps.id), nil
+	case ps != nil:
+		return 0, nil // not attached now: it holds no addresses
+	}
+	return 0, fmt.Errorf("no switch or port called %s: %w", target, ErrNotFound)
+}
+
+func (in *Instance) clientsOf(ps *portState) []*portState {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var out []*portState
+	for _, c := range ps.clients {
+		if c.id != frame.NoPort {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// AddStatic pins mac to port on switch sw.
+func (in *Instance) AddStatic(sw, mac, port string) error {
+	m, err := frame.ParseMAC(mac)
+	if err != nil {
+		return err
+	}
+	in.mu.Lock()
+	s := in.switchNamed(sw)
+	ps := in.ports[port]
+	in.mu.Unlock()
+	switch {
+	case s == nil:
+		return fmt.Errorf("switch %s: %w", sw, ErrNotFound)
+	case ps == nil:
+		return fmt.Errorf("port %s: %w", port, ErrNotFound)
+	case ps.sw != s:
+		return fmt.Errorf("port %s is on switch %s, not %s", port, ps.sw.name, sw)
+	case ps.listener:
+		return fmt.Errorf("port %s is a listener: name one of its clients", port)
+	case ps.id == frame.NoPort:
+		return fmt.Errorf("port %s is not attached now", port)
+	}
+	return s.dom.SetStatic(m, ps.id)
+}
+
+// DelStatic removes the static entry for mac on switch sw.
+func (in *Instance) DelStatic(sw, mac string) error {
+	m, err := frame.ParseMAC(mac)
+	if err != nil {
+		return err
+	}
+	in.mu.Lock()
+	s := in.switchNamed(sw)
+	in.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("switch %s: %w", sw, ErrNotFound)
+	}
+	if !s.dom.Table().RemoveStatic(m) {
+		return fmt.Errorf("static entry %s on %s: %w", m, sw, ErrNotFound)
+	}
+	return nil
+}
+
+// macLimiter bounds the MAC events a switch publishes: a flood of new
+// source addresses must not become a flood of events. It runs on the
+// learning path, so it is a few atomics.
+type macLimiter struct {
+	sec        atomic.Int64
+	n          atomic.Int64
+	suppressed atomic.Uint64
+}
+
+// macEventsPerSecond is how many MAC events a switch publishes a second;
+// the rest are counted and reported as one mac-suppressed event.
+const macEventsPerSecond = 100
+
+func (l *macLimiter) allow() bool {
+	s := time.Now().Unix()
+	if l.sec.Load() != s {
+		l.sec.Store(s)
+		l.n.Store(0)
+	}
+	if l.n.Add(1) > macEventsPerSecond {
+		l.suppressed.Add(1)
+		return false
+	}
+	return true
+}
+
+// onMAC turns a switch's table changes into events while anyone listens.
+func (in *Instance) onMAC(sw *switchState) func(fabric.MACEvent) {
+	return func(e fabric.MACEvent) {
+		if !in.events.listened() || !sw.mac.allow() {
+			return
+		}
+		in.events.publish(Event{Type: "mac-" + e.Kind.String(), Switch: sw.name, MAC: e.MAC.String(), Port: in.fab.PortName(e.Port)})
+	}
+}

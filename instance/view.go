@@ -1,0 +1,259 @@
+package instance
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+// What the control API, `umlswitch ctl` and the metrics see of a running
+// instance. JSON names are snake_case and stable: scripts read them.
+
+// SwitchInfo is one switch and its table's counters.
+type SwitchInfo struct {
+	Name         string       `json:"name"`
+	Hub          bool         `json:"hub"`
+	MACAgeS      float64      `json:"mac_age_s"`
+	MACTableSize int          `json:"mac_table_size"`
+	MACs         int          `json:"macs"`        // addresses learned now
+	Statics      int          `json:"static_macs"` // static entries
+	MACLearned   uint64       `json:"mac_learned"` // addresses first seen, ever
+	MACMoved     uint64       `json:"mac_moved"`   // addresses seen on another port than before
+	MACRefused   uint64       `json:"mac_refused"` // not learned: the table was full with nothing to evict
+	MACEvicted   uint64       `json:"mac_evicted"` // evicted to make room
+	Ports        int          `json:"ports"`       // attached ports (listeners not counted)
+	Mirrors      int          `json:"mirrors"`
+	Capture      *CaptureInfo `json:"capture,omitempty"` // live capture through the API, once someone asked
+}
+
+// CaptureInfo counts a mirror's frames.
+type CaptureInfo struct {
+	Captured uint64 `json:"captured"`
+	Dropped  uint64 `json:"dropped"`
+}
+
+// PortInfo is one port: an attached port with counters, or a listener
+// (daemon, bess) whose clients are ports of their own.
+type PortInfo struct {
+	Name      string            `json:"name"`
+	Switch    string            `json:"switch"`
+	Kind      string            `json:"kind"`                // transport: daemon, bess, tap, raw, gre, l2tpv3, vxlan
+	Peer      string            `json:"peer,omitempty"`      // who is at the other end, as the transport names it
+	Spec      string            `json:"spec,omitempty"`      // configured ports and listeners: the -port spec
+	Listener  string            `json:"listener,omitempty"`  // a client's port: the listener it came through
+	Listening string            `json:"listening,omitempty"` // a listener: its socket
+	Clients   int               `json:"clients,omitempty"`   // a listener: ports attached through it now
+	ID        int               `json:"id"`                  // the switch's port number; -1 for a listener
+	RxFrames  uint64            `json:"rx_frames"`
+	RxBytes   uint64            `json:"rx_bytes"`
+	TxFrames  uint64            `json:"tx_frames"`
+	TxBytes   uint64            `json:"tx_bytes"`
+	Drops     map[string]uint64 `json:"drops"` // by reason; reasons with no drops left out
+	Stalls    uint64            `json:"stalls"`
+	Slowed    uint64            `json:"slowed"`
+	HeldS     float64           `json:"held_s"` // time senders waited for it to take frames
+}
+
+// MACInfo is one MAC table entry.
+type MACInfo struct {
+	Switch string  `json:"switch"`
+	MAC    string  `json:"mac"`
+	Port   string  `json:"port"` // empty: a port that has gone, not yet flushed
+	VLAN   int     `json:"vlan"` // 0: untagged (VLANs are not yet told apart)
+	AgeS   float64 `json:"age_s"`
+	Static bool    `json:"static"`
+}
+
+// MirrorInfo is one mirror.
+type MirrorInfo struct {
+	Name     string `json:"name"`
+	Switch   string `json:"switch"`
+	Spec     string `json:"spec"`
+	Captured uint64 `json:"captured"`
+	Dropped  uint64 `json:"dropped"`
+}
+
+func portInfoFrom(st fabric.PortStats, p *PortInfo) {
+	p.ID = int(st.ID)
+	p.RxFrames, p.RxBytes, p.TxFrames, p.TxBytes = st.RxFrames, st.RxBytes, st.TxFrames, st.TxBytes
+	p.Stalls, p.Slowed, p.HeldS = st.Stalls, st.Slowed, st.Held.Seconds()
+	p.Drops = make(map[string]uint64)
+	for r := fabric.DropReason(1); r < fabric.NumDropReasons; r++ {
+		if n := st.Drops[r]; n > 0 {
+			p.Drops[r.String()] = n
+		}
+	}
+}
+
+// naturalCompare orders names with numbers in them as people do:
+// daemon0.2 before daemon0.10.
+func naturalCompare(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digits(a), digits(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if c := cmp.Compare(len(na), len(nb)); c != 0 {
+				return c
+			}
+			if c := strings.Compare(na, nb); c != 0 {
+				return c
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func digits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
+}
+
+// Switches lists the switches in the order they were added.
+func (in *Instance) Switches() []SwitchInfo {
+	in.mu.Lock()
+	sws := slices.Clone(in.switches)
+	counts := make(map[*switchState]int)
+	mirrors := make(map[*switchState]int)
+	for _, p := range in.ports {
+		if p.port != nil || (p.parent != nil && p.id != frame.NoPort) {
+			counts[p.sw]++
+		}
+	}
+	for _, m := range in.mirrors {
+		mirrors[m.sw]++
+	}
+	lives := make(map[*switchState]*liveCapture)
+	for _, sw := range sws {
+		lives[sw] = sw.live
+	}
+	in.mu.Unlock()
+	out := make([]SwitchInfo, 0, len(sws))
+	for _, sw := range sws {
+		t := sw.dom.Table()
+		si := SwitchInfo{Name: sw.name, Hub: sw.dom.Hub(), MACAgeS: sw.dom.MACAge().Seconds(),
+			MACTableSize: sw.dom.MACTableSize(), MACs: t.Len(), Statics: t.Statics(), MACLearned: t.Learned(),
+			MACMoved: t.Moved(), MACRefused: t.Refused(), MACEvicted: t.Evicted(), Ports: counts[sw], Mirrors: mirrors[sw]}
+		if l := lives[sw]; l != nil {
+			st := l.m.Stats()
+			si.Capture = &CaptureInfo{Captured: st.Captured, Dropped: st.Dropped}
+		}
+		out = append(out, si)
+	}
+	return out
+}
+
+// Ports lists the ports of switch sw ("" for every switch), listeners
+// included, sorted by switch and name.
+func (in *Instance) Ports(sw string) []PortInfo {
+	in.mu.Lock()
+	var ps []*portState
+	order := make(map[string]int)
+	for i, s := range in.switches {
+		order[s.name] = i
+	}
+	clients := make(map[*portState]int)
+	for _, p := range in.ports {
+		if sw == "" || p.sw.name == sw {
+			ps = append(ps, p)
+		}
+		if p.parent != nil && p.id != frame.NoPort {
+			clients[p.parent]++
+		}
+	}
+	infos := make([]PortInfo, len(ps))
+	for i, p := range ps {
+		pi := &infos[i]
+		pi.Name, pi.Switch, pi.Kind, pi.Peer, pi.ID = p.name, p.sw.name, p.kind, p.peer, int(p.id)
+		if p.parent != nil {
+			pi.Listener = p.parent.name
+		} else {
+			pi.Spec = p.spec.String()
+		}
+		if p.listener {
+			pi.ID, pi.Clients = -1, clients[p]
+			if p.opened != nil {
+				pi.Listening = p.opened.Path()
+			}
+		}
+		if p.id == frame.NoPort {
+			pi.ID = -1
+		}
+	}
+	in.mu.Unlock()
+	for i := range infos {
+		pi := &infos[i]
+		pi.Drops = map[string]uint64{}
+		if pi.ID < 0 {
+			continue
+		}
+		if st, ok := in.fab.PortStats(frame.PortID(pi.ID)); ok && st.Name == pi.Name {
+			portInfoFrom(st, pi)
+		}
+	}
+	slices.SortFunc(infos, func(a, b PortInfo) int {
+		if a.Switch != b.Switch {
+			return order[a.Switch] - order[b.Switch]
+		}
+		return naturalCompare(a.Name, b.Name)
+	})
+	return infos
+}
+
+// FDB lists the MAC table of switch sw, or of every switch for "".
+func (in *Instance) FDB(sw string) ([]MACInfo, error) {
+	in.mu.Lock()
+	var sws []*switchState
+	for _, s := range in.switches {
+		if sw == "" || s.name == sw {
+			sws = append(sws, s)
+		}
+	}
+	in.mu.Unlock()
+	if sw != "" && len(sws) == 0 {
+		return nil, fmt.Errorf("switch %s: %w", sw, ErrNotFound)
+	}
+	out := []MACInfo{}
+	for _, s := range sws {
+		for _, e := range s.dom.Entries() {
+			mi := MACInfo{Switch: s.name, MAC: e.MAC.String(), AgeS: time.Duration(e.Age).Seconds(), Static: e.Static}
+			if e.Port != frame.NoPort {
+				mi.Port = in.fab.PortName(e.Port)
+			}
+			out = append(out, mi)
+		}
+	}
+	return out, nil
+}
+
+// Mirrors lists the mirrors, sorted by switch and name.
+func (in *Instance) Mirrors() []MirrorInfo {
+	in.mu.Lock()
+	out := make([]MirrorInfo, 0, len(in.mirrors))
+	for _, m := range in.mirrors {
+		mi := MirrorInfo{Name: m.name, Switch: m.sw.name, Spec: m.spec.String()}
+		if m.m != nil {
+			st := m.m.Stats()
+			mi.Captured, mi.Dropped = st.Captured, st.Dropped
+		}
+		out = append(out, mi)
+	}
+	in.mu.Unlock()
+	slices.SortFunc(out, func(a, b MirrorInfo) int {
+		return cmp.Or(strings.Compare(a.Switch, b.Switch), naturalCompare(a.Name, b.Name))
+	})
+	return out
+}
