@@ -18,12 +18,14 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
 // Config describes one mirror. Exactly one of File and Stream is set.
 type Config struct {
-	File   string // write here; rotated files get .1, .2, ... after the name
-	Stream string // unix stream socket that live readers connect to
+	File   string          // write here; rotated files get .1, .2, ... after the name
+	Stream string          // unix stream socket that live readers connect to
+	Access unixsock.Access // Stream's permissions and owner; the zero value changes nothing
 	// Listener, instead of File or Stream, hands over live readers'
 	// connections (the control API's capture requests).
 	Listener net.Listener
@@ -177,7 +179,7 @@ func newMirror(cfg Config, out output) (*Mirror, error) {
 		m.out, err = newFileOutput(cfg.File, m.hdr, cfg.Rotate, cfg.Keep, m.log)
 		m.active.Store(true)
 	case cfg.Stream != "" && cfg.File == "":
-		m.out, err = newStreamOutput(cfg.Stream, m)
+		m.out, err = newStreamOutput(cfg.Stream, cfg.Access, m)
 	case cfg.Listener != nil && cfg.File == "":
 		m.out = listenStream(cfg.Listener, m)
 	default:

@@ -32,9 +32,16 @@ type reader struct {
 	dropped uint64 // the writer's own
 }
 
-func newStreamOutput(path string, m *Mirror) (*streamOutput, error) {
+func newStreamOutput(path string, access unixsock.Access, m *Mirror) (*streamOutput, error) {
 	ln, err := unixsock.Listen(path)
 	if err != nil {
+		return nil, err
+	}
+	if access.UID == 0 && access.GID == 0 {
+		access.UID, access.GID = -1, -1 // not set
+	}
+	if err := access.Apply(path); err != nil {
+		ln.Close()
 		return nil, err
 	}
 	return listenStream(ln, m), nil

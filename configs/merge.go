@@ -18,7 +18,7 @@ type Overrides struct {
 	// configuration's socket gives way to -unix or -port.
 	ReplacePorts bool
 	Mirrors      []Mirror    // joined to the default switch
-	Mode         os.FileMode // -mode: daemon sockets of the default switch
+	Mode         os.FileMode // -mode: listening sockets (daemon, bess, stream mirrors) of the default switch
 	CompatV0     bool        // -compat-v0: daemon sockets of the default switch
 	DataPath     string      // its shared data socket
 }
@@ -78,7 +78,12 @@ func Merge(f *File, o Overrides) (*File, error) {
 	}
 	if len(o.Mirrors) > 0 {
 		s := def()
-		s.Mirrors = append(s.Mirrors, o.Mirrors...)
+		for _, m := range o.Mirrors {
+			if m.Stream != "" && m.Mode == 0 {
+				m.Mode = o.Mode
+			}
+			s.Mirrors = append(s.Mirrors, m)
+		}
 	}
 	if o.DataPath != "" && !o.CompatV0 {
 		return nil, fmt.Errorf("a data socket path is only taken with -compat-v0")
@@ -93,14 +98,18 @@ func Merge(f *File, o Overrides) (*File, error) {
 	return &out, nil
 }
 
-// adjustDaemon applies -mode and -compat-v0 to a daemon socket of the
-// default switch; a -port spec's own mode= wins over -mode.
+// adjustDaemon applies -mode to a listening socket of the default switch
+// (a -port spec's own mode= wins over -mode) and -compat-v0 to a daemon
+// socket.
 func adjustDaemon(p *Port, o Overrides, fromFile bool) {
-	if p.Transport != "daemon" {
+	if p.Transport != "daemon" && p.Transport != "bess" {
 		return
 	}
 	if o.Mode != 0 && (fromFile || p.Mode == 0) {
 		p.Mode = o.Mode
+	}
+	if p.Transport != "daemon" {
+		return
 	}
 	p.CompatV0 = p.CompatV0 || o.CompatV0
 	if p.DataPath == "" {

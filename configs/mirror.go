@@ -3,6 +3,7 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -19,10 +20,14 @@ type Mirror struct {
 	Rotate  int64    // bytes per file before the next; 0: one file
 	Keep    int      // rotated files kept; 0: all
 	Port    *Port    // or send the frames themselves to this port (SPAN)
+	// stream: who may connect, as for a daemon port's socket
+	Mode               os.FileMode
+	HasOwner, HasGroup bool
+	Owner, Group       uint32
 }
 
 // MirrorKeys are the keys -mirror takes.
-var MirrorKeys = []string{"dir", "file", "format", "keep", "name", "port", "ports", "rotate", "snaplen", "stream"}
+var MirrorKeys = []string{"dir", "file", "format", "group", "keep", "mode", "name", "owner", "port", "ports", "rotate", "snaplen", "stream"}
 
 // ParseMirror parses a -mirror spec: key=value pairs separated by commas;
 // a field without "=" continues the list of the key before it, so
@@ -67,6 +72,23 @@ func mirrorFromOptions(kv [][2]string) (Mirror, error) {
 			m.File = v
 		case "stream":
 			m.Stream = v
+		case "mode", "owner", "group":
+			var p Port // the socket keys of a daemon port, read the same way
+			switch k {
+			case "mode":
+				err = setMode(&p, v)
+			case "owner":
+				err = setOwner(&p, v)
+			default:
+				err = setGroup(&p, v)
+			}
+			m.Mode = max(m.Mode, p.Mode)
+			if p.HasOwner {
+				m.HasOwner, m.Owner = true, p.Owner
+			}
+			if p.HasGroup {
+				m.HasGroup, m.Group = true, p.Group
+			}
 		case "format":
 			if v != "pcap" && v != "pcapng" {
 				err = fmt.Errorf("format=%s: want pcapng or pcap", v)
@@ -110,6 +132,9 @@ func mirrorFromOptions(kv [][2]string) (Mirror, error) {
 	if dests != 1 {
 		return m, errors.New("give one of file=PATH, stream=PATH and port=SPEC (last, a -port spec)")
 	}
+	if m.Stream == "" && (m.Mode != 0 || m.HasOwner || m.HasGroup) {
+		return m, errors.New("mode=, owner= and group= apply to stream=")
+	}
 	if m.File == "" && (m.Rotate != 0 || m.Keep != 0) {
 		return m, errors.New("rotate= and keep= apply to file=")
 	}
@@ -135,6 +160,9 @@ func (m Mirror) String() string {
 	add("dir", m.Dir, m.Dir != "")
 	add("rotate", m.Rotate, m.Rotate != 0)
 	add("keep", m.Keep, m.Keep != 0)
+	add("mode", fmt.Sprintf("%#o", uint32(m.Mode)), m.Mode != 0)
+	add("owner", m.Owner, m.HasOwner)
+	add("group", m.Group, m.HasGroup)
 	if m.Port != nil {
 		add("port", m.Port.String(), true)
 	}

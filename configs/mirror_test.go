@@ -17,6 +17,9 @@ func TestParseMirror(t *testing.T) {
 			want: Mirror{File: "/tmp/a.pcap", Format: "pcap", Snaplen: 96, Ports: []string{"tap", "gre 127.0.0.3"}, Dir: "in",
 				Rotate: 10 << 20, Keep: 3}},
 		{spec: "stream=/run/lab.sock,dir=out", want: Mirror{Stream: "/run/lab.sock", Dir: "out"}},
+		{spec: "stream=/run/lab.sock,mode=0660,owner=1000,group=100",
+			want: Mirror{Stream: "/run/lab.sock", Mode: 0o660, HasOwner: true, Owner: 1000, HasGroup: true, Group: 100}},
+		{spec: "file=/a,mode=0660", err: "apply to stream="},
 		{spec: "file=/a,rotate=512k", want: Mirror{File: "/a", Rotate: 512 << 10}},
 		{spec: "dir=in", err: "give one of file=PATH, stream=PATH and port=SPEC"},
 		{spec: "file=/a,stream=/b", err: "give one of file=PATH, stream=PATH and port=SPEC"},
@@ -33,7 +36,7 @@ func TestParseMirror(t *testing.T) {
 		{spec: "file=/a,rotate=lots", err: "not a size"},
 		{spec: "file=/a,keep=2", err: "keep= needs rotate="},
 		{spec: "stream=/a,rotate=1M", err: "rotate= and keep= apply to file="},
-		{spec: "file=/a,colour=red", err: `unknown key "colour" (accepted: dir, file, format, keep, name, port, ports, rotate, snaplen, stream)`},
+		{spec: "file=/a,colour=red", err: `unknown key "colour" (accepted: dir, file, format, group, keep, mode, name, owner, port, ports, rotate, snaplen, stream)`},
 		{spec: "file=/a,file=/b", err: `key "file" given twice`},
 		{spec: "stray,file=/a", err: `"stray" is not key=value`},
 	}

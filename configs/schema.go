@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/user"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,13 +36,16 @@ type Port struct {
 	// tap and raw
 	Ifname string
 
+	// tap, daemon and bess
+	HasOwner, HasGroup bool
+	Owner              uint32 // tap: uid allowed to use a created tap; daemon, bess: the socket's owner
+	Group              uint32 // daemon, bess: the socket's group
+
 	// tap
 	Create, Persist bool // create the tap if absent; keep it after exit
-	HasOwner        bool
-	Owner           uint32 // uid allowed to use a created tap
-	Up              bool   // bring the interface up
-	Queues          int    // multi-queue tap with this many queues
-	VnetHdr         bool   // virtio-net header: checksum and TCP segmentation offload from the host
+	Up              bool // bring the interface up
+	Queues          int  // multi-queue tap with this many queues
+	VnetHdr         bool // virtio-net header: checksum and TCP segmentation offload from the host
 
 	// raw
 	BPFFile string // UML's binary format, or tcpdump -ddd text if it ends in .txt
@@ -117,6 +121,48 @@ func setBPF(p *Port, v string) error {
 	return nil
 }
 func setMode(p *Port, v string) (err error) { p.Mode, err = parseMode(v); return }
+
+// setOwner and setGroup take a number or a name from the system's user
+// and group databases.
+func setOwner(p *Port, v string) (err error) {
+	p.Owner, err = parseID(v, "user", func(n string) (string, error) {
+		u, err := user.Lookup(n)
+		if err != nil {
+			return "", err
+		}
+		return u.Uid, nil
+	})
+	p.HasOwner = true
+	return err
+}
+
+func setGroup(p *Port, v string) (err error) {
+	p.Group, err = parseID(v, "group", func(n string) (string, error) {
+		g, err := user.LookupGroup(n)
+		if err != nil {
+			return "", err
+		}
+		return g.Gid, nil
+	})
+	p.HasGroup = true
+	return err
+}
+
+func parseID(v, what string, lookup func(string) (string, error)) (uint32, error) {
+	if v[0] >= '0' && v[0] <= '9' {
+		n, err := parseInt(v, 0, 1<<31-2)
+		return uint32(n), err
+	}
+	id, err := lookup(v)
+	if err != nil {
+		return 0, fmt.Errorf("no %s %q", what, v)
+	}
+	n, err := strconv.ParseUint(id, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q has id %q", what, v, id)
+	}
+	return uint32(n), nil
+}
 func setAddr(dst *netip.Addr) setter {
 	return func(_ *Port, v string) (err error) { *dst, err = parseAddr(v); return }
 }
@@ -136,6 +182,8 @@ var schemas = map[string]func(p *Port) transportSchema{
 			"mode":      setMode,
 			"compat_v0": setBool(&p.CompatV0),
 			"data":      func(p *Port, v string) error { p.DataPath = v; return nil },
+			"owner":     setOwner,
+			"group":     setGroup,
 			"api": func(p *Port, v string) error {
 				switch v {
 				case "rw", "ro", "off":
@@ -149,16 +197,13 @@ var schemas = map[string]func(p *Port) transportSchema{
 	"tap": func(p *Port) transportSchema {
 		return transportSchema{keys: map[string]setter{
 			"ifname": setIfname, "create": setBool(&p.Create), "persist": setBool(&p.Persist),
-			"owner":    func(p *Port, v string) (err error) { p.Owner, err = parseU32(v); p.HasOwner = true; return },
+			"owner":    setOwner,
 			"up":       setBool(&p.Up),
 			"queues":   func(p *Port, v string) (err error) { p.Queues, err = parseInt(v, 1, MaxQueues); return },
 			"vnet_hdr": setBool(&p.VnetHdr),
 		}, required: []string{"ifname"}, check: func(p *Port, _ map[string]bool) error {
 			if (p.Persist || p.HasOwner) && !p.Create {
 				return errors.New("persist= and owner= apply to a tap the switch creates: add create=1")
-			}
-			if p.HasOwner && int32(p.Owner) < 0 {
-				return fmt.Errorf("owner=%d: not a uid", int32(p.Owner))
 			}
 			return nil
 		}}
@@ -182,7 +227,8 @@ var schemas = map[string]func(p *Port) transportSchema{
 		}, required: []string{"src", "dst", "vni"}, check: func(p *Port, _ map[string]bool) error { return checkFamily(p) }}
 	},
 	"bess": func(p *Port) transportSchema {
-		return transportSchema{keys: map[string]setter{"path": setPath, "mode": setMode}, required: []string{"path"},
+		return transportSchema{keys: map[string]setter{"path": setPath, "mode": setMode, "owner": setOwner, "group": setGroup},
+			required: []string{"path"},
 			check: func(p *Port, _ map[string]bool) error {
 				if len(p.Path) > 107 {
 					return fmt.Errorf("path is %d bytes: a unix socket path holds 107 (and UML copies dst with strlen)", len(p.Path))

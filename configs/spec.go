@@ -58,6 +58,7 @@ func (p Port) String() string {
 	add("create", 1, p.Create)
 	add("persist", 1, p.Persist)
 	add("owner", p.Owner, p.HasOwner)
+	add("group", p.Group, p.HasGroup)
 	add("up", 1, p.Up)
 	add("queues", p.Queues, p.Queues != 0)
 	add("vnet_hdr", 1, p.VnetHdr)

@@ -78,20 +78,25 @@ func prepare() error {
 //
 //	iface  interface (eth0)        myip   address/24 to give it
 //	peers  comma-separated addresses to ping until they answer
+//	nopeers  comma-separated addresses that must not answer: three pings each,
+//	       then "UNREACHED ADDR yes" (no answer) or "UNREACHED ADDR no"
+//	noipv6 any value: no IPv6 on the interface, so that it sends only what
+//	       the test makes it send (its counters then match the switch's)
 //	flood  "N,ADDR": send N quick pings to ADDR after the peers answered
 //	mtu    interface MTU           big    ping each peer once with this payload size
 //	sink   TCP port: accept one connection, print "SINK <bytes read>" when it closes
 //	       (listening before UML-UP, so the host may dial once the peers answer)
 //
-// It prints RESULT lines, waits for a line on its console (the test's
-// barrier: everyone has finished pinging), prints its receive counter and
-// powers off.
+// It prints RESULT lines, then "UML-WAITING TX RX" with its interface's
+// packet counters, waits for a line on its console (the test's barrier:
+// everyone has finished pinging), prints its receive counter and powers off.
 const initScript = `#!/bin/sh
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 ip link set lo up
 IF=${iface:-eth0}
+[ -n "$noipv6" ] && echo 1 > /proc/sys/net/ipv6/conf/$IF/disable_ipv6
 [ -n "$mtu" ] && ip link set $IF mtu $mtu
 ip link set $IF up
 ip addr add $myip/24 dev $IF
@@ -115,14 +120,16 @@ for p in $(echo "$peers" | tr ',' ' '); do
     if ping -c 2 -W 2 -s $big $p >/dev/null 2>&1; then echo "BIG $p ok"; else echo "BIG $p fail"; fi
   fi
 done
+for p in $(echo "$nopeers" | tr ',' ' '); do
+  if ping -c 3 -W 1 $p >/dev/null 2>&1; then echo "UNREACHED $p no"; else echo "UNREACHED $p yes"; fi
+done
 if [ -n "$flood" ]; then
   n=${flood%%,*}; to=${flood#*,}
-  ping -q -c $n -i 0.02 -W 2 $to >/dev/null 2>&1
-  echo "FLOODED $to"
+  echo "FLOODED $to $(ping -q -c $n -i 0.02 -W 2 $to 2>&1 | grep received)"
 fi
-echo "UML-WAITING"
+echo "UML-WAITING $(cat /sys/class/net/$IF/statistics/tx_packets) $(cat /sys/class/net/$IF/statistics/rx_packets)"
 read release
-echo "RXPACKETS $(cat /sys/class/net/$IF/statistics/rx_packets)"
+echo "RXPACKETS $(cat /sys/class/net/$IF/statistics/rx_packets) $(cat /sys/class/net/$IF/statistics/tx_packets)"
 echo "UML-DONE"
 poweroff -f
 `
@@ -365,16 +372,25 @@ func (u *uml) waitLine(t *testing.T, re string) string {
 // release lets the UML past its barrier; it prints its counters and stops.
 func (u *uml) release(t *testing.T) (rxPackets int) {
 	t.Helper()
+	rxPackets, _ = u.releaseCounting(t)
+	return rxPackets
+}
+
+// releaseCounting is release, returning the packets the UML received and
+// sent in all.
+func (u *uml) releaseCounting(t *testing.T) (rxPackets, txPackets int) {
+	t.Helper()
 	u.waitLine(t, "^UML-WAITING")
 	fmt.Fprintln(u.console, "go")
 	line := u.waitLine(t, "^RXPACKETS ")
 	fmt.Sscan(strings.Fields(line)[1], &rxPackets)
+	fmt.Sscan(strings.Fields(line)[2], &txPackets)
 	select {
 	case <-u.exited:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("UML %s did not power off", u.name)
 	}
-	return rxPackets
+	return rxPackets, txPackets
 }
 
 // switchProc is a running umlswitch binary.

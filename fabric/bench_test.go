@@ -3,6 +3,7 @@ package fabric
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/umlswitch/umlswitch/frame"
 )
@@ -101,4 +102,48 @@ func ExampleDropReason() {
 		fmt.Print(r, " ")
 	}
 	// Output: empty runt oversize tx-oversize hairpin tx-full tx-error decap bad-key filtered rx-overrun slow-receiver
+}
+
+// BenchmarkForwardScraped is BenchmarkForward's 8-port unicast case while
+// an operator reads the switch every 10 ms as the control API and the
+// metrics do (every port's counters, the MAC table's size and entries):
+// readers take no lock forwarding takes, so the two cases should match.
+func BenchmarkForwardScraped(b *testing.B) {
+	for _, scraped := range []bool{false, true} {
+		b.Run(map[bool]string{false: "quiet", true: "scraped-every-10ms"}[scraped], func(b *testing.B) {
+			r := newNullRig(b, 8, Config{})
+			src, dst := frame.MAC{2, 0, 0, 0, 0, 1}, frame.MAC{2, 0, 0, 0, 0, 2}
+			r.fw.forward(r.v, loadBatch(r, 1, frame.Broadcast, dst))
+			n := loadBatch(r, 0, dst, src)
+			stop, done := make(chan struct{}), make(chan int)
+			go func() {
+				scrapes := 0
+				t := time.NewTicker(10 * time.Millisecond)
+				defer t.Stop()
+				for {
+					select {
+					case <-stop:
+						done <- scrapes
+						return
+					case <-t.C:
+						if scraped {
+							r.sw.Stats()
+							r.sw.Default().Entries()
+							r.sw.Default().Table().Len()
+							scrapes++
+						}
+					}
+				}
+			}()
+			b.ResetTimer()
+			for b.Loop() {
+				r.fw.forward(r.v, n)
+			}
+			b.StopTimer()
+			close(stop)
+			scrapes := <-done
+			reportRate(b, n)
+			b.ReportMetric(float64(scrapes), "scrapes")
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
 	"github.com/umlswitch/umlswitch/transports"
 )
 
@@ -144,7 +145,14 @@ func (in *Instance) AddMirror(sw string, m configs.Mirror) (string, error) {
 
 func (in *Instance) openMirror(ms *mirrorState) error {
 	mc := ms.spec
-	c := capture.Config{File: mc.File, Stream: mc.Stream, Format: mc.Format, Snaplen: mc.Snaplen,
+	access := unixsock.Access{Mode: mc.Mode, UID: -1, GID: -1}
+	if mc.HasOwner {
+		access.UID = int(mc.Owner)
+	}
+	if mc.HasGroup {
+		access.GID = int(mc.Group)
+	}
+	c := capture.Config{File: mc.File, Stream: mc.Stream, Access: access, Format: mc.Format, Snaplen: mc.Snaplen,
 		Ports: mc.Ports, Dir: mc.Dir, Rotate: mc.Rotate, Keep: mc.Keep, Logger: in.log}
 	if mc.Port != nil {
 		span, err := transports.NewSpan(*mc.Port, in.defaults(), in.log)

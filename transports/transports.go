@@ -106,7 +106,8 @@ func (s *Set) open(p configs.Port, reg fabric.Registry, d Defaults) (*Opened, er
 		if p.API == "off" {
 			handoff = nil
 		}
-		t, err := daemon.Listen(daemon.Config{Path: p.Path, Mode: p.Mode, CompatV0: p.CompatV0, DataPath: p.DataPath,
+		uid, gid := socketOwner(p)
+		t, err := daemon.Listen(daemon.Config{Path: p.Path, Mode: p.Mode, Owner: uid, Group: gid, CompatV0: p.CompatV0, DataPath: p.DataPath,
 			Depth: depth, MaxFrame: maxFrame, Logger: s.log, Handoff: handoff})
 		if err != nil {
 			return nil, err
@@ -114,7 +115,8 @@ func (s *Set) open(p configs.Port, reg fabric.Registry, d Defaults) (*Opened, er
 		t.Start(reg)
 		o.c, o.path = t, t.Path()
 	case "bess":
-		t, err := bess.Listen(bess.Config{Path: p.Path, Mode: p.Mode, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
+		uid, gid := socketOwner(p)
+		t, err := bess.Listen(bess.Config{Path: p.Path, Mode: p.Mode, Owner: uid, Group: gid, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
 		if err != nil {
 			return nil, err
 		}
@@ -201,6 +203,19 @@ func attach(reg fabric.Registry, p fabric.Port, receivers func(frame.PortID) []f
 		reg.Serve(r)
 	}
 	return detacher{reg, p}, nil
+}
+
+// socketOwner is the owner and group a listener's socket file gets, -1
+// for the switch's own.
+func socketOwner(p configs.Port) (uid, gid int) {
+	uid, gid = -1, -1
+	if p.HasOwner {
+		uid = int(p.Owner)
+	}
+	if p.HasGroup {
+		gid = int(p.Group)
+	}
+	return uid, gid
 }
 
 // loadFilter returns the raw port's program, or nil for none.

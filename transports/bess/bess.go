@@ -27,6 +27,8 @@ import (
 type Config struct {
 	Path     string      // where UMLs connect (their dst=)
 	Mode     os.FileMode // chmod of the socket; 0 keeps the umask's
+	Owner    int         // chown of the socket: uid, or -1 (or 0 with Group 0) to keep the switch's
+	Group    int
 	Depth    int
 	MaxFrame int
 	Logger   *slog.Logger
@@ -93,8 +95,13 @@ func Listen(cfg Config) (*Transport, error) {
 		os.Remove(cfg.Path)
 		return nil, fmt.Errorf("bess: listen %s: %w", cfg.Path, err)
 	}
-	if cfg.Mode != 0 {
-		os.Chmod(cfg.Path, cfg.Mode)
+	if cfg.Owner == 0 && cfg.Group == 0 {
+		cfg.Owner, cfg.Group = -1, -1
+	}
+	if err := (unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}).Apply(cfg.Path); err != nil {
+		unix.Close(fd)
+		os.Remove(cfg.Path)
+		return nil, fmt.Errorf("bess: %w", err)
 	}
 	ln, err := pollfd.New(fd, "bess "+cfg.Path)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -261,8 +262,15 @@ func TestBadInputOverRealSockets(t *testing.T) {
 			nobody := unixsock.UniqueAbstract("nobody-bound-this", os.Getpid())
 			expectClosed(t, rawRequest(t, ctl, appendV3(nil, 0, &nobody, "")))
 		})
-		if _, rejected := s.tr.Counts(); rejected != 7 {
-			t.Errorf("rejected %d handshakes, want 7", rejected)
+		t.Run("VDE port number", func(t *testing.T) {
+			// vde_plug vde://DIR[5]: refused, never given another port.
+			expectClosed(t, rawRequest(t, ctl, appendV3(nil, 5<<8, &a, "vde_plug")))
+		})
+		t.Run("an HTTP request without an API", func(t *testing.T) {
+			expectClosed(t, rawRequest(t, ctl, []byte("GET /v1/ports HTTP/1.1\r\n\r\n")))
+		})
+		if _, rejected := s.tr.Counts(); rejected != 9 {
+			t.Errorf("rejected %d handshakes, want 9", rejected)
 		}
 
 		bad := dial(t, ctl, false)
@@ -358,6 +366,18 @@ func TestSocketFiles(t *testing.T) {
 		os.WriteFile(p, nil, 0o644)
 		if _, err := Listen(Config{Path: p, Logger: quiet()}); err == nil || !strings.Contains(err.Error(), "not a socket") {
 			t.Fatalf("Listen: %v", err)
+		}
+	})
+	t.Run("mode, owner and group", func(t *testing.T) {
+		p := filepath.Join(dir, "owned.ctl")
+		tr := listen(t, Config{Path: p, Mode: 0o660, Owner: 1234, Group: 4321})
+		fi, err := os.Stat(tr.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != 0o660 || st.Uid != 1234 || st.Gid != 4321 {
+			t.Fatalf("socket %v owned by %d:%d", fi.Mode(), st.Uid, st.Gid)
 		}
 	})
 	t.Run("directory gets the VDE layout", func(t *testing.T) {

@@ -31,6 +31,7 @@ const (
 type Config struct {
 	Path             string      // control socket, or a directory that gets DIR/ctl
 	Mode             os.FileMode // chmod of the control socket; 0 keeps the umask's
+	Owner, Group     int         // chown of the control socket; -1 (or 0 in both) keeps the switch's
 	CompatV0         bool        // also serve version 0 clients
 	DataPath         string      // version 0 shared data socket (DefaultV0DataPath)
 	Depth            int         // frames per batch
@@ -91,8 +92,11 @@ func Listen(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	if cfg.Mode != 0 {
-		if err := os.Chmod(ctl, cfg.Mode); err != nil {
+	if cfg.Owner == 0 && cfg.Group == 0 {
+		cfg.Owner, cfg.Group = -1, -1 // not set: a Config literal without them
+	}
+	if cfg.Mode != 0 || cfg.Owner >= 0 || cfg.Group >= 0 {
+		if err := (unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}).Apply(ctl); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("daemon: %w", err)
 		}
