@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/nstest"
 )
 
@@ -481,4 +483,102 @@ func openFiles(t *testing.T, pid int, path string) (withPath, sockets int) {
 		}
 	}
 	return withPath, sockets
+}
+
+// A daemon with 100 switches and 1,000 attached daemon clients, ten per
+// switch, each of which has sent a frame: `ctl ports -json` lists them all
+// quickly, the idle daemon uses almost no CPU, and its memory stays small.
+// The figures are logged; the bounds are generous (the machine is shared),
+// the issue's targets are 100 ms, 1 % and 200 MB.
+func TestThousandClientsOverHundredSwitches(t *testing.T) {
+	requireE2E(t)
+	d := scratch(t)
+	var conf strings.Builder
+	conf.WriteString("switches:\n")
+	const switches, perSwitch = 100, 10
+	ctls := make([]string, switches)
+	for i := range ctls {
+		ctls[i] = filepath.Join(d, fmt.Sprintf("s%d.ctl", i))
+		fmt.Fprintf(&conf, "  - {name: s%d, ports: [{transport: daemon, path: %s}]}\n", i, ctls[i])
+	}
+	f := filepath.Join(d, "lab.yaml")
+	os.WriteFile(f, []byte(conf.String()), 0o644)
+	sw := startSwitch(t, nil, ctls, "-config", f)
+	pid := sw.cmd.Process.Pid
+	rss0 := settleRSS(t, pid)
+	buf := make([]byte, 64)
+	for i := 0; i < switches*perSwitch; i++ {
+		c := dialLAN(t, ctls[i%switches], "", 0x1000+i, false)
+		if err := c.Send(testFrame(buf, frame.Broadcast, c.mac, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ports []ctlPort
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctlJSON(t, ctls[0], &ports, "-all", "ports")
+		if len(ports) == switches*(perSwitch+1) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(ports) != switches*(perSwitch+1) {
+		t.Fatalf("%d ports listed, want %d clients and %d listeners", len(ports), switches*perSwitch, switches)
+	}
+	var rx uint64
+	for _, p := range ports {
+		rx += p.RxFrames
+	}
+	if rx != switches*perSwitch {
+		t.Errorf("the ports received %d frames, want %d", rx, switches*perSwitch)
+	}
+
+	// The API's answer, and the whole ctl command, timed.
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", ctls[0])
+	}}}
+	var api, cmd []time.Duration
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		resp, err := client.Get("http://x/v1/ports")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []ctlPort
+		json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		api = append(api, time.Since(start))
+		start = time.Now()
+		ctlJSON(t, ctls[0], nil, "-all", "ports")
+		cmd = append(cmd, time.Since(start))
+	}
+	slices.Sort(api)
+	slices.Sort(cmd)
+
+	rss1 := settleRSS(t, pid)
+	cpu := func() time.Duration {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+		ut, _ := strconv.ParseUint(f[11], 10, 64)
+		st, _ := strconv.ParseUint(f[12], 10, 64)
+		return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100
+	}
+	c0, w0 := cpu(), time.Now()
+	time.Sleep(5 * time.Second)
+	busy := float64(cpu()-c0) / float64(time.Since(w0))
+	t.Logf("100 switches, 1,000 clients: GET /v1/ports %v (median of 5, fastest %v), umlswitch ctl -all -json ports %v; "+
+		"idle CPU %.2f %%; resident memory %d MB (%d MB before the clients: %.1f kB per attached port)",
+		api[2], api[0], cmd[2], 100*busy, rss1/1024, rss0/1024, float64(rss1-rss0)/float64(switches*perSwitch))
+	if api[2] > time.Second {
+		t.Errorf("GET /v1/ports took %v", api[2])
+	}
+	if busy > 0.05 {
+		t.Errorf("the idle daemon used %.1f %% of a CPU", 100*busy)
+	}
+	if rss1 > 200<<10 {
+		t.Errorf("resident memory %d MB, want under 200", rss1/1024)
+	}
 }
