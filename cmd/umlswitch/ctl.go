@@ -39,6 +39,7 @@ Commands:
   switch add NAME [KEY=VALUE...]  add a switch (hub=1, mac_age=60s, mac_table_size=N)
   switch del NAME                 remove a switch and its ports
   ports [SWITCH]                  ports with counters and drops by reason
+  rates [SWITCH]                  frames and bits a second per port, over -interval
   port add [-switch NAME] SPEC    add a port (a -port spec)
   port del NAME                   remove a port, a listener or one client
   fdb [SWITCH]                    the MAC table
@@ -69,6 +70,8 @@ type ctl struct {
 	all    bool
 	out    io.Writer
 	here   string // the switch that owns CONTROL, once asked
+
+	interval time.Duration // rates
 }
 
 func ctlMain(args []string, stdout, stderr io.Writer) int {
@@ -78,6 +81,7 @@ func ctlMain(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print JSON (stable snake_case names) instead of tables.\nExample: -json")
 	all := fs.Bool("all", false, "mean every switch, not the one that owns CONTROL.\nExample: -all")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up on a request after this long (events: on connecting).\nExample: -timeout 2s")
+	interval := fs.Duration("interval", time.Second, "rates: the time between the two samples.\nExample: -interval 5s")
 	fs.Usage = func() { fmt.Fprint(stderr, ctlUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -89,7 +93,7 @@ func ctlMain(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	c := &ctl{json: *asJSON, all: *all, out: stdout, client: apiClient(controlPath(*sock), *timeout)}
+	c := &ctl{json: *asJSON, all: *all, out: stdout, client: apiClient(controlPath(*sock), *timeout), interval: *interval}
 	err := c.run(fs.Args())
 	var usage usageError
 	switch {
@@ -149,6 +153,8 @@ func (c *ctl) run(args []string) error {
 		return c.do("DELETE", "/v1/switches/"+url.PathEscape(rest[1]), nil, nil)
 	case cmd == "ports" && len(rest) <= 1:
 		return c.ports(rest)
+	case cmd == "rates" && len(rest) <= 1:
+		return c.rates(rest)
 	case cmd == "port" && sub == "add":
 		return c.add("/v1/ports", rest[1:])
 	case cmd == "port" && sub == "del" && len(rest) == 2:
@@ -341,6 +347,81 @@ func (c *ctl) ports(args []string) error {
 				count(p.TxFrames), bytesOf(p.TxBytes), drops(p.Drops), p.Peer)
 		}
 	})
+}
+
+// Rate is one port's traffic over an interval, as `ctl rates -json` shows it.
+type Rate struct {
+	Switch       string  `json:"switch"`
+	Port         string  `json:"port"`
+	RxFramesPerS float64 `json:"rx_frames_per_s"`
+	RxBitsPerS   float64 `json:"rx_bits_per_s"`
+	TxFramesPerS float64 `json:"tx_frames_per_s"`
+	TxBitsPerS   float64 `json:"tx_bits_per_s"`
+	DropsPerS    float64 `json:"drops_per_s"`
+}
+
+// rates samples the ports twice and prints what each moved in between.
+func (c *ctl) rates(args []string) error {
+	sw, err := c.target(args)
+	if err != nil {
+		return err
+	}
+	sample := func() (map[string]instance.PortInfo, time.Time, error) {
+		var ps []instance.PortInfo
+		err := c.do("GET", "/v1/ports?switch="+url.QueryEscape(sw), nil, &ps)
+		m := make(map[string]instance.PortInfo, len(ps))
+		for _, p := range ps {
+			if p.Listening == "" {
+				m[p.Switch+"/"+p.Name] = p
+			}
+		}
+		return m, time.Now(), err
+	}
+	before, t0, err := sample()
+	if err != nil {
+		return err
+	}
+	time.Sleep(c.interval)
+	after, t1, err := sample()
+	if err != nil {
+		return err
+	}
+	secs := t1.Sub(t0).Seconds()
+	rates := []Rate{}
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		a, b := after[k], before[k] // a port new since the first sample counts from zero
+		var da, db uint64
+		for _, n := range a.Drops {
+			da += n
+		}
+		for _, n := range b.Drops {
+			db += n
+		}
+		per := func(x, y uint64) float64 { return float64(x-min(x, y)) / secs }
+		rates = append(rates, Rate{Switch: a.Switch, Port: a.Name,
+			RxFramesPerS: per(a.RxFrames, b.RxFrames), RxBitsPerS: 8 * per(a.RxBytes, b.RxBytes),
+			TxFramesPerS: per(a.TxFrames, b.TxFrames), TxBitsPerS: 8 * per(a.TxBytes, b.TxBytes), DropsPerS: per(da, db)})
+	}
+	return c.show(rates, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "SWITCH\tPORT\tRX/S\tRX BIT/S\tTX/S\tTX BIT/S\tDROPS/S")
+		for _, r := range rates {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Switch, r.Port, count(uint64(r.RxFramesPerS)), bits(r.RxBitsPerS),
+				count(uint64(r.TxFramesPerS)), bits(r.TxBitsPerS), count(uint64(r.DropsPerS)))
+		}
+	})
+}
+
+// bits writes a bit rate in SI units, as link speeds are written.
+func bits(b float64) string {
+	switch {
+	case b < 1e3:
+		return fmt.Sprintf("%.0f", b)
+	case b < 1e6:
+		return fmt.Sprintf("%.1fk", b/1e3)
+	case b < 1e9:
+		return fmt.Sprintf("%.1fM", b/1e6)
+	}
+	return fmt.Sprintf("%.2fG", b/1e9)
 }
 
 func (c *ctl) fdb(args []string) error {

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/umlswitch/umlswitch/api"
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/porttest"
+)
+
+// ctlSwitch runs an instance with switches red (a daemon socket) and blue
+// in the test's process and returns red's control socket.
+func ctlSwitch(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	ctl := filepath.Join(dir, "red.ctl")
+	plan, err := configs.Parse([]byte("switches:\n  - {name: red, ports: [{transport: daemon, path: " + ctl + ", name: red}]}\n  - {name: blue}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := porttest.Quiet()
+	in, err := instance.New(plan, instance.Config{Logger: log, API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { in.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; in.Close() })
+	return ctl
+}
+
+func ctlArgs(args ...string) (int, string, string) {
+	var out, errb strings.Builder
+	code := ctlMain(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCtlCommands(t *testing.T) {
+	ctl := ctlSwitch(t)
+	c, err := daemon.Dial(daemon.ClientConfig{Ctl: ctl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Send(porttest.Ether(frame.Broadcast, frame.MAC{2, 0, 0, 0, 0, 1}, 60, 1))
+	porttest.Eventually(t, "the frame counted", func() bool {
+		_, out, _ := ctlArgs("-s", ctl, "ports")
+		return strings.Contains(out, "red.1") && strings.Contains(out, "daemon  1 ")
+	})
+	dir := filepath.Dir(ctl)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"info"}, "switch     red"},
+		{[]string{"switches"}, "red     learning  1"},
+		{[]string{"-all", "switches"}, "blue"},
+		{[]string{"ports"}, "listening on " + ctl + ", 1 clients"},
+		{[]string{"fdb"}, "02:00:00:00:00:01  red.1"},
+		{[]string{"-interval", "50ms", "rates"}, "red.1"},
+		{[]string{"fdb", "add", "red", "02:00:00:00:00:09", "red.1"}, "ok"},
+		{[]string{"fdb"}, "static"},
+		{[]string{"fdb", "del", "red", "02:00:00:00:00:09"}, "ok"},
+		{[]string{"fdb", "flush"}, "flushed 1"},
+		{[]string{"-all", "fdb", "flush"}, "flushed 0"},
+		{[]string{"port", "add", "-switch", "blue", "transport=bess,path=" + dir + "/b.bess,name=bb"}, "bb"},
+		{[]string{"ports", "blue"}, "listening on " + dir + "/b.bess"},
+		{[]string{"port", "del", "bb"}, "ok"},
+		{[]string{"switch", "add", "green", "hub=1", "mac_age=30s"}, "green"},
+		{[]string{"-all", "switches"}, "green   hub"},
+		{[]string{"switch", "del", "green"}, "ok"},
+		{[]string{"mirror", "add", "file=" + dir + "/x.pcapng,name=m"}, "m"},
+		{[]string{"mirrors"}, "red     m"},
+		{[]string{"mirror", "del", "m"}, "ok"},
+	} {
+		code, out, errs := ctlArgs(append([]string{"-s", ctl}, tt.args...)...)
+		if code != 0 || !strings.Contains(out, tt.want) {
+			t.Errorf("ctl %s: exit %d, want %q in:\n%s%s", strings.Join(tt.args, " "), code, tt.want, out, errs)
+		}
+	}
+	// -json is the API's JSON.
+	_, out, _ := ctlArgs("-s", ctl, "-json", "ports")
+	var ports []instance.PortInfo
+	if err := json.Unmarshal([]byte(out), &ports); err != nil || len(ports) != 2 || ports[1].Name != "red.1" || ports[1].RxFrames != 1 {
+		t.Fatalf("ports -json: %v\n%s", err, out)
+	}
+	// Errors: the API's message, status 1; a bad command line, status 2.
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"port", "del", "nosuch"}, 1, "port nosuch: not found"},
+		{[]string{"ports", "nosuch"}, 1, "switch nosuch: not found"},
+		{[]string{"port", "add", "transport=tap"}, 1, "needs ifname="},
+		{[]string{"frobnicate"}, 2, `"frobnicate" is not a command`},
+		{[]string{"-all", "ports", "red"}, 2, "not both"},
+		{[]string{"switch", "add", "x", "colour=red"}, 2, "unknown switch setting"},
+	} {
+		code, _, errs := ctlArgs(append([]string{"-s", ctl}, tt.args...)...)
+		if code != tt.code || !strings.Contains(errs, tt.want) {
+			t.Errorf("ctl %s: exit %d, want %d and %q:\n%s", strings.Join(tt.args, " "), code, tt.code, tt.want, errs)
+		}
+	}
+	if code, _, errs := ctlArgs("-s", filepath.Join(t.TempDir(), "none.ctl"), "-timeout", time.Second.String(), "ports"); code != 1 ||
+		!strings.Contains(errs, "is a switch running with that control socket?") {
+		t.Errorf("no switch: exit %d: %s", code, errs)
+	}
+}
