@@ -149,7 +149,7 @@ func (in *Instance) Run(ctx context.Context) error {
 func (in *Instance) watch(stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	drops := make(map[fabric.Port]uint64)
+	drops := make(map[fabric.Port]dropState)
 	for {
 		select {
 		case <-stop:
@@ -172,28 +172,42 @@ func (in *Instance) watch(stop <-chan struct{}) {
 	}
 }
 
-// watchDrops reports ports whose drops went up this second but not the one
-// before: drops starting, once per episode.
-func (in *Instance) watchDrops(last map[fabric.Port]uint64) {
+// dropState is what watchDrops knows of a port: its drops so far and
+// whether they grew in the last second.
+type dropState struct {
+	total    uint64
+	dropping bool
+}
+
+// watchDrops reports a port whose drops grew this second but not the one
+// before: once per episode of drops, not once a second.
+func (in *Instance) watchDrops(last map[fabric.Port]dropState) {
+	type attached struct {
+		port     fabric.Port
+		id       frame.PortID
+		name, sw string
+	}
 	in.mu.Lock()
-	var ports []*portState
+	var ports []attached
 	for _, p := range in.ports {
-		if p.port != nil {
-			ports = append(ports, p)
+		if p.port != nil && p.id != frame.NoPort {
+			ports = append(ports, attached{p.port, p.id, p.name, p.sw.name})
 		}
 	}
 	in.mu.Unlock()
 	seen := make(map[fabric.Port]bool, len(ports))
 	for _, p := range ports {
+		port := p.port
 		st, ok := in.fab.PortStats(p.id)
 		if !ok || st.Name != p.name {
 			continue
 		}
-		seen[p.port] = true
+		seen[port] = true
 		total := st.Dropped()
-		prev, known := last[p.port]
-		last[p.port] = total
-		if !known || total == prev {
+		prev, known := last[port]
+		grew := known && total > prev.total
+		last[port] = dropState{total: total, dropping: grew}
+		if !grew || prev.dropping {
 			continue
 		}
 		reasons := make(map[string]uint64)
@@ -202,7 +216,7 @@ func (in *Instance) watchDrops(last map[fabric.Port]uint64) {
 				reasons[r.String()] = st.Drops[r]
 			}
 		}
-		in.events.publish(Event{Type: "drops", Switch: p.sw.name, Port: p.name, Count: total - prev, Drops: reasons})
+		in.events.publish(Event{Type: "drops", Switch: p.sw, Port: p.name, Count: total - prev.total, Drops: reasons})
 	}
 	for k := range last {
 		if !seen[k] {

@@ -243,3 +243,40 @@ func TestMACEventsAreLimited(t *testing.T) {
 		t.Fatalf("%d learned events, %d suppressed", learned, suppressed)
 	}
 }
+
+// A port that keeps dropping is reported once per episode, not once a
+// second.
+func TestDropsEventOncePerEpisode(t *testing.T) {
+	dir := t.TempDir()
+	ctl := filepath.Join(dir, "a.ctl")
+	in := start(t, plan(t, "ports: [{transport: daemon, path: "+ctl+", name: uml}]"), instance.Config{})
+	sub := in.Events().Subscribe()
+	defer sub.Cancel()
+	sender, deaf := dial(t, ctl), dial(t, ctl) // deaf never reads: its queue fills
+	porttest.Eventually(t, "clients", func() bool { return len(in.Ports("")) == 3 })
+	stop := time.After(3500 * time.Millisecond)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	events := 0
+	for done := false; !done; {
+		select {
+		case <-tick.C:
+			for i := 0; i < 20; i++ {
+				sender.Send(porttest.Ether(frame.Broadcast, macA, 60, 1))
+			}
+		case ev := <-sub.C:
+			if ev.Type == "drops" {
+				events++
+				if ev.Port != "uml.2" || ev.Drops["tx-full"] == 0 {
+					t.Errorf("drops event %+v", ev)
+				}
+			}
+		case <-stop:
+			done = true
+		}
+	}
+	_ = deaf
+	if events != 1 {
+		t.Fatalf("%d drops events in 3.5 s of steady drops, want 1", events)
+	}
+}
