@@ -582,3 +582,43 @@ func TestThousandClientsOverHundredSwitches(t *testing.T) {
 		t.Errorf("resident memory %d MB, want under 200", rss1/1024)
 	}
 }
+
+// vde_plug vde://DIR[N] asks for port N: it becomes port N of the
+// listener (its name ends in .N), and a second vde_plug asking for N is
+// refused, as vde_switch refuses a port in use.
+func TestVDEPortRequest(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	needTool(t, "vde_plug", "vdeplug")
+	dir := filepath.Join(scratch(t), "vde")
+	os.MkdirAll(dir, 0o755)
+	ctl := filepath.Join(dir, "ctl")
+	sw := startSwitch(t, nil, []string{ctl}, "-unix", dir+"/")
+	plug := func() *exec.Cmd {
+		c := exec.Command("sh", "-c", fmt.Sprintf("sleep 30 | vde_plug 'vde://%s[3]' >/dev/null", dir))
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Kill(-c.Process.Pid, syscall.SIGKILL); c.Wait() })
+		return c
+	}
+	plug()
+	var ports []ctlPort
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ports) < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		ctlJSON(t, ctl, &ports, "ports")
+	}
+	if len(ports) != 2 || ports[1].Name != "daemon0.3" {
+		t.Fatalf("ports %+v, want daemon0 and daemon0.3", ports)
+	}
+	plug()
+	if _, ok := sw.log.wait(regexp.MustCompile(`msg="client rejected" .*port 3 of daemon0 is in use`), 10*time.Second); !ok {
+		t.Fatalf("a second vde_plug asking for port 3 was not refused:\n%s", sw.log.text())
+	}
+	ctlJSON(t, ctl, &ports, "ports")
+	if len(ports) != 2 {
+		t.Fatalf("ports %+v", ports)
+	}
+}

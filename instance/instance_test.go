@@ -280,3 +280,29 @@ func TestDropsEventOncePerEpisode(t *testing.T) {
 		t.Fatalf("%d drops events in 3.5 s of steady drops, want 1", events)
 	}
 }
+
+// A VDE client's port request (vde://DIR[N]) makes it port N of its
+// listener; a second request for N is refused; clients that ask for no
+// number are numbered around it.
+func TestVDEPortNumbers(t *testing.T) {
+	dir := t.TempDir()
+	ctl := filepath.Join(dir, "a.ctl")
+	in := start(t, plan(t, "ports: [{transport: daemon, path: "+ctl+", name: vde}]"), instance.Config{})
+	c, err := daemon.Dial(daemon.ClientConfig{Ctl: ctl, Port: 2, Description: "vde_plug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := daemon.Dial(daemon.ClientConfig{Ctl: ctl, Port: 2, Timeout: time.Second}); err == nil {
+		t.Fatal("a second client got port 2")
+	}
+	dial(t, ctl)
+	dial(t, ctl)
+	var names []string
+	for _, p := range in.Ports("") {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, " "); got != "vde vde.1 vde.2 vde.3" {
+		t.Fatalf("ports %s", got)
+	}
+}

@@ -114,8 +114,18 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 	in, ps := a.in, a.ps
 	in.mu.Lock()
 	name, client := ps.name, (*portState)(nil)
-	if ps.listener {
+	if n := requestedNumber(p); ps.listener && n > 0 {
+		// VDE's vde://DIR[N]: the client is port N of its listener, as
+		// vde_switch would make it, or nothing if N is taken.
+		name = fmt.Sprintf("%s.%d", ps.name, n)
+		if in.portTaken(name) {
+			in.mu.Unlock()
+			return 0, fmt.Errorf("port %d of %s is in use (%s)", n, ps.name, name)
+		}
+	} else if ps.listener {
 		name = in.newName(ps.name+".", 1, in.portTaken)
+	}
+	if ps.listener {
 		client = &portState{name: name, kind: ps.kind, sw: ps.sw, parent: ps, port: p, peer: p.Name(), id: frame.NoPort}
 		in.ports[name] = client
 		ps.clients[p] = client
@@ -139,6 +149,14 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 	in.mu.Unlock()
 	in.events.publish(Event{Type: "port-attached", Switch: ps.sw.name, Port: name, Kind: ps.kind, Peer: p.Name()})
 	return id, nil
+}
+
+// requestedNumber is the port number a client asked for, 0 for none.
+func requestedNumber(p fabric.Port) int {
+	if r, ok := p.(interface{ RequestedNumber() int }); ok {
+		return r.RequestedNumber()
+	}
+	return 0
 }
 
 // Detach implements fabric.Registry.

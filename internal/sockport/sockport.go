@@ -40,6 +40,9 @@ type Config struct {
 	// TxPrefix is a header sent in front of every frame (an empty
 	// virtio-net header for a packet socket with PACKET_VNET_HDR).
 	TxPrefix []byte
+	// Number is the port number the client asked for (VDE's vde://DIR[N]);
+	// 0 for none. Whoever names ports honours it (RequestedNumber).
+	Number int
 }
 
 // Port is a fabric.Port over one socket.
@@ -86,6 +89,9 @@ func New(fd int, cfg Config) (*Port, error) {
 
 // Name implements fabric.Port.
 func (p *Port) Name() string { return p.cfg.Name }
+
+// RequestedNumber is the port number the client asked for, 0 for none.
+func (p *Port) RequestedNumber() int { return p.cfg.Number }
 
 // MaxFrame implements fabric.Port.
 func (p *Port) MaxFrame() int { return p.cfg.MaxFrame }

@@ -25,6 +25,7 @@ type ClientConfig struct {
 	// abstract name padded to 108 bytes, as UML uses.
 	LocalPath   string
 	Description string // sent after a version 3 request, as VDE clients do
+	Port        int    // the port number asked for, as vde_plug vde://DIR[N] does; 0 for any
 	Blocking    bool   // leave the data socket in blocking mode
 	Timeout     time.Duration
 }
@@ -77,7 +78,7 @@ func (c *Client) handshake() error {
 	}
 	c.Ctl.SetDeadline(time.Now().Add(c.cfg.Timeout))
 	defer c.Ctl.SetDeadline(time.Time{})
-	if _, err := c.Ctl.Write(appendV3(nil, reqNewControl, &c.Local, c.cfg.Description)); err != nil {
+	if _, err := c.Ctl.Write(appendV3(nil, reqNewControl|uint32(c.cfg.Port)<<8, &c.Local, c.cfg.Description)); err != nil {
 		return fmt.Errorf("request: %w", err)
 	}
 	var reply [unixsock.AddrLen]byte

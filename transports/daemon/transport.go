@@ -270,11 +270,6 @@ func (t *Transport) handshake(c *net.UnixConn, seq uint64) (*sockport.Port, Requ
 		return nil, req, err
 	}
 	c.SetReadDeadline(time.Time{})
-	if req.WantPort != 0 {
-		// VDE numbers its ports; ours are named. Say so rather than hand
-		// out another port than the one asked for.
-		return nil, req, fmt.Errorf("request for port %d: umlswitch names its ports itself; connect without a port number", req.WantPort)
-	}
 
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -296,6 +291,7 @@ func (t *Transport) handshake(c *net.UnixConn, seq uint64) (*sockport.Port, Requ
 		Depth:    t.cfg.Depth,
 		MaxFrame: t.cfg.MaxFrame,
 		OnClose:  func() { c.Close() },
+		Number:   req.WantPort,
 	})
 	return port, req, err
 }
