@@ -16,7 +16,6 @@ import (
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
-	"github.com/umlswitch/umlswitch/internal/tunnel"
 	"github.com/umlswitch/umlswitch/transports/bess"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/gre"
@@ -24,6 +23,7 @@ import (
 	"github.com/umlswitch/umlswitch/transports/raw"
 	"github.com/umlswitch/umlswitch/transports/tap"
 	"github.com/umlswitch/umlswitch/transports/vxlan"
+	"github.com/umlswitch/umlswitch/tunnel"
 )
 
 // Defaults apply to ports that set no depth or mtu of their own.

@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/fabric"
-	"github.com/umlswitch/umlswitch/internal/tunnel"
+	"github.com/umlswitch/umlswitch/tunnel"
 )
 
 // Config describes one GRE port, from the switch's side.

@@ -12,8 +12,8 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/nstest"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
-	"github.com/umlswitch/umlswitch/internal/tunnel"
 	"github.com/umlswitch/umlswitch/transports/porttest"
+	"github.com/umlswitch/umlswitch/tunnel"
 )
 
 var (

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/fabric"
-	"github.com/umlswitch/umlswitch/internal/tunnel"
+	"github.com/umlswitch/umlswitch/tunnel"
 )
 
 // Config describes one session, from the switch's side.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
-	"github.com/umlswitch/umlswitch/internal/tunnel"
+	"github.com/umlswitch/umlswitch/tunnel"
 )
 
 // Quiet is a logger that drops everything, for switches under test.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
-	"github.com/umlswitch/umlswitch/internal/tunnel"
+	"github.com/umlswitch/umlswitch/tunnel"
 )
 
 // TunnelPeer is the far end of a tunnel port as a UML or another tunnel

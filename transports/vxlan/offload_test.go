@@ -14,8 +14,8 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
 	"github.com/umlswitch/umlswitch/internal/nstest"
-	"github.com/umlswitch/umlswitch/internal/tunnel"
 	"github.com/umlswitch/umlswitch/transports/porttest"
+	"github.com/umlswitch/umlswitch/tunnel"
 )
 
 // linkFrames are frames as a switch writes them to a fabric link: runs of

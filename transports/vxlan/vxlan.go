@@ -24,7 +24,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
-	"github.com/umlswitch/umlswitch/internal/tunnel"
+	"github.com/umlswitch/umlswitch/tunnel"
 )
 
 // Config describes one VXLAN port, from the switch's side.
