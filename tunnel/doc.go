@@ -16,7 +16,11 @@
 // arrive coalesced (GRO) are split into their frames, which are then
 // copied into place rather than received there.
 //
+// Routes is the routing table every protocol shares (routes.go): lookups
+// without a lock on the receive path, and claim-then-publish so that a
+// port is routed to only once the switch has attached it.
+//
 // The protocol packages (transports/gre, transports/l2tpv3,
-// transports/vxlan) supply header encoding, checking and routing; this
-// package knows no protocol.
+// transports/vxlan) supply header encoding and checking, and how a
+// packet's route is read from it; this package knows no protocol.
 package tunnel

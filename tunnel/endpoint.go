@@ -25,8 +25,9 @@ type Kind struct {
 }
 
 // Router finds the port a received packet is for. The protocol package
-// implements it for each endpoint; Route is called by the endpoint's one
-// reader goroutine, Add and Remove by whoever opens and closes ports.
+// implements it for each endpoint, usually as a Routes and the reading of
+// a route from the packet; Route is called by the endpoint's one reader
+// goroutine.
 type Router interface {
 	// Route returns the port for pkt, whose encapsulation header comes
 	// first (an IPv4 header has been removed), sent from peer; nil if none.

@@ -39,7 +39,7 @@ type PortConfig struct {
 	// the header's length, or a drop reason.
 	Check func(pkt []byte) (hdrLen int, reason fabric.DropReason)
 	// OnClose runs once when the port closes, before the endpoint is
-	// released: the protocol removes the port from its router there.
+	// released: the port's route is removed there (Routes.OpenPort).
 	OnClose func()
 }
 
@@ -73,8 +73,8 @@ type txScratch struct {
 
 func newTxBatch() *mmsg.Batch { return mmsg.NewBatch(txChunk, 2) }
 
-// NewPort makes a port on e. It is not routed to until the protocol adds it
-// to its router, after SetID.
+// NewPort makes a port on e. It is not routed to until its route is
+// published, after SetID (Routes.OpenPort does both).
 func (e *Endpoint) NewPort(cfg PortConfig) *Port {
 	p := &Port{ep: e, cfg: cfg, check: cfg.Check, peer: encodeSockaddr(cfg.Peer)}
 	p.gsoLimit.Store(math.MaxInt32)

@@ -14,8 +14,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -40,39 +38,24 @@ var kind = tunnel.Kind{Name: "gre", Type: unix.SOCK_RAW, Proto: IPProto}
 func Open(t *tunnel.Table, reg fabric.Registry, cfg Config) (*tunnel.Port, error) {
 	hdr, seqAt := Encode(cfg.HasKey, cfg.TxKey, cfg.Sequence)
 	ep, err := t.Acquire(tunnel.EndpointConfig{Kind: kind, Local: netip.AddrPortFrom(cfg.Local, 0),
-		NewRouter: func() tunnel.Router { return newRouter() }, HeaderLen: len(hdr), Depth: cfg.Depth, MaxFrame: cfg.MaxFrame})
+		NewRouter: func() tunnel.Router { return new(router) }, HeaderLen: len(hdr), Depth: cfg.Depth, MaxFrame: cfg.MaxFrame})
 	if err != nil {
 		return nil, err
 	}
-	r := ep.Router().(*router)
 	name := fmt.Sprintf("gre %s->%s", cfg.Local, cfg.Remote)
+	rx := routeKey{}
 	if cfg.HasKey {
 		name += fmt.Sprintf(" key %d/%d", cfg.RxKey, cfg.TxKey)
+		rx = routeKey{true, cfg.RxKey}
 	}
 	if cfg.Sequence {
 		name += " seq"
 	}
-	want := firstWord(cfg.HasKey, cfg.Sequence)
-	var p *tunnel.Port
-	p = ep.NewPort(tunnel.PortConfig{
+	return ep.Router().(*router).OpenPort(ep, reg, cfg.Remote, rx, tunnel.PortConfig{
 		Name: name, MaxFrame: cfg.MaxFrame, Peer: netip.AddrPortFrom(cfg.Remote, 0),
 		Header: hdr, CounterAt: seqAt, PinCounter: cfg.PinSequence,
-		Check:   checker(want, cfg.HasKey, cfg.RxKey, len(hdr)),
-		OnClose: func() { r.remove(p) },
+		Check: checker(firstWord(cfg.HasKey, cfg.Sequence), cfg.HasKey, cfg.RxKey, len(hdr)),
 	})
-	if err := r.claim(cfg.Remote, cfg.HasKey, cfg.RxKey); err != nil {
-		p.Close()
-		return nil, err
-	}
-	id, err := reg.Attach(p)
-	if err != nil {
-		r.unclaim(cfg.Remote, cfg.HasKey, cfg.RxKey)
-		p.Close()
-		return nil, err
-	}
-	p.SetID(id)
-	r.add(p, cfg.Remote, cfg.HasKey, cfg.RxKey)
-	return p, nil
 }
 
 // checker validates a packet for a port: the first word exactly as the
@@ -90,108 +73,24 @@ func checker(want uint32, hasKey bool, rxKey uint32, hdrLen int) func([]byte) (i
 	}
 }
 
-// router finds a packet's port by its sender, then by its key. The table is
-// replaced as a whole on changes, so Route takes no lock.
+// router finds a packet's port by its sender, then by its key.
 type router struct {
-	mu     sync.Mutex // serialises changes
-	claims map[route]bool
-	ports  atomic.Pointer[map[netip.Addr][]entry]
+	tunnel.Routes[netip.Addr, routeKey]
 }
 
-type route struct {
-	peer   netip.Addr
-	hasKey bool
-	key    uint32
+// routeKey tells one peer's ports apart: a key, or none.
+type routeKey struct {
+	has bool
+	key uint32 // 0 without a key
 }
 
-type entry struct {
-	route
-	port *tunnel.Port
-}
-
-func newRouter() *router {
-	r := &router{claims: make(map[route]bool)}
-	r.ports.Store(&map[netip.Addr][]entry{})
-	return r
-}
-
-// claim reserves a peer and key for a new port, refusing a duplicate.
-func (r *router) claim(peer netip.Addr, hasKey bool, key uint32) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	k := route{peer, hasKey, key}
-	if r.claims[k] {
-		if hasKey {
-			return fmt.Errorf("gre: another port on this local address already has peer %s with key %d", peer, key)
-		}
-		return fmt.Errorf("gre: another port on this local address already has peer %s without a key", peer)
-	}
-	r.claims[k] = true
-	return nil
-}
-
-func (r *router) unclaim(peer netip.Addr, hasKey bool, key uint32) {
-	r.mu.Lock()
-	delete(r.claims, route{peer, hasKey, key})
-	r.mu.Unlock()
-}
-
-func (r *router) add(p *tunnel.Port, peer netip.Addr, hasKey bool, key uint32) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	next := r.copyMap()
-	next[peer] = append(next[peer], entry{route{peer, hasKey, key}, p})
-	r.ports.Store(&next)
-}
-
-func (r *router) remove(p *tunnel.Port) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	next := r.copyMap()
-	for peer, list := range next {
-		for i, e := range list {
-			if e.port == p {
-				delete(r.claims, e.route)
-				list = append(list[:i:i], list[i+1:]...)
-				if len(list) == 0 {
-					delete(next, peer)
-				} else {
-					next[peer] = list
-				}
-				r.ports.Store(&next)
-				return
-			}
-		}
-	}
-}
-
-func (r *router) copyMap() map[netip.Addr][]entry {
-	old := *r.ports.Load()
-	next := make(map[netip.Addr][]entry, len(old)+1)
-	for k, v := range old {
-		next[k] = append([]entry(nil), v...)
-	}
-	return next
-}
-
-// Route implements tunnel.Router.
+// Route implements tunnel.Router. A packet from a known peer whose key no
+// port has goes to the peer's first port, whose check counts it; so does
+// any packet when the peer has one port.
 func (r *router) Route(pkt []byte, peer netip.Addr) *tunnel.Port {
-	list := (*r.ports.Load())[peer]
-	switch len(list) {
-	case 0:
-		return nil
-	case 1:
-		return list[0].port // its check decides about flags and key
+	var k routeKey
+	if len(pkt) >= 8 && binary.BigEndian.Uint16(pkt)&flagKey != 0 {
+		k = routeKey{true, binary.BigEndian.Uint32(pkt[4:])}
 	}
-	hasKey := len(pkt) >= 8 && binary.BigEndian.Uint16(pkt)&flagKey != 0
-	var key uint32
-	if hasKey {
-		key = binary.BigEndian.Uint32(pkt[4:])
-	}
-	for _, e := range list {
-		if e.hasKey == hasKey && (!hasKey || e.key == key) {
-			return e.port
-		}
-	}
-	return list[0].port // the peer is known: its first port counts the mismatch
+	return r.Lookup(peer, k)
 }

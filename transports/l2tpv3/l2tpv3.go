@@ -13,8 +13,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -59,12 +57,12 @@ func Open(t *tunnel.Table, reg fabric.Registry, cfg Config) (*tunnel.Port, error
 	if cfg.UDP {
 		k, local, peer = kindUDP, netip.AddrPortFrom(cfg.Local, cfg.LocalPort), netip.AddrPortFrom(cfg.Remote, cfg.RemotePort)
 	}
-	ep, err := t.Acquire(tunnel.EndpointConfig{Kind: k, Local: local, NewRouter: func() tunnel.Router { return newRouter(cfg.UDP) },
+	ep, err := t.Acquire(tunnel.EndpointConfig{Kind: k, Local: local,
+		NewRouter: func() tunnel.Router { return &router{sessionAt: l.SessionAt()} },
 		HeaderLen: len(hdr), Depth: cfg.Depth, MaxFrame: cfg.MaxFrame})
 	if err != nil {
 		return nil, err
 	}
-	r := ep.Router().(*router)
 	name := fmt.Sprintf("%s %s->%s session %d/%d", k.Name, cfg.Local, cfg.Remote, cfg.RxSession, cfg.TxSession)
 	if cfg.UDP {
 		name = fmt.Sprintf("%s %s->%s session %d/%d", k.Name, local, peer, cfg.RxSession, cfg.TxSession)
@@ -75,25 +73,11 @@ func Open(t *tunnel.Table, reg fabric.Registry, cfg Config) (*tunnel.Port, error
 	if cfg.Counter {
 		name += " counter"
 	}
-	var p *tunnel.Port
-	p = ep.NewPort(tunnel.PortConfig{
+	return ep.Router().(*router).OpenPort(ep, reg, cfg.RxSession, struct{}{}, tunnel.PortConfig{
 		Name: name, MaxFrame: cfg.MaxFrame, Peer: peer,
 		Header: hdr, CounterAt: counterAt, PinCounter: cfg.PinCounter,
-		Check:   checker(l, cfg.RxCookie),
-		OnClose: func() { r.remove(cfg.RxSession, p) },
+		Check: checker(l, cfg.RxCookie),
 	})
-	if err := r.claim(cfg.RxSession, p); err != nil {
-		p.Close()
-		return nil, err
-	}
-	id, err := reg.Attach(p)
-	if err != nil {
-		p.Close()
-		return nil, err
-	}
-	p.SetID(id)
-	r.publish(cfg.RxSession, p)
-	return p, nil
 }
 
 // checker validates a packet for its session: long enough, and with the
@@ -119,69 +103,17 @@ func checker(l Layout, rxCookie uint64) func([]byte) (int, fabric.DropReason) {
 	}
 }
 
-// router finds a packet's port by its session id. Changes replace the map
-// as a whole, so Route takes no lock.
+// router finds a packet's port by its session id, whoever sent it: a
+// session has one port.
 type router struct {
-	udp   bool
-	mu    sync.Mutex                              // serialises changes
-	taken map[uint32]*tunnel.Port                 // guarded by mu: the port that holds each session
-	ports atomic.Pointer[map[uint32]*tunnel.Port] // routed sessions
-}
-
-func newRouter(udp bool) *router {
-	r := &router{udp: udp, taken: make(map[uint32]*tunnel.Port)}
-	r.ports.Store(&map[uint32]*tunnel.Port{})
-	return r
-}
-
-// claim reserves session for p, refusing a session another port holds.
-func (r *router) claim(session uint32, p *tunnel.Port) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.taken[session] != nil {
-		return fmt.Errorf("l2tpv3: session %d is already used on this local address", session)
-	}
-	r.taken[session] = p
-	return nil
-}
-
-// publish starts routing session to p.
-func (r *router) publish(session uint32, p *tunnel.Port) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.store(func(m map[uint32]*tunnel.Port) { m[session] = p })
-}
-
-// remove releases session if p holds it.
-func (r *router) remove(session uint32, p *tunnel.Port) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.taken[session] != p {
-		return
-	}
-	delete(r.taken, session)
-	r.store(func(m map[uint32]*tunnel.Port) { delete(m, session) })
-}
-
-// store publishes a changed copy of the routes. The caller holds mu.
-func (r *router) store(change func(map[uint32]*tunnel.Port)) {
-	old := *r.ports.Load()
-	next := make(map[uint32]*tunnel.Port, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	change(next)
-	r.ports.Store(&next)
+	tunnel.Routes[uint32, struct{}]
+	sessionAt int // the same on every port of an endpoint: UDP or not
 }
 
 // Route implements tunnel.Router.
 func (r *router) Route(pkt []byte, _ netip.Addr) *tunnel.Port {
-	at := 0
-	if r.udp {
-		at = 4
-	}
-	if len(pkt) < at+4 {
+	if len(pkt) < r.sessionAt+4 {
 		return nil
 	}
-	return (*r.ports.Load())[binary.BigEndian.Uint32(pkt[at:])]
+	return r.Lookup(binary.BigEndian.Uint32(pkt[r.sessionAt:]), struct{}{})
 }

@@ -7,17 +7,22 @@ import (
 	"github.com/umlswitch/umlswitch/tunnel"
 )
 
+// route is what a port claims: its peer and VNI.
+type route struct {
+	peer netip.Addr
+	vni  uint32
+}
+
 // routed is a router with ports for (peer3, 1), (peer3, 2) and (peer4, 1).
 func routed(t testing.TB) (*router, map[route]*tunnel.Port) {
-	r := newRouter()
+	r := new(router)
 	ports := make(map[route]*tunnel.Port)
-	local := netip.AddrPortFrom(swAddr, DefaultPort)
 	for _, k := range []route{{peer3, 1}, {peer3, 2}, {peer4, 1}} {
 		p := new(tunnel.Port)
-		if err := r.claim(k, p, local); err != nil {
+		if err := r.Claim(k.peer, k.vni, p); err != nil {
 			t.Fatal(err)
 		}
-		r.publish(k, p)
+		r.Publish(k.peer, k.vni, p)
 		ports[k] = p
 	}
 	return r, ports
@@ -47,22 +52,26 @@ func TestRoute(t *testing.T) {
 		}
 	}
 
-	if err := r.claim(route{peer3, 2}, new(tunnel.Port), netip.AddrPort{}); err == nil {
+	if a := testing.AllocsPerRun(100, func() { r.Route(tests[0].pkt, peer3) }); a != 0 {
+		t.Errorf("Route allocates %v times", a)
+	}
+
+	if err := r.Claim(peer3, 2, new(tunnel.Port)); err == nil {
 		t.Fatal("a taken route was claimed again")
 	}
-	r.remove(route{peer3, 1}, new(tunnel.Port)) // not the holder: no effect
+	r.Remove(peer3, 1, new(tunnel.Port)) // not the holder: no effect
 	if r.Route(pkt(1), peer3) != ports[route{peer3, 1}] {
 		t.Fatal("a port that does not hold a route removed it")
 	}
-	r.remove(route{peer3, 1}, ports[route{peer3, 1}])
+	r.Remove(peer3, 1, ports[route{peer3, 1}])
 	if got := r.Route(pkt(1), peer3); got != ports[route{peer3, 2}] {
 		t.Fatal("after removing vni 1, peer 3's remaining port should count its packets")
 	}
-	r.remove(route{peer3, 2}, ports[route{peer3, 2}])
+	r.Remove(peer3, 2, ports[route{peer3, 2}])
 	if r.Route(pkt(2), peer3) != nil {
 		t.Fatal("a peer without ports is still routed")
 	}
-	if err := r.claim(route{peer3, 2}, new(tunnel.Port), netip.AddrPort{}); err != nil {
+	if err := r.Claim(peer3, 2, new(tunnel.Port)); err != nil {
 		t.Fatalf("a released route cannot be claimed: %v", err)
 	}
 }

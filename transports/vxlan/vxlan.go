@@ -17,8 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -72,33 +70,17 @@ func Open(t *tunnel.Table, reg fabric.Registry, cfg Config) (*tunnel.Port, error
 	}
 	local, peer := netip.AddrPortFrom(cfg.Local, cfg.DstPort), netip.AddrPortFrom(cfg.Remote, cfg.DstPort)
 	// Errors from the table already name the kind ("vxlan: bind ...").
-	ep, err := t.Acquire(tunnel.EndpointConfig{Kind: kind, Local: local, NewRouter: func() tunnel.Router { return newRouter() },
+	ep, err := t.Acquire(tunnel.EndpointConfig{Kind: kind, Local: local, NewRouter: func() tunnel.Router { return new(router) },
 		HeaderLen: HeaderLen, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame})
 	if err != nil {
 		return nil, err
 	}
-	r := ep.Router().(*router)
-	key := route{cfg.Remote, cfg.VNI}
 	hdr := Encode(cfg.VNI)
-	var p *tunnel.Port
-	p = ep.NewPort(tunnel.PortConfig{
+	return ep.Router().(*router).OpenPort(ep, reg, cfg.Remote, cfg.VNI, tunnel.PortConfig{
 		Name: fmt.Sprintf("vxlan %s->%s vni %d", local, peer, cfg.VNI), MaxFrame: cfg.MaxFrame, Peer: peer,
 		Header: hdr[:], CounterAt: -1,
-		Check:   checker(cfg.VNI),
-		OnClose: func() { r.remove(key, p) },
+		Check: checker(cfg.VNI),
 	})
-	if err := r.claim(key, p, local); err != nil {
-		p.Close()
-		return nil, err
-	}
-	id, err := reg.Attach(p)
-	if err != nil {
-		p.Close()
-		return nil, fmt.Errorf("vxlan: attach %s: %w", p.Name(), err)
-	}
-	p.SetID(id)
-	r.publish(key, p)
-	return p, nil
 }
 
 // checker validates a packet for a port: a header exactly as the port
@@ -118,97 +100,21 @@ func checker(vni uint32) func([]byte) (int, fabric.DropReason) {
 	}
 }
 
-// route is what a port claims on its endpoint: its peer's address and VNI.
-type route struct {
-	peer netip.Addr
-	vni  uint32
-}
-
-type entry struct {
-	vni  uint32
-	port *tunnel.Port
-}
-
-// router finds a packet's port by its sender, then by its VNI. The table is
-// replaced as a whole on changes, so Route takes no lock.
+// router finds a packet's port by its sender, then by its VNI.
 type router struct {
-	mu     sync.Mutex                             // serialises changes
-	claims map[route]*tunnel.Port                 // guarded by mu: the port holding each route
-	peers  atomic.Pointer[map[netip.Addr][]entry] // routed ports, in the order they were published
+	tunnel.Routes[netip.Addr, uint32]
 }
 
-func newRouter() *router {
-	r := &router{claims: make(map[route]*tunnel.Port)}
-	r.peers.Store(&map[netip.Addr][]entry{})
-	return r
-}
-
-// claim reserves k for p, refusing a route another port holds.
-func (r *router) claim(k route, p *tunnel.Port, local netip.AddrPort) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.claims[k] != nil {
-		return fmt.Errorf("vxlan: %s already has a port for peer %s with vni %d", local, k.peer, k.vni)
-	}
-	r.claims[k] = p
-	return nil
-}
-
-// publish starts routing k to p.
-func (r *router) publish(k route, p *tunnel.Port) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.store(func(m map[netip.Addr][]entry) { m[k.peer] = append(m[k.peer], entry{k.vni, p}) })
-}
-
-// remove releases k if p holds it, and stops routing to p.
-func (r *router) remove(k route, p *tunnel.Port) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.claims[k] != p {
-		return
-	}
-	delete(r.claims, k)
-	r.store(func(m map[netip.Addr][]entry) {
-		var rest []entry
-		for _, e := range m[k.peer] {
-			if e.port != p {
-				rest = append(rest, e)
-			}
-		}
-		if len(rest) == 0 {
-			delete(m, k.peer)
-		} else {
-			m[k.peer] = rest
-		}
-	})
-}
-
-// store publishes a changed copy of the routes. The caller holds mu.
-func (r *router) store(change func(map[netip.Addr][]entry)) {
-	old := *r.peers.Load()
-	next := make(map[netip.Addr][]entry, len(old)+1)
-	for k, v := range old {
-		next[k] = append([]entry(nil), v...)
-	}
-	change(next)
-	r.peers.Store(&next)
-}
+// noVNI is no port's VNI (they have 24 bits): a header too short to carry
+// one goes to the peer's first port.
+const noVNI = MaxVNI + 1
 
 // Route implements tunnel.Router. A packet from a known peer always gets
 // one of its ports, so that its check counts what is wrong with it.
 func (r *router) Route(pkt []byte, peer netip.Addr) *tunnel.Port {
-	list := (*r.peers.Load())[peer]
-	if len(list) == 0 {
-		return nil
-	}
+	vni := uint32(noVNI)
 	if len(pkt) >= HeaderLen {
-		vni := binary.BigEndian.Uint32(pkt[4:]) >> 8
-		for _, e := range list {
-			if e.vni == vni {
-				return e.port
-			}
-		}
+		vni = binary.BigEndian.Uint32(pkt[4:]) >> 8
 	}
-	return list[0].port
+	return r.Lookup(peer, vni)
 }
