@@ -12,9 +12,13 @@ FUZZTIME ?= 5s
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+# -s -w: no symbol table or DWARF (stack traces and profiles keep their
+# names); LDFLAGS= keeps them for a debugger.
+LDFLAGS  ?= -s -w
+
 build: ## build bin/umlswitch and the load generator bin/umlswitch-bench, statically linked
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/umlswitch
-	CGO_ENABLED=0 $(GO) build -o $(BENCH) ./cmd/umlswitch-bench
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/umlswitch
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BENCH) ./cmd/umlswitch-bench
 
 run: build ## run the switch on its built-in configuration (root: it listens in /var/run)
 	./$(BIN)

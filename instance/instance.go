@@ -125,7 +125,9 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 
 // defaults are the per-port defaults of the current plan.
 func (in *Instance) defaults() transports.Defaults {
+	in.mu.Lock()
 	d := transports.Defaults{Depth: in.plan.Depth, MTU: in.plan.MTU}
+	in.mu.Unlock()
 	if d.Depth == 0 {
 		d.Depth = 64
 	}
