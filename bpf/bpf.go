@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -111,12 +112,25 @@ func Text(raw []bpf.RawInstruction) string {
 	return b.String()
 }
 
+// maxFileSize bounds what LoadFile reads: the longest program, 4096
+// instructions, is 32 KiB in UML's format and well under 1 MiB as text, and
+// a spec naming /dev/zero must not eat the memory.
+const maxFileSize = 1 << 20
+
 // LoadFile reads a program: tcpdump -ddd text if the name ends in .txt,
 // otherwise UML's binary format.
 func LoadFile(path string) (*Program, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("bpf: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("bpf: %w", err)
+	}
+	if len(b) > maxFileSize {
+		return nil, fmt.Errorf("bpf: %s: over %d bytes, longer than any program", path, maxFileSize)
 	}
 	var raw []bpf.RawInstruction
 	if strings.HasSuffix(path, ".txt") {

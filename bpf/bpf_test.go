@@ -121,6 +121,9 @@ func TestLoadFile(t *testing.T) {
 	if _, err := LoadFile(filepath.Join(d, "missing.bpf")); err == nil {
 		t.Fatal("loaded a missing file")
 	}
+	if _, err := LoadFile("/dev/zero"); err == nil || !strings.Contains(err.Error(), "longer than any program") {
+		t.Fatalf("/dev/zero: %v", err)
+	}
 }
 
 func TestBuildersInTheVM(t *testing.T) {
