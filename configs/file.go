@@ -77,14 +77,14 @@ func (s *scalar) UnmarshalYAML(n *yaml.Node) error {
 var (
 	globalKeys = map[string]func(f *File, v string) error{
 		"tx_hold":   func(f *File, v string) (err error) { f.TxHold, err = parseDuration(v); return },
-		"mtu":       func(f *File, v string) (err error) { f.MTU, err = parseInt(v, MinMTU, MaxMTU); return },
-		"depth":     func(f *File, v string) (err error) { f.Depth, err = parseInt(v, 1, MaxDepth); return },
+		"mtu":       func(f *File, v string) (err error) { f.MTU, err = ParseInt(v, MinMTU, MaxMTU); return },
+		"depth":     func(f *File, v string) (err error) { f.Depth, err = ParseInt(v, 1, MaxDepth); return },
 		"log_level": setLogLevel,
 	}
 	switchKeys = map[string]func(s *Switch, v string) error{
-		"hub":            func(s *Switch, v string) (err error) { s.Hub, err = parseBool(v); return },
+		"hub":            func(s *Switch, v string) (err error) { s.Hub, err = ParseBool(v); return },
 		"mac_age":        func(s *Switch, v string) (err error) { s.MACAge, err = parseDuration(v); return },
-		"mac_table_size": func(s *Switch, v string) (err error) { s.MACTableSize, err = parseInt(v, 1, 1<<24); return },
+		"mac_table_size": func(s *Switch, v string) (err error) { s.MACTableSize, err = ParseInt(v, 1, 1<<24); return },
 	}
 )
 
@@ -190,7 +190,7 @@ func (y *switchYAML) parse(name, where string) (Switch, error) {
 		}
 	}
 	for i, m := range y.Ports {
-		p, err := fromOptions(sortedOptions(m))
+		p, err := NewPort(sortedOptions(m))
 		if err != nil {
 			return sw, fmt.Errorf("config: %sports[%d]: %w", where, i, err)
 		}

@@ -3,6 +3,7 @@ package configs
 import (
 	"fmt"
 	"os"
+	"slices"
 )
 
 // Overrides are what the command line adds to a configuration.
@@ -17,10 +18,14 @@ type Overrides struct {
 	// ReplacePorts drops the configuration's own ports first: the built-in
 	// configuration's socket gives way to -unix or -port.
 	ReplacePorts bool
-	Mirrors      []Mirror    // joined to the default switch
-	Mode         os.FileMode // -mode: listening sockets (daemon, bess, stream mirrors) of the default switch
-	CompatV0     bool        // -compat-v0: daemon sockets of the default switch
-	DataPath     string      // its shared data socket
+	Mirrors      []Mirror // joined to the default switch
+	// Mode (-mode), CompatV0 (-compat-v0) and DataPath (its shared data
+	// socket) set the keys mode=, compat_v0= and data= of the default
+	// switch's ports whose kinds take them (listening sockets), and Mode
+	// the permissions of its stream mirrors.
+	Mode     os.FileMode
+	CompatV0 bool
+	DataPath string
 }
 
 // Merge applies the command line to a configuration and returns the
@@ -60,8 +65,11 @@ func Merge(f *File, o Overrides) (*File, error) {
 		}
 	}
 	if s := out.Switch(DefaultSwitch); s != nil {
-		for i := range s.Ports {
-			adjustDaemon(&s.Ports[i], o, true)
+		for i, p := range s.Ports {
+			var err error
+			if s.Ports[i], err = adjustSockets(p, o, true); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, p := range o.Ports {
@@ -70,7 +78,10 @@ func Merge(f *File, o Overrides) (*File, error) {
 		var s *Switch
 		if name == "" || name == DefaultSwitch {
 			s = def()
-			adjustDaemon(&p, o, false)
+			var err error
+			if p, err = adjustSockets(p, o, false); err != nil {
+				return nil, err
+			}
 		} else if s = out.Switch(name); s == nil {
 			return nil, fmt.Errorf("port %s: switch=%s: no such switch in the configuration", p, name)
 		}
@@ -98,23 +109,25 @@ func Merge(f *File, o Overrides) (*File, error) {
 	return &out, nil
 }
 
-// adjustDaemon applies -mode to a listening socket of the default switch
-// (a -port spec's own mode= wins over -mode) and -compat-v0 to a daemon
-// socket.
-func adjustDaemon(p *Port, o Overrides, fromFile bool) {
-	if p.Transport != "daemon" && p.Transport != "bess" {
-		return
+// adjustSockets applies -mode, -compat-v0 and the data socket to a port
+// of the default switch whose kind takes mode=, compat_v0= or data= (a
+// -port spec's own mode= wins over -mode, a file's does not).
+func adjustSockets(p Port, o Overrides, fromFile bool) (Port, error) {
+	takes := KeysOf(p.Transport)
+	var kv [][2]string
+	if _, own := p.Get("mode"); o.Mode != 0 && slices.Contains(takes, "mode") && (fromFile || !own) {
+		kv = append(kv, [2]string{"mode", formatMode(o.Mode)})
 	}
-	if o.Mode != 0 && (fromFile || p.Mode == 0) {
-		p.Mode = o.Mode
+	if o.CompatV0 && slices.Contains(takes, "compat_v0") {
+		kv = append(kv, [2]string{"compat_v0", "1"})
 	}
-	if p.Transport != "daemon" {
-		return
+	if _, own := p.Get("data"); o.DataPath != "" && slices.Contains(takes, "data") && !own {
+		kv = append(kv, [2]string{"data", o.DataPath})
 	}
-	p.CompatV0 = p.CompatV0 || o.CompatV0
-	if p.DataPath == "" {
-		p.DataPath = o.DataPath
+	if len(kv) == 0 {
+		return p, nil
 	}
+	return p.With(kv...)
 }
 
 // flagName is the command-line flag for a configuration key.
@@ -127,6 +140,3 @@ func flagName(key string) string {
 	}
 	return string(b)
 }
-
-// ParseMode parses an octal permission like 0660.
-func ParseMode(v string) (os.FileMode, error) { return parseMode(v) }

@@ -1,13 +1,25 @@
-package configs
+package configs_test
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/transports/daemon"
 )
 
+func port(t *testing.T, spec string) configs.Port {
+	t.Helper()
+	p, err := configs.ParsePort(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestSwitchesInFile(t *testing.T) {
-	f, err := Parse([]byte(`
+	f, err := configs.Parse([]byte(`
 switches:
   - name: red
     hub: true
@@ -28,20 +40,20 @@ switches:
 		t.Fatalf("red %+v blue %+v", red, blue)
 	}
 	// Top-level ports make a default switch beside the listed ones.
-	f, err = Parse([]byte("ports: [{transport: daemon, path: /a}]\nswitches: [{name: b}]"))
+	f, err = configs.Parse([]byte("ports: [{transport: daemon, path: /a}]\nswitches: [{name: b}]"))
 	if err != nil || len(f.Switches) != 2 || f.Switches[0].Name != "default" {
 		t.Fatalf("%+v %v", f, err)
 	}
 }
 
 func TestMerge(t *testing.T) {
-	base := Default()
-	unix, _ := ParsePort("transport=daemon,path=/tmp/a.ctl")
-	own, _ := ParsePort("transport=daemon,path=/tmp/b.ctl,mode=0600")
-	tap, _ := ParsePort("transport=tap,ifname=t0,switch=default")
-	m, err := Merge(base, Overrides{
+	base := configs.Default()
+	unix, _ := configs.ParsePort("transport=daemon,path=/tmp/a.ctl")
+	own, _ := configs.ParsePort("transport=daemon,path=/tmp/b.ctl,mode=0600")
+	tap, _ := configs.ParsePort("transport=tap,ifname=t0,switch=default")
+	m, err := configs.Merge(base, configs.Overrides{
 		Settings:     [][2]string{{"hub", "1"}, {"mac_age", "60s"}, {"mtu", "9000"}, {"log_level", "debug"}},
-		Ports:        []Port{unix, own, tap},
+		Ports:        []configs.Port{unix, own, tap},
 		ReplacePorts: true,
 		Mode:         0o660,
 	})
@@ -52,35 +64,53 @@ func TestMerge(t *testing.T) {
 	if !d.Hub || d.MACAge != 60*time.Second || m.MTU != 9000 || m.LogLevel != "debug" || len(d.Ports) != 3 {
 		t.Fatalf("merged %+v default %+v", m, d)
 	}
-	if d.Ports[0].Mode != 0o660 || d.Ports[1].Mode != 0o600 || d.Ports[2].Switch != "" {
-		t.Fatalf("ports %+v", d.Ports)
+	if d.Ports[0].String() != "transport=daemon,path=/tmp/a.ctl,mode=0660" || d.Ports[1].String() != "transport=daemon,path=/tmp/b.ctl,mode=0600" ||
+		d.Ports[2].String() != "transport=tap,ifname=t0" {
+		t.Fatalf("ports %v", d.Ports)
 	}
 	if base.Switches[0].Hub || len(base.Switches[0].Ports) != 1 {
 		t.Fatal("Merge changed its input")
 	}
-	// The built-in socket stays without ReplacePorts and takes -mode.
-	m, err = Merge(base, Overrides{Mode: 0o600, CompatV0: true})
-	if err != nil || m.Switches[0].Ports[0].Mode != 0o600 || !m.Switches[0].Ports[0].CompatV0 {
-		t.Fatalf("%+v %v", m, err)
+	// The built-in socket stays without ReplacePorts and takes -mode and
+	// -compat-v0 (a file's mode= gives way to -mode); ports of kinds
+	// without those keys are left alone.
+	builtIn := base.Switches[0].Ports[0].String()
+	file, _ := configs.Parse([]byte("ports: [{transport: daemon, path: /f, mode: '0666'}, {transport: tap, ifname: t1}]"))
+	for _, b := range []*configs.File{base, file} {
+		m, err = configs.Merge(b, configs.Overrides{Mode: 0o600, CompatV0: true, DataPath: "/tmp/v0.data", Ports: []configs.Port{own}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports := m.Switches[0].Ports
+		if mode, _ := ports[0].Get("mode"); mode != "0600" || ports[0].Options.(*daemon.Options).DataPath != "/tmp/v0.data" ||
+			ports[len(ports)-1].String() != "transport=daemon,path=/tmp/b.ctl,mode=0600,compat_v0=1,data=/tmp/v0.data" {
+			t.Fatalf("%v", ports)
+		}
+		if b == file && ports[1].String() != "transport=tap,ifname=t1" {
+			t.Fatalf("%v", ports)
+		}
+	}
+	if base.Switches[0].Ports[0].String() != builtIn || file.Switches[0].Ports[0].String() != "transport=daemon,path=/f,mode=0666" {
+		t.Fatal("Merge changed its input's ports")
 	}
 
-	only, _ := Parse([]byte("switches: [{name: red, ports: [{transport: daemon, path: /r}]}]"))
+	only, _ := configs.Parse([]byte("switches: [{name: red, ports: [{transport: daemon, path: /r}]}]"))
 	for _, tt := range []struct {
-		o   Overrides
+		o   configs.Overrides
 		err string
 	}{
-		{Overrides{Settings: [][2]string{{"mac_age", "-1s"}}}, "-mac-age: "},
-		{Overrides{Settings: [][2]string{{"depth", "0"}}}, "-depth: 0 is out of range"},
-		{Overrides{Ports: []Port{{Transport: "tap", Ifname: "t", Switch: "green"}}}, "no such switch"},
-		{Overrides{DataPath: "/tmp/d"}, "only taken with -compat-v0"},
-		{Overrides{ReplacePorts: true}, "no ports configured"},
+		{configs.Overrides{Settings: [][2]string{{"mac_age", "-1s"}}}, "-mac-age: "},
+		{configs.Overrides{Settings: [][2]string{{"depth", "0"}}}, "-depth: 0 is out of range"},
+		{configs.Overrides{Ports: []configs.Port{port(t, "transport=tap,ifname=t,switch=green")}}, "no such switch"},
+		{configs.Overrides{DataPath: "/tmp/d"}, "only taken with -compat-v0"},
+		{configs.Overrides{ReplacePorts: true}, "no ports configured"},
 	} {
-		if _, err := Merge(only, tt.o); err == nil || !strings.Contains(err.Error(), tt.err) {
+		if _, err := configs.Merge(only, tt.o); err == nil || !strings.Contains(err.Error(), tt.err) {
 			t.Errorf("%+v: err %v, want %q", tt.o, err, tt.err)
 		}
 	}
 	// -port with switch= joins a listed switch; one without makes a default.
-	m, err = Merge(only, Overrides{Ports: []Port{{Transport: "tap", Ifname: "t", Switch: "red"}, {Transport: "tap", Ifname: "u"}}})
+	m, err = configs.Merge(only, configs.Overrides{Ports: []configs.Port{port(t, "transport=tap,ifname=t,switch=red"), port(t, "transport=tap,ifname=u")}})
 	if err != nil || len(m.Switch("red").Ports) != 2 || m.Switch("default") == nil || len(m.Switches) != 2 {
 		t.Fatalf("%+v %v", m, err)
 	}

@@ -72,30 +72,21 @@ func mirrorFromOptions(kv [][2]string) (Mirror, error) {
 			m.File = v
 		case "stream":
 			m.Stream = v
-		case "mode", "owner", "group":
-			var p Port // the socket keys of a daemon port, read the same way
-			switch k {
-			case "mode":
-				err = setMode(&p, v)
-			case "owner":
-				err = setOwner(&p, v)
-			default:
-				err = setGroup(&p, v)
-			}
-			m.Mode = max(m.Mode, p.Mode)
-			if p.HasOwner {
-				m.HasOwner, m.Owner = true, p.Owner
-			}
-			if p.HasGroup {
-				m.HasGroup, m.Group = true, p.Group
-			}
+		case "mode":
+			m.Mode, err = ParseMode(v)
+		case "owner":
+			m.HasOwner = true
+			m.Owner, err = ParseOwner(v)
+		case "group":
+			m.HasGroup = true
+			m.Group, err = ParseGroup(v)
 		case "format":
 			if v != "pcap" && v != "pcapng" {
 				err = fmt.Errorf("format=%s: want pcapng or pcap", v)
 			}
 			m.Format = v
 		case "snaplen":
-			m.Snaplen, err = parseInt(v, 14, 65535)
+			m.Snaplen, err = ParseInt(v, 14, 65535)
 		case "ports":
 			for _, name := range strings.Split(v, ",") {
 				if name = strings.TrimSpace(name); name != "" {
@@ -110,7 +101,7 @@ func mirrorFromOptions(kv [][2]string) (Mirror, error) {
 		case "rotate":
 			m.Rotate, err = parseSize(v)
 		case "keep":
-			m.Keep, err = parseInt(v, 1, 1<<20)
+			m.Keep, err = ParseInt(v, 1, 1<<20)
 		case "port":
 			var p Port
 			if p, err = ParsePort(v); err == nil {

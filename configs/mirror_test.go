@@ -1,32 +1,34 @@
-package configs
+package configs_test
 
 import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/umlswitch/umlswitch/configs"
 )
 
 func TestParseMirror(t *testing.T) {
 	tests := []struct {
 		spec string
-		want Mirror
+		want configs.Mirror
 		err  string
 	}{
-		{spec: "file=/tmp/a.pcapng", want: Mirror{File: "/tmp/a.pcapng"}},
+		{spec: "file=/tmp/a.pcapng", want: configs.Mirror{File: "/tmp/a.pcapng"}},
 		{spec: "file=/tmp/a.pcap,format=pcap,snaplen=96,ports=tap,gre 127.0.0.3,dir=in,rotate=10M,keep=3",
-			want: Mirror{File: "/tmp/a.pcap", Format: "pcap", Snaplen: 96, Ports: []string{"tap", "gre 127.0.0.3"}, Dir: "in",
+			want: configs.Mirror{File: "/tmp/a.pcap", Format: "pcap", Snaplen: 96, Ports: []string{"tap", "gre 127.0.0.3"}, Dir: "in",
 				Rotate: 10 << 20, Keep: 3}},
-		{spec: "stream=/run/lab.sock,dir=out", want: Mirror{Stream: "/run/lab.sock", Dir: "out"}},
+		{spec: "stream=/run/lab.sock,dir=out", want: configs.Mirror{Stream: "/run/lab.sock", Dir: "out"}},
 		{spec: "stream=/run/lab.sock,mode=0660,owner=1000,group=100",
-			want: Mirror{Stream: "/run/lab.sock", Mode: 0o660, HasOwner: true, Owner: 1000, HasGroup: true, Group: 100}},
+			want: configs.Mirror{Stream: "/run/lab.sock", Mode: 0o660, HasOwner: true, Owner: 1000, HasGroup: true, Group: 100}},
 		{spec: "file=/a,mode=0660", err: "apply to stream="},
-		{spec: "file=/a,rotate=512k", want: Mirror{File: "/a", Rotate: 512 << 10}},
+		{spec: "file=/a,rotate=512k", want: configs.Mirror{File: "/a", Rotate: 512 << 10}},
 		{spec: "dir=in", err: "give one of file=PATH, stream=PATH and port=SPEC"},
 		{spec: "file=/a,stream=/b", err: "give one of file=PATH, stream=PATH and port=SPEC"},
 		{spec: "dir=both,ports=daemon,bess,port=transport=tap,ifname=span0,create=1",
-			want: Mirror{Dir: "both", Ports: []string{"daemon", "bess"}, Port: &Port{Transport: "tap", Ifname: "span0", Create: true}}},
+			want: configs.Mirror{Dir: "both", Ports: []string{"daemon", "bess"}, Port: specPort(t, "transport=tap,ifname=span0,create=1")}},
 		{spec: "port=transport=gre,src=127.0.0.2,dst=127.0.0.9",
-			want: Mirror{Port: &Port{Transport: "gre", Src: addr("127.0.0.2"), Dst: addr("127.0.0.9")}}},
+			want: configs.Mirror{Port: specPort(t, "transport=gre,src=127.0.0.2,dst=127.0.0.9")}},
 		{spec: "port=transport=tap", err: "transport tap needs ifname="},
 		{spec: "snaplen=64,port=transport=tap,ifname=s0", err: "a port gets whole frames"},
 		{spec: "file=/a,port=transport=tap,ifname=s0", err: "give one of"},
@@ -42,30 +44,35 @@ func TestParseMirror(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
-			got, err := ParseMirror(tt.spec)
+			got, err := configs.ParseMirror(tt.spec)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
 				}
 				return
 			}
-			if err != nil || !reflect.DeepEqual(got, tt.want) {
+			if err != nil || got.String() != tt.want.String() {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
 	}
 }
 
+func specPort(t *testing.T, spec string) *configs.Port {
+	p := port(t, spec)
+	return &p
+}
+
 func TestMirrorsInConfigFile(t *testing.T) {
-	f, err := Parse([]byte("ports: [{transport: daemon, path: /tmp/a.ctl}]\nmirrors:\n  - {file: /tmp/all.pcapng, rotate: 1G, keep: 2}\n  - {stream: /tmp/live.sock, ports: 'tap,bess'}\n"))
+	f, err := configs.Parse([]byte("ports: [{transport: daemon, path: /tmp/a.ctl}]\nmirrors:\n  - {file: /tmp/all.pcapng, rotate: 1G, keep: 2}\n  - {stream: /tmp/live.sock, ports: 'tap,bess'}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Mirror{{File: "/tmp/all.pcapng", Rotate: 1 << 30, Keep: 2}, {Stream: "/tmp/live.sock", Ports: []string{"tap", "bess"}}}
+	want := []configs.Mirror{{File: "/tmp/all.pcapng", Rotate: 1 << 30, Keep: 2}, {Stream: "/tmp/live.sock", Ports: []string{"tap", "bess"}}}
 	if !reflect.DeepEqual(f.Switches[0].Mirrors, want) {
 		t.Fatalf("mirrors %+v", f.Switches[0].Mirrors)
 	}
-	if _, err := Parse([]byte("mirrors: [{file: /a, speed: 1}]")); err == nil || !strings.Contains(err.Error(), `mirrors[0]: unknown key "speed"`) {
+	if _, err := configs.Parse([]byte("mirrors: [{file: /a, speed: 1}]")); err == nil || !strings.Contains(err.Error(), `mirrors[0]: unknown key "speed"`) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -77,7 +84,7 @@ func FuzzParseMirror(f *testing.F) {
 	f.Add("stream=/s,ports=,x,dir=out")
 	f.Add("name=m1,port=transport=tap,ifname=t0,name=span")
 	f.Fuzz(func(t *testing.T, spec string) {
-		m, err := ParseMirror(spec)
+		m, err := configs.ParseMirror(spec)
 		n := 0
 		for _, set := range []bool{m.File != "", m.Stream != "", m.Port != nil} {
 			if set {
@@ -92,7 +99,7 @@ func FuzzParseMirror(f *testing.F) {
 		}
 		// It renders to a spec that parses to the same mirror, unless a
 		// port name holds a '=' (it would read as a key).
-		back, err := ParseMirror(m.String())
+		back, err := configs.ParseMirror(m.String())
 		if strings.Contains(strings.Join(m.Ports, ","), "=") {
 			return
 		}

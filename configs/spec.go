@@ -1,23 +1,136 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
+
+// Port is one port, from a -port spec or a config file entry: the keys
+// every port takes, and the options of its kind. Zero Depth and MTU mean
+// the switch-wide values.
+type Port struct {
+	Transport string
+	Name      string // how the API, metrics and logs call it; empty: given one when it opens
+	Switch    string // -port only: the switch it joins (in a file, the entry it is listed under)
+
+	Depth int // frames per batch (UML's depth)
+	MTU   int // IP MTU; the largest frame is MTU + 18
+
+	// Options are the kind's own keys: what its Kind.New made, filled in
+	// by its keys' setters. Nil only in a Port that was not parsed.
+	Options Options
+}
+
+// Limits of the keys every port takes. depth is capped by UIO_MAXIOV, the
+// most messages one sendmmsg takes; the MTU range keeps frames within
+// 65535 bytes.
+const (
+	MaxDepth = 1024
+	MinMTU   = 68
+	MaxMTU   = 65535 - 18
+)
+
+// The keys every port takes, besides transport: who it is, rendered before
+// its kind's keys, and how it batches, after them.
+var (
+	leadKeys = []Key{
+		Text("name", "NAME", "how the API, metrics and logs call the port", func(p *Port) *string { return &p.Name }, CheckName).
+			WithDefault("the kind and a number, tap0"),
+		Text("switch", "NAME", "the switch the port joins; in a file, the one it is listed under", func(p *Port) *string { return &p.Switch }, CheckName).
+			WithDefault(DefaultSwitch),
+	}
+	trailKeys = []Key{
+		Value("depth", "N", fmt.Sprintf("frames per batch, UML's depth=, 1..%d", MaxDepth), func(p *Port) *int { return &p.Depth },
+			Range(1, MaxDepth), Decimal[int]).WithDefault("-depth"),
+		Value("mtu", "BYTES", fmt.Sprintf("IP MTU, %d..%d: the largest frame is MTU+18", MinMTU, MaxMTU), func(p *Port) *int { return &p.MTU },
+			Range(MinMTU, MaxMTU), Decimal[int]).WithDefault("-mtu"),
+	}
+)
+
+func commonKeys() []Key { return slices.Concat(leadKeys, trailKeys) }
 
 // ParsePort parses a -port spec: comma-separated key=value pairs, one of
 // them transport=NAME, with the option names UML uses for its vector
 // transports. Values cannot contain commas (nor can UML's).
 func ParsePort(spec string) (Port, error) {
 	kv, err := splitOptions(spec, "")
-	if err != nil {
-		return Port{}, fmt.Errorf("port %q: %w", spec, err)
+	if err == nil {
+		var p Port
+		if p, err = NewPort(kv); err == nil {
+			return p, nil
+		}
 	}
-	p, err := fromOptions(kv)
-	if err != nil {
-		return Port{}, fmt.Errorf("port %q: %w", spec, err)
+	return Port{}, fmt.Errorf("port %q: %w", spec, err)
+}
+
+// NewPort builds a port from key/value pairs, one of them transport, set
+// in the order given.
+func NewPort(kv [][2]string) (Port, error) {
+	var p Port
+	seen := make(map[string]bool)
+	for _, pair := range kv {
+		if pair[0] == "transport" {
+			if seen["transport"] {
+				return Port{}, errors.New(`key "transport" given twice`)
+			}
+			seen["transport"] = true
+			p.Transport = pair[1]
+		}
+	}
+	if p.Transport == "" {
+		return Port{}, fmt.Errorf("no transport= (known transports: %s)", strings.Join(Transports(), ", "))
+	}
+	kind := kinds[p.Transport]
+	if kind == nil {
+		return Port{}, fmt.Errorf("unknown transport %q (known transports: %s)", p.Transport, strings.Join(Transports(), ", "))
+	}
+	p.Options = kind.New()
+	for _, pair := range kv {
+		name, v := pair[0], pair[1]
+		if name == "transport" {
+			continue
+		}
+		key, o := kind.key(name), p.Options
+		if key == nil {
+			key, o = commonKey(name), &p
+		}
+		switch {
+		case key == nil:
+			return Port{}, fmt.Errorf("unknown key %q for transport %s (accepted: %s)", name, p.Transport, strings.Join(KeysOf(p.Transport), ", "))
+		case seen[name]:
+			return Port{}, fmt.Errorf("key %q given twice", name)
+		case v == "":
+			return Port{}, fmt.Errorf("key %q has an empty value", name)
+		}
+		seen[name] = true
+		if err := key.Set(o, v); err != nil {
+			return Port{}, fmt.Errorf("key %q: %w", name, err)
+		}
+	}
+	for _, key := range kind.Keys {
+		if key.Required && !seen[key.Name] {
+			return Port{}, fmt.Errorf("transport %s needs %s= (accepted: %s)", p.Transport, key.Name, strings.Join(KeysOf(p.Transport), ", "))
+		}
+	}
+	if kind.Check != nil {
+		if err := kind.Check(p.Options, seen); err != nil {
+			return Port{}, err
+		}
 	}
 	return p, nil
+}
+
+func commonKey(name string) *Key {
+	for _, keys := range [][]Key{leadKeys, trailKeys} {
+		for i := range keys {
+			if keys[i].Name == name {
+				return &keys[i]
+			}
+		}
+	}
+	return nil
 }
 
 // splitOptions splits "k=v,k=v" into pairs. A field without "=" is an
@@ -45,47 +158,53 @@ func splitOptions(spec, listKey string) ([][2]string, error) {
 // String renders p as a -port spec that parses back to p.
 func (p Port) String() string {
 	var b specBuilder
-	add := b.add
-	add("transport", p.Transport, true)
-	add("name", p.Name, p.Name != "")
-	add("switch", p.Switch, p.Switch != "")
-	add("path", p.Path, p.Path != "")
-	add("mode", fmt.Sprintf("%#o", uint32(p.Mode)), p.Mode != 0)
-	add("compat_v0", 1, p.CompatV0)
-	add("data", p.DataPath, p.DataPath != "")
-	add("api", p.API, p.API != "")
-	add("ifname", p.Ifname, p.Ifname != "")
-	add("create", 1, p.Create)
-	add("persist", 1, p.Persist)
-	add("owner", p.Owner, p.HasOwner)
-	add("group", p.Group, p.HasGroup)
-	add("up", 1, p.Up)
-	add("queues", p.Queues, p.Queues != 0)
-	add("vnet_hdr", 1, p.VnetHdr)
-	add("bpffile", p.BPFFile, p.BPFFile != "")
-	add("bpf", p.BPF, p.BPF != "")
-	add("promisc", 1, p.Promisc)
-	add("vni", p.VNI, p.Transport == "vxlan")
-	add("src", p.Src, p.Src.IsValid())
-	add("dst", p.Dst, p.Dst.IsValid())
-	add("v6", 1, p.V6)
-	add("rx_key", fmt.Sprintf("%#x", p.RxKey), p.HasKey)
-	add("tx_key", fmt.Sprintf("%#x", p.TxKey), p.HasKey)
-	add("sequence", 1, p.Sequence)
-	add("pin_sequence", 1, p.PinSeq)
-	add("udp", 1, p.UDP)
-	add("srcport", p.SrcPort, p.UDP)
-	add("dstport", p.DstPort, p.UDP || p.DstPort != 0)
-	add("rx_session", fmt.Sprintf("%#x", p.RxSession), p.Transport == "l2tpv3")
-	add("tx_session", fmt.Sprintf("%#x", p.TxSession), p.Transport == "l2tpv3")
-	add("rx_cookie", fmt.Sprintf("%#x", p.RxCookie), p.HasCookie)
-	add("tx_cookie", fmt.Sprintf("%#x", p.TxCookie), p.HasCookie)
-	add("cookie64", 1, p.Cookie64)
-	add("counter", 1, p.Counter)
-	add("pin_counter", 1, p.PinCounter)
-	add("depth", p.Depth, p.Depth != 0)
-	add("mtu", p.MTU, p.MTU != 0)
+	for _, kv := range p.pairs() {
+		b.add(kv[0], kv[1], true)
+	}
 	return b.String()
+}
+
+// Get returns key name's value as a spec gives it, and whether p sets it.
+func (p Port) Get(name string) (string, bool) {
+	for _, kv := range p.pairs() {
+		if kv[0] == name {
+			return kv[1], true
+		}
+	}
+	return "", false
+}
+
+// With returns a copy of p with the keys kv set in place of p's own. It is
+// built again from its spec and kv, so its kind checks the result (and a
+// raw port reads its bpffile again); p is not changed.
+func (p Port) With(kv ...[2]string) (Port, error) {
+	pairs := slices.DeleteFunc(p.pairs(), func(x [2]string) bool {
+		return slices.ContainsFunc(kv, func(y [2]string) bool { return x[0] == y[0] })
+	})
+	q, err := NewPort(append(pairs, kv...))
+	if err != nil {
+		return Port{}, fmt.Errorf("port %s: %w", p, err)
+	}
+	return q, nil
+}
+
+// pairs lists what p sets in the order String renders it: transport, name
+// and switch, the kind's keys in the kind's order, depth and mtu.
+func (p Port) pairs() [][2]string {
+	kv := [][2]string{{"transport", p.Transport}}
+	add := func(keys []Key, o Options) {
+		for _, k := range keys {
+			if v, ok := k.Get(o); ok || k.Required {
+				kv = append(kv, [2]string{k.Name, v})
+			}
+		}
+	}
+	add(leadKeys, &p)
+	if kind := kinds[p.Transport]; kind != nil && p.Options != nil {
+		add(kind.Keys, p.Options)
+	}
+	add(trailKeys, &p)
+	return kv
 }
 
 // specBuilder writes key=value pairs the way specs are parsed.

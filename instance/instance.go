@@ -21,6 +21,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/transports"
+	"github.com/umlswitch/umlswitch/transports/daemon"
 )
 
 // Config is what New needs besides the plan.
@@ -256,8 +257,10 @@ func (in *Instance) handoff(ps *portState) func(net.Conn) {
 	if in.api == nil {
 		return nil
 	}
+	d, _ := ps.spec.Options.(*daemon.Options) // only daemon sockets hand off
+	readOnly := d != nil && d.ReadOnly()
 	return func(c net.Conn) {
-		info := ConnInfo{Switch: ps.sw.name, Listener: ps.name, ReadOnly: ps.spec.API == "ro"}
+		info := ConnInfo{Switch: ps.sw.name, Listener: ps.name, ReadOnly: readOnly}
 		in.mu.Lock()
 		if ps.opened != nil {
 			info.Path = ps.opened.Path()

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/umlswitch/umlswitch/bpf"
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
@@ -100,47 +99,31 @@ func (s *Set) open(p configs.Port, reg fabric.Registry, d Defaults) (*Opened, er
 	}
 	maxFrame := frame.MaxFrameForMTU(mtu)
 	o := &Opened{set: s}
-	switch p.Transport {
-	case "daemon":
-		handoff := d.Handoff
-		if p.API == "off" {
-			handoff = nil
-		}
-		uid, gid := socketOwner(p)
-		t, err := daemon.Listen(daemon.Config{Path: p.Path, Mode: p.Mode, Owner: uid, Group: gid, CompatV0: p.CompatV0, DataPath: p.DataPath,
-			Depth: depth, MaxFrame: maxFrame, Logger: s.log, Handoff: handoff})
+	switch opts := p.Options.(type) {
+	case *daemon.Options:
+		t, err := daemon.Listen(opts.Config(depth, maxFrame, s.log, d.Handoff))
 		if err != nil {
 			return nil, err
 		}
 		t.Start(reg)
 		o.c, o.path = t, t.Path()
-	case "bess":
-		uid, gid := socketOwner(p)
-		t, err := bess.Listen(bess.Config{Path: p.Path, Mode: p.Mode, Owner: uid, Group: gid, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
+	case *bess.Options:
+		t, err := bess.Listen(opts.Config(depth, maxFrame, s.log))
 		if err != nil {
 			return nil, err
 		}
 		t.Start(reg)
-		o.c, o.path = t, p.Path
-	case "tap":
-		owner := -1
-		if p.HasOwner {
-			owner = int(p.Owner)
-		}
-		tp, err := tap.Open(tap.Config{Ifname: p.Ifname, Create: p.Create, Persist: p.Persist, Owner: owner, Up: p.Up,
-			MTU: p.MTU, Queues: p.Queues, VnetHdr: p.VnetHdr, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
+		o.c, o.path = t, opts.Path
+	case *tap.Options:
+		tp, err := tap.Open(opts.Config(p.MTU, depth, maxFrame, s.log))
 		if err != nil {
 			return nil, err
 		}
 		if o.c, err = attach(reg, tp, tp.Receivers); err != nil {
 			return nil, err
 		}
-	case "raw":
-		filter, err := loadFilter(p)
-		if err != nil {
-			return nil, fmt.Errorf("raw %s: %w", p.Ifname, err)
-		}
-		rp, err := raw.Open(raw.Config{Ifname: p.Ifname, Filter: filter, Promisc: p.Promisc, Depth: depth, MaxFrame: maxFrame, Logger: s.log})
+	case *raw.Options:
+		rp, err := raw.Open(opts.Config(depth, maxFrame, s.log))
 		if err != nil {
 			return nil, err
 		}
@@ -148,25 +131,20 @@ func (s *Set) open(p configs.Port, reg fabric.Registry, d Defaults) (*Opened, er
 		if o.c, err = attach(reg, rp, one); err != nil {
 			return nil, err
 		}
-	case "gre":
-		tp, err := gre.Open(s.tunnels, reg, gre.Config{Local: p.Src, Remote: p.Dst, HasKey: p.HasKey, RxKey: p.RxKey,
-			TxKey: p.TxKey, Sequence: p.Sequence, PinSequence: p.PinSeq, Depth: depth, MaxFrame: maxFrame})
+	case *gre.Options:
+		tp, err := gre.Open(s.tunnels, reg, opts.Config(depth, maxFrame))
 		if err != nil {
 			return nil, err
 		}
 		o.c = detacher{reg, tp}
-	case "l2tpv3":
-		tp, err := l2tpv3.Open(s.tunnels, reg, l2tpv3.Config{UDP: p.UDP, Local: p.Src, Remote: p.Dst,
-			LocalPort: p.SrcPort, RemotePort: p.DstPort, RxSession: p.RxSession, TxSession: p.TxSession,
-			HasCookie: p.HasCookie, Cookie64: p.Cookie64, RxCookie: p.RxCookie, TxCookie: p.TxCookie,
-			Counter: p.Counter, PinCounter: p.PinCounter, Depth: depth, MaxFrame: maxFrame})
+	case *l2tpv3.Options:
+		tp, err := l2tpv3.Open(s.tunnels, reg, opts.Config(depth, maxFrame))
 		if err != nil {
 			return nil, err
 		}
 		o.c = detacher{reg, tp}
-	case "vxlan":
-		tp, err := vxlan.Open(s.tunnels, reg, vxlan.Config{Local: p.Src, Remote: p.Dst, VNI: p.VNI, DstPort: p.DstPort,
-			Depth: depth, MaxFrame: maxFrame})
+	case *vxlan.Options:
+		tp, err := vxlan.Open(s.tunnels, reg, opts.Config(depth, maxFrame))
 		if err != nil {
 			return nil, err
 		}
@@ -203,34 +181,6 @@ func attach(reg fabric.Registry, p fabric.Port, receivers func(frame.PortID) []f
 		reg.Serve(r)
 	}
 	return detacher{reg, p}, nil
-}
-
-// socketOwner is the owner and group a listener's socket file gets, -1
-// for the switch's own.
-func socketOwner(p configs.Port) (uid, gid int) {
-	uid, gid = -1, -1
-	if p.HasOwner {
-		uid = int(p.Owner)
-	}
-	if p.HasGroup {
-		gid = int(p.Group)
-	}
-	return uid, gid
-}
-
-// loadFilter returns the raw port's program, or nil for none.
-func loadFilter(p configs.Port) (*bpf.Program, error) {
-	switch {
-	case p.BPFFile != "":
-		return bpf.LoadFile(p.BPFFile)
-	case p.BPF != "":
-		raw, err := bpf.ParseText(p.BPF)
-		if err != nil {
-			return nil, err
-		}
-		return bpf.New(raw)
-	}
-	return nil, nil
 }
 
 // detacher takes a port the set attached off the registry, which closes it.

@@ -154,14 +154,6 @@ Examples:
   umlswitch capture -s /tmp/uml.ctl | tcpdump -n -r -         # watch a running switch live
   umlswitch -config lab.yaml
 
-Port keys: tap: a tap must exist unless create=1 (-tap NAME is transport=tap,create=1,ifname=NAME);
-persist=1 keeps a created tap after exit, owner=UID lets that user open it, up=1 brings it up, mtu=
-also sets its MTU, queues=N makes it multi-queue with a reader per queue, vnet_hdr=1 takes 64 KiB TSO
-frames from the host in one read and cuts them into segments. raw: an AF_PACKET socket on
-ifname, ignoring its own frames; bpf= takes tcpdump -ddd text (lines may be joined by ';'), bpffile=
-UML's binary sock_filter array or, if it ends in .txt, tcpdump -ddd text; frames the filter refuses
-are counted as filtered. vxlan: RFC 7348 to dst:dstport (default 4789) from src:dstport, vni 0..2^24-1.
-
 Flags:
 `
 
@@ -176,7 +168,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.tapName, "tap", "", "also switch frames to and from the host tap interface `NAME` (created if absent,\nremoved again on exit), like uml_switch -tap.\nExample: -tap tap0")
 	fs.BoolVar(&o.compatV0, "compat-v0", false, "also serve version 0 clients, which send to a shared data socket; its path follows the\ncontrol path (default "+daemon.DefaultV0DataPath+").\nExample: -compat-v0 -unix /tmp/uml.ctl /tmp/uml.data")
 	fs.Var(&o.ports, "port", "add a port described by `SPEC` in UML's vector option syntax, transport=NAME,key=value,...\n"+
-		"(repeatable). Transports and their keys:\n"+portHelp()+
+		"(repeatable). Numbers are decimal or 0x hex; 32-bit keys, sessions and cookies may also be negative,\n"+
+		"as UML needs values of 2^31 and more written (-1 is 0xffffffff). Transports and their keys:\n"+configs.Help()+
 		"Example: -port transport=daemon,path=/tmp/b.ctl -port transport=tap,ifname=tap1")
 	fs.Var(&o.mirrors, "mirror", "capture frames to `SPEC` (repeatable): file=PATH or stream=PATH (a unix socket live readers\n"+
 		"connect to), with format=pcapng|pcap (pcapng: one interface per port, direction on every packet),\n"+
@@ -229,14 +222,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-func portHelp() string {
-	var b strings.Builder
-	for _, t := range configs.Transports() {
-		fmt.Fprintf(&b, "  %s: %s\n", t, strings.Join(configs.KeysOf(t), ", "))
-	}
-	return b.String()
-}
-
 func (o *options) isSet(name string) bool {
 	set := false
 	o.fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
@@ -275,10 +260,14 @@ func (o *options) plan() (*configs.File, error) {
 		ov.Mode = m
 	}
 	if o.unix != "" {
-		ov.Ports = append(ov.Ports, configs.Port{Transport: "daemon", Path: o.unix})
+		spec, err := configs.NewPort([][2]string{{"transport", "daemon"}, {"path", o.unix}})
+		if err != nil {
+			return nil, fmt.Errorf("-unix: %w", err)
+		}
+		ov.Ports = append(ov.Ports, spec)
 	}
 	if o.tapName != "" {
-		spec, err := configs.ParsePort("transport=tap,create=1,ifname=" + o.tapName)
+		spec, err := configs.NewPort([][2]string{{"transport", "tap"}, {"create", "1"}, {"ifname", o.tapName}})
 		if err != nil {
 			return nil, fmt.Errorf("-tap: %w", err)
 		}
@@ -315,7 +304,7 @@ func serve(ctx context.Context, o *options, plan *configs.File, stderr io.Writer
 		// other paths must.
 		for _, sw := range plan.Switches {
 			for _, p := range sw.Ports {
-				if p.Transport == "daemon" && p.Path == debianCtl {
+				if d, ok := p.Options.(*daemon.Options); ok && d.Path == debianCtl {
 					os.MkdirAll(filepath.Dir(debianCtl), 0o755)
 				}
 			}

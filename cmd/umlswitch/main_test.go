@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/transports/daemon"
 )
 
 func runArgs(args ...string) (code int, stdout, stderr string) {
@@ -95,7 +96,7 @@ func TestCompatV0Syntax(t *testing.T) {
 		t.Fatal(err)
 	}
 	sw := p.Switch("default")
-	if !sw.Hub || len(sw.Ports) != 1 || sw.Ports[0].DataPath != "/tmp/c.data" || !sw.Ports[0].CompatV0 || sw.Ports[0].Path != "/tmp/c.ctl" {
+	if !sw.Hub || len(sw.Ports) != 1 || sw.Ports[0].String() != "transport=daemon,path=/tmp/c.ctl,compat_v0=1,data=/tmp/c.data" {
 		t.Fatalf("plan %+v", sw)
 	}
 	if _, err := parseFlags([]string{"-unix", "/tmp/c.ctl", "/tmp/c.data"}, &strings.Builder{}); err == nil {
@@ -118,22 +119,22 @@ func TestPlanDefaultsAndOverrides(t *testing.T) {
 	}
 	// No arguments: the built-in control socket, where Debian's UML looks.
 	p, sw := plan()
-	if len(sw.Ports) != 1 || sw.Ports[0].Path != debianCtl || sw.MACAge != 300*time.Second || p.Depth != 64 {
+	if len(sw.Ports) != 1 || path(sw.Ports[0]) != debianCtl || sw.MACAge != 300*time.Second || p.Depth != 64 {
 		t.Fatalf("defaults: %+v %+v", p, sw)
 	}
 	// -tap alone keeps it, as with uml_switch.
-	if _, sw = plan("-tap", "tap0"); len(sw.Ports) != 2 || sw.Ports[0].Path != debianCtl || sw.Ports[1].Ifname != "tap0" {
+	if _, sw = plan("-tap", "tap0"); len(sw.Ports) != 2 || path(sw.Ports[0]) != debianCtl || sw.Ports[1].String() != "transport=tap,ifname=tap0,create=1" {
 		t.Fatalf("-tap: %+v", sw.Ports)
 	}
 	// -unix replaces it.
-	if _, sw = plan("-unix", "/tmp/a.ctl", "-mode", "0660"); len(sw.Ports) != 1 || sw.Ports[0].Path != "/tmp/a.ctl" || sw.Ports[0].Mode != 0o660 {
+	if _, sw = plan("-unix", "/tmp/a,b.ctl", "-mode", "0660"); len(sw.Ports) != 1 || sw.Ports[0].String() != "transport=daemon,path=/tmp/a,b.ctl,mode=0660" {
 		t.Fatalf("-unix: %+v", sw.Ports)
 	}
 	// A config file's settings apply, and flags given explicitly win.
 	f := filepath.Join(t.TempDir(), "lab.yaml")
 	os.WriteFile(f, []byte("hub: true\nmac_age: 60s\ntx_hold: 20ms\nports: [{transport: daemon, path: /tmp/b.ctl}]\n"), 0o644)
 	if p, sw = plan("-config", f, "-mac-age", "90s"); !sw.Hub || sw.MACAge != 90*time.Second || p.TxHold != 20*time.Millisecond ||
-		len(sw.Ports) != 1 || sw.Ports[0].Path != "/tmp/b.ctl" {
+		len(sw.Ports) != 1 || path(sw.Ports[0]) != "/tmp/b.ctl" {
 		t.Fatalf("-config: %+v %+v", p, sw)
 	}
 	// A file with only switches: has no default switch; -port with
@@ -143,6 +144,9 @@ func TestPlanDefaultsAndOverrides(t *testing.T) {
 		t.Fatalf("switches only: %+v", p)
 	}
 }
+
+// path is a daemon port's socket.
+func path(p configs.Port) string { return p.Options.(*daemon.Options).Path }
 
 // A metrics address that cannot be served stops the switch at start, and
 // its control socket is removed again.
@@ -157,16 +161,36 @@ func TestBadMetricsAddress(t *testing.T) {
 	}
 }
 
-// Ports that cannot open stop the switch at start with a message that says
-// why, and what was already opened is closed again (no socket file left).
-func TestPortsThatCannotOpen(t *testing.T) {
+// A raw port's bpffile is read and checked when the spec is parsed: one
+// that is missing or bad is a bad argument, named in the message, and no
+// socket is opened.
+func TestBadFilterFiles(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.bpf")
 	os.WriteFile(bad, []byte{0x15, 0, 5, 0, 0, 8, 0, 0}, 0o644) // jeq past the end
 	for _, c := range []struct{ port, want string }{
+		{"transport=raw,ifname=lo,bpffile=" + filepath.Join(dir, "missing.bpf"), `key "bpffile": bpf: open ` + filepath.Join(dir, "missing.bpf")},
+		{"transport=raw,ifname=lo,bpffile=" + bad, bad + ": bpf: instruction 0"},
+	} {
+		t.Run(c.port, func(t *testing.T) {
+			ctl := filepath.Join(dir, "sw.ctl")
+			code, _, stderr := runArgs("-unix", ctl, "-port", c.port)
+			if code != 2 || !strings.Contains(stderr, "-port: ") || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d, want 2 and an error containing %q:\n%s", code, c.want, stderr)
+			}
+			if _, err := os.Lstat(ctl); err == nil {
+				t.Fatalf("%s created", ctl)
+			}
+		})
+	}
+}
+
+// Ports that cannot open stop the switch at start with a message that says
+// why, and what was already opened is closed again (no socket file left).
+func TestPortsThatCannotOpen(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ port, want string }{
 		{"transport=raw,ifname=nosuch0", `interface "nosuch0"`},
-		{"transport=raw,ifname=lo,bpffile=" + filepath.Join(dir, "missing.bpf"), "missing.bpf"},
-		{"transport=raw,ifname=lo,bpffile=" + bad, "instruction 0"},
 		{"transport=tap,ifname=nosuch1", "add create=1"},
 		{"transport=vxlan,src=192.0.2.77,dst=192.0.2.78,vni=1", "192.0.2.77"},
 	} {

@@ -1,0 +1,59 @@
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
+)
+
+// Options are a daemon port's keys (transport=daemon,...).
+type Options struct {
+	Path string
+	unixsock.Access
+	CompatV0 bool
+	DataPath string
+	API      string // what the control API on this socket allows: rw (also when empty), ro or off
+}
+
+// Kind declares the daemon transport's keys; package transports registers
+// it.
+var Kind = configs.Kind{
+	Name:    "daemon",
+	Summary: "uml_switch's control socket: UMLs (eth0=daemon) and VDE clients, each a port of its own",
+	New:     func() configs.Options { return &Options{Access: unixsock.NoOwner} },
+	Keys: slices.Concat([]configs.Key{
+		configs.Text("path", "PATH", "the control socket; a directory, or a path ending in /, gets VDE's layout PATH/ctl",
+			func(o *Options) *string { return &o.Path }, nil).Require(),
+	}, unixsock.AccessKeys(func(o *Options) *unixsock.Access { return &o.Access }), []configs.Key{
+		configs.Flag("compat_v0", "also serve version 0 clients, which send to one shared data socket", func(o *Options) *bool { return &o.CompatV0 }),
+		configs.Text("data", "PATH", "with compat_v0=1: the shared data socket", func(o *Options) *string { return &o.DataPath }, nil).
+			WithDefault(DefaultV0DataPath),
+		configs.Text("api", "rw|ro|off", "what the control API on this socket allows: everything, reading (writes get 403), nothing",
+			func(o *Options) *string { return &o.API }, checkAPI).WithDefault("rw"),
+	}),
+}
+
+func checkAPI(v string) error {
+	switch v {
+	case "rw", "ro", "off":
+		return nil
+	}
+	return fmt.Errorf("%q is not rw, ro or off", v)
+}
+
+// ReadOnly reports whether the control API on this socket only reads.
+func (o *Options) ReadOnly() bool { return o.API == "ro" }
+
+// Config is the listener o describes. handoff takes the API's connections,
+// unless api=off refuses them.
+func (o *Options) Config(depth, maxFrame int, log *slog.Logger, handoff func(net.Conn)) Config {
+	if o.API == "off" {
+		handoff = nil
+	}
+	return Config{Path: o.Path, Mode: o.Mode, Owner: o.UID, Group: o.GID, CompatV0: o.CompatV0, DataPath: o.DataPath,
+		Depth: depth, MaxFrame: maxFrame, Logger: log, Handoff: handoff}
+}

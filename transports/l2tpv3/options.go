@@ -1,0 +1,90 @@
+package l2tpv3
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/internal/tunnel"
+)
+
+// Options are an L2TPv3 session's keys (transport=l2tpv3,...), UML's names
+// seen from the switch's side.
+type Options struct {
+	tunnel.Addrs
+	UDP                  bool
+	SrcPort, DstPort     uint16
+	RxSession, TxSession uint32
+	HasCookie, Cookie64  bool // HasCookie: rx_cookie and tx_cookie given
+	RxCookie, TxCookie   uint64
+	Counter, PinCounter  bool
+}
+
+// Kind declares the l2tpv3 transport's keys; package transports registers
+// it.
+var Kind = configs.Kind{
+	Name:    "l2tpv3",
+	Summary: "L2TPv3 Ethernet pseudowire over UDP, or over IP (protocol 115, root), as UML's and QEMU's",
+	New:     func() configs.Options { return &Options{} },
+	Keys: slices.Concat(tunnel.AddrKeys(func(o *Options) *tunnel.Addrs { return &o.Addrs }), []configs.Key{
+		configs.Flag("udp", "over UDP, which needs no privileges", func(o *Options) *bool { return &o.UDP }),
+		udpPort("srcport", "the switch's", func(o *Options) *uint16 { return &o.SrcPort }),
+		udpPort("dstport", "the peer's", func(o *Options) *uint16 { return &o.DstPort }),
+		session("rx_session", "the session the switch expects (the peer's tx_session)", func(o *Options) *uint32 { return &o.RxSession }),
+		session("tx_session", "the session the switch sends (the peer's rx_session)", func(o *Options) *uint32 { return &o.TxSession }),
+		cookie("rx_cookie", "the cookie the switch expects; with tx_cookie=", func(o *Options) *uint64 { return &o.RxCookie }),
+		cookie("tx_cookie", "the cookie the switch sends; with rx_cookie=", func(o *Options) *uint64 { return &o.TxCookie }),
+		configs.Flag("cookie64", "64-bit cookies (32 bits without it)", func(o *Options) *bool { return &o.Cookie64 }),
+		configs.Flag("counter", "UML's plain 32-bit counter in every packet", func(o *Options) *bool { return &o.Counter }),
+		configs.Flag("pin_counter", "with counter=1: send 0", func(o *Options) *bool { return &o.PinCounter }),
+	}),
+	Check: check,
+}
+
+func udpPort(name, whose string, field func(*Options) *uint16) configs.Key {
+	return configs.Value(name, "N", "with udp=1: "+whose+" UDP port", field, configs.Range[uint16](1, 65535), configs.Decimal[uint16])
+}
+
+func session(name, help string, field func(*Options) *uint32) configs.Key {
+	return configs.Value(name, "N", help+", not 0", field, configs.ParseU32, configs.Hex[uint32]).
+		Require()
+}
+
+// cookie is a cookie, which may be 0.
+func cookie(name, help string, field func(*Options) *uint64) configs.Key {
+	k := configs.Value(name, "N", help, field, configs.ParseU64, configs.Hex[uint64])
+	return configs.Present(k, func(o *Options) *bool { return &o.HasCookie })
+}
+
+func check(o configs.Options, seen map[string]bool) error {
+	l := o.(*Options)
+	if l.UDP != (seen["srcport"] && seen["dstport"]) || (!l.UDP && (seen["srcport"] || seen["dstport"])) {
+		if l.UDP {
+			return errors.New("udp=1 needs srcport= and dstport=")
+		}
+		return errors.New("srcport= and dstport= need udp=1 (without it L2TPv3 runs over IP, protocol 115)")
+	}
+	if l.RxSession == 0 || l.TxSession == 0 {
+		return errors.New("session 0 is reserved (RFC 3931): give rx_session and tx_session non-zero values")
+	}
+	if seen["rx_cookie"] != seen["tx_cookie"] {
+		return errors.New("rx_cookie and tx_cookie go together")
+	}
+	if l.Cookie64 && !l.HasCookie {
+		return errors.New("cookie64=1 needs rx_cookie and tx_cookie")
+	}
+	if l.HasCookie && !l.Cookie64 && (l.RxCookie > 0xffffffff || l.TxCookie > 0xffffffff) {
+		return errors.New("a cookie over 32 bits needs cookie64=1")
+	}
+	if l.PinCounter && !l.Counter {
+		return errors.New("pin_counter=1 needs counter=1")
+	}
+	return l.Addrs.Check()
+}
+
+// Config is the session o describes.
+func (o *Options) Config(depth, maxFrame int) Config {
+	return Config{UDP: o.UDP, Local: o.Src, Remote: o.Dst, LocalPort: o.SrcPort, RemotePort: o.DstPort,
+		RxSession: o.RxSession, TxSession: o.TxSession, HasCookie: o.HasCookie, Cookie64: o.Cookie64,
+		RxCookie: o.RxCookie, TxCookie: o.TxCookie, Counter: o.Counter, PinCounter: o.PinCounter, Depth: depth, MaxFrame: maxFrame}
+}

@@ -1,0 +1,53 @@
+package tap
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/umlswitch/umlswitch/configs"
+)
+
+// Options are a tap port's keys (transport=tap,...).
+type Options struct {
+	Ifname          string
+	Create, Persist bool
+	Owner           int // -1: root only
+	Up              bool
+	Queues          int
+	VnetHdr         bool
+}
+
+// Kind declares the tap transport's keys; package transports registers
+// it.
+var Kind = configs.Kind{
+	Name:    "tap",
+	Summary: "a host tap interface (-tap NAME is transport=tap,create=1,ifname=NAME)",
+	New:     func() configs.Options { return &Options{Owner: -1} },
+	Keys: []configs.Key{
+		configs.Text("ifname", "NAME", "the tap, which must exist unless create=1", func(o *Options) *string { return &o.Ifname }, configs.CheckIfname).
+			Require(),
+		configs.Flag("create", "create the tap through netlink if it is not there (it goes away with the switch)",
+			func(o *Options) *bool { return &o.Create }),
+		configs.Flag("persist", "with create=1: keep the tap after the switch exits", func(o *Options) *bool { return &o.Persist }),
+		configs.Owner("with create=1: the user that may open the tap", func(o *Options) *int { return &o.Owner }),
+		configs.Flag("up", "bring the interface up (mtu= also sets its MTU)", func(o *Options) *bool { return &o.Up }),
+		configs.Value("queues", "N", fmt.Sprintf("a multi-queue tap, 1..%d, with a reader per queue", MaxQueues), func(o *Options) *int { return &o.Queues },
+			configs.Range(1, MaxQueues), configs.Decimal[int]).WithDefault("1"),
+		configs.Flag("vnet_hdr", "keep the host's checksum and TCP segmentation offloads: 64 KiB of a TCP stream in one read, "+
+			"cut into segments for the switch", func(o *Options) *bool { return &o.VnetHdr }),
+	},
+	Check: func(o configs.Options, _ map[string]bool) error {
+		if t := o.(*Options); (t.Persist || t.Owner >= 0) && !t.Create {
+			return errors.New("persist= and owner= apply to a tap the switch creates: add create=1")
+		}
+		return nil
+	},
+}
+
+// Config is the port o describes; mtu, when not 0, is also set on the
+// interface.
+func (o *Options) Config(mtu, depth, maxFrame int, log *slog.Logger) Config {
+	return Config{Ifname: o.Ifname, Create: o.Create, Persist: o.Persist, Owner: o.Owner, Up: o.Up, MTU: mtu, Queues: o.Queues,
+		VnetHdr: o.VnetHdr, Depth: depth, MaxFrame: maxFrame, Logger: log}
+}

@@ -1,0 +1,37 @@
+package vxlan
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/internal/tunnel"
+)
+
+// Options are a VXLAN port's keys (transport=vxlan,...).
+type Options struct {
+	VNI uint32
+	tunnel.Addrs
+	DstPort uint16
+}
+
+// Kind declares the vxlan transport's keys; package transports registers
+// it.
+var Kind = configs.Kind{
+	Name:    "vxlan",
+	Summary: "Ethernet over VXLAN (RFC 7348) to dst:dstport from src:dstport, as Linux's vxlan device",
+	New:     func() configs.Options { return &Options{} },
+	Keys: slices.Concat([]configs.Key{
+		configs.Value("vni", "N", fmt.Sprintf("the network identifier, 0..%d", MaxVNI), func(o *Options) *uint32 { return &o.VNI },
+			configs.Range[uint32](0, MaxVNI), configs.Decimal[uint32]).Require(),
+	}, tunnel.AddrKeys(func(o *Options) *tunnel.Addrs { return &o.Addrs }), []configs.Key{
+		configs.Value("dstport", "N", "the UDP port on both ends", func(o *Options) *uint16 { return &o.DstPort },
+			configs.Range[uint16](1, 65535), configs.Decimal[uint16]).WithDefault(fmt.Sprint(DefaultPort)),
+	}),
+	Check: func(o configs.Options, _ map[string]bool) error { return o.(*Options).Addrs.Check() },
+}
+
+// Config is the port o describes.
+func (o *Options) Config(depth, maxFrame int) Config {
+	return Config{Local: o.Src, Remote: o.Dst, VNI: o.VNI, DstPort: o.DstPort, Depth: depth, MaxFrame: maxFrame}
+}
