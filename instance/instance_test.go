@@ -3,6 +3,8 @@ package instance_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/umlswitch/umlswitch/instance"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/porttest"
+	"github.com/umlswitch/umlswitch/transports/vxlan"
 )
 
 func plan(t *testing.T, doc string) *configs.File {
@@ -304,5 +307,49 @@ func TestVDEPortNumbers(t *testing.T) {
 	}
 	if got := strings.Join(names, " "); got != "vde vde.1 vde.2 vde.3" {
 		t.Fatalf("ports %s", got)
+	}
+}
+
+// Two switches with VXLAN ports on one local address and UDP port (VNIs 1
+// and 2) share one socket, and a packet for VNI 1 reaches switch one only.
+func TestSwitchesShareTunnelSockets(t *testing.T) {
+	dir := t.TempDir()
+	one, two := filepath.Join(dir, "one.ctl"), filepath.Join(dir, "two.ctl")
+	const udp = 47891 // not 4789: other tests may hold it
+	in := start(t, plan(t, fmt.Sprintf(`
+switches:
+  - name: one
+    ports: [{transport: daemon, path: %s}, {transport: vxlan, src: 127.0.0.2, dst: 127.0.0.3, vni: 1, dstport: %d}]
+  - name: two
+    ports: [{transport: daemon, path: %s}, {transport: vxlan, src: 127.0.0.2, dst: 127.0.0.3, vni: 2, dstport: %d}]
+`, one, udp, two, udp)), instance.Config{})
+	c1, c2 := dial(t, one), dial(t, two)
+	porttest.Eventually(t, "clients", func() bool { return len(in.Ports("")) == 6 })
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3), Port: udp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	hdr := vxlan.Encode(1)
+	pkt := append(hdr[:], porttest.Ether(frame.Broadcast, macA, 60, 1)...)
+	if _, err := peer.WriteToUDP(pkt, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: udp}); err != nil {
+		t.Fatal(err)
+	}
+	if !recv(c1, time.Second) {
+		t.Fatal("VNI 1 did not reach switch one")
+	}
+	if recv(c2, 200*time.Millisecond) {
+		t.Fatal("VNI 1 reached switch two")
+	}
+	// And back: switch two's client sends; only VNI 2 leaves.
+	c2.Send(porttest.Ether(frame.Broadcast, macB, 60, 2))
+	b := make([]byte, 2048)
+	peer.SetReadDeadline(time.Now().Add(time.Second))
+	n, _, err := peer.ReadFromUDP(b)
+	if err != nil || n < vxlan.HeaderLen {
+		t.Fatalf("nothing from switch two: %v", err)
+	}
+	if got, _ := vxlan.Decode(b[:n]); got != 2 {
+		t.Fatalf("switch two sent VNI %d", got)
 	}
 }

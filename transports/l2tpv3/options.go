@@ -5,7 +5,7 @@ import (
 	"slices"
 
 	"github.com/umlswitch/umlswitch/configs"
-	"github.com/umlswitch/umlswitch/internal/tunnel"
+	"github.com/umlswitch/umlswitch/tunnel"
 )
 
 // Options are an L2TPv3 session's keys (transport=l2tpv3,...), UML's names

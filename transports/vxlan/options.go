@@ -5,7 +5,7 @@ import (
 	"slices"
 
 	"github.com/umlswitch/umlswitch/configs"
-	"github.com/umlswitch/umlswitch/internal/tunnel"
+	"github.com/umlswitch/umlswitch/tunnel"
 )
 
 // Options are a VXLAN port's keys (transport=vxlan,...).
