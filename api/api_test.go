@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/umlswitch/umlswitch/api"
-	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/instance/instancetest"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
@@ -33,24 +33,12 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &rig{ctl: filepath.Join(dir, "a.ctl"), ro: filepath.Join(dir, "ro.ctl")}
-	plan, err := configs.Parse([]byte(fmt.Sprintf(`
+	log := porttest.Quiet()
+	r.in = instancetest.Start(t, fmt.Sprintf(`
 switches:
   - {name: a, ports: [{transport: daemon, path: %s, name: ctl}, {transport: daemon, path: %s, api: ro, name: ro}]}
   - {name: b}
-`, r.ctl, r.ro)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := porttest.Quiet()
-	r.in, err = instance.New(plan, instance.Config{Logger: log,
-		API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.in.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; r.in.Close() })
+`, r.ctl, r.ro), instance.Config{Logger: log, API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
 	r.client, r.roClient = unixClient(r.ctl), unixClient(r.ro)
 	return r
 }

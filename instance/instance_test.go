@@ -1,7 +1,6 @@
 package instance_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,32 +12,15 @@ import (
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/instance/instancetest"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 	"github.com/umlswitch/umlswitch/transports/vxlan"
 )
 
-func plan(t *testing.T, doc string) *configs.File {
+func start(t *testing.T, doc string, cfg instance.Config) *instance.Instance {
 	t.Helper()
-	f, err := configs.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-func start(t *testing.T, p *configs.File, cfg instance.Config) *instance.Instance {
-	t.Helper()
-	cfg.Logger = porttest.Quiet()
-	in, err := instance.New(p, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { in.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; in.Close() })
-	return in
+	return instancetest.Start(t, doc, cfg)
 }
 
 func dial(t *testing.T, ctl string) *daemon.Client {
@@ -66,11 +48,11 @@ func recv(c *daemon.Client, d time.Duration) bool {
 func TestSwitchesAreIsolatedAndNamed(t *testing.T) {
 	dir := t.TempDir()
 	red, blue := filepath.Join(dir, "red.ctl"), filepath.Join(dir, "blue.ctl")
-	in := start(t, plan(t, `
+	in := start(t, `
 switches:
   - {name: red, ports: [{transport: daemon, path: `+red+`, name: uml}]}
   - {name: blue, ports: [{transport: daemon, path: `+blue+`}]}
-`), instance.Config{})
+`, instance.Config{})
 	r1, r2, b1 := dial(t, red), dial(t, red), dial(t, blue)
 	porttest.Eventually(t, "three clients attached", func() bool {
 		return len(in.Ports("red")) == 3 && len(in.Ports("blue")) == 2
@@ -139,7 +121,7 @@ switches:
 
 func TestAddRemoveErrors(t *testing.T) {
 	dir := t.TempDir()
-	in := start(t, plan(t, "ports: [{transport: daemon, path: "+filepath.Join(dir, "a.ctl")+"}]"), instance.Config{})
+	in := start(t, "ports: [{transport: daemon, path: "+filepath.Join(dir, "a.ctl")+"}]", instance.Config{})
 	spec, _ := configs.ParsePort("transport=bess,path=" + filepath.Join(dir, "b.bess") + ",name=b")
 	if _, err := in.AddPort("nosuch", spec); !errors.Is(err, instance.ErrNotFound) {
 		t.Fatalf("unknown switch: %v", err)
@@ -174,7 +156,7 @@ func TestReloadKeepsUnchangedPorts(t *testing.T) {
 	a, b, c := filepath.Join(dir, "a.ctl"), filepath.Join(dir, "b.ctl"), filepath.Join(dir, "c.ctl")
 	doc := "ports: [{transport: daemon, path: " + a + "}, {transport: daemon, path: " + b + "}]"
 	next := doc
-	in := start(t, plan(t, doc), instance.Config{Reload: func() (*configs.File, error) { return configs.Parse([]byte(next)) }})
+	in := start(t, doc, instance.Config{Reload: func() (*configs.File, error) { return configs.Parse([]byte(next)) }})
 	sub := in.Events().Subscribe()
 	defer sub.Cancel()
 	c1, c2 := dial(t, a), dial(t, a)
@@ -217,7 +199,7 @@ func TestReloadKeepsUnchangedPorts(t *testing.T) {
 func TestMACEventsAreLimited(t *testing.T) {
 	dir := t.TempDir()
 	ctl := filepath.Join(dir, "a.ctl")
-	in := start(t, plan(t, "ports: [{transport: daemon, path: "+ctl+"}]"), instance.Config{})
+	in := start(t, "ports: [{transport: daemon, path: "+ctl+"}]", instance.Config{})
 	sub := in.Events().Subscribe()
 	defer sub.Cancel()
 	c := dial(t, ctl)
@@ -252,7 +234,7 @@ func TestMACEventsAreLimited(t *testing.T) {
 func TestDropsEventOncePerEpisode(t *testing.T) {
 	dir := t.TempDir()
 	ctl := filepath.Join(dir, "a.ctl")
-	in := start(t, plan(t, "ports: [{transport: daemon, path: "+ctl+", name: uml}]"), instance.Config{})
+	in := start(t, "ports: [{transport: daemon, path: "+ctl+", name: uml}]", instance.Config{})
 	sub := in.Events().Subscribe()
 	defer sub.Cancel()
 	sender, deaf := dial(t, ctl), dial(t, ctl) // deaf never reads: its queue fills
@@ -290,7 +272,7 @@ func TestDropsEventOncePerEpisode(t *testing.T) {
 func TestVDEPortNumbers(t *testing.T) {
 	dir := t.TempDir()
 	ctl := filepath.Join(dir, "a.ctl")
-	in := start(t, plan(t, "ports: [{transport: daemon, path: "+ctl+", name: vde}]"), instance.Config{})
+	in := start(t, "ports: [{transport: daemon, path: "+ctl+", name: vde}]", instance.Config{})
 	c, err := daemon.Dial(daemon.ClientConfig{Ctl: ctl, Port: 2, Description: "vde_plug"})
 	if err != nil {
 		t.Fatal(err)
@@ -316,13 +298,13 @@ func TestSwitchesShareTunnelSockets(t *testing.T) {
 	dir := t.TempDir()
 	one, two := filepath.Join(dir, "one.ctl"), filepath.Join(dir, "two.ctl")
 	const udp = 47891 // not 4789: other tests may hold it
-	in := start(t, plan(t, fmt.Sprintf(`
+	in := start(t, fmt.Sprintf(`
 switches:
   - name: one
     ports: [{transport: daemon, path: %s}, {transport: vxlan, src: 127.0.0.2, dst: 127.0.0.3, vni: 1, dstport: %d}]
   - name: two
     ports: [{transport: daemon, path: %s}, {transport: vxlan, src: 127.0.0.2, dst: 127.0.0.3, vni: 2, dstport: %d}]
-`, one, udp, two, udp)), instance.Config{})
+`, one, udp, two, udp), instance.Config{})
 	c1, c2 := dial(t, one), dial(t, two)
 	porttest.Eventually(t, "clients", func() bool { return len(in.Ports("")) == 6 })
 	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3), Port: udp})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -9,9 +8,9 @@ import (
 	"time"
 
 	"github.com/umlswitch/umlswitch/api"
-	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/instance/instancetest"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
@@ -22,19 +21,9 @@ func ctlSwitch(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	ctl := filepath.Join(dir, "red.ctl")
-	plan, err := configs.Parse([]byte("switches:\n  - {name: red, ports: [{transport: daemon, path: " + ctl + ", name: red}]}\n  - {name: blue}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := porttest.Quiet()
-	in, err := instance.New(plan, instance.Config{Logger: log, API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { in.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; in.Close() })
+	instancetest.Start(t, "switches:\n  - {name: red, ports: [{transport: daemon, path: "+ctl+", name: red}]}\n  - {name: blue}\n",
+		instance.Config{Logger: log, API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
 	return ctl
 }
 
