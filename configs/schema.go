@@ -59,6 +59,11 @@ func Register(ks ...Kind) {
 		for _, c := range commonKeys() {
 			names[c.Name] = true
 		}
+		if policy != nil {
+			for _, c := range policy.Keys {
+				names[c.Name] = true
+			}
+		}
 		for _, key := range k.Keys {
 			if names[key.Name] || key.Set == nil || key.Get == nil {
 				panic(fmt.Sprintf("configs: kind %s: key %q given twice, taken by every port, or without Set or Get", k.Name, key.Name))
@@ -67,6 +72,29 @@ func Register(ks ...Kind) {
 		}
 		kinds[k.Name] = &k
 	}
+}
+
+// policy is the registered policy: keys every port kind takes, kept in
+// Port.Policy, whose meaning belongs to the switch rather than the kind.
+var policy *Kind
+
+// RegisterPolicy adds the keys every port takes besides the common ones:
+// what the switch does with a port's frames. It panics when a policy is
+// already registered or a key clashes with a kind's or a common key.
+func RegisterPolicy(k Kind) {
+	if policy != nil || k.New == nil {
+		panic("configs: a policy registered twice, or without New")
+	}
+	for _, key := range k.Keys {
+		clash := commonKey(key.Name) != nil || key.Name == "transport" || key.Set == nil || key.Get == nil
+		for _, kind := range kinds {
+			clash = clash || kind.key(key.Name) != nil
+		}
+		if clash {
+			panic(fmt.Sprintf("configs: policy key %q taken, or without Set or Get", key.Name))
+		}
+	}
+	policy = &k
 }
 
 // Transports lists the registered transport names, sorted.
@@ -88,7 +116,11 @@ func KeysOf(transport string) []string {
 		return nil
 	}
 	var names []string
-	for _, key := range slices.Concat(k.Keys, commonKeys()) {
+	keys := slices.Concat(k.Keys, commonKeys())
+	if policy != nil {
+		keys = append(keys, policy.Keys...)
+	}
+	for _, key := range keys {
 		names = append(names, key.Name)
 	}
 	slices.Sort(names)
@@ -114,6 +146,9 @@ func Help() string {
 	for _, k := range kinds {
 		all = append(all, k.Keys...)
 	}
+	if policy != nil {
+		all = append(all, policy.Keys...)
+	}
 	width := 0
 	for _, key := range slices.Concat(all, commonKeys()) {
 		width = max(width, len(key.Name)+1+len(key.Value))
@@ -138,6 +173,10 @@ func Help() string {
 	}
 	b.WriteString("  every transport:\n")
 	list(commonKeys())
+	if policy != nil {
+		fmt.Fprintf(&b, "  every transport, %s:\n", policy.Summary)
+		list(policy.Keys)
+	}
 	for _, name := range Transports() {
 		k := kinds[name]
 		fmt.Fprintf(&b, "  %s: %s\n", k.Name, k.Summary)

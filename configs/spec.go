@@ -21,6 +21,11 @@ type Port struct {
 	// Options are the kind's own keys: what its Kind.New made, filled in
 	// by its keys' setters. Nil only in a Port that was not parsed.
 	Options Options
+
+	// Policy is what the switch does with the port's frames (split horizon,
+	// flooding, limits): the registered policy's options, which every kind
+	// takes. Nil when no policy is registered.
+	Policy Options
 }
 
 // Limits of the keys every port takes. depth is capped by UIO_MAXIOV, the
@@ -87,6 +92,9 @@ func NewPort(kv [][2]string) (Port, error) {
 		return Port{}, fmt.Errorf("unknown transport %q (known transports: %s)", p.Transport, strings.Join(Transports(), ", "))
 	}
 	p.Options = kind.New()
+	if policy != nil {
+		p.Policy = policy.New()
+	}
 	for _, pair := range kv {
 		name, v := pair[0], pair[1]
 		if name == "transport" {
@@ -95,6 +103,9 @@ func NewPort(kv [][2]string) (Port, error) {
 		key, o := kind.key(name), p.Options
 		if key == nil {
 			key, o = commonKey(name), &p
+		}
+		if key == nil && policy != nil {
+			key, o = policy.key(name), p.Policy
 		}
 		switch {
 		case key == nil:
@@ -116,6 +127,11 @@ func NewPort(kv [][2]string) (Port, error) {
 	}
 	if kind.Check != nil {
 		if err := kind.Check(p.Options, seen); err != nil {
+			return Port{}, err
+		}
+	}
+	if policy != nil && policy.Check != nil {
+		if err := policy.Check(p.Policy, seen); err != nil {
 			return Port{}, err
 		}
 	}
@@ -189,7 +205,8 @@ func (p Port) With(kv ...[2]string) (Port, error) {
 }
 
 // pairs lists what p sets in the order String renders it: transport, name
-// and switch, the kind's keys in the kind's order, depth and mtu.
+// and switch, the kind's keys in the kind's order, the policy's, depth and
+// mtu.
 func (p Port) pairs() [][2]string {
 	kv := [][2]string{{"transport", p.Transport}}
 	add := func(keys []Key, o Options) {
@@ -202,6 +219,9 @@ func (p Port) pairs() [][2]string {
 	add(leadKeys, &p)
 	if kind := kinds[p.Transport]; kind != nil && p.Options != nil {
 		add(kind.Keys, p.Options)
+	}
+	if policy != nil && p.Policy != nil {
+		add(policy.Keys, p.Policy)
 	}
 	add(trailKeys, &p)
 	return kv

@@ -37,7 +37,8 @@ type Domain struct {
 	table   *MACTable
 	mirrors mirrorList
 	ev      evictionLog
-	removed bool // guarded by sw.mu
+	removed bool              // guarded by sw.mu
+	groups  map[string]uint16 // split horizon groups' ids; guarded by sw.mu
 }
 
 // NewDomain adds an empty domain.

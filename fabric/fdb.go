@@ -72,6 +72,34 @@ func (t *MACTable) Entries(now int64) []MACEntry {
 	return out
 }
 
+// LearnLimited is Learn for a port that may hold at most limit addresses:
+// an address new to the port (or moving to it) is refused, and false
+// returned, while the port holds limit. Only such addresses pay for the
+// count.
+func (t *MACTable) LearnLimited(mac frame.MAC, ref portRef, now int64, limit int) bool {
+	sh := t.shard(mac)
+	sh.mu.RLock()
+	e := sh.m[mac]
+	sh.mu.RUnlock()
+	if e == nil || (!e.static.Load() && portRef(e.ref.Load()).id() != ref.id()) {
+		if t.learnedOn(ref.id()) >= limit {
+			return false
+		}
+	}
+	t.Learn(mac, ref, now)
+	return true
+}
+
+// learnedOn is how many addresses port id holds.
+func (t *MACTable) learnedOn(id frame.PortID) int {
+	t.lru.Lock()
+	defer t.lru.Unlock()
+	if int(id) < len(t.lru.ports) {
+		return t.lru.ports[id].n
+	}
+	return 0
+}
+
 // Flush forgets every learned address; static entries stay. It returns how
 // many it removed.
 func (t *MACTable) Flush() int {

@@ -59,13 +59,14 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 	now := f.sw.clock.Load()
 
 	var (
-		run    rxRun
-		in     *portEntry
-		dom    *Domain // of in: its table, mirrors and flood list
-		hub    bool
-		table  *MACTable
-		flood  []*portEntry
-		learnt struct { // last source learned: a batch usually has one sender
+		run     rxRun
+		in      *portEntry
+		dom     *Domain // of in: its table, mirrors and flood list
+		hub     bool
+		table   *MACTable
+		flood   []*portEntry
+		policed bool     // a port of dom has a policy
+		learnt  struct { // last source learned: a batch usually has one sender
 			mac frame.MAC
 			in  *portEntry
 		}
@@ -84,7 +85,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 			run.e = in
 			if in.dom != dom { // a shared socket feeds ports of several domains
 				dom = in.dom
-				hub, table, flood = dom.hub.Load(), dom.table, set.flood[dom.idx]
+				hub, table, flood, policed = dom.hub.Load(), dom.table, set.flood[dom.idx], set.policed[dom.idx]
 				f.mirrors = dom.mirrors.active()
 				learnt.in, memo.valid = nil, false
 			}
@@ -113,9 +114,21 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 		if f.mirrors != nil {
 			mirrorAll(f.mirrors, in, DirIn, fr)
 		}
+		pol := in.pol // nil for a port without policy: every check below is skipped
+		if pol != nil && pol.noLinkLocal && isLinkLocal(frame.DstMAC(fr)) {
+			in.stats.drop(DropLinkLocal, 1)
+			continue
+		}
 		if !hub {
 			if src := frame.SrcMAC(fr); !src.IsMulticast() && (src != learnt.mac || in != learnt.in) {
-				table.Learn(src, in.ref, now)
+				if pol != nil && pol.macLimit > 0 {
+					if !table.LearnLimited(src, in.ref, now, pol.macLimit) {
+						in.stats.drop(DropMACLimit, 1) // not remembered: its next frame is checked again
+						continue
+					}
+				} else {
+					table.Learn(src, in.ref, now)
+				}
 				learnt.mac, learnt.in = src, in
 				memo.valid = false // the frame may have taught us the memoised destination
 			}
@@ -125,17 +138,33 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 					memo.out = set.resolve(table.Lookup(dst, now))
 				}
 				if out := memo.out; out != nil {
-					if out == in {
+					switch {
+					case out == in:
 						in.stats.drop(DropHairpin, 1) // never send a frame back where it came from
-					} else {
+					case (pol != nil || out.pol != nil) && apart(pol, out.pol):
+						in.stats.drop(apartReason(pol, out.pol), 1)
+					default:
 						f.stage(out, i, size)
 					}
 					continue
 				}
 			}
 		}
-		for _, out := range flood { // flood: broadcast, multicast, unknown unicast, hub
-			if out != in {
+		// Flood: broadcast, multicast, unknown unicast, and everything in a hub.
+		if pol != nil && pol.storm != nil && !pol.storm.take(f.sw.now()) {
+			in.stats.drop(DropStorm, 1)
+			continue
+		}
+		if !policed {
+			for _, out := range flood {
+				if out != in {
+					f.stage(out, i, size)
+				}
+			}
+			continue
+		}
+		for _, out := range flood {
+			if out != in && floodsTo(pol, out.pol, frame.DstMAC(fr)) {
 				f.stage(out, i, size)
 			}
 		}

@@ -25,11 +25,16 @@ const (
 	DropFiltered                // the port's BPF filter refused it in the kernel
 	DropRxOverrun               // the kernel's receive queue for the port was full
 	DropSlowReceiver            // destination was full and slow: nobody waits for it (slow.go)
+	DropSplitHorizon            // destination is in the ingress port's split horizon group
+	DropIsolated                // ingress and destination ports are both isolated
+	DropMACLimit                // a new source address on a port that learned its mac_limit
+	DropStorm                   // a flooded frame past the port's storm= rate
+	DropLinkLocal               // a link-local frame (STP, LACP, LLDP) on a port with link_local=0
 	NumDropReasons
 )
 
 var dropNames = [NumDropReasons]string{"invalid", "empty", "runt", "oversize", "tx-oversize", "hairpin", "tx-full", "tx-error",
-	"decap", "bad-key", "filtered", "rx-overrun", "slow-receiver"}
+	"decap", "bad-key", "filtered", "rx-overrun", "slow-receiver", "split-horizon", "isolated", "mac-limit", "storm", "link-local"}
 
 // KernelDropper is implemented by ports whose frames can be dropped in the
 // kernel before the switch reads them (a socket filter, a full queue). The

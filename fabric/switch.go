@@ -62,6 +62,7 @@ type portEntry struct {
 	dom      *Domain
 	name     string
 	maxFrame int
+	pol      *portPolicy // nil: no policy (the common case)
 	stats    *counters
 	// stalled is set when the port stayed full past the hold bound and
 	// cleared as soon as it takes a frame again: while set, readers drop
@@ -79,6 +80,9 @@ type portSet struct {
 	byID  []*portEntry   // indexed by PortID, nil where free
 	live  []*portEntry   // attached ports in id order
 	flood [][]*portEntry // by Domain.idx: its attached ports in id order
+	// policed, by Domain.idx, says whether a port of the domain has a
+	// policy: floods in a domain without one take the plain loop.
+	policed []bool
 }
 
 func (s *portSet) get(id frame.PortID) *portEntry {
@@ -155,6 +159,7 @@ func (s *Switch) Default() *Domain { return s.def }
 type PortOptions struct {
 	Domain *Domain // nil: the default domain
 	Name   string  // for logs and counters; empty: the port's own Name
+	Policy Policy
 }
 
 // Attach adds p as a new port of the default domain.
@@ -194,7 +199,7 @@ func (s *Switch) AttachWith(p Port, o PortOptions) (frame.PortID, error) {
 		s.gens = append(s.gens, 0)
 	}
 	s.gens[id]++
-	e := &portEntry{id: frame.PortID(id), ref: makeRef(frame.PortID(id), s.gens[id]), port: p, dom: d,
+	e := &portEntry{id: frame.PortID(id), ref: makeRef(frame.PortID(id), s.gens[id]), port: p, dom: d, pol: d.policyFor(o.Policy),
 		name: name, maxFrame: p.MaxFrame(), stats: new(counters)}
 	byID := append([]*portEntry(nil), old.byID...)
 	if id == len(byID) {
@@ -210,11 +215,12 @@ func (s *Switch) AttachWith(p Port, o PortOptions) (frame.PortID, error) {
 // replacePorts publishes a new snapshot with byID as its ports. Caller
 // holds mu.
 func (s *Switch) replacePorts(byID []*portEntry) {
-	next := &portSet{byID: byID, flood: make([][]*portEntry, len(s.domains))}
+	next := &portSet{byID: byID, flood: make([][]*portEntry, len(s.domains)), policed: make([]bool, len(s.domains))}
 	for _, e := range byID {
 		if e != nil {
 			next.live = append(next.live, e)
 			next.flood[e.dom.idx] = append(next.flood[e.dom.idx], e)
+			next.policed[e.dom.idx] = next.policed[e.dom.idx] || e.pol != nil
 		}
 	}
 	s.ports.Store(next)

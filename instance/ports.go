@@ -6,6 +6,7 @@ import (
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/policy"
 )
 
 // isListener says whether a port kind accepts clients, each a port of its
@@ -131,7 +132,7 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 		ps.clients[p] = client
 	}
 	in.mu.Unlock()
-	id, err := in.fab.AttachWith(p, fabric.PortOptions{Domain: ps.sw.dom, Name: name})
+	id, err := in.fab.AttachWith(p, fabric.PortOptions{Domain: ps.sw.dom, Name: name, Policy: policy.Of(ps.spec)})
 	in.mu.Lock()
 	if err != nil {
 		if client != nil {

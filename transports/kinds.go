@@ -2,6 +2,7 @@ package transports
 
 import (
 	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/policy"
 	"github.com/umlswitch/umlswitch/transports/bess"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/gre"
@@ -16,4 +17,5 @@ import (
 // argument (and one more case in Set.open).
 func init() {
 	configs.Register(daemon.Kind, bess.Kind, tap.Kind, raw.Kind, gre.Kind, l2tpv3.Kind, vxlan.Kind)
+	configs.RegisterPolicy(policy.Kind)
 }

@@ -1,0 +1,147 @@
+package fabric
+
+import (
+	"testing"
+	"time"
+
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+// policyRig is a switch whose ports have the given policies.
+func policyRig(t *testing.T, pols ...Policy) *rig {
+	t.Helper()
+	r := &rig{sw: New(Config{Logger: quiet()}), v: frame.NewVector(64, 9000)}
+	for _, p := range pols {
+		fp := newFake("p")
+		id, err := r.sw.AttachWith(fp, PortOptions{Policy: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ports, r.ids = append(r.ports, fp), append(r.ids, id)
+	}
+	r.fw = newForwarder(r.sw, 64)
+	return r
+}
+
+func (r *rig) drops(port int, reason DropReason) uint64 {
+	st, _ := r.sw.PortStats(r.ids[port])
+	return st.Drops[reason]
+}
+
+// A full mesh of three tunnel ports in one split horizon group, and a
+// local port: a flood from a tunnel goes to the local port only, a flood
+// from the local port to every tunnel; unicast between tunnels is dropped.
+func TestSplitHorizon(t *testing.T) {
+	g := Policy{SplitHorizon: "fabric"}
+	r := policyRig(t, g, g, g, Policy{})
+	r.send(r.from(0, frame.Broadcast, macA, 1))
+	if got := r.tags(); string(got[1])+string(got[2]) != "" || string(got[3]) != "\x01" {
+		t.Fatalf("flood from a tunnel: %v", got)
+	}
+	r.send(r.from(3, frame.Broadcast, macB, 2))
+	if got := r.tags(); string(got[0]) != "\x02" || string(got[1]) != "\x02" || string(got[2]) != "\x02" {
+		t.Fatalf("flood from the local port: %v", got)
+	}
+	r.send(r.from(1, macA, macC, 3)) // A was learned on tunnel 0
+	if got := r.tags(); len(got[0]) != 0 || r.drops(1, DropSplitHorizon) != 1 {
+		t.Fatalf("unicast between tunnels: %v, drops %d", got, r.drops(1, DropSplitHorizon))
+	}
+	// A second group is a group of its own.
+	r2 := policyRig(t, g, Policy{SplitHorizon: "other"})
+	r2.send(r2.from(0, frame.Broadcast, macA, 4))
+	if got := r2.tags(); string(got[1]) != "\x04" {
+		t.Fatalf("another group: %v", got)
+	}
+}
+
+func TestIsolatedFloodAndBroadcastKeys(t *testing.T) {
+	iso := Policy{Isolated: true}
+	r := policyRig(t, iso, iso, Policy{}, Policy{NoFlood: true}, Policy{NoBroadcast: true})
+	r.send(r.from(0, frame.Broadcast, macA, 1))
+	got := r.tags()
+	if len(got[1]) != 0 || string(got[2]) != "\x01" || string(got[3]) != "\x01" || len(got[4]) != 0 {
+		t.Fatalf("broadcast from an isolated port: %v", got)
+	}
+	r.send(r.from(2, mcst, macC, 2)) // multicast reaches the broadcast=0 port, not flood-limited ones' business
+	if got := r.tags(); string(got[4]) != "\x02" || string(got[3]) != "\x02" {
+		t.Fatalf("multicast: %v", got)
+	}
+	r.send(r.from(2, macX, macC, 3)) // unknown unicast: not to the flood=0 port
+	if got := r.tags(); len(got[3]) != 0 || string(got[0]) != "\x03" || string(got[4]) != "\x03" {
+		t.Fatalf("unknown unicast: %v", got)
+	}
+	r.send(r.from(1, macA, macB, 4)) // isolated to isolated, known: dropped
+	if got := r.tags(); len(got[0]) != 0 || r.drops(1, DropIsolated) != 1 {
+		t.Fatalf("isolated unicast: %v", got)
+	}
+	r.send(r.from(2, macA, macC, 5)) // to an isolated port from a plain one: fine
+	if got := r.tags(); string(got[0]) != "\x05" {
+		t.Fatalf("plain to isolated: %v", got)
+	}
+}
+
+func TestMACLimit(t *testing.T) {
+	r := policyRig(t, Policy{MACLimit: 2}, Policy{})
+	mac := func(i byte) frame.MAC { return frame.MAC{2, 0, 0, 0, 9, i} }
+	for i := byte(1); i <= 5; i++ {
+		r.send(r.from(0, frame.Broadcast, mac(i), i))
+	}
+	got := r.tags()
+	if string(got[1]) != "\x01\x02" || r.drops(0, DropMACLimit) != 3 || r.sw.Table().Len() != 2 {
+		t.Fatalf("delivered %v, mac-limit drops %d, table %d", got[1], r.drops(0, DropMACLimit), r.sw.Table().Len())
+	}
+	r.send(r.from(0, frame.Broadcast, mac(1), 9)) // a known address still flows
+	if got := r.tags(); string(got[1]) != "\x09" {
+		t.Fatalf("known source after the limit: %v", got)
+	}
+	r.sw.Table().FlushPort(r.ids[0])
+	r.send(r.from(0, frame.Broadcast, mac(3), 10)) // room again
+	if got := r.tags(); string(got[1]) != "\x0a" {
+		t.Fatalf("after a flush: %v", got)
+	}
+}
+
+func TestStormAndLinkLocal(t *testing.T) {
+	r := policyRig(t, Policy{Storm: 10, NoLinkLocal: true}, Policy{})
+	r.sw.start = time.Now() // the bucket starts full: 10 frames
+	var batch []inFrame
+	for i := 0; i < 30; i++ {
+		batch = append(batch, r.from(0, frame.Broadcast, macA, byte(i)))
+	}
+	r.send(batch...)
+	if got := r.tags(); len(got[1]) != 10 || r.drops(0, DropStorm) != 20 {
+		t.Fatalf("storm: %d delivered, %d dropped", len(got[1]), r.drops(0, DropStorm))
+	}
+	r.send(r.from(0, macB, macA, 1)) // unknown unicast is flooded too: limited
+	if r.drops(0, DropStorm) != 21 {
+		t.Fatalf("unknown unicast past the rate: %d", r.drops(0, DropStorm))
+	}
+	r.send(r.from(1, frame.Broadcast, macB, 2)) // B is known now
+	r.tags()
+	r.send(r.from(0, macB, macA, 3)) // known unicast is not limited
+	if got := r.tags(); string(got[1]) != "\x03" {
+		t.Fatalf("known unicast: %v", got)
+	}
+	stp := frame.MAC{0x01, 0x80, 0xc2, 0, 0, 0}
+	r.send(r.from(0, stp, macA, 4), r.from(1, stp, macB, 5))
+	if got := r.tags(); len(got[1]) != 0 || string(got[0]) != "\x05" || r.drops(0, DropLinkLocal) != 1 {
+		t.Fatalf("link-local: %v, drops %d", got, r.drops(0, DropLinkLocal))
+	}
+}
+
+func TestTokenBucket(t *testing.T) {
+	b := newTokenBucket(100)
+	n := 0
+	for b.take(0) {
+		n++
+	}
+	if n != 100 {
+		t.Fatalf("burst %d, want 100", n)
+	}
+	if b.take(int64(5 * time.Millisecond)) {
+		t.Fatal("a token after 5 ms at 100/s")
+	}
+	if !b.take(int64(20 * time.Millisecond)) {
+		t.Fatal("no token after 20 ms")
+	}
+}
