@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netns"
 )
@@ -88,4 +89,29 @@ func (ns *NS) MustRun(t testing.TB, name string, args ...string) string {
 		t.Fatalf("in %s: %s %s: %v: %s", ns.Name, name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// AddLocal6 gives the namespace's loopback the IPv6 addresses addrs (/128,
+// no duplicate address detection) and waits until each is local. The
+// kernel installs an address's local route from a work queue, even with
+// nodad: on a loaded machine a packet sent to the address at once can find
+// no route and vanish.
+func (ns *NS) AddLocal6(t testing.TB, addrs ...string) {
+	t.Helper()
+	for _, a := range addrs {
+		ns.MustRun(t, "ip", "-6", "addr", "add", a+"/128", "dev", "lo", "nodad")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, a := range addrs {
+		for {
+			out, _ := ns.Cmd("ip", "-6", "route", "show", "table", "local", a).CombinedOutput()
+			if strings.HasPrefix(strings.TrimSpace(string(out)), "local "+a) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("in %s: %s never became local: %s", ns.Name, a, out)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }

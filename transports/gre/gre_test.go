@@ -63,8 +63,7 @@ func TestConformance(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			porttest.Run(t, func(t *testing.T) *porttest.Harness {
 				ns := nstest.New(t)
-				ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::2/128", "dev", "lo", "nodad")
-				ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::3/128", "dev", "lo", "nodad")
+				ns.AddLocal6(t, "fd00::2", "fd00::3")
 				local, remote := netip.MustParseAddr(c.local), netip.MustParseAddr(c.peer)
 				reg := porttest.NewCapture(2)
 				tb := tunnel.NewTable(reg, porttest.Quiet())

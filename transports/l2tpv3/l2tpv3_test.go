@@ -58,8 +58,7 @@ func openIn(t testing.TB, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, 
 
 func addrs(t *testing.T) *nstest.NS {
 	ns := nstest.New(t)
-	ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::2/128", "dev", "lo", "nodad")
-	ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::4/128", "dev", "lo", "nodad")
+	ns.AddLocal6(t, "fd00::2", "fd00::4")
 	return ns
 }
 

@@ -76,8 +76,7 @@ func openIn(t testing.TB, ns *nstest.NS, tb *tunnel.Table, reg fabric.Registry, 
 // newNS is a namespace with IPv6 addresses for the switch and a peer on lo.
 func newNS(t testing.TB) *nstest.NS {
 	ns := nstest.New(t)
-	ns.MustRun(t, "ip", "-6", "addr", "add", sw6.String()+"/128", "dev", "lo", "nodad")
-	ns.MustRun(t, "ip", "-6", "addr", "add", peer6.String()+"/128", "dev", "lo", "nodad")
+	ns.AddLocal6(t, sw6.String(), peer6.String())
 	return ns
 }
 
@@ -157,7 +156,7 @@ func TestManyPeersAndVNIsOnOneAddress(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ns := newNS(t)
-			ns.MustRun(t, "ip", "-6", "addr", "add", "fd00::4/128", "dev", "lo", "nodad")
+			ns.AddLocal6(t, "fd00::4")
 			sw, tb := porttest.NewTunnelSwitch(t)
 			ca := Config{Local: c.local, Remote: c.p1, VNI: 7, Depth: 64, MaxFrame: 1518}
 			cb := Config{Local: c.local, Remote: c.p2, VNI: 7, Depth: 64, MaxFrame: 1518}
