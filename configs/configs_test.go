@@ -30,7 +30,7 @@ func TestParsePort(t *testing.T) {
 		{spec: "transport=tap,ifname=tap0", want: "transport=tap,ifname=tap0"},
 		{spec: "ifname=tap0,transport=tap,name=host,switch=red", want: "transport=tap,name=host,switch=red,ifname=tap0"},
 		{spec: "transport=tap,ifname=tap0,foo=1", err: `unknown key "foo" for transport tap (accepted: broadcast, create, depth, flood, ifname, isolated, link_local, mac_limit, mtu, name, owner, persist, queues, split_horizon, storm, switch, up, vnet_hdr)`},
-		{spec: "transport=gree,src=1", err: `unknown transport "gree" (known transports: bess, daemon, gre, l2tpv3, raw, tap, vxlan)`},
+		{spec: "transport=gree,src=1", err: `unknown transport "gree" (known transports: bess, daemon, dgram, gre, l2tpv3, raw, stream, tap, vxlan)`},
 		{spec: "transport=tap,ifname=lab0,create=1,persist=1,owner=1000,up=1,mtu=9000,queues=4",
 			want: "transport=tap,ifname=lab0,create=1,persist=1,owner=1000,up=1,queues=4,mtu=9000"},
 		{spec: "transport=tap,ifname=lab0,create=0,up=no", want: "transport=tap,ifname=lab0"},

@@ -10,9 +10,11 @@ import (
 	_ "github.com/umlswitch/umlswitch/transports" // registers the kinds
 	"github.com/umlswitch/umlswitch/transports/bess"
 	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/dgram"
 	"github.com/umlswitch/umlswitch/transports/gre"
 	"github.com/umlswitch/umlswitch/transports/l2tpv3"
 	"github.com/umlswitch/umlswitch/transports/raw"
+	"github.com/umlswitch/umlswitch/transports/stream"
 	"github.com/umlswitch/umlswitch/transports/tap"
 	"github.com/umlswitch/umlswitch/transports/vxlan"
 )
@@ -41,6 +43,9 @@ func TestKindsToConfig(t *testing.T) {
 				HasCookie: true, Cookie64: true, RxCookie: 5, TxCookie: 0x600000000, Counter: true, PinCounter: true, Depth: depth, MaxFrame: maxFrame}},
 		{"transport=vxlan,src=10.0.0.1,dst=10.0.0.2,vni=7,dstport=8472",
 			vxlan.Config{Local: a("10.0.0.1"), Remote: a("10.0.0.2"), VNI: 7, DstPort: 8472, Depth: depth, MaxFrame: maxFrame}},
+		{"transport=stream,path=/tmp/q.sock,mode=0666", stream.Config{Path: "/tmp/q.sock", Mode: 0o666, Owner: -1, Group: -1, Depth: depth, MaxFrame: maxFrame}},
+		{"transport=stream,host=::1,port=1234,connect=1", stream.Config{Host: "::1", Port: 1234, Connect: true, Owner: -1, Group: -1, Depth: depth, MaxFrame: maxFrame}},
+		{"transport=dgram,path=/tmp/sw,peer=/tmp/q,owner=7", dgram.Config{Path: "/tmp/sw", Peer: "/tmp/q", Owner: 7, Group: -1, Depth: depth, MaxFrame: maxFrame}},
 	} {
 		p, err := configs.ParsePort(c.spec)
 		if err != nil {
@@ -62,12 +67,16 @@ func TestKindsToConfig(t *testing.T) {
 			got = o.Config(depth, maxFrame)
 		case *vxlan.Options:
 			got = o.Config(depth, maxFrame)
+		case *stream.Options:
+			got = o.Config(depth, maxFrame, nil)
+		case *dgram.Options:
+			got = o.Config(depth, maxFrame, nil)
 		}
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", c.spec, got, c.want)
 		}
 	}
-	if got := configs.Transports(); !reflect.DeepEqual(got, []string{"bess", "daemon", "gre", "l2tpv3", "raw", "tap", "vxlan"}) {
+	if got := configs.Transports(); !reflect.DeepEqual(got, []string{"bess", "daemon", "dgram", "gre", "l2tpv3", "raw", "stream", "tap", "vxlan"}) {
 		t.Errorf("registered %v", got)
 	}
 }
@@ -89,6 +98,28 @@ func TestDaemonAPI(t *testing.T) {
 		o := p.Options.(*daemon.Options)
 		if cfg := o.Config(1, 1518, nil, handoff); (cfg.Handoff != nil) != want.handoff || o.ReadOnly() != want.readOnly {
 			t.Errorf("%s: handoff %v, read-only %v", spec, cfg.Handoff != nil, o.ReadOnly())
+		}
+	}
+}
+
+// A stream port is a unix path or a TCP port, and takes socket file keys
+// only as a unix listener.
+func TestStreamSpecs(t *testing.T) {
+	for spec, ok := range map[string]bool{
+		"transport=stream,path=/q":                   true,
+		"transport=stream,port=5555":                 true,
+		"transport=stream,host=10.0.0.1,port=5555":   true,
+		"transport=stream":                           false,
+		"transport=stream,path=/q,port=5555":         false,
+		"transport=stream,path=/q,host=10.0.0.1":     false,
+		"transport=stream,port=5555,owner=1":         false,
+		"transport=stream,path=/q,connect=1,group=1": false,
+		"transport=stream,port=0":                    false,
+		"transport=dgram,path=/a":                    false,
+		"transport=dgram,path=/a,peer=/b,mode=0666":  true,
+	} {
+		if _, err := configs.ParsePort(spec); (err == nil) != ok {
+			t.Errorf("%s: %v", spec, err)
 		}
 	}
 }

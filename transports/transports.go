@@ -17,9 +17,11 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/transports/bess"
 	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/dgram"
 	"github.com/umlswitch/umlswitch/transports/gre"
 	"github.com/umlswitch/umlswitch/transports/l2tpv3"
 	"github.com/umlswitch/umlswitch/transports/raw"
+	"github.com/umlswitch/umlswitch/transports/stream"
 	"github.com/umlswitch/umlswitch/transports/tap"
 	"github.com/umlswitch/umlswitch/transports/vxlan"
 	"github.com/umlswitch/umlswitch/tunnel"
@@ -149,6 +151,22 @@ func (s *Set) open(p configs.Port, reg fabric.Registry, d Defaults) (*Opened, er
 			return nil, err
 		}
 		o.c = detacher{reg, tp}
+	case *stream.Options:
+		t, err := stream.Open(opts.Config(depth, maxFrame, s.log))
+		if err != nil {
+			return nil, err
+		}
+		t.Start(reg)
+		o.c, o.path = t, t.Path()
+	case *dgram.Options:
+		dp, err := dgram.Open(opts.Config(depth, maxFrame, s.log))
+		if err != nil {
+			return nil, err
+		}
+		one := func(id frame.PortID) []fabric.Receiver { return []fabric.Receiver{dp.Receiver(id)} }
+		if o.c, err = attach(reg, dp, one); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("port %s: transport %q is not wired", p, p.Transport)
 	}

@@ -28,7 +28,7 @@ func TestBadArguments(t *testing.T) {
 	}{
 		{[]string{"-nosuchflag"}, []string{"flag provided but not defined: -nosuchflag", "umlswitch -h"}},
 		{[]string{"-port", "transport=tap,ifname=t0,colour=red"}, []string{`unknown key "colour" for transport tap`, "accepted: broadcast, create, depth, flood, ifname, isolated, link_local, mac_limit, mtu, name, owner, persist, queues, split_horizon, storm, switch, up, vnet_hdr"}},
-		{[]string{"-port", "transport=gree,src=1"}, []string{`unknown transport "gree"`, "known transports: bess, daemon, gre, l2tpv3, raw, tap, vxlan"}},
+		{[]string{"-port", "transport=gree,src=1"}, []string{`unknown transport "gree"`, "known transports: bess, daemon, dgram, gre, l2tpv3, raw, stream, tap, vxlan"}},
 		{[]string{"-port", "transport=daemon"}, []string{"transport daemon needs path="}},
 		{[]string{"-tap", "a-name-longer-than-15"}, []string{"-tap", "longer than 15 bytes"}},
 		{[]string{"-mtu", "10"}, []string{"-mtu: 10 is out of range 68..65517"}},

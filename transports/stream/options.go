@@ -1,0 +1,65 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
+)
+
+// Options are a stream port's keys (transport=stream,...).
+type Options struct {
+	Path    string
+	Host    string
+	Port    int
+	Connect bool
+	unixsock.Access
+}
+
+// Kind declares the stream transport's keys; package transports registers
+// it.
+var Kind = configs.Kind{
+	Name: "stream",
+	Summary: "QEMU's -netdev stream (and -netdev socket): frames behind a 4-byte length on a unix or TCP stream; " +
+		"listening, each QEMU that connects a port of its own, or connect=1 to a QEMU that listens (server=on)",
+	New: func() configs.Options { return &Options{Access: unixsock.NoOwner} },
+	Keys: slices.Concat([]configs.Key{
+		configs.Text("path", "PATH", "the unix socket (QEMU's addr.path=), at most 107 bytes; or host= and port=",
+			func(o *Options) *string { return &o.Path }, checkPath),
+		configs.Text("host", "HOST", "the TCP address to listen on or connect to (QEMU's addr.host=)",
+			func(o *Options) *string { return &o.Host }, nil).WithDefault("127.0.0.1"),
+		configs.Value("port", "N", "the TCP port (QEMU's addr.port=, or socket's listen=/connect= port)",
+			func(o *Options) *int { return &o.Port }, configs.Range(1, 65535), configs.Decimal[int]),
+		configs.Flag("connect", "connect to a QEMU that listens (server=on, or socket,listen=), again whenever it goes away",
+			func(o *Options) *bool { return &o.Connect }).WithDefault("listen"),
+	}, unixsock.AccessKeys(func(o *Options) *unixsock.Access { return &o.Access })),
+	Check: func(o configs.Options, seen map[string]bool) error {
+		s := o.(*Options)
+		switch {
+		case (s.Path == "") == (s.Port == 0):
+			return errors.New("give path= (a unix socket) or port= (TCP), not both")
+		case s.Path != "" && seen["host"]:
+			return errors.New("host= goes with port=, not with path=")
+		case (s.Port != 0 || s.Connect) && (seen["owner"] || seen["group"]):
+			// mode= is let through: -mode sets it on every port that takes it.
+			return errors.New("owner= and group= are for a unix socket the switch listens on")
+		}
+		return nil
+	},
+}
+
+func checkPath(v string) error {
+	if len(v) > 107 {
+		return fmt.Errorf("path is %d bytes: a unix socket path holds 107", len(v))
+	}
+	return nil
+}
+
+// Config is the listener or connecting port o describes.
+func (o *Options) Config(depth, maxFrame int, log *slog.Logger) Config {
+	return Config{Path: o.Path, Host: o.Host, Port: o.Port, Connect: o.Connect, Mode: o.Mode, Owner: o.UID, Group: o.GID,
+		Depth: depth, MaxFrame: maxFrame, Logger: log}
+}

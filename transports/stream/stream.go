@@ -1,0 +1,582 @@
+// Package stream serves QEMU's stream socket backends: -netdev stream (and
+// the legacy -netdev socket,connect=/listen=), which carry each frame behind
+// its length, 4 bytes big-endian, over a unix or TCP stream socket. The
+// switch either listens, and every QEMU that connects is a port of its own
+// until it closes, or connects to a QEMU that listens (server=on) and
+// connects again whenever it goes away.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
+)
+
+// Config describes a listener or a connecting port.
+type Config struct {
+	Path    string // a unix socket; or
+	Host    string // a TCP address (default 127.0.0.1)
+	Port    int    // and port
+	Connect bool   // connect to a listening QEMU instead of listening
+	// For a listening unix socket: chmod (0 keeps the umask's) and chown
+	// (-1, or 0 with Group 0, keeps the switch's).
+	Mode     os.FileMode
+	Owner    int
+	Group    int
+	Depth    int
+	MaxFrame int
+	Logger   *slog.Logger
+	// Backoff bounds the waits between attempts to connect; zero values
+	// mean 100 ms and 2 s.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Transport is a listener or a connecting port.
+type Transport interface {
+	// Start attaches the ports to reg as QEMUs connect (or are reached).
+	Start(reg fabric.Registry)
+	// Path is the unix socket a listener listens on, empty otherwise.
+	Path() string
+	// Close detaches every port and stops listening or connecting.
+	Close() error
+}
+
+// Open binds the listener or prepares the connecting port cfg describes;
+// nothing is accepted or connected before Start.
+func Open(cfg Config) (Transport, error) {
+	if cfg.Depth <= 0 {
+		cfg.Depth = 64
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = frame.MaxFrameForMTU(frame.DefaultMTU)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(2*time.Second, cfg.MinBackoff)
+	}
+	a, err := resolve(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("stream: %w", err)
+	}
+	if cfg.Connect {
+		return newDialer(cfg, a), nil
+	}
+	return listen(cfg, a)
+}
+
+// addr is where the socket listens or connects.
+type addr struct {
+	unix bool
+	path unixsock.Addr
+	ip   netip.AddrPort
+	name string // for logs and port names
+}
+
+func resolve(cfg Config) (addr, error) {
+	if cfg.Path != "" {
+		a, err := unixsock.FromPath(cfg.Path)
+		return addr{unix: true, path: a, name: cfg.Path}, err
+	}
+	host := cfg.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		ips, lerr := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
+		if lerr != nil || len(ips) == 0 {
+			return addr{}, fmt.Errorf("host %q: %v", host, lerr)
+		}
+		ip = ips[0]
+	}
+	ap := netip.AddrPortFrom(ip.Unmap(), uint16(cfg.Port))
+	return addr{ip: ap, name: ap.String()}, nil
+}
+
+// socket makes a non-blocking stream socket of a's family.
+func (a addr) socket() (int, error) {
+	family := unix.AF_UNIX
+	if !a.unix {
+		family = unix.AF_INET
+		if a.ip.Addr().Is6() {
+			family = unix.AF_INET6
+		}
+	}
+	return unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+}
+
+func (a addr) sockaddr() unix.Sockaddr {
+	if a.ip.Addr().Is4() {
+		return &unix.SockaddrInet4{Port: int(a.ip.Port()), Addr: a.ip.Addr().As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(a.ip.Port()), Addr: a.ip.Addr().As16()}
+}
+
+func (a addr) bind(fd int) error {
+	if a.unix {
+		return unixsock.Bind(fd, &a.path)
+	}
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	return unix.Bind(fd, a.sockaddr())
+}
+
+func (a addr) connect(fd int) error {
+	if a.unix {
+		return unixsock.Connect(fd, &a.path)
+	}
+	return unix.Connect(fd, a.sockaddr())
+}
+
+// tune readies a connected socket: TCP sends every frame at once.
+func (a addr) tune(fd int) {
+	if !a.unix {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+}
+
+// Listener accepts QEMUs; each connection is a port until it closes.
+type Listener struct {
+	cfg  Config
+	addr addr
+	log  *slog.Logger
+	ln   *pollfd.FD
+	reg  fabric.Registry
+	seq  atomic.Uint64
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	live map[*Port]struct{} // guarded by mu
+	done bool               // guarded by mu
+	left chan struct{}      // a port was dropped (capacity 1)
+
+	// accept state, the accept goroutine only
+	acceptFn func(uintptr) bool
+	newFd    int
+	peer     string
+	acceptEr error
+	ports    []*Port
+}
+
+// maxHungUp bounds the ports of peers that have closed but are not yet
+// detached (see package bess): past it nobody is accepted until they go.
+const maxHungUp = 8
+
+func listen(cfg Config, a addr) (*Listener, error) {
+	if a.unix {
+		if err := unixsock.ClearStale(cfg.Path, "unix"); err != nil {
+			return nil, fmt.Errorf("stream: %w", err)
+		}
+	}
+	fd, err := a.socket()
+	if err != nil {
+		return nil, fmt.Errorf("stream: %w", err)
+	}
+	fail := func(what string, err error) (*Listener, error) {
+		unix.Close(fd)
+		if a.unix && what != "bind" {
+			os.Remove(cfg.Path)
+		}
+		return nil, fmt.Errorf("stream: %s %s: %w", what, a.name, err)
+	}
+	if err := a.bind(fd); err != nil {
+		return fail("bind", err)
+	}
+	if err := unix.Listen(fd, 64); err != nil {
+		return fail("listen", err)
+	}
+	if a.unix {
+		if cfg.Owner == 0 && cfg.Group == 0 {
+			cfg.Owner, cfg.Group = -1, -1
+		}
+		if err := (unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}).Apply(cfg.Path); err != nil {
+			return fail("access", err)
+		}
+	}
+	ln, err := pollfd.New(fd, "stream "+a.name)
+	if err != nil {
+		if a.unix {
+			os.Remove(cfg.Path)
+		}
+		return nil, err
+	}
+	l := &Listener{cfg: cfg, addr: a, log: cfg.Logger, ln: ln, live: make(map[*Port]struct{}), left: make(chan struct{}, 1)}
+	l.acceptFn = l.accept
+	return l, nil
+}
+
+// Path implements Transport.
+func (l *Listener) Path() string {
+	if l.addr.unix {
+		return l.cfg.Path
+	}
+	return ""
+}
+
+// Addr is where the listener listens: its path or its TCP address (with
+// the port the kernel chose for port 0).
+func (l *Listener) Addr() string {
+	if l.addr.unix {
+		return l.cfg.Path
+	}
+	fd, ok := l.ln.Borrow()
+	if !ok {
+		return l.addr.name
+	}
+	defer l.ln.Return()
+	switch sa, _ := unix.Getsockname(fd); sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
+	}
+	return l.addr.name
+}
+
+// Start implements Transport.
+func (l *Listener) Start(reg fabric.Registry) {
+	l.reg = reg
+	l.wg.Add(1)
+	go l.acceptLoop()
+	l.log.Info("listening", "transport", "stream", "addr", l.Addr())
+}
+
+func (l *Listener) accept(lfd uintptr) bool {
+	nfd, sa, err := unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return false
+	}
+	l.newFd, l.acceptEr, l.peer = nfd, err, ""
+	switch sa := sa.(type) {
+	case *unix.SockaddrUnix:
+		l.peer = sa.Name
+	case *unix.SockaddrInet4:
+		l.peer = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrInet6:
+		l.peer = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
+	}
+	return true
+}
+
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	for {
+		l.waitForHungUp(wait)
+		if err := l.ln.Read(l.acceptFn); err != nil {
+			return // closed
+		}
+		if l.acceptEr != nil {
+			l.log.Warn("accept", "addr", l.addr.name, "err", l.acceptEr)
+			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
+			continue
+		}
+		l.addr.tune(l.newFd)
+		l.serve(l.newFd, l.peer)
+	}
+}
+
+// waitForHungUp returns once at most maxHungUp of the listener's ports
+// have a peer that closed, rechecking when a port is dropped and every
+// 10 ms (Close also wakes it).
+func (l *Listener) waitForHungUp(wait *time.Timer) {
+	for {
+		l.mu.Lock()
+		if l.done || len(l.live) <= maxHungUp {
+			l.mu.Unlock()
+			return
+		}
+		l.ports = l.ports[:0]
+		for p := range l.live {
+			l.ports = append(l.ports, p)
+		}
+		l.mu.Unlock()
+		hungUp := 0
+		for _, p := range l.ports {
+			if p.hungUp() {
+				hungUp++
+			}
+		}
+		clear(l.ports) // hold no port past its detach
+		if hungUp <= maxHungUp {
+			return
+		}
+		wait.Reset(10 * time.Millisecond)
+		select {
+		case <-l.left:
+		case <-wait.C:
+		}
+	}
+}
+
+// serve makes the connection a port, detached when the peer closes.
+func (l *Listener) serve(fd int, peer string) {
+	seq := l.seq.Add(1)
+	label := peer
+	if label == "" {
+		label = "unbound"
+	}
+	var port *Port
+	port, err := NewPort(fd, PortConfig{
+		Name:     fmt.Sprintf("stream#%d %s", seq, label),
+		Depth:    l.cfg.Depth,
+		MaxFrame: l.cfg.MaxFrame,
+		Logger:   l.log,
+		OnEOF:    func() { l.log.Debug("stream peer closed", "addr", l.addr.name, "peer", label); l.drop(port) },
+	})
+	if err != nil {
+		unix.Close(fd)
+		l.log.Warn("stream connection", "addr", l.addr.name, "err", err)
+		return
+	}
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		port.Close()
+		return
+	}
+	l.live[port] = struct{}{}
+	l.mu.Unlock()
+	id, err := l.reg.Attach(port)
+	if err != nil {
+		l.drop(port)
+		l.log.Warn("stream connection refused", "addr", l.addr.name, "peer", label, "err", err)
+		return
+	}
+	l.reg.Serve(port.Receiver(id))
+}
+
+// drop detaches and forgets a port.
+func (l *Listener) drop(p *Port) {
+	l.reg.Detach(p)
+	p.Close()
+	l.mu.Lock()
+	delete(l.live, p)
+	l.mu.Unlock()
+	select {
+	case l.left <- struct{}{}:
+	default:
+	}
+}
+
+// Close implements Transport: it stops accepting, detaches every port and
+// removes a unix socket file.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return nil
+	}
+	l.done = true
+	select { // wake an accept loop waiting for hung-up ports to go
+	case l.left <- struct{}{}:
+	default:
+	}
+	ports := make([]*Port, 0, len(l.live))
+	for p := range l.live {
+		ports = append(ports, p)
+	}
+	l.mu.Unlock()
+	err := l.ln.Close(nil)
+	l.wg.Wait()
+	for _, p := range ports {
+		if l.reg != nil {
+			l.reg.Detach(p)
+		}
+		p.Close()
+	}
+	if l.addr.unix {
+		if rerr := os.Remove(l.cfg.Path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// Dialer connects to a QEMU that listens and connects again, after a
+// backoff, whenever the connection ends or cannot be made.
+type Dialer struct {
+	cfg  Config
+	addr addr
+	log  *slog.Logger
+	reg  fabric.Registry
+	stop chan struct{}
+	gone chan struct{} // the connection ended (capacity 1)
+	wg   sync.WaitGroup
+	seq  int
+
+	mu   sync.Mutex
+	port *Port // the connection's port, nil between connections
+	done bool
+}
+
+func newDialer(cfg Config, a addr) *Dialer {
+	return &Dialer{cfg: cfg, addr: a, log: cfg.Logger, stop: make(chan struct{}), gone: make(chan struct{}, 1)}
+}
+
+// Path implements Transport: a dialer listens on nothing.
+func (d *Dialer) Path() string { return "" }
+
+// Start implements Transport.
+func (d *Dialer) Start(reg fabric.Registry) {
+	d.reg = reg
+	d.wg.Add(1)
+	go d.loop()
+}
+
+func (d *Dialer) loop() {
+	defer d.wg.Done()
+	backoff := d.cfg.MinBackoff
+	failing := false
+	for {
+		fd, err := d.dial()
+		switch {
+		case err != nil:
+			if !failing {
+				d.log.Info("stream: cannot connect, retrying", "addr", d.addr.name, "err", err)
+				failing = true
+			}
+		case d.attach(fd):
+			failing = false
+			backoff = d.cfg.MinBackoff
+			select {
+			case <-d.gone:
+			case <-d.stop:
+				return
+			}
+		}
+		select {
+		case <-d.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, d.cfg.MaxBackoff)
+	}
+}
+
+// dial connects, waiting up to a second for a TCP handshake.
+func (d *Dialer) dial() (int, error) {
+	fd, err := d.addr.socket()
+	if err != nil {
+		return -1, err
+	}
+	err = d.addr.connect(fd)
+	if err == unix.EINPROGRESS {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		for deadline := time.Now().Add(time.Second); err == unix.EINPROGRESS; {
+			if time.Now().After(deadline) {
+				err = unix.ETIMEDOUT
+				break
+			}
+			select {
+			case <-d.stop:
+				err = net.ErrClosed
+			default:
+			}
+			if n, _ := unix.Poll(pfd, 100); n > 0 {
+				var soerr int
+				soerr, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+				if err == nil && soerr != 0 {
+					err = unix.Errno(soerr)
+				}
+			}
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	d.addr.tune(fd)
+	return fd, nil
+}
+
+// attach makes the connection a port; false if it could not.
+func (d *Dialer) attach(fd int) bool {
+	d.seq++
+	var port *Port
+	port, err := NewPort(fd, PortConfig{
+		Name:     fmt.Sprintf("stream %s #%d", d.addr.name, d.seq),
+		Depth:    d.cfg.Depth,
+		MaxFrame: d.cfg.MaxFrame,
+		Logger:   d.log,
+		OnEOF:    func() { d.drop(port) },
+	})
+	if err != nil {
+		unix.Close(fd)
+		d.log.Warn("stream connection", "addr", d.addr.name, "err", err)
+		return false
+	}
+	d.mu.Lock()
+	if d.done {
+		d.mu.Unlock()
+		port.Close()
+		return false
+	}
+	d.port = port
+	d.mu.Unlock()
+	id, err := d.reg.Attach(port)
+	if err != nil {
+		d.drop(port)
+		d.log.Warn("stream connection refused", "addr", d.addr.name, "err", err)
+		return false
+	}
+	d.log.Info("stream connected", "addr", d.addr.name)
+	d.reg.Serve(port.Receiver(id))
+	return true
+}
+
+// drop detaches the connection's port and wakes the loop to connect again.
+func (d *Dialer) drop(p *Port) {
+	d.reg.Detach(p)
+	p.Close()
+	d.mu.Lock()
+	if d.port == p {
+		d.port = nil
+	}
+	d.mu.Unlock()
+	d.log.Info("stream connection ended", "addr", d.addr.name)
+	select {
+	case d.gone <- struct{}{}:
+	default:
+	}
+}
+
+// Close implements Transport.
+func (d *Dialer) Close() error {
+	d.mu.Lock()
+	if d.done {
+		d.mu.Unlock()
+		return nil
+	}
+	d.done = true
+	p := d.port
+	d.port = nil
+	d.mu.Unlock()
+	close(d.stop)
+	d.wg.Wait()
+	if p != nil {
+		if d.reg != nil {
+			d.reg.Detach(p)
+		}
+		p.Close()
+	}
+	return nil
+}
