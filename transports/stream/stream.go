@@ -331,7 +331,7 @@ func (l *Listener) waitForHungUp(wait *time.Timer) {
 func (l *Listener) serve(fd int, peer string) {
 	seq := l.seq.Add(1)
 	label := peer
-	if label == "" {
+	if label == "" || label == "@" { // an unbound unix client
 		label = "unbound"
 	}
 	var port *Port
