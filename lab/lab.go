@@ -86,7 +86,7 @@ func Parse(r io.Reader) (*Lab, error) {
 		}
 		key, value, ok := strings.Cut(line, "=")
 		if !ok {
-			return nil, fmt.Errorf("lab.conf line %d: %q is not KEY=VALUE", n, line)
+			return nil, fmt.Errorf("line %d: %q is not KEY=VALUE", n, line)
 		}
 		m := ifaceKey.FindStringSubmatch(strings.TrimSpace(key))
 		if m == nil {
@@ -94,7 +94,7 @@ func Parse(r io.Reader) (*Lab, error) {
 		}
 		iface, err := parseInterface(m[1], m[2], value)
 		if err != nil {
-			return nil, fmt.Errorf("lab.conf line %d: %w", n, err)
+			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
 		iface.Line = n
 		mach := byName[m[1]]
@@ -103,12 +103,12 @@ func Parse(r io.Reader) (*Lab, error) {
 			byName[m[1]] = mach
 		}
 		if i := slices.IndexFunc(mach.Interfaces, func(x Interface) bool { return x.Index == iface.Index }); i >= 0 {
-			return nil, fmt.Errorf("lab.conf line %d: %s[%d] given twice (first on line %d)", n, mach.Name, iface.Index, mach.Interfaces[i].Line)
+			return nil, fmt.Errorf("line %d: %s[%d] given twice (first on line %d)", n, mach.Name, iface.Index, mach.Interfaces[i].Line)
 		}
 		mach.Interfaces = append(mach.Interfaces, iface)
 	}
 	if err := s.Err(); err != nil {
-		return nil, fmt.Errorf("lab.conf: %w", err)
+		return nil, err
 	}
 	l := &Lab{}
 	for _, m := range byName {
@@ -181,22 +181,22 @@ func (l *Lab) ParseExt(r io.Reader) error {
 		}
 		f := strings.Fields(line)
 		if len(f) != 2 {
-			return fmt.Errorf("lab.ext line %d: %q is not DOMAIN INTERFACE", n, line)
+			return fmt.Errorf("line %d: %q is not DOMAIN INTERFACE", n, line)
 		}
 		b := Bridge{Domain: f[0], Ifname: f[1], Line: n}
 		if !slices.Contains(domains, b.Domain) {
-			return fmt.Errorf("lab.ext line %d: no machine of lab.conf is on collision domain %q", n, b.Domain)
+			return fmt.Errorf("line %d: no machine of lab.conf is on collision domain %q", n, b.Domain)
 		}
 		if err := configs.CheckIfname(b.Ifname); err != nil || strings.ContainsAny(b.Ifname, "/,=") {
-			return fmt.Errorf("lab.ext line %d: %q is not an interface name", n, b.Ifname)
+			return fmt.Errorf("line %d: %q is not an interface name", n, b.Ifname)
 		}
 		if i := slices.IndexFunc(l.Bridges, func(x Bridge) bool { return x.Ifname == b.Ifname }); i >= 0 {
-			return fmt.Errorf("lab.ext line %d: interface %s is bridged already (line %d)", n, b.Ifname, l.Bridges[i].Line)
+			return fmt.Errorf("line %d: interface %s is bridged already (line %d)", n, b.Ifname, l.Bridges[i].Line)
 		}
 		l.Bridges = append(l.Bridges, b)
 	}
 	if err := s.Err(); err != nil {
-		return fmt.Errorf("lab.ext: %w", err)
+		return err
 	}
 	return nil
 }

@@ -47,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return captureMain(args[1:], stdout, stderr)
 		case "ctl":
 			return ctlMain(args[1:], stdout, stderr)
+		case "lab":
+			return labMain(args[1:], stdout, stderr)
 		}
 	}
 	opts, err := parseFlags(args, stderr)
@@ -62,29 +64,64 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "umlswitch: %v\n", err)
 		return 2
 	}
-	if opts.daemon && !background.IsChild() {
+	var metricsMode os.FileMode
+	if opts.mode != "" {
+		metricsMode, _ = configs.ParseMode(opts.mode) // plan checked it
+	}
+	return service{plan: plan, reload: opts.plan, daemon: opts.daemon, pidFile: opts.pidFile, cpuProfile: opts.cpuProfile,
+		metrics: opts.metrics, metricsMode: metricsMode, builtinDir: opts.config == ""}.run(stdout, stderr)
+}
+
+// service is how a plan runs, in the foreground or as a daemon: the
+// switch's own command line and umlswitch lab both end here.
+type service struct {
+	plan        *configs.File
+	reload      func() (*configs.File, error) // SIGHUP and ctl reload: the plan again
+	daemon      bool                          // -daemon
+	pidFile     string                        // -pidfile
+	cpuProfile  string                        // -cpuprofile
+	metrics     string                        // -metrics
+	metricsMode os.FileMode                   // a unix metrics socket's permissions
+	builtinDir  bool                          // create the built-in control socket's directory if missing
+	// announce, if set, tells the user what now listens: on stdout once
+	// every socket listens, or with -daemon by the parent once the child
+	// is ready (the child's stdout is /dev/null).
+	announce func(io.Writer)
+	// cleanup, if set, runs in the process that served, once it stops.
+	cleanup func()
+}
+
+// run serves s.plan until SIGINT or SIGTERM and returns the exit status.
+func (s service) run(stdout, stderr io.Writer) int {
+	if s.daemon && !background.IsChild() {
 		// uml_switch -daemon: the parent returns once the child's sockets
 		// exist, or with the child's own error.
 		if err := background.Start(30 * time.Second); err != nil {
 			fmt.Fprintf(stderr, "umlswitch: %v\n", err)
 			return 1
 		}
+		if s.announce != nil {
+			s.announce(stdout)
+		}
 		return 0
+	}
+	if s.cleanup != nil {
+		defer s.cleanup()
 	}
 	fail := func(err error) int {
 		background.Fail(err)
 		fmt.Fprintf(stderr, "umlswitch: %v\n", err)
 		return 1
 	}
-	if opts.pidFile != "" {
-		pf, err := pidfile.Write(opts.pidFile)
+	if s.pidFile != "" {
+		pf, err := pidfile.Write(s.pidFile)
 		if err != nil {
 			return fail(err)
 		}
 		defer pf.Remove()
 	}
-	if opts.cpuProfile != "" {
-		f, err := os.Create(opts.cpuProfile)
+	if s.cpuProfile != "" {
+		f, err := os.Create(s.cpuProfile)
 		if err != nil {
 			return fail(err)
 		}
@@ -96,7 +133,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, opts, plan, stderr); err != nil {
+	if err := s.serve(ctx, stdout, stderr); err != nil {
 		return fail(err)
 	}
 	return 0
@@ -132,6 +169,8 @@ func (l *portList) Set(s string) error { *l = append(*l, s); return nil }
 const usageHead = `Usage: umlswitch [flags]
        umlswitch -compat-v0 -unix CONTROL DATA [flags]
        umlswitch capture [-s CONTROL]   (live pcapng of a running switch; umlswitch capture -h)
+       umlswitch ctl [-s CONTROL] COMMAND   (show and change a running switch; umlswitch ctl -h)
+       umlswitch lab [-dir DIR] [-hub] lab.conf   (a switch per collision domain of a Netkit or Kathara lab; umlswitch lab -h)
 
 A userspace Ethernet switch for User Mode Linux, VDE and QEMU clients, and a
 drop-in replacement for uml_switch: it takes uml_switch's flags and serves
@@ -293,13 +332,14 @@ func (o *options) plan() (*configs.File, error) {
 	return configs.Merge(base, ov)
 }
 
-func serve(ctx context.Context, o *options, plan *configs.File, stderr io.Writer) error {
+func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
+	plan := s.plan
 	level := new(slog.LevelVar)
 	if plan.LogLevel != "" {
 		level.UnmarshalText([]byte(plan.LogLevel))
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if o.config == "" {
+	if s.builtinDir {
 		// The built-in socket's directory may not exist on a fresh system;
 		// other paths must.
 		for _, sw := range plan.Switches {
@@ -310,15 +350,14 @@ func serve(ctx context.Context, o *options, plan *configs.File, stderr io.Writer
 			}
 		}
 	}
-	in, err := instance.New(plan, instance.Config{Logger: log, Level: level, Reload: o.plan,
+	in, err := instance.New(plan, instance.Config{Logger: log, Level: level, Reload: s.reload,
 		API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	if o.metrics != "" {
-		mode, _ := configs.ParseMode(o.mode)
-		m, err := metrics.Serve(o.metrics, mode, in, log)
+	if s.metrics != "" {
+		m, err := metrics.Serve(s.metrics, s.metricsMode, in, log)
 		if err != nil {
 			return err
 		}
@@ -335,6 +374,9 @@ func serve(ctx context.Context, o *options, plan *configs.File, stderr io.Writer
 	ports := 0
 	for _, sw := range plan.Switches {
 		ports += len(sw.Ports)
+	}
+	if s.announce != nil && !background.IsChild() {
+		s.announce(stdout)
 	}
 	log.Info("umlswitch running", "switches", len(plan.Switches), "ports", ports)
 	background.Ready() // after this, -daemon's stderr is /dev/null

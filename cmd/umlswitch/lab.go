@@ -1,0 +1,170 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/lab"
+)
+
+const labUsage = `Usage: umlswitch lab [-dir DIR] [-hub] [-ext FILE] [-daemon] [-pidfile FILE] lab.conf
+
+Runs the collision domains of a Netkit or Kathara lab: one switch per domain
+that lab.conf names (MACHINE[N]=DOMAIN or MACHINE[N]=DOMAIN/MAC; other keys
+are ignored), all in one process, each named after its domain with a control
+socket DIR/DOMAIN.ctl (UML's daemon transport, VDE clients, umlswitch ctl)
+and a BESS listener DIR/DOMAIN.bess. DIR is created if missing. A lab.ext
+next to lab.conf (lines DOMAIN INTERFACE) bridges a domain to an existing
+host interface through a raw port.
+
+Once every socket listens it prints two lines per machine, in name order:
+the machine's name and the kernel options for UML's daemon transport
+(ethN=daemon,MAC,unix,DIR/DOMAIN.ctl; MAC empty where lab.conf gives none),
+then the name, "vec:" and the options for kernels without it
+(vecN:transport=bess,dst=DIR/DOMAIN.bess,src=DIR/MACHINE-ethN.sock[,mac=MAC];
+the interfaces are then called vecN, and a machine booted again needs its
+old src socket removed first). It then runs until SIGINT or SIGTERM, which
+remove the sockets; SIGHUP reads lab.conf and lab.ext again.
+
+Examples:
+  umlswitch lab lab.conf                       # sockets in .umlswitch/ next to lab.conf
+  umlswitch lab -dir /tmp/lab -hub lab.conf    # Netkit's hubs
+  umlswitch lab -dir /tmp/lab -daemon -pidfile /tmp/lab/pid lab.conf > /tmp/lab/options
+  linux ubd0=pc1.disk $(awk '$1=="pc1" && $2!="vec:" {$1=""; print}' /tmp/lab/options)
+  linux ubd0=pc2.disk $(awk '$1=="pc2" && $2=="vec:" {$1=$2=""; print}' /tmp/lab/options)
+  umlswitch ctl -s /tmp/lab/A.ctl -all switches
+
+Flags:
+`
+
+// labOptions are umlswitch lab's command line.
+type labOptions struct {
+	fs      *flag.FlagSet
+	conf    string
+	dir     string
+	ext     string
+	hub     bool
+	daemon  bool
+	pidFile string
+}
+
+func parseLabFlags(args []string, stderr io.Writer) (*labOptions, error) {
+	o := &labOptions{}
+	fs := flag.NewFlagSet("umlswitch lab", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.fs = fs
+	fs.StringVar(&o.dir, "dir", "", "put the sockets in `DIR` (created if missing; default: .umlswitch in lab.conf's directory).\n"+
+		"Socket paths must stay within 107 bytes: choose a short one for deep labs.\nExample: -dir /tmp/lab")
+	fs.BoolVar(&o.hub, "hub", false, "make every domain a hub, as Netkit's uml_switch -hub: flood every frame, learn nothing.\nExample: -hub")
+	fs.StringVar(&o.ext, "ext", "", "read host bridges (lines DOMAIN INTERFACE) from `FILE` instead of lab.ext next to lab.conf;\n"+
+		"each becomes a raw port on that existing interface.\nExample: -ext /etc/lab/uplinks.ext")
+	fs.BoolVar(&o.daemon, "daemon", false, "run in the background: the command prints the options and returns (status 0) once every\n"+
+		"socket listens, or with the error that stopped it. Use -pidfile to stop it.\nExample: -daemon -pidfile /tmp/lab/umlswitch.pid")
+	fs.StringVar(&o.pidFile, "pidfile", "", "write the process id to `FILE` (removed at exit).\nExample: -pidfile /tmp/lab/umlswitch.pid")
+	fs.Usage = func() { fmt.Fprint(stderr, labUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch fs.NArg() {
+	case 0:
+		return nil, errors.New("no lab.conf given")
+	case 1:
+	default:
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(1))
+	}
+	o.conf = fs.Arg(0)
+	var err error
+	if o.dir == "" {
+		o.dir = filepath.Join(filepath.Dir(o.conf), ".umlswitch")
+	}
+	// The options name the sockets for UMLs started anywhere.
+	if o.dir, err = filepath.Abs(o.dir); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// read parses lab.conf and its lab.ext.
+func (o *labOptions) read() (*lab.Lab, error) {
+	f, err := os.Open(o.conf)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	l, err := lab.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.conf, err)
+	}
+	ext := o.ext
+	if ext == "" {
+		ext = filepath.Join(filepath.Dir(o.conf), "lab.ext")
+		if _, err := os.Stat(ext); errors.Is(err, os.ErrNotExist) {
+			return l, nil
+		}
+	}
+	e, err := os.Open(ext)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	if err := l.ParseExt(e); err != nil {
+		return nil, fmt.Errorf("%s: %w", ext, err)
+	}
+	return l, nil
+}
+
+// plan reads the lab and plans it; a reload calls it again.
+func (o *labOptions) plan() (*configs.File, error) {
+	l, err := o.read()
+	if err != nil {
+		return nil, err
+	}
+	return l.Plan(o.dir, o.hub)
+}
+
+func labMain(args []string, stdout, stderr io.Writer) int {
+	o, err := parseLabFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "umlswitch lab: %v\nRun umlswitch lab -h for the flags.\n", err)
+		return 2
+	}
+	l, err := o.read()
+	var plan *configs.File
+	if err == nil {
+		plan, err = l.Plan(o.dir, o.hub)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "umlswitch lab: %v\n", err)
+		return 2
+	}
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		fmt.Fprintf(stderr, "umlswitch lab: %v\n", err)
+		return 1
+	}
+	// UML binds a vector interface's src socket without removing an old
+	// one: clear what a previous run of the lab left.
+	removeMachineSockets(l, o.dir)
+	return service{plan: plan, reload: o.plan, daemon: o.daemon, pidFile: o.pidFile,
+		announce: func(w io.Writer) { l.WriteOptions(w, o.dir) },
+		cleanup:  func() { removeMachineSockets(l, o.dir) },
+	}.run(stdout, stderr)
+}
+
+func removeMachineSockets(l *lab.Lab, dir string) {
+	for _, m := range l.Machines {
+		for _, i := range m.Interfaces {
+			p := lab.MachineSocket(dir, m.Name, i.Index)
+			if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+				os.Remove(p)
+			}
+		}
+	}
+}
