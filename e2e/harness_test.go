@@ -80,6 +80,8 @@ func prepare() error {
 //	peers  comma-separated addresses to ping until they answer
 //	nopeers  comma-separated addresses that must not answer: three pings each,
 //	       then "UNREACHED ADDR yes" (no answer) or "UNREACHED ADDR no"
+//	secondip address/24 for a second interface, eth1 (a machine of a lab on two
+//	       collision domains; not eth1ip: UML's eth setup takes every eth* word)
 //	noipv6 any value: no IPv6 on the interface, so that it sends only what
 //	       the test makes it send (its counters then match the switch's)
 //	flood  "N,ADDR": send N quick pings to ADDR after the peers answered
@@ -100,6 +102,7 @@ IF=${iface:-eth0}
 [ -n "$mtu" ] && ip link set $IF mtu $mtu
 ip link set $IF up
 ip addr add $myip/24 dev $IF
+if [ -n "$secondip" ]; then ip link set eth1 up; ip addr add $secondip/24 dev eth1; fi
 if [ -n "$sink" ]; then
   (echo "SINK $(nc -l -p $sink | wc -c)") &
   # The host dials as soon as the pings answer: listen before that.
