@@ -154,7 +154,12 @@ func labMain(args []string, stdout, stderr io.Writer) int {
 	removeMachineSockets(l, o.dir)
 	return service{plan: plan, reload: o.plan, daemon: o.daemon, pidFile: o.pidFile,
 		announce: func(w io.Writer) { l.WriteOptions(w, o.dir) },
-		cleanup:  func() { removeMachineSockets(l, o.dir) },
+		cleanup: func() {
+			removeMachineSockets(l, o.dir)
+			if now, err := o.read(); err == nil { // machines a reload added
+				removeMachineSockets(now, o.dir)
+			}
+		},
 	}.run(stdout, stderr)
 }
 

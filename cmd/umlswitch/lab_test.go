@@ -109,6 +109,14 @@ func TestLabRuns(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(`(?m)^A +learning`).MatchString(switches) || !regexp.MustCompile(`(?m)^B +learning`).MatchString(switches) {
 		t.Errorf("ctl switches: exit %d\n%s", code, switches)
 	}
+	// A reload reads lab.conf again: a new domain gets its switch.
+	os.WriteFile(conf, []byte("pc1[0]=A\npc2[0]=A\npc2[3]=B\npc3[0]=C\n"), 0o644)
+	if code, out, errs := ctlArgs("-s", filepath.Join(sock, "A.ctl"), "reload"); code != 0 {
+		t.Fatalf("reload: exit %d: %s%s", code, out, errs)
+	}
+	if _, err := os.Lstat(filepath.Join(sock, "C.ctl")); err != nil {
+		t.Errorf("after the reload: %v", err)
+	}
 	syscall.Kill(os.Getpid(), syscall.SIGTERM)
 	select {
 	case code := <-done:
@@ -118,7 +126,7 @@ func TestLabRuns(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("SIGTERM did not stop the lab")
 	}
-	for _, f := range []string{"A.ctl", "A.bess", "B.ctl", "B.bess"} {
+	for _, f := range []string{"A.ctl", "A.bess", "B.ctl", "B.bess", "C.ctl", "C.bess"} {
 		if _, err := os.Lstat(filepath.Join(sock, f)); err == nil {
 			t.Errorf("%s left behind", f)
 		}
