@@ -115,3 +115,23 @@ func (ns *NS) AddLocal6(t testing.TB, addrs ...string) {
 		}
 	}
 }
+
+// WaitUp waits until each of the namespace's interfaces devs is up with a
+// carrier: the kernel sets a veth's carrier from a work queue after "ip
+// link set up", and a frame sent before then is dropped.
+func (ns *NS) WaitUp(t testing.TB, devs ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, dev := range devs {
+		for {
+			out, _ := ns.Cmd("cat", "/sys/class/net/"+dev+"/operstate").CombinedOutput()
+			if strings.TrimSpace(string(out)) == "up" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("in %s: %s is not up: %s", ns.Name, dev, out)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}

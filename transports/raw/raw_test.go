@@ -32,6 +32,7 @@ func vethPair(t *testing.T) *nstest.NS {
 		ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf."+dev+".disable_ipv6=1")
 		ns.MustRun(t, "ip", "link", "set", dev, "up")
 	}
+	ns.WaitUp(t, "port", "peer")
 	return ns
 }
 
