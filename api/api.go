@@ -107,6 +107,7 @@ func (s *Server) routes() http.Handler {
 	})
 	read("GET /v1/ports", s.ports)
 	write("POST /v1/ports", s.addPort)
+	write("PATCH /v1/ports/{name}", s.setPort)
 	write("DELETE /v1/ports/{name}", func(w http.ResponseWriter, r *http.Request) error {
 		return done(w, s.in.RemovePort(r.PathValue("name")))
 	})
@@ -188,7 +189,7 @@ func done(w http.ResponseWriter, err error) error {
 func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 	return reply(w, 200, map[string][]string{"paths": {
 		"GET /v1/info", "GET /v1/switches", "POST /v1/switches", "DELETE /v1/switches/{name}",
-		"GET /v1/ports[?switch=NAME]", "POST /v1/ports", "DELETE /v1/ports/{name}",
+		"GET /v1/ports[?switch=NAME]", "POST /v1/ports", "PATCH /v1/ports/{name}", "DELETE /v1/ports/{name}",
 		"GET /v1/fdb[?switch=NAME]", "POST /v1/fdb", "DELETE /v1/fdb/{switch}/{mac}", "POST /v1/fdb/flush",
 		"GET /v1/mirrors", "POST /v1/mirrors", "DELETE /v1/mirrors/{name}",
 		"GET /v1/events", "GET /v1/capture?switch=NAME", "POST /v1/reload"}})
@@ -275,6 +276,24 @@ func (s *Server) addPort(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return reply(w, http.StatusCreated, map[string]string{"name": name, "switch": sw})
+}
+
+func (s *Server) setPort(w http.ResponseWriter, r *http.Request) error {
+	req, err := decodeBody[SetRequest](r.Body)
+	if err != nil {
+		return err
+	}
+	kv, err := req.pairs()
+	if err != nil {
+		return badRequest{err}
+	}
+	if err := s.in.SetPort(r.PathValue("name"), kv); err != nil {
+		if instance.IsBadInput(err) {
+			return badRequest{err}
+		}
+		return err
+	}
+	return reply(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
 func (s *Server) addMirror(w http.ResponseWriter, r *http.Request) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/frame"
@@ -56,6 +57,30 @@ func (r PortRequest) port(here string) (configs.Port, string, error) {
 	}
 	sw, err := pick(r.Switch, p.Switch, here)
 	return p, sw, err
+}
+
+// SetRequest changes a running port's link: PATCH /v1/ports/{name} with
+// keys as a spec writes them, "delay=50ms,loss=1%".
+type SetRequest struct {
+	Set string `json:"set"`
+}
+
+func (r SetRequest) pairs() ([][2]string, error) {
+	var kv [][2]string
+	for _, f := range strings.Split(r.Set, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("%q is not key=value", f)
+		}
+		kv = append(kv, [2]string{k, v})
+	}
+	if len(kv) == 0 {
+		return nil, errors.New(`"set" is empty: give keys like delay=50ms,loss=1%`)
+	}
+	return kv, nil
 }
 
 // MirrorRequest adds a mirror: POST /v1/mirrors, with a -mirror spec.

@@ -30,5 +30,10 @@ func FuzzRequests(f *testing.F) {
 			r.check()
 		}
 		decode[FlushRequest](body)
+		if r, err := decode[SetRequest](body); err == nil {
+			if kv, err := r.pairs(); err == nil && len(kv) == 0 {
+				t.Fatalf("set request %q: no keys and no error", body)
+			}
+		}
 	})
 }

@@ -29,7 +29,7 @@ func TestParsePort(t *testing.T) {
 			want: "transport=daemon,path=/tmp/a,compat_v0=1,data=/tmp/uml.data,api=ro"},
 		{spec: "transport=tap,ifname=tap0", want: "transport=tap,ifname=tap0"},
 		{spec: "ifname=tap0,transport=tap,name=host,switch=red", want: "transport=tap,name=host,switch=red,ifname=tap0"},
-		{spec: "transport=tap,ifname=tap0,foo=1", err: `unknown key "foo" for transport tap (accepted: broadcast, create, depth, flood, ifname, isolated, link_local, mac_limit, mtu, name, owner, persist, queues, split_horizon, storm, switch, up, vnet_hdr)`},
+		{spec: "transport=tap,ifname=tap0,foo=1", err: `unknown key "foo" for transport tap (accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr; and on every port: broadcast, corrupt, delay, dup, flood, isolated, jitter, link_local, loss, loss_burst, mac_limit, queue, rate, reorder, seed, split_horizon, storm)`},
 		{spec: "transport=gree,src=1", err: `unknown transport "gree" (known transports: bess, daemon, dgram, gre, l2tpv3, raw, stream, tap, vxlan)`},
 		{spec: "transport=tap,ifname=lab0,create=1,persist=1,owner=1000,up=1,mtu=9000,queues=4",
 			want: "transport=tap,ifname=lab0,create=1,persist=1,owner=1000,up=1,queues=4,mtu=9000"},
@@ -69,7 +69,7 @@ func TestParsePort(t *testing.T) {
 		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,v6=1", err: "v6=1 needs IPv6 addresses"},
 		{spec: "transport=gre,src=127.0.0.2,dst=gateway", err: `"gateway" is not an IP address`},
 		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,rx_key=0x100000000,tx_key=1", err: "not a 32-bit number"},
-		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,session=1", err: `unknown key "session" for transport gre (accepted: broadcast, depth, dst, flood, isolated, link_local, mac_limit, mtu, name, pin_sequence, rx_key, sequence, split_horizon, src, storm, switch, tx_key, v6)`},
+		{spec: "transport=gre,src=127.0.0.2,dst=127.0.0.3,session=1", err: `unknown key "session" for transport gre (accepted: depth, dst, mtu, name, pin_sequence, rx_key, sequence, src, switch, tx_key, v6; and on every port: broadcast, corrupt, delay, dup, flood, isolated, jitter, link_local, loss, loss_burst, mac_limit, queue, rate, reorder, seed, split_horizon, storm)`},
 		{spec: "transport=l2tpv3,udp=1,src=127.0.0.2,dst=127.0.0.4,srcport=17001,dstport=17002,rx_session=11,tx_session=12",
 			want: "transport=l2tpv3,src=127.0.0.2,dst=127.0.0.4,udp=1,srcport=17001,dstport=17002,rx_session=0xb,tx_session=0xc"},
 		{spec: "transport=l2tpv3,src=127.0.0.2,dst=127.0.0.4,rx_session=-1,tx_session=0xffff,rx_cookie=0x11223344,tx_cookie=-1,counter=1,pin_counter=1",
@@ -223,7 +223,7 @@ func TestParseFileErrors(t *testing.T) {
 		{"name: x", "the top level is the default switch"},
 		{"switches: [{name: a, ports: [{transport: tap, ifname: t, switch: b}]}]", "switch=b inside switch a"},
 		{"ports: [{transport: tap}]", "ports[0]: transport tap needs ifname="},
-		{"ports: [{transport: tap, ifname: t0, bogus: 1}]", `ports[0]: unknown key "bogus" for transport tap (accepted: broadcast, create, depth, flood, ifname, isolated, link_local, mac_limit, mtu, name, owner, persist, queues, split_horizon, storm, switch, up, vnet_hdr)`},
+		{"ports: [{transport: tap, ifname: t0, bogus: 1}]", `ports[0]: unknown key "bogus" for transport tap (accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr; and on every port: broadcast, corrupt, delay, dup, flood, isolated, jitter, link_local, loss, loss_burst, mac_limit, queue, rate, reorder, seed, split_horizon, storm)`},
 		{"ports: [{transport: tap, ifname: [a, b]}]", "must be a single value"},
 		{"ports: 3", "cannot unmarshal"},
 		{"\t- broken", "config:"},
@@ -260,7 +260,9 @@ func FuzzParsePort(f *testing.F) {
 		"transport=l2tpv3,udp=1,src=::1,dst=::2,v6=1,srcport=1,dstport=2,rx_session=1,tx_session=2,rx_cookie=1,tx_cookie=2,cookie64=1,counter=1",
 		"transport=bess,path=/tmp/b", "transport=raw,ifname=v0,bpf=1;6 0 0 1,promisc=1",
 		"transport=tap,ifname=t,create=1,persist=1,owner=0,up=1,queues=2", "transport=vxlan,src=::1,dst=::2,v6=1,vni=7,dstport=4790",
-		"transport=daemon,path=/x/,mode=0777,compat_v0=yes,data=/tmp/d", ",,=,transport=", "transport=tap,ifname=a,ifname=b"} {
+		"transport=daemon,path=/x/,mode=0777,compat_v0=yes,data=/tmp/d", ",,=,transport=", "transport=tap,ifname=a,ifname=b",
+		"transport=bess,path=/b,split_horizon=g,flood=0,broadcast=no,isolated=1,mac_limit=5,storm=100,link_local=0",
+		"transport=bess,path=/b,delay=50ms,jitter=1ms,reorder=1,loss=2.5%,loss_burst=3,dup=1,corrupt=0.1%,rate=10mbit,queue=5,seed=7"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {

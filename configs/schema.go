@@ -127,6 +127,24 @@ func KeysOf(transport string) []string {
 	return names
 }
 
+// accepted says which keys a transport takes, for an error: its own and
+// the common ones, then the policy's, which every transport takes.
+func accepted(transport string) string {
+	var own, pol []string
+	for _, n := range KeysOf(transport) {
+		if policy != nil && policy.key(n) != nil {
+			pol = append(pol, n)
+		} else {
+			own = append(own, n)
+		}
+	}
+	s := "accepted: " + strings.Join(own, ", ")
+	if len(pol) > 0 {
+		s += "; and on every port: " + strings.Join(pol, ", ")
+	}
+	return s
+}
+
 // key returns k's key called name, or nil.
 func (k *Kind) key(name string) *Key {
 	for i := range k.Keys {

@@ -109,7 +109,7 @@ func NewPort(kv [][2]string) (Port, error) {
 		}
 		switch {
 		case key == nil:
-			return Port{}, fmt.Errorf("unknown key %q for transport %s (accepted: %s)", name, p.Transport, strings.Join(KeysOf(p.Transport), ", "))
+			return Port{}, fmt.Errorf("unknown key %q for transport %s (%s)", name, p.Transport, accepted(p.Transport))
 		case seen[name]:
 			return Port{}, fmt.Errorf("key %q given twice", name)
 		case v == "":
@@ -122,7 +122,7 @@ func NewPort(kv [][2]string) (Port, error) {
 	}
 	for _, key := range kind.Keys {
 		if key.Required && !seen[key.Name] {
-			return Port{}, fmt.Errorf("transport %s needs %s= (accepted: %s)", p.Transport, key.Name, strings.Join(KeysOf(p.Transport), ", "))
+			return Port{}, fmt.Errorf("transport %s needs %s= (%s)", p.Transport, key.Name, accepted(p.Transport))
 		}
 	}
 	if kind.Check != nil {

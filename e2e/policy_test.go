@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,4 +122,66 @@ func TestMeshWithoutSplitHorizonLoops(t *testing.T) {
 	if rate < 1000 || sws[0].MACMoved < 100 {
 		t.Errorf("no storm: %d packets a second, %d moves", rate, sws[0].MACMoved)
 	}
+}
+
+// pingStats pings addr from ns and returns the replies and the average
+// round trip.
+func pingStats(t *testing.T, ns *nstest.NS, addr string, count int, interval string) (received int, avg time.Duration) {
+	t.Helper()
+	out, _ := ns.Cmd("busybox", "ping", "-q", "-c", fmt.Sprint(count), "-i", interval, "-W", "2", addr).CombinedOutput()
+	m := regexp.MustCompile(`(\d+) packets received`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("ping %s: %s", addr, out)
+	}
+	received, _ = strconv.Atoi(m[1])
+	if a := regexp.MustCompile(`= [\d.]+/([\d.]+)/`).FindStringSubmatch(string(out)); a != nil {
+		ms, _ := strconv.ParseFloat(a[1], 64)
+		avg = time.Duration(ms * float64(time.Millisecond))
+	}
+	return received, avg
+}
+
+// A UML behind a port whose link is changed while it runs (ctl port set):
+// delay=50ms adds 50 ms to every round trip from the host, at once;
+// loss=20% with a seed loses 15-25 % of 500 pings' requests or replies.
+func TestImpairedLinkToAUML(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ns := nstest.New(t)
+	ctl := filepath.Join(scratch(t), "sw.ctl")
+	startSwitch(t, ns, []string{ctl}, "-unix", ctl, "-port", "transport=tap,ifname=lab0,create=1,up=1,name=host")
+	ns.MustRun(t, "ip", "addr", "add", "10.0.0.100/24", "dev", "lab0")
+	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.100"}})
+	if r := u.results(t, []string{"10.0.0.100"}); r["10.0.0.100"] != "ok" {
+		t.Fatal("the UML did not reach the host")
+	}
+	_, base := pingStats(t, ns, ip(1), 10, "0.05")
+	ctlRun(t, ctl, "port", "set", "daemon0.1", "delay=50ms")
+	_, slow := pingStats(t, ns, ip(1), 10, "0.05")
+	t.Logf("round trip %v, with delay=50ms %v", base, slow)
+	if d := slow - base; d < 45*time.Millisecond || d > 55*time.Millisecond {
+		t.Errorf("delay=50ms added %v to the round trip", d)
+	}
+	ctlRun(t, ctl, "port", "set", "daemon0.1", "delay=0s", "loss=20%", "seed=1")
+	got, _ := pingStats(t, ns, ip(1), 500, "0.01")
+	var ports []struct {
+		Name string
+		Link *struct {
+			Lost uint64 `json:"lost"`
+		} `json:"link"`
+		Drops map[string]uint64 `json:"drops"`
+	}
+	ctlJSON(t, ctl, &ports, "ports")
+	var lost uint64
+	for _, p := range ports {
+		if p.Name == "daemon0.1" && p.Link != nil {
+			lost = p.Link.Lost
+		}
+	}
+	t.Logf("loss=20%%: %d of 500 pings answered; the port lost %d frames", got, lost)
+	if lost < 75 || lost > 125 || got < 375 || got > 425 {
+		t.Errorf("loss=20%% lost %d of the ~500 frames to the UML, %d of 500 pings answered", lost, got)
+	}
+	u.waiting(t)
+	u.release(t)
 }

@@ -30,11 +30,13 @@ const (
 	DropMACLimit                // a new source address on a port that learned its mac_limit
 	DropStorm                   // a flooded frame past the port's storm= rate
 	DropLinkLocal               // a link-local frame (STP, LACP, LLDP) on a port with link_local=0
+	DropLoss                    // lost on purpose by the port's loss= impairment
+	DropRate                    // the port's impairment queue (rate=, delay=) was full
 	NumDropReasons
 )
 
 var dropNames = [NumDropReasons]string{"invalid", "empty", "runt", "oversize", "tx-oversize", "hairpin", "tx-full", "tx-error",
-	"decap", "bad-key", "filtered", "rx-overrun", "slow-receiver", "split-horizon", "isolated", "mac-limit", "storm", "link-local"}
+	"decap", "bad-key", "filtered", "rx-overrun", "slow-receiver", "split-horizon", "isolated", "mac-limit", "storm", "link-local", "loss", "rate"}
 
 // KernelDropper is implemented by ports whose frames can be dropped in the
 // kernel before the switch reads them (a socket filter, a full queue). The

@@ -226,6 +226,25 @@ func (s *Switch) replacePorts(byID []*portEntry) {
 	s.ports.Store(next)
 }
 
+// ReplacePort puts next in old's place: same id, name, domain, policy and
+// counters (an impairment wrapped round a running port). old is not
+// closed; next is expected to own it. Readers holding the previous
+// snapshot may still write to old for the rest of their batch.
+func (s *Switch) ReplacePort(old, next Port) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byID := append([]*portEntry(nil), s.ports.Load().byID...)
+	for i, e := range byID {
+		if e != nil && e.port == old {
+			byID[i] = &portEntry{id: e.id, ref: e.ref, port: next, dom: e.dom, pol: e.pol, name: e.name,
+				maxFrame: next.MaxFrame(), stats: e.stats}
+			s.replacePorts(byID)
+			return nil
+		}
+	}
+	return fmt.Errorf("replace %s: not attached", old.Name())
+}
+
 // Detach removes p, forgets its addresses and closes it.
 func (s *Switch) Detach(p Port) {
 	s.mu.Lock()

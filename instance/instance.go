@@ -20,6 +20,7 @@ import (
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/impair"
 	"github.com/umlswitch/umlswitch/transports"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 )
@@ -88,9 +89,20 @@ type portState struct {
 	listener bool
 	parent   *portState                 // a client: its listener
 	clients  map[fabric.Port]*portState // a listener: its clients now
-	port     fabric.Port                // attached ports
+	port     fabric.Port                // attached ports: the transport's own
+	impaired *impair.Port               // and, on an impaired link, the wrapper the switch holds instead
+	set      [][2]string                // link keys changed at run time (ctl port set), for it and its clients
 	id       frame.PortID
 	peer     string
+}
+
+// held is the port the switch holds for ps: the transport's, or the
+// impairment wrapped round it. Caller holds mu.
+func (ps *portState) held() fabric.Port {
+	if ps.impaired != nil {
+		return ps.impaired
+	}
+	return ps.port
 }
 
 type mirrorState struct {

@@ -335,3 +335,77 @@ switches:
 		t.Fatalf("switch two sent VNI %d", got)
 	}
 }
+
+// A port with delay= holds frames for it; ctl port set changes the delay
+// of a running port (and impairs one that was not); loss= drops and
+// counts; keys that do not change at run time are refused.
+func TestImpairedPorts(t *testing.T) {
+	dir := t.TempDir()
+	ctl := filepath.Join(dir, "a.ctl")
+	in := start(t, "ports: [{transport: daemon, path: "+ctl+", name: lab, delay: 40ms}]", instance.Config{})
+	a, b := dial(t, ctl), dial(t, ctl)
+	porttest.Eventually(t, "clients", func() bool { return len(in.Ports("")) == 3 })
+	took := func(from, to *daemon.Client) time.Duration {
+		t.Helper()
+		start := time.Now()
+		from.Send(porttest.Ether(frame.Broadcast, macA, 60, 1))
+		if !recv(to, 2*time.Second) {
+			t.Fatal("nothing arrived")
+		}
+		return time.Since(start)
+	}
+	if d := took(a, b); d < 35*time.Millisecond {
+		t.Fatalf("a frame through a 40 ms link took %v", d)
+	}
+	if err := in.SetPort("lab.2", [][2]string{{"delay", "0s"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := took(a, b); d > 30*time.Millisecond {
+		t.Fatalf("after delay=0s on the client, a frame took %v", d)
+	}
+	if err := in.SetPort("lab", [][2]string{{"delay", "0s"}, {"loss", "100%"}}); err != nil {
+		t.Fatal(err)
+	}
+	a.Send(porttest.Ether(frame.Broadcast, macA, 60, 2))
+	if recv(b, 200*time.Millisecond) {
+		t.Fatal("a frame got through loss=100%")
+	}
+	ports := in.Ports("")
+	if p := ports[2]; p.Link == nil || p.Link.Loss != 1 || p.Link.Lost != 1 || p.Drops["loss"] != 1 {
+		t.Fatalf("port %s link %+v drops %v", p.Name, p.Link, p.Drops)
+	}
+	if err := in.SetPort("lab", [][2]string{{"path", "/x"}}); err == nil || !instance.IsBadInput(err) {
+		t.Fatalf("path= at run time: %v", err)
+	}
+	if err := in.SetPort("lab", [][2]string{{"loss", "150%"}}); err == nil {
+		t.Fatal("loss=150% was taken")
+	}
+	if err := in.SetPort("nosuch", [][2]string{{"delay", "1ms"}}); !errors.Is(err, instance.ErrNotFound) {
+		t.Fatalf("unknown port: %v", err)
+	}
+
+	// A port that was not impaired at all becomes one.
+	ctl2 := filepath.Join(dir, "b.ctl")
+	if _, err := in.AddPort("default", mustPort(t, "transport=daemon,path="+ctl2+",name=plain")); err != nil {
+		t.Fatal(err)
+	}
+	c, d := dial(t, ctl2), dial(t, ctl2)
+	porttest.Eventually(t, "clients", func() bool { return len(in.Ports("")) == 6 })
+	if err := in.SetPort("plain.2", [][2]string{{"delay", "40ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	if dd := took(c, d); dd < 35*time.Millisecond {
+		t.Fatalf("after delay=40ms on a plain port, a frame took %v", dd)
+	}
+	d.Close() // detaching an impaired client closes it through the impairment
+	porttest.Eventually(t, "the detach", func() bool { return len(in.Ports("")) == 5 })
+}
+
+func mustPort(t *testing.T, spec string) configs.Port {
+	t.Helper()
+	p, err := configs.ParsePort(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -1,11 +1,15 @@
 package instance
 
 import (
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/impair"
 	"github.com/umlswitch/umlswitch/policy"
 )
 
@@ -126,13 +130,24 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 	} else if ps.listener {
 		name = in.newName(ps.name+".", 1, in.portTaken)
 	}
+	link, err := ps.link(nil)
+	if err != nil {
+		in.mu.Unlock()
+		return 0, err
+	}
+	var held fabric.Port = p
+	var w *impair.Port
+	if !link.Perfect() {
+		w = impair.Wrap(p, link)
+		held = w
+	}
 	if ps.listener {
-		client = &portState{name: name, kind: ps.kind, sw: ps.sw, parent: ps, port: p, peer: p.Name(), id: frame.NoPort}
+		client = &portState{name: name, kind: ps.kind, sw: ps.sw, parent: ps, port: p, impaired: w, peer: p.Name(), id: frame.NoPort}
 		in.ports[name] = client
 		ps.clients[p] = client
 	}
 	in.mu.Unlock()
-	id, err := in.fab.AttachWith(p, fabric.PortOptions{Domain: ps.sw.dom, Name: name, Policy: policy.Of(ps.spec)})
+	id, err := in.fab.AttachWith(held, fabric.PortOptions{Domain: ps.sw.dom, Name: name, Policy: policy.Of(ps.spec)})
 	in.mu.Lock()
 	if err != nil {
 		if client != nil {
@@ -140,16 +155,117 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 			delete(ps.clients, p)
 		}
 		in.mu.Unlock()
+		if w != nil {
+			w.Close() // stops its queue; p is closed twice (here and by the caller), which ports allow
+		}
 		return 0, err
 	}
 	if client != nil {
 		client.id = id
 	} else {
-		ps.port, ps.id, ps.peer = p, id, p.Name()
+		ps.port, ps.impaired, ps.id, ps.peer = p, w, id, p.Name()
 	}
 	in.mu.Unlock()
 	in.events.publish(Event{Type: "port-attached", Switch: ps.sw.name, Port: name, Kind: ps.kind, Peer: p.Name()})
 	return id, nil
+}
+
+// link is the impairment ps's ports get: its configured spec's (a
+// client's is its listener's), with the keys changed at run time and more
+// applied. Caller holds mu.
+func (ps *portState) link(more [][2]string) (impair.Config, error) {
+	base, kv := ps, slices.Concat(ps.set, more)
+	if ps.parent != nil {
+		base, kv = ps.parent, slices.Concat(ps.parent.set, kv)
+	}
+	if len(kv) == 0 {
+		return policy.Impair(base.spec), nil
+	}
+	last := map[string]string{} // a key set twice: the later value
+	var keys [][2]string
+	for _, p := range kv {
+		if _, ok := last[p[0]]; !ok {
+			keys = append(keys, p)
+		}
+		last[p[0]] = p[1]
+	}
+	for i := range keys {
+		keys[i][1] = last[keys[i][0]]
+	}
+	q, err := base.spec.With(keys...)
+	if err != nil {
+		return impair.Config{}, err
+	}
+	return policy.Impair(q), nil
+}
+
+// SetPort changes a port's link impairment while it runs (ctl port set):
+// only the keys policy.ImpairKeys names. On a listener it applies to
+// every client, and to clients that come later.
+func (in *Instance) SetPort(name string, kv [][2]string) error {
+	for _, p := range kv {
+		if !slices.Contains(policy.ImpairKeys, p[0]) {
+			return badInput{fmt.Errorf("port %s: %s= does not change at run time (these do: %s)", name, p[0], strings.Join(policy.ImpairKeys, ", "))}
+		}
+	}
+	in.mu.Lock()
+	ps := in.ports[name]
+	if ps == nil {
+		in.mu.Unlock()
+		return fmt.Errorf("port %s: %w", name, ErrNotFound)
+	}
+	if _, err := ps.link(kv); err != nil {
+		in.mu.Unlock()
+		return badInput{fmt.Errorf("port %s: %w", name, err)}
+	}
+	ps.set = append(ps.set, kv...)
+	targets := []*portState{ps}
+	if ps.listener {
+		targets = targets[:0]
+		for _, c := range ps.clients {
+			targets = append(targets, c)
+		}
+	}
+	type change struct {
+		port, wrapped fabric.Port
+		w             *impair.Port
+		cfg           impair.Config
+	}
+	var changes []change
+	for _, t := range targets {
+		if t.port == nil {
+			continue
+		}
+		cfg, _ := t.link(nil)
+		if t.impaired != nil {
+			t.impaired.Set(cfg)
+			continue
+		}
+		if cfg.Perfect() {
+			continue
+		}
+		t.impaired = impair.Wrap(t.port, cfg)
+		changes = append(changes, change{port: t.port, w: t.impaired})
+	}
+	in.mu.Unlock()
+	for _, c := range changes {
+		if err := in.fab.ReplacePort(c.port, c.w); err != nil {
+			return err // detached meanwhile
+		}
+	}
+	in.events.publish(Event{Type: "port-changed", Switch: ps.sw.name, Port: name, Detail: fmt.Sprint(kv)})
+	return nil
+}
+
+// badInput marks an error in what the caller asked for.
+type badInput struct{ error }
+
+func (e badInput) Unwrap() error { return e.error }
+
+// IsBadInput reports whether err is about what the caller asked for.
+func IsBadInput(err error) bool {
+	var b badInput
+	return errors.As(err, &b)
 }
 
 // requestedNumber is the port number a client asked for, 0 for none.
@@ -163,28 +279,31 @@ func requestedNumber(p fabric.Port) int {
 // Detach implements fabric.Registry.
 func (a *attachPoint) Detach(p fabric.Port) {
 	in, ps := a.in, a.ps
-	st, _ := in.fab.PortStatsOf(p)
-	in.fab.Detach(p)
 	in.mu.Lock()
-	name := ps.name
+	name, held := ps.name, fabric.Port(nil)
 	if ps.listener {
 		c := ps.clients[p]
 		if c == nil {
 			in.mu.Unlock()
+			in.fab.Detach(p) // attached before it was known: nothing of ours to forget
 			return
 		}
 		delete(ps.clients, p)
 		if in.ports[c.name] == c {
 			delete(in.ports, c.name)
 		}
-		name = c.name
+		name, held = c.name, c.held()
 	} else if ps.port == p {
-		ps.port, ps.id = nil, frame.NoPort
+		held = ps.held()
+		ps.port, ps.impaired, ps.id = nil, nil, frame.NoPort
 	} else {
 		in.mu.Unlock()
+		in.fab.Detach(p)
 		return
 	}
 	in.mu.Unlock()
+	st, _ := in.fab.PortStatsOf(held)
+	in.fab.Detach(held) // closes p too, through the impairment if there is one
 	in.events.publish(Event{Type: "port-detached", Switch: ps.sw.name, Port: name, Kind: ps.kind, Peer: p.Name(),
 		RxFrames: st.RxFrames, TxFrames: st.TxFrames, Count: st.Dropped()})
 }

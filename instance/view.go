@@ -9,6 +9,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/impair"
 )
 
 // What the control API, `umlswitch ctl` and the metrics see of a running
@@ -56,7 +57,29 @@ type PortInfo struct {
 	Drops     map[string]uint64 `json:"drops"` // by reason; reasons with no drops left out
 	Stalls    uint64            `json:"stalls"`
 	Slowed    uint64            `json:"slowed"`
-	HeldS     float64           `json:"held_s"` // time senders waited for it to take frames
+	HeldS     float64           `json:"held_s"`         // time senders waited for it to take frames
+	Link      *LinkInfo         `json:"link,omitempty"` // an impaired port: how, and what it did
+}
+
+// LinkInfo is an impaired port's link (delay=, loss=, ...) and its counts.
+type LinkInfo struct {
+	DelayS     float64 `json:"delay_s"`
+	JitterS    float64 `json:"jitter_s"`
+	Loss       float64 `json:"loss"` // shares, 0..1
+	Dup        float64 `json:"dup"`
+	Corrupt    float64 `json:"corrupt"`
+	RateBPS    int64   `json:"rate_bps"`
+	Delayed    uint64  `json:"delayed"` // frames that went through its queue
+	Lost       uint64  `json:"lost"`
+	Duplicated uint64  `json:"duplicated"`
+	Corrupted  uint64  `json:"corrupted"`
+	Overflowed uint64  `json:"overflowed"`
+}
+
+func linkInfo(w *impair.Port) *LinkInfo {
+	c, st := w.Config(), w.Stats()
+	return &LinkInfo{DelayS: c.Delay.Seconds(), JitterS: c.Jitter.Seconds(), Loss: c.Loss, Dup: c.Dup, Corrupt: c.Corrupt,
+		RateBPS: c.Rate, Delayed: st.Delayed, Lost: st.Lost, Duplicated: st.Duplicated, Corrupted: st.Corrupted, Overflowed: st.Overflowed}
 }
 
 // MACInfo is one MAC table entry.
@@ -175,7 +198,9 @@ func (in *Instance) Ports(sw string) []PortInfo {
 		}
 	}
 	infos := make([]PortInfo, len(ps))
+	links := make([]*impair.Port, len(ps))
 	for i, p := range ps {
+		links[i] = p.impaired
 		pi := &infos[i]
 		pi.Name, pi.Switch, pi.Kind, pi.Peer, pi.ID = p.name, p.sw.name, p.kind, p.peer, int(p.id)
 		if p.parent != nil {
@@ -197,6 +222,9 @@ func (in *Instance) Ports(sw string) []PortInfo {
 	for i := range infos {
 		pi := &infos[i]
 		pi.Drops = map[string]uint64{}
+		if links[i] != nil {
+			pi.Link = linkInfo(links[i])
+		}
 		if pi.ID < 0 {
 			continue
 		}

@@ -1,12 +1,19 @@
 // Package policy declares the port keys that say what the switch does with
 // a port's frames rather than how the port carries them: split horizon,
-// flooding, isolation, limits. Every port kind takes them; the fabric
-// enforces them (fabric.Policy).
+// flooding, isolation, limits, and how the link misbehaves (delay, loss,
+// rate). Every port kind takes them; the fabric enforces the first
+// (fabric.Policy), package impair the second (impair.Config).
 package policy
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/impair"
 )
 
 // Options are a port's policy keys.
@@ -18,7 +25,19 @@ type Options struct {
 	MACLimit     int
 	Storm        int
 	NoLinkLocal  bool
+
+	// The link, on frames leaving through the port (impair.Config).
+	Delay, Jitter   time.Duration
+	Reorder         bool
+	Loss, LossBurst float64
+	Dup, Corrupt    float64
+	Rate            int64
+	Queue           int
+	Seed            uint64
 }
+
+// ImpairKeys are the keys that change at run time (ctl port set).
+var ImpairKeys = []string{"delay", "jitter", "reorder", "loss", "loss_burst", "dup", "corrupt", "rate", "queue", "seed"}
 
 // Limits of the keys.
 const (
@@ -46,7 +65,107 @@ var Kind = configs.Kind{
 			"the rest are dropped (counted as storm)", func(o *Options) *int { return &o.Storm }, configs.Range(1, MaxStorm), configs.Decimal[int]),
 		off("link_local", "drop frames to 01:80:c2:00:00:00-0f (STP, LACP, LLDP, 802.1X) coming in; "+
 			"they are forwarded by default, as a lab wants", func(o *Options) *bool { return &o.NoLinkLocal }),
+		configs.Value("delay", "DURATION", "hold every frame leaving through the port this long (50ms)",
+			func(o *Options) *time.Duration { return &o.Delay }, parseDelay, formatDuration),
+		configs.Value("jitter", "DURATION", "and up to this much more or less, uniformly (frames keep their order unless reorder=1)",
+			func(o *Options) *time.Duration { return &o.Jitter }, parseDelay, formatDuration),
+		configs.Flag("reorder", "let jitter reorder frames", func(o *Options) *bool { return &o.Reorder }),
+		configs.Value("loss", "PERCENT", "lose this share of the frames leaving through the port (counted as loss)",
+			func(o *Options) *float64 { return &o.Loss }, parsePercent, formatPercent),
+		configs.Value("loss_burst", "N", "lose them in runs of N frames on average (Gilbert-Elliott), at the same rate",
+			func(o *Options) *float64 { return &o.LossBurst }, parseBurst, formatFloat),
+		configs.Value("dup", "PERCENT", "send this share of the frames twice", func(o *Options) *float64 { return &o.Dup },
+			parsePercent, formatPercent),
+		configs.Value("corrupt", "PERCENT", "flip a bit after the Ethernet header in this share of the frames",
+			func(o *Options) *float64 { return &o.Corrupt }, parsePercent, formatPercent),
+		configs.Value("rate", "BITS", "at most this many bits a second (10mbit, 1gbit, 64kbit); what the queue cannot "+
+			"hold is dropped (counted as rate)", func(o *Options) *int64 { return &o.Rate }, parseRate, formatRate),
+		configs.Value("queue", "N", "frames an impaired port holds (delay, rate), 1..1000000",
+			func(o *Options) *int { return &o.Queue }, configs.Range(1, 1000000), configs.Decimal[int]).WithDefault(fmt.Sprint(impair.DefaultQueue)),
+		configs.Value("seed", "N", "makes loss, dup, corrupt and jitter the same from run to run",
+			func(o *Options) *uint64 { return &o.Seed }, parseSeed, func(n uint64) string { return strconv.FormatUint(n, 10) }),
 	},
+}
+
+func parseDelay(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > time.Hour {
+		return 0, fmt.Errorf("%q is not a duration from 0 to 1h like 50ms", v)
+	}
+	return d, nil
+}
+
+func formatDuration(d time.Duration) string { return d.String() }
+
+// parsePercent reads 20%, 20 or 0.5% as a share from 0 to 1.
+func parsePercent(v string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+	if err != nil || !(f >= 0 && f <= 100) { // NaN fails too
+		return 0, fmt.Errorf("%q is not a percentage from 0 to 100 like 20%%", v)
+	}
+	return f / 100, nil
+}
+
+func formatPercent(f float64) string { return strconv.FormatFloat(f*100, 'g', -1, 64) + "%" }
+
+func parseBurst(v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f >= 1 && f <= 1e6) {
+		return 0, fmt.Errorf("%q is not a mean run length from 1 to 1000000", v)
+	}
+	return f, nil
+}
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// parseRate reads a bit rate as tc writes it: 64000, 64kbit, 10mbit, 1gbit.
+func parseRate(v string) (int64, error) {
+	num, mult := strings.ToLower(v), int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}} {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSuffix(num, u.suffix), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if bps := f * float64(mult); err != nil || !(bps >= 1000 && bps <= 1e12) { // NaN fails too
+		return 0, fmt.Errorf("%q is not a bit rate from 1kbit to 1000gbit like 10mbit", v)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+func formatRate(r int64) string {
+	switch {
+	case r%1e9 == 0:
+		return fmt.Sprintf("%dgbit", r/1e9)
+	case r%1e6 == 0:
+		return fmt.Sprintf("%dmbit", r/1e6)
+	case r%1e3 == 0:
+		return fmt.Sprintf("%dkbit", r/1e3)
+	}
+	return fmt.Sprint(r)
+}
+
+func parseSeed(v string) (uint64, error) {
+	n, err := strconv.ParseUint(v, 0, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%q is not a seed (a number from 1)", v)
+	}
+	return n, nil
+}
+
+// Impair is a parsed port's link impairment; the zero Config for a port
+// without.
+func Impair(p configs.Port) impair.Config {
+	o, ok := p.Policy.(*Options)
+	if !ok || o == nil {
+		return impair.Config{}
+	}
+	return impair.Config{Delay: o.Delay, Jitter: o.Jitter, Reorder: o.Reorder, Loss: o.Loss, LossBurst: o.LossBurst,
+		Dup: o.Dup, Corrupt: o.Corrupt, Rate: o.Rate, Queue: o.Queue, Seed: o.Seed}
 }
 
 // off is a key that is on by default and turned off with name=0; the

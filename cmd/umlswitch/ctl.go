@@ -42,6 +42,8 @@ Commands:
   rates [SWITCH]                  frames and bits a second per port, over -interval
   port add [-switch NAME] SPEC    add a port (a -port spec)
   port del NAME                   remove a port, a listener or one client
+  port set NAME KEY=VALUE...      change a port's link while it runs: delay, jitter, reorder, loss,
+                                  loss_burst, dup, corrupt, rate, queue, seed (on a listener: every client)
   fdb [SWITCH]                    the MAC table
   fdb flush [SWITCH|PORT]         forget learned addresses (static ones stay)
   fdb add SWITCH MAC PORT         pin MAC to PORT (a static entry)
@@ -57,6 +59,7 @@ Examples:
   umlswitch ctl -s /tmp/uml.ctl ports
   umlswitch ctl -s /tmp/uml.ctl -json fdb | jq '.[] | select(.port == "daemon0.1")'
   umlswitch ctl -s /tmp/uml.ctl port add transport=tap,ifname=tap1,create=1,up=1
+  umlswitch ctl -s /tmp/uml.ctl port set daemon0.1 delay=50ms loss=1%
   umlswitch ctl -s /tmp/uml.ctl fdb flush
   umlswitch ctl -s /tmp/lab/A.ctl -all switches
 
@@ -157,6 +160,8 @@ func (c *ctl) run(args []string) error {
 		return c.rates(rest)
 	case cmd == "port" && sub == "add":
 		return c.add("/v1/ports", rest[1:])
+	case cmd == "port" && sub == "set" && len(rest) >= 3:
+		return c.do("PATCH", "/v1/ports/"+url.PathEscape(rest[1]), api.SetRequest{Set: strings.Join(rest[2:], ",")}, nil)
 	case cmd == "port" && sub == "del" && len(rest) == 2:
 		return c.do("DELETE", "/v1/ports/"+url.PathEscape(rest[1]), nil, nil)
 	case cmd == "fdb" && sub == "flush" && len(rest) <= 2:
