@@ -87,6 +87,7 @@ func prepare() error {
 //	flood  "N,ADDR": send N quick pings to ADDR after the peers answered
 //	mtu    interface MTU           big    ping each peer once with this payload size
 //	sink   TCP port: accept one connection, print "SINK <bytes read>" when it closes
+//	send   "HOST:PORT:BYTES": after the peers answered, send BYTES of zeros to HOST:PORT over TCP
 //	       (listening before UML-UP, so the host may dial once the peers answer)
 //
 // It prints RESULT lines, then "UML-WAITING TX RX" with its interface's
@@ -123,6 +124,11 @@ for p in $(echo "$peers" | tr ',' ' '); do
     if ping -c 2 -W 2 -s $big $p >/dev/null 2>&1; then echo "BIG $p ok"; else echo "BIG $p fail"; fi
   fi
 done
+if [ -n "$send" ]; then
+  h=${send%%:*}; r=${send#*:}; p=${r%%:*}; n=${r#*:}
+  head -c $n /dev/zero | nc $h $p
+  echo "SENT $n"
+fi
 for p in $(echo "$nopeers" | tr ',' ' '); do
   if ping -c 3 -W 1 $p >/dev/null 2>&1; then echo "UNREACHED $p no"; else echo "UNREACHED $p yes"; fi
 done
