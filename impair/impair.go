@@ -62,6 +62,7 @@ type Port struct {
 	due    []int64 // nanoseconds since start
 	head   int
 	n      int
+	flying int   // frames at the head the drainer is sending without the lock
 	last   int64 // due time of the newest frame, so that jitter keeps order
 	free   int64 // when the rate lets the next frame go
 	closed bool
@@ -227,7 +228,7 @@ func (p *Port) enqueue(c *Config, f []byte, now int64) {
 	// With reorder=1 a frame may be due before those queued ahead of it:
 	// move it forward (slot headers only, not the bytes), so the queue
 	// stays in order of due time.
-	for k := p.n - 1; k > 0; k-- {
+	for k := p.n - 1; k > p.flying; k-- { // never into frames being sent
 		cur, prev := (p.head+k)%len(p.slots), (p.head+k-1)%len(p.slots)
 		if p.due[prev] <= p.due[cur] {
 			break
@@ -263,12 +264,14 @@ func (p *Port) drain() {
 		if len(out) < p.n {
 			next = time.Duration(p.due[(p.head+len(out))%len(p.slots)] - now)
 		}
+		p.flying = len(out)
 		p.mu.Unlock()
 
 		sent := p.send(out)
 		p.mu.Lock()
 		p.head = (p.head + sent) % max(len(p.slots), 1)
 		p.n -= sent
+		p.flying = 0
 		p.mu.Unlock()
 		if sent < len(out) {
 			next = time.Millisecond

@@ -100,11 +100,16 @@ func TestReorder(t *testing.T) {
 		time.Sleep(100 * time.Microsecond)
 	}
 	waitFor(t, s, 200, 2*time.Second)
-	out := 0
+	out, seen := 0, map[int]int{}
 	for i, f := range s.got {
-		if int(f[14])<<8|int(f[15]) != i {
+		n := int(f[14])<<8 | int(f[15])
+		seen[n]++
+		if n != i {
 			out++
 		}
+	}
+	if len(seen) != 200 {
+		t.Fatalf("%d distinct frames of 200 arrived: reordering lost or repeated some", len(seen))
 	}
 	if out == 0 {
 		t.Fatal("reorder=1 with 15 ms of jitter never reordered 200 frames 0.1 ms apart")
