@@ -13,6 +13,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/accept"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 	"github.com/umlswitch/umlswitch/transports/porttest"
@@ -274,13 +275,13 @@ func (r *heldRegistry) counts() (attached, most int) {
 }
 
 // Clients that connect, send and close faster than their ports' readers
-// run do not pile up ports: past maxHungUp the listener stops accepting
+// run do not pile up ports: past accept.MaxHungUp the listener stops accepting
 // until the readers have detached them, then takes the rest.
 func TestClosedClientsDoNotPileUp(t *testing.T) {
 	porttest.NoLeaks(t, func() {
 		tr := listen(t, Config{})
 		reg := &heldRegistry{}
-		const clients = 3 * maxHungUp
+		const clients = 3 * accept.MaxHungUp
 		for i := 0; i < clients; i++ { // all in the backlog, closed, before accepting starts
 			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 			if err != nil {
@@ -294,8 +295,8 @@ func TestClosedClientsDoNotPileUp(t *testing.T) {
 		}
 		tr.Start(reg)
 		time.Sleep(200 * time.Millisecond) // the listener takes what it will
-		if attached, _ := reg.counts(); attached != maxHungUp+1 {
-			t.Fatalf("%d ports of closed clients attached, want the bound %d and one more", attached, maxHungUp)
+		if attached, _ := reg.counts(); attached != accept.MaxHungUp+1 {
+			t.Fatalf("%d ports of closed clients attached, want the bound %d and one more", attached, accept.MaxHungUp)
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for tr.accepted() < clients {
@@ -306,11 +307,11 @@ func TestClosedClientsDoNotPileUp(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		porttest.Eventually(t, "every port detached", func() bool { reg.run(); a, _ := reg.counts(); return a == 0 })
-		if _, most := reg.counts(); most > maxHungUp+1 {
+		if _, most := reg.counts(); most > accept.MaxHungUp+1 {
 			t.Fatalf("%d ports attached at once", most)
 		}
 		tr.Close()
 	})
 }
 
-func (t *Transport) accepted() int { return int(t.seq.Load()) }
+func (t *Transport) accepted() int { return int(t.acc.Accepted()) }

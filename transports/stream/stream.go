@@ -15,13 +15,13 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/accept"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
@@ -159,25 +159,8 @@ type Listener struct {
 	addr addr
 	log  *slog.Logger
 	ln   *pollfd.FD
-	reg  fabric.Registry
-	seq  atomic.Uint64
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	live map[*Port]struct{} // guarded by mu
-	done bool               // guarded by mu
-	left chan struct{}      // a port was dropped (capacity 1)
-
-	// accept state, the accept goroutine only
-	acceptFn func(uintptr) bool
-	newFd    int
-	peer     string
-	acceptEr error
-	ports    []*Port
+	acc  *accept.Listener[*Port]
 }
-
-// maxHungUp bounds the ports of peers that have closed but are not yet
-// detached (see package bess): past it nobody is accepted until they go.
-const maxHungUp = 8
 
 func listen(cfg Config, a addr) (*Listener, error) {
 	if a.unix {
@@ -217,8 +200,21 @@ func listen(cfg Config, a addr) (*Listener, error) {
 		}
 		return nil, err
 	}
-	l := &Listener{cfg: cfg, addr: a, log: cfg.Logger, ln: ln, live: make(map[*Port]struct{}), left: make(chan struct{}, 1)}
-	l.acceptFn = l.accept
+	l := &Listener{cfg: cfg, addr: a, log: cfg.Logger, ln: ln}
+	l.acc = accept.New(ln, accept.Config[*Port]{Kind: "stream", Addr: a.name, Logger: cfg.Logger, Tune: a.tune,
+		NewPort: func(fd int, name string, gone func()) (*Port, error) {
+			return NewPort(fd, PortConfig{Name: name, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame, Logger: cfg.Logger, OnEOF: gone})
+		},
+		HungUp: func(ports []*Port) int {
+			n := 0
+			for _, p := range ports {
+				if p.hungUp() {
+					n++
+				}
+			}
+			return n
+		},
+	})
 	return l, nil
 }
 
@@ -252,157 +248,14 @@ func (l *Listener) Addr() string {
 
 // Start implements Transport.
 func (l *Listener) Start(reg fabric.Registry) {
-	l.reg = reg
-	l.wg.Add(1)
-	go l.acceptLoop()
+	l.acc.Start(reg)
 	l.log.Info("listening", "transport", "stream", "addr", l.Addr())
-}
-
-func (l *Listener) accept(lfd uintptr) bool {
-	nfd, sa, err := unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return false
-	}
-	l.newFd, l.acceptEr, l.peer = nfd, err, ""
-	switch sa := sa.(type) {
-	case *unix.SockaddrUnix:
-		l.peer = sa.Name
-	case *unix.SockaddrInet4:
-		l.peer = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
-	case *unix.SockaddrInet6:
-		l.peer = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
-	}
-	return true
-}
-
-func (l *Listener) acceptLoop() {
-	defer l.wg.Done()
-	wait := time.NewTimer(time.Hour)
-	wait.Stop()
-	for {
-		l.waitForHungUp(wait)
-		if err := l.ln.Read(l.acceptFn); err != nil {
-			return // closed
-		}
-		if l.acceptEr != nil {
-			l.log.Warn("accept", "addr", l.addr.name, "err", l.acceptEr)
-			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
-			continue
-		}
-		l.addr.tune(l.newFd)
-		l.serve(l.newFd, l.peer)
-	}
-}
-
-// waitForHungUp returns once at most maxHungUp of the listener's ports
-// have a peer that closed, rechecking when a port is dropped and every
-// 10 ms (Close also wakes it).
-func (l *Listener) waitForHungUp(wait *time.Timer) {
-	for {
-		l.mu.Lock()
-		if l.done || len(l.live) <= maxHungUp {
-			l.mu.Unlock()
-			return
-		}
-		l.ports = l.ports[:0]
-		for p := range l.live {
-			l.ports = append(l.ports, p)
-		}
-		l.mu.Unlock()
-		hungUp := 0
-		for _, p := range l.ports {
-			if p.hungUp() {
-				hungUp++
-			}
-		}
-		clear(l.ports) // hold no port past its detach
-		if hungUp <= maxHungUp {
-			return
-		}
-		wait.Reset(10 * time.Millisecond)
-		select {
-		case <-l.left:
-		case <-wait.C:
-		}
-	}
-}
-
-// serve makes the connection a port, detached when the peer closes.
-func (l *Listener) serve(fd int, peer string) {
-	seq := l.seq.Add(1)
-	label := peer
-	if label == "" || label == "@" { // an unbound unix client
-		label = "unbound"
-	}
-	var port *Port
-	port, err := NewPort(fd, PortConfig{
-		Name:     fmt.Sprintf("stream#%d %s", seq, label),
-		Depth:    l.cfg.Depth,
-		MaxFrame: l.cfg.MaxFrame,
-		Logger:   l.log,
-		OnEOF:    func() { l.log.Debug("stream peer closed", "addr", l.addr.name, "peer", label); l.drop(port) },
-	})
-	if err != nil {
-		unix.Close(fd)
-		l.log.Warn("stream connection", "addr", l.addr.name, "err", err)
-		return
-	}
-	l.mu.Lock()
-	if l.done {
-		l.mu.Unlock()
-		port.Close()
-		return
-	}
-	l.live[port] = struct{}{}
-	l.mu.Unlock()
-	id, err := l.reg.Attach(port)
-	if err != nil {
-		l.drop(port)
-		l.log.Warn("stream connection refused", "addr", l.addr.name, "peer", label, "err", err)
-		return
-	}
-	l.reg.Serve(port.Receiver(id))
-}
-
-// drop detaches and forgets a port.
-func (l *Listener) drop(p *Port) {
-	l.reg.Detach(p)
-	p.Close()
-	l.mu.Lock()
-	delete(l.live, p)
-	l.mu.Unlock()
-	select {
-	case l.left <- struct{}{}:
-	default:
-	}
 }
 
 // Close implements Transport: it stops accepting, detaches every port and
 // removes a unix socket file.
 func (l *Listener) Close() error {
-	l.mu.Lock()
-	if l.done {
-		l.mu.Unlock()
-		return nil
-	}
-	l.done = true
-	select { // wake an accept loop waiting for hung-up ports to go
-	case l.left <- struct{}{}:
-	default:
-	}
-	ports := make([]*Port, 0, len(l.live))
-	for p := range l.live {
-		ports = append(ports, p)
-	}
-	l.mu.Unlock()
-	err := l.ln.Close(nil)
-	l.wg.Wait()
-	for _, p := range ports {
-		if l.reg != nil {
-			l.reg.Detach(p)
-		}
-		p.Close()
-	}
+	err := l.acc.Close()
 	if l.addr.unix {
 		if rerr := os.Remove(l.cfg.Path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
 			err = rerr

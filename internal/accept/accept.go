@@ -1,0 +1,234 @@
+// Package accept runs a listening socket whose every connection is a port
+// of its own (UML's BESS transport, QEMU's stream backend): the accept
+// loop, the bound on ports whose peers have hung up, and detaching them
+// all at Close. The socket's kind makes each port and finds the hung-up
+// ones; this package owns their lifecycle.
+package accept
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/pollfd"
+)
+
+// Port is what a kind makes of an accepted connection: a pointer type.
+type Port interface {
+	comparable
+	fabric.Port
+	Receiver(id frame.PortID) fabric.Receiver
+}
+
+// MaxHungUp bounds the ports of clients that have closed but are not yet
+// detached. Their readers detach them as soon as they are scheduled, but
+// clients that connect, send and close faster than that (a UML in a boot
+// loop, a script) would otherwise pile up ports, and every flood goes to
+// each of them. Past the bound the listener accepts nobody until they are
+// gone; new clients wait in the listen backlog meanwhile.
+const MaxHungUp = 8
+
+// Config describes a listener.
+type Config[P Port] struct {
+	Kind   string // for port names and logs: "bess", "stream"
+	Addr   string // where it listens, for logs
+	Logger *slog.Logger
+	// NewPort makes the port of connection fd from peer (its name in
+	// logs); the port calls gone when the peer has closed and all it sent
+	// is delivered. On an error fd is closed here.
+	NewPort func(fd int, name string, gone func()) (P, error)
+	// HungUp counts the ports whose peers have closed.
+	HungUp func(ports []P) int
+	// Tune, if set, adjusts an accepted socket (buffer sizes).
+	Tune func(fd int)
+}
+
+// Listener accepts connections and attaches each as a port.
+type Listener[P Port] struct {
+	cfg  Config[P]
+	log  *slog.Logger
+	ln   *pollfd.FD
+	reg  fabric.Registry
+	seq  atomic.Uint64
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	live map[P]struct{} // guarded by mu
+	done bool           // guarded by mu
+	left chan struct{}  // a port was dropped (capacity 1)
+
+	// accept state, the accept goroutine only
+	acceptFn func(uintptr) bool
+	newFd    int
+	peer     string
+	acceptEr error
+	ports    []P
+}
+
+// New serves the listening socket ln; nothing is accepted before Start.
+func New[P Port](ln *pollfd.FD, cfg Config[P]) *Listener[P] {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	l := &Listener[P]{cfg: cfg, log: cfg.Logger, ln: ln, live: make(map[P]struct{}), left: make(chan struct{}, 1)}
+	l.acceptFn = l.accept
+	return l
+}
+
+// Start accepts connections and attaches each to reg as a port.
+func (l *Listener[P]) Start(reg fabric.Registry) {
+	l.reg = reg
+	l.wg.Add(1)
+	go l.acceptLoop()
+}
+
+// Accepted is how many connections were accepted so far.
+func (l *Listener[P]) Accepted() uint64 { return l.seq.Load() }
+
+func (l *Listener[P]) accept(lfd uintptr) bool {
+	nfd, sa, err := unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return false
+	}
+	l.newFd, l.acceptEr, l.peer = nfd, err, ""
+	switch sa := sa.(type) {
+	case *unix.SockaddrUnix:
+		l.peer = sa.Name // UML's src=, if it bound one
+	case *unix.SockaddrInet4:
+		l.peer = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrInet6:
+		l.peer = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
+	}
+	return true
+}
+
+func (l *Listener[P]) acceptLoop() {
+	defer l.wg.Done()
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	for {
+		l.waitForHungUp(wait)
+		if err := l.ln.Read(l.acceptFn); err != nil {
+			return // closed
+		}
+		if l.acceptEr != nil {
+			l.log.Warn("accept", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "err", l.acceptEr)
+			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
+			continue
+		}
+		if l.cfg.Tune != nil {
+			l.cfg.Tune(l.newFd)
+		}
+		l.serve(l.newFd, l.peer)
+	}
+}
+
+// waitForHungUp returns once at most MaxHungUp of the listener's ports
+// have a peer that closed. It rechecks whenever a port is dropped, and
+// every 10 ms in case a reader drops none (Close also wakes it).
+func (l *Listener[P]) waitForHungUp(wait *time.Timer) {
+	for {
+		l.mu.Lock()
+		if l.done || len(l.live) <= MaxHungUp {
+			l.mu.Unlock()
+			return
+		}
+		l.ports = l.ports[:0]
+		for p := range l.live {
+			l.ports = append(l.ports, p)
+		}
+		l.mu.Unlock()
+		hungUp := l.cfg.HungUp(l.ports)
+		clear(l.ports) // hold no port past its detach
+		if hungUp <= MaxHungUp {
+			return
+		}
+		wait.Reset(10 * time.Millisecond)
+		select {
+		case <-l.left:
+		case <-wait.C:
+		}
+	}
+}
+
+// serve makes the connection a port. It is detached when the peer closes.
+func (l *Listener[P]) serve(fd int, peer string) {
+	seq := l.seq.Add(1)
+	label := peer
+	if label == "" || label == "@" { // an unbound unix client
+		label = "unbound"
+	}
+	var port P
+	port, err := l.cfg.NewPort(fd, fmt.Sprintf("%s#%d %s", l.cfg.Kind, seq, label), func() {
+		l.log.Debug("peer closed", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "peer", label)
+		l.drop(port)
+	})
+	if err != nil {
+		unix.Close(fd)
+		l.log.Warn("connection", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "err", err)
+		return
+	}
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		port.Close()
+		return
+	}
+	l.live[port] = struct{}{}
+	l.mu.Unlock()
+	id, err := l.reg.Attach(port)
+	if err != nil {
+		l.drop(port)
+		l.log.Warn("connection refused", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "peer", label, "err", err)
+		return
+	}
+	l.reg.Serve(port.Receiver(id))
+}
+
+// drop detaches and forgets a port.
+func (l *Listener[P]) drop(p P) {
+	l.reg.Detach(p)
+	p.Close()
+	l.mu.Lock()
+	delete(l.live, p)
+	l.mu.Unlock()
+	select {
+	case l.left <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops accepting and detaches every port; the socket file, if any,
+// is the caller's.
+func (l *Listener[P]) Close() error {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return nil
+	}
+	l.done = true
+	select { // wake an accept loop waiting for hung-up ports to go
+	case l.left <- struct{}{}:
+	default:
+	}
+	ports := make([]P, 0, len(l.live))
+	for p := range l.live {
+		ports = append(ports, p)
+	}
+	l.mu.Unlock()
+	err := l.ln.Close(nil)
+	l.wg.Wait()
+	for _, p := range ports {
+		if l.reg != nil {
+			l.reg.Detach(p)
+		}
+		p.Close()
+	}
+	return err
+}
