@@ -101,3 +101,13 @@ func FromBytes(b []byte) (Addr, error) {
 	}
 	return a, nil
 }
+
+// CheckPath refuses a socket path that does not fit sun_path with its NUL
+// (107 bytes), for the kinds' path= keys, so a spec fails when it is
+// parsed rather than when the socket is bound.
+func CheckPath(path string) error {
+	if len(path) >= PathLen {
+		return fmt.Errorf("path is %d bytes: a unix socket path holds %d", len(path), PathLen-1)
+	}
+	return nil
+}

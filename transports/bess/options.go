@@ -1,7 +1,6 @@
 package bess
 
 import (
-	"fmt"
 	"log/slog"
 	"slices"
 
@@ -23,15 +22,8 @@ var Kind = configs.Kind{
 	New:     func() configs.Options { return &Options{Access: unixsock.NoOwner} },
 	Keys: slices.Concat([]configs.Key{
 		configs.Text("path", "PATH", "the socket UMLs connect to (their dst=), at most 107 bytes",
-			func(o *Options) *string { return &o.Path }, checkPath).Require(),
+			func(o *Options) *string { return &o.Path }, unixsock.CheckPath).Require(),
 	}, unixsock.AccessKeys(func(o *Options) *unixsock.Access { return &o.Access })),
-}
-
-func checkPath(v string) error {
-	if len(v) > 107 {
-		return fmt.Errorf("path is %d bytes: a unix socket path holds 107 (and UML copies dst with strlen)", len(v))
-	}
-	return nil
 }
 
 // Config is the listener o describes.

@@ -1,7 +1,6 @@
 package dgram
 
 import (
-	"fmt"
 	"log/slog"
 	"slices"
 
@@ -24,17 +23,10 @@ var Kind = configs.Kind{
 	New:     func() configs.Options { return &Options{Access: unixsock.NoOwner} },
 	Keys: slices.Concat([]configs.Key{
 		configs.Text("path", "PATH", "the socket the switch binds (QEMU's remote.path=), at most 107 bytes",
-			func(o *Options) *string { return &o.Path }, checkPath).Require(),
+			func(o *Options) *string { return &o.Path }, unixsock.CheckPath).Require(),
 		configs.Text("peer", "PATH", "the socket QEMU binds (its local.path=), where frames go",
-			func(o *Options) *string { return &o.Peer }, checkPath).Require(),
+			func(o *Options) *string { return &o.Peer }, unixsock.CheckPath).Require(),
 	}, unixsock.AccessKeys(func(o *Options) *unixsock.Access { return &o.Access })),
-}
-
-func checkPath(v string) error {
-	if len(v) > 107 {
-		return fmt.Errorf("path is %d bytes: a unix socket path holds 107", len(v))
-	}
-	return nil
 }
 
 // Config is the port o describes.

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 
@@ -28,7 +27,7 @@ var Kind = configs.Kind{
 	New: func() configs.Options { return &Options{Access: unixsock.NoOwner} },
 	Keys: slices.Concat([]configs.Key{
 		configs.Text("path", "PATH", "the unix socket (QEMU's addr.path=), at most 107 bytes; or host= and port=",
-			func(o *Options) *string { return &o.Path }, checkPath),
+			func(o *Options) *string { return &o.Path }, unixsock.CheckPath),
 		configs.Text("host", "HOST", "the TCP address to listen on or connect to (QEMU's addr.host=)",
 			func(o *Options) *string { return &o.Host }, nil).WithDefault("127.0.0.1"),
 		configs.Value("port", "N", "the TCP port (QEMU's addr.port=, or socket's listen=/connect= port)",
@@ -49,13 +48,6 @@ var Kind = configs.Kind{
 		}
 		return nil
 	},
-}
-
-func checkPath(v string) error {
-	if len(v) > 107 {
-		return fmt.Errorf("path is %d bytes: a unix socket path holds 107", len(v))
-	}
-	return nil
 }
 
 // Config is the listener or connecting port o describes.
