@@ -15,6 +15,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/instance"
 	"github.com/umlswitch/umlswitch/internal/connq"
 )
@@ -114,7 +115,11 @@ func (s *Server) routes() http.Handler {
 	read("GET /v1/fdb", s.fdb)
 	write("POST /v1/fdb", s.addStatic)
 	write("DELETE /v1/fdb/{switch}/{mac}", func(w http.ResponseWriter, r *http.Request) error {
-		return done(w, s.in.DelStatic(r.PathValue("switch"), r.PathValue("mac")))
+		vlan, err := vlanParam(r)
+		if err != nil {
+			return err
+		}
+		return done(w, s.in.DelStatic(r.PathValue("switch"), r.PathValue("mac"), vlan))
 	})
 	write("POST /v1/fdb/flush", s.flush)
 	read("GET /v1/mirrors", func(w http.ResponseWriter, r *http.Request) error { return reply(w, 200, s.in.Mirrors()) })
@@ -320,10 +325,23 @@ func (s *Server) addStatic(w http.ResponseWriter, r *http.Request) error {
 	if err := req.check(); err != nil {
 		return badRequest{err}
 	}
-	if err := s.in.AddStatic(req.Switch, req.MAC, req.Port); err != nil {
+	if err := s.in.AddStatic(req.Switch, req.MAC, req.Port, uint16(req.VLAN)); err != nil {
 		return err
 	}
 	return reply(w, http.StatusCreated, map[string]bool{"ok": true})
+}
+
+// vlanParam reads the ?vlan= of a request: 0 when absent.
+func vlanParam(r *http.Request) (uint16, error) {
+	v := r.URL.Query().Get("vlan")
+	if v == "" || v == "0" {
+		return 0, nil
+	}
+	n, err := frame.ParseVLAN(v)
+	if err != nil {
+		return 0, badRequest{err}
+	}
+	return n, nil
 }
 
 func (s *Server) flush(w http.ResponseWriter, r *http.Request) error {

@@ -122,11 +122,15 @@ type StaticRequest struct {
 	Switch string `json:"switch"`
 	MAC    string `json:"mac"`
 	Port   string `json:"port"`
+	VLAN   int    `json:"vlan,omitempty"` // 0: untagged frames of ports without VLAN keys
 }
 
 func (r StaticRequest) check() error {
 	if r.Switch == "" || r.MAC == "" || r.Port == "" {
 		return errors.New(`give "switch", "mac" and "port"`)
+	}
+	if r.VLAN < 0 || r.VLAN > frame.MaxVLAN {
+		return fmt.Errorf(`"vlan" %d is not a VLAN id from 1 to %d (or 0: untagged on ports without VLAN keys)`, r.VLAN, frame.MaxVLAN)
 	}
 	_, err := frame.ParseMAC(r.MAC)
 	return err

@@ -161,7 +161,7 @@ func RelayMain(args []string, stderr io.Writer) int {
 	hub := fs.Bool("hub", false, "send every batch to every other port.\nExample: -hub")
 	hold := fs.Duration("tx-hold", fabric.DefaultTxHold, "how long a full port may take nothing before its frames are dropped.\nExample: -tx-hold 10ms")
 	depth := fs.Int("depth", daemon.DefaultDepth, "frames per batch.\nExample: -depth 64")
-	mtu := fs.Int("mtu", frame.DefaultMTU, "IP MTU of every port; the largest frame is MTU+18.\nExample: -mtu 9000")
+	mtu := fs.Int("mtu", frame.DefaultMTU, "IP MTU of every port; the largest frame is MTU+22.\nExample: -mtu 9000")
 	var specs []string
 	fs.Func("port", "also serve a port described by `SPEC`, as umlswitch -port does.\nExample: -port transport=bess,path=/tmp/relay.bess",
 		func(s string) error { specs = append(specs, s); return nil })

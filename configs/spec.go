@@ -34,7 +34,7 @@ type Port struct {
 const (
 	MaxDepth = 1024
 	MinMTU   = 68
-	MaxMTU   = 65535 - 18
+	MaxMTU   = 65535 - 22
 )
 
 // The keys every port takes, besides transport: who it is, rendered before
@@ -49,7 +49,7 @@ var (
 	trailKeys = []Key{
 		Value("depth", "N", fmt.Sprintf("frames per batch, UML's depth=, 1..%d", MaxDepth), func(p *Port) *int { return &p.Depth },
 			Range(1, MaxDepth), Decimal[int]).WithDefault("-depth"),
-		Value("mtu", "BYTES", fmt.Sprintf("IP MTU, %d..%d: the largest frame is MTU+18", MinMTU, MaxMTU), func(p *Port) *int { return &p.MTU },
+		Value("mtu", "BYTES", fmt.Sprintf("IP MTU, %d..%d: the largest frame is MTU+22", MinMTU, MaxMTU), func(p *Port) *int { return &p.MTU },
 			Range(MinMTU, MaxMTU), Decimal[int]).WithDefault("-mtu"),
 	}
 )

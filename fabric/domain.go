@@ -185,8 +185,8 @@ func (d *Domain) Entries() []MACEntry {
 	return out
 }
 
-// SetStatic pins mac to port id of this domain.
-func (d *Domain) SetStatic(mac frame.MAC, id frame.PortID) error {
+// SetStatic pins mac in vlan to port id of this domain.
+func (d *Domain) SetStatic(vlan uint16, mac frame.MAC, id frame.PortID) error {
 	if mac.IsMulticast() {
 		return fmt.Errorf("static entry %s: a group address cannot live on one port", mac)
 	}
@@ -196,7 +196,10 @@ func (d *Domain) SetStatic(mac frame.MAC, id frame.PortID) error {
 	if e == nil || e.dom != d {
 		return fmt.Errorf("static entry %s: port %d is not in switch %s", mac, id, d.name)
 	}
-	d.table.setStatic(mac, e.ref)
+	if member, _ := e.vl.egress(vlan); !member || vlan > frame.MaxVLAN {
+		return fmt.Errorf("static entry %s: port %s does not carry VLAN %d", mac, e.name, vlan)
+	}
+	d.table.setStatic(vlan, mac, e.ref)
 	return nil
 }
 

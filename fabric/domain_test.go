@@ -39,10 +39,10 @@ func TestDomainsAreIsolated(t *testing.T) {
 		}
 	}
 	// The same address learned in both domains, on different ports.
-	if ref, ok := r.sw.Default().Table().Lookup(macA, 0); !ok || ref.id() != r.ids[0] {
+	if ref, ok := r.sw.Default().Table().Lookup(0, macA, 0); !ok || ref.id() != r.ids[0] {
 		t.Fatalf("default domain: A on %v %v", ref.id(), ok)
 	}
-	if ref, ok := b.Table().Lookup(macA, 0); !ok || ref.id() != r.ids[2] {
+	if ref, ok := b.Table().Lookup(0, macA, 0); !ok || ref.id() != r.ids[2] {
 		t.Fatalf("domain b: A on %v %v", ref.id(), ok)
 	}
 	if n := len(b.Stats()); n != 2 {
@@ -86,10 +86,10 @@ func TestRemoveDomainDetachesItsPorts(t *testing.T) {
 func TestStaticEntries(t *testing.T) {
 	r := newRig(t, 3, Config{})
 	d := r.sw.Default()
-	if err := d.SetStatic(macB, r.ids[1]); err != nil {
+	if err := d.SetStatic(0, macB, r.ids[1]); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.SetStatic(frame.Broadcast, r.ids[1]); err == nil {
+	if err := d.SetStatic(0, frame.Broadcast, r.ids[1]); err == nil {
 		t.Fatal("a broadcast address was made static")
 	}
 	r.send(r.from(2, frame.Broadcast, macB, 1)) // B speaks from port 2: learning must not move it
@@ -113,7 +113,7 @@ func TestStaticEntries(t *testing.T) {
 	if d.Table().Statics() != 0 || len(d.Entries()) != 0 {
 		t.Fatal("static entry of a detached port stayed")
 	}
-	if d.Table().RemoveStatic(macB) {
+	if d.Table().RemoveStatic(0, macB) {
 		t.Fatal("removed twice")
 	}
 }
@@ -138,7 +138,7 @@ func TestMACEvents(t *testing.T) {
 	send(ids[1], macA)
 	sw.clock.Store(int64(DefaultMACAge) * 2)
 	d.age(sw.clock.Load())
-	want := []MACEvent{{MACLearned, macA, ids[0]}, {MACMoved, macA, ids[1]}, {MACAged, macA, ids[1]}}
+	want := []MACEvent{{MACLearned, macA, 0, ids[0]}, {MACMoved, macA, 0, ids[1]}, {MACAged, macA, 0, ids[1]}}
 	if len(evs) != len(want) {
 		t.Fatalf("events %v, want %v", evs, want)
 	}

@@ -34,12 +34,14 @@ func (k MACEventKind) String() string {
 type MACEvent struct {
 	Kind MACEventKind
 	MAC  frame.MAC
+	VLAN uint16       // 0: untagged on ports without VLAN keys
 	Port frame.PortID // where it is now (learned, moved) or was (aged)
 }
 
 // MACEntry is one address as a listing shows it.
 type MACEntry struct {
 	MAC    frame.MAC
+	VLAN   uint16 // 0: untagged on ports without VLAN keys
 	Port   frame.PortID
 	Age    int64 // nanoseconds since it was last seen; 0 for static entries
 	Static bool
@@ -47,7 +49,7 @@ type MACEntry struct {
 }
 
 // Entries lists the table at time now (the clock Learn was given), in
-// address order. Entries past the ageing time that Age has not removed yet
+// address order, then VLAN order. Entries past the ageing time that Age has not removed yet
 // are left out, as Lookup would.
 func (t *MACTable) Entries(now int64) []MACEntry {
 	var out []MACEntry
@@ -55,7 +57,7 @@ func (t *MACTable) Entries(now int64) []MACEntry {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.RLock()
-		for mac, e := range sh.m {
+		for k, e := range sh.m {
 			st := e.static.Load()
 			age := now - e.seen.Load()
 			if st {
@@ -64,11 +66,16 @@ func (t *MACTable) Entries(now int64) []MACEntry {
 				continue
 			}
 			ref := portRef(e.ref.Load())
-			out = append(out, MACEntry{MAC: mac, Port: ref.id(), Age: max(age, 0), Static: st, ref: ref})
+			out = append(out, MACEntry{MAC: k.mac(), VLAN: k.vlan(), Port: ref.id(), Age: max(age, 0), Static: st, ref: ref})
 		}
 		sh.mu.RUnlock()
 	}
-	slices.SortFunc(out, func(a, b MACEntry) int { return slices.Compare(a.MAC[:], b.MAC[:]) })
+	slices.SortFunc(out, func(a, b MACEntry) int {
+		if c := slices.Compare(a.MAC[:], b.MAC[:]); c != 0 {
+			return c
+		}
+		return int(a.VLAN) - int(b.VLAN)
+	})
 	return out
 }
 
@@ -76,17 +83,21 @@ func (t *MACTable) Entries(now int64) []MACEntry {
 // an address new to the port (or moving to it) is refused, and false
 // returned, while the port holds limit. Only such addresses pay for the
 // count.
-func (t *MACTable) LearnLimited(mac frame.MAC, ref portRef, now int64, limit int) bool {
-	sh := t.shard(mac)
+func (t *MACTable) LearnLimited(vlan uint16, mac frame.MAC, ref portRef, now int64, limit int) bool {
+	return t.learnLimited(keyOf(vlan, mac), ref, now, limit)
+}
+
+func (t *MACTable) learnLimited(k macKey, ref portRef, now int64, limit int) bool {
+	sh := t.shard(k)
 	sh.mu.RLock()
-	e := sh.m[mac]
+	e := sh.m[k]
 	sh.mu.RUnlock()
 	if e == nil || (!e.static.Load() && portRef(e.ref.Load()).id() != ref.id()) {
 		if t.learnedOn(ref.id()) >= limit {
 			return false
 		}
 	}
-	t.Learn(mac, ref, now)
+	t.learn(k, ref, now)
 	return true
 }
 
@@ -108,9 +119,9 @@ func (t *MACTable) Flush() int {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		t.lru.Lock()
-		for mac, e := range sh.m {
+		for k, e := range sh.m {
 			if !e.static.Load() {
-				delete(sh.m, mac)
+				delete(sh.m, k)
 				t.unlink(e)
 				n++
 			}
@@ -125,16 +136,17 @@ func (t *MACTable) Flush() int {
 	return n
 }
 
-// setStatic pins mac to ref: learning never moves it and it never ages. A
-// learned entry for mac becomes static.
-func (t *MACTable) setStatic(mac frame.MAC, ref portRef) {
-	sh := t.shard(mac)
+// setStatic pins mac in vlan to ref: learning never moves it and it never
+// ages. A learned entry for mac becomes static.
+func (t *MACTable) setStatic(vlan uint16, mac frame.MAC, ref portRef) {
+	k := keyOf(vlan, mac)
+	sh := t.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.m[mac]
+	e := sh.m[k]
 	if e == nil {
-		e = &macEntry{mac: mac}
-		sh.m[mac] = e
+		e = &macEntry{key: k}
+		sh.m[k] = e
 	} else if !e.static.Load() {
 		t.lru.Lock()
 		t.unlink(e)
@@ -147,17 +159,18 @@ func (t *MACTable) setStatic(mac frame.MAC, ref portRef) {
 	e.ref.Store(uint32(ref))
 }
 
-// RemoveStatic removes the static entry for mac and reports whether there
-// was one. A learned entry is left alone.
-func (t *MACTable) RemoveStatic(mac frame.MAC) bool {
-	sh := t.shard(mac)
+// RemoveStatic removes the static entry for mac in vlan and reports
+// whether there was one. A learned entry is left alone.
+func (t *MACTable) RemoveStatic(vlan uint16, mac frame.MAC) bool {
+	k := keyOf(vlan, mac)
+	sh := t.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.m[mac]
+	e := sh.m[k]
 	if e == nil || !e.static.Load() {
 		return false
 	}
-	delete(sh.m, mac)
+	delete(sh.m, k)
 	t.statics.Add(-1)
 	return true
 }
@@ -180,9 +193,9 @@ func (t *MACTable) removeStaticsOf(id frame.PortID) {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		for mac, e := range sh.m {
+		for k, e := range sh.m {
 			if e.static.Load() && portRef(e.ref.Load()).id() == id {
-				delete(sh.m, mac)
+				delete(sh.m, k)
 				t.statics.Add(-1)
 			}
 		}

@@ -28,11 +28,21 @@ type forwarder struct {
 	pend    []pending
 	depth   int      // initial capacity of a list; deeper batches grow them
 	mirrors []Mirror // of the domain in hand; nil when nothing captures
+
+	// VLANs (vlan.go): by PortID, the frames staged for it that leave in
+	// the other form than they came (a tag pushed or popped); they are
+	// written after every list of frames as they came, so each frame
+	// changes form once.
+	flips    [][]uint16
+	flipping bool       // some frame of the batch is in flips
+	meta     []vlanMeta // by frame, in domains with VLAN ports
+	undo     []uint16   // frames whose meta says flipped
 }
 
 type pending struct {
-	e   *portEntry
-	off int // frames of its list already written
+	e    *portEntry
+	off  int  // frames of its list already written
+	flip bool // the list is in flips
 }
 
 func newForwarder(s *Switch, depth int) *forwarder {
@@ -66,16 +76,20 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 		table   *MACTable
 		flood   []*portEntry
 		policed bool     // a port of dom has a policy
+		vlans   bool     // a port of dom has VLAN keys
 		learnt  struct { // last source learned: a batch usually has one sender
-			mac frame.MAC
+			key macKey
 			in  *portEntry
 		}
 		memo struct { // last destination looked up
 			valid bool
-			mac   frame.MAC
+			key   macKey
 			out   *portEntry // nil: unknown, flood
 		}
 	)
+	if len(f.meta) < n {
+		f.meta = make([]vlanMeta, n)
+	}
 	for i := 0; i < n; i++ {
 		if in == nil || in.id != v.Ports[i] {
 			run.flush()
@@ -85,7 +99,8 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 			run.e = in
 			if in.dom != dom { // a shared socket feeds ports of several domains
 				dom = in.dom
-				hub, table, flood, policed = dom.hub.Load(), dom.table, set.flood[dom.idx], set.policed[dom.idx]
+				hub, table, flood = dom.hub.Load(), dom.table, set.flood[dom.idx]
+				policed, vlans = set.policed[dom.idx], set.vlans[dom.idx]
 				f.mirrors = dom.mirrors.active()
 				learnt.in, memo.valid = nil, false
 			}
@@ -119,23 +134,36 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 			in.stats.drop(DropLinkLocal, 1)
 			continue
 		}
-		if !hub {
-			if src := frame.SrcMAC(fr); !src.IsMulticast() && (src != learnt.mac || in != learnt.in) {
-				if pol != nil && pol.macLimit > 0 {
-					if !table.LearnLimited(src, in.ref, now, pol.macLimit) {
-						in.stats.drop(DropMACLimit, 1) // not remembered: its next frame is checked again
-						continue
-					}
-				} else {
-					table.Learn(src, in.ref, now)
-				}
-				learnt.mac, learnt.in = src, in
-				memo.valid = false // the frame may have taught us the memoised destination
+		// The frame's VLAN: where no port of the domain has VLAN keys,
+		// its tag's (0 for none), and it leaves as it came.
+		var vid uint16
+		if vlans {
+			var ok bool
+			if vid, ok = f.classify(in, i, fr); !ok {
+				continue
 			}
-			if dst := frame.DstMAC(fr); !dst.IsMulticast() {
-				if !memo.valid || dst != memo.mac {
-					memo.valid, memo.mac = true, dst
-					memo.out = set.resolve(table.Lookup(dst, now))
+		} else if size >= frame.HeaderLen+frame.VLANTagLen {
+			vid, _ = frame.OuterVLAN(fr)
+		}
+		if !hub {
+			if fr[6]&1 == 0 { // a group address never sends
+				if key := srcKey(vid, fr); key != learnt.key || in != learnt.in {
+					if pol != nil && pol.macLimit > 0 {
+						if !table.learnLimited(key, in.ref, now, pol.macLimit) {
+							in.stats.drop(DropMACLimit, 1) // not remembered: its next frame is checked again
+							continue
+						}
+					} else {
+						table.learn(key, in.ref, now)
+					}
+					learnt.key, learnt.in = key, in
+					memo.valid = false // the frame may have taught us the memoised destination
+				}
+			}
+			if fr[0]&1 == 0 { // unicast
+				if key := dstKey(vid, fr); !memo.valid || key != memo.key {
+					memo.valid, memo.key = true, key
+					memo.out = set.resolve(table.lookup(key, now))
 				}
 				if out := memo.out; out != nil {
 					switch {
@@ -143,8 +171,10 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 						in.stats.drop(DropHairpin, 1) // never send a frame back where it came from
 					case (pol != nil || out.pol != nil) && apart(pol, out.pol):
 						in.stats.drop(apartReason(pol, out.pol), 1)
-					default:
+					case !vlans:
 						f.stage(out, i, size)
+					case !f.stageVLAN(out, i, size, vid):
+						in.stats.drop(DropVLANFiltered, 1) // its VLAN left the port since it was learned there
 					}
 					continue
 				}
@@ -155,17 +185,24 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 			in.stats.drop(DropStorm, 1)
 			continue
 		}
-		if !policed {
+		switch {
+		case !policed && !vlans:
 			for _, out := range flood {
 				if out != in {
 					f.stage(out, i, size)
 				}
 			}
-			continue
-		}
-		for _, out := range flood {
-			if out != in && floodsTo(pol, out.pol, frame.DstMAC(fr)) {
-				f.stage(out, i, size)
+		case !vlans:
+			for _, out := range flood {
+				if out != in && floodsTo(pol, out.pol, frame.DstMAC(fr)) {
+					f.stage(out, i, size)
+				}
+			}
+		default:
+			for _, out := range flood {
+				if out != in && (!policed || floodsTo(pol, out.pol, frame.DstMAC(fr))) {
+					f.stageVLAN(out, i, size, vid)
+				}
 			}
 		}
 	}
@@ -185,7 +222,7 @@ func (f *forwarder) stage(out *portEntry, i, size int) {
 		f.grow(int(id) + 1)
 	}
 	l := f.lists[id]
-	if len(l) == 0 {
+	if len(l) == 0 && len(f.flips[id]) == 0 {
 		f.touched = append(f.touched, id)
 	}
 	f.lists[id] = append(l, uint16(i))
@@ -196,14 +233,22 @@ func (f *forwarder) stage(out *portEntry, i, size int) {
 func (f *forwarder) grow(n int) {
 	for len(f.lists) < n {
 		f.lists = append(f.lists, make([]uint16, 0, f.depth))
+		f.flips = append(f.flips, nil) // a port that never needs one never gets one
 	}
 }
 
-// frames fills f.out with the frames whose indices are in list.
-func (f *forwarder) frames(v *frame.Vector, list []uint16) [][]byte {
+// frames fills f.out with the frames whose indices are in list, in the
+// form the list asks for (flip: the list is in flips).
+func (f *forwarder) frames(v *frame.Vector, list []uint16, flip bool) [][]byte {
 	out := f.out[:0]
-	for _, k := range list {
-		out = append(out, v.Frame(int(k)))
+	if !f.flipping { // no frame of the batch changes form
+		for _, k := range list {
+			out = append(out, v.Frame(int(k)))
+		}
+	} else {
+		for _, k := range list {
+			out = append(out, f.form(v, int(k), flip))
+		}
 	}
 	f.out = out // keep what a deeper batch grew
 	return out
@@ -211,9 +256,21 @@ func (f *forwarder) frames(v *frame.Vector, list []uint16) [][]byte {
 
 func (f *forwarder) transmit(set *portSet, v *frame.Vector) {
 	for _, id := range f.touched {
-		e := set.byID[id]
-		if off, full := f.write(e, f.frames(v, f.lists[id])); full {
-			f.pend = append(f.pend, pending{e: e, off: off})
+		if list := f.lists[id]; len(list) > 0 {
+			e := set.byID[id]
+			if off, full := f.write(e, f.frames(v, list, false)); full {
+				f.pend = append(f.pend, pending{e: e, off: off})
+			}
+		}
+	}
+	if f.flipping {
+		for _, id := range f.touched {
+			if list := f.flips[id]; len(list) > 0 {
+				e := set.byID[id]
+				if off, full := f.write(e, f.frames(v, list, true)); full {
+					f.pend = append(f.pend, pending{e: e, off: off, flip: true})
+				}
+			}
 		}
 	}
 	if len(f.pend) > 0 {
@@ -221,6 +278,15 @@ func (f *forwarder) transmit(set *portSet, v *frame.Vector) {
 	}
 	for _, id := range f.touched {
 		f.lists[id] = f.lists[id][:0]
+	}
+	if f.flipping {
+		for _, id := range f.touched {
+			f.flips[id] = f.flips[id][:0]
+		}
+		for _, k := range f.undo {
+			f.meta[k].flipped = false
+		}
+		f.undo, f.flipping = f.undo[:0], false
 	}
 	f.touched = f.touched[:0]
 }
@@ -236,10 +302,14 @@ func (f *forwarder) transmit(set *portSet, v *frame.Vector) {
 // for when the batch has other destinations too (slow.go).
 func (f *forwarder) hold(v *frame.Vector) {
 	sw := f.sw
-	shared := len(f.touched) > 1 // the wait delays frames for other ports too
+	shared := len(f.touched) > 1 || f.flipping // the wait delays frames for other ports too
 	for _, p := range f.pend {
 		e := p.e
-		list := f.lists[e.id][p.off:]
+		list := f.lists[e.id]
+		if p.flip {
+			list = f.flips[e.id]
+		}
+		list = list[p.off:]
 		for len(list) > 0 {
 			start := sw.now()
 			if shared && e.slow.slow(start) {
@@ -256,7 +326,7 @@ func (f *forwarder) hold(v *frame.Vector) {
 			full := false
 			if ok {
 				var off int
-				off, full = f.write(e, f.frames(v, list))
+				off, full = f.write(e, f.frames(v, list, p.flip))
 				list = list[off:]
 			} else {
 				e.stalled.Store(true)

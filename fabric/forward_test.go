@@ -280,7 +280,7 @@ func TestStaleGenerationIsIgnored(t *testing.T) {
 	r := newRig(t, 3, Config{})
 	old := r.sw.ports.Load().get(r.ids[1]).ref
 	r.sw.Detach(r.ports[1])
-	r.sw.Table().Learn(macB, old, 0) // as if a reader raced the detach
+	r.sw.Table().Learn(0, macB, old, 0) // as if a reader raced the detach
 	p := newFake("new")
 	r.sw.Attach(p)
 	r.tags()

@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,8 +57,35 @@ type MACTable struct {
 
 type macShard struct {
 	mu sync.RWMutex
-	m  map[frame.MAC]*macEntry // guarded by mu; entries' fields are atomics
+	m  map[macKey]*macEntry // guarded by mu; entries' fields are atomics
 	_  [32]byte
+}
+
+// macKey is an address in a VLAN: learning is per VLAN, so one address
+// may live on different ports in different VLANs. It packs the VLAN id
+// above the 48 bits of the address (a map keyed by a uint64 takes the fast
+// path).
+type macKey uint64
+
+func keyOf(vlan uint16, mac frame.MAC) macKey {
+	return macKey(uint64(vlan)<<48 | uint64(mac[0])<<40 | uint64(mac[1])<<32 | uint64(mac[2])<<24 |
+		uint64(mac[3])<<16 | uint64(mac[4])<<8 | uint64(mac[5]))
+}
+
+// dstKey and srcKey are keyOf(vlan, DstMAC(f)) and keyOf(vlan,
+// SrcMAC(f)), each one load from the frame.
+func dstKey(vlan uint16, f []byte) macKey {
+	return macKey(uint64(vlan)<<48 | binary.BigEndian.Uint64(f[0:8])>>16)
+}
+
+func srcKey(vlan uint16, f []byte) macKey {
+	return macKey(uint64(vlan)<<48 | binary.BigEndian.Uint64(f[4:12])&(1<<48-1))
+}
+
+func (k macKey) vlan() uint16 { return uint16(k >> 48) }
+
+func (k macKey) mac() frame.MAC {
+	return frame.MAC{byte(k >> 40), byte(k >> 32), byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
 }
 
 type macEntry struct {
@@ -66,7 +94,7 @@ type macEntry struct {
 	static atomic.Bool   // set by an operator: never learned over, aged or evicted
 
 	// Guarded by MACTable.lru.
-	mac        frame.MAC
+	key        macKey
 	owner      frame.PortID // whose list holds it
 	listed     bool         // false once evicted or removed
 	checked    int64        // seen when eviction last passed it over
@@ -112,23 +140,26 @@ func NewMACTable(max int, age time.Duration) *MACTable {
 	t.max.Store(int64(max))
 	t.age.Store(int64(age))
 	for i := range t.shards {
-		t.shards[i].m = make(map[frame.MAC]*macEntry)
+		t.shards[i].m = make(map[macKey]*macEntry)
 	}
 	return t
 }
 
-func (t *MACTable) shard(m frame.MAC) *macShard {
-	x := uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 | uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
-	x *= 0x9e3779b97f4a7c15 // Fibonacci hashing: the top bits depend on every byte
+func (t *MACTable) shard(k macKey) *macShard {
+	x := uint64(k) * 0x9e3779b97f4a7c15 // Fibonacci hashing: the top bits depend on every byte
 	return &t.shards[x>>58]
 }
 
-// Learn records that mac was seen on ref at time now (nanoseconds on the
-// switch's clock). A known address is refreshed or moved in place.
-func (t *MACTable) Learn(mac frame.MAC, ref portRef, now int64) {
-	sh := t.shard(mac)
+// Learn records that mac was seen in vlan on ref at time now (nanoseconds
+// on the switch's clock). A known address is refreshed or moved in place.
+func (t *MACTable) Learn(vlan uint16, mac frame.MAC, ref portRef, now int64) {
+	t.learn(keyOf(vlan, mac), ref, now)
+}
+
+func (t *MACTable) learn(k macKey, ref portRef, now int64) {
+	sh := t.shard(k)
 	sh.mu.RLock()
-	e := sh.m[mac]
+	e := sh.m[k]
 	sh.mu.RUnlock()
 	if e != nil {
 		if e.static.Load() {
@@ -137,7 +168,7 @@ func (t *MACTable) Learn(mac frame.MAC, ref portRef, now int64) {
 		if old := portRef(e.ref.Load()); old != ref {
 			if old.id() != ref.id() {
 				t.move(e, ref.id())
-				t.tell(MACMoved, mac, ref.id())
+				t.tell(MACMoved, k, ref.id())
 			}
 			e.ref.Store(uint32(ref))
 		}
@@ -152,9 +183,9 @@ func (t *MACTable) Learn(mac frame.MAC, ref portRef, now int64) {
 	}
 	sh.mu.Lock()
 	event := MACLearned
-	if e = sh.m[mac]; e == nil {
-		e = &macEntry{mac: mac}
-		sh.m[mac] = e
+	if e = sh.m[k]; e == nil {
+		e = &macEntry{key: k}
+		sh.m[k] = e
 		t.count.Add(1)
 		e.ref.Store(uint32(ref))
 		e.seen.Store(now)
@@ -173,19 +204,19 @@ func (t *MACTable) Learn(mac frame.MAC, ref portRef, now int64) {
 	}
 	sh.mu.Unlock()
 	if event != 0 {
-		t.tell(event, mac, ref.id())
+		t.tell(event, k, ref.id())
 	}
 }
 
-func (t *MACTable) tell(k MACEventKind, mac frame.MAC, id frame.PortID) {
-	switch k {
+func (t *MACTable) tell(kind MACEventKind, k macKey, id frame.PortID) {
+	switch kind {
 	case MACLearned:
 		t.learned.Add(1)
 	case MACMoved:
 		t.moved.Add(1)
 	}
 	if t.notify != nil {
-		t.notify(MACEvent{Kind: k, MAC: mac, Port: id})
+		t.notify(MACEvent{Kind: kind, MAC: k.mac(), VLAN: k.vlan(), Port: id})
 	}
 }
 
@@ -259,10 +290,10 @@ func (t *MACTable) evict() bool {
 	if victim == nil {
 		return false
 	}
-	sh := t.shard(victim.mac)
+	sh := t.shard(victim.key)
 	sh.mu.Lock()
-	if sh.m[victim.mac] == victim {
-		delete(sh.m, victim.mac)
+	if sh.m[victim.key] == victim {
+		delete(sh.m, victim.key)
 		t.count.Add(-1)
 	}
 	sh.mu.Unlock()
@@ -280,12 +311,16 @@ func (t *MACTable) rescanHeavy() {
 	}
 }
 
-// Lookup returns the port mac was last seen on, unless that was longer ago
-// than the ageing time.
-func (t *MACTable) Lookup(mac frame.MAC, now int64) (portRef, bool) {
-	sh := t.shard(mac)
+// Lookup returns the port mac was last seen on in vlan, unless that was
+// longer ago than the ageing time.
+func (t *MACTable) Lookup(vlan uint16, mac frame.MAC, now int64) (portRef, bool) {
+	return t.lookup(keyOf(vlan, mac), now)
+}
+
+func (t *MACTable) lookup(k macKey, now int64) (portRef, bool) {
+	sh := t.shard(k)
 	sh.mu.RLock()
-	e := sh.m[mac]
+	e := sh.m[k]
 	sh.mu.RUnlock()
 	if e == nil || (now-e.seen.Load() > t.age.Load() && !e.static.Load()) {
 		return 0, false
@@ -302,12 +337,12 @@ func (t *MACTable) Age(now int64) int {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		t.lru.Lock()
-		for mac, e := range sh.m {
+		for k, e := range sh.m {
 			if now-e.seen.Load() > age && !e.static.Load() {
-				delete(sh.m, mac)
+				delete(sh.m, k)
 				t.unlink(e)
 				n++
-				t.tell(MACAged, mac, e.owner)
+				t.tell(MACAged, k, e.owner)
 			}
 		}
 		t.lru.Unlock()
@@ -344,10 +379,10 @@ func (t *MACTable) FlushPort(id frame.PortID) int {
 	t.lru.Unlock()
 	n := 0
 	for _, e := range gone {
-		sh := t.shard(e.mac)
+		sh := t.shard(e.key)
 		sh.mu.Lock()
-		if sh.m[e.mac] == e {
-			delete(sh.m, e.mac)
+		if sh.m[e.key] == e {
+			delete(sh.m, e.key)
 			n++
 		}
 		sh.mu.Unlock()

@@ -18,14 +18,14 @@ func macN(n int) frame.MAC {
 
 func mustLearned(t *testing.T, tb *MACTable, mac frame.MAC, id frame.PortID, now int64) {
 	t.Helper()
-	if ref, ok := tb.Lookup(mac, now); !ok || ref.id() != id {
+	if ref, ok := tb.Lookup(0, mac, now); !ok || ref.id() != id {
 		t.Fatalf("%s: learned %v on port %d, want port %d", mac, ok, ref.id(), id)
 	}
 }
 
 func mustForgotten(t *testing.T, tb *MACTable, mac frame.MAC, now int64) {
 	t.Helper()
-	if ref, ok := tb.Lookup(mac, now); ok {
+	if ref, ok := tb.Lookup(0, mac, now); ok {
 		t.Fatalf("%s still learned on port %d", mac, ref.id())
 	}
 }
@@ -47,10 +47,10 @@ func checkConsistent(t *testing.T, tb *MACTable) {
 		for e := l.head; e != nil; e = e.next {
 			n++
 			if !e.listed || e.owner != frame.PortID(id) {
-				t.Errorf("entry %s on port %d's list: listed %v owner %d", e.mac, id, e.listed, e.owner)
+				t.Errorf("entry %s on port %d's list: listed %v owner %d", e.key.mac(), id, e.listed, e.owner)
 			}
-			if tb.shard(e.mac).m[e.mac] != e {
-				t.Errorf("listed entry %s is not in its shard", e.mac)
+			if tb.shard(e.key).m[e.key] != e {
+				t.Errorf("listed entry %s is not in its shard", e.key.mac())
 			}
 		}
 		if n != l.n {
@@ -67,10 +67,10 @@ func checkConsistent(t *testing.T, tb *MACTable) {
 func TestMACTableAgeing(t *testing.T) {
 	tb := NewMACTable(8, time.Second)
 	sec := int64(time.Second)
-	tb.Learn(macA, makeRef(1, 1), 0)
-	tb.Learn(macB, makeRef(2, 1), 0)
-	tb.Learn(macA, makeRef(1, 1), sec) // refresh A only
-	mustForgotten(t, tb, macB, 2*sec)  // expired, though not yet aged out
+	tb.Learn(0, macA, makeRef(1, 1), 0)
+	tb.Learn(0, macB, makeRef(2, 1), 0)
+	tb.Learn(0, macA, makeRef(1, 1), sec) // refresh A only
+	mustForgotten(t, tb, macB, 2*sec)     // expired, though not yet aged out
 	if n := tb.Age(2 * sec); n != 1 {
 		t.Fatalf("aged %d, want 1", n)
 	}
@@ -83,10 +83,10 @@ func TestMACTableAgeing(t *testing.T) {
 func TestMACTableEvictsFromThePortHoldingTheMost(t *testing.T) {
 	tb := NewMACTable(4, time.Hour)
 	for i := 0; i < 3; i++ {
-		tb.Learn(macN(i), makeRef(1, 1), 0) // the flooder: 0, 1, 2
+		tb.Learn(0, macN(i), makeRef(1, 1), 0) // the flooder: 0, 1, 2
 	}
-	tb.Learn(macB, makeRef(2, 1), 0)
-	tb.Learn(macC, makeRef(3, 1), 0) // full: evicts the flooder's oldest
+	tb.Learn(0, macB, makeRef(2, 1), 0)
+	tb.Learn(0, macC, makeRef(3, 1), 0) // full: evicts the flooder's oldest
 	mustLearned(t, tb, macC, 3, 0)
 	mustForgotten(t, tb, macN(0), 0)
 	if tb.Len() != 4 || tb.Evicted() != 1 || tb.Refused() != 0 {
@@ -94,7 +94,7 @@ func TestMACTableEvictsFromThePortHoldingTheMost(t *testing.T) {
 	}
 	// The flooder keeps flooding: it only ever evicts its own addresses.
 	for i := 3; i < 1000; i++ {
-		tb.Learn(macN(i), makeRef(1, 1), 0)
+		tb.Learn(0, macN(i), makeRef(1, 1), 0)
 	}
 	mustLearned(t, tb, macB, 2, 0)
 	mustLearned(t, tb, macC, 3, 0)
@@ -109,14 +109,14 @@ func TestMACTableEvictsFromThePortHoldingTheMost(t *testing.T) {
 // the least recently seen entry, not merely the first learned.
 func TestMACTableEvictionSparesRecentlySeen(t *testing.T) {
 	tb := NewMACTable(3, time.Hour)
-	tb.Learn(macN(0), makeRef(1, 1), 0)
-	tb.Learn(macN(1), makeRef(1, 1), 0)
-	tb.Learn(macN(2), makeRef(1, 1), 0)
-	tb.Learn(macN(0), makeRef(1, 1), 5) // seen again later
-	tb.Learn(macN(3), makeRef(1, 1), 5)
+	tb.Learn(0, macN(0), makeRef(1, 1), 0)
+	tb.Learn(0, macN(1), makeRef(1, 1), 0)
+	tb.Learn(0, macN(2), makeRef(1, 1), 0)
+	tb.Learn(0, macN(0), makeRef(1, 1), 5) // seen again later
+	tb.Learn(0, macN(3), makeRef(1, 1), 5)
 	mustLearned(t, tb, macN(0), 1, 5)
 	mustForgotten(t, tb, macN(1), 5)
-	tb.Learn(macN(4), makeRef(1, 1), 5)
+	tb.Learn(0, macN(4), makeRef(1, 1), 5)
 	mustForgotten(t, tb, macN(2), 5)
 	mustLearned(t, tb, macN(0), 1, 5)
 	checkConsistent(t, tb)
@@ -126,15 +126,15 @@ func TestMACTableEvictionSparesRecentlySeen(t *testing.T) {
 // flushing the new one removes it.
 func TestMACTableMoveAndFlush(t *testing.T) {
 	tb := NewMACTable(16, time.Hour)
-	tb.Learn(macA, makeRef(1, 1), 0)
-	tb.Learn(macB, makeRef(1, 1), 0)
-	tb.Learn(macA, makeRef(2, 1), 0) // A moved to port 2
+	tb.Learn(0, macA, makeRef(1, 1), 0)
+	tb.Learn(0, macB, makeRef(1, 1), 0)
+	tb.Learn(0, macA, makeRef(2, 1), 0) // A moved to port 2
 	if n := tb.FlushPort(1); n != 1 {
 		t.Fatalf("flushed %d from port 1, want 1", n)
 	}
 	mustLearned(t, tb, macA, 2, 0)
 	mustForgotten(t, tb, macB, 0)
-	tb.Learn(macA, makeRef(2, 2), 0) // same slot, a later generation: no move
+	tb.Learn(0, macA, makeRef(2, 2), 0) // same slot, a later generation: no move
 	if n := tb.FlushPort(2); n != 1 || tb.Len() != 0 {
 		t.Fatalf("flushed %d from port 2, %d left", n, tb.Len())
 	}
@@ -155,9 +155,9 @@ func TestMACTableConcurrentChurn(t *testing.T) {
 				port := frame.PortID(r.IntN(8))
 				switch op := r.IntN(100); {
 				case op < 90:
-					tb.Learn(macN(r.IntN(200)), makeRef(port, 1), int64(i/100))
+					tb.Learn(0, macN(r.IntN(200)), makeRef(port, 1), int64(i/100))
 				case op < 95:
-					tb.Lookup(macN(r.IntN(200)), int64(i/100))
+					tb.Lookup(0, macN(r.IntN(200)), int64(i/100))
 				case op < 98:
 					tb.Age(int64(i / 100))
 				default:

@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,10 +11,22 @@ import (
 // policyRig is a switch whose ports have the given policies.
 func policyRig(t *testing.T, pols ...Policy) *rig {
 	t.Helper()
+	opts := make([]PortOptions, len(pols))
+	for i, p := range pols {
+		opts[i].Policy = p
+	}
+	return optionsRig(t, opts...)
+}
+
+// optionsRig is a switch of fake ports p0, p1, ... attached with opts,
+// each able to carry a full-sized frame in two VLAN tags.
+func optionsRig(t testing.TB, opts ...PortOptions) *rig {
+	t.Helper()
 	r := &rig{sw: New(Config{Logger: quiet()}), v: frame.NewVector(64, 9000)}
-	for _, p := range pols {
-		fp := newFake("p")
-		id, err := r.sw.AttachWith(fp, PortOptions{Policy: p})
+	for i, o := range opts {
+		fp := newFake(fmt.Sprintf("p%d", i))
+		fp.maxFrame = frame.MaxFrameForMTU(frame.DefaultMTU)
+		id, err := r.sw.AttachWith(fp, o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,11 +32,14 @@ const (
 	DropLinkLocal               // a link-local frame (STP, LACP, LLDP) on a port with link_local=0
 	DropLoss                    // lost on purpose by the port's loss= impairment
 	DropRate                    // the port's impairment queue (rate=, delay=) was full
+	DropVLANMismatch            // a tagged frame on an access port, an untagged one on a trunk without native=
+	DropVLANFiltered            // a frame of a VLAN the port does not carry
 	NumDropReasons
 )
 
 var dropNames = [NumDropReasons]string{"invalid", "empty", "runt", "oversize", "tx-oversize", "hairpin", "tx-full", "tx-error",
-	"decap", "bad-key", "filtered", "rx-overrun", "slow-receiver", "split-horizon", "isolated", "mac-limit", "storm", "link-local", "loss", "rate"}
+	"decap", "bad-key", "filtered", "rx-overrun", "slow-receiver", "split-horizon", "isolated", "mac-limit", "storm", "link-local", "loss", "rate",
+	"vlan-mismatch", "vlan-filtered"}
 
 // KernelDropper is implemented by ports whose frames can be dropped in the
 // kernel before the switch reads them (a socket filter, a full queue). The

@@ -63,6 +63,7 @@ type portEntry struct {
 	name     string
 	maxFrame int
 	pol      *portPolicy // nil: no policy (the common case)
+	vl       *portVLAN   // nil: no VLAN keys (the common case)
 	stats    *counters
 	// stalled is set when the port stayed full past the hold bound and
 	// cleared as soon as it takes a frame again: while set, readers drop
@@ -83,6 +84,9 @@ type portSet struct {
 	// policed, by Domain.idx, says whether a port of the domain has a
 	// policy: floods in a domain without one take the plain loop.
 	policed []bool
+	// vlans, by Domain.idx, says whether a port of the domain has VLAN
+	// keys: frames of a domain without change no tags and flood everywhere.
+	vlans []bool
 }
 
 func (s *portSet) get(id frame.PortID) *portEntry {
@@ -160,6 +164,7 @@ type PortOptions struct {
 	Domain *Domain // nil: the default domain
 	Name   string  // for logs and counters; empty: the port's own Name
 	Policy Policy
+	VLAN   VLAN
 }
 
 // Attach adds p as a new port of the default domain.
@@ -178,6 +183,9 @@ func (s *Switch) AttachWith(p Port, o PortOptions) (frame.PortID, error) {
 	}
 	if d == nil || d.removed || d.sw != s {
 		return 0, fmt.Errorf("attach %s: no such switch", p.Name())
+	}
+	if err := o.VLAN.Check(); err != nil {
+		return 0, fmt.Errorf("attach %s: %w", p.Name(), err)
 	}
 	name := o.Name
 	if name == "" {
@@ -200,7 +208,7 @@ func (s *Switch) AttachWith(p Port, o PortOptions) (frame.PortID, error) {
 	}
 	s.gens[id]++
 	e := &portEntry{id: frame.PortID(id), ref: makeRef(frame.PortID(id), s.gens[id]), port: p, dom: d, pol: d.policyFor(o.Policy),
-		name: name, maxFrame: p.MaxFrame(), stats: new(counters)}
+		vl: newPortVLAN(o.VLAN), name: name, maxFrame: p.MaxFrame(), stats: new(counters)}
 	byID := append([]*portEntry(nil), old.byID...)
 	if id == len(byID) {
 		byID = append(byID, e)
@@ -215,12 +223,14 @@ func (s *Switch) AttachWith(p Port, o PortOptions) (frame.PortID, error) {
 // replacePorts publishes a new snapshot with byID as its ports. Caller
 // holds mu.
 func (s *Switch) replacePorts(byID []*portEntry) {
-	next := &portSet{byID: byID, flood: make([][]*portEntry, len(s.domains)), policed: make([]bool, len(s.domains))}
+	next := &portSet{byID: byID, flood: make([][]*portEntry, len(s.domains)), policed: make([]bool, len(s.domains)),
+		vlans: make([]bool, len(s.domains))}
 	for _, e := range byID {
 		if e != nil {
 			next.live = append(next.live, e)
 			next.flood[e.dom.idx] = append(next.flood[e.dom.idx], e)
 			next.policed[e.dom.idx] = next.policed[e.dom.idx] || e.pol != nil
+			next.vlans[e.dom.idx] = next.vlans[e.dom.idx] || e.vl != nil
 		}
 	}
 	s.ports.Store(next)
@@ -236,7 +246,7 @@ func (s *Switch) ReplacePort(old, next Port) error {
 	byID := append([]*portEntry(nil), s.ports.Load().byID...)
 	for i, e := range byID {
 		if e != nil && e.port == old {
-			byID[i] = &portEntry{id: e.id, ref: e.ref, port: next, dom: e.dom, pol: e.pol, name: e.name,
+			byID[i] = &portEntry{id: e.id, ref: e.ref, port: next, dom: e.dom, pol: e.pol, vl: e.vl, name: e.name,
 				maxFrame: next.MaxFrame(), stats: e.stats}
 			s.replacePorts(byID)
 			return nil

@@ -12,8 +12,10 @@ const (
 )
 
 // MaxFrameForMTU is the largest frame a port with IP MTU mtu carries: the
-// Ethernet header and one 802.1Q tag on top of the MTU (1518 for 1500), no FCS.
-func MaxFrameForMTU(mtu int) int { return mtu + HeaderLen + VLANTagLen }
+// Ethernet header and two VLAN tags on top of the MTU (1522 for 1500, no
+// FCS), so that a full-sized frame of a customer VLAN carried in a service
+// VLAN (QinQ) is not oversize.
+func MaxFrameForMTU(mtu int) int { return mtu + HeaderLen + 2*VLANTagLen }
 
 // EtherType returns the type field of a frame of at least HeaderLen bytes.
 func EtherType(f []byte) uint16 { return uint16(f[12])<<8 | uint16(f[13]) }

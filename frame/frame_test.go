@@ -51,8 +51,8 @@ func TestVectorLayout(t *testing.T) {
 	if got := v.Frame(0); len(got) != 14 || got[0] != 0xaa {
 		t.Fatalf("Frame(0) = %x", got)
 	}
-	if MaxFrameForMTU(1500) != 1518 {
-		t.Fatal("MaxFrameForMTU(1500) != 1518")
+	if MaxFrameForMTU(1500) != 1522 {
+		t.Fatal("MaxFrameForMTU(1500) != 1522")
 	}
 }
 

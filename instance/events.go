@@ -17,6 +17,7 @@ type Event struct {
 	Peer     string            `json:"peer,omitempty"`
 	Path     string            `json:"path,omitempty"`
 	MAC      string            `json:"mac,omitempty"`
+	VLAN     int               `json:"vlan,omitempty"`
 	Count    uint64            `json:"count,omitempty"` // drops: new this second; mac-suppressed: events left out; port-detached: drops in all
 	RxFrames uint64            `json:"rx_frames,omitempty"`
 	TxFrames uint64            `json:"tx_frames,omitempty"`

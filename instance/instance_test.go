@@ -88,10 +88,10 @@ switches:
 		t.Fatalf("unknown switch: %v", err)
 	}
 	// Static entries, flushing.
-	if err := in.AddStatic("red", macB.String(), "uml.2"); err != nil {
+	if err := in.AddStatic("red", macB.String(), "uml.2", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := in.AddStatic("red", macB.String(), "daemon0.1"); err == nil {
+	if err := in.AddStatic("red", macB.String(), "daemon0.1", 0); err == nil {
 		t.Fatal("a static entry on another switch's port was taken")
 	}
 	if n, err := in.FlushFDB("red"); n != 1 || err != nil {

@@ -147,7 +147,8 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 		ps.clients[p] = client
 	}
 	in.mu.Unlock()
-	id, err := in.fab.AttachWith(held, fabric.PortOptions{Domain: ps.sw.dom, Name: name, Policy: policy.Of(ps.spec)})
+	id, err := in.fab.AttachWith(held, fabric.PortOptions{Domain: ps.sw.dom, Name: name, Policy: policy.Of(ps.spec),
+		VLAN: policy.VLAN(ps.spec)})
 	in.mu.Lock()
 	if err != nil {
 		if client != nil {

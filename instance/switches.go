@@ -242,8 +242,8 @@ func (in *Instance) clientsOf(ps *portState) []*portState {
 	return out
 }
 
-// AddStatic pins mac to port on switch sw.
-func (in *Instance) AddStatic(sw, mac, port string) error {
+// AddStatic pins mac in vlan to port on switch sw.
+func (in *Instance) AddStatic(sw, mac, port string, vlan uint16) error {
 	m, err := frame.ParseMAC(mac)
 	if err != nil {
 		return err
@@ -264,11 +264,11 @@ func (in *Instance) AddStatic(sw, mac, port string) error {
 	case ps.id == frame.NoPort:
 		return fmt.Errorf("port %s is not attached now", port)
 	}
-	return s.dom.SetStatic(m, ps.id)
+	return s.dom.SetStatic(vlan, m, ps.id)
 }
 
-// DelStatic removes the static entry for mac on switch sw.
-func (in *Instance) DelStatic(sw, mac string) error {
+// DelStatic removes the static entry for mac in vlan on switch sw.
+func (in *Instance) DelStatic(sw, mac string, vlan uint16) error {
 	m, err := frame.ParseMAC(mac)
 	if err != nil {
 		return err
@@ -279,8 +279,8 @@ func (in *Instance) DelStatic(sw, mac string) error {
 	if s == nil {
 		return fmt.Errorf("switch %s: %w", sw, ErrNotFound)
 	}
-	if !s.dom.Table().RemoveStatic(m) {
-		return fmt.Errorf("static entry %s on %s: %w", m, sw, ErrNotFound)
+	if !s.dom.Table().RemoveStatic(vlan, m) {
+		return fmt.Errorf("static entry %s (VLAN %d) on %s: %w", m, vlan, sw, ErrNotFound)
 	}
 	return nil
 }
@@ -317,6 +317,7 @@ func (in *Instance) onMAC(sw *switchState) func(fabric.MACEvent) {
 		if !in.events.listened() || !sw.mac.allow() {
 			return
 		}
-		in.events.publish(Event{Type: "mac-" + e.Kind.String(), Switch: sw.name, MAC: e.MAC.String(), Port: in.fab.PortName(e.Port)})
+		in.events.publish(Event{Type: "mac-" + e.Kind.String(), Switch: sw.name, MAC: e.MAC.String(), VLAN: int(e.VLAN),
+			Port: in.fab.PortName(e.Port)})
 	}
 }

@@ -87,7 +87,7 @@ type MACInfo struct {
 	Switch string  `json:"switch"`
 	MAC    string  `json:"mac"`
 	Port   string  `json:"port"` // empty: a port that has gone, not yet flushed
-	VLAN   int     `json:"vlan"` // 0: untagged (VLANs are not yet told apart)
+	VLAN   int     `json:"vlan"` // 0: untagged frames of ports without VLAN keys
 	AgeS   float64 `json:"age_s"`
 	Static bool    `json:"static"`
 }
@@ -257,7 +257,7 @@ func (in *Instance) FDB(sw string) ([]MACInfo, error) {
 	out := []MACInfo{}
 	for _, s := range sws {
 		for _, e := range s.dom.Entries() {
-			mi := MACInfo{Switch: s.name, MAC: e.MAC.String(), AgeS: time.Duration(e.Age).Seconds(), Static: e.Static}
+			mi := MACInfo{Switch: s.name, MAC: e.MAC.String(), VLAN: int(e.VLAN), AgeS: time.Duration(e.Age).Seconds(), Static: e.Static}
 			if e.Port != frame.NoPort {
 				mi.Port = in.fab.PortName(e.Port)
 			}

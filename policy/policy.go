@@ -1,8 +1,9 @@
 // Package policy declares the port keys that say what the switch does with
-// a port's frames rather than how the port carries them: split horizon,
-// flooding, isolation, limits, and how the link misbehaves (delay, loss,
-// rate). Every port kind takes them; the fabric enforces the first
-// (fabric.Policy), package impair the second (impair.Config).
+// a port's frames rather than how the port carries them: VLAN membership,
+// split horizon, flooding, isolation, limits, and how the link misbehaves
+// (delay, loss, rate). Every port kind takes them; the fabric enforces the
+// first two (fabric.VLAN, fabric.Policy), package impair the last
+// (impair.Config).
 package policy
 
 import (
@@ -13,11 +14,16 @@ import (
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/impair"
 )
 
 // Options are a port's policy keys.
 type Options struct {
+	// 802.1Q (fabric.VLAN).
+	Access, Native, QinQ uint16
+	Trunk                frame.VLANSet
+
 	SplitHorizon string
 	NoFlood      bool
 	NoBroadcast  bool
@@ -51,7 +57,20 @@ var Kind = configs.Kind{
 	Name:    "policy",
 	Summary: "what the switch does with the port's frames",
 	New:     func() configs.Options { return &Options{} },
+	Check:   func(o configs.Options, _ map[string]bool) error { return vlanOf(o.(*Options)).Check() },
 	Keys: []configs.Key{
+		configs.Value("vlan", "N", "an access port of VLAN N (1..4094): its untagged frames join VLAN N and frames leave it "+
+			"untagged; tagged frames coming in are dropped (vlan-mismatch). A port without vlan=, trunk= or qinq= "+
+			"carries every VLAN and passes tags untouched", func(o *Options) *uint16 { return &o.Access }, frame.ParseVLAN, configs.Decimal[uint16]),
+		configs.Value("trunk", "LIST", "a trunk: a tagged member of the VLANs in LIST, written 10;20;30-40 or all (quote it in "+
+			"a shell); frames of other VLANs are dropped (vlan-filtered)", func(o *Options) *frame.VLANSet { return &o.Trunk },
+			frame.ParseVLANSet, frame.VLANSet.String),
+		configs.Value("native", "N", "a trunk's untagged VLAN: untagged frames coming in join it and its frames leave "+
+			"untagged; without it a trunk drops untagged frames (vlan-mismatch)", func(o *Options) *uint16 { return &o.Native },
+			frame.ParseVLAN, configs.Decimal[uint16]),
+		configs.Value("qinq", "N", "carry every frame of the port, tagged or not, in service VLAN N (802.1ad, dot1q-tunnel): "+
+			"it leaves trunks inside an 802.1ad tag N and leaves this port as it came", func(o *Options) *uint16 { return &o.QinQ },
+			frame.ParseVLAN, configs.Decimal[uint16]),
 		configs.Text("split_horizon", "GROUP", "a frame that came in on a port of GROUP never leaves through another "+
 			"port of GROUP: give every tunnel of a full mesh between switches the same group and the mesh cannot loop",
 			func(o *Options) *string { return &o.SplitHorizon }, configs.CheckName),
@@ -175,6 +194,24 @@ func off(name, help string, field func(*Options) *bool) configs.Key {
 		on, err := configs.ParseBool(v)
 		return !on, err
 	}, func(bool) string { return "0" }).WithDefault("1")
+}
+
+// VLAN is a parsed port's VLAN membership; the zero VLAN (every VLAN,
+// tags untouched) for a port without.
+func VLAN(p configs.Port) fabric.VLAN {
+	o, ok := p.Policy.(*Options)
+	if !ok || o == nil {
+		return fabric.VLAN{}
+	}
+	return vlanOf(o)
+}
+
+func vlanOf(o *Options) fabric.VLAN {
+	v := fabric.VLAN{Access: o.Access, Native: o.Native, QinQ: o.QinQ}
+	if o.Trunk != (frame.VLANSet{}) {
+		v.Trunk = &o.Trunk
+	}
+	return v
 }
 
 // Of is the policy of a parsed port; the zero Policy for a port without.

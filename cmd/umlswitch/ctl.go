@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/umlswitch/umlswitch/api"
+	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/instance"
 )
 
@@ -46,8 +47,8 @@ Commands:
                                   loss_burst, dup, corrupt, rate, queue, seed (on a listener: every client)
   fdb [SWITCH]                    the MAC table
   fdb flush [SWITCH|PORT]         forget learned addresses (static ones stay)
-  fdb add SWITCH MAC PORT         pin MAC to PORT (a static entry)
-  fdb del SWITCH MAC              remove a static entry
+  fdb add SWITCH MAC PORT [VLAN]  pin MAC (in VLAN) to PORT (a static entry)
+  fdb del SWITCH MAC [VLAN]       remove a static entry
   mirrors                         captures and their counts
   mirror add [-switch NAME] SPEC  add a capture (a -mirror spec)
   mirror del NAME                 stop a capture
@@ -166,10 +167,25 @@ func (c *ctl) run(args []string) error {
 		return c.do("DELETE", "/v1/ports/"+url.PathEscape(rest[1]), nil, nil)
 	case cmd == "fdb" && sub == "flush" && len(rest) <= 2:
 		return c.flush(rest[1:])
-	case cmd == "fdb" && sub == "add" && len(rest) == 4:
-		return c.do("POST", "/v1/fdb", api.StaticRequest{Switch: rest[1], MAC: rest[2], Port: rest[3]}, nil)
-	case cmd == "fdb" && sub == "del" && len(rest) == 3:
-		return c.do("DELETE", "/v1/fdb/"+url.PathEscape(rest[1])+"/"+url.PathEscape(rest[2]), nil, nil)
+	case cmd == "fdb" && sub == "add" && (len(rest) == 4 || len(rest) == 5):
+		req := api.StaticRequest{Switch: rest[1], MAC: rest[2], Port: rest[3]}
+		if len(rest) == 5 {
+			vlan, err := frame.ParseVLAN(rest[4])
+			if err != nil {
+				return usageError{err}
+			}
+			req.VLAN = int(vlan)
+		}
+		return c.do("POST", "/v1/fdb", req, nil)
+	case cmd == "fdb" && sub == "del" && (len(rest) == 3 || len(rest) == 4):
+		path := "/v1/fdb/" + url.PathEscape(rest[1]) + "/" + url.PathEscape(rest[2])
+		if len(rest) == 4 {
+			if _, err := frame.ParseVLAN(rest[3]); err != nil {
+				return usageError{err}
+			}
+			path += "?vlan=" + rest[3]
+		}
+		return c.do("DELETE", path, nil, nil)
 	case cmd == "fdb" && len(rest) <= 1:
 		return c.fdb(rest)
 	case cmd == "mirrors" && len(rest) == 0:

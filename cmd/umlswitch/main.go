@@ -224,7 +224,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.macAge, "mac-age", fabric.DefaultMACAge, "forget a learned address not seen for this long.\nExample: -mac-age 60s")
 	fs.IntVar(&o.macTableSize, "mac-table-size", fabric.DefaultMACTableSize, "most addresses (`N`) learned at once; beyond it a new address evicts the least recently\nseen one of the port that holds the most (a flooding port churns its own).\nExample: -mac-table-size 65536")
 	fs.DurationVar(&o.txHold, "tx-hold", fabric.DefaultTxHold, "how long frames wait for a full destination (a UML that is not reading) before\nthey are dropped and counted; the sender is paused meanwhile. A destination that keeps senders\nwaiting while it takes frames one by one is not waited for at all for a while (slow-receiver).\nExample: -tx-hold 20ms")
-	fs.IntVar(&o.mtu, "mtu", frame.DefaultMTU, "IP MTU (`BYTES`) of ports without mtu=; the largest frame is MTU+18 (header and a VLAN tag).\n"+
+	fs.IntVar(&o.mtu, "mtu", frame.DefaultMTU, "IP MTU (`BYTES`) of ports without mtu=; the largest frame is MTU+22 (header and two VLAN tags).\n"+
 		"Longer frames are dropped and counted, never cut short.\nExample: -mtu 9000")
 	fs.IntVar(&o.depth, "depth", 64, "`N` frames read or sent per system call (UML's depth=) for ports without depth=.\nExample: -depth 128")
 	fs.StringVar(&o.mode, "mode", "", "permissions (`OCTAL`) of the -unix control socket; the built-in default uses 0777 as Debian's\numl-utilities service does.\nExample: -mode 0660")

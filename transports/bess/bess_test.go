@@ -148,7 +148,7 @@ func TestClientsComeAndGo(t *testing.T) {
 		expect(t, a, 0)
 
 		t.Run("bad messages are counted", func(t *testing.T) {
-			for _, f := range [][]byte{{}, make([]byte, 10), ether(frame.Broadcast, mac(2), 1519, 1)} {
+			for _, f := range [][]byte{{}, make([]byte, 10), ether(frame.Broadcast, mac(2), frame.MaxFrameForMTU(frame.DefaultMTU)+1, 1)} {
 				if err := b.send(f); err != nil {
 					t.Fatal(err)
 				}

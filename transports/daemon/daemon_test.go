@@ -273,7 +273,7 @@ func TestBadInputOverRealSockets(t *testing.T) {
 		s.WaitPorts(t, 3)
 		badName := fmt.Sprintf("daemon#%d ", s.tr.seq.Load()) // the newest port is the bad client
 		t.Run("empty, runt and oversize datagrams", func(t *testing.T) {
-			for _, f := range [][]byte{{}, make([]byte, 13), ether(frame.Broadcast, mac(9), 1519, 9), ether(frame.Broadcast, mac(9), 9000, 9)} {
+			for _, f := range [][]byte{{}, make([]byte, 13), ether(frame.Broadcast, mac(9), frame.MaxFrameForMTU(frame.DefaultMTU)+1, 9), ether(frame.Broadcast, mac(9), 9000, 9)} {
 				if err := bad.Send(f); err != nil {
 					t.Fatal(err)
 				}

@@ -77,7 +77,13 @@ func Open(cfg Config) (*Port, error) {
 		name += " (filtered)"
 	}
 	p := &Port{depth: cfg.Depth}
-	sp, err := sockport.New(fd, sockport.Config{Name: name, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame,
+	// A packet socket sends at most the interface's MTU, its header and one
+	// VLAN tag (MTU+18), one tag less than the switch's ports carry.
+	maxFrame := cfg.MaxFrame
+	if maxFrame > frame.HeaderLen+2*frame.VLANTagLen {
+		maxFrame -= frame.VLANTagLen
+	}
+	sp, err := sockport.New(fd, sockport.Config{Name: name, Depth: cfg.Depth, MaxFrame: maxFrame,
 		TxPrefix: make([]byte, offload.HdrLen)})
 	if err != nil {
 		unix.Close(fd)
