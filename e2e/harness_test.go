@@ -27,6 +27,7 @@ var env struct {
 	umlswitch string // built binary
 	root      string // busybox hostfs root
 	err       error  // why preparing failed
+	vlanErr   error  // why the root has no 8021q module for vlan=
 }
 
 func TestMain(m *testing.M) {
@@ -82,8 +83,14 @@ func prepare() error {
 //	       then "UNREACHED ADDR yes" (no answer) or "UNREACHED ADDR no"
 //	secondip address/24 for a second interface, eth1 (a machine of a lab on two
 //	       collision domains; not eth1ip: UML's eth setup takes every eth* word)
-//	noipv6 any value: no IPv6 on the interface, so that it sends only what
-//	       the test makes it send (its counters then match the switch's)
+//	noipv6 any value: no IPv6 on the interface (and on its VLAN device), so
+//	       that it sends only what the test makes it send (its counters then
+//	       match the switch's)
+//	vlan   VLAN id: load 8021q (the modules makeRoot copied, once), make the
+//	       VLAN device IF.ID on the interface, bring both up and give myip to
+//	       the VLAN device; the interface itself gets no address, and its own
+//	       counters are still the ones printed (they count the tagged frames)
+//	vlanproto 802.1Q (the default) or 802.1ad: the VLAN device's tag protocol
 //	flood  "N,ADDR": send N quick pings to ADDR after the peers answered
 //	mtu    interface MTU           big    ping each peer once with this payload size
 //	sink   TCP port: accept one connection, print "SINK <bytes read>" when it closes
@@ -102,7 +109,20 @@ IF=${iface:-eth0}
 [ -n "$noipv6" ] && echo 1 > /proc/sys/net/ipv6/conf/$IF/disable_ipv6
 [ -n "$mtu" ] && ip link set $IF mtu $mtu
 ip link set $IF up
-ip addr add $myip/24 dev $IF
+ADDRIF=$IF
+if [ -n "$vlan" ]; then
+  for m in $(cat /modules/8021q.order); do [ -d /sys/module/${m%.ko} ] || insmod /modules/$m; done
+  ADDRIF=$IF.$vlan
+  if ip link add link $IF name $ADDRIF type vlan id $vlan ${vlanproto:+protocol $vlanproto}; then
+    echo "VLAN $ADDRIF ${vlanproto:-802.1Q} ok"
+  else
+    echo "VLAN $ADDRIF ${vlanproto:-802.1Q} fail"
+  fi
+  # IPv6 is a module of this kernel: without it there is nothing to disable.
+  [ -n "$noipv6" ] && [ -d /proc/sys/net/ipv6/conf/$ADDRIF ] && echo 1 > /proc/sys/net/ipv6/conf/$ADDRIF/disable_ipv6
+  ip link set $ADDRIF up
+fi
+ip addr add $myip/24 dev $ADDRIF
 if [ -n "$secondip" ]; then ip link set eth1 up; ip addr add $secondip/24 dev eth1; fi
 if [ -n "$sink" ]; then
   (echo "SINK $(nc -l -p $sink | wc -c)") &
@@ -180,7 +200,83 @@ func makeRoot(root string) error {
 		os.Symlink("busybox", filepath.Join(root, "bin", applet))
 	}
 	env.root = root
+	// Without the modules only the tests that use vlan= fail (requireVLAN).
+	env.vlanErr = copyModules(root, "kernel/net/8021q/8021q.ko")
 	return os.WriteFile(filepath.Join(root, "init"), []byte(initScript), 0o755)
+}
+
+// umlModules is where Debian's user-mode-linux keeps the UML kernel's
+// modules, in a folder named after the kernel's version.
+const umlModules = "/usr/lib/uml/modules"
+
+// copyModules copies the UML kernel's module mod (a path as modules.dep
+// writes it) and the modules it needs into root/modules, and writes
+// root/modules/NAME.order: their file names in load order, dependencies
+// first, for init to insmod.
+func copyModules(root, mod string) error {
+	out, err := exec.Command("linux", "--version").Output()
+	if err != nil {
+		return fmt.Errorf("linux --version: %v", err)
+	}
+	dir := filepath.Join(umlModules, strings.TrimSpace(string(out)))
+	depFile, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
+	if err != nil {
+		return fmt.Errorf("the UML kernel's modules: %v", err)
+	}
+	deps := map[string][]string{}
+	for _, line := range strings.Split(string(depFile), "\n") {
+		if m, d, ok := strings.Cut(line, ":"); ok {
+			deps[m] = strings.Fields(d)
+		}
+	}
+	var order []string
+	seen := map[string]bool{}
+	var visit func(m string) error
+	visit = func(m string) error {
+		if seen[m] {
+			return nil
+		}
+		seen[m] = true
+		d, ok := deps[m]
+		if !ok {
+			return fmt.Errorf("%s is not in %s/modules.dep", m, dir)
+		}
+		for _, m := range d {
+			if err := visit(m); err != nil {
+				return err
+			}
+		}
+		order = append(order, m)
+		return nil
+	}
+	if err := visit(mod); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(root, "modules"), 0o755); err != nil {
+		return err
+	}
+	var names []string
+	for _, m := range order {
+		data, err := os.ReadFile(filepath.Join(dir, m))
+		if err != nil {
+			return err
+		}
+		names = append(names, filepath.Base(m))
+		if err := os.WriteFile(filepath.Join(root, "modules", filepath.Base(m)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	list := strings.Join(names, "\n") + "\n"
+	return os.WriteFile(filepath.Join(root, "modules", strings.TrimSuffix(filepath.Base(mod), ".ko")+".order"), []byte(list), 0o644)
+}
+
+// requireVLAN fails a test that boots UMLs with vlan= when makeRoot could
+// not give the root the 8021q module.
+func requireVLAN(t *testing.T) {
+	t.Helper()
+	if env.vlanErr != nil {
+		t.Fatalf("UML 802.1Q: %v (install Debian's user-mode-linux, which ships the modules)", env.vlanErr)
+	}
 }
 
 // scratch is a short-named directory removed at cleanup (UML's mconsole
