@@ -64,6 +64,7 @@ type ctlMAC struct {
 	Switch string  `json:"switch"`
 	MAC    string  `json:"mac"`
 	Port   string  `json:"port"`
+	VLAN   int     `json:"vlan"`
 	AgeS   float64 `json:"age_s"`
 	Static bool    `json:"static"`
 }
