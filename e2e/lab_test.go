@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/umlswitch/umlswitch/internal/nstest"
 )
 
 // A Netkit lab of four machines on three collision domains, chained
@@ -122,5 +125,64 @@ pc4[0]='C/02:00:00:00:04:00'
 	}
 	for _, u := range umls {
 		u.release(t)
+	}
+}
+
+// A lab run with -hub floods every frame as Netkit's uml_switch did: a
+// third machine on the domain receives the pings two others exchange, and
+// the table stays empty. Its lab.ext names an interface the host lacks,
+// so the lab creates a tap for it, and the host reaches the machines
+// through that tap. The BESS listener is named after its domain.
+func TestLabHubAndHostTap(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ns := nstest.New(t)
+	d := scratch(t)
+	conf, run := filepath.Join(d, "lab.conf"), filepath.Join(d, "run")
+	os.WriteFile(conf, []byte("pc1[0]=A\npc2[0]=A\npc3[0]=A\n"), 0o644)
+	os.WriteFile(filepath.Join(d, "lab.ext"), []byte("# the host on domain A\nA labtap0\n"), 0o644)
+	sw := startSwitchCmd(t, ns.Cmd(env.umlswitch, "lab", "-hub", "-dir", run, conf),
+		[]string{filepath.Join(run, "A.ctl"), filepath.Join(run, "A.bess")})
+	waitLog(t, sw, `msg="tap created" ifname=labtap0`, "the lab did not create a tap for lab.ext's labtap0")
+	const host = "10.0.0.100"
+	ns.MustRun(t, "ip", "addr", "add", host+"/24", "dev", "labtap0")
+
+	opts := map[string]string{}
+	for _, line := range strings.Split(sw.log.text(), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && strings.HasPrefix(f[0], "pc") {
+			opts[f[0]] = f[1]
+		}
+	}
+	const flood = 50
+	pc1 := bootUML(t, umlConfig{ns: ns, net: opts["pc1"], ip: ip(1), peers: []string{ip(2), host},
+		vars: umlVars("flood", fmt.Sprintf("%d,%s", flood, ip(2)))})
+	pc2 := bootUML(t, umlConfig{ns: ns, net: opts["pc2"], ip: ip(2), peers: []string{ip(1)}, vars: umlVars()})
+	pc3 := bootUML(t, umlConfig{ns: ns, net: opts["pc3"], ip: ip(3), peers: []string{host}, vars: umlVars()})
+	expectAllOK(t, []*uml{pc1, pc2, pc3}, [][]string{{ip(2), host}, {ip(1)}, {host}})
+	if line := pc1.waitLine(t, `^FLOODED `); !strings.Contains(line, fmt.Sprintf("%d packets received", flood)) {
+		t.Errorf("pc1's pings to pc2: %s", line)
+	}
+	for _, u := range []*uml{pc1, pc2, pc3} {
+		u.waiting(t)
+	}
+	var fdb []ctlMAC
+	ctlJSON(t, filepath.Join(run, "A.ctl"), &fdb, "fdb")
+	var ports []ctlPort
+	ctlJSON(t, filepath.Join(run, "A.ctl"), &ports, "ports")
+	pc1.release(t)
+	pc2.release(t)
+	rx := pc3.release(t)
+	if rx < 2*flood {
+		t.Errorf("pc3 received %d frames; a hub gives it pc1's %d pings to pc2 and their replies", rx, flood)
+	}
+	if len(fdb) != 0 {
+		t.Errorf("a hub learned addresses: %+v", fdb)
+	}
+	bessNamed := false
+	for _, p := range ports {
+		bessNamed = bessNamed || p.Name == "A.bess"
+	}
+	if !bessNamed {
+		t.Errorf("no port A.bess (the domain's BESS listener) in %+v", ports)
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -67,6 +68,41 @@ func TestQEMUStreamServer(t *testing.T) {
 	startQEMU(t, "stream,id=v,server=on,addr.type=unix,addr.path="+sock)
 	waitLog(t, sw, `msg="stream connected"`, "the switch did not connect to QEMU")
 	pingQEMU(t, ctl)
+}
+
+// freeTCPPort is a loopback TCP port nothing listens on now.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// QEMU's legacy -netdev socket speaks the same framing over TCP: QEMU
+// connects to the switch's listener (connect=), and the switch connects to
+// a QEMU that listens (listen=).
+func TestQEMUSocketOverTCP(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	t.Run("qemu connects", func(t *testing.T) {
+		t.Parallel()
+		ctl, port := filepath.Join(scratch(t), "sw.ctl"), freeTCPPort(t)
+		sw := startSwitch(t, nil, []string{ctl}, "-unix", ctl, "-port", fmt.Sprintf("transport=stream,port=%d", port))
+		startQEMU(t, fmt.Sprintf("socket,id=v,connect=127.0.0.1:%d", port))
+		waitLog(t, sw, `msg="port attached" .*peer="stream#\d+ `, "QEMU did not attach")
+		pingQEMU(t, ctl)
+	})
+	t.Run("qemu listens", func(t *testing.T) {
+		t.Parallel()
+		ctl, port := filepath.Join(scratch(t), "sw.ctl"), freeTCPPort(t)
+		sw := startSwitch(t, nil, []string{ctl}, "-unix", ctl, "-port", fmt.Sprintf("transport=stream,port=%d,connect=1", port))
+		startQEMU(t, fmt.Sprintf("socket,id=v,listen=127.0.0.1:%d", port))
+		waitLog(t, sw, `msg="stream connected"`, "the switch did not connect to QEMU")
+		pingQEMU(t, ctl)
+	})
 }
 
 // -netdev dgram over unix sockets.

@@ -169,7 +169,7 @@ func parseMAC(s string) (string, error) {
 }
 
 // ParseExt reads a lab.ext into l: lines DOMAIN IFNAME bridge a collision
-// domain of the lab to an existing host interface; comments start with #.
+// domain of the lab to a host interface (see Plan); comments start with #.
 func (l *Lab) ParseExt(r io.Reader) error {
 	domains := l.Domains()
 	s := bufio.NewScanner(r)
@@ -234,8 +234,10 @@ func MachineSocket(dir, machine string, index int) string {
 
 // Plan is the configuration that runs the lab: a switch per collision
 // domain, named after it, with a daemon port at DIR/DOMAIN.ctl (named
-// DOMAIN), a BESS listener at DIR/DOMAIN.bess, and a raw port per lab.ext
-// bridge. hub makes every switch a hub, as Netkit's uml_switch was.
+// DOMAIN), a BESS listener at DIR/DOMAIN.bess (named DOMAIN.bess), and a
+// port per lab.ext bridge: a raw port on a host interface that exists, a
+// tap the switch creates (up, for the host to give an address) for one
+// that does not. hub makes every switch a hub, as Netkit's uml_switch was.
 func (l *Lab) Plan(dir string, hub bool) (*configs.File, error) {
 	if err := l.checkPaths(dir); err != nil {
 		return nil, err
@@ -245,11 +247,15 @@ func (l *Lab) Plan(dir string, hub bool) (*configs.File, error) {
 		sw := configs.Switch{Name: d, Hub: hub}
 		specs := [][][2]string{
 			{{"transport", "daemon"}, {"path", CtlPath(dir, d)}, {"name", d}},
-			{{"transport", "bess"}, {"path", BESSPath(dir, d)}},
+			{{"transport", "bess"}, {"path", BESSPath(dir, d)}, {"name", d + ".bess"}},
 		}
 		for _, b := range l.Bridges {
-			if b.Domain == d {
+			switch {
+			case b.Domain != d:
+			case interfaceExists(b.Ifname):
 				specs = append(specs, [][2]string{{"transport", "raw"}, {"ifname", b.Ifname}})
+			default:
+				specs = append(specs, [][2]string{{"transport", "tap"}, {"ifname", b.Ifname}, {"create", "1"}, {"up", "1"}})
 			}
 		}
 		for _, kv := range specs {
@@ -265,6 +271,12 @@ func (l *Lab) Plan(dir string, hub bool) (*configs.File, error) {
 		return nil, fmt.Errorf("lab.conf gives no machine an interface (MACHINE[0]=DOMAIN)")
 	}
 	return f, nil
+}
+
+// interfaceExists reports whether the host has an interface named name.
+var interfaceExists = func(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
 }
 
 // checkPaths refuses a directory whose socket paths would not fit.

@@ -8,6 +8,7 @@ import (
 	"github.com/umlswitch/umlswitch/transports/bess"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/raw"
+	"github.com/umlswitch/umlswitch/transports/tap"
 )
 
 const netkitLab = `LAB_DESCRIPTION="two routers"
@@ -88,9 +89,13 @@ func TestParseExt(t *testing.T) {
 	}
 }
 
+var realInterfaceExists = interfaceExists
+
 func TestPlan(t *testing.T) {
 	l, _ := Parse(strings.NewReader(netkitLab))
-	l.ParseExt(strings.NewReader("B eth1\n"))
+	l.ParseExt(strings.NewReader("B eth1\nC lab-tap\n"))
+	interfaceExists = func(name string) bool { return name == "eth1" }
+	defer func() { interfaceExists = realInterfaceExists }()
 	f, err := l.Plan("/run/lab", true)
 	if err != nil {
 		t.Fatal(err)
@@ -106,14 +111,20 @@ func TestPlan(t *testing.T) {
 		if !ok || d.Path != "/run/lab/"+sw.Name+".ctl" || sw.Ports[0].Name != sw.Name {
 			t.Errorf("switch %s: first port %s", sw.Name, sw.Ports[0])
 		}
-		if b, ok := sw.Ports[1].Options.(*bess.Options); !ok || b.Path != "/run/lab/"+sw.Name+".bess" {
+		if b, ok := sw.Ports[1].Options.(*bess.Options); !ok || b.Path != "/run/lab/"+sw.Name+".bess" || sw.Ports[1].Name != sw.Name+".bess" {
 			t.Errorf("switch %s: second port %s", sw.Name, sw.Ports[1])
 		}
 		wantPorts := 2
-		if sw.Name == "B" {
+		switch sw.Name {
+		case "B": // eth1 exists: bridged with a raw port
 			wantPorts = 3
 			if r, ok := sw.Ports[2].Options.(*raw.Options); !ok || r.Ifname != "eth1" {
 				t.Errorf("B's bridge: %s", sw.Ports[2])
+			}
+		case "C": // lab-tap does not: a tap the switch creates
+			wantPorts = 3
+			if tp, ok := sw.Ports[2].Options.(*tap.Options); !ok || tp.Ifname != "lab-tap" || !tp.Create {
+				t.Errorf("C's bridge: %s", sw.Ports[2])
 			}
 		}
 		if len(sw.Ports) != wantPorts {

@@ -18,9 +18,10 @@ Runs the collision domains of a Netkit or Kathara lab: one switch per domain
 that lab.conf names (MACHINE[N]=DOMAIN or MACHINE[N]=DOMAIN/MAC; other keys
 are ignored), all in one process, each named after its domain with a control
 socket DIR/DOMAIN.ctl (UML's daemon transport, VDE clients, umlswitch ctl)
-and a BESS listener DIR/DOMAIN.bess. DIR is created if missing. A lab.ext
-next to lab.conf (lines DOMAIN INTERFACE) bridges a domain to an existing
-host interface through a raw port.
+and a BESS listener DIR/DOMAIN.bess (port DOMAIN.bess). DIR is created if
+missing. A lab.ext next to lab.conf (lines DOMAIN INTERFACE) bridges a
+domain to a host interface: a raw port on one that exists, a tap the switch
+creates (up) for one that does not.
 
 Once every socket listens it prints two lines per machine, in name order:
 the machine's name and the kernel options for UML's daemon transport
@@ -62,7 +63,7 @@ func parseLabFlags(args []string, stderr io.Writer) (*labOptions, error) {
 		"Socket paths must stay within 107 bytes: choose a short one for deep labs.\nExample: -dir /tmp/lab")
 	fs.BoolVar(&o.hub, "hub", false, "make every domain a hub, as Netkit's uml_switch -hub: flood every frame, learn nothing.\nExample: -hub")
 	fs.StringVar(&o.ext, "ext", "", "read host bridges (lines DOMAIN INTERFACE) from `FILE` instead of lab.ext next to lab.conf;\n"+
-		"each becomes a raw port on that existing interface.\nExample: -ext /etc/lab/uplinks.ext")
+		"each becomes a raw port on that interface, or a tap the switch creates if it does not exist.\nExample: -ext /etc/lab/uplinks.ext")
 	fs.BoolVar(&o.daemon, "daemon", false, "run in the background: the command prints the options and returns (status 0) once every\n"+
 		"socket listens, or with the error that stopped it. Use -pidfile to stop it.\nExample: -daemon -pidfile /tmp/lab/umlswitch.pid")
 	fs.StringVar(&o.pidFile, "pidfile", "", "write the process id to `FILE` (removed at exit).\nExample: -pidfile /tmp/lab/umlswitch.pid")
