@@ -59,8 +59,9 @@ func (r PortRequest) port(here string) (configs.Port, string, error) {
 	return p, sw, err
 }
 
-// SetRequest changes a running port's link: PATCH /v1/ports/{name} with
-// keys as a spec writes them, "delay=50ms,loss=1%".
+// SetRequest changes a running port's policy keys: PATCH /v1/ports/{name}
+// with keys as a spec writes them, "delay=50ms,loss=1%"; "vlan=" (no
+// value) takes a key back to its default.
 type SetRequest struct {
 	Set string `json:"set"`
 }
@@ -72,7 +73,7 @@ func (r SetRequest) pairs() ([][2]string, error) {
 			continue
 		}
 		k, v, ok := strings.Cut(f, "=")
-		if !ok || k == "" || v == "" {
+		if !ok || k == "" {
 			return nil, fmt.Errorf("%q is not key=value", f)
 		}
 		kv = append(kv, [2]string{k, v})

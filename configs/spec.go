@@ -190,14 +190,16 @@ func (p Port) Get(name string) (string, bool) {
 	return "", false
 }
 
-// With returns a copy of p with the keys kv set in place of p's own. It is
-// built again from its spec and kv, so its kind checks the result (and a
-// raw port reads its bpffile again); p is not changed.
+// With returns a copy of p with the keys kv set in place of p's own; a
+// key with an empty value is unset (back to its default). It is built
+// again from its spec and kv, so its kind checks the result (and a raw
+// port reads its bpffile again); p is not changed.
 func (p Port) With(kv ...[2]string) (Port, error) {
 	pairs := slices.DeleteFunc(p.pairs(), func(x [2]string) bool {
 		return slices.ContainsFunc(kv, func(y [2]string) bool { return x[0] == y[0] })
 	})
-	q, err := NewPort(append(pairs, kv...))
+	set := slices.DeleteFunc(slices.Clone(kv), func(y [2]string) bool { return y[1] == "" })
+	q, err := NewPort(append(pairs, set...))
 	if err != nil {
 		return Port{}, fmt.Errorf("port %s: %w", p, err)
 	}

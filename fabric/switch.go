@@ -255,6 +255,32 @@ func (s *Switch) ReplacePort(old, next Port) error {
 	return fmt.Errorf("replace %s: not attached", old.Name())
 }
 
+// SetPolicy changes the policy and VLAN membership of port p while it
+// runs. When its VLANs change, the addresses learned on it are forgotten:
+// they were learned in VLANs it may no longer carry.
+func (s *Switch) SetPolicy(p Port, pol Policy, vl VLAN) error {
+	if err := vl.Check(); err != nil {
+		return fmt.Errorf("port %s: %w", p.Name(), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byID := append([]*portEntry(nil), s.ports.Load().byID...)
+	for i, e := range byID {
+		if e == nil || e.port != p {
+			continue
+		}
+		next := &portEntry{id: e.id, ref: e.ref, port: e.port, dom: e.dom, pol: e.dom.policyFor(pol), vl: newPortVLAN(vl),
+			name: e.name, maxFrame: e.maxFrame, stats: e.stats}
+		byID[i] = next
+		s.replacePorts(byID)
+		if !sameVLAN(e.vl, next.vl) {
+			e.dom.table.FlushPort(e.id)
+		}
+		return nil
+	}
+	return fmt.Errorf("port %s: not attached", p.Name())
+}
+
 // Detach removes p, forgets its addresses and closes it.
 func (s *Switch) Detach(p Port) {
 	s.mu.Lock()

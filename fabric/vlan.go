@@ -76,6 +76,8 @@ func newPortVLAN(v VLAN) *portVLAN {
 	return p
 }
 
+func sameVLAN(a, b *portVLAN) bool { return a == b || (a != nil && b != nil && *a == *b) }
+
 // egress says whether a frame of VLAN vid may leave through a port with
 // membership p, and whether it leaves tagged.
 func (p *portVLAN) egress(vid uint16) (member, tagged bool) {

@@ -409,3 +409,47 @@ func mustPort(t *testing.T, spec string) configs.Port {
 	}
 	return p
 }
+
+// VLAN keys change while a port runs, for every client of a listener and
+// for clients that come later; KEY= takes a key back to its default; a
+// combination that makes no sense is refused and changes nothing.
+func TestVLANChangesAtRunTime(t *testing.T) {
+	dir := t.TempDir()
+	ctl10, ctl20 := filepath.Join(dir, "10.ctl"), filepath.Join(dir, "20.ctl")
+	in := start(t, fmt.Sprintf("ports: [{transport: daemon, path: %s, name: ten, vlan: 10}, {transport: daemon, path: %s, name: twenty, vlan: 20}]",
+		ctl10, ctl20), instance.Config{})
+	a, b := dial(t, ctl10), dial(t, ctl20)
+	porttest.Eventually(t, "clients", func() bool { return len(in.Ports("")) == 4 })
+	a.Send(porttest.Ether(frame.Broadcast, macA, 60, 1))
+	if recv(b, 200*time.Millisecond) {
+		t.Fatal("VLAN 10 reached VLAN 20")
+	}
+	if err := in.SetPort("twenty", [][2]string{{"vlan", "10"}}); err != nil {
+		t.Fatal(err)
+	}
+	a.Send(porttest.Ether(frame.Broadcast, macA, 60, 2))
+	if !recv(b, time.Second) {
+		t.Fatal("after vlan=10 on the listener, its client is not in VLAN 10")
+	}
+	c := dial(t, ctl20) // a later client follows the change
+	porttest.Eventually(t, "the third client", func() bool { return len(in.Ports("")) == 5 })
+	a.Send(porttest.Ether(frame.Broadcast, macA, 60, 3))
+	if !recv(c, time.Second) || !recv(b, time.Second) {
+		t.Fatal("a client that came after the change is not in VLAN 10")
+	}
+	if err := in.SetPort("twenty", [][2]string{{"trunk", "10"}}); err == nil || !instance.IsBadInput(err) {
+		t.Fatalf("trunk= on an access port: %v", err)
+	}
+	if err := in.SetPort("twenty", [][2]string{{"vlan", ""}, {"trunk", "10;20"}}); err != nil {
+		t.Fatal(err)
+	}
+	a.Send(porttest.Ether(frame.Broadcast, macA, 60, 4))
+	buf := make([]byte, 2048)
+	n, err := b.Recv(buf, time.Second)
+	if err != nil || n != 64 || frame.EtherType(buf[:n]) != frame.TPID8021Q {
+		t.Fatalf("on a trunk now: %d bytes %x, %v", n, buf[:min(n, 18)], err)
+	}
+	if vid, _ := frame.OuterVLAN(buf[:n]); vid != 10 {
+		t.Fatalf("tagged %d, want 10", vid)
+	}
+}

@@ -130,11 +130,12 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 	} else if ps.listener {
 		name = in.newName(ps.name+".", 1, in.portTaken)
 	}
-	link, err := ps.link(nil)
+	spec, err := ps.effective(nil)
 	if err != nil {
 		in.mu.Unlock()
 		return 0, err
 	}
+	link := policy.Impair(spec)
 	var held fabric.Port = p
 	var w *impair.Port
 	if !link.Perfect() {
@@ -147,8 +148,8 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 		ps.clients[p] = client
 	}
 	in.mu.Unlock()
-	id, err := in.fab.AttachWith(held, fabric.PortOptions{Domain: ps.sw.dom, Name: name, Policy: policy.Of(ps.spec),
-		VLAN: policy.VLAN(ps.spec)})
+	id, err := in.fab.AttachWith(held, fabric.PortOptions{Domain: ps.sw.dom, Name: name, Policy: policy.Of(spec),
+		VLAN: policy.VLAN(spec)})
 	in.mu.Lock()
 	if err != nil {
 		if client != nil {
@@ -171,16 +172,16 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 	return id, nil
 }
 
-// link is the impairment ps's ports get: its configured spec's (a
+// effective is the spec ps's ports follow: its configured one (a
 // client's is its listener's), with the keys changed at run time and more
 // applied. Caller holds mu.
-func (ps *portState) link(more [][2]string) (impair.Config, error) {
+func (ps *portState) effective(more [][2]string) (configs.Port, error) {
 	base, kv := ps, slices.Concat(ps.set, more)
 	if ps.parent != nil {
 		base, kv = ps.parent, slices.Concat(ps.parent.set, kv)
 	}
 	if len(kv) == 0 {
-		return policy.Impair(base.spec), nil
+		return base.spec, nil
 	}
 	last := map[string]string{} // a key set twice: the later value
 	var keys [][2]string
@@ -193,21 +194,20 @@ func (ps *portState) link(more [][2]string) (impair.Config, error) {
 	for i := range keys {
 		keys[i][1] = last[keys[i][0]]
 	}
-	q, err := base.spec.With(keys...)
-	if err != nil {
-		return impair.Config{}, err
-	}
-	return policy.Impair(q), nil
+	return base.spec.With(keys...)
 }
 
-// SetPort changes a port's link impairment while it runs (ctl port set):
-// only the keys policy.ImpairKeys names. On a listener it applies to
-// every client, and to clients that come later.
+// SetPort changes a port's policy keys while it runs (ctl port set): its
+// VLANs, split horizon and limits, and its link's impairment; KEY= takes a
+// key back to its default. On a listener it applies to every client, and
+// to clients that come later.
 func (in *Instance) SetPort(name string, kv [][2]string) error {
+	runtime, impairOnly := policy.Keys(), true
 	for _, p := range kv {
-		if !slices.Contains(policy.ImpairKeys, p[0]) {
-			return badInput{fmt.Errorf("port %s: %s= does not change at run time (these do: %s)", name, p[0], strings.Join(policy.ImpairKeys, ", "))}
+		if !slices.Contains(runtime, p[0]) {
+			return badInput{fmt.Errorf("port %s: %s= does not change at run time (these do: %s)", name, p[0], strings.Join(runtime, ", "))}
 		}
+		impairOnly = impairOnly && slices.Contains(policy.ImpairKeys, p[0])
 	}
 	in.mu.Lock()
 	ps := in.ports[name]
@@ -215,7 +215,7 @@ func (in *Instance) SetPort(name string, kv [][2]string) error {
 		in.mu.Unlock()
 		return fmt.Errorf("port %s: %w", name, ErrNotFound)
 	}
-	if _, err := ps.link(kv); err != nil {
+	if _, err := ps.effective(kv); err != nil {
 		in.mu.Unlock()
 		return badInput{fmt.Errorf("port %s: %w", name, err)}
 	}
@@ -228,30 +228,39 @@ func (in *Instance) SetPort(name string, kv [][2]string) error {
 		}
 	}
 	type change struct {
-		port, wrapped fabric.Port
-		w             *impair.Port
-		cfg           impair.Config
+		port     fabric.Port  // as attached before the change
+		w        *impair.Port // wraps port now; nil: as before
+		attached fabric.Port  // as attached after the change
+		spec     configs.Port // what it follows now
 	}
 	var changes []change
 	for _, t := range targets {
 		if t.port == nil {
 			continue
 		}
-		cfg, _ := t.link(nil)
-		if t.impaired != nil {
+		spec, _ := t.effective(nil)
+		c := change{port: t.port, attached: t.port, spec: spec}
+		switch cfg := policy.Impair(spec); {
+		case t.impaired != nil:
 			t.impaired.Set(cfg)
-			continue
+			c.port, c.attached = t.impaired, t.impaired
+		case !cfg.Perfect():
+			t.impaired = impair.Wrap(t.port, cfg)
+			c.w, c.attached = t.impaired, t.impaired
 		}
-		if cfg.Perfect() {
-			continue
-		}
-		t.impaired = impair.Wrap(t.port, cfg)
-		changes = append(changes, change{port: t.port, w: t.impaired})
+		changes = append(changes, c)
 	}
 	in.mu.Unlock()
 	for _, c := range changes {
-		if err := in.fab.ReplacePort(c.port, c.w); err != nil {
-			return err // detached meanwhile
+		if c.w != nil {
+			if err := in.fab.ReplacePort(c.port, c.w); err != nil {
+				return err // detached meanwhile
+			}
+		}
+		if !impairOnly {
+			if err := in.fab.SetPolicy(c.attached, policy.Of(c.spec), policy.VLAN(c.spec)); err != nil {
+				return err
+			}
 		}
 	}
 	in.events.publish(Event{Type: "port-changed", Switch: ps.sw.name, Port: name, Detail: fmt.Sprint(kv)})

@@ -205,8 +205,8 @@ func (in *Instance) Ports(sw string) []PortInfo {
 		pi.Name, pi.Switch, pi.Kind, pi.Peer, pi.ID = p.name, p.sw.name, p.kind, p.peer, int(p.id)
 		if p.parent != nil {
 			pi.Listener = p.parent.name
-		} else {
-			pi.Spec = p.spec.String()
+		} else if spec, err := p.effective(nil); err == nil {
+			pi.Spec = spec.String() // with the keys changed at run time
 		}
 		if p.listener {
 			pi.ID, pi.Clients = -1, clients[p]

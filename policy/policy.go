@@ -42,8 +42,18 @@ type Options struct {
 	Seed            uint64
 }
 
-// ImpairKeys are the keys that change at run time (ctl port set).
+// ImpairKeys are the keys of the link's impairment (impair.Config).
 var ImpairKeys = []string{"delay", "jitter", "reorder", "loss", "loss_burst", "dup", "corrupt", "rate", "queue", "seed"}
+
+// Keys are the names of every policy key: all of them change at run time
+// (ctl port set).
+func Keys() []string {
+	names := make([]string, len(Kind.Keys))
+	for i, k := range Kind.Keys {
+		names[i] = k.Name
+	}
+	return names
+}
 
 // Limits of the keys.
 const (

@@ -43,8 +43,10 @@ Commands:
   rates [SWITCH]                  frames and bits a second per port, over -interval
   port add [-switch NAME] SPEC    add a port (a -port spec)
   port del NAME                   remove a port, a listener or one client
-  port set NAME KEY=VALUE...      change a port's link while it runs: delay, jitter, reorder, loss,
-                                  loss_burst, dup, corrupt, rate, queue, seed (on a listener: every client)
+  port set NAME KEY=VALUE...      change a port's policy keys while it runs: VLANs (vlan, trunk, native,
+                                  qinq), split_horizon, flood, broadcast, isolated, mac_limit, storm,
+                                  link_local, and its link (delay, jitter, loss, rate, ...); KEY= takes a
+                                  key back to its default (on a listener: every client, and later ones)
   fdb [SWITCH]                    the MAC table
   fdb flush [SWITCH|PORT]         forget learned addresses (static ones stay)
   fdb add SWITCH MAC PORT [VLAN]  pin MAC (in VLAN) to PORT (a static entry)
