@@ -22,7 +22,7 @@ func policyRig(t *testing.T, pols ...Policy) *rig {
 // each able to carry a full-sized frame in two VLAN tags.
 func optionsRig(t testing.TB, opts ...PortOptions) *rig {
 	t.Helper()
-	r := &rig{sw: New(Config{Logger: quiet()}), v: frame.NewVector(64, 9000)}
+	r := &rig{sw: New(Config{Logger: quiet()}), v: frame.NewVector(64, 2048)}
 	for i, o := range opts {
 		fp := newFake(fmt.Sprintf("p%d", i))
 		fp.maxFrame = frame.MaxFrameForMTU(frame.DefaultMTU)

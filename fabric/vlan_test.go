@@ -289,3 +289,47 @@ func BenchmarkForwardVLAN(b *testing.B) {
 		})
 	}
 }
+
+// FuzzVLANForward sends arbitrary frames, tagged or not, from every kind
+// of port into a switch with access ports, trunks (with and without a
+// native VLAN), QinQ and ports without keys, one of them full: nothing
+// panics, nothing leaves a port larger than it carries, frames leave access
+// and QinQ ports without their VLAN's tag and trunks with a tag they carry.
+func FuzzVLANForward(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3}, vframe(frame.Broadcast, macA, 64, 1, q10), vframe(macA, macB, 60, 2))
+	f.Add([]byte{1, 4, 5}, vframe(frame.Broadcast, macA, 68, 1, s100, q10), vframe(frame.Broadcast, macB, 17, 2))
+	f.Fuzz(func(t *testing.T, ports []byte, a, b []byte) {
+		vls := []VLAN{{Access: 10}, trunk("10;20", 0), trunk("20;100", 10), {QinQ: 100}, {}, {Access: 20}}
+		r := vlanRig(t, vls...)
+		r.ports[2].room, r.ports[2].readN = 1, 1 // full after each frame: the rest are held, frame by frame
+		var batch []inFrame
+		for i, p := range ports {
+			if len(batch) == 64 {
+				break
+			}
+			data := a
+			if i%2 == 1 {
+				data = b
+			}
+			if len(data) > 2100 {
+				data = data[:2100] // longer than the vector holds: oversize either way
+			}
+			batch = append(batch, inFrame{port: r.ids[int(p)%len(vls)], data: data})
+		}
+		r.send(batch...)
+		for i, p := range r.ports {
+			for _, got := range p.frames() {
+				if len(got) > p.maxFrame {
+					t.Fatalf("port %d sent %d bytes, carries %d", i, len(got), p.maxFrame)
+				}
+				vid, tagged := frame.OuterVLAN(got)
+				switch vl := vls[i]; {
+				case vl.Access != 0 && tagged && vid == vl.Access, vl.QinQ != 0 && tagged && vid == vl.QinQ && frame.EtherType(got) == frame.TPID8021AD:
+					t.Fatalf("port %d (%+v) sent its VLAN's tag: %x", i, vl, got)
+				case vl.Trunk != nil && tagged && vid != 0 && !vl.Trunk.Has(vid):
+					t.Fatalf("trunk %d sent VLAN %d", i, vid)
+				}
+			}
+		}
+	})
+}
