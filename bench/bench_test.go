@@ -11,11 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/instance"
 	"github.com/umlswitch/umlswitch/internal/nstest"
 	"github.com/umlswitch/umlswitch/transports"
 	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/stream"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -180,10 +185,10 @@ func TestGenerateAgainstSwitch(t *testing.T) {
 }
 
 // The generator over the vector transports, against a real switch whose
-// ports the transports package opens (BESS, L2TPv3 over UDP and VXLAN need no
+// ports the transports package opens (BESS, L2TPv3 over UDP, VXLAN and QEMU's stream need no
 // privileges; GRE does and is covered by make bench-smoke).
 func TestGenerateOverVectorTransports(t *testing.T) {
-	for _, name := range []string{"bess", "l2tpv3", "vxlan"} {
+	for _, name := range []string{"bess", "l2tpv3", "vxlan", "stream"} {
 		t.Run(name, func(t *testing.T) { generateThrough(t, Transports[name]) })
 	}
 }
@@ -305,5 +310,219 @@ func TestMainNeedsUmlswitch(t *testing.T) {
 	code := Main([]string{"-umlswitch", filepath.Join(t.TempDir(), "umlswitch"), "-duration", "10ms"}, io.Discard, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "no umlswitch to start") || !strings.Contains(errb.String(), "-umlswitch PATH") {
 		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+// The vlan-access and vlan-trunk layouts, as their commands describe them,
+// in an umlswitch instance in this process: every frame crosses, access
+// ports send untagged frames (the trunk's frames lose their tag on the way
+// to them: 60 bytes of 64) and trunk ports tagged ones (68 bytes).
+func TestGenerateOverVLANLayouts(t *testing.T) {
+	for _, name := range []string{"vlan-access", "vlan-trunk"} {
+		t.Run(name, func(t *testing.T) {
+			sw := Known[name]
+			argv, ctl := sw.command("umlswitch", t.TempDir(), false)
+			var ports []configs.Port
+			for i, a := range argv {
+				if a == "-port" {
+					p, err := configs.ParsePort(argv[i+1])
+					if err != nil {
+						t.Fatal(err)
+					}
+					ports = append(ports, p)
+				}
+			}
+			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+			in, err := instance.New(&configs.File{Switches: []configs.Switch{{Name: configs.DefaultSwitch, Ports: ports}}},
+				instance.Config{Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { in.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			cfg := GenConfig{Ctl: ctl, Ports: 4, Size: 64, Depth: 32, Window: DefaultWindow,
+				Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond}
+			if sw.trunk {
+				cfg.TrunkCtl = trunkCtl(ctl)
+			}
+			// The generator's ports are gone when Generate returns: keep
+			// the last look at them while they were all there.
+			var last []instance.PortInfo
+			trunks := make(map[string]bool) // listener names
+			stop := make(chan struct{})
+			looked := make(chan struct{})
+			go func() {
+				defer close(looked)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					var clients []instance.PortInfo
+					for _, p := range in.Ports("") {
+						if p.Listener != "" {
+							clients = append(clients, p)
+						} else if strings.Contains(p.Spec, "trunk=") {
+							trunks[p.Name] = true
+						}
+					}
+					if len(clients) == 4 {
+						last = clients
+					}
+				}
+			}()
+			res, err := Generate(cfg)
+			close(stop)
+			<-looked
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Delivered == 0 || res.Short > 0 || res.loss() > 0.05 || res.RecvAll > res.SentAll {
+				t.Fatalf("%+v", res)
+			}
+			clients := 0
+			for _, p := range last {
+				clients++
+				if len(p.Drops) > 0 {
+					t.Errorf("%s: drops %v", p.Name, p.Drops)
+				}
+				trunk := trunks[p.Listener]
+				perFrame := float64(p.TxBytes) / float64(p.TxFrames)
+				switch {
+				case p.TxFrames < 100:
+					t.Errorf("%s sent %d frames", p.Name, p.TxFrames)
+				case !sw.trunk && p.TxBytes != 64*p.TxFrames && p.TxBytes < 60*p.TxFrames:
+					t.Errorf("%s: %.1f bytes a frame", p.Name, perFrame)
+				case sw.trunk && !trunk && p.TxBytes != 60*p.TxFrames:
+					t.Errorf("%s, an access port: %.1f bytes a frame, want 60 (tags popped)", p.Name, perFrame)
+				case sw.trunk && trunk && perFrame < 67:
+					t.Errorf("%s, a trunk port: %.1f bytes a frame, want 68 (tags pushed)", p.Name, perFrame)
+				}
+				t.Logf("%s (%s): %d frames, %.1f bytes each", p.Name, p.Listener, p.TxFrames, perFrame)
+			}
+			if clients != 4 {
+				t.Fatalf("%d client ports, want 4", clients)
+			}
+		})
+	}
+}
+
+// The relay's own stream listener against the generator: unicast between
+// two ports, and a hub of three.
+func TestGenerateAgainstStreamRelay(t *testing.T) {
+	for _, hub := range []bool{false, true} {
+		dir := t.TempDir()
+		r, err := listenStreamRelay(streamSocket(dir), hub, 64, frame.MaxFrameForMTU(frame.DefaultMTU))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports := map[bool]int{false: 2, true: 3}[hub]
+		res, err := Generate(GenConfig{Transport: Transports["stream"], Dir: dir, Window: DefaultWindow, Ports: ports, Size: 100,
+			Depth: 32, Hub: hub, Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond})
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Delivered == 0 || res.Short > 0 || res.loss() > 0.05 || res.RecvAll > res.SentAll*uint64(res.Copies) {
+			t.Fatalf("hub %v: %+v", hub, res)
+		}
+	}
+}
+
+// A stream port's sends fill the socket until it takes no more, cutting
+// the last record; what the peer reads is whole records only, once the cut
+// one is finished, and as many as send counted.
+func TestStreamIOFinishesCutRecords(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	c := &client{fd: fds[0], framer: stream.NewFramer(200)}
+	f := ether(portMAC(1), portMAC(0), 77)
+	s := newStreamIO(c, f, 64, 77) // sends larger than the socket's buffer: the kernel takes part of them
+	peer := &streamIO{fd: fds[1], rx: stream.NewFramer(200), want: 77}
+	sent, got, cuts := 0, 0, 0
+	for round := 0; round < 200; round++ {
+		n, err := s.send(64)
+		if err != nil && err != unix.EAGAIN {
+			t.Fatal(err)
+		}
+		sent += n
+		if s.pend > 0 {
+			cuts++
+		}
+		if round%3 == 0 { // read now and then, so that the socket fills
+			g, short, err := peer.recv()
+			if err != nil || short > 0 {
+				t.Fatalf("recv: %d short, %v", short, err)
+			}
+			got += g
+		}
+	}
+	for s.pend > 0 {
+		n, _ := s.send(1)
+		sent += n
+		g, _, _ := peer.recv()
+		got += g
+	}
+	for {
+		g, _, err := peer.recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g == 0 {
+			break
+		}
+		got += g
+	}
+	if cuts == 0 {
+		t.Fatal("no send was cut short: the test did not fill the socket")
+	}
+	if got != sent || peer.rx.Buffered() != 0 {
+		t.Fatalf("sent %d, received %d whole records, %d bytes left over", sent, got, peer.rx.Buffered())
+	}
+}
+
+func TestMainRefusesLayoutsAndTransports(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-compare", "vlan-access", "-transport", "bess"}, "daemon protocol only"},
+		{[]string{"-switch", "vlan-trunk", "-transport", "stream"}, "daemon protocol only"},
+		{[]string{"-compare", "vlan-trunk", "-ports", "3"}, "even number of ports"},
+		{[]string{"-compare", "vlan-trunk", "-size", "16"}, "at least 18 bytes"},
+		{[]string{"-compare", "vlan-trunk", "-mode", "scan", "-port-counts", "2,5"}, "even number of ports"},
+		{[]string{"-transport", "stream", "-compare", "uml_switch"}, "uml_switch speaks only the daemon protocol"},
+		{[]string{"-transport", "stream", "-compare", "vde_switch"}, "vde_switch speaks only the daemon protocol"},
+	} {
+		var errb strings.Builder
+		args := append([]string{"-umlswitch", "/bin/true", "-duration", "10ms"}, c.args...)
+		if code := Main(args, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: exit %d: %s", c.args, code, errb.String())
+		}
+	}
+}
+
+// vlan-access=PATH and vlan-trunk=PATH are other builds, as umlswitch=PATH.
+func TestSwitchNamedLayoutOtherBuild(t *testing.T) {
+	sw := switchNamed("vlan-trunk=/opt/old/umlswitch")
+	if sw == nil || !sw.trunk || !sw.daemonOnly {
+		t.Fatalf("got %+v", sw)
+	}
+	argv, ctl := sw.command("/this/build", t.TempDir(), false)
+	want := []string{"/opt/old/umlswitch", "-port", "transport=daemon,path=" + trunkCtl(ctl) + ",trunk=10",
+		"-port", "transport=daemon,path=" + ctl + ",vlan=10", "-log-level", "warn"}
+	if !slices.Equal(argv, want) {
+		t.Fatalf("argv %v, want %v", argv, want)
+	}
+	if switchNamed("relay=/x") != nil || switchNamed("vlan-access=") != nil {
+		t.Fatal("relay=PATH or an empty path names a switch")
 	}
 }

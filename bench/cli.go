@@ -12,14 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/umlswitch/umlswitch/frame"
 )
 
 const usageHead = `Usage: umlswitch-bench [flags]
 
 Drives a switch with P generator ports over the daemon protocol (or BESS,
-GRE, L2TPv3, VXLAN, tap, raw): each port sends one frame so the switch learns
-it, then every port blasts unicast frames to the next with sendmmsg, at most
--window in flight, while receivers drain with recvmmsg. Prints offered and
+GRE, L2TPv3, VXLAN, QEMU's stream framing, tap, raw): each port sends one
+frame so the switch learns it, then every port blasts unicast frames to the
+next with sendmmsg, at most -window in flight, while receivers drain with recvmmsg. Prints offered and
 delivered frames per second, Gbit/s, loss, and the switch's CPU time (frames
 per switch CPU-second), as a markdown table. -mode latency measures round trips with one frame in flight;
 -mode scan repeats the throughput run over frame sizes and port counts.
@@ -34,6 +36,8 @@ Examples:
   umlswitch-bench -compare uml_switch,vde_switch -ports 8 -hub
   umlswitch-bench -clients vde -compare relay         # against the ceiling: a bare relay on the same sockets
   umlswitch-bench -transport gre -compare relay -cpu 0  # GRE ports (as root), against the relay on GRE
+  umlswitch-bench -transport stream -compare relay -cpu 0  # QEMU stream ports, against the relay's bare stream relay
+  umlswitch-bench -compare vlan-access,vlan-trunk -cpu 0  # VLAN 10 access ports, and tags pushed and popped, against plain ports
   umlswitch-bench -transport tap -ports 8 -cpu 0      # taps the switch creates, in a private namespace (as root)
   umlswitch-bench -ctl /tmp/uml.ctl -pid 1234         # a switch that is already running
   umlswitch-bench -mode latency -compare uml_switch -cpu 0          # round-trip percentiles
@@ -53,9 +57,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("umlswitch-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		swName  = fs.String("switch", "umlswitch", "switch to start and measure: umlswitch, uml_switch, vde_switch, or relay (the ceiling:\numlswitch's sockets with no switching logic).\nExample: -switch uml_switch")
+		swName = fs.String("switch", "umlswitch", "switch to start and measure: umlswitch, uml_switch, vde_switch, relay (the ceiling:\n"+
+			"umlswitch's sockets with no switching logic), or umlswitch with its daemon clients on VLAN 10:\n"+
+			"vlan-access (every port an access port of VLAN 10) or vlan-trunk (even ports access ports of\n"+
+			"VLAN 10, odd ports its tagged trunk members, whose frames carry an 802.1Q tag counted within\n"+
+			"-size; -ports must be even, so that every frame has its tag pushed or popped once).\n"+
+			"vlan-access and vlan-trunk take the daemon transport only.\nExample: -switch uml_switch")
 		compare = fs.String("compare", "", "also measure these switches, in turn and with identical settings; ratios are to -switch.\n"+
-			"umlswitch=PATH is another umlswitch build (before and after a change, in one run).\nExample: -compare uml_switch,vde_switch")
+			"umlswitch=PATH is another umlswitch build (before and after a change, in one run); so are\n"+
+			"vlan-access=PATH and vlan-trunk=PATH.\nExample: -compare uml_switch,vde_switch")
 		ctl      = fs.String("ctl", "", "drive the already running switch at this control socket `PATH` instead of starting one.\nExample: -ctl /tmp/uml.ctl")
 		pid      = fs.Int("pid", 0, "with -ctl: the switch's process id, for its CPU time.\nExample: -pid 1234")
 		ports    = fs.Int("ports", 2, "generator ports (clients of the switch).\nExample: -ports 8")
@@ -66,7 +76,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		clients  = fs.String("clients", "uml", "with -transport daemon: uml clients (sendto the switch, never connect back) or vde clients\n(connect back).\nExample: -clients vde")
 		window   = fs.Int("window", DefaultWindow, "most frames in flight from each generator port (0: no limit). One thread plays\nevery client, so without a bound it offers a port more than it drains from that port's\ndestination, and UDP and IP sockets do not hold it back at all.\nExample: -window 0")
 		trName   = fs.String("transport", "daemon", "what the generator's ports speak: daemon (every switch), or bess, gre, l2tpv3, vxlan,\n"+
-			"tap or raw (umlswitch and the relay; gre, tap and raw need root). tap: the switch creates a tap\n"+
+			"stream, tap or raw (umlswitch and the relay; gre, tap and raw need root). stream: QEMU's\n"+
+			"-netdev stream, every port a connection to one unix stream listener, each frame behind its\n"+
+			"length (4 bytes, big-endian). tap: the switch creates a tap\n"+
 			"per port and the generator sends and receives on the host's side of it; raw: the switch's raw\n"+
 			"port opens one end of a veth pair and the generator the other. tap and raw run in a network\n"+
 			"namespace of the bench's own, so the interfaces are private to it.\nExample: -transport raw -compare relay")
@@ -74,7 +86,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		runs   = fs.Int("runs", 0, "runs per switch, interleaved; tables show median (min-max). Default 1, or 3 with -compare.\nExample: -runs 5")
 		cpu    = fs.String("cpu", "", "pin the switch to these CPUs (`LIST`: 0, 0-3, 0,2) and the generator to the others.\nExample: -cpu 0")
 		genCPU = fs.String("gen-cpu", "", "with -cpu: pin the generator to these CPUs (`LIST`) instead of all the others.\nExample: -cpu 0-3 -gen-cpu 4")
-		exe    = fs.String("umlswitch", "", "umlswitch binary `PATH` to start for -switch umlswitch or -compare umlswitch (default:\numlswitch in umlswitch-bench's own directory).\nExample: -umlswitch /usr/local/bin/umlswitch")
+		exe    = fs.String("umlswitch", "", "umlswitch binary `PATH` to start for umlswitch, vlan-access and vlan-trunk in -switch or\n-compare (default: umlswitch in umlswitch-bench's own directory).\nExample: -umlswitch /usr/local/bin/umlswitch")
 		mode   = fs.String("mode", "throughput", "throughput (frames per second, loss, CPU), latency (one frame in flight between two\n"+
 			"ports: round-trip p50, p90, p99, p99.9), or scan (throughput over -sizes and -port-counts).\nExample: -mode latency -compare uml_switch")
 		sizes  = fs.String("sizes", "64,512,1514,9000", "with -mode scan: frame sizes in `BYTES` (past 1518, umlswitch and the relay get a larger\n-mtu; uml_switch and vde_switch keep theirs).\nExample: -sizes 64,1514")
@@ -100,7 +112,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	tr := Transports[*trName]
 	if tr == nil {
-		return fail("-transport %q: want daemon, bess, gre, l2tpv3, vxlan, tap or raw", *trName)
+		return fail("-transport %q: want daemon, bess, gre, l2tpv3, vxlan, stream, tap or raw", *trName)
 	}
 	label := *clients
 	if tr.Ports != nil {
@@ -123,10 +135,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	names := append([]string{*swName}, parseList(*compare)...)
 	for _, n := range names {
-		if switchNamed(n) == nil {
-			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay, or umlswitch=PATH)", n)
-		}
-		if tr.Ports != nil && !switchNamed(n).vector {
+		sw := switchNamed(n)
+		switch {
+		case sw == nil:
+			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay, vlan-access, vlan-trunk, or umlswitch=PATH)", n)
+		case sw.daemonOnly && tr.Name != "daemon":
+			return fail("%s measures umlswitch's VLAN ports over the daemon protocol only: drop -transport %s", n, tr.Name)
+		case tr.Ports != nil && !sw.vector:
 			return fail("%s speaks only the daemon protocol; -transport %s needs umlswitch or relay", n, tr.Name)
 		}
 	}
@@ -199,7 +214,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	if slices.Contains(names, "umlswitch") {
+	if slices.ContainsFunc(names, func(n string) bool { return Known[n] != nil && Known[n].umlswitch }) {
 		if _, err := exec.LookPath(*exe); err != nil {
 			return fail("no umlswitch to start: %v (make build builds bin/umlswitch next to bin/umlswitch-bench; or give -umlswitch PATH)", err)
 		}
@@ -213,6 +228,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	r := &runner{exe: *exe, self: self, dir: dir, hub: *hub, cpus: swCPUs, tr: tr, stderr: stderr}
 	switch *mode {
 	case "throughput":
+		if err := checkLayout(names, *ports, *size); err != nil {
+			return fail("%v", err)
+		}
 		fmt.Fprintf(stderr, "bench: %d ports, %d-byte frames, %s clients%s, %v per run, %d run(s) per switch\n",
 			*ports, *size, label, map[bool]string{true: ", hub mode", false: ""}[*hub], *duration, *runs)
 		rows, err := r.throughput(names, *runs, cfg, label)
@@ -227,6 +245,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return fail("plot: %v", err)
 		}
 	case "latency":
+		if err := checkLayout(names, 2, *size); err != nil {
+			return fail("%v", err)
+		}
 		fmt.Fprintf(stderr, "bench: latency, %d-byte frames, %s clients, %v per run, %d run(s) per switch\n", *size, label, *duration, *runs)
 		rows := make([]LatencyRow, len(names))
 		for i, n := range names {
@@ -258,6 +279,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		countList, err := parseInts(*counts, 2, 1024)
 		if err != nil {
 			return fail("-port-counts: %v", err)
+		}
+		for _, pc := range countList {
+			for _, sz := range sizeList {
+				if err := checkLayout(names, pc, sz); err != nil {
+					return fail("-mode scan: %v", err)
+				}
+			}
 		}
 		var all [][]Row
 		for _, pc := range countList {
@@ -327,6 +355,9 @@ func (r *runner) each(names []string, runs, ports, size int, cfg GenConfig, f fu
 			}
 			c := cfg
 			c.Ctl, c.SwitchPID, c.Ports, c.Size = p.ctl, p.pid(), ports, size
+			if sw.trunk {
+				c.TrunkCtl = trunkCtl(p.ctl)
+			}
 			err = f(i, c)
 			p.shutdown()
 			if err != nil {
@@ -352,6 +383,25 @@ func (r *runner) throughput(names []string, runs int, cfg GenConfig, label strin
 		return err
 	})
 	return rows, err
+}
+
+// checkLayout refuses a run that a switch's port layout cannot take:
+// vlan-trunk alternates access and trunk ports, and pushes or pops every
+// frame's tag only with an even number of ports; its trunk ports' frames
+// hold a tag and a type.
+func checkLayout(names []string, ports, size int) error {
+	for _, n := range names {
+		if sw := switchNamed(n); sw != nil && sw.trunk {
+			if ports%2 != 0 {
+				return fmt.Errorf("%s: %d ports: its even ports are access ports and its odd ports trunk ports, "+
+					"and every frame is pushed or popped once only with an even number of ports", n, ports)
+			}
+			if least := frame.HeaderLen + frame.VLANTagLen; size < least {
+				return fmt.Errorf("%s: %d-byte frames: its trunk ports' frames hold an 802.1Q tag, at least %d bytes", n, size, least)
+			}
+		}
+	}
+	return nil
 }
 
 // parseInts reads a comma-separated list of integers within [lo, hi].

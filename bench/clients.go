@@ -7,11 +7,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/sockport"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/gre"
 	"github.com/umlswitch/umlswitch/transports/l2tpv3"
+	"github.com/umlswitch/umlswitch/transports/stream"
 	"github.com/umlswitch/umlswitch/transports/vxlan"
 )
 
@@ -21,6 +23,66 @@ type client struct {
 	hdr   []byte // sent in front of every frame (tunnels)
 	to    []byte // address of every send, for clients that never connect (UML's daemon)
 	close func()
+	// framer, for a connection carrying QEMU's stream framing, cuts the
+	// records it reads; nil for datagram and packet sockets.
+	framer *stream.Framer
+	// tagged: the port is on a trunk, and its frames carry an 802.1Q tag of
+	// benchVLAN after the source address (counted within their size).
+	tagged bool
+}
+
+// benchVLAN is the VLAN of the vlan-access and vlan-trunk layouts.
+const benchVLAN = 10
+
+// frame is a frame of size bytes from src to dst as this client sends
+// them: tagged on a trunk.
+func (c *client) frame(dst, src frame.MAC, size int) []byte {
+	f := ether(dst, src, size)
+	if c.tagged {
+		t := frame.MakeTag(frame.TPID8021Q, benchVLAN)
+		copy(f[12:], t[:])
+		f[16], f[17] = 0x88, 0xb5
+	}
+	return f
+}
+
+// sender returns a function that sends f once, without blocking where
+// the socket keeps datagrams apart (EAGAIN when full), and whole, waiting
+// for room, where it is a stream: learning and latency frames.
+func (c *client) sender(f []byte) func() error {
+	if c.framer != nil {
+		rec := record(f)
+		return func() error { return sendAll(c.fd, rec) }
+	}
+	b := c.batch(1, f)
+	return func() error { _, err := b.Send(c.fd, 0, 1, 0); return err }
+}
+
+// readOne takes the next datagram (with a tunnel's headers) or stream
+// record without blocking: EAGAIN when nothing waits. What it returns is
+// valid until the next call.
+func (c *client) readOne(buf []byte) ([]byte, error) {
+	if c.framer == nil {
+		n, err := unix.Read(c.fd, buf)
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+	for {
+		if fr, ok, err := nextRecord(c.framer); ok || err != nil {
+			return fr, err
+		}
+		space := c.framer.Space()
+		n, err := unix.Read(c.fd, space)
+		switch {
+		case err != nil:
+			return nil, err
+		case n == 0:
+			return nil, errStreamEnded
+		}
+		c.framer.Fill(n)
+	}
 }
 
 // Transport is a protocol the generator can speak: what the switch must be
@@ -49,6 +111,7 @@ var Transports = map[string]*Transport{
 	"vxlan":  {Name: "vxlan", Ports: vxlanPorts, Dial: dialVXLAN},
 	"tap":    {Name: "tap", Ports: tapPorts, Dial: dialTap, Netns: true},
 	"raw":    {Name: "raw", Ports: rawPorts, Setup: setupVeths, Dial: dialRaw, Netns: true},
+	"stream": {Name: "stream", Ports: streamPorts, Dial: dialStream},
 }
 
 // Tunnel peers are loopback addresses 127.0.0.10 and up; the switch is
@@ -61,6 +124,10 @@ func peerAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte
 
 func dialDaemon(cfg GenConfig, i int) (*client, error) {
 	cc := daemon.ClientConfig{Ctl: cfg.Ctl, ConnectBack: cfg.ConnectBack}
+	tagged := cfg.TrunkCtl != "" && i%2 == 1
+	if tagged {
+		cc.Ctl = cfg.TrunkCtl
+	}
 	if cfg.ConnectBack { // as libvdeplug does; UML sends the bare 124-byte request, and uml_switch wants exactly that
 		cc.Description = fmt.Sprintf("umlswitch-bench port %d", i)
 	}
@@ -68,7 +135,7 @@ func dialDaemon(cfg GenConfig, i int) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &client{fd: c.Fd, close: c.Close}
+	cl := &client{fd: c.Fd, close: c.Close, tagged: tagged}
 	if !cfg.ConnectBack {
 		cl.to = c.Remote[:] // UML sendto()s the reply address and never connects
 	}

@@ -18,7 +18,7 @@ import (
 type GenConfig struct {
 	Transport   *Transport    // nil: the daemon protocol
 	Ctl         string        // the daemon protocol's control socket
-	Dir         string        // where BESS sockets live
+	Dir         string        // where BESS and stream sockets live
 	Ports       int           // generator ports, each sending to the next
 	Size        int           // frame size in bytes, Ethernet header included
 	Depth       int           // frames per sendmmsg/recvmmsg
@@ -34,6 +34,10 @@ type GenConfig struct {
 	// unlimited generator would measure how the switch copes with its
 	// socket overflowing rather than how fast it forwards.
 	Window int
+	// TrunkCtl, if set, is a second control socket whose clients are a
+	// trunk's tagged members (vlan-trunk): the odd ports join it and tag
+	// their frames with VLAN benchVLAN, the even ones join Ctl.
+	TrunkCtl string
 }
 
 // GenResult is what one run measured.
@@ -198,6 +202,10 @@ func learn(ports []*genPort) error {
 		}
 		return true
 	}
+	sends := make([]func() error, len(ports))
+	for i, p := range ports {
+		sends[i] = p.c.sender(learningFrameOf(p))
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for !complete() {
 		if time.Now().After(deadline) {
@@ -214,19 +222,18 @@ func learn(ports []*genPort) error {
 		readAll := func() {
 			for i, p := range ports {
 				for {
-					n, err := unix.Read(p.c.fd, buf)
+					b, err := p.c.readOne(buf)
 					if err != nil {
 						break
 					}
-					if n >= learningFrame {
-						heard[i][frame.SrcMAC(buf[n-learningFrame:])] = true
+					if mac, ok := learnedFrom(b); ok && mac != p.mac {
+						heard[i][mac] = true
 					}
 				}
 			}
 		}
-		for i, p := range ports {
-			b := p.c.batch(1, ether(frame.Broadcast, p.mac, learningFrame))
-			if _, err := b.Send(p.c.fd, 0, 1, 0); err != nil && err != unix.EAGAIN && !icmpError(err) {
+		for i, send := range sends {
+			if err := send(); err != nil && err != unix.EAGAIN && !icmpError(err) {
 				return fmt.Errorf("bench: port %d: learning frame: %w", i, err)
 			}
 			time.Sleep(200 * time.Microsecond)
@@ -240,12 +247,60 @@ func learn(ports []*genPort) error {
 	time.Sleep(50 * time.Millisecond)
 	for _, p := range ports {
 		for {
-			if _, err := unix.Read(p.c.fd, buf); err != nil {
+			if _, err := p.c.readOne(buf); err != nil {
 				break
 			}
 		}
 	}
 	return nil
+}
+
+// learningFrameOf is p's learning frame: a broadcast from p's address, of
+// learningFrame bytes plus p's tag, that also ends in that address. The
+// receiver reads the sender at the end: a tunnel's headers go in front, and
+// a tag pushed or popped on the way moves the start.
+func learningFrameOf(p *genPort) []byte {
+	size := learningFrame
+	if p.c.tagged {
+		size += frame.VLANTagLen
+	}
+	f := p.c.frame(frame.Broadcast, p.mac, size)
+	copy(f[size-len(p.mac):], p.mac[:])
+	return f
+}
+
+// learnedFrom returns the generator port that sent learning frame b.
+func learnedFrom(b []byte) (frame.MAC, bool) {
+	var mac frame.MAC
+	if len(b) < frame.HeaderLen {
+		return mac, false
+	}
+	copy(mac[:], b[len(b)-len(mac):])
+	return mac, mac[0] == 0x02 && mac[1] == 0x75 && mac[2] == 0x6d && mac[3] == 0x6c // portMAC's
+}
+
+// wantSize is the size of the frames port j should receive: frames are
+// sent at size bytes, and gain a tag on their way to a trunk from an
+// access port, or lose it the other way. In a hub every other port sends
+// to j; otherwise the port before it.
+func wantSize(ports []*genPort, j, size int, hub bool) int {
+	want := -1
+	for i, p := range ports {
+		if i == j || (!hub && (i+1)%len(ports) != j) {
+			continue
+		}
+		w := size
+		switch {
+		case ports[j].c.tagged && !p.c.tagged:
+			w += frame.VLANTagLen
+		case !ports[j].c.tagged && p.c.tagged:
+			w -= frame.VLANTagLen
+		}
+		if want < 0 || w < want {
+			want = w
+		}
+	}
+	return want
 }
 
 // batch builds n messages that all send f as this client does: after its
@@ -304,16 +359,11 @@ func loop(cfg GenConfig, ports []*genPort, stopSend, stopRecv *atomic.Bool, pass
 	// on every socket's wait queue and make each datagram the switch sends
 	// run epoll's callback, a cost the switch would be charged for.
 	pfds := make([]unix.PollFd, len(ports))
-	tx := make([]*mmsg.Batch, len(ports))
-	rx := make([]*mmsg.Batch, len(ports))
+	pio := make([]portIO, len(ports))
 	backoff := make([]bool, len(ports))
 	for i, p := range ports {
 		pfds[i] = unix.PollFd{Fd: int32(p.c.fd), Events: unix.POLLIN | unix.POLLOUT}
-		tx[i] = p.c.batch(cfg.Depth, ether(ports[(i+1)%len(ports)].mac, p.mac, cfg.Size))
-		rx[i] = mmsg.NewBatch(cfg.Depth, 1)
-		for j := 0; j < cfg.Depth; j++ {
-			rx[i].SetBuf(j, 0, make([]byte, cfg.Size+128)) // room for a tunnel's IP and encapsulation headers
-		}
+		pio[i] = p.c.portIO(p.c.frame(ports[(i+1)%len(ports)].mac, p.mac, cfg.Size), cfg.Depth, wantSize(ports, i, cfg.Size, cfg.Hub))
 	}
 	win := newWindows(cfg.Window, len(ports), cfg.Hub)
 	idle := 0
@@ -322,7 +372,7 @@ func loop(cfg GenConfig, ports []*genPort, stopSend, stopRecv *atomic.Bool, pass
 		sending := !stopSend.Load()
 		for i, p := range ports {
 			if k := win.allow(i, cfg.Depth); sending && !backoff[i] && k > 0 {
-				n, err := tx[i].Send(p.c.fd, 0, k, unix.MSG_DONTWAIT)
+				n, err := pio[i].send(k)
 				switch {
 				case err == nil, err == unix.EINTR, err == unix.ENOBUFS, icmpError(err):
 				case err == unix.EAGAIN:
@@ -336,22 +386,16 @@ func loop(cfg GenConfig, ports []*genPort, stopSend, stopRecv *atomic.Bool, pass
 			} else {
 				backoff[i] = false
 			}
-			n, err := rx[i].Recv(p.c.fd, cfg.Depth, unix.MSG_DONTWAIT)
+			got, short, err := pio[i].recv()
 			switch {
 			case err == nil, err == unix.EAGAIN, err == unix.EINTR, icmpError(err):
 			default:
 				return fmt.Errorf("bench: receive: %w", err)
 			}
-			short := 0
-			for j := 0; j < n; j++ {
-				if int(rx[i].Hdrs[j].Len) < cfg.Size {
-					short++
-				}
-			}
-			p.received.n.Add(uint64(n - short))
+			p.received.n.Add(uint64(got))
 			p.short.n.Add(uint64(short))
-			win.received(i, n)
-			moved = moved || n > 0
+			win.received(i, got+short)
+			moved = moved || got+short > 0
 		}
 		passes.n.Add(1)
 		if moved {
@@ -362,6 +406,48 @@ func loop(cfg GenConfig, ports []*genPort, stopSend, stopRecv *atomic.Bool, pass
 		}
 	}
 	return nil
+}
+
+// portIO moves one generator port's frames in the loop, never blocking.
+type portIO interface {
+	// send offers up to k frames and returns how many the socket took:
+	// EAGAIN if it took fewer.
+	send(k int) (int, error)
+	// recv takes what has arrived: frames of the size expected, and frames
+	// shorter than that (the switch cut them).
+	recv() (got, short int, err error)
+}
+
+// portIO is c's side of the loop, sending f to the next port, depth
+// frames at a time at most, and expecting frames of want bytes.
+func (c *client) portIO(f []byte, depth, want int) portIO {
+	if c.framer != nil {
+		return newStreamIO(c, f, depth, want)
+	}
+	d := &datagramIO{fd: c.fd, depth: depth, want: want, tx: c.batch(depth, f), rx: mmsg.NewBatch(depth, 1)}
+	for j := 0; j < depth; j++ {
+		d.rx.SetBuf(j, 0, make([]byte, len(f)+128)) // room for a tunnel's IP and encapsulation headers
+	}
+	return d
+}
+
+// datagramIO moves a datagram or packet socket's frames with sendmmsg and
+// recvmmsg.
+type datagramIO struct {
+	fd, depth, want int
+	tx, rx          *mmsg.Batch
+}
+
+func (d *datagramIO) send(k int) (int, error) { return d.tx.Send(d.fd, 0, k, unix.MSG_DONTWAIT) }
+
+func (d *datagramIO) recv() (got, short int, err error) {
+	n, err := d.rx.Recv(d.fd, d.depth, unix.MSG_DONTWAIT)
+	for j := 0; j < n; j++ {
+		if int(d.rx.Hdrs[j].Len) < d.want {
+			short++
+		}
+	}
+	return n - short, short, err
 }
 
 // icmpError reports an error that an ICMP message for an earlier datagram

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/umlswitch/umlswitch/internal/mmsg"
 )
 
 // LatencyResult is one latency run: round-trip times with one frame in
@@ -38,8 +36,8 @@ func Latency(cfg GenConfig) (LatencyResult, error) {
 	if err := pinThisThread(cfg.CPUs); err != nil {
 		return LatencyResult{}, err
 	}
-	there := ports[0].c.batch(1, ether(ports[1].mac, ports[0].mac, cfg.Size))
-	back := ports[1].c.batch(1, ether(ports[0].mac, ports[1].mac, cfg.Size))
+	there := ports[0].c.sender(ports[0].c.frame(ports[1].mac, ports[0].mac, cfg.Size))
+	back := ports[1].c.sender(ports[1].c.frame(ports[0].mac, ports[1].mac, cfg.Size))
 	buf := make([]byte, cfg.Size+256)
 	var res LatencyResult
 	roundTrip := func() (time.Duration, error) {
@@ -47,13 +45,13 @@ func Latency(cfg GenConfig) (LatencyResult, error) {
 		if err := sendOne(there, ports[0].c.fd); err != nil {
 			return 0, err
 		}
-		if ok, err := awaitFrame(ports[1].c.fd, buf, t0); !ok || err != nil {
+		if ok, err := awaitFrame(ports[1].c, buf, t0); !ok || err != nil {
 			return 0, err
 		}
 		if err := sendOne(back, ports[1].c.fd); err != nil {
 			return 0, err
 		}
-		if ok, err := awaitFrame(ports[0].c.fd, buf, t0); !ok || err != nil {
+		if ok, err := awaitFrame(ports[0].c, buf, t0); !ok || err != nil {
 			return 0, err
 		}
 		return time.Since(t0), nil
@@ -85,9 +83,11 @@ func Latency(cfg GenConfig) (LatencyResult, error) {
 	return res, nil
 }
 
-func sendOne(b *mmsg.Batch, fd int) error {
+// sendOne sends a frame with send (from client.sender), waiting while
+// fd is full.
+func sendOne(send func() error, fd int) error {
 	for {
-		_, err := b.Send(fd, 0, 1, 0)
+		err := send()
 		if err == nil || icmpError(err) {
 			return nil
 		}
@@ -99,13 +99,13 @@ func sendOne(b *mmsg.Batch, fd int) error {
 	}
 }
 
-// awaitFrame waits for one datagram on fd, spinning briefly first (a
+// awaitFrame waits for one frame on c, spinning briefly first (a
 // sleeping generator would add its own wake-up to every round trip), for
 // at most a second after t0. It reports whether one came.
-func awaitFrame(fd int, buf []byte, t0 time.Time) (bool, error) {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+func awaitFrame(c *client, buf []byte, t0 time.Time) (bool, error) {
+	pfd := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
 	for spin := 0; ; spin++ {
-		_, err := unix.Read(fd, buf)
+		_, err := c.readOne(buf)
 		switch {
 		case err == nil:
 			return true, nil
@@ -128,7 +128,7 @@ func drain(ports []*genPort) {
 	time.Sleep(10 * time.Millisecond)
 	for _, p := range ports {
 		for {
-			if _, err := unix.Read(p.c.fd, buf); err != nil {
+			if _, err := p.c.readOne(buf); err != nil {
 				break
 			}
 		}

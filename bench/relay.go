@@ -20,6 +20,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/transports"
 	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/stream"
 )
 
 // relay is the benchmark's ceiling: the daemon protocol and the same port
@@ -168,7 +169,9 @@ func RelayMain(args []string, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: umlswitch-bench relay -unix PATH [flags]\n\n"+
 			"The benchmark's ceiling: a bare batched relay over the same sockets as umlswitch, with no\n"+
-			"switching logic. umlswitch-bench starts it for -switch relay or -compare relay.\n\nFlags:\n")
+			"switching logic. umlswitch-bench starts it for -switch relay or -compare relay. A listening\n"+
+			"-port transport=stream,path=P gets a relay of its own: whole records go on from the buffer they\n"+
+			"were read into, depth at a time, one write each.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -185,13 +188,26 @@ func RelayMain(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ports := transports.NewSet(r, log)
 	defaults := transports.Defaults{Depth: *depth, MTU: *mtu}
+	var streams []*streamRelay
+	closeAll := func() {
+		for _, s := range streams {
+			s.Close()
+		}
+		ports.Close()
+	}
 	for _, s := range append([]string{"transport=daemon,path=" + *ctl}, specs...) {
 		p, err := configs.ParsePort(s)
-		if err == nil {
+		if o, ok := p.Options.(*stream.Options); err == nil && ok && o.Path != "" && !o.Connect {
+			// QEMU's stream framing gets a bare relay of its own.
+			var sr *streamRelay
+			if sr, err = listenStreamRelay(o.Path, *hub, *depth, frame.MaxFrameForMTU(*mtu)); err == nil {
+				streams = append(streams, sr)
+			}
+		} else if err == nil {
 			_, err = ports.Open(p, r, defaults)
 		}
 		if err != nil {
-			ports.Close()
+			closeAll()
 			fmt.Fprintf(stderr, "umlswitch-bench relay: %v\n", err)
 			return 1
 		}
@@ -199,7 +215,7 @@ func RelayMain(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
-	ports.Close()
+	closeAll()
 	r.wg.Wait()
 	return 0
 }

@@ -30,7 +30,20 @@ type Switch struct {
 	vector bool
 	// jumbo: it takes -mtu, so frames past 1518 bytes can cross it.
 	jumbo bool
+	// umlswitch: it runs the umlswitch binary that -umlswitch names (or
+	// the one next to this program), and NAME=PATH runs another build.
+	umlswitch bool
+	// daemonOnly: a port layout of umlswitch's daemon listeners, measured
+	// over the daemon protocol only.
+	daemonOnly bool
+	// trunk: it also serves trunkCtl(ctl), a control socket whose clients
+	// are tagged members of benchVLAN, for the odd generator ports.
+	trunk bool
 }
+
+// trunkCtl is the trunk control socket of a switch whose access control
+// socket is ctl (vlan-trunk).
+func trunkCtl(ctl string) string { return ctl + ".trunk" }
 
 // mtuArgs are the arguments that let frames of size bytes cross sw.
 func (sw *Switch) mtuArgs(size int) []string {
@@ -41,17 +54,18 @@ func (sw *Switch) mtuArgs(size int) []string {
 }
 
 // switchNamed returns the switch a -switch or -compare name means: a known
-// one, or umlswitch=PATH, another build of umlswitch, to measure a change
-// against the build before it in one run.
+// one, or NAME=PATH for a NAME that runs umlswitch (umlswitch=PATH,
+// vlan-access=PATH, vlan-trunk=PATH): another build of umlswitch, to
+// measure a change against the build before it in one run.
 func switchNamed(name string) *Switch {
 	if sw := Known[name]; sw != nil {
 		return sw
 	}
-	path, ok := strings.CutPrefix(name, "umlswitch=")
-	if !ok || path == "" {
+	kind, path, ok := strings.Cut(name, "=")
+	base := Known[kind]
+	if !ok || path == "" || base == nil || !base.umlswitch {
 		return nil
 	}
-	base := Known["umlswitch"]
 	sw := *base
 	sw.Name = name
 	sw.command = func(_, dir string, hub bool) ([]string, string) { return base.command(path, dir, hub) }
@@ -62,18 +76,42 @@ func switchNamed(name string) *Switch {
 // ceiling: umlswitch's own sockets with no switching logic.
 var Known = map[string]*Switch{
 	"umlswitch": {
-		Name: "umlswitch",
-		command: func(exe, dir string, hub bool) ([]string, string) {
-			ctl := filepath.Join(dir, "umlswitch.ctl")
-			argv := []string{exe, "-unix", ctl, "-log-level", "warn"}
-			if hub {
-				argv = append(argv, "-hub")
+		Name:      "umlswitch",
+		command:   umlswitchWith(func(ctl string) []string { return []string{"-unix", ctl} }),
+		stop:      func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+		vector:    true,
+		jumbo:     true,
+		umlswitch: true,
+	},
+	// vlan-access: umlswitch with every client an access port of
+	// benchVLAN; frames go untagged, as to umlswitch.
+	"vlan-access": {
+		Name: "vlan-access",
+		command: umlswitchWith(func(ctl string) []string {
+			return []string{"-port", fmt.Sprintf("transport=daemon,path=%s,vlan=%d", ctl, benchVLAN)}
+		}),
+		stop:       func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+		jumbo:      true,
+		umlswitch:  true,
+		daemonOnly: true,
+	},
+	// vlan-trunk: umlswitch with access ports of benchVLAN on its control
+	// socket and tagged members of benchVLAN on a second one; the even
+	// generator ports are access ports, the odd ones trunk ports, so every
+	// frame has its tag pushed or popped once.
+	"vlan-trunk": {
+		Name: "vlan-trunk",
+		command: umlswitchWith(func(ctl string) []string {
+			return []string{
+				"-port", fmt.Sprintf("transport=daemon,path=%s,trunk=%d", trunkCtl(ctl), benchVLAN),
+				"-port", fmt.Sprintf("transport=daemon,path=%s,vlan=%d", ctl, benchVLAN),
 			}
-			return argv, ctl
-		},
-		stop:   func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
-		vector: true,
-		jumbo:  true,
+		}),
+		stop:       func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+		jumbo:      true,
+		umlswitch:  true,
+		daemonOnly: true,
+		trunk:      true,
 	},
 	"uml_switch": {
 		Name: "uml_switch",
@@ -116,6 +154,20 @@ var Known = map[string]*Switch{
 	},
 }
 
+// umlswitchWith is the command of umlswitch serving the listeners that
+// listeners(ctl) gives, ctl its control socket.
+func umlswitchWith(listeners func(ctl string) []string) func(exe, dir string, hub bool) ([]string, string) {
+	return func(exe, dir string, hub bool) ([]string, string) {
+		ctl := filepath.Join(dir, "umlswitch.ctl")
+		argv := append([]string{exe}, listeners(ctl)...)
+		argv = append(argv, "-log-level", "warn")
+		if hub {
+			argv = append(argv, "-hub")
+		}
+		return argv, ctl
+	}
+}
+
 // process is a started switch.
 type process struct {
 	sw    *Switch
@@ -127,7 +179,7 @@ type process struct {
 
 // start runs sw with its sockets in dir and extra arguments (the -port
 // specs of a transport), pinned to cpus (all CPUs if empty), and waits
-// until its control socket accepts connections.
+// until its control sockets accept connections.
 func start(sw *Switch, exe, dir string, hub bool, extra []string, cpus []int, log io.Writer) (*process, error) {
 	argv, ctl := sw.command(exe, dir, hub)
 	argv = append(argv, extra...)
@@ -163,20 +215,31 @@ func start(sw *Switch, exe, dir string, hub bool, extra []string, cpus []int, lo
 	}
 	p := &process{sw: sw, cmd: cmd, stdin: stdin, ctl: ctl, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.done) }()
+	sockets := []string{ctl}
+	if sw.trunk {
+		sockets = append(sockets, trunkCtl(ctl))
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if c, err := net.Dial("unix", ctl); err == nil {
+		for len(sockets) > 0 {
+			c, err := net.Dial("unix", sockets[0])
+			if err != nil {
+				break
+			}
 			c.Close() // a connection that never sends a request: every switch drops it
+			sockets = sockets[1:]
+		}
+		if len(sockets) == 0 {
 			return p, nil
 		}
 		select {
 		case <-p.done:
-			return nil, fmt.Errorf("%s exited before serving %s", sw.Name, ctl)
+			return nil, fmt.Errorf("%s exited before serving %s", sw.Name, sockets[0])
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			p.kill()
-			return nil, fmt.Errorf("%s did not serve %s within 5s", sw.Name, ctl)
+			return nil, fmt.Errorf("%s did not serve %s within 5s", sw.Name, sockets[0])
 		}
 	}
 }
