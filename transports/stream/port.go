@@ -16,9 +16,17 @@ import (
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 )
 
-// txChunk is the most frames one sendmsg carries (two iovecs each, well
-// under IOV_MAX); longer writes loop.
+// txChunk is the most frames one sendmsg carries (two iovecs each at
+// most, well under IOV_MAX); longer writes loop.
 const txChunk = 64
+
+// Write copies frames, behind their lengths, into one send buffer rather
+// than pointing two iovecs at each: the kernel's cost per iovec outweighs
+// the copy (64-byte frames with two iovecs each spent 15 % of the switch's
+// time in copy_from_iter and ran at 0.53 of a relay writing whole records;
+// 512-byte frames at 0.54). The buffer holds a chunk of frames of the
+// default MTU; what does not fit (jumbo frames) gets iovecs of its own.
+const coalesceFrame = prefixLen + 1522
 
 // errPeerGone is returned without allocating when the peer has vanished.
 var errPeerGone = fmt.Errorf("stream: %w", fabric.ErrPeerGone)
@@ -52,8 +60,9 @@ type Port struct {
 	// Send state, guarded by txMu: the stream must carry frames whole and
 	// one after another, whoever writes them.
 	txMu    sync.Mutex
-	tx      *mmsg.Batch // one message, two iovecs per frame
+	tx      *mmsg.Batch // one message: the send buffer, and frames that did not fit it
 	prefix  [txChunk][prefixLen]byte
+	coal    []byte // frames behind their lengths; made at the first Write, never grown
 	tail    []byte // the unsent end of a frame cut by a short write
 	flushAt time.Duration
 	flusher *time.Timer // flushes the tail when no Write comes
@@ -84,7 +93,7 @@ func NewPort(fd int, cfg PortConfig) (*Port, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Port{cfg: cfg, fd: pfd, tx: mmsg.NewBatch(1, 2*txChunk), rx: NewFramer(cfg.MaxFrame)}
+	p := &Port{cfg: cfg, fd: pfd, tx: mmsg.NewBatch(1, 3*txChunk), rx: NewFramer(cfg.MaxFrame)}
 	p.readFn = p.read
 	return p, nil
 }
@@ -132,12 +141,7 @@ func (p *Port) Write(frames [][]byte) (int, error) {
 	sent := 0
 	for sent < len(frames) {
 		chunk := frames[sent:min(len(frames), sent+txChunk)]
-		for i, f := range chunk {
-			binary.BigEndian.PutUint32(p.prefix[i][:], uint32(len(f)))
-			p.tx.SetBuf(0, 2*i, p.prefix[i][:])
-			p.tx.SetBuf(0, 2*i+1, f)
-		}
-		p.tx.Hdrs[0].Msg.SetIovlen(2 * len(chunk))
+		p.tx.Hdrs[0].Msg.SetIovlen(p.gather(chunk))
 		_, err := p.tx.Send(fd, 0, 1, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 		if err == unix.EINTR {
 			continue
@@ -152,6 +156,37 @@ func (p *Port) Write(frames [][]byte) (int, error) {
 		}
 	}
 	return sent, nil
+}
+
+// gather points the send's iovecs at chunk behind the frames' lengths:
+// copied into runs in the send buffer while they fit, a length and a
+// frame of their own where they do not. It returns the number of iovecs.
+// txMu is held.
+func (p *Port) gather(chunk [][]byte) int {
+	if p.coal == nil {
+		p.coal = make([]byte, 0, txChunk*coalesceFrame)
+	}
+	buf, run, iov := p.coal[:0], 0, 0
+	for i, f := range chunk {
+		binary.BigEndian.PutUint32(p.prefix[i][:], uint32(len(f))) // kept for a tail (account)
+		if len(buf)+prefixLen+len(f) <= cap(buf) {
+			buf = append(buf, p.prefix[i][:]...)
+			buf = append(buf, f...)
+			continue
+		}
+		if len(buf) > run {
+			p.tx.SetBuf(0, iov, buf[run:])
+			iov, run = iov+1, len(buf)
+		}
+		p.tx.SetBuf(0, iov, p.prefix[i][:])
+		p.tx.SetBuf(0, iov+1, f)
+		iov += 2
+	}
+	if len(buf) > run {
+		p.tx.SetBuf(0, iov, buf[run:])
+		iov++
+	}
+	return iov
 }
 
 // account takes the byte count a send of chunk wrote and returns how many
