@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/umlswitch/umlswitch/internal/nstest"
 )
@@ -184,5 +186,61 @@ func TestLabHubAndHostTap(t *testing.T) {
 	}
 	if !bessNamed {
 		t.Errorf("no port A.bess (the domain's BESS listener) in %+v", ports)
+	}
+}
+
+// lab.ext's IFNAME.VLAN bridges a domain to a VLAN of a host interface,
+// as Kathara does: a lab machine reaches a machine beyond the host's
+// interface that only speaks VLAN 100 (a UML behind the tap far0 whose
+// address sits on an 802.1Q device), and far0 carries the lab's frames
+// tagged. (A tap, not a veth: UML's raw transport would miss the tags the
+// kernel takes out of frames a packet socket receives.)
+func TestLabExtVLANBridge(t *testing.T) {
+	requireE2E(t)
+	requireVLAN(t)
+	t.Parallel()
+	ns := nstest.New(t)
+	ns.MustRun(t, "ip", "tuntap", "add", "far0", "mode", "tap")
+	ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.far0.disable_ipv6=1")
+	ns.MustRun(t, "ip", "link", "set", "far0", "up")
+	d := scratch(t)
+	conf, run := filepath.Join(d, "lab.conf"), filepath.Join(d, "run")
+	os.WriteFile(conf, []byte("pc1[0]=A\n"), 0o644)
+	os.WriteFile(filepath.Join(d, "lab.ext"), []byte("A far0.100\n"), 0o644)
+	sw := startSwitchCmd(t, ns.Cmd(env.umlswitch, "lab", "-dir", run, conf), []string{filepath.Join(run, "A.ctl")})
+	var opt string
+	for _, line := range strings.Split(sw.log.text(), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "pc1" {
+			opt = f[1]
+		}
+	}
+	pcap := filepath.Join(d, "far0.pcap")
+	dump := ns.Cmd("tcpdump", "-n", "-U", "-i", "far0", "-w", pcap)
+	startBackground(t, dump)
+	time.Sleep(500 * time.Millisecond)
+
+	pc1 := bootUML(t, umlConfig{ns: ns, net: opt, ip: ip(1), peers: []string{ip(2)}, vars: umlVars()})
+	far := bootUML(t, umlConfig{ns: ns, net: vec(2, "transport=tap,ifname=far0"), iface: "vec0", ip: ip(2), peers: []string{ip(1)},
+		vars: umlVars("vlan", "100")})
+	expectAllOK(t, []*uml{pc1, far}, [][]string{{ip(2)}, {ip(1)}})
+	pc1.waiting(t)
+	far.waiting(t)
+	pc1.release(t)
+	far.release(t)
+	time.Sleep(300 * time.Millisecond)
+	dump.Process.Signal(syscall.SIGINT)
+	time.Sleep(300 * time.Millisecond)
+	out, err := exec.Command("tcpdump", "-n", "-e", "-r", pcap, "vlan 100 and icmp").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tcpdump -r: %v\n%s", err, out)
+	}
+	for _, want := range []string{ip(1) + " > " + ip(2) + ": ICMP echo request", ip(2) + " > " + ip(1) + ": ICMP echo reply"} {
+		found := false
+		for _, l := range strings.Split(string(out), "\n") {
+			found = found || (strings.Contains(l, want) && strings.Contains(l, "vlan 100,"))
+		}
+		if !found {
+			t.Errorf("no %q tagged 100 on far0:\n%s", want, out)
+		}
 	}
 }

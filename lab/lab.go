@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/frame"
 	_ "github.com/umlswitch/umlswitch/transports" // Plan builds daemon, bess and raw ports: their kinds must be registered
 )
 
@@ -55,6 +56,13 @@ const MaxIndex = 255
 // MaxSocketPath is the longest path a unix socket can be bound to
 // (sun_path's 108 bytes, less the NUL).
 const MaxSocketPath = 107
+
+// bessSuffix names a domain's BESS listener after it; a domain's name
+// leaves room for it.
+const (
+	bessSuffix    = ".bess"
+	maxDomainName = 64 - len(bessSuffix)
+)
 
 // nameRE is what machine and domain names may be: they become file names
 // in the socket directory, switch names and kernel options.
@@ -133,8 +141,9 @@ func parseInterface(machine, index, value string) (Interface, error) {
 	if err := checkName("collision domain", domain); err != nil {
 		return Interface{}, fmt.Errorf("%s[%d]: %w", machine, idx, err)
 	}
-	if err := configs.CheckName(domain); err != nil { // it names a switch
-		return Interface{}, fmt.Errorf("%s[%d]: %w", machine, idx, err)
+	if err := configs.CheckName(domain + bessSuffix); err != nil { // it names a switch, and its BESS listener
+		return Interface{}, fmt.Errorf("%s[%d]: collision domain %q: at most %d letters, digits and _ . : - (starting with a letter or digit)",
+			machine, idx, domain, maxDomainName)
 	}
 	if hasMAC {
 		if iface.MAC, err = parseMAC(mac); err != nil {
@@ -245,17 +254,31 @@ func (l *Lab) Plan(dir string, hub bool) (*configs.File, error) {
 	f := &configs.File{}
 	for _, d := range l.Domains() {
 		sw := configs.Switch{Name: d, Hub: hub}
+		vlan, err := l.bridgedVLAN(d)
+		if err != nil {
+			return nil, err
+		}
+		// A domain bridged to a VLAN of a host interface is that VLAN:
+		// its ports are access ports of it, the bridge a trunk of it.
+		var access [][2]string
+		if vlan != "" {
+			access = [][2]string{{"vlan", vlan}}
+		}
 		specs := [][][2]string{
-			{{"transport", "daemon"}, {"path", CtlPath(dir, d)}, {"name", d}},
-			{{"transport", "bess"}, {"path", BESSPath(dir, d)}, {"name", d + ".bess"}},
+			append([][2]string{{"transport", "daemon"}, {"path", CtlPath(dir, d)}, {"name", d}}, access...),
+			append([][2]string{{"transport", "bess"}, {"path", BESSPath(dir, d)}, {"name", d + bessSuffix}}, access...),
 		}
 		for _, b := range l.Bridges {
-			switch {
-			case b.Domain != d:
+			if b.Domain != d {
+				continue
+			}
+			switch base, vid, ok := hostVLAN(b.Ifname); {
+			case ok:
+				specs = append(specs, [][2]string{{"transport", "raw"}, {"ifname", base}, {"trunk", vid}})
 			case interfaceExists(b.Ifname):
-				specs = append(specs, [][2]string{{"transport", "raw"}, {"ifname", b.Ifname}})
+				specs = append(specs, append([][2]string{{"transport", "raw"}, {"ifname", b.Ifname}}, access...))
 			default:
-				specs = append(specs, [][2]string{{"transport", "tap"}, {"ifname", b.Ifname}, {"create", "1"}, {"up", "1"}})
+				specs = append(specs, append([][2]string{{"transport", "tap"}, {"ifname", b.Ifname}, {"create", "1"}, {"up", "1"}}, access...))
 			}
 		}
 		for _, kv := range specs {
@@ -271,6 +294,39 @@ func (l *Lab) Plan(dir string, hub bool) (*configs.File, error) {
 		return nil, fmt.Errorf("lab.conf gives no machine an interface (MACHINE[0]=DOMAIN)")
 	}
 	return f, nil
+}
+
+// hostVLAN reads a lab.ext interface written IFNAME.VLAN, as Kathara
+// takes it, where IFNAME exists on the host and the interface itself does
+// not: the domain is bridged to that VLAN of IFNAME.
+func hostVLAN(name string) (base, vid string, ok bool) {
+	i := strings.LastIndexByte(name, '.')
+	if i <= 0 || interfaceExists(name) || !interfaceExists(name[:i]) {
+		return "", "", false
+	}
+	if _, err := frame.ParseVLAN(name[i+1:]); err != nil {
+		return "", "", false
+	}
+	return name[:i], name[i+1:], true
+}
+
+// bridgedVLAN is the host VLAN domain d is bridged to, "" for none. A
+// domain is one VLAN: two bridges to different VLANs are refused.
+func (l *Lab) bridgedVLAN(d string) (string, error) {
+	vlan, line := "", 0
+	for _, b := range l.Bridges {
+		if b.Domain != d {
+			continue
+		}
+		if _, vid, ok := hostVLAN(b.Ifname); ok {
+			if vlan != "" && vid != vlan {
+				return "", fmt.Errorf("lab.ext line %d: collision domain %s is bridged to VLAN %s already (line %d): a domain is one VLAN",
+					b.Line, d, vlan, line)
+			}
+			vlan, line = vid, b.Line
+		}
+	}
+	return vlan, nil
 }
 
 // interfaceExists reports whether the host has an interface named name.

@@ -56,6 +56,7 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"\n\npc/1[0]=A\n", `line 3: machine name "pc/1"`},
 		{"pc1[0]=A:B\n", `line 1: pc1[0]: collision domain name "A:B"`},
 		{"pc1[0]=\n", `line 1: pc1[0]: collision domain name ""`},
+		{"pc1[0]=" + strings.Repeat("d", 60) + "\n", `line 1: pc1[0]: collision domain "ddd`},
 		{"pc1[0]=A/02:00:00:00:00\n", `line 1: pc1[0]: MAC "02:00:00:00:00"`},
 		{"pc1[0]=A/01:00:5e:00:00:01\n", "multicast"},
 		{"pc1[999]=A\n", "line 1: pc1[999]: interface numbers go from 0 to 255"},
@@ -139,6 +140,44 @@ func TestPlan(t *testing.T) {
 	}
 	if _, err := (&Lab{}).Plan("/run/lab", false); err == nil {
 		t.Error("an empty lab planned")
+	}
+}
+
+// A lab.ext line IFNAME.VLAN on an interface the host has bridges the
+// domain to that VLAN: the domain's ports become access ports of it and the
+// bridge a trunk of it on IFNAME; two VLANs for one domain are refused.
+func TestPlanVLANBridge(t *testing.T) {
+	interfaceExists = func(name string) bool { return name == "eth0" || name == "eth1" }
+	defer func() { interfaceExists = realInterfaceExists }()
+	l, _ := Parse(strings.NewReader("pc1[0]=A\npc2[0]=B\n"))
+	if err := l.ParseExt(strings.NewReader("A eth0.100\nA eth1\nB nosuch.7\n")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.Plan("/run/lab", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, sw := range f.Switches {
+		for _, p := range sw.Ports {
+			got = append(got, sw.Name+": "+p.String())
+		}
+	}
+	want := []string{
+		"A: transport=daemon,name=A,path=/run/lab/A.ctl,vlan=100",
+		"A: transport=bess,name=A.bess,path=/run/lab/A.bess,vlan=100",
+		"A: transport=raw,ifname=eth0,trunk=100",
+		"A: transport=raw,ifname=eth1,vlan=100",
+		"B: transport=daemon,name=B,path=/run/lab/B.ctl",
+		"B: transport=bess,name=B.bess,path=/run/lab/B.bess",
+		"B: transport=tap,ifname=nosuch.7,create=1,up=1",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	l.ParseExt(strings.NewReader("A eth1.200\n"))
+	if _, err := l.Plan("/run/lab", false); err == nil || !strings.Contains(err.Error(), "a domain is one VLAN") {
+		t.Errorf("two VLANs for one domain: %v", err)
 	}
 }
 

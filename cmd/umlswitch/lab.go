@@ -21,7 +21,9 @@ socket DIR/DOMAIN.ctl (UML's daemon transport, VDE clients, umlswitch ctl)
 and a BESS listener DIR/DOMAIN.bess (port DOMAIN.bess). DIR is created if
 missing. A lab.ext next to lab.conf (lines DOMAIN INTERFACE) bridges a
 domain to a host interface: a raw port on one that exists, a tap the switch
-creates (up) for one that does not.
+creates (up) for one that does not; INTERFACE.VLAN bridges the domain to
+that VLAN of the interface (the raw port a trunk of it, the domain's other
+ports access ports of it).
 
 Once every socket listens it prints two lines per machine, in name order:
 the machine's name and the kernel options for UML's daemon transport
