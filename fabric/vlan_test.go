@@ -333,3 +333,23 @@ func FuzzVLANForward(f *testing.F) {
 		}
 	})
 }
+
+// VLANs together with a hub and with policies: a hub floods everything but
+// only inside the frame's VLAN; split horizon still holds between trunks.
+func TestVLANWithHubAndPolicies(t *testing.T) {
+	hub := optionsRig(t, PortOptions{VLAN: VLAN{Access: 10}}, PortOptions{VLAN: VLAN{Access: 10}}, PortOptions{VLAN: VLAN{Access: 20}},
+		PortOptions{VLAN: trunk("10;20", 0)})
+	hub.sw.Default().Reconfigure(true, 0, 0)
+	hub.sendFrames(1, vframe(frame.Broadcast, macB, 60, 0))
+	hub.got(t)
+	hub.sendFrames(0, vframe(macB, macA, 60, 1)) // known unicast, flooded by a hub within VLAN 10
+	expect(t, "hub", hub.got(t), []string{"", "#1", "", "8100/10 #1"})
+
+	g := Policy{SplitHorizon: "fabric"}
+	r := optionsRig(t, PortOptions{VLAN: trunk("10;20", 0), Policy: g}, PortOptions{VLAN: trunk("10", 0), Policy: g},
+		PortOptions{VLAN: VLAN{Access: 10}}, PortOptions{VLAN: VLAN{Access: 20}})
+	r.sendFrames(0, vframe(frame.Broadcast, macA, 64, 2, q10), vframe(frame.Broadcast, macA, 64, 3, q20))
+	expect(t, "split horizon between trunks", r.got(t), []string{"", "", "#2", "#3"})
+	r.sendFrames(2, vframe(frame.Broadcast, macB, 60, 4))
+	expect(t, "from an access port to both trunks", r.got(t), []string{"8100/10 #4", "8100/10 #4", "", ""})
+}
