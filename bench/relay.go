@@ -163,6 +163,8 @@ func RelayMain(args []string, stderr io.Writer) int {
 	hold := fs.Duration("tx-hold", fabric.DefaultTxHold, "how long a full port may take nothing before its frames are dropped.\nExample: -tx-hold 10ms")
 	depth := fs.Int("depth", daemon.DefaultDepth, "frames per batch.\nExample: -depth 64")
 	mtu := fs.Int("mtu", frame.DefaultMTU, "IP MTU of every port; the largest frame is MTU+22.\nExample: -mtu 9000")
+	streamPorts := fs.Bool("stream-ports", false, "serve -port transport=stream through umlswitch's own stream ports, as every other\n"+
+		"transport is served, instead of the bare stream relay (umlswitch-bench's relay-ports).\nExample: -stream-ports")
 	var specs []string
 	fs.Func("port", "also serve a port described by `SPEC`, as umlswitch -port does.\nExample: -port transport=bess,path=/tmp/relay.bess",
 		func(s string) error { specs = append(specs, s); return nil })
@@ -197,7 +199,7 @@ func RelayMain(args []string, stderr io.Writer) int {
 	}
 	for _, s := range append([]string{"transport=daemon,path=" + *ctl}, specs...) {
 		p, err := configs.ParsePort(s)
-		if o, ok := p.Options.(*stream.Options); err == nil && ok && o.Path != "" && !o.Connect {
+		if o, ok := p.Options.(*stream.Options); err == nil && ok && o.Path != "" && !o.Connect && !*streamPorts {
 			// QEMU's stream framing gets a bare relay of its own.
 			var sr *streamRelay
 			if sr, err = listenStreamRelay(o.Path, *hub, *depth, frame.MaxFrameForMTU(*mtu)); err == nil {

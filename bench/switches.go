@@ -140,6 +140,24 @@ var Known = map[string]*Switch{
 		vector: true,
 		jumbo:  true,
 	},
+	// relay-ports is the relay serving QEMU's stream framing through
+	// umlswitch's own stream ports, as it serves every other transport:
+	// against it, umlswitch's stream ports measure the switching alone.
+	"relay-ports": {
+		Name: "relay-ports",
+		command: func(exe, dir string, hub bool) ([]string, string) {
+			ctl := filepath.Join(dir, "relay.ctl")
+			argv := []string{exe, "relay", "-unix", ctl, "-stream-ports"}
+			if hub {
+				argv = append(argv, "-hub")
+			}
+			return argv, ctl
+		},
+		stop:   func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+		self:   true,
+		vector: true,
+		jumbo:  true,
+	},
 	"vde_switch": {
 		Name: "vde_switch",
 		command: func(_, dir string, hub bool) ([]string, string) {
