@@ -58,6 +58,7 @@ bench-smoke: build ## every Go benchmark once, and the benchmark tool briefly in
 	./$(BENCH) -duration 500ms -warmup 100ms -clients vde -hub -ports 4 -compare vde_switch -runs 1
 	./$(BENCH) -duration 500ms -warmup 100ms -ports 4 -compare vlan-access,vlan-trunk -runs 1
 	for t in bess gre l2tpv3 vxlan stream tap raw; do ./$(BENCH) -duration 500ms -warmup 100ms -transport $$t -ports 3 -compare relay -runs 1 || exit 1; done
+	./$(BENCH) -duration 500ms -warmup 100ms -transport stream -ports 3 -compare relay-bare -runs 1
 	./$(BENCH) -mode latency -duration 300ms -warmup 50ms -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-latency.png
 	./$(BENCH) -mode scan -duration 200ms -warmup 50ms -sizes 64,9000 -port-counts 2,16 -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-scan.png
 
@@ -70,6 +71,7 @@ bench: build ## bench/RESULTS.md's runs: umlswitch against uml_switch, vde_switc
 	./$(BENCH) -cpu 0 -mode scan -sizes 64 -port-counts 2,8,64 -compare uml_switch,relay -runs 3 -duration 2s
 	./$(BENCH) -cpu 0 -compare vlan-access,vlan-trunk -runs 5
 	for t in bess gre l2tpv3 vxlan stream tap raw; do ./$(BENCH) -cpu 0 -transport $$t -compare relay -runs 5 || exit 1; done
+	./$(BENCH) -cpu 0 -transport stream -compare relay,relay-bare -runs 5
 
 readme: build ## rewrite the README's quotes of -h (a test checks they are current)
 	@for q in "umlswitch -h:./$(BIN) -h" "umlswitch-bench -h:./$(BENCH) -h"; do \

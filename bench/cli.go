@@ -36,7 +36,7 @@ Examples:
   umlswitch-bench -compare uml_switch,vde_switch -ports 8 -hub
   umlswitch-bench -clients vde -compare relay         # against the ceiling: a bare relay on the same sockets
   umlswitch-bench -transport gre -compare relay -cpu 0  # GRE ports (as root), against the relay on GRE
-  umlswitch-bench -transport stream -compare relay,relay-ports -cpu 0  # QEMU stream ports, against a bare stream relay and the relay on umlswitch's stream ports
+  umlswitch-bench -transport stream -compare relay,relay-bare -cpu 0  # QEMU stream ports, against the relay on the same ports and a bare stream relay
   umlswitch-bench -compare vlan-access,vlan-trunk -cpu 0  # VLAN 10 access ports, and tags pushed and popped, against plain ports
   umlswitch-bench -transport tap -ports 8 -cpu 0      # taps the switch creates, in a private namespace (as root)
   umlswitch-bench -ctl /tmp/uml.ctl -pid 1234         # a switch that is already running
@@ -58,8 +58,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var (
 		swName = fs.String("switch", "umlswitch", "switch to start and measure: umlswitch, uml_switch, vde_switch, relay (the ceiling:\n"+
-			"umlswitch's sockets with no switching logic; with -transport stream a bare relay of its own, and\n"+
-			"relay-ports the relay through umlswitch's stream ports), or umlswitch with its daemon clients on VLAN 10:\n"+
+			"umlswitch's sockets with no switching logic; relay-bare: the same, but with -transport stream a\n"+
+			"bare relay of its own, no port code at all), or umlswitch with its daemon clients on VLAN 10:\n"+
 			"vlan-access (every port an access port of VLAN 10) or vlan-trunk (even ports access ports of\n"+
 			"VLAN 10, odd ports its tagged trunk members, whose frames carry an 802.1Q tag counted within\n"+
 			"-size; -ports must be even, so that every frame has its tag pushed or popped once).\n"+
@@ -139,7 +139,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		sw := switchNamed(n)
 		switch {
 		case sw == nil:
-			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay, relay-ports, vlan-access, vlan-trunk, or umlswitch=PATH)", n)
+			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay, relay-bare, vlan-access, vlan-trunk, or umlswitch=PATH)", n)
 		case sw.daemonOnly && tr.Name != "daemon":
 			return fail("%s measures umlswitch's VLAN ports over the daemon protocol only: drop -transport %s", n, tr.Name)
 		case tr.Ports != nil && !sw.vector:

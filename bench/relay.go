@@ -163,17 +163,17 @@ func RelayMain(args []string, stderr io.Writer) int {
 	hold := fs.Duration("tx-hold", fabric.DefaultTxHold, "how long a full port may take nothing before its frames are dropped.\nExample: -tx-hold 10ms")
 	depth := fs.Int("depth", daemon.DefaultDepth, "frames per batch.\nExample: -depth 64")
 	mtu := fs.Int("mtu", frame.DefaultMTU, "IP MTU of every port; the largest frame is MTU+22.\nExample: -mtu 9000")
-	streamPorts := fs.Bool("stream-ports", false, "serve -port transport=stream through umlswitch's own stream ports, as every other\n"+
-		"transport is served, instead of the bare stream relay (umlswitch-bench's relay-ports).\nExample: -stream-ports")
+	bareStream := fs.Bool("bare-stream", false, "serve a listening -port transport=stream with a bare relay of its own instead of\n"+
+		"umlswitch's stream ports: whole records go on from the buffer they were read into, depth at a\n"+
+		"time, one write each (umlswitch-bench's relay-bare).\nExample: -bare-stream")
 	var specs []string
 	fs.Func("port", "also serve a port described by `SPEC`, as umlswitch -port does.\nExample: -port transport=bess,path=/tmp/relay.bess",
 		func(s string) error { specs = append(specs, s); return nil })
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: umlswitch-bench relay -unix PATH [flags]\n\n"+
 			"The benchmark's ceiling: a bare batched relay over the same sockets as umlswitch, with no\n"+
-			"switching logic. umlswitch-bench starts it for -switch relay or -compare relay. A listening\n"+
-			"-port transport=stream,path=P gets a relay of its own: whole records go on from the buffer they\n"+
-			"were read into, depth at a time, one write each.\n\nFlags:\n")
+			"switching logic. umlswitch-bench starts it for -switch relay or -compare relay (and relay-bare,\n"+
+			"with -bare-stream).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -199,7 +199,7 @@ func RelayMain(args []string, stderr io.Writer) int {
 	}
 	for _, s := range append([]string{"transport=daemon,path=" + *ctl}, specs...) {
 		p, err := configs.ParsePort(s)
-		if o, ok := p.Options.(*stream.Options); err == nil && ok && o.Path != "" && !o.Connect && !*streamPorts {
+		if o, ok := p.Options.(*stream.Options); err == nil && ok && o.Path != "" && !o.Connect && *bareStream {
 			// QEMU's stream framing gets a bare relay of its own.
 			var sr *streamRelay
 			if sr, err = listenStreamRelay(o.Path, *hub, *depth, frame.MaxFrameForMTU(*mtu)); err == nil {

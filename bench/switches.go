@@ -140,14 +140,15 @@ var Known = map[string]*Switch{
 		vector: true,
 		jumbo:  true,
 	},
-	// relay-ports is the relay serving QEMU's stream framing through
-	// umlswitch's own stream ports, as it serves every other transport:
-	// against it, umlswitch's stream ports measure the switching alone.
-	"relay-ports": {
-		Name: "relay-ports",
+	// relay-bare is the relay with QEMU's stream framing served by a bare
+	// relay of its own, no port code at all: whole records go on from the
+	// buffer they were read into. Against it, umlswitch's stream ports
+	// measure the switching and the port's copies of every frame.
+	"relay-bare": {
+		Name: "relay-bare",
 		command: func(exe, dir string, hub bool) ([]string, string) {
 			ctl := filepath.Join(dir, "relay.ctl")
-			argv := []string{exe, "relay", "-unix", ctl, "-stream-ports"}
+			argv := []string{exe, "relay", "-unix", ctl, "-bare-stream"}
 			if hub {
 				argv = append(argv, "-hub")
 			}
