@@ -216,8 +216,7 @@ func TestLabExtVLANBridge(t *testing.T) {
 	}
 	pcap := filepath.Join(d, "far0.pcap")
 	dump := ns.Cmd("tcpdump", "-n", "-U", "-i", "far0", "-w", pcap)
-	startBackground(t, dump)
-	time.Sleep(500 * time.Millisecond)
+	waitListening(t, startBackground(t, dump))
 
 	pc1 := bootUML(t, umlConfig{ns: ns, net: opt, ip: ip(1), peers: []string{ip(2)}, vars: umlVars()})
 	far := bootUML(t, umlConfig{ns: ns, net: vec(2, "transport=tap,ifname=far0"), iface: "vec0", ip: ip(2), peers: []string{ip(1)},

@@ -92,6 +92,15 @@ func expectUnreached(t *testing.T, u *uml, addrs ...string) {
 	}
 }
 
+// waitListening waits until tcpdump says it captures: on a busy machine
+// it takes more than a moment, and frames sent before are not in its file.
+func waitListening(t *testing.T, tcpdump *output) {
+	t.Helper()
+	if _, ok := tcpdump.wait(regexp.MustCompile(`listening on`), 20*time.Second); !ok {
+		t.Fatalf("tcpdump did not start:\n%s", tcpdump.text())
+	}
+}
+
 // umlVars is an init variable map for a UML that sends only what the
 // test makes it send, with more name, value pairs.
 func umlVars(more ...string) map[string]string {
@@ -122,9 +131,9 @@ func TestVLANAccessAndTrunkPorts(t *testing.T) {
 		"-port", "transport=daemon,path="+tr+",trunk=10;20",
 		"-port", "transport=tap,ifname=vtrunk,create=1,up=1,name=host,trunk=10;20")
 	pcap := filepath.Join(d, "trunk.pcap")
-	dump := ns.Cmd("tcpdump", "-n", "-U", "-Q", "in", "-i", "vtrunk", "-w", pcap) // what the switch sends the host
-	startBackground(t, dump)
-	time.Sleep(500 * time.Millisecond) // tcpdump listens before the UMLs talk
+	// What the switch sends the host, from before the UMLs talk.
+	dump := ns.Cmd("tcpdump", "-n", "-U", "-Q", "in", "-i", "vtrunk", "-w", pcap)
+	waitListening(t, startBackground(t, dump))
 
 	a, b, c, tagger, wrong := ip(1), ip(2), ip(3), ip(4), "10.0.20.5"
 	umls := []*uml{
