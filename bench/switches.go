@@ -125,40 +125,12 @@ var Known = map[string]*Switch{
 		},
 		stop: func(p *process) { p.cmd.Process.Signal(syscall.SIGINT) },
 	},
-	"relay": {
-		Name: "relay",
-		command: func(exe, dir string, hub bool) ([]string, string) {
-			ctl := filepath.Join(dir, "relay.ctl")
-			argv := []string{exe, "relay", "-unix", ctl}
-			if hub {
-				argv = append(argv, "-hub")
-			}
-			return argv, ctl
-		},
-		stop:   func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
-		self:   true,
-		vector: true,
-		jumbo:  true,
-	},
+	"relay": relaySwitch("relay"),
 	// relay-bare is the relay with QEMU's stream framing served by a bare
 	// relay of its own, no port code at all: whole records go on from the
 	// buffer they were read into. Against it, umlswitch's stream ports
 	// measure the switching and the port's copies of every frame.
-	"relay-bare": {
-		Name: "relay-bare",
-		command: func(exe, dir string, hub bool) ([]string, string) {
-			ctl := filepath.Join(dir, "relay.ctl")
-			argv := []string{exe, "relay", "-unix", ctl, "-bare-stream"}
-			if hub {
-				argv = append(argv, "-hub")
-			}
-			return argv, ctl
-		},
-		stop:   func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
-		self:   true,
-		vector: true,
-		jumbo:  true,
-	},
+	"relay-bare": relaySwitch("relay-bare", "-bare-stream"),
 	"vde_switch": {
 		Name: "vde_switch",
 		command: func(_, dir string, hub bool) ([]string, string) {
@@ -171,6 +143,25 @@ var Known = map[string]*Switch{
 		},
 		stop: func(p *process) { p.stdin.Close() }, // it exits on EOF on its console
 	},
+}
+
+// relaySwitch is umlswitch-bench's own relay, started with flags.
+func relaySwitch(name string, flags ...string) *Switch {
+	return &Switch{
+		Name: name,
+		command: func(exe, dir string, hub bool) ([]string, string) {
+			ctl := filepath.Join(dir, "relay.ctl")
+			argv := append([]string{exe, "relay", "-unix", ctl}, flags...)
+			if hub {
+				argv = append(argv, "-hub")
+			}
+			return argv, ctl
+		},
+		stop:   func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
+		self:   true,
+		vector: true,
+		jumbo:  true,
+	}
 }
 
 // umlswitchWith is the command of umlswitch serving the listeners that
