@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/umlswitch/umlswitch/internal/nstest"
 )
@@ -21,6 +19,24 @@ import (
 // and none beyond: A and C share one IP subnet, so a frame crossing from
 // one to the other would be answered. Each switch's MAC table holds its
 // own domain's interfaces only.
+// labOptions reads the options a lab printed, per machine: "NAME
+// OPTION..." for the daemon transport and "NAME vec: OPTION..." for BESS.
+func labOptions(sw *switchProc) (daemonOpts, vecOpts map[string][]string) {
+	daemonOpts, vecOpts = map[string][]string{}, map[string][]string{}
+	for _, line := range strings.Split(sw.log.text(), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || !regexp.MustCompile(`^pc\d$`).MatchString(f[0]) {
+			continue
+		}
+		if f[1] == "vec:" {
+			vecOpts[f[0]] = f[2:]
+		} else {
+			daemonOpts[f[0]] = f[1:]
+		}
+	}
+	return daemonOpts, vecOpts
+}
+
 func TestLabNetkitDomains(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
@@ -42,19 +58,7 @@ pc4[0]='C/02:00:00:00:04:00'
 	}
 	sw := startSwitchCmd(t, exec.Command(env.umlswitch, "lab", "-dir", run, conf), append(files, filepath.Join(run, "pc4-eth0.sock")))
 
-	// The printed options: "NAME OPTION..." and "NAME vec: OPTION...".
-	daemonOpts, vecOpts := map[string][]string{}, map[string][]string{}
-	for _, line := range strings.Split(sw.log.text(), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || !regexp.MustCompile(`^pc\d$`).MatchString(f[0]) {
-			continue
-		}
-		if f[1] == "vec:" {
-			vecOpts[f[0]] = f[2:]
-		} else {
-			daemonOpts[f[0]] = f[1:]
-		}
-	}
+	daemonOpts, vecOpts := labOptions(sw)
 	if got, want := strings.Join(daemonOpts["pc1"], " "), "eth0=daemon,,unix,"+run+"/A.ctl"; got != want {
 		t.Errorf("pc1: %q, want %q", got, want)
 	}
@@ -149,17 +153,12 @@ func TestLabHubAndHostTap(t *testing.T) {
 	const host = "10.0.0.100"
 	ns.MustRun(t, "ip", "addr", "add", host+"/24", "dev", "labtap0")
 
-	opts := map[string]string{}
-	for _, line := range strings.Split(sw.log.text(), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && strings.HasPrefix(f[0], "pc") {
-			opts[f[0]] = f[1]
-		}
-	}
+	opts, _ := labOptions(sw)
 	const flood = 50
-	pc1 := bootUML(t, umlConfig{ns: ns, net: opts["pc1"], ip: ip(1), peers: []string{ip(2), host},
+	pc1 := bootUML(t, umlConfig{ns: ns, net: opts["pc1"][0], ip: ip(1), peers: []string{ip(2), host},
 		vars: umlVars("flood", fmt.Sprintf("%d,%s", flood, ip(2)))})
-	pc2 := bootUML(t, umlConfig{ns: ns, net: opts["pc2"], ip: ip(2), peers: []string{ip(1)}, vars: umlVars()})
-	pc3 := bootUML(t, umlConfig{ns: ns, net: opts["pc3"], ip: ip(3), peers: []string{host}, vars: umlVars()})
+	pc2 := bootUML(t, umlConfig{ns: ns, net: opts["pc2"][0], ip: ip(2), peers: []string{ip(1)}, vars: umlVars()})
+	pc3 := bootUML(t, umlConfig{ns: ns, net: opts["pc3"][0], ip: ip(3), peers: []string{host}, vars: umlVars()})
 	expectAllOK(t, []*uml{pc1, pc2, pc3}, [][]string{{ip(2), host}, {ip(1)}, {host}})
 	if line := pc1.waitLine(t, `^FLOODED `); !strings.Contains(line, fmt.Sprintf("%d packets received", flood)) {
 		t.Errorf("pc1's pings to pc2: %s", line)
@@ -208,15 +207,10 @@ func TestLabExtVLANBridge(t *testing.T) {
 	os.WriteFile(conf, []byte("pc1[0]=A\n"), 0o644)
 	os.WriteFile(filepath.Join(d, "lab.ext"), []byte("A far0.100\n"), 0o644)
 	sw := startSwitchCmd(t, ns.Cmd(env.umlswitch, "lab", "-dir", run, conf), []string{filepath.Join(run, "A.ctl")})
-	var opt string
-	for _, line := range strings.Split(sw.log.text(), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "pc1" {
-			opt = f[1]
-		}
-	}
+	opts, _ := labOptions(sw)
+	opt := opts["pc1"][0]
 	pcap := filepath.Join(d, "far0.pcap")
-	dump := ns.Cmd("tcpdump", "-n", "-U", "-i", "far0", "-w", pcap)
-	waitListening(t, startBackground(t, dump))
+	stopDump := startTcpdump(t, ns, pcap, "-i", "far0")
 
 	pc1 := bootUML(t, umlConfig{ns: ns, net: opt, ip: ip(1), peers: []string{ip(2)}, vars: umlVars()})
 	far := bootUML(t, umlConfig{ns: ns, net: vec(2, "transport=tap,ifname=far0"), iface: "vec0", ip: ip(2), peers: []string{ip(1)},
@@ -226,9 +220,7 @@ func TestLabExtVLANBridge(t *testing.T) {
 	far.waiting(t)
 	pc1.release(t)
 	far.release(t)
-	time.Sleep(300 * time.Millisecond)
-	dump.Process.Signal(syscall.SIGINT)
-	time.Sleep(300 * time.Millisecond)
+	stopDump()
 	out, err := exec.Command("tcpdump", "-n", "-e", "-r", pcap, "vlan 100 and icmp").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tcpdump -r: %v\n%s", err, out)

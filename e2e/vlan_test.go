@@ -36,17 +36,10 @@ func TestTaggedFramesCrossAPlainSwitch(t *testing.T) {
 	}
 
 	const a, b, c, nobody = "10.0.10.1", "10.0.10.2", "10.0.20.3", "10.0.20.4"
-	vars := func(vlan string, more ...string) map[string]string {
-		m := map[string]string{"vlan": vlan, "noipv6": "1"}
-		for i := 0; i+1 < len(more); i += 2 {
-			m[more[i]] = more[i+1]
-		}
-		return m
-	}
 	umls := []*uml{
-		bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: a, peers: []string{b}, vars: vars("10")}),
-		bootUML(t, umlConfig{net: daemonNet(2, ctl), ip: b, peers: []string{a}, vars: vars("10")}),
-		bootUML(t, umlConfig{net: daemonNet(3, ctl), ip: c, vars: vars("20", "nopeers", nobody)}),
+		bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: a, peers: []string{b}, vars: umlVars("vlan", "10")}),
+		bootUML(t, umlConfig{net: daemonNet(2, ctl), ip: b, peers: []string{a}, vars: umlVars("vlan", "10")}),
+		bootUML(t, umlConfig{net: daemonNet(3, ctl), ip: c, vars: umlVars("vlan", "20", "nopeers", nobody)}),
 	}
 	expectAllOK(t, umls[:2], [][]string{{b}, {a}})
 	if line := umls[2].waitLine(t, `^UNREACHED `); line != "UNREACHED "+nobody+" yes" {
@@ -92,12 +85,26 @@ func expectUnreached(t *testing.T, u *uml, addrs ...string) {
 	}
 }
 
-// waitListening waits until tcpdump says it captures: on a busy machine
-// it takes more than a moment, and frames sent before are not in its file.
-func waitListening(t *testing.T, tcpdump *output) {
+// startTcpdump captures into file in ns with tcpdump args, once tcpdump
+// says it listens (on a busy machine that takes more than a moment, and
+// frames sent before are not in its file). The function it returns stops
+// it and waits until it has written everything: without immediate mode
+// and that wait, frames the kernel held for it went missing (7 received
+// by the filter, 0 captured).
+func startTcpdump(t *testing.T, ns *nstest.NS, file string, args ...string) (stop func()) {
 	t.Helper()
-	if _, ok := tcpdump.wait(regexp.MustCompile(`listening on`), 20*time.Second); !ok {
-		t.Fatalf("tcpdump did not start:\n%s", tcpdump.text())
+	cmd := ns.Cmd("tcpdump", append([]string{"-n", "-U", "--immediate-mode", "-w", file}, args...)...)
+	out := startBackground(t, cmd)
+	if _, ok := out.wait(regexp.MustCompile(`listening on`), 20*time.Second); !ok {
+		t.Fatalf("tcpdump did not start:\n%s", out.text())
+	}
+	return func() {
+		t.Helper()
+		time.Sleep(300 * time.Millisecond) // the last frames reach it
+		cmd.Process.Signal(syscall.SIGINT)
+		if _, ok := out.wait(regexp.MustCompile(`packets? captured`), 20*time.Second); !ok {
+			t.Fatalf("tcpdump did not finish:\n%s", out.text())
+		}
 	}
 }
 
@@ -131,9 +138,7 @@ func TestVLANAccessAndTrunkPorts(t *testing.T) {
 		"-port", "transport=daemon,path="+tr+",trunk=10;20",
 		"-port", "transport=tap,ifname=vtrunk,create=1,up=1,name=host,trunk=10;20")
 	pcap := filepath.Join(d, "trunk.pcap")
-	// What the switch sends the host, from before the UMLs talk.
-	dump := ns.Cmd("tcpdump", "-n", "-U", "-Q", "in", "-i", "vtrunk", "-w", pcap)
-	waitListening(t, startBackground(t, dump))
+	stopDump := startTcpdump(t, ns, pcap, "-Q", "in", "-i", "vtrunk") // what the switch sends the host
 
 	a, b, c, tagger, wrong := ip(1), ip(2), ip(3), ip(4), "10.0.20.5"
 	umls := []*uml{
@@ -180,9 +185,7 @@ func TestVLANAccessAndTrunkPorts(t *testing.T) {
 	for _, u := range umls {
 		u.release(t)
 	}
-	time.Sleep(300 * time.Millisecond)
-	dump.Process.Signal(syscall.SIGINT)
-	time.Sleep(300 * time.Millisecond) // tcpdump -U wrote every frame as it came; this is its exit
+	stopDump()
 
 	// What the host's trunk saw: tcpdump -e writes "vlan N" for a tag.
 	out, err := exec.Command("tcpdump", "-n", "-e", "-r", pcap).CombinedOutput()
