@@ -21,7 +21,37 @@ type File struct {
 	MTU      int
 	Depth    int
 	LogLevel string
-	Switches []Switch // the default switch, if any, first
+	// APIUIDs and APIGIDs may use the control API's writes and live
+	// capture on every control socket, besides root and the switch's own
+	// user (a daemon port's api_uid= and api_gid= add to them for it).
+	APIUIDs, APIGIDs []uint32
+	Limits           Limits
+	Switches         []Switch // the default switch, if any, first
+}
+
+// Limits bound what local users may make the daemon hold; zero fields
+// take the defaults (DefaultLimits). Root and the switch's own user are
+// never refused.
+type Limits struct {
+	Clients       int // client ports of every listener (daemon, BESS, stream) together
+	ClientsPerUID int // of one uid
+	API           int // control API connections (event and capture streams included) and capture-socket readers
+	APIPerUID     int // of one uid
+}
+
+// DefaultLimits are the bounds a configuration that sets none gets.
+var DefaultLimits = Limits{Clients: 4096, ClientsPerUID: 1024, API: 256, APIPerUID: 32}
+
+// WithDefaults is l with its zero fields set from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits
+	for _, f := range []struct{ v, def *int }{{&l.Clients, &d.Clients}, {&l.ClientsPerUID, &d.ClientsPerUID},
+		{&l.API, &d.API}, {&l.APIPerUID, &d.APIPerUID}} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	return l
 }
 
 // Switch is one switch (collision domain) of a configuration.
@@ -48,6 +78,12 @@ type fileYAML struct {
 	MTU        *scalar      `yaml:"mtu"`
 	Depth      *scalar      `yaml:"depth"`
 	LogLevel   *scalar      `yaml:"log_level"`
+	APIUID     *scalar      `yaml:"api_uid"`
+	APIGID     *scalar      `yaml:"api_gid"`
+	MaxClients *scalar      `yaml:"max_clients"`
+	MaxClPerU  *scalar      `yaml:"max_clients_per_uid"`
+	MaxAPI     *scalar      `yaml:"max_api"`
+	MaxAPIPerU *scalar      `yaml:"max_api_per_uid"`
 	Switches   []switchYAML `yaml:"switches"`
 }
 
@@ -80,6 +116,18 @@ var (
 		"mtu":       func(f *File, v string) (err error) { f.MTU, err = ParseInt(v, MinMTU, MaxMTU); return },
 		"depth":     func(f *File, v string) (err error) { f.Depth, err = ParseInt(v, 1, MaxDepth); return },
 		"log_level": setLogLevel,
+		"api_uid":   func(f *File, v string) (err error) { f.APIUIDs, err = ParseUsers(v); return },
+		"api_gid":   func(f *File, v string) (err error) { f.APIGIDs, err = ParseGroups(v); return },
+		"max_clients": func(f *File, v string) (err error) {
+			f.Limits.Clients, err = ParseInt(v, 1, 1<<20)
+			return
+		},
+		"max_clients_per_uid": func(f *File, v string) (err error) {
+			f.Limits.ClientsPerUID, err = ParseInt(v, 1, 1<<20)
+			return
+		},
+		"max_api":         func(f *File, v string) (err error) { f.Limits.API, err = ParseInt(v, 1, 1<<16); return },
+		"max_api_per_uid": func(f *File, v string) (err error) { f.Limits.APIPerUID, err = ParseInt(v, 1, 1<<16); return },
 	}
 	switchKeys = map[string]func(s *Switch, v string) error{
 		"hub":            func(s *Switch, v string) (err error) { s.Hub, err = ParseBool(v); return },
@@ -135,7 +183,9 @@ func Parse(data []byte) (*File, error) {
 	for _, s := range []struct {
 		key string
 		v   *scalar
-	}{{"tx_hold", y.TxHold}, {"mtu", y.MTU}, {"depth", y.Depth}, {"log_level", y.LogLevel}} {
+	}{{"tx_hold", y.TxHold}, {"mtu", y.MTU}, {"depth", y.Depth}, {"log_level", y.LogLevel},
+		{"api_uid", y.APIUID}, {"api_gid", y.APIGID}, {"max_clients", y.MaxClients}, {"max_clients_per_uid", y.MaxClPerU},
+		{"max_api", y.MaxAPI}, {"max_api_per_uid", y.MaxAPIPerU}} {
 		if s.v != nil {
 			if err := globalKeys[s.key](f, string(*s.v)); err != nil {
 				return nil, fmt.Errorf("config: %s: %w", s.key, err)

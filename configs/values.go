@@ -112,6 +112,28 @@ func ParseGroup(v string) (uint32, error) {
 	})
 }
 
+// ParseUsers takes a list of users (uids or names) separated by ';' or
+// spaces: api_uid='0;alice'.
+func ParseUsers(v string) ([]uint32, error) { return parseIDs(v, ParseOwner) }
+
+// ParseGroups takes a list of groups (gids or names): api_gid='uml-net'.
+func ParseGroups(v string) ([]uint32, error) { return parseIDs(v, ParseGroup) }
+
+func parseIDs(v string, parse func(string) (uint32, error)) ([]uint32, error) {
+	var ids []uint32
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == ' ' }) {
+		id, err := parse(f)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%q names no one: give ids or names separated by ';'", v)
+	}
+	return ids, nil
+}
+
 func parseID(v, what string, lookup func(string) (string, error)) (uint32, error) {
 	if v != "" && v[0] >= '0' && v[0] <= '9' {
 		n, err := ParseInt(v, 0, 1<<31-2)

@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 	if ctl := os.Getenv(sinkEnv); ctl != "" { // this process is a client, not the tests
 		os.Exit(sinkMain(ctl))
 	}
+	runRoleIfAsked()
 	flag.Parse()
 	if *runE2E {
 		env.err = prepare()
@@ -60,6 +61,11 @@ func requireE2E(t *testing.T) {
 func prepare() error {
 	var err error
 	if env.dir, err = os.MkdirTemp("", "e2e"); err != nil {
+		return err
+	}
+	// The security tests' unprivileged attackers run the binaries here and
+	// reach sockets in scratch directories made public for them.
+	if err := os.Chmod(env.dir, 0o755); err != nil {
 		return err
 	}
 	for _, tool := range []string{"linux", "ip"} {

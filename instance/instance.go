@@ -21,6 +21,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/impair"
+	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/transports"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 )
@@ -60,6 +61,10 @@ type Instance struct {
 	set    *transports.Set
 	events *Events
 	api    APIServer
+	// clients bounds the client ports of every listener, apiConns the API
+	// connections and capture readers: in all and per uid, as the plan's
+	// limits say when the instance starts.
+	clients, apiConns *limit.Limiter
 
 	mu       sync.Mutex // guards everything below; never held while forwarding
 	plan     *configs.File
@@ -121,6 +126,9 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 	}
 	in := &Instance{log: cfg.Logger, cfg: cfg, plan: plan, events: newEvents(),
 		ports: make(map[string]*portState), mirrors: make(map[string]*mirrorState), seq: make(map[string]int)}
+	lim := plan.Limits.WithDefaults()
+	in.clients = limit.New("clients", lim.Clients, lim.ClientsPerUID)
+	in.apiConns = limit.New("API connections", lim.API, lim.APIPerUID)
 	in.fab = fabric.New(fabric.Config{TxHold: plan.TxHold, Logger: cfg.Logger})
 	in.fab.RemoveDomain(in.fab.Default()) // switches come from the plan
 	in.set = transports.NewSet(in.fab, cfg.Logger)
@@ -139,7 +147,7 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 // defaults are the per-port defaults of the current plan.
 func (in *Instance) defaults() transports.Defaults {
 	in.mu.Lock()
-	d := transports.Defaults{Depth: in.plan.Depth, MTU: in.plan.MTU}
+	d := transports.Defaults{Depth: in.plan.Depth, MTU: in.plan.MTU, Clients: in.clients}
 	in.mu.Unlock()
 	if d.Depth == 0 {
 		d.Depth = 64

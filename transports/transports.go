@@ -15,6 +15,7 @@ import (
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/transports/bess"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/dgram"
@@ -34,6 +35,9 @@ type Defaults struct {
 	// Handoff takes the connections to a daemon control socket that are not
 	// clients (the control API's); nil refuses them.
 	Handoff func(net.Conn)
+	// Clients bounds the clients of every listener (daemon, BESS, stream)
+	// together and per uid; nil: no bound.
+	Clients *limit.Limiter
 }
 
 // Set is the ports and listeners opened through it.
@@ -103,14 +107,18 @@ func (s *Set) open(p configs.Port, reg fabric.Registry, d Defaults) (*Opened, er
 	o := &Opened{set: s}
 	switch opts := p.Options.(type) {
 	case *daemon.Options:
-		t, err := daemon.Listen(opts.Config(depth, maxFrame, s.log, d.Handoff))
+		cfg := opts.Config(depth, maxFrame, s.log, d.Handoff)
+		cfg.Clients = d.Clients
+		t, err := daemon.Listen(cfg)
 		if err != nil {
 			return nil, err
 		}
 		t.Start(reg)
 		o.c, o.path = t, t.Path()
 	case *bess.Options:
-		t, err := bess.Listen(opts.Config(depth, maxFrame, s.log))
+		cfg := opts.Config(depth, maxFrame, s.log)
+		cfg.Clients = d.Clients
+		t, err := bess.Listen(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -152,7 +160,9 @@ func (s *Set) open(p configs.Port, reg fabric.Registry, d Defaults) (*Opened, er
 		}
 		o.c = detacher{reg, tp}
 	case *stream.Options:
-		t, err := stream.Open(opts.Config(depth, maxFrame, s.log))
+		cfg := opts.Config(depth, maxFrame, s.log)
+		cfg.Clients = d.Clients
+		t, err := stream.Open(cfg)
 		if err != nil {
 			return nil, err
 		}

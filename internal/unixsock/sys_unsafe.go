@@ -48,3 +48,15 @@ func Getsockname(fd int) (Addr, error) {
 	}
 	return a, nil
 }
+
+// Getpeername returns the address of the socket fd is connected to, as the
+// raw 110 bytes (zero-padded past what the kernel returned).
+func Getpeername(fd int) (Addr, error) {
+	var a Addr
+	l := uint32(AddrLen)
+	_, _, e := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&l)))
+	if e != 0 {
+		return a, e
+	}
+	return a, nil
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/accept"
+	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/sockport"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
@@ -30,6 +31,9 @@ type Config struct {
 	Depth    int
 	MaxFrame int
 	Logger   *slog.Logger
+	// Clients, if set, bounds the clients of every listener together and
+	// per uid; a connection over a bound is closed at once.
+	Clients *limit.Limiter
 }
 
 // Transport is a listener and the ports of the UMLs connected to it.

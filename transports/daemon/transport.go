@@ -15,6 +15,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/internal/sockport"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	MaxFrame         int         // largest frame, header included
 	HandshakeTimeout time.Duration
 	Logger           *slog.Logger
+	// Clients, if set, bounds the clients of every listener together and
+	// per uid (their control connection's SO_PEERCRED).
+	Clients *limit.Limiter
 	// Handoff, if set, takes the connections that are not clients: those
 	// whose first byte is an upper-case ASCII letter, as an HTTP method
 	// starts (a request starts with its magic, or with a small type in

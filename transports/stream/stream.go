@@ -22,6 +22,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/accept"
+	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
@@ -40,6 +41,9 @@ type Config struct {
 	Depth    int
 	MaxFrame int
 	Logger   *slog.Logger
+	// Clients, if set, bounds the clients of every listener together and
+	// per uid; a connection over a bound is closed at once.
+	Clients *limit.Limiter
 	// Backoff bounds the waits between attempts to connect; zero values
 	// mean 100 ms and 2 s.
 	MinBackoff, MaxBackoff time.Duration
