@@ -13,11 +13,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/instance"
 	"github.com/umlswitch/umlswitch/internal/connq"
+	"github.com/umlswitch/umlswitch/internal/ratelog"
 )
 
 // Limits on what a client may make the daemon hold.
@@ -27,6 +29,10 @@ const (
 	readTimeout       = 10 * time.Second // header and body; streams are responses, not bound by it
 	idleTimeout       = 60 * time.Second
 	maxHeaderBytes    = 16 << 10
+	// streamWriteTimeout drops an event or capture reader that has taken
+	// nothing for this long: a stalled reader must not hold the daemon's
+	// memory or a goroutine for ever.
+	streamWriteTimeout = 10 * time.Second
 )
 
 // Server is the API of one instance.
@@ -36,6 +42,9 @@ type Server struct {
 	http *http.Server
 	ln   *connq.Listener
 	done chan struct{}
+
+	refusedUIDs sync.Map // uid -> true: callers already logged as refused
+	overLimit   ratelog.Every
 }
 
 type connInfoKey struct{}
@@ -64,10 +73,22 @@ func New(in *instance.Instance, log *slog.Logger) *Server {
 	return s
 }
 
-// ServeConn implements instance.APIServer.
+// ServeConn implements instance.APIServer. A connection over the API's
+// limits (in all, or for its peer's uid) gets a 503 and is closed.
 func (s *Server) ServeConn(c net.Conn, from instance.ConnInfo) {
-	if !s.ln.Deliver(&infoConn{Conn: c, info: from}) {
+	lim := s.in.APILimit()
+	if err := lim.Acquire(from.Peer.UID); err != nil {
+		s.overLimit.Log(s.log, slog.LevelWarn, "control API: connection refused", "uid", from.Peer.UID, "listener", from.Listener, "err", err)
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		msg := fmt.Sprintf("{\"error\": %q}\n", "control API: "+err.Error())
+		fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
 		c.Close()
+		return
+	}
+	ic := &infoConn{Conn: c, info: from}
+	ic.release = func() { lim.Release(from.Peer.UID) }
+	if !s.ln.Deliver(ic) {
+		ic.Close()
 	}
 }
 
@@ -80,10 +101,19 @@ func (s *Server) Close() error {
 	return err
 }
 
-// infoConn carries where a connection came from to its requests.
+// infoConn carries where a connection came from to its requests, and
+// gives back its slot of the API's limit when it closes (also once hijacked
+// by a capture).
 type infoConn struct {
 	net.Conn
-	info instance.ConnInfo
+	info    instance.ConnInfo
+	release func()
+	once    sync.Once
+}
+
+func (c *infoConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
 }
 
 func connInfo(r *http.Request) instance.ConnInfo {
@@ -94,10 +124,10 @@ func connInfo(r *http.Request) instance.ConnInfo {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	read := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
-		mux.HandleFunc(pattern, s.wrap(h, false))
+		mux.HandleFunc(pattern, s.wrap(h, needRead))
 	}
 	write := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
-		mux.HandleFunc(pattern, s.wrap(h, true))
+		mux.HandleFunc(pattern, s.wrap(h, needWrite))
 	}
 	read("GET /v1/{$}", s.index)
 	read("GET /v1/info", s.info)
@@ -128,7 +158,7 @@ func (s *Server) routes() http.Handler {
 		return done(w, s.in.RemoveMirror(r.PathValue("name")))
 	})
 	read("GET /v1/events", s.events)
-	read("GET /v1/capture", s.capture)
+	mux.HandleFunc("GET /v1/capture", s.wrap(s.capture, needCapture))
 	write("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) error { return done(w, s.in.Reload()) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such path %s %s: see GET /v1/", r.Method, r.URL.Path))
@@ -136,14 +166,21 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-// wrap turns a handler's error into a status and a JSON error body, and
-// refuses writes on a read-only socket.
-func (s *Server) wrap(h func(w http.ResponseWriter, r *http.Request) error, writes bool) http.HandlerFunc {
+// wrap turns a handler's error into a status and a JSON error body,
+// refuses writes on a read-only socket, and refuses callers whose
+// credentials do not allow what the request needs (authorize).
+func (s *Server) wrap(h func(w http.ResponseWriter, r *http.Request) error, n need) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if writes && connInfo(r).ReadOnly {
+		if n == needWrite && connInfo(r).ReadOnly {
 			writeError(w, http.StatusForbidden, errors.New("this control socket is read-only (api=ro)"))
 			return
 		}
+		g, err := authorize(connInfo(r), n, selfUID)
+		if err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), grantKey{}, g))
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := h(w, r); err != nil {
 			writeError(w, statusOf(err), err)
@@ -166,6 +203,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, instance.ErrExists):
 		return http.StatusConflict
+	case errors.Is(err, instance.ErrForbidden):
+		return http.StatusForbidden
 	case errors.As(err, &bad):
 		return http.StatusBadRequest
 	}
@@ -210,12 +249,27 @@ type Info struct {
 	ReadOnly bool   `json:"read_only"`
 	PID      int    `json:"pid"`
 	Switches int    `json:"switches"`
+	// Who asked, and what the API lets it do: every peer reads; changing
+	// and capturing need root, the switch's user, api_uid or api_gid.
+	PeerUID    int64 `json:"peer_uid"` // -1: unknown
+	MayChange  bool  `json:"may_change"`
+	MayCapture bool  `json:"may_capture"`
+	// Refusals so far: requests refused for their callers' credentials,
+	// and connections and clients refused by the limits.
+	Security instance.SecurityStats `json:"security"`
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 	ci := connInfo(r)
-	return reply(w, 200, Info{Switch: ci.Switch, Listener: ci.Listener, Path: ci.Path, ReadOnly: ci.ReadOnly,
-		PID: os.Getpid(), Switches: len(s.in.Switches())})
+	info := Info{Switch: ci.Switch, Listener: ci.Listener, Path: ci.Path, ReadOnly: ci.ReadOnly,
+		PID: os.Getpid(), Switches: len(s.in.Switches()), PeerUID: -1, Security: s.in.Security()}
+	if ci.Peer.Known() {
+		info.PeerUID = int64(ci.Peer.UID)
+	}
+	_, errW := authorize(ci, needWrite, selfUID)
+	_, errC := authorize(ci, needCapture, selfUID)
+	info.MayChange, info.MayCapture = errW == nil && !ci.ReadOnly, errC == nil
+	return reply(w, 200, info)
 }
 
 // switchParam is the ?switch= of a read: "" means every switch.
@@ -276,7 +330,7 @@ func (s *Server) addPort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badRequest{err}
 	}
-	name, err := s.in.AddPort(sw, spec)
+	name, err := s.in.AddPortAs(grantOf(r).as, sw, spec)
 	if err != nil {
 		return err
 	}
@@ -310,7 +364,7 @@ func (s *Server) addMirror(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badRequest{err}
 	}
-	name, err := s.in.AddMirror(sw, m)
+	name, err := s.in.AddMirrorAs(grantOf(r).as, sw, m)
 	if err != nil {
 		return err
 	}
@@ -388,6 +442,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				return nil
 			}
+			rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 			if d := sub.Dropped(); d != dropped {
 				enc.Encode(instance.Event{Time: time.Now(), Type: "events-dropped", Count: d - dropped})
 				dropped = d

@@ -24,7 +24,7 @@ type streamRelay struct {
 	hub      bool
 	depth    int
 	maxFrame int
-	ln       *net.UnixListener
+	ln       *unixsock.Listener
 
 	mu     sync.Mutex
 	closed bool
@@ -48,7 +48,7 @@ func (c *streamConn) write(b []byte) {
 
 // listenStreamRelay listens on path and relays between whoever connects.
 func listenStreamRelay(path string, hub bool, depth, maxFrame int) (*streamRelay, error) {
-	ln, err := unixsock.Listen(path)
+	ln, err := unixsock.Listen(path, unixsock.NoOwner)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
@@ -25,22 +26,39 @@ import (
 type Config struct {
 	File   string          // write here; rotated files get .1, .2, ... after the name
 	Stream string          // unix stream socket that live readers connect to
-	Access unixsock.Access // Stream's permissions and owner; the zero value changes nothing
+	Access unixsock.Access // Stream's permissions (0: DefaultStreamMode) and owner (-1, or 0 in both: the switch's)
 	// Listener, instead of File or Stream, hands over live readers'
 	// connections (the control API's capture requests).
 	Listener net.Listener
-	Format   string   // "pcapng" (default) or "pcap"
-	Snaplen  int      // bytes kept of each frame; 0 keeps whole frames
-	Ports    []string // capture only ports whose names contain one of these; none: every port
-	Dir      string   // "in", "out" or "both" (default)
-	Rotate   int64    // start a new file past this many bytes; 0: never
-	Keep     int      // rotated files kept, newest first; 0: all
-	Ring     int      // bytes of frames buffered between the switch and the writer
+	// Admit, if set, decides whether a reader that connected to Stream may
+	// read (its credentials, the limits); release is called once it has
+	// gone. A refused reader is disconnected at once.
+	Admit   func(c net.Conn) (release func(), err error)
+	Format  string   // "pcapng" (default) or "pcap"
+	Snaplen int      // bytes kept of each frame; 0 keeps whole frames
+	Ports   []string // capture only ports whose names contain one of these; none: every port
+	Dir     string   // "in", "out" or "both" (default)
+	Rotate  int64    // start a new file past this many bytes; 0: never
+	Keep    int      // rotated files kept, newest first; 0: all
+	Ring    int      // bytes of frames buffered between the switch and the writer
+	// Owner, if set, is the user File is made for (an API caller who is
+	// not root): the file, and its directory, are opened with that
+	// user's file system identity (peercred.Do), so only where the user
+	// could write it; rotated files are made by the switch in that same
+	// directory, by descriptor, and given to the user.
+	Owner *peercred.Cred
 	// Sink, instead of File or Stream, takes the frames themselves: a SPAN
 	// port. Its direction defaults to in, so each frame goes there once.
 	Sink   FrameSink
 	Logger *slog.Logger
 }
+
+// DefaultStreamMode is a stream socket's mode when none is given: a live
+// capture is every guest's traffic, so only the switch's user may read it.
+const DefaultStreamMode = 0o600
+
+// DefaultFileMode is a capture file's mode, for the same reason.
+const DefaultFileMode = 0o600
 
 // FrameSink takes mirrored frames as they are, from the writer goroutine;
 // it must not keep them after it returns.
@@ -176,7 +194,7 @@ func newMirror(cfg Config, out output) (*Mirror, error) {
 		m.out = discard{}
 		m.active.Store(true)
 	case cfg.File != "" && cfg.Stream == "":
-		m.out, err = newFileOutput(cfg.File, m.hdr, cfg.Rotate, cfg.Keep, m.log)
+		m.out, err = newFileOutput(cfg.File, m.hdr, cfg.Rotate, cfg.Keep, cfg.Owner, m.log)
 		m.active.Store(true)
 	case cfg.Stream != "" && cfg.File == "":
 		m.out, err = newStreamOutput(cfg.Stream, cfg.Access, m)

@@ -2,16 +2,33 @@ package capture
 
 import (
 	"errors"
+	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/umlswitch/umlswitch/internal/ratelog"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
 // readerQueue is how many chunks (one per writer pass) a live reader may
 // be behind before its frames are dropped.
 const readerQueue = 256
+
+// readerBytes bounds the bytes queued for one reader. A chunk holds a
+// writer pass's frames, up to a ring's worth, so a count of chunks alone
+// let readers that took nothing keep hundreds of them (60 such readers held
+// 2.3 GB). Past it the reader's frames are dropped and counted; a chunk
+// still goes into an empty queue whatever its size, so that a reader that
+// keeps up loses nothing.
+const readerBytes = 4 << 20
+
+// readerStall is how long a write to a reader may go without taking a byte
+// before the reader is disconnected: it would hold its connection and its
+// queue for nothing. A variable for tests.
+var readerStall = 10 * time.Second
 
 // streamOutput serves live readers on a unix stream socket. Each gets the
 // header (with every port described so far) when it joins, then what the
@@ -23,25 +40,31 @@ type streamOutput struct {
 	join chan *reader
 	live []*reader // the writer's own
 	wg   sync.WaitGroup
+
+	refused ratelog.Every // any local user can make it log a refusal
 }
 
 type reader struct {
 	conn    net.Conn
 	ch      chan []byte
 	gone    chan struct{}
-	dropped uint64 // the writer's own
+	release func()       // gives back what Config.Admit took
+	queued  atomic.Int64 // bytes in ch and being written
+	dropped uint64       // the writer's own
+
+	mu    sync.Mutex // orders the write deadlines of serve and close
+	final time.Time  // guarded by mu: close's deadline, once closing
 }
 
 func newStreamOutput(path string, access unixsock.Access, m *Mirror) (*streamOutput, error) {
-	ln, err := unixsock.Listen(path)
-	if err != nil {
-		return nil, err
-	}
 	if access.UID == 0 && access.GID == 0 {
 		access.UID, access.GID = -1, -1 // not set
 	}
-	if err := access.Apply(path); err != nil {
-		ln.Close()
+	if access.Mode == 0 {
+		access.Mode = DefaultStreamMode
+	}
+	ln, err := unixsock.Listen(path, access)
+	if err != nil {
 		return nil, err
 	}
 	return listenStream(ln, m), nil
@@ -67,10 +90,18 @@ func (o *streamOutput) accept() {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		release := func() {}
+		if admit := o.m.cfg.Admit; admit != nil {
+			if release, err = admit(c); err != nil {
+				o.refused.Log(o.m.log, slog.LevelWarn, "mirror reader refused", "mirror", o.m.Name(), "err", err)
+				c.Close()
+				continue
+			}
+		}
 		if cr, ok := c.(interface{ CloseRead() error }); ok {
 			cr.CloseRead()
 		}
-		r := &reader{conn: c, ch: make(chan []byte, readerQueue), gone: make(chan struct{})}
+		r := &reader{conn: c, ch: make(chan []byte, readerQueue), gone: make(chan struct{}), release: release}
 		o.join <- r
 		o.m.active.Store(true) // start copying now; the writer adds the reader on its next pass
 		select {
@@ -80,18 +111,62 @@ func (o *streamOutput) accept() {
 	}
 }
 
-// serve writes a reader's chunks until it goes away or the mirror closes.
+// serve writes a reader's chunks until it goes away, stalls or the mirror
+// closes.
 func (o *streamOutput) serve(r *reader) {
 	defer o.wg.Done()
 	for chunk := range r.ch {
-		if _, err := r.conn.Write(chunk); err != nil {
+		err := r.send(chunk)
+		r.queued.Add(-int64(len(chunk)))
+		if errors.Is(err, errStalled) {
+			o.m.log.Info("mirror reader stalled: disconnected", "mirror", o.m.Name(), "idle", readerStall)
+		}
+		if err != nil {
 			break
 		}
 	}
 	r.conn.Close()
+	r.release()
 	close(r.gone)
 	for range r.ch { // the writer closes ch once it sees gone
 	}
+}
+
+// errStalled is send's error for a reader that took nothing for readerStall.
+var errStalled = errors.New("reader stalled")
+
+// send writes b to the reader. A write that times out having written
+// something is slow progress and goes on; one that wrote nothing in
+// readerStall, or ran past the deadline close set, ends the reader.
+func (r *reader) send(b []byte) error {
+	for {
+		r.mu.Lock()
+		closing := !r.final.IsZero()
+		deadline := time.Now().Add(readerStall)
+		if closing && r.final.Before(deadline) {
+			deadline = r.final
+		}
+		r.conn.SetWriteDeadline(deadline)
+		r.mu.Unlock()
+		n, err := r.conn.Write(b)
+		b = b[n:]
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, os.ErrDeadlineExceeded) || closing:
+			return err
+		case n == 0:
+			return errStalled
+		}
+	}
+}
+
+// finish gives the reader until deadline to take what it is owed.
+func (r *reader) finish(deadline time.Time) {
+	r.mu.Lock()
+	r.final = deadline
+	r.conn.SetWriteDeadline(deadline)
+	r.mu.Unlock()
 }
 
 // write is called by the writer goroutine only.
@@ -99,6 +174,7 @@ func (o *streamOutput) write(chunk []byte, frames int, hdr []byte) error {
 	for {
 		select {
 		case r := <-o.join:
+			r.queued.Add(int64(len(hdr)))
 			r.ch <- hdr
 			o.live = append(o.live, r)
 			o.wg.Add(1)
@@ -118,12 +194,8 @@ func (o *streamOutput) write(chunk []byte, frames int, hdr []byte) error {
 			continue
 		default:
 		}
-		if len(chunk) > 0 {
-			select {
-			case r.ch <- chunk:
-			default:
-				r.dropped += uint64(frames)
-			}
+		if len(chunk) > 0 && !r.offer(chunk) {
+			r.dropped += uint64(frames)
 		}
 		live = append(live, r)
 	}
@@ -132,6 +204,23 @@ func (o *streamOutput) write(chunk []byte, frames int, hdr []byte) error {
 		o.m.active.Store(false)
 	}
 	return nil
+}
+
+// offer queues chunk for the reader unless its queue is full, in chunks
+// or in bytes. The writer goroutine only.
+func (r *reader) offer(chunk []byte) bool {
+	n := int64(len(chunk))
+	if q := r.queued.Load(); q > 0 && q+n > readerBytes {
+		return false
+	}
+	r.queued.Add(n) // before serve can take it and subtract
+	select {
+	case r.ch <- chunk:
+		return true
+	default:
+		r.queued.Add(-n)
+		return false
+	}
 }
 
 // close stops accepting, gives every reader the trailer and what it is
@@ -149,8 +238,9 @@ func (o *streamOutput) close(trailer []byte) error {
 				}
 			}
 		}
-		r.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		r.finish(time.Now().Add(time.Second))
 		close(r.ch)
+		o.m.log.Info("mirror reader left", "mirror", o.m.Name(), "dropped", r.dropped)
 	}
 	o.live = nil
 	o.wg.Wait()
@@ -158,6 +248,7 @@ func (o *streamOutput) close(trailer []byte) error {
 		select {
 		case r := <-o.join: // joined after the writer's last pass
 			r.conn.Close()
+			r.release()
 			continue
 		default:
 		}

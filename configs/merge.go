@@ -21,8 +21,10 @@ type Overrides struct {
 	Mirrors      []Mirror // joined to the default switch
 	// Mode (-mode), CompatV0 (-compat-v0) and DataPath (its shared data
 	// socket) set the keys mode=, compat_v0= and data= of the default
-	// switch's ports whose kinds take them (listening sockets), and Mode
-	// the permissions of its stream mirrors.
+	// switch's ports whose kinds take them (the sockets guests attach to).
+	// Mode never opens a capture socket: a 0777 guest socket must not make
+	// the lab's traffic readable by every user (those keep their own mode=,
+	// 0600 by default).
 	Mode     os.FileMode
 	CompatV0 bool
 	DataPath string
@@ -89,12 +91,7 @@ func Merge(f *File, o Overrides) (*File, error) {
 	}
 	if len(o.Mirrors) > 0 {
 		s := def()
-		for _, m := range o.Mirrors {
-			if m.Stream != "" && m.Mode == 0 {
-				m.Mode = o.Mode
-			}
-			s.Mirrors = append(s.Mirrors, m)
-		}
+		s.Mirrors = append(s.Mirrors, o.Mirrors...)
 	}
 	if o.DataPath != "" && !o.CompatV0 {
 		return nil, fmt.Errorf("a data socket path is only taken with -compat-v0")

@@ -56,6 +56,7 @@ func TestMerge(t *testing.T) {
 		Ports:        []configs.Port{unix, own, tap},
 		ReplacePorts: true,
 		Mode:         0o660,
+		Mirrors:      []configs.Mirror{{Stream: "/tmp/cap.sock"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +68,9 @@ func TestMerge(t *testing.T) {
 	if d.Ports[0].String() != "transport=daemon,path=/tmp/a.ctl,mode=0660" || d.Ports[1].String() != "transport=daemon,path=/tmp/b.ctl,mode=0600" ||
 		d.Ports[2].String() != "transport=tap,ifname=t0" {
 		t.Fatalf("ports %v", d.Ports)
+	}
+	if len(d.Mirrors) != 1 || d.Mirrors[0].Mode != 0 {
+		t.Fatalf("-mode reached a capture socket: %+v", d.Mirrors)
 	}
 	if base.Switches[0].Hub || len(base.Switches[0].Ports) != 1 {
 		t.Fatal("Merge changed its input")

@@ -22,6 +22,26 @@ type Kind struct {
 	// that go in pairs, flags that need others. seen holds every key the
 	// spec gave.
 	Check func(o Options, seen map[string]bool) error
+	// Privileged, if set, says why opening a port of this kind with these
+	// options takes root's privilege (a raw socket, a host interface, a
+	// port below 1024): the control API refuses such a port to a user it
+	// lets in who is not root. Empty: anyone may open it, with the
+	// caller's own credentials for what it creates on the file system.
+	Privileged func(o Options) string
+}
+
+// UnprivilegedPorts is where ports an unprivileged process may bind start
+// (net.ipv4.ip_unprivileged_port_start's default).
+const UnprivilegedPorts = 1024
+
+// Privileged says why opening p takes root's privilege, or "" when any
+// user could open it (see Kind.Privileged).
+func Privileged(p Port) string {
+	k := kinds[p.Transport]
+	if k == nil || k.Privileged == nil || p.Options == nil {
+		return ""
+	}
+	return k.Privileged(p.Options)
 }
 
 // Key is one key=value option of a kind (or of every port).

@@ -14,6 +14,8 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/umlswitch/umlswitch/capture"
@@ -22,6 +24,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/impair"
 	"github.com/umlswitch/umlswitch/internal/limit"
+	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/transports"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 )
@@ -45,12 +48,19 @@ type APIServer interface {
 	Close() error
 }
 
-// ConnInfo says where an API connection came from.
+// ConnInfo says where an API connection came from and who made it.
 type ConnInfo struct {
 	Switch   string // the switch whose control socket it reached: what "this switch" means to its client
 	Listener string // that socket's port name
 	Path     string // and its path
 	ReadOnly bool   // the socket's api=ro: reads only
+	// Peer is who connected (SO_PEERCRED), peercred.Unknown if the kernel
+	// could not say.
+	Peer peercred.Cred
+	// APIUIDs and APIGIDs may write and capture through this socket besides
+	// root and the switch's own user: the socket's api_uid= and api_gid=
+	// and the configuration's.
+	APIUIDs, APIGIDs []uint32
 }
 
 // Instance is a running umlswitch.
@@ -65,6 +75,7 @@ type Instance struct {
 	// connections and capture readers: in all and per uid, as the plan's
 	// limits say when the instance starts.
 	clients, apiConns *limit.Limiter
+	apiRefused        atomic.Uint64
 
 	mu       sync.Mutex // guards everything below; never held while forwarding
 	plan     *configs.File
@@ -116,6 +127,7 @@ type mirrorState struct {
 	spec configs.Mirror
 	m    *capture.Mirror
 	span *transports.Span
+	as   *peercred.Cred // who asked for it, when not root: owner of its files
 }
 
 // New starts what plan describes: every switch, port and mirror, or none
@@ -279,8 +291,22 @@ func (in *Instance) handoff(ps *portState) func(net.Conn) {
 	}
 	d, _ := ps.spec.Options.(*daemon.Options) // only daemon sockets hand off
 	readOnly := d != nil && d.ReadOnly()
+	var uids, gids []uint32
+	if d != nil {
+		uids, gids = d.Grants()
+	}
+	in.mu.Lock()
+	uids = slices.Concat(uids, in.plan.APIUIDs)
+	gids = slices.Concat(gids, in.plan.APIGIDs)
+	in.mu.Unlock()
 	return func(c net.Conn) {
-		info := ConnInfo{Switch: ps.sw.name, Listener: ps.name, ReadOnly: readOnly}
+		info := ConnInfo{Switch: ps.sw.name, Listener: ps.name, ReadOnly: readOnly, Peer: peercred.Unknown,
+			APIUIDs: uids, APIGIDs: gids}
+		if sc, ok := c.(syscall.Conn); ok {
+			if cred, err := peercred.FromConn(sc); err == nil {
+				info.Peer = cred
+			}
+		}
 		in.mu.Lock()
 		if ps.opened != nil {
 			info.Path = ps.opened.Path()
@@ -291,11 +317,36 @@ func (in *Instance) handoff(ps *portState) func(net.Conn) {
 }
 
 // ErrNotFound is wrapped by errors about a switch, port or mirror that
-// does not exist; ErrExists by those about a name already taken.
+// does not exist; ErrExists by those about a name already taken;
+// ErrForbidden by refusals of what a caller may not do.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrExists   = errors.New("already exists")
+	ErrNotFound  = errors.New("not found")
+	ErrExists    = errors.New("already exists")
+	ErrForbidden = errors.New("forbidden")
 )
+
+// APILimit bounds the control API's connections (and live capture
+// readers), in all and per uid.
+func (in *Instance) APILimit() *limit.Limiter { return in.apiConns }
+
+// ClientLimit bounds the client ports of every listener.
+func (in *Instance) ClientLimit() *limit.Limiter { return in.clients }
+
+// CountAPIRefusal counts a control API request refused for its caller's
+// credentials (Security reports it).
+func (in *Instance) CountAPIRefusal() { in.apiRefused.Add(1) }
+
+// SecurityStats are the refusals of callers and clients so far.
+type SecurityStats struct {
+	APIRefused     uint64 `json:"api_refused"`     // requests refused for the caller's credentials
+	APIOverLimit   uint64 `json:"api_over_limit"`  // API connections refused by a limit
+	ClientsRefused uint64 `json:"clients_refused"` // clients refused by a limit
+}
+
+// Security returns the refusals so far.
+func (in *Instance) Security() SecurityStats {
+	return SecurityStats{APIRefused: in.apiRefused.Load(), APIOverLimit: in.apiConns.Refused(), ClientsRefused: in.clients.Refused()}
+}
 
 // Plan is the plan the instance runs now.
 func (in *Instance) Plan() *configs.File {

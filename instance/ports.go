@@ -10,6 +10,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/impair"
+	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/policy"
 )
 
@@ -66,6 +67,35 @@ func (in *Instance) AddPort(sw string, spec configs.Port) (string, error) {
 		in.events.publish(Event{Type: "listener-added", Switch: sw, Port: name, Kind: ps.kind, Path: opened.Path()})
 	}
 	return name, nil
+}
+
+// AddPortAs is AddPort for a caller the control API lets change the
+// switch who is not root (nil: the switch itself, or root): a kind that
+// takes root's privilege is refused, and the port opens with the caller's
+// own credentials, so that any socket or file it creates is one the caller
+// could have created, owned by it.
+func (in *Instance) AddPortAs(as *peercred.Cred, sw string, spec configs.Port) (string, error) {
+	if as == nil {
+		return in.AddPort(sw, spec)
+	}
+	if err := unprivileged(as, spec); err != nil {
+		return "", err
+	}
+	var name string
+	err := peercred.Do(*as, func() (err error) {
+		name, err = in.AddPort(sw, spec)
+		return err
+	})
+	return name, err
+}
+
+// unprivileged refuses a port that takes root's privilege to a caller who
+// is not root.
+func unprivileged(as *peercred.Cred, spec configs.Port) error {
+	if why := configs.Privileged(spec); why != "" {
+		return fmt.Errorf("port %s: %s; uid %d is not root: %w", spec, why, as.UID, ErrForbidden)
+	}
+	return nil
 }
 
 // portTaken reports whether a port has name. Caller holds mu.

@@ -3,14 +3,18 @@ package instance
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/umlswitch/umlswitch/capture"
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 	"github.com/umlswitch/umlswitch/transports"
 )
@@ -114,9 +118,35 @@ func (in *Instance) closeSwitch(sw *switchState, announce bool) {
 	}
 }
 
+// AddMirrorAs is AddMirror for a caller who is not root (nil: the switch
+// itself, or root): its file or socket is created with the caller's own
+// credentials, and a SPAN port that takes root's privilege is refused.
+func (in *Instance) AddMirrorAs(as *peercred.Cred, sw string, m configs.Mirror) (string, error) {
+	if as == nil {
+		return in.AddMirror(sw, m)
+	}
+	if m.Port != nil {
+		if err := unprivileged(as, *m.Port); err != nil {
+			return "", fmt.Errorf("mirror: %w", err)
+		}
+	}
+	var name string
+	err := peercred.Do(*as, func() (err error) {
+		name, err = in.addMirror(sw, m, as)
+		return err
+	})
+	return name, err
+}
+
 // AddMirror starts the capture m describes on switch sw and returns its
 // name.
 func (in *Instance) AddMirror(sw string, m configs.Mirror) (string, error) {
+	return in.addMirror(sw, m, nil)
+}
+
+// addMirror is AddMirror on behalf of as (nil: the switch itself), who
+// owns the files a rotating capture goes on creating.
+func (in *Instance) addMirror(sw string, m configs.Mirror, as *peercred.Cred) (string, error) {
 	in.mu.Lock()
 	s := in.switchNamed(sw)
 	if s == nil {
@@ -130,7 +160,7 @@ func (in *Instance) AddMirror(sw string, m configs.Mirror) (string, error) {
 		in.mu.Unlock()
 		return "", fmt.Errorf("mirror %s: %w", name, ErrExists)
 	}
-	ms := &mirrorState{name: name, sw: s, spec: m}
+	ms := &mirrorState{name: name, sw: s, spec: m, as: as}
 	in.mirrors[name] = ms // reserved while it opens
 	in.mu.Unlock()
 	err := in.openMirror(ms)
@@ -153,7 +183,10 @@ func (in *Instance) openMirror(ms *mirrorState) error {
 		access.GID = int(mc.Group)
 	}
 	c := capture.Config{File: mc.File, Stream: mc.Stream, Access: access, Format: mc.Format, Snaplen: mc.Snaplen,
-		Ports: mc.Ports, Dir: mc.Dir, Rotate: mc.Rotate, Keep: mc.Keep, Logger: in.log}
+		Ports: mc.Ports, Dir: mc.Dir, Rotate: mc.Rotate, Keep: mc.Keep, Logger: in.log, Owner: ms.as}
+	if mc.Stream != "" {
+		c.Admit = in.admitReader(ms)
+	}
 	if mc.Port != nil {
 		span, err := transports.NewSpan(*mc.Port, in.defaults(), in.log)
 		if err != nil {
@@ -173,6 +206,45 @@ func (in *Instance) openMirror(ms *mirrorState) error {
 	ms.sw.dom.AddMirror(m)
 	in.log.Info("mirror", "name", ms.name, "switch", ms.sw.name, "to", m.Name())
 	return nil
+}
+
+// admitReader decides who may read a capture socket: whoever the control
+// API lets capture (root, the switch's own user, api_uid and api_gid), the
+// socket's own owner= and group=, and the user who asked for the mirror;
+// within the API's limits, where its readers count. The socket's mode is
+// the first gate (0600 unless given), this the second: a mode opened for
+// guests never opens the lab's traffic to every user.
+func (in *Instance) admitReader(ms *mirrorState) func(net.Conn) (func(), error) {
+	in.mu.Lock()
+	uids, gids := slices.Clone(in.plan.APIUIDs), slices.Clone(in.plan.APIGIDs)
+	in.mu.Unlock()
+	if ms.spec.HasOwner {
+		uids = append(uids, ms.spec.Owner)
+	}
+	if ms.spec.HasGroup {
+		gids = append(gids, ms.spec.Group)
+	}
+	if ms.as != nil {
+		uids = append(uids, ms.as.UID)
+	}
+	self := uint32(os.Geteuid())
+	return func(c net.Conn) (func(), error) {
+		cred := peercred.Unknown
+		if sc, ok := c.(syscall.Conn); ok {
+			if got, err := peercred.FromConn(sc); err == nil {
+				cred = got
+			}
+		}
+		if !cred.Known() || (cred.UID != 0 && cred.UID != self && !cred.In(uids, gids)) {
+			in.apiRefused.Add(1)
+			return nil, fmt.Errorf("%w: reading capture socket %s is for root, the switch's own user (uid %d), api_uid and api_gid, "+
+				"and the socket's owner= and group=; this reader is %s", ErrForbidden, ms.spec.Stream, self, cred)
+		}
+		if err := in.apiConns.Acquire(cred.UID); err != nil {
+			return nil, err
+		}
+		return func() { in.apiConns.Release(cred.UID) }, nil
+	}
 }
 
 // RemoveMirror stops the mirror called name; what it captured so far is

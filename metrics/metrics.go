@@ -30,14 +30,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +43,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
 // Source is what the metrics read, at scrape time only (the instance reads
@@ -83,6 +82,8 @@ var (
 	descMirDropped = newDesc("mirror_dropped_frames_total", "Frames the mirror could not take.", mirrorLabels)
 	descAttached   = newDesc("ports_attached", "Ports attached to all switches.", nil)
 	descSwitches   = newDesc("switches", "Switches in the instance.", nil)
+	descRefused    = newDesc("refused_total", "Refusals of local users: api_request (the caller's credentials do not allow it), "+
+		"api_connection and client (over a limit).", []string{"what"})
 
 	allDescs = []*prometheus.Desc{
 		descPortRxF, descPortRxB, descPortTxF, descPortTxB, descPortDrops,
@@ -90,12 +91,17 @@ var (
 		descSwPorts, descMACs, descMACStatic, descMACSize,
 		descMACLearned, descMACMoved, descMACRefused, descMACEvicted,
 		descCapFrames, descCapDropped, descMirFrames, descMirDropped,
-		descAttached, descSwitches,
+		descAttached, descSwitches, descRefused,
 	}
 )
 
 func newDesc(name, help string, labels []string) *prometheus.Desc {
 	return prometheus.NewDesc("umlswitch_"+name, help, labels, nil)
+}
+
+// securitySource is a Source that also counts refusals (an instance).
+type securitySource interface {
+	Security() instance.SecurityStats
 }
 
 type collector struct{ src Source }
@@ -152,6 +158,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(ch, descSwitches, float64(len(seen)))
 	gauge(ch, descAttached, float64(attached))
+	if sec, ok := c.src.(securitySource); ok {
+		st := sec.Security()
+		counter(ch, descRefused, float64(st.APIRefused), "api_request")
+		counter(ch, descRefused, float64(st.APIOverLimit), "api_connection")
+		counter(ch, descRefused, float64(st.ClientsRefused), "client")
+	}
 
 	clear(seen) // ports: {switch, port}
 	listeners := make(map[key]struct{})
@@ -248,7 +260,8 @@ const index = `umlswitch metrics: /metrics
 //
 // A unix socket's file left by a switch that has gone is removed first; one
 // that a live server answers on is an error, as is a file that is not a
-// socket. If mode is not 0 the socket is chmodded to it. Close removes it.
+// socket. The socket gets mode, or DefaultUnixMode for 0, and must be in a
+// directory unixsock.OpenDir trusts. Close removes it.
 func Serve(addr string, mode os.FileMode, src Source, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -299,37 +312,21 @@ func Serve(addr string, mode os.FileMode, src Source, log *slog.Logger) (*Server
 	return s, nil
 }
 
-// listenUnix listens on path, replacing a stale socket file.
+// DefaultUnixMode is the metrics socket's mode when none is given: the
+// switch's user only, as the metrics name every port and guest.
+const DefaultUnixMode = 0o600
+
+// listenUnix listens on path with mode (0: DefaultUnixMode), replacing a
+// stale socket file and refusing a live one; the mode is set on the new
+// socket, never through a link (unixsock.Listen). Closing it removes the
+// file if it is still that socket.
 func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, fmt.Errorf("%s exists and is not a socket", path)
-		}
-		c, err := net.DialTimeout("unix", path, time.Second)
-		switch {
-		case err == nil:
-			c.Close()
-			return nil, fmt.Errorf("%s is in use: a server answers on it", path)
-		case errors.Is(err, syscall.ECONNREFUSED):
-			// Nobody listens: left by a process that has gone.
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("remove stale socket: %w", err)
-			}
-		case errors.Is(err, fs.ErrNotExist):
-			// Removed meanwhile.
-		default:
-			return nil, fmt.Errorf("%s exists and cannot tell whether it is in use: %w", path, err)
-		}
+	if mode == 0 {
+		mode = DefaultUnixMode
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := unixsock.Listen(path, unixsock.Access{Mode: mode, UID: -1, GID: -1})
 	if err != nil {
 		return nil, err
-	}
-	if mode != 0 {
-		if err := os.Chmod(path, mode); err != nil {
-			ln.Close() // removes the file
-			return nil, err
-		}
 	}
 	return ln, nil
 }

@@ -35,6 +35,13 @@ type fake struct {
 	switches []instance.SwitchInfo
 	ports    []instance.PortInfo
 	mirrors  []instance.MirrorInfo
+	security instance.SecurityStats
+}
+
+func (f *fake) Security() instance.SecurityStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.security
 }
 
 func (f *fake) Switches() []instance.SwitchInfo {
@@ -413,6 +420,26 @@ func TestCollectorPedantic(t *testing.T) {
 	if len(mfs) != len(allDescs) {
 		t.Errorf("%d families, want %d: every desc used by the fake", len(mfs), len(allDescs))
 	}
+	// The refusals of local users, by what was refused.
+	f := newFake()
+	f.security = instance.SecurityStats{APIRefused: 3, APIOverLimit: 2, ClientsRefused: 1}
+	reg = prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(f))
+	if mfs, err = reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "umlswitch_refused_total" {
+			continue
+		}
+		got := map[string]float64{}
+		for _, m := range mf.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+		if got["api_request"] != 3 || got["api_connection"] != 2 || got["client"] != 1 {
+			t.Errorf("umlswitch_refused_total %v", got)
+		}
+	}
 	// Nothing at all must not fail either.
 	reg = prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(&fake{}))
@@ -631,5 +658,24 @@ func BenchmarkScrape(b *testing.B) {
 		if rec.Code != 200 {
 			b.Fatal(rec.Code)
 		}
+	}
+}
+
+// Without a mode the metrics socket is the switch's user's only.
+func TestServeUnixDefaultMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "metrics.sock")
+	s, err := Serve("unix:"+path, 0, newFake(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode().Perm() != DefaultUnixMode {
+		t.Fatalf("socket %v (%v), want %04o", fi, err, DefaultUnixMode)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket left after Close: %v", err)
 	}
 }

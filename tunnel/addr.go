@@ -37,21 +37,23 @@ func encodeSockaddr(a netip.AddrPort) rawSockaddr {
 }
 
 // decodeSockaddr reads the sender address recvmmsg stored, without
-// allocating. A malformed one gives the zero Addr.
-func decodeSockaddr(b []byte) netip.Addr {
+// allocating. A malformed one gives the zero AddrPort. The zone of an IPv6
+// address is left out: peers are configured without one.
+func decodeSockaddr(b []byte) netip.AddrPort {
 	if len(b) < unix.SizeofSockaddrInet4 {
-		return netip.Addr{}
+		return netip.AddrPort{}
 	}
+	port := binary.BigEndian.Uint16(b[2:])
 	switch binary.LittleEndian.Uint16(b) {
 	case unix.AF_INET:
-		return netip.AddrFrom4([4]byte(b[4:8]))
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), port)
 	case unix.AF_INET6:
 		if len(b) < unix.SizeofSockaddrInet6 {
-			return netip.Addr{}
+			return netip.AddrPort{}
 		}
-		return netip.AddrFrom16([16]byte(b[8:24])).Unmap()
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])).Unmap(), port)
 	}
-	return netip.Addr{}
+	return netip.AddrPort{}
 }
 
 // ipv4HeaderLen validates the IPv4 header a raw IPv4 socket delivers in

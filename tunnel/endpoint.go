@@ -78,7 +78,7 @@ type endpointKey struct {
 type Stats struct {
 	Local     netip.AddrPort
 	Kind      string
-	Unknown   uint64 // from a peer, key or session no port has
+	Unknown   uint64 // from a peer, key or session no port has, or not from its port's only peer
 	Malformed uint64 // broken IPv4 header
 	Moved     uint64 // frames moved into place (headers of another length)
 	Coalesced uint64 // datagrams that carried several frames (UDP GRO)
@@ -308,7 +308,7 @@ func (e *Endpoint) decap(v *frame.Vector, i int) {
 
 // place does decap's work for the packet of total bytes from peer that
 // starts rxHint bytes before slot i's headroom (as much of it as fits).
-func (e *Endpoint) place(v *frame.Vector, i, total int, peer netip.Addr) {
+func (e *Endpoint) place(v *frame.Vector, i, total int, peer netip.AddrPort) {
 	buf := v.Bufs[i][frame.Headroom-e.rxHint:]
 	pkt := buf[:min(total, len(buf))]
 	start := frame.Headroom - e.rxHint
@@ -321,8 +321,8 @@ func (e *Endpoint) place(v *frame.Vector, i, total int, peer netip.Addr) {
 		}
 		pkt, total, start = pkt[n:], total-n, start+n
 	}
-	p := e.router.Route(pkt, peer)
-	if p == nil {
+	p := e.router.Route(pkt, peer.Addr())
+	if p == nil || (p.onlyPeer && !p.sentBy(peer)) {
 		e.unknown.Add(1)
 		v.Ports[i] = frame.NoPort
 		return

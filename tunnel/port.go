@@ -38,6 +38,12 @@ type PortConfig struct {
 	// Check validates a received packet's header for this port: it returns
 	// the header's length, or a drop reason.
 	Check func(pkt []byte) (hdrLen int, reason fabric.DropReason)
+	// OnlyFromPeer accepts packets from Peer alone (its address, and its
+	// UDP port when it has one), for protocols that route by something a
+	// sender chooses (an L2TPv3 session): any local user can send UDP from
+	// 127.0.0.1, or from any of the host's addresses. Packets from anyone
+	// else are counted as the endpoint's unknown.
+	OnlyFromPeer bool
 	// OnClose runs once when the port closes, before the endpoint is
 	// released: the port's route is removed there (Routes.OpenPort).
 	OnClose func()
@@ -45,15 +51,17 @@ type PortConfig struct {
 
 // Port is a fabric.Port that sends through an endpoint's socket.
 type Port struct {
-	ep      *Endpoint
-	cfg     PortConfig
-	check   func(pkt []byte) (int, fabric.DropReason)
-	peer    rawSockaddr
-	id      frame.PortID
-	counter atomic.Uint32
-	txPool  sync.Pool // *txScratch: concurrent writers share nothing
-	closed  atomic.Bool
-	once    sync.Once
+	ep       *Endpoint
+	cfg      PortConfig
+	check    func(pkt []byte) (int, fabric.DropReason)
+	peer     rawSockaddr
+	from     netip.AddrPort // with onlyPeer: the one sender accepted, as decodeSockaddr gives it
+	onlyPeer bool
+	id       frame.PortID
+	counter  atomic.Uint32
+	txPool   sync.Pool // *txScratch: concurrent writers share nothing
+	closed   atomic.Bool
+	once     sync.Once
 
 	// With GSO: segments this long or longer go one per message (the path
 	// refused them: longer than its MTU); gsoOff after the path refused GSO
@@ -76,7 +84,8 @@ func newTxBatch() *mmsg.Batch { return mmsg.NewBatch(txChunk, 2) }
 // NewPort makes a port on e. It is not routed to until its route is
 // published, after SetID (Routes.OpenPort does both).
 func (e *Endpoint) NewPort(cfg PortConfig) *Port {
-	p := &Port{ep: e, cfg: cfg, check: cfg.Check, peer: encodeSockaddr(cfg.Peer)}
+	p := &Port{ep: e, cfg: cfg, check: cfg.Check, peer: encodeSockaddr(cfg.Peer), onlyPeer: cfg.OnlyFromPeer,
+		from: netip.AddrPortFrom(cfg.Peer.Addr().Unmap().WithZone(""), cfg.Peer.Port())}
 	p.gsoLimit.Store(math.MaxInt32)
 	p.txPool.New = func() any {
 		s := &txScratch{b: newTxBatch()}
@@ -93,6 +102,13 @@ func (e *Endpoint) NewPort(cfg PortConfig) *Port {
 		return s
 	}
 	return p
+}
+
+// sentBy reports whether a packet from sender is from the port's peer. A
+// raw socket's sender has no port (the kernel reports 0), and nor has the
+// peer of a raw port. Comparing AddrPort values allocates nothing.
+func (p *Port) sentBy(sender netip.AddrPort) bool {
+	return sender == p.from
 }
 
 // SetID records the switch's id for the port; received frames carry it.

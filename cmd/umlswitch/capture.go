@@ -90,9 +90,17 @@ func captureMain(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
 	defer signal.Stop(sig)
 	go func() { <-sig; body.Close() }()
-	if _, err := io.Copy(w, body); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.EPIPE) &&
+	n, err := io.Copy(w, body)
+	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.EPIPE) &&
 		!strings.Contains(err.Error(), "closed") {
 		fmt.Fprintf(stderr, "umlswitch capture: %v\n", err)
+		return 1
+	}
+	if n == 0 && *sock != "" {
+		// A capture socket starts every reader with the pcapng header: one
+		// that closes first refused this reader.
+		fmt.Fprintf(stderr, "umlswitch capture: %s closed without a capture: reading it is for root, the switch's own user, "+
+			"api_uid/api_gid and the socket's owner=/group= (the switch's log names the refusal)\n", *sock)
 		return 1
 	}
 	return 0

@@ -304,6 +304,9 @@ func (c *ctl) info() error {
 	return c.show(info, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "switch\t%s\nlistener\t%s\npath\t%s\nread only\t%v\npid\t%d\nswitches\t%d\n",
 			info.Switch, info.Listener, info.Path, info.ReadOnly, info.PID, info.Switches)
+		fmt.Fprintf(w, "you (uid)\t%d\nmay change\t%v\nmay capture\t%v\n", info.PeerUID, info.MayChange, info.MayCapture)
+		fmt.Fprintf(w, "refused\t%d API requests, %d API connections, %d clients\n",
+			info.Security.APIRefused, info.Security.APIOverLimit, info.Security.ClientsRefused)
 	})
 }
 

@@ -50,7 +50,8 @@ func TestCtlCommands(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"info"}, "switch     red"},
+		{[]string{"info"}, "switch       red"},
+		{[]string{"info"}, "refused      0 API requests"},
 		{[]string{"switches"}, "red     learning  1"},
 		{[]string{"-all", "switches"}, "blue"},
 		{[]string{"ports"}, "listening on " + ctl + ", 1 clients"},

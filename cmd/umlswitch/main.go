@@ -65,8 +65,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var metricsMode os.FileMode
-	if opts.mode != "" {
-		metricsMode, _ = configs.ParseMode(opts.mode) // plan checked it
+	if opts.metricsMode != "" {
+		if metricsMode, err = configs.ParseMode(opts.metricsMode); err != nil {
+			fmt.Fprintf(stderr, "umlswitch: -metrics-mode: %v\n", err)
+			return 2
+		}
 	}
 	return service{plan: plan, reload: opts.plan, daemon: opts.daemon, pidFile: opts.pidFile, cpuProfile: opts.cpuProfile,
 		metrics: opts.metrics, metricsMode: metricsMode, builtinDir: opts.config == ""}.run(stdout, stderr)
@@ -159,6 +162,12 @@ type options struct {
 	daemon         bool
 	pidFile        string
 	metrics        string
+	metricsMode    string
+	apiUID, apiGID string
+	maxClients     int
+	maxClientsUID  int
+	maxAPI         int
+	maxAPIUID      int
 }
 
 type portList []string
@@ -227,15 +236,30 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.mtu, "mtu", frame.DefaultMTU, "IP MTU (`BYTES`) of ports without mtu=; the largest frame is MTU+22 (header and two VLAN tags).\n"+
 		"Longer frames are dropped and counted, never cut short.\nExample: -mtu 9000")
 	fs.IntVar(&o.depth, "depth", 64, "`N` frames read or sent per system call (UML's depth=) for ports without depth=.\nExample: -depth 128")
-	fs.StringVar(&o.mode, "mode", "", "permissions (`OCTAL`) of the -unix control socket; the built-in default uses 0777 as Debian's\numl-utilities service does.\nExample: -mode 0660")
+	fs.StringVar(&o.mode, "mode", "", "permissions (`OCTAL`) of the -unix control socket (and of the default switch's other sockets\n"+
+		"guests attach to, never of capture or metrics sockets); the built-in default uses 0777 as Debian's\n"+
+		"uml-utilities service does. Whoever may connect may attach a guest and read the switch's state; changing it\n"+
+		"and capturing is for root, the switch's user and -api-uid/-api-gid.\nExample: -mode 0660")
+	fs.StringVar(&o.apiUID, "api-uid", "", "`USERS` (uids or names, ';'-separated) who may, besides root and the switch's own user, change\n"+
+		"the switch and capture its traffic through every control socket's API; what they open is opened with their\n"+
+		"own rights, and ports that take root's privilege (raw, tap, GRE, ports below 1024) are refused them.\n"+
+		"A daemon port's api_uid= adds users for its socket alone.\nExample: -api-uid 'alice;1001'")
+	fs.StringVar(&o.apiGID, "api-gid", "", "`GROUPS` whose members may do what -api-uid allows.\nExample: -api-gid uml-net")
+	fs.IntVar(&o.maxClients, "max-clients", configs.DefaultLimits.Clients, "most client ports (`N`) of every listener (daemon, BESS, stream) together; a client over a\n"+
+		"bound is refused at once. Root's and the switch's own user's clients are never refused.\nExample: -max-clients 8192")
+	fs.IntVar(&o.maxClientsUID, "max-clients-per-uid", configs.DefaultLimits.ClientsPerUID, "most client ports (`N`) of one user.\nExample: -max-clients-per-uid 64")
+	fs.IntVar(&o.maxAPI, "max-api", configs.DefaultLimits.API, "most control API connections (`N`, event and capture streams included) and capture-socket\n"+
+		"readers at once; over it a connection gets 503.\nExample: -max-api 512")
+	fs.IntVar(&o.maxAPIUID, "max-api-per-uid", configs.DefaultLimits.APIPerUID, "most control API connections (`N`) of one user.\nExample: -max-api-per-uid 8")
 	fs.StringVar(&o.logLevel, "log-level", "info", "`LEVEL`: debug, info, warn or error. Logs go to stderr, a line per port attach and detach.\nExample: -log-level debug")
 	fs.BoolVar(&o.daemon, "daemon", false, "run in the background, like uml_switch -daemon: the command returns (status 0) once every\n"+
 		"socket is listening, or with the error that stopped the switch. Logs are discarded; use -pidfile to stop it.\n"+
 		"Example: -daemon -pidfile /run/umlswitch.pid")
 	fs.StringVar(&o.pidFile, "pidfile", "", "write the switch's process id to `FILE` (removed at exit; a stale one is replaced, a live\none refused).\nExample: -pidfile /run/umlswitch.pid")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at /metrics on `ADDR`: host:port (TCP; keep it on loopback\n"+
-		"unless the network is trusted) or unix:PATH (a unix socket with -mode's permissions).\n"+
+		"unless the network is trusted) or unix:PATH (a unix socket with -metrics-mode's permissions).\n"+
 		"Example: -metrics 127.0.0.1:9477")
+	fs.StringVar(&o.metricsMode, "metrics-mode", "", "permissions (`OCTAL`) of a unix:PATH metrics socket (default 0600: root only).\nExample: -metrics-mode 0660")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for developers; go tool pprof reads it).\nExample: -cpuprofile /tmp/umlswitch.prof")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -269,7 +293,9 @@ func (o *options) isSet(name string) bool {
 
 // flagKeys are the flags that set a configuration key (configs.Merge).
 var flagKeys = map[string]string{"hub": "hub", "mac-age": "mac_age", "mac-table-size": "mac_table_size",
-	"tx-hold": "tx_hold", "mtu": "mtu", "depth": "depth", "log-level": "log_level"}
+	"tx-hold": "tx_hold", "mtu": "mtu", "depth": "depth", "log-level": "log_level",
+	"api-uid": "api_uid", "api-gid": "api_gid", "max-clients": "max_clients", "max-clients-per-uid": "max_clients_per_uid",
+	"max-api": "max_api", "max-api-per-uid": "max_api_per_uid"}
 
 // plan reads the configuration (the file, or the built-in one) and merges
 // the command line into it. A reload calls it again.

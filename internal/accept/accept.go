@@ -17,7 +17,10 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/limit"
+	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/internal/ratelog"
 )
 
 // Port is what a kind makes of an accepted connection: a pointer type.
@@ -48,6 +51,11 @@ type Config[P Port] struct {
 	HungUp func(ports []P) int
 	// Tune, if set, adjusts an accepted socket (buffer sizes).
 	Tune func(fd int)
+	// Clients, if set, bounds the ports of this listener and of the
+	// others sharing it, by the peer's uid (SO_PEERCRED; TCP peers, which
+	// have none, share peercred.NoUID). A connection over a bound is
+	// closed at once.
+	Clients *limit.Limiter
 }
 
 // Listener accepts connections and attaches each as a port.
@@ -59,14 +67,18 @@ type Listener[P Port] struct {
 	seq  atomic.Uint64
 	wg   sync.WaitGroup
 	mu   sync.Mutex
-	live map[P]struct{} // guarded by mu
-	done bool           // guarded by mu
-	left chan struct{}  // a port was dropped (capacity 1)
+	live map[P]uint32  // the peer's uid; guarded by mu
+	done bool          // guarded by mu
+	left chan struct{} // a port was dropped (capacity 1)
+
+	// Lines any peer can make the listener write as often as it likes.
+	acceptLog, refuseLog, failLog ratelog.Every
 
 	// accept state, the accept goroutine only
 	acceptFn func(uintptr) bool
 	newFd    int
 	peer     string
+	local    bool // a unix peer, whose credentials the kernel knows
 	acceptEr error
 	ports    []P
 }
@@ -76,7 +88,7 @@ func New[P Port](ln *pollfd.FD, cfg Config[P]) *Listener[P] {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	l := &Listener[P]{cfg: cfg, log: cfg.Logger, ln: ln, live: make(map[P]struct{}), left: make(chan struct{}, 1)}
+	l := &Listener[P]{cfg: cfg, log: cfg.Logger, ln: ln, live: make(map[P]uint32), left: make(chan struct{}, 1)}
 	l.acceptFn = l.accept
 	return l
 }
@@ -96,10 +108,10 @@ func (l *Listener[P]) accept(lfd uintptr) bool {
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return false
 	}
-	l.newFd, l.acceptEr, l.peer = nfd, err, ""
+	l.newFd, l.acceptEr, l.peer, l.local = nfd, err, "", false
 	switch sa := sa.(type) {
 	case *unix.SockaddrUnix:
-		l.peer = sa.Name // UML's src=, if it bound one
+		l.peer, l.local = sa.Name, true // UML's src=, if it bound one
 	case *unix.SockaddrInet4:
 		l.peer = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
 	case *unix.SockaddrInet6:
@@ -112,21 +124,43 @@ func (l *Listener[P]) acceptLoop() {
 	defer l.wg.Done()
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
+	var backoff Backoff
 	for {
 		l.waitForHungUp(wait)
 		if err := l.ln.Read(l.acceptFn); err != nil {
 			return // closed
 		}
 		if l.acceptEr != nil {
-			l.log.Warn("accept", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "err", l.acceptEr)
-			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
+			l.acceptLog.Log(l.log, slog.LevelWarn, "accept", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "err", l.acceptEr)
+			backoff.Wait() // EMFILE and friends: do not spin, give descriptors time to come back
+			continue
+		}
+		backoff.Reset()
+		uid := peercred.NoUID
+		if l.local {
+			if cred, err := peercred.FromFD(l.newFd); err == nil {
+				uid = cred.UID
+			}
+		}
+		if err := l.cfg.Clients.Acquire(uid); err != nil {
+			l.refuseLog.Log(l.log, slog.LevelWarn, "client refused", "transport", l.cfg.Kind, "addr", l.cfg.Addr,
+				"uid", uidAttr(uid), "err", err)
+			unix.Close(l.newFd)
 			continue
 		}
 		if l.cfg.Tune != nil {
 			l.cfg.Tune(l.newFd)
 		}
-		l.serve(l.newFd, l.peer)
+		l.serve(l.newFd, l.peer, uid)
 	}
+}
+
+// uidAttr is a uid for logs: "unknown" for peercred.NoUID.
+func uidAttr(uid uint32) any {
+	if uid == peercred.NoUID {
+		return "unknown"
+	}
+	return uid
 }
 
 // waitForHungUp returns once at most MaxHungUp of the listener's ports
@@ -157,8 +191,10 @@ func (l *Listener[P]) waitForHungUp(wait *time.Timer) {
 	}
 }
 
-// serve makes the connection a port. It is detached when the peer closes.
-func (l *Listener[P]) serve(fd int, peer string) {
+// serve makes the connection a port, holding a slot of uid's in
+// Config.Clients. It is detached, and the slot given back, when the peer
+// closes.
+func (l *Listener[P]) serve(fd int, peer string, uid uint32) {
 	seq := l.seq.Add(1)
 	label := peer
 	if label == "" || label == "@" { // an unbound unix client
@@ -171,33 +207,40 @@ func (l *Listener[P]) serve(fd int, peer string) {
 	})
 	if err != nil {
 		unix.Close(fd)
-		l.log.Warn("connection", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "err", err)
+		l.cfg.Clients.Release(uid)
+		l.failLog.Log(l.log, slog.LevelWarn, "connection", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "err", err)
 		return
 	}
 	l.mu.Lock()
 	if l.done {
 		l.mu.Unlock()
 		port.Close()
+		l.cfg.Clients.Release(uid)
 		return
 	}
-	l.live[port] = struct{}{}
+	l.live[port] = uid
 	l.mu.Unlock()
 	id, err := l.reg.Attach(port)
 	if err != nil {
 		l.drop(port)
-		l.log.Warn("connection refused", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "peer", label, "err", err)
+		l.failLog.Log(l.log, slog.LevelWarn, "connection refused", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "peer", label, "err", err)
 		return
 	}
 	l.reg.Serve(port.Receiver(id))
 }
 
-// drop detaches and forgets a port.
+// drop detaches and forgets a port, and gives its slot back (once: Close
+// may have taken it already).
 func (l *Listener[P]) drop(p P) {
 	l.reg.Detach(p)
 	p.Close()
 	l.mu.Lock()
+	uid, ok := l.live[p]
 	delete(l.live, p)
 	l.mu.Unlock()
+	if ok {
+		l.cfg.Clients.Release(uid)
+	}
 	select {
 	case l.left <- struct{}{}:
 	default:
@@ -218,9 +261,11 @@ func (l *Listener[P]) Close() error {
 	default:
 	}
 	ports := make([]P, 0, len(l.live))
-	for p := range l.live {
+	for p, uid := range l.live {
 		ports = append(ports, p)
+		l.cfg.Clients.Release(uid) // the limiter may be shared with listeners that stay
 	}
+	clear(l.live)
 	l.mu.Unlock()
 	err := l.ln.Close(nil)
 	l.wg.Wait()

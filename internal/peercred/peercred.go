@@ -33,6 +33,11 @@ func (c Cred) InGroup(gid uint32) bool {
 	return c.Known() && (c.GID == gid || slices.Contains(c.Groups, gid))
 }
 
+// In reports whether c is one of uids, or a member of one of gids.
+func (c Cred) In(uids, gids []uint32) bool {
+	return c.Known() && (slices.Contains(uids, c.UID) || slices.ContainsFunc(gids, c.InGroup))
+}
+
 // String is for logs: uid=N gid=N pid=N.
 func (c Cred) String() string {
 	if !c.Known() {

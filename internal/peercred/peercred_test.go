@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/internal/peercred/peertest"
 )
 
 func TestFromConnIsSelf(t *testing.T) {
@@ -57,20 +59,14 @@ func TestDoActsAsUser(t *testing.T) {
 		}
 		t.Skip("acting as another user needs root")
 	}
-	// t.TempDir's parent is private: nobody could not even look in.
-	base, err := os.MkdirTemp("", "peercred")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	os.Chmod(base, 0o755)
+	base := peertest.PublicDir(t, false)
 	dir := filepath.Join(base, "root")
 	os.Mkdir(dir, 0o755)
 	open := filepath.Join(base, "open")
 	os.Mkdir(open, 0o777)
 	os.Chmod(open, 0o1777)
 	nobody := Cred{UID: 65534, GID: 65534, Groups: []uint32{65534}}
-	err = Do(nobody, func() error {
+	err := Do(nobody, func() error {
 		return os.WriteFile(filepath.Join(dir, "x"), nil, 0o600)
 	})
 	if !errors.Is(err, os.ErrPermission) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -43,6 +44,13 @@ type Config struct {
 	// Number is the port number the client asked for (VDE's vde://DIR[N]);
 	// 0 for none. Whoever names ports honours it (RequestedNumber).
 	Number int
+	// OnPeerGone, if set, runs once, on the goroutine of the Write that
+	// found the peer gone (a connected datagram socket's peer closed: the
+	// send failed with ECONNREFUSED). The kernel has then disconnected the
+	// socket, which would take datagrams from any sender; the port shuts it
+	// for reading first (senders get EPIPE). It should make the port's
+	// owner detach it, and must not block.
+	OnPeerGone func()
 }
 
 // Port is a fabric.Port over one socket.
@@ -59,6 +67,8 @@ type Port struct {
 	readFn func(fd uintptr) bool // bound once so a read allocates no closure
 	eof    bool                  // the peer has gone and its frames were delivered
 	hup    [1]unix.PollFd
+
+	peerGone atomic.Bool // OnPeerGone has run
 }
 
 // plainTx holds the send scratch of every port without a TxPrefix: scratch
@@ -118,7 +128,12 @@ func (p *Port) Write(frames [][]byte) (int, error) {
 			continue
 		}
 		if err != nil {
-			return sent, sendError(err)
+			err = sendError(err)
+			if err == errPeerGone && p.cfg.OnPeerGone != nil && !p.peerGone.Swap(true) {
+				unix.Shutdown(fd, unix.SHUT_RD)
+				p.cfg.OnPeerGone()
+			}
+			return sent, err
 		}
 		if n < len(chunk) {
 			// Message n failed and the kernel dropped its error. Almost

@@ -2,10 +2,11 @@ package unixsock
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"strings"
-	"sync/atomic"
 )
 
 // AddrLen is sizeof(struct sockaddr_un) on Linux: a 2-byte family and 108
@@ -81,12 +82,16 @@ func Abstract(name string) Addr {
 	return a
 }
 
-var abstractSeq atomic.Uint64
-
 // UniqueAbstract returns a fresh abstract address for this process:
-// "@<prefix>-<pid>-<sequence>" padded to 108 bytes.
+// "@<prefix>-<pid>-<32 random hex digits>" padded to 108 bytes. The
+// random part (128 bits from crypto/rand) makes the name unguessable: a
+// switch's data sockets had sequential names, and a local user sending to
+// the next ones in a loop got frames into other clients' ports. The prefix
+// and pid keep it readable in logs and ss output.
 func UniqueAbstract(prefix string, pid int) Addr {
-	return Abstract(fmt.Sprintf("%s-%d-%d", prefix, pid, abstractSeq.Add(1)))
+	var r [16]byte
+	rand.Read(r[:]) // never fails on Linux (getrandom), and panics rather than return weak bytes
+	return Abstract(fmt.Sprintf("%s-%d-%s", prefix, pid, hex.EncodeToString(r[:])))
 }
 
 // FromBytes copies a 110-byte sockaddr_un out of b and checks its family.

@@ -2,8 +2,10 @@ package unixsock
 
 import (
 	"bytes"
+	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -73,6 +75,45 @@ func TestFilesystemAddr(t *testing.T) {
 	u := UniqueAbstract("umlswitch", 42)
 	if !u.IsAbstract() || u.String()[:13] != "@umlswitch-42" {
 		t.Fatalf("unique %q", u.String())
+	}
+}
+
+// Data socket names must not be guessable: a user who sends to the next
+// name in a loop must not reach a socket before it is connected. Names
+// made one after the other share nothing past the prefix and pid.
+func TestUniqueAbstractUnpredictable(t *testing.T) {
+	const prefix = "@umlswitch-42-"
+	seen := make(map[string]bool)
+	var prev []byte
+	for i := 0; i < 100; i++ {
+		a := UniqueAbstract("umlswitch", 42)
+		s := a.String()
+		if !strings.HasPrefix(s, prefix) {
+			t.Fatalf("name %q lacks the readable prefix %q", s, prefix)
+		}
+		if a[len(a)-1] != 0 || bytes.IndexByte(a[3:], 0) != len(s)-1 {
+			t.Fatalf("name %q is not padded with NULs to 108 bytes", s)
+		}
+		rnd, err := hex.DecodeString(s[len(prefix):])
+		if err != nil || len(rnd) < 16 {
+			t.Fatalf("name %q: want 128 random bits after the pid (%v)", s, err)
+		}
+		if seen[s] {
+			t.Fatalf("name %q made twice", s)
+		}
+		seen[s] = true
+		if prev != nil {
+			same := 0
+			for j := range rnd {
+				if rnd[j] == prev[j] {
+					same++
+				}
+			}
+			if same > 8 { // 16 random bytes agree in about 1/16 of a byte on average
+				t.Fatalf("consecutive names share %d of 16 bytes: %x, %x", same, prev, rnd)
+			}
+		}
+		prev = rnd
 	}
 }
 

@@ -6,7 +6,6 @@
 package bess
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -39,6 +38,7 @@ type Config struct {
 // Transport is a listener and the ports of the UMLs connected to it.
 type Transport struct {
 	cfg  Config
+	sock *unixsock.Socket // the socket file, removed on Close
 	acc  *accept.Listener[*sockport.Port]
 	scan sockport.HangupScan // the accept goroutine's only
 }
@@ -54,41 +54,25 @@ func Listen(cfg Config) (*Transport, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	addr, err := unixsock.FromPath(cfg.Path)
-	if err != nil {
-		return nil, fmt.Errorf("bess: %w", err)
-	}
-	if err := unixsock.ClearStale(cfg.Path, "unixpacket"); err != nil {
-		return nil, fmt.Errorf("bess: %w", err)
-	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("bess: %w", err)
 	}
-	if err := unixsock.Bind(fd, &addr); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("bess: bind %s: %w", cfg.Path, err)
-	}
-	if err := unix.Listen(fd, 64); err != nil {
-		unix.Close(fd)
-		os.Remove(cfg.Path)
-		return nil, fmt.Errorf("bess: listen %s: %w", cfg.Path, err)
-	}
 	if cfg.Owner == 0 && cfg.Group == 0 {
 		cfg.Owner, cfg.Group = -1, -1
 	}
-	if err := (unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}).Apply(cfg.Path); err != nil {
+	sock, err := unixsock.BindPath(fd, cfg.Path, unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}, 64)
+	if err != nil {
 		unix.Close(fd)
-		os.Remove(cfg.Path)
 		return nil, fmt.Errorf("bess: %w", err)
 	}
 	ln, err := pollfd.New(fd, "bess "+cfg.Path)
-	if err != nil {
-		os.Remove(cfg.Path)
+	if err != nil { // fd closed
+		sock.Remove()
 		return nil, err
 	}
-	t := &Transport{cfg: cfg}
-	t.acc = accept.New(ln, accept.Config[*sockport.Port]{Kind: "bess", Addr: cfg.Path, Logger: cfg.Logger,
+	t := &Transport{cfg: cfg, sock: sock}
+	t.acc = accept.New(ln, accept.Config[*sockport.Port]{Kind: "bess", Addr: cfg.Path, Logger: cfg.Logger, Clients: cfg.Clients,
 		NewPort: func(fd int, name string, gone func()) (*sockport.Port, error) {
 			return sockport.New(fd, sockport.Config{Name: name, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame, OnEOF: gone})
 		},
@@ -109,7 +93,7 @@ func (t *Transport) Start(reg fabric.Registry) {
 // Close stops accepting, detaches every port and removes the socket file.
 func (t *Transport) Close() error {
 	err := t.acc.Close()
-	if rerr := os.Remove(t.cfg.Path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+	if rerr := t.sock.Remove(); err == nil {
 		err = rerr
 	}
 	return err

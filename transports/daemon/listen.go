@@ -9,7 +9,11 @@ import (
 
 // ctlPathFor returns the control socket for a configured path: a directory
 // (an existing one, or a path ending in "/") gets VDE's layout, DIR/ctl, so
-// that libvdeplug clients given DIR find it.
+// that libvdeplug clients given DIR find it. A directory it makes is the
+// switch's, 0755; one that exists must pass unixsock's trust rule when the
+// socket is bound there (owned by root, the switch or the socket's owner=,
+// and writable by no one else unless sticky), so another user's directory
+// is refused then.
 func ctlPathFor(path string) (ctl, dir string, err error) {
 	if strings.HasSuffix(path, "/") {
 		dir = filepath.Clean(path)

@@ -17,6 +17,9 @@ type Options struct {
 	CompatV0 bool
 	DataPath string
 	API      string // what the control API on this socket allows: rw (also when empty), ro or off
+	// APIUID and APIGID (lists, as given) may use the API's writes and
+	// live capture on this socket besides root and the switch's user.
+	APIUID, APIGID string
 }
 
 // Kind declares the daemon transport's keys; package transports registers
@@ -34,7 +37,30 @@ var Kind = configs.Kind{
 			WithDefault(DefaultV0DataPath),
 		configs.Text("api", "rw|ro|off", "what the control API on this socket allows: everything, reading (writes get 403), nothing",
 			func(o *Options) *string { return &o.API }, checkAPI).WithDefault("rw"),
+		configs.Text("api_uid", "USERS", "users ('1000;alice') who may, besides root and the switch's own user, change the switch "+
+			"and capture its traffic through this socket's API; what they open is opened with their own rights",
+			func(o *Options) *string { return &o.APIUID }, func(v string) error { _, err := configs.ParseUsers(v); return err }),
+		configs.Text("api_gid", "GROUPS", "groups ('uml-net') whose members may do what api_uid= allows",
+			func(o *Options) *string { return &o.APIGID }, func(v string) error { _, err := configs.ParseGroups(v); return err }),
 	}),
+	Privileged: func(o configs.Options) string {
+		if opts := o.(*Options); opts.APIUID != "" || opts.APIGID != "" {
+			return "api_uid= and api_gid= grant rights on the control API, which only root may give"
+		}
+		return ""
+	},
+}
+
+// Grants are the users and groups api_uid= and api_gid= name (checked
+// when the spec was parsed).
+func (o *Options) Grants() (uids, gids []uint32) {
+	if o.APIUID != "" {
+		uids, _ = configs.ParseUsers(o.APIUID)
+	}
+	if o.APIGID != "" {
+		gids, _ = configs.ParseGroups(o.APIGID)
+	}
+	return uids, gids
 }
 
 func checkAPI(v string) error {

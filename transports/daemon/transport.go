@@ -15,7 +15,10 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/accept"
 	"github.com/umlswitch/umlswitch/internal/limit"
+	"github.com/umlswitch/umlswitch/internal/peercred"
+	"github.com/umlswitch/umlswitch/internal/ratelog"
 	"github.com/umlswitch/umlswitch/internal/sockport"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
@@ -55,19 +58,28 @@ type Transport struct {
 	cfg     Config
 	log     *slog.Logger
 	ctlPath string
-	ln      *net.UnixListener
+	ln      *unixsock.Listener
 	v0      *v0Socket
 	reg     fabric.Registry
 
 	mu      sync.Mutex
-	ports   map[*sockport.Port]struct{} // attached through this transport
-	pending map[*net.UnixConn]struct{}  // still in handshake
+	ports   map[*sockport.Port]client  // attached through this transport
+	pending map[*net.UnixConn]struct{} // still in handshake
 	closed  bool
 	wg      sync.WaitGroup
 
 	seq      atomic.Uint64
 	accepted atomic.Uint64
 	rejected atomic.Uint64
+
+	// Lines any local user can make the switch write as often as it likes.
+	acceptLog, refuseLog, rejectLog ratelog.Every
+}
+
+// client is what a port's client is known by.
+type client struct {
+	uid    uint32 // its control connection's (peercred.NoUID: unknown)
+	number int    // the port number it asked for, 0 for none
 }
 
 // Listen binds the control socket (and, with CompatV0, the shared data
@@ -92,21 +104,15 @@ func Listen(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon %s: %w", cfg.Path, err)
 	}
-	ln, err := unixsock.Listen(ctl)
-	if err != nil {
-		return nil, fmt.Errorf("daemon: %w", err)
-	}
 	if cfg.Owner == 0 && cfg.Group == 0 {
 		cfg.Owner, cfg.Group = -1, -1 // not set: a Config literal without them
 	}
-	if cfg.Mode != 0 || cfg.Owner >= 0 || cfg.Group >= 0 {
-		if err := (unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}).Apply(ctl); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("daemon: %w", err)
-		}
+	ln, err := unixsock.Listen(ctl, unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	t := &Transport{cfg: cfg, log: cfg.Logger, ctlPath: ctl, ln: ln,
-		ports: make(map[*sockport.Port]struct{}), pending: make(map[*net.UnixConn]struct{})}
+		ports: make(map[*sockport.Port]client), pending: make(map[*net.UnixConn]struct{})}
 	if cfg.CompatV0 {
 		if t.v0, err = listenV0(cfg.DataPath, cfg); err != nil {
 			ln.Close()
@@ -142,27 +148,66 @@ func (t *Transport) Start(reg fabric.Registry) {
 	t.wg.Add(1)
 	go t.acceptLoop()
 	t.log.Info("listening", "transport", "daemon", "ctl", t.ctlPath, "compat_v0", t.cfg.CompatV0)
+	t.checkNoFile()
+}
+
+// checkNoFile warns when the descriptor limit is below what the bound on
+// clients lets them hold (two each: control and data), so that the bound,
+// not EMFILE, is what stops a user who opens many.
+func (t *Transport) checkNoFile() {
+	total, _ := t.cfg.Clients.Bounds()
+	if total <= 0 {
+		return
+	}
+	need := uint64(2*total + 64) // and some for the switch's own sockets
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < need {
+		t.log.Warn("the descriptor limit is below what max_clients needs", "nofile", rl.Cur, "max_clients", total, "need", need)
+	}
 }
 
 func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
+	var backoff accept.Backoff
 	for {
 		c, err := t.ln.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			t.log.Warn("accept", "ctl", t.ctlPath, "err", err)
-			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
+			t.acceptLog.Log(t.log, slog.LevelWarn, "accept", "ctl", t.ctlPath, "err", err)
+			backoff.Wait() // EMFILE and friends: do not spin, give descriptors time to come back
+			continue
+		}
+		backoff.Reset()
+		cred, err := peercred.FromConn(c)
+		if err != nil {
+			cred = peercred.Unknown // another user namespace: one bucket for all such peers
+		}
+		// The slot is taken before the handshake: connections that never
+		// finish it hold descriptors too.
+		if err := t.cfg.Clients.Acquire(cred.UID); err != nil {
+			t.rejected.Add(1)
+			t.refuseLog.Log(t.log, slog.LevelWarn, "client refused", "ctl", t.ctlPath, "uid", uidAttr(cred.UID), "err", err)
+			c.Close()
 			continue
 		}
 		if !t.track(c) {
+			t.cfg.Clients.Release(cred.UID)
 			c.Close()
 			return
 		}
 		t.wg.Add(1)
-		go t.serveClient(c)
+		go t.serveClient(c, cred)
 	}
+}
+
+// uidAttr is a uid for logs: "unknown" for peercred.NoUID.
+func uidAttr(uid uint32) any {
+	if uid == peercred.NoUID {
+		return "unknown"
+	}
+	return uid
 }
 
 func (t *Transport) track(c *net.UnixConn) bool {
@@ -178,10 +223,22 @@ func (t *Transport) track(c *net.UnixConn) bool {
 // serveClient runs one client's handshake, then watches its control
 // connection: EOF or an error there detaches the port. Bytes after the
 // request (a description cut across reads) are ignored.
-func (t *Transport) serveClient(c *net.UnixConn) {
+//
+// The client's slot in Config.Clients is given back when it returns: once
+// the port is gone, the handshake failed, or the connection was handed off
+// (the API bounds its own connections).
+func (t *Transport) serveClient(c *net.UnixConn, cred peercred.Cred) {
 	defer t.wg.Done()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			t.cfg.Clients.Release(cred.UID)
+		}
+	}
+	defer release()
 	seq := t.seq.Add(1)
-	port, req, err := t.handshake(c, seq)
+	port, req, err := t.handshake(c, cred, seq)
 	if errors.Is(err, errHandedOff) {
 		t.mu.Lock()
 		delete(t.pending, c)
@@ -192,6 +249,7 @@ func (t *Transport) serveClient(c *net.UnixConn) {
 			return
 		}
 		c.SetReadDeadline(time.Time{})
+		release()
 		t.cfg.Handoff(&prefixConn{UnixConn: c, head: req.head})
 		return
 	}
@@ -201,7 +259,10 @@ func (t *Transport) serveClient(c *net.UnixConn) {
 		err = net.ErrClosed
 	}
 	if err == nil {
-		t.ports[port] = struct{}{}
+		err = t.numberFree(req.WantPort, cred.UID)
+	}
+	if err == nil {
+		t.ports[port] = client{uid: cred.UID, number: req.WantPort}
 	}
 	t.mu.Unlock()
 	if err == nil {
@@ -209,16 +270,17 @@ func (t *Transport) serveClient(c *net.UnixConn) {
 	}
 	if err != nil {
 		t.rejected.Add(1)
+		t.rejectLog.Log(t.log, slog.LevelWarn, "client rejected", "ctl", t.ctlPath, "client", seq, "uid", uidAttr(cred.UID), "err", err)
 		if port != nil {
 			t.forget(port)
 			port.Close()
 		} else {
 			c.Close()
 		}
-		t.log.Warn("client rejected", "ctl", t.ctlPath, "client", seq, "err", err)
 		return
 	}
 	t.accepted.Add(1)
+	t.log.Debug("client attached", "ctl", t.ctlPath, "client", seq, "peer", cred.String(), "data", req.Addr.String())
 	var buf [64]byte
 	for {
 		if _, err = c.Read(buf[:]); err != nil {
@@ -231,6 +293,23 @@ func (t *Transport) serveClient(c *net.UnixConn) {
 	}
 	t.reg.Detach(port)
 	t.forget(port)
+}
+
+// numberFree refuses a port number (VDE's vde://DIR[N]) that a client of
+// another user holds, saying whose it is, as vde_switch does: any local
+// user can take a number first, and an administrator must be able to see
+// who did. Numbers held otherwise are the switch's to refuse (Attach).
+// Caller holds mu.
+func (t *Transport) numberFree(n int, uid uint32) error {
+	if n <= 0 {
+		return nil
+	}
+	for p, cl := range t.ports {
+		if cl.number == n && cl.uid != uid {
+			return fmt.Errorf("port %d is held by uid %v (%s)", n, uidAttr(cl.uid), p.Name())
+		}
+	}
+	return nil
 }
 
 // attach adds the port to the switch and only then replies with its data
@@ -267,7 +346,7 @@ func (t *Transport) forget(p *sockport.Port) {
 
 // handshake reads the request and makes the client's data socket,
 // connected to the client. On success the returned port owns c.
-func (t *Transport) handshake(c *net.UnixConn, seq uint64) (*sockport.Port, Request, error) {
+func (t *Transport) handshake(c *net.UnixConn, cred peercred.Cred, seq uint64) (*sockport.Port, Request, error) {
 	c.SetReadDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	req, err := readRequest(c, t.cfg.CompatV0, t.cfg.Handoff != nil)
 	if err != nil {
@@ -275,27 +354,24 @@ func (t *Transport) handshake(c *net.UnixConn, seq uint64) (*sockport.Port, Requ
 	}
 	c.SetReadDeadline(time.Time{})
 
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	// Connected before replying: VDE clients unlink their path as soon as
+	// the reply arrives, and only accept frames from the address in it.
+	// Version 0 clients get one too: the switch sends to them through it.
+	fd, err := dataSocket(&req.Addr, cred)
 	if err != nil {
-		return nil, req, fmt.Errorf("data socket: %w", err)
-	}
-	local := unixsock.UniqueAbstract("umlswitch", os.Getpid())
-	if err := unixsock.Bind(fd, &local); err != nil {
-		unix.Close(fd)
-		return nil, req, fmt.Errorf("bind data socket: %w", err)
-	}
-	// Connect before replying: VDE clients unlink their path as soon as the
-	// reply arrives, and only accept frames from the address in it.
-	if err := unixsock.Connect(fd, &req.Addr); err != nil {
-		unix.Close(fd)
-		return nil, req, fmt.Errorf("client data socket %s unreachable: %w", req.Addr.String(), err)
+		return nil, req, err
 	}
 	port, err := sockport.New(fd, sockport.Config{
 		Name:     fmt.Sprintf("daemon#%d %s", seq, label(&req)),
 		Depth:    t.cfg.Depth,
 		MaxFrame: t.cfg.MaxFrame,
 		OnClose:  func() { c.Close() },
-		Number:   req.WantPort,
+		// The client's data socket closed while its control connection
+		// stays: the client is gone. Ending the control connection detaches
+		// the port (serveClient), before a stranger finds the now
+		// unconnected data socket in /proc/net/unix.
+		OnPeerGone: func() { c.Close() },
+		Number:     req.WantPort,
 	})
 	return port, req, err
 }

@@ -21,6 +21,7 @@ import (
 // every frame to this one path, so a frame's port is found by its sender.
 type v0Socket struct {
 	path string
+	sock *unixsock.Socket // the file at path, removed on close
 	file *os.File
 	raw  syscall.RawConn
 
@@ -38,30 +39,22 @@ type v0Socket struct {
 }
 
 func listenV0(path string, cfg Config) (*v0Socket, error) {
-	addr, err := unixsock.FromPath(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("%s exists and is not a socket", path)
-		}
-		os.Remove(path) // a datagram socket cannot be probed for life; uml_switch replaces it too
-	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	if err := unixsock.Bind(fd, &addr); err != nil {
+	// A stale socket file is replaced and a live one refused, as for the
+	// control socket (uml_switch replaced even a live one). BindPath also
+	// registers it as the switch's own: a client naming it as its data
+	// socket is refused.
+	sock, err := unixsock.BindPath(fd, path, unixsock.Access{Mode: cfg.Mode, UID: -1, GID: -1}, 0)
+	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("bind v0 data socket %s: %w", path, err)
+		return nil, fmt.Errorf("v0 data socket: %w", err)
 	}
-	if cfg.Mode != 0 {
-		os.Chmod(path, cfg.Mode)
-	}
-	s := &v0Socket{path: path, file: os.NewFile(uintptr(fd), path), byAddr: make(map[unixsock.Addr]frame.PortID)}
+	s := &v0Socket{path: path, sock: sock, file: os.NewFile(uintptr(fd), path), byAddr: make(map[unixsock.Addr]frame.PortID)}
 	if s.raw, err = s.file.SyscallConn(); err != nil {
-		s.file.Close()
+		s.close()
 		return nil, err
 	}
 	s.readFn = s.read
@@ -71,16 +64,28 @@ func listenV0(path string, cfg Config) (*v0Socket, error) {
 // canonical makes the address a client announced and the address the
 // kernel reports for its datagrams compare equal: abstract names keep all
 // their bytes, filesystem paths end at their NUL.
+//
+// An abstract name's length is part of it: the kernel tells a name bound
+// 20 bytes long from the same bytes padded to the full 110, so a stranger
+// who bound a client's name cut short (every abstract name is listed in
+// /proc/net/unix) is another sender, and must not pass for the client.
+// Clients bind the full sockaddr_un, as UML does (the switch's port sends
+// to that), so a shorter abstract sender is nobody's: its form gets a
+// family no announced address has (ParseRequest takes AF_UNIX alone).
 func canonical(a *unixsock.Addr, n int) unixsock.Addr {
 	var c unixsock.Addr
 	if n > unixsock.AddrLen {
 		n = unixsock.AddrLen
 	}
 	copy(c[:n], a[:n])
-	if !c.IsAbstract() {
-		if i := bytes.IndexByte(c[2:], 0); i >= 0 {
-			clear(c[2+i:])
+	if c.IsAbstract() {
+		if n < unixsock.AddrLen {
+			c[0], c[1] = 0xff, 0xff
 		}
+		return c
+	}
+	if i := bytes.IndexByte(c[2:], 0); i >= 0 {
+		clear(c[2+i:])
 	}
 	return c
 }
@@ -149,5 +154,5 @@ func (s *v0Socket) read(fd uintptr) bool {
 
 func (s *v0Socket) close() {
 	s.file.Close()
-	os.Remove(s.path)
+	s.sock.Remove()
 }

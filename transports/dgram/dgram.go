@@ -65,38 +65,29 @@ func Open(cfg Config) (*Port, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	local, err := unixsock.FromPath(cfg.Path)
-	if err != nil {
-		return nil, fmt.Errorf("dgram: %w", err)
-	}
 	peer, err := unixsock.FromPath(cfg.Peer)
 	if err != nil {
 		return nil, fmt.Errorf("dgram: peer: %w", err)
-	}
-	if err := unixsock.ClearStale(cfg.Path, "unixgram"); err != nil {
-		return nil, fmt.Errorf("dgram: %w", err)
 	}
 	rxFd, err := socket()
 	if err != nil {
 		return nil, err
 	}
-	if err := unixsock.Bind(rxFd, &local); err != nil {
-		unix.Close(rxFd)
-		return nil, fmt.Errorf("dgram: bind %s: %w", cfg.Path, err)
-	}
 	if cfg.Owner == 0 && cfg.Group == 0 {
 		cfg.Owner, cfg.Group = -1, -1
 	}
 	path := cfg.Path
-	if err := (unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}).Apply(path); err != nil {
+	// BindPath replaces a stale socket file and refuses a live one, and
+	// registers the socket as the switch's own until Remove.
+	sock, err := unixsock.BindPath(rxFd, path, unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}, 0)
+	if err != nil {
 		unix.Close(rxFd)
-		os.Remove(path)
 		return nil, fmt.Errorf("dgram: %w", err)
 	}
 	rx, err := sockport.New(rxFd, sockport.Config{Name: "dgram " + path, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame,
-		OnClose: func() { os.Remove(path) }})
+		OnClose: func() { sock.Remove() }})
 	if err != nil {
-		os.Remove(path)
+		sock.Remove()
 		return nil, err
 	}
 	txFd, err := socket()

@@ -23,6 +23,9 @@ var Kind = configs.Kind{
 	Name:    "gre",
 	Summary: "Ethernet over GRE on raw IP sockets (root or CAP_NET_RAW), as UML's transport=gre and Linux's gretap",
 	New:     func() configs.Options { return &Options{} },
+	Privileged: func(configs.Options) string {
+		return "GRE sends and receives on raw IP sockets (CAP_NET_RAW)"
+	},
 	Keys: slices.Concat(tunnel.AddrKeys(func(o *Options) *tunnel.Addrs { return &o.Addrs }), []configs.Key{
 		greKey("rx_key", "the key the switch expects (the peer's tx_key); with tx_key=", func(o *Options) *uint32 { return &o.RxKey }),
 		greKey("tx_key", "the key the switch sends (the peer's rx_key); with rx_key=", func(o *Options) *uint32 { return &o.TxKey }),

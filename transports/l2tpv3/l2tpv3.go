@@ -2,10 +2,21 @@
 // directly over IP (protocol 115), wire-compatible with UML's
 // vecN:transport=l2tpv3 and QEMU's -netdev l2tpv3. Sessions with the same
 // local address (and UDP port) share one socket; a packet goes to the port
-// whose rx_session it carries, whoever sent it, as UML does.
+// whose rx_session it carries, and is taken only from that session's peer:
+// its dst= address, and over UDP its dstport= too.
 //
-// A packet for an unknown session is counted by the endpoint; one with the
-// wrong cookie is counted on its session's port (bad-key). UML's counter is
+// UML takes a session's packets from whoever sends them; the switch does
+// not. A session id is no secret (a cookie, when there is one, is a weak
+// one), and over UDP any local user can send from 127.0.0.1 or from any of
+// the host's addresses: without the check, a user who can run no guest of
+// their own injected frames into a root guest's LAN. GRE and VXLAN route
+// by the sender already. UML and QEMU send from the address and port they
+// were told to bind (their src= and srcport=, the switch's dst= and
+// dstport=), so they pass.
+//
+// A packet for an unknown session, or from another sender than its
+// session's peer, is counted by the endpoint (unknown); one with the wrong
+// cookie is counted on its session's port (bad-key). UML's counter is
 // a plain 32-bit count, sent but never checked, as UML does.
 package l2tpv3
 
@@ -76,7 +87,7 @@ func Open(t *tunnel.Table, reg fabric.Registry, cfg Config) (*tunnel.Port, error
 	return ep.Router().(*router).OpenPort(ep, reg, cfg.RxSession, struct{}{}, tunnel.PortConfig{
 		Name: name, MaxFrame: cfg.MaxFrame, Peer: peer,
 		Header: hdr, CounterAt: counterAt, PinCounter: cfg.PinCounter,
-		Check: checker(l, cfg.RxCookie),
+		Check: checker(l, cfg.RxCookie), OnlyFromPeer: true,
 	})
 }
 
@@ -103,8 +114,9 @@ func checker(l Layout, rxCookie uint64) func([]byte) (int, fabric.DropReason) {
 	}
 }
 
-// router finds a packet's port by its session id, whoever sent it: a
-// session has one port.
+// router finds a packet's port by its session id: a session has one port.
+// That the packet is from the session's peer is the endpoint's check
+// (tunnel.PortConfig.OnlyFromPeer), which sees the sender's UDP port.
 type router struct {
 	tunnel.Routes[uint32, struct{}]
 	sessionAt int // the same on every port of an endpoint: UDP or not

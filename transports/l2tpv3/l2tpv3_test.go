@@ -193,3 +193,51 @@ func BenchmarkSwitchOverL2TPv3(b *testing.B) {
 		})
 	}
 }
+
+// A session takes packets from its peer alone: a well-formed packet with
+// the right session and cookie from another UDP port of the peer's
+// address, or from another address, is counted on the endpoint and
+// forwarded nowhere; the peer's own still flow. Over IP, the address is
+// checked.
+func TestOnlyTheSessionsPeer(t *testing.T) {
+	for _, udp := range []bool{true, false} {
+		t.Run(map[bool]string{true: "udp", false: "ip"}[udp], func(t *testing.T) {
+			ns := addrs(t)
+			sw, tb := porttest.NewTunnelSwitch(t)
+			a := Config{UDP: udp, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12,
+				HasCookie: true, RxCookie: 0x1111, TxCookie: 0x2222, Depth: 64, MaxFrame: 1518}
+			b := Config{UDP: udp, Local: sw4, Remote: netip.MustParseAddr("127.0.0.5"), LocalPort: 17001, RemotePort: 17003,
+				RxSession: 21, TxSession: 22, Depth: 64, MaxFrame: 1518}
+			pa := openIn(t, ns, tb, sw, a)
+			openIn(t, ns, tb, sw, b)
+			ua, ub := openUML(t, ns, a), openUML(t, ns, b)
+			// Intruders: a's address from another UDP port, and another
+			// address (b's peer's, which has a session of its own).
+			var intruders []Config
+			if udp {
+				other := a
+				other.RemotePort = 17009
+				intruders = append(intruders, other)
+			}
+			other := a
+			other.Remote, other.RemotePort = b.Remote, 17010
+			if !udp {
+				other.RemotePort = 0
+			}
+			intruders = append(intruders, other)
+			f := ether(frame.MAC{2, 0, 0, 0, 0, 9}, 9)
+			for _, c := range intruders {
+				openUML(t, ns, c).Send(f) // a's session and cookie: all but the sender right
+			}
+			ub.ExpectNothing(t)
+			porttest.Eventually(t, "the intruders' packets counted on the endpoint", func() bool {
+				return tb.Stats()[0].Unknown == uint64(len(intruders))
+			})
+			if st := sw.StatsOf(pa.Name()); st.RxFrames != 0 || st.Dropped() != 0 {
+				t.Errorf("session 11 was charged with the intruders' packets: %+v", st)
+			}
+			ua.Send(ether(frame.MAC{2, 0, 0, 0, 0, 1}, 1))
+			ub.Expect(t, 1)
+		})
+	}
+}

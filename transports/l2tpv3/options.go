@@ -2,6 +2,7 @@ package l2tpv3
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/umlswitch/umlswitch/configs"
@@ -25,7 +26,16 @@ type Options struct {
 var Kind = configs.Kind{
 	Name:    "l2tpv3",
 	Summary: "L2TPv3 Ethernet pseudowire over UDP, or over IP (protocol 115, root), as UML's and QEMU's",
-	New:     func() configs.Options { return &Options{} },
+	Privileged: func(o configs.Options) string {
+		switch opts := o.(*Options); {
+		case !opts.UDP:
+			return "L2TPv3 over IP sends and receives on raw IP sockets (CAP_NET_RAW)"
+		case opts.SrcPort < configs.UnprivilegedPorts:
+			return fmt.Sprintf("binding UDP port %d (below %d) takes CAP_NET_BIND_SERVICE", opts.SrcPort, configs.UnprivilegedPorts)
+		}
+		return ""
+	},
+	New: func() configs.Options { return &Options{} },
 	Keys: slices.Concat(tunnel.AddrKeys(func(o *Options) *tunnel.Addrs { return &o.Addrs }), []configs.Key{
 		configs.Flag("udp", "over UDP, which needs no privileges", func(o *Options) *bool { return &o.UDP }),
 		udpPort("srcport", "the switch's", func(o *Options) *uint16 { return &o.SrcPort }),

@@ -7,8 +7,9 @@ import (
 	"github.com/umlswitch/umlswitch/tunnel"
 )
 
-// A packet goes to its session's port whoever sent it; an unknown session
-// goes nowhere (the endpoint counts it), even when the sender has ports.
+// The router finds a packet's port by its session alone (the endpoint then
+// checks the sender: TestOnlyTheSessionsPeer); an unknown session goes
+// nowhere (the endpoint counts it), even when the sender has ports.
 func TestRoute(t *testing.T) {
 	for _, udp := range []bool{true, false} {
 		l := Layout{UDP: udp, Cookie: 4}

@@ -1,9 +1,11 @@
 package porttest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,3 +128,27 @@ func TunnelSwitchWithoutLeaks(t *testing.T, f func(t *testing.T, sw *Switch, tb 
 		})
 	})
 }
+
+// LogBuffer collects a logger's lines for a test to read back; safe for
+// the goroutines that log.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String is every line so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Count is how many lines so far have msg as their message.
+func (l *LogBuffer) Count(msg string) int { return strings.Count(l.String(), `msg="`+msg+`"`) }

@@ -26,6 +26,9 @@ var Kind = configs.Kind{
 	Name:    "raw",
 	Summary: "an AF_PACKET socket on a host interface or a veth; frames a filter refuses count as filtered",
 	New:     func() configs.Options { return &Options{} },
+	Privileged: func(configs.Options) string {
+		return "a raw port reads and writes a host interface (CAP_NET_RAW)"
+	},
 	Keys: []configs.Key{
 		configs.Text("ifname", "NAME", "the host interface", func(o *Options) *string { return &o.Ifname }, configs.CheckIfname).Require(),
 		{Name: "bpffile", Value: "FILE", Help: "a classic BPF filter, read and checked when the spec is parsed (so FILE must exist then): " +

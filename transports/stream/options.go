@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 
@@ -25,6 +26,12 @@ var Kind = configs.Kind{
 	Summary: "QEMU's -netdev stream (and -netdev socket): frames behind a 4-byte length on a unix or TCP stream; " +
 		"listening, each QEMU that connects a port of its own, or connect=1 to a QEMU that listens (server=on)",
 	New: func() configs.Options { return &Options{Access: unixsock.NoOwner} },
+	Privileged: func(o configs.Options) string {
+		if opts := o.(*Options); opts.Host != "" && !opts.Connect && opts.Port < configs.UnprivilegedPorts {
+			return fmt.Sprintf("listening on TCP port %d (below %d) takes CAP_NET_BIND_SERVICE", opts.Port, configs.UnprivilegedPorts)
+		}
+		return ""
+	},
 	Keys: slices.Concat([]configs.Key{
 		configs.Text("path", "PATH", "the unix socket (QEMU's addr.path=), at most 107 bytes; or host= and port=",
 			func(o *Options) *string { return &o.Path }, unixsock.CheckPath),

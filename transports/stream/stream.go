@@ -8,7 +8,6 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -135,10 +134,8 @@ func (a addr) sockaddr() unix.Sockaddr {
 	return &unix.SockaddrInet6{Port: int(a.ip.Port()), Addr: a.ip.Addr().As16()}
 }
 
+// bind binds a TCP address (unix sockets: unixsock.BindPath).
 func (a addr) bind(fd int) error {
-	if a.unix {
-		return unixsock.Bind(fd, &a.path)
-	}
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 	return unix.Bind(fd, a.sockaddr())
 }
@@ -163,49 +160,48 @@ type Listener struct {
 	addr addr
 	log  *slog.Logger
 	ln   *pollfd.FD
+	sock *unixsock.Socket // a unix socket's file, removed on Close
 	acc  *accept.Listener[*Port]
 }
 
 func listen(cfg Config, a addr) (*Listener, error) {
-	if a.unix {
-		if err := unixsock.ClearStale(cfg.Path, "unix"); err != nil {
-			return nil, fmt.Errorf("stream: %w", err)
-		}
-	}
 	fd, err := a.socket()
 	if err != nil {
 		return nil, fmt.Errorf("stream: %w", err)
 	}
-	fail := func(what string, err error) (*Listener, error) {
-		unix.Close(fd)
-		if a.unix && what != "bind" {
-			os.Remove(cfg.Path)
-		}
-		return nil, fmt.Errorf("stream: %s %s: %w", what, a.name, err)
-	}
-	if err := a.bind(fd); err != nil {
-		return fail("bind", err)
-	}
-	if err := unix.Listen(fd, 64); err != nil {
-		return fail("listen", err)
-	}
+	var sock *unixsock.Socket
 	if a.unix {
 		if cfg.Owner == 0 && cfg.Group == 0 {
 			cfg.Owner, cfg.Group = -1, -1
 		}
-		if err := (unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}).Apply(cfg.Path); err != nil {
-			return fail("access", err)
+		// BindPath replaces a stale socket file, refuses a live one, and
+		// sets mode and owner on the new socket, never through a link.
+		sock, err = unixsock.BindPath(fd, cfg.Path, unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}, 64)
+		if err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("stream: %w", err)
+		}
+	} else {
+		fail := func(what string, err error) (*Listener, error) {
+			unix.Close(fd)
+			return nil, fmt.Errorf("stream: %s %s: %w", what, a.name, err)
+		}
+		if err := a.bind(fd); err != nil {
+			return fail("bind", err)
+		}
+		if err := unix.Listen(fd, 64); err != nil {
+			return fail("listen", err)
 		}
 	}
 	ln, err := pollfd.New(fd, "stream "+a.name)
-	if err != nil {
-		if a.unix {
-			os.Remove(cfg.Path)
+	if err != nil { // fd closed
+		if sock != nil {
+			sock.Remove()
 		}
 		return nil, err
 	}
-	l := &Listener{cfg: cfg, addr: a, log: cfg.Logger, ln: ln}
-	l.acc = accept.New(ln, accept.Config[*Port]{Kind: "stream", Addr: a.name, Logger: cfg.Logger, Tune: a.tune,
+	l := &Listener{cfg: cfg, addr: a, log: cfg.Logger, ln: ln, sock: sock}
+	l.acc = accept.New(ln, accept.Config[*Port]{Kind: "stream", Addr: a.name, Logger: cfg.Logger, Tune: a.tune, Clients: cfg.Clients,
 		NewPort: func(fd int, name string, gone func()) (*Port, error) {
 			return NewPort(fd, PortConfig{Name: name, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame, Logger: cfg.Logger, OnEOF: gone})
 		},
@@ -260,8 +256,8 @@ func (l *Listener) Start(reg fabric.Registry) {
 // removes a unix socket file.
 func (l *Listener) Close() error {
 	err := l.acc.Close()
-	if l.addr.unix {
-		if rerr := os.Remove(l.cfg.Path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+	if l.sock != nil {
+		if rerr := l.sock.Remove(); err == nil {
 			err = rerr
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -281,24 +280,6 @@ func TestReceiveBadLengthsAndEndOfStream(t *testing.T) {
 	})
 }
 
-// logBuffer collects a switch's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func mac(i int) frame.MAC { return frame.MAC{0xfe, 0xfd, 0x0c, 0, 0, byte(i)} }
 
 func expect(t *testing.T, q *qemu, tag byte) {
@@ -315,7 +296,7 @@ func expect(t *testing.T, q *qemu, tag byte) {
 // connection; nothing leaks.
 func TestListenerThroughSwitch(t *testing.T) {
 	porttest.NoLeaks(t, func() {
-		var log logBuffer
+		var log porttest.LogBuffer
 		sw := porttest.NewSwitch(t, fabric.Config{TxHold: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 		tr := open(t, Config{Path: unixPath(t)})
 		tr.Start(sw)
@@ -364,7 +345,7 @@ func TestConnectReconnects(t *testing.T) {
 		sw.OnStop(func() { tr.Close() })
 		other := dialOther(t, sw)
 		for round := range 3 {
-			ln, err := unixsock.Listen(path)
+			ln, err := unixsock.Listen(path, unixsock.NoOwner)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -24,6 +24,9 @@ var Kind = configs.Kind{
 	Name:    "tap",
 	Summary: "a host tap interface (-tap NAME is transport=tap,create=1,ifname=NAME)",
 	New:     func() configs.Options { return &Options{Owner: -1} },
+	Privileged: func(configs.Options) string {
+		return "a tap port creates or opens a host interface (CAP_NET_ADMIN)"
+	},
 	Keys: []configs.Key{
 		configs.Text("ifname", "NAME", "the tap, which must exist unless create=1", func(o *Options) *string { return &o.Ifname }, configs.CheckIfname).
 			Require(),

@@ -21,6 +21,12 @@ var Kind = configs.Kind{
 	Name:    "vxlan",
 	Summary: "Ethernet over VXLAN (RFC 7348) to dst:dstport from src:dstport, as Linux's vxlan device",
 	New:     func() configs.Options { return &Options{} },
+	Privileged: func(o configs.Options) string {
+		if p := o.(*Options).DstPort; p != 0 && p < configs.UnprivilegedPorts { // 0: DefaultPort
+			return fmt.Sprintf("binding UDP port %d (below %d) takes CAP_NET_BIND_SERVICE", p, configs.UnprivilegedPorts)
+		}
+		return ""
+	},
 	Keys: slices.Concat([]configs.Key{
 		configs.Value("vni", "N", fmt.Sprintf("the network identifier, 0..%d", MaxVNI), func(o *Options) *uint32 { return &o.VNI },
 			configs.Range[uint32](0, MaxVNI), configs.Decimal[uint32]).Require(),

@@ -1,0 +1,182 @@
+package capture
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/umlswitch/umlswitch/fabric"
+)
+
+// syncBuffer is a log that tests read while the mirror writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// liveMirror is a mirror serving live readers on a socket in a scratch
+// directory, logging into the returned buffer, and a dialer for readers
+// that waits until the writer has taken the reader in.
+func liveMirror(t *testing.T) (*Mirror, *syncBuffer, func() *net.UnixConn) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "live.sock")
+	log := &syncBuffer{}
+	m := mustNew(t, Config{Stream: path, Ring: 2 << 20, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	joined := 0
+	dial := func() *net.UnixConn {
+		c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		joined++
+		deadline := time.Now().Add(2 * time.Second)
+		for strings.Count(log.String(), "mirror reader joined") < joined {
+			if time.Now().After(deadline) {
+				t.Fatal("the reader was not taken in")
+			}
+			m.Frame(0, "p", fabric.DirIn, ether(0, 60)) // wakes the writer
+			m.Drain(time.Second)
+			time.Sleep(time.Millisecond)
+		}
+		return c
+	}
+	return m, log, dial
+}
+
+// push hands the mirror mb megabytes of 1500-byte frames.
+func push(m *Mirror, mb int) {
+	f := ether(7, 1500)
+	for range mb {
+		for range 700 {
+			m.Frame(1, "q", fabric.DirIn, f)
+		}
+		m.Drain(5 * time.Second)
+	}
+}
+
+func heap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// Readers that never read keep a few megabytes queued at most, not every
+// chunk the writer made since they joined (a megabyte each here, as a
+// busy switch makes): their frames are dropped and counted. The test is
+// the writer goroutine.
+func TestReaderThatNeverReadsKeepsMemoryBounded(t *testing.T) {
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "live.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuffer{}
+	m := &Mirror{cfg: Config{Listener: ln}, log: slog.New(slog.NewTextHandler(log, nil)), wake: make(chan struct{}, 1)}
+	o := listenStream(ln, m)
+	const readers = 4
+	for range readers {
+		c, err := net.Dial("unix", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	hdr := appendSHB(nil)
+	for deadline := time.Now().Add(2 * time.Second); len(o.live) < readers; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d readers joined", len(o.live))
+		}
+		o.write(nil, 0, hdr)
+	}
+	before := heap()
+	const chunk = 1 << 20
+	for range 300 {
+		o.write(make([]byte, chunk), 100, hdr)
+	}
+	grown := int64(heap()) - int64(before)
+	for i, r := range o.live {
+		if q := r.queued.Load(); q > readerBytes+chunk {
+			t.Errorf("reader %d has %d MB queued", i, q>>20)
+		}
+		if r.dropped == 0 {
+			t.Errorf("reader %d lost nothing", i)
+		}
+	}
+	// The readers share the chunks: together they hold about one
+	// reader's bound.
+	if limit := int64(readerBytes + 4*chunk); grown > limit {
+		t.Errorf("heap grew by %d MB with %d readers that never read, want under %d MB", grown>>20, readers, limit>>20)
+	}
+	o.close(nil)
+	if n := strings.Count(log.String(), "mirror reader left"); n != readers {
+		t.Errorf("%d readers left, want %d:\n%s", n, readers, log)
+	}
+}
+
+// A reader that takes nothing for readerStall is disconnected, with a log
+// line; one that reads slowly but keeps taking bytes is not.
+func TestStalledReaderIsDisconnected(t *testing.T) {
+	defer func(d time.Duration) { readerStall = d }(readerStall)
+	readerStall = time.Second
+	m, log, dial := liveMirror(t)
+	stalled, slow := dial(), dial()
+	stop := make(chan struct{})
+	slowGot := make(chan int64)
+	go func() {
+		var got int64
+		b := make([]byte, 1<<20) // all the socket holds: a writer waiting for room gets it
+		for {
+			select {
+			case <-stop:
+				slowGot <- got
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			slow.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			n, _ := slow.Read(b)
+			got += int64(n)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), "mirror reader stalled") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled reader was never disconnected:\n%s", log)
+		}
+		push(m, 1)
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Now closed on the switch's side: what the socket holds, then EOF.
+	stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, stalled); err != nil {
+		t.Fatalf("the stalled reader's connection did not end: %v", err)
+	}
+	close(stop)
+	got := <-slowGot
+	if n := strings.Count(log.String(), "mirror reader stalled"); n != 1 {
+		t.Fatalf("%d readers disconnected, want only the stalled one:\n%s", n, log)
+	}
+	if got == 0 {
+		t.Fatal("the slow reader got nothing")
+	}
+	m.Close()
+}
