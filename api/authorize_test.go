@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/umlswitch/umlswitch/api"
+	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/instance"
 	"github.com/umlswitch/umlswitch/instance/instancetest"
 	"github.com/umlswitch/umlswitch/internal/peercred/peertest"
@@ -212,5 +213,38 @@ switches:
 			t.Fatalf("nobody's slot never came back after it closed a connection: %d", code)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A grant the configuration takes back on reload is gone for the next
+// connection, also on a control socket the reload left open.
+func TestReloadRevokesAPIGrant(t *testing.T) {
+	dir, _ := publicDir(t)
+	ctl := filepath.Join(dir, "a.ctl")
+	log := porttest.Quiet()
+	doc := func(grant string) string {
+		return fmt.Sprintf("%sswitches:\n  - {name: a, ports: [{transport: daemon, path: %s, mode: \"0777\", name: ctl}]}\n", grant, ctl)
+	}
+	in := instancetest.Start(t, doc("api_uid: \"65534\"\n"), instance.Config{Logger: log,
+		API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
+	flush := func() int {
+		code, _ := call(t, clientAs(t, peertest.Nobody, peertest.Nobody, ctl), "POST", "/v1/fdb/flush", `{"all": true}`)
+		return code
+	}
+	if code := flush(); code != 200 {
+		t.Fatalf("granted: %d", code)
+	}
+	plan, err := configs.Parse([]byte(doc("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Apply(plan); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Ports("a")) != 1 {
+		t.Fatalf("the reload reopened the socket: %+v", in.Ports("a"))
+	}
+	if code := flush(); code != 403 {
+		t.Fatalf("after the grant was taken back: %d", code)
 	}
 }

@@ -291,15 +291,16 @@ func (in *Instance) handoff(ps *portState) func(net.Conn) {
 	}
 	d, _ := ps.spec.Options.(*daemon.Options) // only daemon sockets hand off
 	readOnly := d != nil && d.ReadOnly()
-	var uids, gids []uint32
+	var ownUIDs, ownGIDs []uint32
 	if d != nil {
-		uids, gids = d.Grants()
+		ownUIDs, ownGIDs = d.Grants()
 	}
-	in.mu.Lock()
-	uids = slices.Concat(uids, in.plan.APIUIDs)
-	gids = slices.Concat(gids, in.plan.APIGIDs)
-	in.mu.Unlock()
 	return func(c net.Conn) {
+		// The configuration's grants as they are now: a reload that takes
+		// one back takes it back from the next connection on.
+		in.mu.Lock()
+		uids, gids := slices.Concat(ownUIDs, in.plan.APIUIDs), slices.Concat(ownGIDs, in.plan.APIGIDs)
+		in.mu.Unlock()
 		info := ConnInfo{Switch: ps.sw.name, Listener: ps.name, ReadOnly: readOnly, Peer: peercred.Unknown,
 			APIUIDs: uids, APIGIDs: gids}
 		if sc, ok := c.(syscall.Conn); ok {

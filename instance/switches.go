@@ -215,20 +215,21 @@ func (in *Instance) openMirror(ms *mirrorState) error {
 // the first gate (0600 unless given), this the second: a mode opened for
 // guests never opens the lab's traffic to every user.
 func (in *Instance) admitReader(ms *mirrorState) func(net.Conn) (func(), error) {
-	in.mu.Lock()
-	uids, gids := slices.Clone(in.plan.APIUIDs), slices.Clone(in.plan.APIGIDs)
-	in.mu.Unlock()
+	var ownUIDs, ownGIDs []uint32
 	if ms.spec.HasOwner {
-		uids = append(uids, ms.spec.Owner)
+		ownUIDs = append(ownUIDs, ms.spec.Owner)
 	}
 	if ms.spec.HasGroup {
-		gids = append(gids, ms.spec.Group)
+		ownGIDs = append(ownGIDs, ms.spec.Group)
 	}
 	if ms.as != nil {
-		uids = append(uids, ms.as.UID)
+		ownUIDs = append(ownUIDs, ms.as.UID)
 	}
 	self := uint32(os.Geteuid())
 	return func(c net.Conn) (func(), error) {
+		in.mu.Lock() // the configuration's grants as a reload left them
+		uids, gids := slices.Concat(ownUIDs, in.plan.APIUIDs), slices.Concat(ownGIDs, in.plan.APIGIDs)
+		in.mu.Unlock()
 		cred := peercred.Unknown
 		if sc, ok := c.(syscall.Conn); ok {
 			if got, err := peercred.FromConn(sc); err == nil {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
 const captureUsage = `Usage: umlswitch capture [-s CONTROL] [-switch NAME] [-w FILE]
@@ -78,7 +80,7 @@ func captureMain(args []string, stdout, stderr io.Writer) int {
 	defer body.Close()
 	w := stdout
 	if *out != "" {
-		f, err := os.Create(*out)
+		f, err := unixsock.CreatePath(*out, 0o600) // the lab's traffic: not for every user to read
 		if err != nil {
 			fmt.Fprintf(stderr, "umlswitch capture: %v\n", err)
 			return 1

@@ -34,6 +34,9 @@ serves on its own control sockets: CONTROL is any of them (the path UMLs
 are given, or a VDE directory). Without a SWITCH, a command means the switch
 that owns CONTROL; -all means every switch. The same API answers curl:
   curl --unix-socket CONTROL http://x/v1/ports
+Anyone who can connect may read; changing the switch and capturing are for
+root, the switch's own user and its -api-uid/-api-gid (ctl info says what
+you may do).
 
 Commands:
   switches                        switches and their MAC tables
@@ -56,7 +59,7 @@ Commands:
   mirror del NAME                 stop a capture
   events                          follow events (attach, detach, MAC changes, drops, reloads) until interrupted
   reload                          read the configuration file again and apply what changed (as SIGHUP)
-  info                            which switch CONTROL belongs to
+  info                            which switch CONTROL belongs to, and what you may do through it
 
 Examples:
   umlswitch ctl -s /tmp/uml.ctl ports

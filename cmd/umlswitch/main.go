@@ -26,6 +26,7 @@ import (
 	"github.com/umlswitch/umlswitch/internal/background"
 	"github.com/umlswitch/umlswitch/internal/pidfile"
 	"github.com/umlswitch/umlswitch/internal/sdnotify"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
 	"github.com/umlswitch/umlswitch/metrics"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 )
@@ -124,7 +125,7 @@ func (s service) run(stdout, stderr io.Writer) int {
 		defer pf.Remove()
 	}
 	if s.cpuProfile != "" {
-		f, err := os.Create(s.cpuProfile)
+		f, err := unixsock.CreatePath(s.cpuProfile, 0o600)
 		if err != nil {
 			return fail(err)
 		}

@@ -129,3 +129,19 @@ func (d *Dir) RemoveFile(name string, uid int) error {
 	}
 	return d.removeIf(name, st.Dev, st.Ino)
 }
+
+// CreatePath is CreateFile for a whole path, with its directory checked
+// as OpenDir does: for a file a command writes where the user says
+// (umlswitch capture -w, -cpuprofile), which may be run as root in /tmp.
+func CreatePath(path string, perm os.FileMode) (*os.File, error) {
+	dir, name, err := splitPath(path)
+	if err != nil {
+		return nil, err
+	}
+	d, err := OpenDir(dir, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.CreateFile(name, perm, -1, -1)
+}

@@ -130,3 +130,32 @@ func TestCreateFileOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// CreatePath refuses a link planted where a command was told to write, and
+// a directory others may write without the sticky bit.
+func TestCreatePath(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	os.WriteFile(target, []byte("keep"), 0o600)
+	os.Symlink(target, filepath.Join(dir, "out.pcapng"))
+	if _, err := CreatePath(filepath.Join(dir, "out.pcapng"), 0o600); err == nil {
+		t.Fatal("wrote through a planted link")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep" {
+		t.Fatalf("target now holds %q", b)
+	}
+	f, err := CreatePath(filepath.Join(dir, "new.pcapng"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if fi, _ := os.Stat(filepath.Join(dir, "new.pcapng")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o700)
+	os.Chmod(open, 0o777)
+	if _, err := CreatePath(filepath.Join(open, "x"), 0o600); err == nil || !strings.Contains(err.Error(), "not sticky") {
+		t.Fatalf("a directory others may write: %v", err)
+	}
+}
