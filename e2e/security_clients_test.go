@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -448,5 +449,53 @@ func TestSecurityClientsNobodyVDEPlug(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("nobody's vde_plug got nothing")
+	}
+}
+
+// Finding 10: any local user can take a VDE port number first
+// (vde:///DIR[3]). That stays a denial of service only, bounded by the
+// user's client limit: root asking for the number is refused with a
+// message that names the user holding it, so an administrator knows whom
+// to ask, and every other number still attaches.
+func TestSecurityClientsPortNumberSquatted(t *testing.T) {
+	requireRoot(t)
+	needTool(t, "vde_plug", "vdeplug")
+	dir := filepath.Join(publicScratch(t, false), "vde")
+	ctl := filepath.Join(dir, "ctl")
+	sw := startSwitch(t, nil, []string{ctl}, "-unix", dir+"/", "-mode", "0777", "-max-clients-per-uid", "2")
+	plug := func(nobodys bool, n int) {
+		c := exec.Command("sh", "-c", fmt.Sprintf("sleep 30 | vde_plug 'vde://%s[%d]' >/dev/null", dir, n))
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if nobodys {
+			asNobody(c)
+		}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Kill(-c.Process.Pid, syscall.SIGKILL); c.Wait() })
+	}
+	for _, n := range []int{3, 4, 5} { // nobody squats three numbers; its bound is two
+		plug(true, n)
+	}
+	if _, ok := sw.log.wait(regexp.MustCompile(`msg="client refused" .*uid=65534 .*2 clients for uid 65534`), 10*time.Second); !ok {
+		t.Fatalf("nobody's third client was not refused by its bound:\n%s", sw.log.text())
+	}
+	// Which two of the three got in is a race; root asks for one of them.
+	held := regexp.MustCompile(`msg="port attached" .*name=daemon0\.([345]) `)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(held.FindAllString(sw.log.text(), -1)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("nobody's vde_plugs did not attach:\n%s", sw.log.text())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n := held.FindStringSubmatch(sw.log.text())[1]
+	plug(false, int(n[0]-'0'))
+	if _, ok := sw.log.wait(regexp.MustCompile(`msg="client rejected" .*port `+n+` is held by uid 65534`), 10*time.Second); !ok {
+		t.Fatalf("root's request for nobody's port %s was not refused naming nobody:\n%s", n, sw.log.text())
+	}
+	plug(false, 6)
+	if _, ok := sw.log.wait(regexp.MustCompile(`msg="port attached" .*name=daemon0.6`), 10*time.Second); !ok {
+		t.Fatalf("root's port 6 did not attach:\n%s", sw.log.text())
 	}
 }
