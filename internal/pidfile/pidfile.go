@@ -13,8 +13,8 @@
 // to it (PATH.lock, 0600), held only while the pid file is written and
 // removed before Write returns. Pid files live in directories every user
 // can read and often write (/run, /tmp), so the lock must not be one
-// another user can hold or plant: a lock on the directory itself (as
-// before) let any user who could open it stop a root switch from starting.
+// another user can hold or plant: a lock on the directory itself would
+// let any user who can open it stop a root switch from starting.
 // The lock file is never followed through a symbolic link, one owned by
 // another user is refused, and a lock held by someone else is waited for
 // a few seconds at most.
