@@ -77,7 +77,10 @@ func prepare() error {
 	if out, err := exec.Command("go", "build", "-o", env.umlswitch, "../cmd/umlswitch").CombinedOutput(); err != nil {
 		return fmt.Errorf("build umlswitch: %v\n%s", err, out)
 	}
-	return makeRoot(filepath.Join(env.dir, "root"))
+	if err := makeRoot(filepath.Join(env.dir, "root")); err != nil {
+		return err
+	}
+	return probeUML(env.root)
 }
 
 // initScript is the UML's /init. Its settings come from the kernel command
@@ -420,16 +423,17 @@ func bootUML(t *testing.T, c umlConfig) *uml {
 	for k, v := range c.vars {
 		args = append(args, k+"="+v)
 	}
+	name, args, extraEnv := umlCommand(args)
 	var cmd *exec.Cmd
 	switch {
 	case c.ns != nil:
-		cmd = c.ns.Cmd("linux", args...)
+		cmd = c.ns.Cmd(name, args...)
 	case c.enter != 0:
-		cmd = exec.Command("nsenter", append([]string{"-t", fmt.Sprint(c.enter), "-m", "-n", "--", "linux"}, args...)...)
+		cmd = exec.Command("nsenter", append([]string{"-t", fmt.Sprint(c.enter), "-m", "-n", "--", name}, args...)...)
 	default:
-		cmd = exec.Command("linux", args...)
+		cmd = exec.Command(name, args...)
 	}
-	cmd.Env = append(os.Environ(), "TMPDIR="+dir, "HOME="+dir)
+	cmd.Env = append(append(os.Environ(), "TMPDIR="+dir, "HOME="+dir), extraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	in, err := cmd.StdinPipe()
 	if err != nil {
