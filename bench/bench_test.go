@@ -20,6 +20,7 @@ import (
 	"github.com/umlswitch/umlswitch/internal/nstest"
 	"github.com/umlswitch/umlswitch/transports"
 	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/stream"
 )
 
@@ -138,7 +139,7 @@ func TestMainRejectsBadFlags(t *testing.T) {
 // startRegistry serves a daemon control socket into reg for the test.
 func startRegistry(t *testing.T, reg fabric.Registry) string {
 	t.Helper()
-	tr, err := daemon.Listen(daemon.Config{Path: filepath.Join(t.TempDir(), "ctl"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	tr, err := daemon.Listen(daemon.Config{Options: daemon.Options{Path: filepath.Join(t.TempDir(), "ctl")}, Common: portkind.Common{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}})
 	if err != nil {
 		t.Fatal(err)
 	}

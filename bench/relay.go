@@ -15,11 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/umlswitch/umlswitch/transports/portkind"
+
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/transports"
-	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/stream"
 )
 
@@ -161,7 +162,7 @@ func RelayMain(args []string, stderr io.Writer) int {
 	ctl := fs.String("unix", "", "control socket `PATH` to serve.\nExample: -unix /tmp/relay.ctl")
 	hub := fs.Bool("hub", false, "send every batch to every other port.\nExample: -hub")
 	hold := fs.Duration("tx-hold", fabric.DefaultTxHold, "how long a full port may take nothing before its frames are dropped.\nExample: -tx-hold 10ms")
-	depth := fs.Int("depth", daemon.DefaultDepth, "frames per batch.\nExample: -depth 64")
+	depth := fs.Int("depth", portkind.DefaultDepth, "frames per batch.\nExample: -depth 64")
 	mtu := fs.Int("mtu", frame.DefaultMTU, "IP MTU of every port; the largest frame is MTU+22.\nExample: -mtu 9000")
 	bareStream := fs.Bool("bare-stream", false, "serve a listening -port transport=stream with a bare relay of its own instead of\n"+
 		"umlswitch's stream ports: whole records go on from the buffer they were read into, depth at a\n"+

@@ -11,6 +11,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
@@ -19,7 +20,7 @@ import (
 // its writer could not keep up with.
 func TestSlowMirrorDoesNotStallForwarding(t *testing.T) {
 	sw := porttest.NewSwitch(t, fabric.Config{})
-	tr, err := daemon.Listen(daemon.Config{Path: filepath.Join(t.TempDir(), "sw.ctl"), Logger: porttest.Quiet()})
+	tr, err := daemon.Listen(daemon.Config{Options: daemon.Options{Path: filepath.Join(t.TempDir(), "sw.ctl")}, Common: portkind.Common{Logger: porttest.Quiet()}})
 	if err != nil {
 		t.Fatal(err)
 	}

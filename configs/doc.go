@@ -5,8 +5,8 @@
 //
 // configs knows the keys every port takes (transport, name, switch, depth,
 // mtu) and no kind's own: each transport package declares a Kind with its
-// keys, defaults, checks and help text, and package transports registers
-// them all. configs splits specs and YAML into key/value pairs, hands them
+// keys, defaults, checks and help text, and registers it (through
+// transports/portkind, with how its ports open). configs splits specs and YAML into key/value pairs, hands them
 // to the kind's setters, and renders ports back through its getters, so
 // errors can always name the accepted keys and a key is added in one place.
 package configs

@@ -26,7 +26,7 @@ import (
 	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/transports"
-	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 )
 
 // Config is what New needs besides the plan.
@@ -159,15 +159,8 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 // defaults are the per-port defaults of the current plan.
 func (in *Instance) defaults() transports.Defaults {
 	in.mu.Lock()
-	d := transports.Defaults{Depth: in.plan.Depth, MTU: in.plan.MTU, Clients: in.clients}
-	in.mu.Unlock()
-	if d.Depth == 0 {
-		d.Depth = 64
-	}
-	if d.MTU == 0 {
-		d.MTU = frame.DefaultMTU
-	}
-	return d
+	defer in.mu.Unlock()
+	return transports.Defaults{Depth: in.plan.Depth, MTU: in.plan.MTU, Clients: in.clients}
 }
 
 // Run forwards until ctx ends, then closes everything.
@@ -284,24 +277,19 @@ func (in *Instance) Close() {
 // Events is the instance's event stream.
 func (in *Instance) Events() *Events { return in.events }
 
-// handoff is where a control socket sends API connections.
-func (in *Instance) handoff(ps *portState) func(net.Conn) {
+// handoff is where a control socket sends API connections, with what the
+// socket's own keys say of its API.
+func (in *Instance) handoff(ps *portState) func(net.Conn, portkind.API) {
 	if in.api == nil {
 		return nil
 	}
-	d, _ := ps.spec.Options.(*daemon.Options) // only daemon sockets hand off
-	readOnly := d != nil && d.ReadOnly()
-	var ownUIDs, ownGIDs []uint32
-	if d != nil {
-		ownUIDs, ownGIDs = d.Grants()
-	}
-	return func(c net.Conn) {
+	return func(c net.Conn, api portkind.API) {
 		// The configuration's grants as they are now: a reload that takes
 		// one back takes it back from the next connection on.
 		in.mu.Lock()
-		uids, gids := slices.Concat(ownUIDs, in.plan.APIUIDs), slices.Concat(ownGIDs, in.plan.APIGIDs)
+		uids, gids := slices.Concat(api.UIDs, in.plan.APIUIDs), slices.Concat(api.GIDs, in.plan.APIGIDs)
 		in.mu.Unlock()
-		info := ConnInfo{Switch: ps.sw.name, Listener: ps.name, ReadOnly: readOnly, Peer: peercred.Unknown,
+		info := ConnInfo{Switch: ps.sw.name, Listener: ps.name, ReadOnly: api.ReadOnly, Peer: peercred.Unknown,
 			APIUIDs: uids, APIGIDs: gids}
 		if sc, ok := c.(syscall.Conn); ok {
 			if cred, err := peercred.FromConn(sc); err == nil {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/umlswitch/umlswitch/transports/portkind"
+
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
@@ -13,10 +15,6 @@ import (
 	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/policy"
 )
-
-// isListener says whether a port kind accepts clients, each a port of its
-// own, rather than being one port.
-func isListener(kind string) bool { return kind == "daemon" || kind == "bess" }
 
 // AddPort opens the port spec describes on switch sw and returns its name:
 // spec's name=, or the kind and the first free number (tap0, daemon1).
@@ -39,7 +37,7 @@ func (in *Instance) AddPort(sw string, spec configs.Port) (string, error) {
 		return "", fmt.Errorf("port %s: %w", name, ErrExists)
 	}
 	spec.Switch = ""
-	ps := &portState{name: name, kind: spec.Transport, sw: s, spec: spec, listener: isListener(spec.Transport), id: frame.NoPort}
+	ps := &portState{name: name, kind: spec.Transport, sw: s, spec: spec, listener: portkind.Listens(spec), id: frame.NoPort}
 	ps.ap = &attachPoint{in: in, ps: ps}
 	if ps.listener {
 		ps.clients = make(map[fabric.Port]*portState)

@@ -39,7 +39,7 @@ type CaptureInfo struct {
 }
 
 // PortInfo is one port: an attached port with counters, or a listener
-// (daemon, bess) whose clients are ports of their own.
+// (daemon, bess, a listening stream) whose clients are ports of their own.
 type PortInfo struct {
 	Name      string            `json:"name"`
 	Switch    string            `json:"switch"`

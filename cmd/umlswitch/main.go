@@ -371,7 +371,7 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 		// other paths must.
 		for _, sw := range plan.Switches {
 			for _, p := range sw.Ports {
-				if d, ok := p.Options.(*daemon.Options); ok && d.Path == debianCtl {
+				if path, _ := p.Get("path"); path == debianCtl {
 					os.MkdirAll(filepath.Dir(debianCtl), 0o755)
 				}
 			}

@@ -14,3 +14,12 @@ type Access struct {
 
 // NoOwner is an Access that changes nothing.
 var NoOwner = Access{UID: -1, GID: -1}
+
+// Owned returns a, with UID and GID both 0 (what a Go literal that names
+// no owner leaves; a spec's keys start at NoOwner) read as NoOwner's.
+func (a Access) Owned() Access {
+	if a.UID == 0 && a.GID == 0 {
+		a.UID, a.GID = -1, -1
+	}
+	return a
+}

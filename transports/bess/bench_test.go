@@ -7,6 +7,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/capture"
 	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
@@ -39,7 +40,7 @@ func BenchmarkSwitchOverBESS(b *testing.B) {
 					}
 				})
 			}
-			tr, err := Listen(Config{Path: b.TempDir() + "/sw.bess", Logger: porttest.Quiet()})
+			tr, err := Listen(Config{Options: Options{Path: b.TempDir() + "/sw.bess"}, Common: portkind.Common{Logger: porttest.Quiet()}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -7,13 +7,12 @@ package bess
 
 import (
 	"fmt"
-	"log/slog"
-	"os"
+
+	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/fabric"
-	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/accept"
 	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
@@ -21,15 +20,10 @@ import (
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
-// Config describes a listener.
+// Config describes one BESS listener: its keys and what the switch adds.
 type Config struct {
-	Path     string      // where UMLs connect (their dst=)
-	Mode     os.FileMode // chmod of the socket; 0 keeps the umask's
-	Owner    int         // chown of the socket: uid, or -1 (or 0 with Group 0) to keep the switch's
-	Group    int
-	Depth    int
-	MaxFrame int
-	Logger   *slog.Logger
+	Options // Path is where UMLs connect (their dst=)
+	portkind.Common
 	// Clients, if set, bounds the clients of every listener together and
 	// per uid; a connection over a bound is closed at once.
 	Clients *limit.Limiter
@@ -45,23 +39,12 @@ type Transport struct {
 
 // Listen binds the listener; nothing is accepted before Start.
 func Listen(cfg Config) (*Transport, error) {
-	if cfg.Depth <= 0 {
-		cfg.Depth = 64
-	}
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = frame.MaxFrameForMTU(frame.DefaultMTU)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Common = cfg.Common.Defaulted()
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("bess: %w", err)
 	}
-	if cfg.Owner == 0 && cfg.Group == 0 {
-		cfg.Owner, cfg.Group = -1, -1
-	}
-	sock, err := unixsock.BindPath(fd, cfg.Path, unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}, 64)
+	sock, err := unixsock.BindPath(fd, cfg.Path, cfg.Access.Owned(), 64)
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("bess: %w", err)

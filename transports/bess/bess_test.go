@@ -16,6 +16,7 @@ import (
 	"github.com/umlswitch/umlswitch/internal/accept"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
@@ -202,8 +203,8 @@ func TestClientsComeAndGo(t *testing.T) {
 
 func TestSocketFiles(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "sw.bess")
-	tr := listen(t, Config{Path: p})
-	if _, err := Listen(Config{Path: p, Logger: porttest.Quiet()}); err == nil || !strings.Contains(err.Error(), "another switch is already running") {
+	tr := listen(t, Config{Options: Options{Path: p}})
+	if _, err := Listen(Config{Options: Options{Path: p}, Common: portkind.Common{Logger: porttest.Quiet()}}); err == nil || !strings.Contains(err.Error(), "another switch is already running") {
 		t.Fatalf("second listener: %v", err)
 	}
 	tr.Close()
@@ -214,8 +215,8 @@ func TestSocketFiles(t *testing.T) {
 	fd, _ := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
 	unix.Bind(fd, &unix.SockaddrUnix{Name: p})
 	unix.Close(fd)
-	listen(t, Config{Path: p})
-	if _, err := Listen(Config{Path: fmt.Sprintf("/%0108d", 0), Logger: porttest.Quiet()}); err == nil {
+	listen(t, Config{Options: Options{Path: p}})
+	if _, err := Listen(Config{Options: Options{Path: fmt.Sprintf("/%0108d", 0)}, Common: portkind.Common{Logger: porttest.Quiet()}}); err == nil {
 		t.Fatal("accepted a path too long for a unix socket")
 	}
 }

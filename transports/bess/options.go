@@ -1,8 +1,9 @@
 package bess
 
 import (
-	"log/slog"
 	"slices"
+
+	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
@@ -14,9 +15,8 @@ type Options struct {
 	unixsock.Access
 }
 
-// Kind declares the bess transport's keys; package transports registers
-// it.
-var Kind = configs.Kind{
+// schema declares the bess transport's keys.
+var schema = configs.Kind{
 	Name:    "bess",
 	Summary: "UML's BESS transport: a unix seqpacket listener, each UML that connects a port of its own",
 	New:     func() configs.Options { return &Options{Access: unixsock.NoOwner} },
@@ -26,7 +26,12 @@ var Kind = configs.Kind{
 	}, unixsock.AccessKeys(func(o *Options) *unixsock.Access { return &o.Access })),
 }
 
-// Config is the listener o describes.
-func (o *Options) Config(depth, maxFrame int, log *slog.Logger) Config {
-	return Config{Path: o.Path, Mode: o.Mode, Owner: o.UID, Group: o.GID, Depth: depth, MaxFrame: maxFrame, Logger: log}
+// Config is the listener o describes in env.
+func (o *Options) Config(env portkind.Env) Config {
+	return Config{Options: *o, Common: env.Common, Clients: env.Clients}
+}
+
+func init() {
+	portkind.Register(portkind.Kind{Kind: schema, Listens: portkind.Always,
+		Open: portkind.Listening(func(o *Options, env portkind.Env) (*Transport, error) { return Listen(o.Config(env)) })})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
@@ -17,7 +18,7 @@ func BenchmarkSwitchOverSockets(b *testing.B) {
 	for _, vde := range []bool{false, true} {
 		b.Run(map[bool]string{false: "uml-clients", true: "vde-clients"}[vde], func(b *testing.B) {
 			sw := fabric.New(fabric.Config{Logger: quiet()})
-			tr, err := Listen(Config{Path: fmt.Sprintf("%s/ctl", b.TempDir()), Logger: quiet()})
+			tr, err := Listen(Config{Options: Options{Path: fmt.Sprintf("%s/ctl", b.TempDir())}, Common: portkind.Common{Logger: quiet()}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
@@ -167,7 +168,7 @@ func TestSwitchWithMixedClients(t *testing.T) {
 
 // With a 9000-byte MTU, jumbo frames cross the daemon protocol whole.
 func TestJumboFrames(t *testing.T) {
-	s := startSwitch(t, fabric.Config{}, Config{MaxFrame: frame.MaxFrameForMTU(9000)})
+	s := startSwitch(t, fabric.Config{}, Config{Common: portkind.Common{MaxFrame: frame.MaxFrameForMTU(9000)}})
 	a, b := dial(t, s.tr.Path(), false), dial(t, s.tr.Path(), true)
 	s.WaitPorts(t, 2)
 	big := ether(frame.Broadcast, mac(1), 9018, 1)
@@ -343,7 +344,7 @@ func TestSocketFiles(t *testing.T) {
 		fd, _ := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
 		unix.Bind(fd, &unix.SockaddrUnix{Name: p})
 		unix.Close(fd) // a socket file nobody listens on, as a killed switch leaves
-		tr := listen(t, Config{Path: p})
+		tr := listen(t, Config{Options: Options{Path: p}})
 		tr.Close()
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Fatalf("socket file left after Close: %v", err)
@@ -351,8 +352,8 @@ func TestSocketFiles(t *testing.T) {
 	})
 	t.Run("live socket is an error", func(t *testing.T) {
 		p := filepath.Join(dir, "live.ctl")
-		listen(t, Config{Path: p})
-		_, err := Listen(Config{Path: p, Logger: quiet()})
+		listen(t, Config{Options: Options{Path: p}})
+		_, err := Listen(Config{Options: Options{Path: p}, Common: portkind.Common{Logger: quiet()}})
 		if err == nil || !strings.Contains(err.Error(), "another switch is already running") {
 			t.Fatalf("second Listen: %v", err)
 		}
@@ -360,13 +361,13 @@ func TestSocketFiles(t *testing.T) {
 	t.Run("a file that is not a socket is an error", func(t *testing.T) {
 		p := filepath.Join(dir, "plain")
 		os.WriteFile(p, nil, 0o644)
-		if _, err := Listen(Config{Path: p, Logger: quiet()}); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		if _, err := Listen(Config{Options: Options{Path: p}, Common: portkind.Common{Logger: quiet()}}); err == nil || !strings.Contains(err.Error(), "not a socket") {
 			t.Fatalf("Listen: %v", err)
 		}
 	})
 	t.Run("mode, owner and group", func(t *testing.T) {
 		p := filepath.Join(dir, "owned.ctl")
-		tr := listen(t, Config{Path: p, Mode: 0o660, Owner: 1234, Group: 4321})
+		tr := listen(t, Config{Options: Options{Path: p, Access: unixsock.Access{Mode: 0o660, UID: 1234, GID: 4321}}})
 		fi, err := os.Stat(tr.Path())
 		if err != nil {
 			t.Fatal(err)
@@ -378,7 +379,7 @@ func TestSocketFiles(t *testing.T) {
 	})
 	t.Run("directory gets the VDE layout", func(t *testing.T) {
 		d := filepath.Join(dir, "vde") + "/"
-		tr := listen(t, Config{Path: d, Mode: 0o777})
+		tr := listen(t, Config{Options: Options{Path: d, Access: unixsock.Access{Mode: 0o777}}})
 		if tr.Path() != filepath.Join(dir, "vde", "ctl") {
 			t.Fatalf("ctl at %s", tr.Path())
 		}
@@ -392,7 +393,7 @@ func TestSocketFiles(t *testing.T) {
 // A version 0 client gets no reply and sends to the shared data path.
 func TestCompatV0(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "uml.data")
-	s := startSwitch(t, fabric.Config{}, Config{CompatV0: true, DataPath: data})
+	s := startSwitch(t, fabric.Config{}, Config{Options: Options{CompatV0: true, DataPath: data}})
 	modern := dial(t, s.tr.Path(), false)
 
 	fd, _ := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)

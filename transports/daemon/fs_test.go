@@ -31,10 +31,10 @@ func TestListenRefusesUntrustedDirectory(t *testing.T) {
 		dir  string
 		want string
 	}{
-		{Config{Path: theirs + "/"}, theirs, "is owned by uid 65534"},
-		{Config{Path: filepath.Join(theirs, "ctl")}, theirs, "is owned by uid 65534"},
-		{Config{Path: open + "/"}, open, "writable by others and not sticky"},
-		{Config{Path: filepath.Join(base, "ctl"), CompatV0: true, DataPath: filepath.Join(open, "uml.data")}, open, "writable by others and not sticky"},
+		{Config{Options: Options{Path: theirs + "/"}}, theirs, "is owned by uid 65534"},
+		{Config{Options: Options{Path: filepath.Join(theirs, "ctl")}}, theirs, "is owned by uid 65534"},
+		{Config{Options: Options{Path: open + "/"}}, open, "writable by others and not sticky"},
+		{Config{Options: Options{Path: filepath.Join(base, "ctl"), CompatV0: true, DataPath: filepath.Join(open, "uml.data")}}, open, "writable by others and not sticky"},
 	} {
 		c.cfg.Logger = quiet()
 		tr, err := Listen(c.cfg)
@@ -53,7 +53,7 @@ func TestListenRefusesUntrustedDirectory(t *testing.T) {
 		t.Fatalf("the control socket of a failed Listen was left: %v", err)
 	}
 	// The socket's own owner may own the directory.
-	tr := listen(t, Config{Path: theirs + "/", Owner: 65534, Group: -1})
+	tr := listen(t, Config{Options: Options{Path: theirs + "/", Access: unixsock.Access{UID: 65534, GID: -1}}})
 	tr.Close()
 }
 
@@ -61,7 +61,7 @@ func TestListenRefusesUntrustedDirectory(t *testing.T) {
 // theirs) until it is closed, and it is removed then.
 func TestCompatV0DataSocketIsOwn(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "uml.data")
-	tr := listen(t, Config{CompatV0: true, DataPath: data})
+	tr := listen(t, Config{Options: Options{CompatV0: true, DataPath: data}})
 	a, _ := unixsock.FromPath(data)
 	c := connectTo(t, a)
 	peer, err := unixsock.Getpeername(c)

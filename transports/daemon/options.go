@@ -2,9 +2,10 @@ package daemon
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"slices"
+
+	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
@@ -22,9 +23,8 @@ type Options struct {
 	APIUID, APIGID string
 }
 
-// Kind declares the daemon transport's keys; package transports registers
-// it.
-var Kind = configs.Kind{
+// schema declares the daemon transport's keys.
+var schema = configs.Kind{
 	Name:    "daemon",
 	Summary: "uml_switch's control socket: UMLs (eth0=daemon) and VDE clients, each a port of its own",
 	New:     func() configs.Options { return &Options{Access: unixsock.NoOwner} },
@@ -71,15 +71,20 @@ func checkAPI(v string) error {
 	return fmt.Errorf("%q is not rw, ro or off", v)
 }
 
-// ReadOnly reports whether the control API on this socket only reads.
-func (o *Options) ReadOnly() bool { return o.API == "ro" }
-
-// Config is the listener o describes. handoff takes the API's connections,
+// Config is the listener o describes in env. Connections that are not
+// clients go to env.Handoff with what this socket's keys say of its API,
 // unless api=off refuses them.
-func (o *Options) Config(depth, maxFrame int, log *slog.Logger, handoff func(net.Conn)) Config {
-	if o.API == "off" {
-		handoff = nil
+func (o *Options) Config(env portkind.Env) Config {
+	var handoff func(net.Conn)
+	if o.API != "off" && env.Handoff != nil {
+		api := portkind.API{ReadOnly: o.API == "ro"}
+		api.UIDs, api.GIDs = o.Grants()
+		handoff = func(c net.Conn) { env.Handoff(c, api) }
 	}
-	return Config{Path: o.Path, Mode: o.Mode, Owner: o.UID, Group: o.GID, CompatV0: o.CompatV0, DataPath: o.DataPath,
-		Depth: depth, MaxFrame: maxFrame, Logger: log, Handoff: handoff}
+	return Config{Options: *o, Common: env.Common, Handoff: handoff, Clients: env.Clients}
+}
+
+func init() {
+	portkind.Register(portkind.Kind{Kind: schema, Listens: portkind.Always,
+		Open: portkind.Listening(func(o *Options, env portkind.Env) (*Transport, error) { return Listen(o.Config(env)) })})
 }

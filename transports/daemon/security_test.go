@@ -141,7 +141,7 @@ func TestDataAddressNeedsTheClientsRight(t *testing.T) {
 	dir, open := peertest.PublicDir(t, false), peertest.PublicDir(t, true)
 	victimAddr := pathAddr(t, filepath.Join(dir, "victim"))
 	victim := dgramAt(t, victimAddr)
-	s, _ := startLogged(t, Config{Path: filepath.Join(dir, "ctl"), Mode: 0o777})
+	s, _ := startLogged(t, Config{Options: Options{Path: filepath.Join(dir, "ctl"), Access: unixsock.Access{Mode: 0o777}}})
 	witness := dial(t, s.tr.Path(), false)
 	s.WaitPorts(t, 1)
 
@@ -197,7 +197,7 @@ func TestDataAddressNeedsTheClientsRight(t *testing.T) {
 func TestOwnSocketsAreNoDataAddress(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "uml.data")
-	s, logs := startLogged(t, Config{CompatV0: true, DataPath: data})
+	s, logs := startLogged(t, Config{Options: Options{CompatV0: true, DataPath: data}})
 	witness := dial(t, s.tr.Path(), false)
 	s.WaitPorts(t, 1)
 	t.Run("the v0 data socket", func(t *testing.T) {
@@ -412,8 +412,7 @@ func TestClientsBoundPerUID(t *testing.T) {
 	dir := peertest.PublicDir(t, false)
 	lim := limit.New("clients", 0, 3)
 	handedOff := make(chan struct{}, 1)
-	s, logs := startLogged(t, Config{Path: filepath.Join(dir, "ctl"), Mode: 0o777, Clients: lim,
-		Handoff: func(c net.Conn) { c.Close(); handedOff <- struct{}{} }})
+	s, logs := startLogged(t, Config{Options: Options{Path: filepath.Join(dir, "ctl"), Access: unixsock.Access{Mode: 0o777}}, Clients: lim, Handoff: func(c net.Conn) { c.Close(); handedOff <- struct{}{} }})
 	ctl := s.tr.Path()
 	top := t // what the subtests open stays open until the test ends
 	data := func() *unixsock.Addr {
@@ -485,7 +484,7 @@ func TestClientsBoundPerUID(t *testing.T) {
 func TestPortNumberHeldByAnotherUser(t *testing.T) {
 	needRoot(t)
 	dir := peertest.PublicDir(t, false)
-	s, logs := startLogged(t, Config{Path: filepath.Join(dir, "ctl"), Mode: 0o777})
+	s, logs := startLogged(t, Config{Options: Options{Path: filepath.Join(dir, "ctl"), Access: unixsock.Access{Mode: 0o777}}})
 	a := unixsock.UniqueAbstract("number-test", os.Getpid())
 	dgramAt(t, a)
 	squat := requestAs(t, nobody, s.tr.Path(), &a, 3)

@@ -6,15 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/umlswitch/umlswitch/transports/portkind"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/fabric"
-	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/accept"
 	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/internal/peercred"
@@ -25,23 +25,16 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultDepth            = 64
 	DefaultHandshakeTimeout = 5 * time.Second
 	// DefaultV0DataPath is where uml_switch -compat-v0 binds its data socket.
 	DefaultV0DataPath = "/tmp/uml.data"
 )
 
-// Config describes one control socket.
+// Config describes one control socket: its keys and what the switch adds.
 type Config struct {
-	Path             string      // control socket, or a directory that gets DIR/ctl
-	Mode             os.FileMode // chmod of the control socket; 0 keeps the umask's
-	Owner, Group     int         // chown of the control socket; -1 (or 0 in both) keeps the switch's
-	CompatV0         bool        // also serve version 0 clients
-	DataPath         string      // version 0 shared data socket (DefaultV0DataPath)
-	Depth            int         // frames per batch
-	MaxFrame         int         // largest frame, header included
+	Options // the spec's keys; Path is the control socket, or a directory that gets DIR/ctl
+	portkind.Common
 	HandshakeTimeout time.Duration
-	Logger           *slog.Logger
 	// Clients, if set, bounds the clients of every listener together and
 	// per uid (their control connection's SO_PEERCRED).
 	Clients *limit.Limiter
@@ -85,17 +78,9 @@ type client struct {
 // Listen binds the control socket (and, with CompatV0, the shared data
 // socket). Nothing is accepted before Start.
 func Listen(cfg Config) (*Transport, error) {
-	if cfg.Depth <= 0 {
-		cfg.Depth = DefaultDepth
-	}
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = frame.MaxFrameForMTU(frame.DefaultMTU)
-	}
+	cfg.Common = cfg.Common.Defaulted()
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	if cfg.CompatV0 && cfg.DataPath == "" {
 		cfg.DataPath = DefaultV0DataPath
@@ -104,10 +89,7 @@ func Listen(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon %s: %w", cfg.Path, err)
 	}
-	if cfg.Owner == 0 && cfg.Group == 0 {
-		cfg.Owner, cfg.Group = -1, -1 // not set: a Config literal without them
-	}
-	ln, err := unixsock.Listen(ctl, unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group})
+	ln, err := unixsock.Listen(ctl, cfg.Access.Owned())
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}

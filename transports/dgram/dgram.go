@@ -7,10 +7,10 @@ package dgram
 import (
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"golang.org/x/sys/unix"
 
@@ -20,16 +20,12 @@ import (
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
-// Config describes a port.
+// Config describes one dgram port: its keys (Path, where the switch binds,
+// QEMU's remote.path=; Peer, where QEMU binds, its local.path=) and what
+// the switch adds.
 type Config struct {
-	Path     string      // where the switch binds (QEMU's remote.path=)
-	Peer     string      // where QEMU binds (its local.path=)
-	Mode     os.FileMode // chmod of the socket; 0 keeps the umask's
-	Owner    int         // chown of the socket: uid, or -1 (or 0 with Group 0) to keep the switch's
-	Group    int
-	Depth    int
-	MaxFrame int
-	Logger   *slog.Logger
+	Options
+	portkind.Common
 }
 
 // retryEvery bounds how often a port whose peer is gone (not started yet,
@@ -56,15 +52,7 @@ var _ fabric.Port = (*Port)(nil)
 // Open binds the port's socket and connects to the peer if the peer is
 // there already.
 func Open(cfg Config) (*Port, error) {
-	if cfg.Depth <= 0 {
-		cfg.Depth = 64
-	}
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = frame.MaxFrameForMTU(frame.DefaultMTU)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Common = cfg.Common.Defaulted()
 	peer, err := unixsock.FromPath(cfg.Peer)
 	if err != nil {
 		return nil, fmt.Errorf("dgram: peer: %w", err)
@@ -73,13 +61,10 @@ func Open(cfg Config) (*Port, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Owner == 0 && cfg.Group == 0 {
-		cfg.Owner, cfg.Group = -1, -1
-	}
 	path := cfg.Path
 	// BindPath replaces a stale socket file and refuses a live one, and
 	// registers the socket as the switch's own until Remove.
-	sock, err := unixsock.BindPath(rxFd, path, unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}, 0)
+	sock, err := unixsock.BindPath(rxFd, path, cfg.Access.Owned(), 0)
 	if err != nil {
 		unix.Close(rxFd)
 		return nil, fmt.Errorf("dgram: %w", err)

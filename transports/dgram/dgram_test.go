@@ -11,6 +11,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
@@ -55,7 +56,7 @@ func (q *qemu) close() {
 
 func openPort(t testing.TB, path, peer string) *Port {
 	t.Helper()
-	p, err := Open(Config{Path: path, Peer: peer, Logger: porttest.Quiet()})
+	p, err := Open(Config{Options: Options{Path: path, Peer: peer}, Common: portkind.Common{Logger: porttest.Quiet()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/internal/unixsock"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
@@ -17,7 +18,7 @@ import (
 func TestSocketIsOwn(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sw")
-	p, err := Open(Config{Path: path, Peer: filepath.Join(dir, "qemu"), Mode: 0o660, Owner: -1, Group: -1, Logger: porttest.Quiet()})
+	p, err := Open(Config{Options: Options{Path: path, Peer: filepath.Join(dir, "qemu"), Access: unixsock.Access{Mode: 0o660, UID: -1, GID: -1}}, Common: portkind.Common{Logger: porttest.Quiet()}})
 	if err != nil {
 		t.Fatal(err)
 	}

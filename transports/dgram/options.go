@@ -1,8 +1,11 @@
 package dgram
 
 import (
-	"log/slog"
 	"slices"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
@@ -15,9 +18,8 @@ type Options struct {
 	unixsock.Access
 }
 
-// Kind declares the dgram transport's keys; package transports registers
-// it.
-var Kind = configs.Kind{
+// schema declares the dgram transport's keys.
+var schema = configs.Kind{
 	Name:    "dgram",
 	Summary: "QEMU's -netdev dgram over unix datagram sockets: one frame per datagram, one QEMU per port",
 	New:     func() configs.Options { return &Options{Access: unixsock.NoOwner} },
@@ -29,7 +31,13 @@ var Kind = configs.Kind{
 	}, unixsock.AccessKeys(func(o *Options) *unixsock.Access { return &o.Access })),
 }
 
-// Config is the port o describes.
-func (o *Options) Config(depth, maxFrame int, log *slog.Logger) Config {
-	return Config{Path: o.Path, Peer: o.Peer, Mode: o.Mode, Owner: o.UID, Group: o.GID, Depth: depth, MaxFrame: maxFrame, Logger: log}
+// Config is the port o describes in env.
+func (o *Options) Config(env portkind.Env) Config {
+	return Config{Options: *o, Common: env.Common}
+}
+
+func init() {
+	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Single(
+		func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) },
+		func(p *Port, id frame.PortID) []fabric.Receiver { return []fabric.Receiver{p.Receiver(id)} })})
 }

@@ -18,18 +18,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/tunnel"
 )
 
-// Config describes one GRE port, from the switch's side.
+// Config describes one gre port: its keys and what the switch adds.
 type Config struct {
-	Local, Remote netip.Addr // the switch's address and the peer's
-	HasKey        bool
-	RxKey, TxKey  uint32 // what the switch expects, what it sends
-	Sequence      bool
-	PinSequence   bool
-	Depth         int
-	MaxFrame      int
+	Options
+	portkind.Common
 }
 
 var kind = tunnel.Kind{Name: "gre", Type: unix.SOCK_RAW, Proto: IPProto}
@@ -37,12 +33,12 @@ var kind = tunnel.Kind{Name: "gre", Type: unix.SOCK_RAW, Proto: IPProto}
 // Open makes the port, attaches it to reg and starts routing to it.
 func Open(t *tunnel.Table, reg fabric.Registry, cfg Config) (*tunnel.Port, error) {
 	hdr, seqAt := Encode(cfg.HasKey, cfg.TxKey, cfg.Sequence)
-	ep, err := t.Acquire(tunnel.EndpointConfig{Kind: kind, Local: netip.AddrPortFrom(cfg.Local, 0),
+	ep, err := t.Acquire(tunnel.EndpointConfig{Kind: kind, Local: netip.AddrPortFrom(cfg.Src, 0),
 		NewRouter: func() tunnel.Router { return new(router) }, HeaderLen: len(hdr), Depth: cfg.Depth, MaxFrame: cfg.MaxFrame})
 	if err != nil {
 		return nil, err
 	}
-	name := fmt.Sprintf("gre %s->%s", cfg.Local, cfg.Remote)
+	name := fmt.Sprintf("gre %s->%s", cfg.Src, cfg.Dst)
 	rx := routeKey{}
 	if cfg.HasKey {
 		name += fmt.Sprintf(" key %d/%d", cfg.RxKey, cfg.TxKey)
@@ -51,8 +47,8 @@ func Open(t *tunnel.Table, reg fabric.Registry, cfg Config) (*tunnel.Port, error
 	if cfg.Sequence {
 		name += " seq"
 	}
-	return ep.Router().(*router).OpenPort(ep, reg, cfg.Remote, rx, tunnel.PortConfig{
-		Name: name, MaxFrame: cfg.MaxFrame, Peer: netip.AddrPortFrom(cfg.Remote, 0),
+	return ep.Router().(*router).OpenPort(ep, reg, cfg.Dst, rx, tunnel.PortConfig{
+		Name: name, MaxFrame: cfg.MaxFrame, Peer: netip.AddrPortFrom(cfg.Dst, 0),
 		Header: hdr, CounterAt: seqAt, PinCounter: cfg.PinSequence,
 		Check: checker(firstWord(cfg.HasKey, cfg.Sequence), cfg.HasKey, cfg.RxKey, len(hdr)),
 	})

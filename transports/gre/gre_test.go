@@ -12,6 +12,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/nstest"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 	"github.com/umlswitch/umlswitch/tunnel"
 )
@@ -67,8 +68,7 @@ func TestConformance(t *testing.T) {
 				local, remote := netip.MustParseAddr(c.local), netip.MustParseAddr(c.peer)
 				reg := porttest.NewCapture(2)
 				tb := tunnel.NewTable(reg, porttest.Quiet())
-				openIn(t, ns, tb, reg, Config{Local: local, Remote: remote, HasKey: c.key, RxKey: 11, TxKey: 12, Sequence: c.seq,
-					Depth: 32, MaxFrame: 1518})
+				openIn(t, ns, tb, reg, Config{Options: Options{Addrs: tunnel.Addrs{Src: local, Dst: remote}, HasKey: c.key, RxKey: 11, TxKey: 12, Sequence: c.seq}, Common: portkind.Common{Depth: 32, MaxFrame: 1518}})
 				u := openUML(t, ns, remote, local, c.key, 11, c.seq)
 				return &porttest.Harness{Port: <-reg.Ports, Receiver: <-reg.Receivers, ID: 2, PeerSend: u.Send, PeerRecv: u.Recv,
 					EmptyAndOversize: true}
@@ -86,11 +86,11 @@ func mac(i int) frame.MAC { return frame.MAC{0xfe, 0xfd, 0x0c, 0, 0, byte(i)} }
 func TestManyPeersOnOneAddress(t *testing.T) {
 	ns := nstest.New(t)
 	sw, tb := porttest.NewTunnelSwitch(t)
-	openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer3, Depth: 64, MaxFrame: 1518})
-	key50 := openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer4, HasKey: true, RxKey: 5, TxKey: 50, Depth: 64, MaxFrame: 1518})
-	openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer4, HasKey: true, RxKey: 6, TxKey: 60, Depth: 64, MaxFrame: 1518})
+	openIn(t, ns, tb, sw, Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer3}}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}})
+	key50 := openIn(t, ns, tb, sw, Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer4}, HasKey: true, RxKey: 5, TxKey: 50}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}})
+	openIn(t, ns, tb, sw, Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer4}, HasKey: true, RxKey: 6, TxKey: 60}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}})
 	if err := ns.Do(func() error {
-		_, err := Open(tb, sw, Config{Local: swAddr, Remote: peer4, HasKey: true, RxKey: 6, TxKey: 1, Depth: 64, MaxFrame: 1518})
+		_, err := Open(tb, sw, Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer4}, HasKey: true, RxKey: 6, TxKey: 1}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}})
 		return err
 	}); err == nil {
 		t.Fatal("a second port with the same peer and key was accepted")
@@ -137,8 +137,8 @@ func TestBadPackets(t *testing.T) {
 }
 
 func badPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Table) {
-	keyed := openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer3, HasKey: true, RxKey: 7, TxKey: 7, Sequence: true, Depth: 64, MaxFrame: 1518})
-	openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer4, Depth: 64, MaxFrame: 1518})
+	keyed := openIn(t, ns, tb, sw, Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer3}, HasKey: true, RxKey: 7, TxKey: 7, Sequence: true}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}})
+	openIn(t, ns, tb, sw, Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer4}}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}})
 	bad := openUML(t, ns, peer3, swAddr, true, 7, true)
 	good := openUML(t, ns, peer4, swAddr, false, 0, false)
 	stranger := openUML(t, ns, netip.MustParseAddr("127.0.0.9"), swAddr, false, 0, false)
@@ -182,7 +182,7 @@ func TestEndpointClosesWithItsLastPort(t *testing.T) {
 	for _, peer := range []netip.Addr{peer3, peer4} {
 		var p *tunnel.Port
 		ns.Do(func() (err error) {
-			p, err = Open(tb, sw, Config{Local: swAddr, Remote: peer, Depth: 64, MaxFrame: 1518})
+			p, err = Open(tb, sw, Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer}}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}})
 			return
 		})
 		ps = append(ps, p)
@@ -205,7 +205,7 @@ func BenchmarkSwitchOverGRE(b *testing.B) {
 	tb := tunnel.NewTable(sw, porttest.Quiet())
 	var peers []porttest.BenchPeer
 	for _, peer := range []netip.Addr{peer3, peer4} {
-		openIn(b, ns, tb, sw, Config{Local: swAddr, Remote: peer, Depth: 64, MaxFrame: 1518})
+		openIn(b, ns, tb, sw, Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer}}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}})
 		u := openUML(b, ns, peer, swAddr, false, 0, false)
 		peers = append(peers, porttest.BenchPeer{Fd: u.Fd, Send: porttest.WithHeader(u.Hdr), Per: 2})
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/umlswitch/umlswitch/transports/portkind"
+
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/tunnel"
 )
@@ -17,9 +19,8 @@ type Options struct {
 	Sequence, PinSequence bool
 }
 
-// Kind declares the gre transport's keys; package transports registers
-// it.
-var Kind = configs.Kind{
+// schema declares the gre transport's keys.
+var schema = configs.Kind{
 	Name:    "gre",
 	Summary: "Ethernet over GRE on raw IP sockets (root or CAP_NET_RAW), as UML's transport=gre and Linux's gretap",
 	New:     func() configs.Options { return &Options{} },
@@ -50,8 +51,14 @@ func greKey(name, help string, field func(*Options) *uint32) configs.Key {
 	return configs.Present(k, func(o *Options) *bool { return &o.HasKey })
 }
 
-// Config is the port o describes.
-func (o *Options) Config(depth, maxFrame int) Config {
-	return Config{Local: o.Src, Remote: o.Dst, HasKey: o.HasKey, RxKey: o.RxKey, TxKey: o.TxKey, Sequence: o.Sequence,
-		PinSequence: o.PinSequence, Depth: depth, MaxFrame: maxFrame}
+// Config is the port o describes in env.
+func (o *Options) Config(env portkind.Env) Config {
+	return Config{Options: *o, Common: env.Common}
+}
+
+func init() {
+	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Tunneled(
+		func(o *Options, env portkind.Env) (*tunnel.Port, error) {
+			return Open(env.Tunnels, env.Registry, o.Config(env))
+		})})
 }

@@ -28,20 +28,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/tunnel"
 )
 
-// Config describes one session, from the switch's side.
+// Config describes one l2tpv3 port: its keys and what the switch adds.
 type Config struct {
-	UDP                   bool
-	Local, Remote         netip.Addr
-	LocalPort, RemotePort uint16 // with UDP
-	RxSession, TxSession  uint32
-	HasCookie, Cookie64   bool
-	RxCookie, TxCookie    uint64
-	Counter, PinCounter   bool
-	Depth                 int
-	MaxFrame              int
+	Options
+	portkind.Common
 }
 
 func (c Config) layout() Layout {
@@ -64,9 +58,9 @@ var (
 func Open(t *tunnel.Table, reg fabric.Registry, cfg Config) (*tunnel.Port, error) {
 	l := cfg.layout()
 	hdr, counterAt := Encode(l, cfg.TxSession, cfg.TxCookie)
-	k, local, peer := kindIP, netip.AddrPortFrom(cfg.Local, 0), netip.AddrPortFrom(cfg.Remote, 0)
+	k, local, peer := kindIP, netip.AddrPortFrom(cfg.Src, 0), netip.AddrPortFrom(cfg.Dst, 0)
 	if cfg.UDP {
-		k, local, peer = kindUDP, netip.AddrPortFrom(cfg.Local, cfg.LocalPort), netip.AddrPortFrom(cfg.Remote, cfg.RemotePort)
+		k, local, peer = kindUDP, netip.AddrPortFrom(cfg.Src, cfg.SrcPort), netip.AddrPortFrom(cfg.Dst, cfg.DstPort)
 	}
 	ep, err := t.Acquire(tunnel.EndpointConfig{Kind: k, Local: local,
 		NewRouter: func() tunnel.Router { return &router{sessionAt: l.SessionAt()} },
@@ -74,7 +68,7 @@ func Open(t *tunnel.Table, reg fabric.Registry, cfg Config) (*tunnel.Port, error
 	if err != nil {
 		return nil, err
 	}
-	name := fmt.Sprintf("%s %s->%s session %d/%d", k.Name, cfg.Local, cfg.Remote, cfg.RxSession, cfg.TxSession)
+	name := fmt.Sprintf("%s %s->%s session %d/%d", k.Name, cfg.Src, cfg.Dst, cfg.RxSession, cfg.TxSession)
 	if cfg.UDP {
 		name = fmt.Sprintf("%s %s->%s session %d/%d", k.Name, local, peer, cfg.RxSession, cfg.TxSession)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/nstest"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 	"github.com/umlswitch/umlswitch/tunnel"
 )
@@ -32,13 +33,13 @@ func openUML(t testing.TB, ns *nstest.NS, cfg Config) *umlSide {
 	}
 	var fd int
 	err := ns.Do(func() (err error) {
-		fd, err = porttest.DialTunnel(typ, proto, netip.AddrPortFrom(cfg.Remote, cfg.RemotePort), netip.AddrPortFrom(cfg.Local, cfg.LocalPort))
+		fd, err = porttest.DialTunnel(typ, proto, netip.AddrPortFrom(cfg.Dst, cfg.DstPort), netip.AddrPortFrom(cfg.Src, cfg.SrcPort))
 		return err
 	})
 	if err != nil {
 		t.Fatalf("peer socket: %v", err)
 	}
-	return porttest.NewTunnelPeer(t, fd, fd, hdr, !cfg.UDP && cfg.Remote.Is4(), func(pkt []byte) (int, error) {
+	return porttest.NewTunnelPeer(t, fd, fd, hdr, !cfg.UDP && cfg.Dst.Is4(), func(pkt []byte) (int, error) {
 		if len(pkt) < l.Len() {
 			return 0, ErrTruncated
 		}
@@ -72,11 +73,10 @@ func TestConformance(t *testing.T) {
 		name string
 		cfg  Config
 	}{
-		{"udp ipv4", Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12}},
-		{"udp ipv6 cookie64 counter", Config{UDP: true, Local: sw6, Remote: peer6, LocalPort: 17001, RemotePort: 17002,
-			RxSession: 0xffffffff, TxSession: 12, HasCookie: true, Cookie64: true, RxCookie: 1 << 60, TxCookie: 5, Counter: true}},
-		{"ip ipv4 cookie", Config{Local: sw4, Remote: peer4, RxSession: 21, TxSession: 22, HasCookie: true, RxCookie: 0xabcd, TxCookie: 0xdcba}},
-		{"ip ipv6 counter pinned", Config{Local: sw6, Remote: peer6, RxSession: 21, TxSession: 22, Counter: true, PinCounter: true}},
+		{"udp ipv4", Config{Options: Options{Addrs: tunnel.Addrs{Src: sw4, Dst: peer4}, UDP: true, SrcPort: 17001, DstPort: 17002, RxSession: 11, TxSession: 12}}},
+		{"udp ipv6 cookie64 counter", Config{Options: Options{Addrs: tunnel.Addrs{Src: sw6, Dst: peer6}, UDP: true, SrcPort: 17001, DstPort: 17002, RxSession: 0xffffffff, TxSession: 12, HasCookie: true, Cookie64: true, RxCookie: 1 << 60, TxCookie: 5, Counter: true}}},
+		{"ip ipv4 cookie", Config{Options: Options{Addrs: tunnel.Addrs{Src: sw4, Dst: peer4}, RxSession: 21, TxSession: 22, HasCookie: true, RxCookie: 0xabcd, TxCookie: 0xdcba}}},
+		{"ip ipv6 counter pinned", Config{Options: Options{Addrs: tunnel.Addrs{Src: sw6, Dst: peer6}, RxSession: 21, TxSession: 22, Counter: true, PinCounter: true}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			porttest.Run(t, func(t *testing.T) *porttest.Harness {
@@ -103,17 +103,15 @@ func TestSessionsShareASocketAndBadPacketsAreCounted(t *testing.T) {
 }
 
 func sessionsAndBadPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Table) {
-	a := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12,
-		HasCookie: true, RxCookie: 0x1111, TxCookie: 0x2222, Counter: true, Depth: 64, MaxFrame: 1518}
-	b := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17003, RxSession: 21, TxSession: 22,
-		Depth: 64, MaxFrame: 1518}
+	a := Config{Options: Options{Addrs: tunnel.Addrs{Src: sw4, Dst: peer4}, UDP: true, SrcPort: 17001, DstPort: 17002, RxSession: 11, TxSession: 12, HasCookie: true, RxCookie: 0x1111, TxCookie: 0x2222, Counter: true}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
+	b := Config{Options: Options{Addrs: tunnel.Addrs{Src: sw4, Dst: peer4}, UDP: true, SrcPort: 17001, DstPort: 17003, RxSession: 21, TxSession: 22}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
 	pa := openIn(t, ns, tb, sw, a)
 	openIn(t, ns, tb, sw, b)
 	if len(tb.Stats()) != 1 {
 		t.Fatalf("%d endpoints for one local address", len(tb.Stats()))
 	}
 	dup := b
-	dup.RemotePort = 17009
+	dup.DstPort = 17009
 	if err := ns.Do(func() error { _, err := Open(tb, sw, dup); return err }); err == nil {
 		t.Fatal("a second port with session 21 on the same socket was accepted")
 	}
@@ -151,10 +149,8 @@ func sessionsAndBadPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb 
 func TestCounterCounts(t *testing.T) {
 	ns := addrs(t)
 	sw, tb := porttest.NewTunnelSwitch(t)
-	a := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12,
-		Counter: true, Depth: 64, MaxFrame: 1518}
-	b := Config{UDP: true, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17003, RxSession: 21, TxSession: 22,
-		Depth: 64, MaxFrame: 1518}
+	a := Config{Options: Options{Addrs: tunnel.Addrs{Src: sw4, Dst: peer4}, UDP: true, SrcPort: 17001, DstPort: 17002, RxSession: 11, TxSession: 12, Counter: true}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
+	b := Config{Options: Options{Addrs: tunnel.Addrs{Src: sw4, Dst: peer4}, UDP: true, SrcPort: 17001, DstPort: 17003, RxSession: 21, TxSession: 22}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
 	openIn(t, ns, tb, sw, a)
 	openIn(t, ns, tb, sw, b)
 	ua, ub := openUML(t, ns, a), openUML(t, ns, b)
@@ -181,8 +177,8 @@ func BenchmarkSwitchOverL2TPv3(b *testing.B) {
 			ns := nstest.New(b)
 			sw := porttest.NewSwitch(b, fabric.Config{})
 			tb := tunnel.NewTable(sw, porttest.Quiet())
-			a := Config{UDP: udp, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12, Depth: 64, MaxFrame: 1518}
-			c := Config{UDP: udp, Local: sw4, Remote: netip.MustParseAddr("127.0.0.5"), LocalPort: 17001, RemotePort: 17003, RxSession: 21, TxSession: 22, Depth: 64, MaxFrame: 1518}
+			a := Config{Options: Options{Addrs: tunnel.Addrs{Src: sw4, Dst: peer4}, UDP: udp, SrcPort: 17001, DstPort: 17002, RxSession: 11, TxSession: 12}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
+			c := Config{Options: Options{Addrs: tunnel.Addrs{Src: sw4, Dst: netip.MustParseAddr("127.0.0.5")}, UDP: udp, SrcPort: 17001, DstPort: 17003, RxSession: 21, TxSession: 22}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
 			peers := make([]porttest.BenchPeer, 2)
 			for i, cfg := range []Config{a, c} {
 				openIn(b, ns, tb, sw, cfg)
@@ -204,10 +200,8 @@ func TestOnlyTheSessionsPeer(t *testing.T) {
 		t.Run(map[bool]string{true: "udp", false: "ip"}[udp], func(t *testing.T) {
 			ns := addrs(t)
 			sw, tb := porttest.NewTunnelSwitch(t)
-			a := Config{UDP: udp, Local: sw4, Remote: peer4, LocalPort: 17001, RemotePort: 17002, RxSession: 11, TxSession: 12,
-				HasCookie: true, RxCookie: 0x1111, TxCookie: 0x2222, Depth: 64, MaxFrame: 1518}
-			b := Config{UDP: udp, Local: sw4, Remote: netip.MustParseAddr("127.0.0.5"), LocalPort: 17001, RemotePort: 17003,
-				RxSession: 21, TxSession: 22, Depth: 64, MaxFrame: 1518}
+			a := Config{Options: Options{Addrs: tunnel.Addrs{Src: sw4, Dst: peer4}, UDP: udp, SrcPort: 17001, DstPort: 17002, RxSession: 11, TxSession: 12, HasCookie: true, RxCookie: 0x1111, TxCookie: 0x2222}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
+			b := Config{Options: Options{Addrs: tunnel.Addrs{Src: sw4, Dst: netip.MustParseAddr("127.0.0.5")}, UDP: udp, SrcPort: 17001, DstPort: 17003, RxSession: 21, TxSession: 22}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
 			pa := openIn(t, ns, tb, sw, a)
 			openIn(t, ns, tb, sw, b)
 			ua, ub := openUML(t, ns, a), openUML(t, ns, b)
@@ -216,13 +210,13 @@ func TestOnlyTheSessionsPeer(t *testing.T) {
 			var intruders []Config
 			if udp {
 				other := a
-				other.RemotePort = 17009
+				other.DstPort = 17009
 				intruders = append(intruders, other)
 			}
 			other := a
-			other.Remote, other.RemotePort = b.Remote, 17010
+			other.Dst, other.DstPort = b.Dst, 17010
 			if !udp {
-				other.RemotePort = 0
+				other.DstPort = 0
 			}
 			intruders = append(intruders, other)
 			f := ether(frame.MAC{2, 0, 0, 0, 0, 9}, 9)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/umlswitch/umlswitch/transports/portkind"
+
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/tunnel"
 )
@@ -21,9 +23,8 @@ type Options struct {
 	Counter, PinCounter  bool
 }
 
-// Kind declares the l2tpv3 transport's keys; package transports registers
-// it.
-var Kind = configs.Kind{
+// schema declares the l2tpv3 transport's keys.
+var schema = configs.Kind{
 	Name:    "l2tpv3",
 	Summary: "L2TPv3 Ethernet pseudowire over UDP, or over IP (protocol 115, root), as UML's and QEMU's",
 	Privileged: func(o configs.Options) string {
@@ -92,9 +93,14 @@ func check(o configs.Options, seen map[string]bool) error {
 	return l.Addrs.Check()
 }
 
-// Config is the session o describes.
-func (o *Options) Config(depth, maxFrame int) Config {
-	return Config{UDP: o.UDP, Local: o.Src, Remote: o.Dst, LocalPort: o.SrcPort, RemotePort: o.DstPort,
-		RxSession: o.RxSession, TxSession: o.TxSession, HasCookie: o.HasCookie, Cookie64: o.Cookie64,
-		RxCookie: o.RxCookie, TxCookie: o.TxCookie, Counter: o.Counter, PinCounter: o.PinCounter, Depth: depth, MaxFrame: maxFrame}
+// Config is the port o describes in env.
+func (o *Options) Config(env portkind.Env) Config {
+	return Config{Options: *o, Common: env.Common}
+}
+
+func init() {
+	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Tunneled(
+		func(o *Options, env portkind.Env) (*tunnel.Port, error) {
+			return Open(env.Tunnels, env.Registry, o.Config(env))
+		})})
 }

@@ -2,8 +2,11 @@ package raw
 
 import (
 	"errors"
-	"log/slog"
 	"strings"
+
+	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/umlswitch/umlswitch/bpf"
 	"github.com/umlswitch/umlswitch/configs"
@@ -20,9 +23,8 @@ type Options struct {
 	Promisc bool
 }
 
-// Kind declares the raw transport's keys; package transports registers
-// it.
-var Kind = configs.Kind{
+// schema declares the raw transport's keys.
+var schema = configs.Kind{
 	Name:    "raw",
 	Summary: "an AF_PACKET socket on a host interface or a veth; frames a filter refuses count as filtered",
 	New:     func() configs.Options { return &Options{} },
@@ -68,7 +70,13 @@ func setBPF(o configs.Options, v string) error {
 	return nil
 }
 
-// Config is the port o describes.
-func (o *Options) Config(depth, maxFrame int, log *slog.Logger) Config {
-	return Config{Ifname: o.Ifname, Filter: o.Filter, Promisc: o.Promisc, Depth: depth, MaxFrame: maxFrame, Logger: log}
+// Config is the port o describes in env.
+func (o *Options) Config(env portkind.Env) Config {
+	return Config{Options: *o, Common: env.Common}
+}
+
+func init() {
+	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Single(
+		func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) },
+		func(p *Port, id frame.PortID) []fabric.Receiver { return []fabric.Receiver{p.Receiver(id)} })})
 }

@@ -13,7 +13,6 @@ package raw
 import (
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"unsafe"
@@ -28,16 +27,13 @@ import (
 	"github.com/umlswitch/umlswitch/internal/offload"
 	"github.com/umlswitch/umlswitch/internal/packetsock"
 	"github.com/umlswitch/umlswitch/internal/sockport"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 )
 
-// Config describes one raw port.
+// Config describes one raw port: its keys and what the switch adds.
 type Config struct {
-	Ifname   string
-	Filter   *bpf.Program // nil passes every frame
-	Promisc  bool         // put the interface in promiscuous mode while the port is open
-	Depth    int
-	MaxFrame int
-	Logger   *slog.Logger
+	Options
+	portkind.Common
 }
 
 // Port is a fabric.Port on a host interface.

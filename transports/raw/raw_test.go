@@ -13,12 +13,14 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/vishvananda/netlink"
+
 	"github.com/umlswitch/umlswitch/bpf"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/nstest"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
-	"github.com/vishvananda/netlink"
 )
 
 // vethPair makes a namespace holding a veth pair, "port" (for the raw port)
@@ -58,7 +60,7 @@ func openIn(t testing.TB, ns *nstest.NS, cfg Config) *Port {
 func TestConformance(t *testing.T) {
 	porttest.Run(t, func(t *testing.T) *porttest.Harness {
 		ns := vethPair(t)
-		p := openIn(t, ns, Config{Ifname: "port"})
+		p := openIn(t, ns, Config{Options: Options{Ifname: "port"}})
 		peer := porttest.OpenPacketSocket(t, ns, "peer")
 		return &porttest.Harness{Port: p, Receiver: p.Receiver(5), ID: 5, PeerSend: peer.Send, PeerRecv: peer.Recv}
 	})
@@ -123,7 +125,7 @@ func TestFilterRefusesInKernelAndCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := openIn(t, ns, Config{Ifname: "port", Filter: f})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Filter: f}})
 	peer := porttest.OpenPacketSocket(t, ns, "peer")
 	sent := []uint16{unix.ETH_P_IP, unix.ETH_P_ARP, 0x88b5, unix.ETH_P_IPV6, unix.ETH_P_ARP}
 	for i, et := range sent {
@@ -158,7 +160,7 @@ func TestFilterRefusesInKernelAndCounts(t *testing.T) {
 // long as oversize rather than cutting it.
 func TestVLANTagsSurviveReceiveOffload(t *testing.T) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Ifname: "port"})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port"}})
 	peer := porttest.OpenPacketSocket(t, ns, "peer")
 	tagged := func(tpid uint16, vid uint16, size int) []byte {
 		f := ethertype(byte(vid), tpid, size)
@@ -185,7 +187,7 @@ func TestVLANTagsSurviveReceiveOffload(t *testing.T) {
 
 func TestOwnFramesDoNotComeBack(t *testing.T) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Ifname: "port"})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port"}})
 	peer := porttest.OpenPacketSocket(t, ns, "peer")
 	if n, err := p.Write([][]byte{ethertype(1, 0x88b5, 60)}); n != 1 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
@@ -217,7 +219,7 @@ func TestPromiscuousWhileOpen(t *testing.T) {
 	if promisc() {
 		t.Fatal("promiscuous before the port opened")
 	}
-	p := openIn(t, ns, Config{Ifname: "port", Promisc: true})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Promisc: true}})
 	if !promisc() {
 		t.Fatal("not promiscuous with promisc=1")
 	}
@@ -230,7 +232,7 @@ func TestPromiscuousWhileOpen(t *testing.T) {
 func TestMissingInterfaceIsAClearError(t *testing.T) {
 	ns := nstest.New(t)
 	err := ns.Do(func() error {
-		_, err := Open(Config{Ifname: "nosuch0", MaxFrame: 1518, Depth: 4})
+		_, err := Open(Config{Options: Options{Ifname: "nosuch0"}, Common: portkind.Common{MaxFrame: 1518, Depth: 4}})
 		return err
 	})
 	if err == nil || !strings.Contains(err.Error(), `"nosuch0"`) {
@@ -245,7 +247,7 @@ func TestOpenCloseLeavesNothing(t *testing.T) {
 		for range 3 {
 			var p *Port
 			if err := ns.Do(func() (err error) {
-				p, err = Open(Config{Ifname: "port", Filter: f, Promisc: true, MaxFrame: 1518, Depth: 8})
+				p, err = Open(Config{Options: Options{Ifname: "port", Filter: f, Promisc: true}, Common: portkind.Common{MaxFrame: 1518, Depth: 8}})
 				return err
 			}); err != nil {
 				t.Fatal(err)
@@ -297,7 +299,7 @@ func FuzzStrippedTag(f *testing.F) {
 // port completes them, so the frames are valid where they arrive.
 func TestOffloadedChecksumsAreCompleted(t *testing.T) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Ifname: "port"})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port"}})
 	ns.MustRun(t, "ip", "addr", "add", "10.9.0.2/24", "dev", "peer")
 	ns.MustRun(t, "ip", "neigh", "add", "10.9.0.1", "lladdr", "fe:fd:00:00:00:09", "dev", "peer")
 	if err := ns.Do(func() error {
@@ -358,7 +360,7 @@ func TestOffloadedChecksumsAreCompleted(t *testing.T) {
 // does; the port cuts them into valid segments, across batches.
 func TestOffloadFramesAreCut(t *testing.T) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Ifname: "port", Depth: 8})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port"}, Common: portkind.Common{Depth: 8}})
 	payload := make([]byte, 30000)
 	for i := range payload {
 		payload[i] = byte(i % 253)

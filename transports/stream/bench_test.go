@@ -8,6 +8,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
@@ -19,7 +20,7 @@ import (
 func BenchmarkStream(b *testing.B) {
 	b.Run("switch", func(b *testing.B) {
 		sw := porttest.NewSwitch(b, fabric.Config{})
-		tr := open(b, Config{Path: unixPath(b), Logger: porttest.Quiet()})
+		tr := open(b, Config{Options: Options{Path: unixPath(b)}, Common: portkind.Common{Logger: porttest.Quiet()}})
 		tr.Start(sw)
 		sw.OnStop(func() { tr.Close() })
 		from, to := dialUnix(b, tr.Path()), dialUnix(b, tr.Path())

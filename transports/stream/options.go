@@ -3,8 +3,9 @@ package stream
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
+
+	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
@@ -19,9 +20,8 @@ type Options struct {
 	unixsock.Access
 }
 
-// Kind declares the stream transport's keys; package transports registers
-// it.
-var Kind = configs.Kind{
+// schema declares the stream transport's keys.
+var schema = configs.Kind{
 	Name: "stream",
 	Summary: "QEMU's -netdev stream (and -netdev socket): frames behind a 4-byte length on a unix or TCP stream; " +
 		"listening, each QEMU that connects a port of its own, or connect=1 to a QEMU that listens (server=on)",
@@ -57,8 +57,16 @@ var Kind = configs.Kind{
 	},
 }
 
-// Config is the listener or connecting port o describes.
-func (o *Options) Config(depth, maxFrame int, log *slog.Logger) Config {
-	return Config{Path: o.Path, Host: o.Host, Port: o.Port, Connect: o.Connect, Mode: o.Mode, Owner: o.UID, Group: o.GID,
-		Depth: depth, MaxFrame: maxFrame, Logger: log}
+// Config is the listener or connecting port o describes in env.
+func (o *Options) Config(env portkind.Env) Config {
+	return Config{Options: *o, Common: env.Common, Clients: env.Clients}
+}
+
+func init() {
+	portkind.Register(portkind.Kind{Kind: schema,
+		// Listening, every QEMU that connects is a port of its own;
+		// connecting, the one connection is the port, again after each
+		// reconnection.
+		Listens: func(o configs.Options) bool { return !o.(*Options).Connect },
+		Open:    portkind.Listening(func(o *Options, env portkind.Env) (Transport, error) { return Open(o.Config(env)) })})
 }

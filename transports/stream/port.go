@@ -3,7 +3,6 @@ package stream
 import (
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 )
 
 // txChunk is the most frames one sendmsg carries (two iovecs each at
@@ -40,15 +40,13 @@ const (
 
 // PortConfig describes a port over one connected stream socket.
 type PortConfig struct {
-	Name     string
-	Depth    int // frames per receive batch
-	MaxFrame int // largest frame sent or accepted
+	Name string
+	portkind.Common
 	// OnEOF runs once on the reader's goroutine when the stream has ended
 	// (the peer closed, or sent a length the port cannot follow) and every
 	// whole frame before has been delivered; it should detach the port.
 	// The next read then reports net.ErrClosed.
-	OnEOF  func()
-	Logger *slog.Logger
+	OnEOF func()
 }
 
 // Port is a fabric.Port over a connected, non-blocking stream socket
@@ -80,15 +78,7 @@ var _ fabric.Port = (*Port)(nil)
 
 // NewPort takes ownership of fd, a connected non-blocking stream socket.
 func NewPort(fd int, cfg PortConfig) (*Port, error) {
-	if cfg.Depth <= 0 {
-		cfg.Depth = 64
-	}
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = frame.MaxFrameForMTU(frame.DefaultMTU)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Common = cfg.Common.Defaulted()
 	pfd, err := pollfd.New(fd, cfg.Name)
 	if err != nil {
 		return nil, err

@@ -12,34 +12,25 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
+
+	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/fabric"
-	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/accept"
 	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
-// Config describes a listener or a connecting port.
+// Config describes a stream listener or connecting port: its keys and what
+// the switch adds.
 type Config struct {
-	Path    string // a unix socket; or
-	Host    string // a TCP address (default 127.0.0.1)
-	Port    int    // and port
-	Connect bool   // connect to a listening QEMU instead of listening
-	// For a listening unix socket: chmod (0 keeps the umask's) and chown
-	// (-1, or 0 with Group 0, keeps the switch's).
-	Mode     os.FileMode
-	Owner    int
-	Group    int
-	Depth    int
-	MaxFrame int
-	Logger   *slog.Logger
+	Options // a unix socket (Path), or a TCP address (Host, default 127.0.0.1) and Port
+	portkind.Common
 	// Clients, if set, bounds the clients of every listener together and
 	// per uid; a connection over a bound is closed at once.
 	Clients *limit.Limiter
@@ -61,15 +52,7 @@ type Transport interface {
 // Open binds the listener or prepares the connecting port cfg describes;
 // nothing is accepted or connected before Start.
 func Open(cfg Config) (Transport, error) {
-	if cfg.Depth <= 0 {
-		cfg.Depth = 64
-	}
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = frame.MaxFrameForMTU(frame.DefaultMTU)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Common = cfg.Common.Defaulted()
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 100 * time.Millisecond
 	}
@@ -171,12 +154,9 @@ func listen(cfg Config, a addr) (*Listener, error) {
 	}
 	var sock *unixsock.Socket
 	if a.unix {
-		if cfg.Owner == 0 && cfg.Group == 0 {
-			cfg.Owner, cfg.Group = -1, -1
-		}
 		// BindPath replaces a stale socket file, refuses a live one, and
 		// sets mode and owner on the new socket, never through a link.
-		sock, err = unixsock.BindPath(fd, cfg.Path, unixsock.Access{Mode: cfg.Mode, UID: cfg.Owner, GID: cfg.Group}, 64)
+		sock, err = unixsock.BindPath(fd, cfg.Path, cfg.Access.Owned(), 64)
 		if err != nil {
 			unix.Close(fd)
 			return nil, fmt.Errorf("stream: %w", err)
@@ -203,7 +183,7 @@ func listen(cfg Config, a addr) (*Listener, error) {
 	l := &Listener{cfg: cfg, addr: a, log: cfg.Logger, ln: ln, sock: sock}
 	l.acc = accept.New(ln, accept.Config[*Port]{Kind: "stream", Addr: a.name, Logger: cfg.Logger, Tune: a.tune, Clients: cfg.Clients,
 		NewPort: func(fd int, name string, gone func()) (*Port, error) {
-			return NewPort(fd, PortConfig{Name: name, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame, Logger: cfg.Logger, OnEOF: gone})
+			return NewPort(fd, PortConfig{Name: name, Common: cfg.Common, OnEOF: gone})
 		},
 		HungUp: func(ports []*Port) int {
 			n := 0
@@ -366,11 +346,9 @@ func (d *Dialer) attach(fd int) bool {
 	d.seq++
 	var port *Port
 	port, err := NewPort(fd, PortConfig{
-		Name:     fmt.Sprintf("stream %s #%d", d.addr.name, d.seq),
-		Depth:    d.cfg.Depth,
-		MaxFrame: d.cfg.MaxFrame,
-		Logger:   d.log,
-		OnEOF:    func() { d.drop(port) },
+		Name:   fmt.Sprintf("stream %s #%d", d.addr.name, d.seq),
+		Common: portkind.Common{Depth: d.cfg.Depth, MaxFrame: d.cfg.MaxFrame, Logger: d.log},
+		OnEOF:  func() { d.drop(port) },
 	})
 	if err != nil {
 		unix.Close(fd)

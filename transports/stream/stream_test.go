@@ -18,6 +18,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
@@ -144,9 +145,9 @@ func TestConformance(t *testing.T) {
 	for _, tcp := range []bool{false, true} {
 		t.Run(map[bool]string{false: "unix", true: "tcp"}[tcp], func(t *testing.T) {
 			porttest.Run(t, func(t *testing.T) *porttest.Harness {
-				cfg := Config{Path: unixPath(t)}
+				cfg := Config{Options: Options{Path: unixPath(t)}}
 				if tcp {
-					cfg = Config{Host: "127.0.0.1"}
+					cfg = Config{Options: Options{Host: "127.0.0.1"}}
 				}
 				tr := open(t, cfg)
 				reg := porttest.NewCapture(4)
@@ -171,7 +172,7 @@ func portPair(t *testing.T, maxFrame int, onEOF func()) (*Port, *qemu) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPort(fds[0], PortConfig{Name: "test", Depth: 16, MaxFrame: maxFrame, OnEOF: onEOF, Logger: porttest.Quiet()})
+	p, err := NewPort(fds[0], PortConfig{Name: "test", Common: portkind.Common{Depth: 16, MaxFrame: maxFrame, Logger: porttest.Quiet()}, OnEOF: onEOF})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func TestListenerThroughSwitch(t *testing.T) {
 	porttest.NoLeaks(t, func() {
 		var log porttest.LogBuffer
 		sw := porttest.NewSwitch(t, fabric.Config{TxHold: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&log, nil))})
-		tr := open(t, Config{Path: unixPath(t)})
+		tr := open(t, Config{Options: Options{Path: unixPath(t)}})
 		tr.Start(sw)
 		sw.OnStop(func() { tr.Close() })
 		a, b := dialUnix(t, tr.Path()), dialUnix(t, tr.Path())
@@ -340,7 +341,7 @@ func TestConnectReconnects(t *testing.T) {
 	porttest.NoLeaks(t, func() {
 		sw := porttest.NewSwitch(t, fabric.Config{})
 		path := unixPath(t)
-		tr := open(t, Config{Path: path, Connect: true, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+		tr := open(t, Config{Options: Options{Path: path, Connect: true}, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 		tr.Start(sw) // nobody listens yet: it keeps trying
 		sw.OnStop(func() { tr.Close() })
 		other := dialOther(t, sw)
@@ -372,7 +373,7 @@ func TestConnectReconnects(t *testing.T) {
 
 // dialOther is a second port for a switch: a listener's QEMU.
 func dialOther(t *testing.T, sw *porttest.Switch) *qemu {
-	tr := open(t, Config{Path: filepath.Join(t.TempDir(), "other.sock")})
+	tr := open(t, Config{Options: Options{Path: filepath.Join(t.TempDir(), "other.sock")}})
 	tr.Start(sw)
 	sw.OnStop(func() { tr.Close() })
 	q := dialUnix(t, tr.Path())

@@ -11,12 +11,13 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
 	"github.com/umlswitch/umlswitch/internal/offload"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 )
 
 // vnetQueue is a queue of a tap opened with VnetHdr, as Open sets it up,
 // reading from fd instead of a tap.
 func vnetQueue(depth, maxFrame int) *queue {
-	p := &Port{cfg: Config{VnetHdr: true, Depth: depth, MaxFrame: maxFrame}}
+	p := &Port{cfg: Config{Options: Options{VnetHdr: true}, Common: portkind.Common{Depth: depth, MaxFrame: maxFrame}}}
 	q := &queue{p: p}
 	q.vnet = &vnetRx{b: mmsg.NewBatch(1, 3), spill: make([]byte, maxTapFrame), whole: make([]byte, maxTapFrame+maxFrame+1)}
 	q.vnet.b.SetBuf(0, 0, q.vnet.hdr[:])

@@ -3,7 +3,8 @@ package tap
 import (
 	"errors"
 	"fmt"
-	"log/slog"
+
+	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/umlswitch/umlswitch/configs"
 )
@@ -18,9 +19,8 @@ type Options struct {
 	VnetHdr         bool
 }
 
-// Kind declares the tap transport's keys; package transports registers
-// it.
-var Kind = configs.Kind{
+// schema declares the tap transport's keys.
+var schema = configs.Kind{
 	Name:    "tap",
 	Summary: "a host tap interface (-tap NAME is transport=tap,create=1,ifname=NAME)",
 	New:     func() configs.Options { return &Options{Owner: -1} },
@@ -48,9 +48,13 @@ var Kind = configs.Kind{
 	},
 }
 
-// Config is the port o describes; mtu, when not 0, is also set on the
-// interface.
-func (o *Options) Config(mtu, depth, maxFrame int, log *slog.Logger) Config {
-	return Config{Ifname: o.Ifname, Create: o.Create, Persist: o.Persist, Owner: o.Owner, Up: o.Up, MTU: mtu, Queues: o.Queues,
-		VnetHdr: o.VnetHdr, Depth: depth, MaxFrame: maxFrame, Logger: log}
+// Config is the port o describes in env (the tap keeps its own MTU unless
+// the port gives mtu=).
+func (o *Options) Config(env portkind.Env) Config {
+	return Config{Options: *o, MTU: env.MTU, Common: env.Common}
+}
+
+func init() {
+	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Single(
+		func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) }, (*Port).Receivers)})
 }

@@ -12,11 +12,12 @@ package tap
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -35,25 +36,11 @@ var errDown = fmt.Errorf("tap: interface down: %w", fabric.ErrPeerGone)
 // MaxQueues bounds queues=N; the kernel allows up to 256 per tap.
 const MaxQueues = 64
 
-// Config describes a tap port.
+// Config describes one tap port: its keys and what the switch adds.
 type Config struct {
-	Ifname  string
-	Create  bool // create the tap if it does not exist (uml_switch -tap does)
-	Persist bool // a tap the port creates outlives it
-	Owner   int  // with Create: the uid that may use the tap without privileges; -1: root only
-	Up      bool // bring the interface up
-	MTU     int  // when > 0, set the interface's MTU
-	Queues  int  // 0 or 1: one queue; more: a multi-queue tap with a reader per queue
-	// VnetHdr opens the tap with a virtio-net header and turns on checksum
-	// and TCP segmentation offload: the host hands over up to 64 KiB per
-	// read, which the port cuts into wire-sized segments (and partial
-	// checksums it completes), so the host's stack and the switch each do
-	// one operation where they did dozens.
-	VnetHdr bool
-
-	Depth    int
-	MaxFrame int
-	Logger   *slog.Logger
+	Options
+	MTU int // when > 0, set the interface's MTU
+	portkind.Common
 }
 
 // Port is a fabric.Port on a tap interface.
@@ -102,12 +89,7 @@ var _ fabric.Port = (*Port)(nil)
 // Open attaches to the tap interface cfg.Ifname, creating it first when
 // cfg.Create is set and it does not exist.
 func Open(cfg Config) (*Port, error) {
-	if cfg.Depth <= 0 {
-		cfg.Depth = 64
-	}
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = frame.MaxFrameForMTU(frame.DefaultMTU)
-	}
+	cfg.Common = cfg.Common.Defaulted()
 	if cfg.Queues <= 0 {
 		cfg.Queues = 1
 	}

@@ -8,12 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/nstest"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 var tapSeq int
@@ -27,7 +29,7 @@ func openTap(t *testing.T, mtu int) (*Port, *porttest.PacketSocket, *nstest.NS) 
 	name := fmt.Sprintf("tapt%d", tapSeq)
 	var p *Port
 	if err := ns.Do(func() (err error) {
-		p, err = Open(Config{Ifname: name, Create: true, MaxFrame: frame.MaxFrameForMTU(1500)})
+		p, err = Open(Config{Options: Options{Ifname: name, Create: true}, Common: portkind.Common{MaxFrame: frame.MaxFrameForMTU(1500)}})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -78,12 +80,12 @@ func TestWriteWhileDownDropsTheBatch(t *testing.T) {
 }
 
 func TestBadInterface(t *testing.T) {
-	if _, err := Open(Config{Ifname: "this-name-is-too-long"}); err == nil {
+	if _, err := Open(Config{Options: Options{Ifname: "this-name-is-too-long"}}); err == nil {
 		t.Fatal("accepted a name longer than IFNAMSIZ")
 	}
 	ns := nstest.New(t)
 	err := ns.Do(func() error {
-		_, err := Open(Config{Ifname: "lo"})
+		_, err := Open(Config{Options: Options{Ifname: "lo"}})
 		return err
 	})
 	if err == nil {
@@ -122,10 +124,10 @@ func TestCreatePersistOwnerUpMTU(t *testing.T) {
 	open := func(cfg Config) error {
 		return ns.Do(func() (err error) { p, err = Open(cfg); return err })
 	}
-	if err := open(Config{Ifname: "lab0"}); err == nil || !strings.Contains(err.Error(), "add create=1") {
+	if err := open(Config{Options: Options{Ifname: "lab0"}}); err == nil || !strings.Contains(err.Error(), "add create=1") {
 		t.Fatalf("a missing tap without create=1: %v", err)
 	}
-	if err := open(Config{Ifname: "lab0", Create: true, Persist: true, Owner: 1000, Up: true, MTU: 9000}); err != nil {
+	if err := open(Config{Options: Options{Ifname: "lab0", Create: true, Persist: true, Owner: 1000, Up: true}, MTU: 9000}); err != nil {
 		t.Fatal(err)
 	}
 	tt, ok := tuntapIn(t, ns, "lab0")
@@ -139,13 +141,13 @@ func TestCreatePersistOwnerUpMTU(t *testing.T) {
 	}
 	// A later start attaches to it, with or without create=1.
 	for _, create := range []bool{false, true} {
-		if err := open(Config{Ifname: "lab0", Create: create}); err != nil {
+		if err := open(Config{Options: Options{Ifname: "lab0", Create: create}}); err != nil {
 			t.Fatalf("attach (create=%v): %v", create, err)
 		}
 		p.Close()
 	}
 	// Without persist=1 the tap lives as long as the port.
-	if err := open(Config{Ifname: "lab1", Create: true}); err != nil {
+	if err := open(Config{Options: Options{Ifname: "lab1", Create: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if tt, ok := tuntapIn(t, ns, "lab1"); !ok || !tt.NonPersist {
@@ -161,7 +163,7 @@ func TestMultiQueueReadsEveryQueue(t *testing.T) {
 	ns := nstest.New(t)
 	var p *Port
 	if err := ns.Do(func() (err error) {
-		p, err = Open(Config{Ifname: "mq0", Create: true, Queues: 4, MaxFrame: 1518})
+		p, err = Open(Config{Options: Options{Ifname: "mq0", Create: true, Queues: 4}, Common: portkind.Common{MaxFrame: 1518}})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -213,7 +215,7 @@ func TestMultiQueueReadsEveryQueue(t *testing.T) {
 		}
 	}
 	// A second port cannot attach to it with a different queue setting.
-	if err := ns.Do(func() error { _, err := Open(Config{Ifname: "mq0", Queues: 1}); return err }); err == nil {
+	if err := ns.Do(func() error { _, err := Open(Config{Options: Options{Ifname: "mq0", Queues: 1}}); return err }); err == nil {
 		t.Fatal("attached to a multi-queue tap as a single queue")
 	}
 }
@@ -226,7 +228,7 @@ func TestVnetHdrCutsTSOFrames(t *testing.T) {
 	ns := nstest.New(t)
 	var p *Port
 	if err := ns.Do(func() (err error) {
-		p, err = Open(Config{Ifname: "vn0", Create: true, VnetHdr: true, Up: true, Depth: 8, MaxFrame: 1518})
+		p, err = Open(Config{Options: Options{Ifname: "vn0", Create: true, VnetHdr: true, Up: true}, Common: portkind.Common{Depth: 8, MaxFrame: 1518}})
 		return err
 	}); err != nil {
 		t.Fatal(err)

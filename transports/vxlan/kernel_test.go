@@ -15,7 +15,9 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/internal/nstest"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
+	"github.com/umlswitch/umlswitch/tunnel"
 )
 
 // A Linux vxlan device talks to a switch port through a veth pair between
@@ -49,9 +51,8 @@ func TestKernelVXLAN(t *testing.T) {
 	}
 
 	sw, tb := porttest.NewTunnelSwitch(t)
-	vx := openIn(t, s, tb, sw, Config{Local: netip.MustParseAddr("10.99.0.1"), Remote: netip.MustParseAddr("10.99.0.2"),
-		VNI: 42, Depth: 64, MaxFrame: 1518})
-	hostCfg := Config{Local: swAddr, Remote: peer3, VNI: 1, Depth: 64, MaxFrame: 1518}
+	vx := openIn(t, s, tb, sw, Config{Options: Options{Addrs: tunnel.Addrs{Src: netip.MustParseAddr("10.99.0.1"), Dst: netip.MustParseAddr("10.99.0.2")}, VNI: 42}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}})
+	hostCfg := Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer3}, VNI: 1}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
 	openIn(t, s, tb, sw, hostCfg)
 	host := openRemote(t, s, hostCfg, false)
 	hostMAC := net.HardwareAddr{2, 0, 0, 0, 0, 1}

@@ -14,6 +14,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
 	"github.com/umlswitch/umlswitch/internal/nstest"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 	"github.com/umlswitch/umlswitch/tunnel"
 )
@@ -64,8 +65,8 @@ func TestLinkOffload(t *testing.T) {
 			tb := tunnel.NewTable(reg, porttest.Quiet())
 			tb.SetOffload(c.offload)
 			a, b := c.a, c.b
-			openIn(t, ns, tb, reg, Config{Local: a, Remote: b, VNI: 9, Depth: 64, MaxFrame: 1518})
-			openIn(t, ns, tb, reg, Config{Local: b, Remote: a, VNI: 9, Depth: 16, MaxFrame: 1518})
+			openIn(t, ns, tb, reg, Config{Options: Options{Addrs: tunnel.Addrs{Src: a, Dst: b}, VNI: 9}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}})
+			openIn(t, ns, tb, reg, Config{Options: Options{Addrs: tunnel.Addrs{Src: b, Dst: a}, VNI: 9}, Common: portkind.Common{Depth: 16, MaxFrame: 1518}})
 			tx, _ := <-reg.Ports, <-reg.Receivers
 			far, rx := <-reg.Ports, <-reg.Receivers
 
@@ -180,7 +181,7 @@ func benchOffload(b *testing.B, offload, peersGSO bool) {
 	tb.SetOffload(offload)
 	var peers [2]*gsoPeer
 	for i, peer := range []netip.Addr{peer3, peer4} {
-		cfg := Config{Local: swAddr, Remote: peer, VNI: 42, Depth: depth, MaxFrame: 1518}
+		cfg := Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer}, VNI: 42}, Common: portkind.Common{Depth: depth, MaxFrame: 1518}}
 		openIn(b, ns, tb, sw, cfg)
 		u := openRemote(b, ns, cfg, false)
 		if peersGSO {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/umlswitch/umlswitch/transports/portkind"
+
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/tunnel"
 )
@@ -15,9 +17,8 @@ type Options struct {
 	DstPort uint16
 }
 
-// Kind declares the vxlan transport's keys; package transports registers
-// it.
-var Kind = configs.Kind{
+// schema declares the vxlan transport's keys.
+var schema = configs.Kind{
 	Name:    "vxlan",
 	Summary: "Ethernet over VXLAN (RFC 7348) to dst:dstport from src:dstport, as Linux's vxlan device",
 	New:     func() configs.Options { return &Options{} },
@@ -37,7 +38,14 @@ var Kind = configs.Kind{
 	Check: func(o configs.Options, _ map[string]bool) error { return o.(*Options).Addrs.Check() },
 }
 
-// Config is the port o describes.
-func (o *Options) Config(depth, maxFrame int) Config {
-	return Config{Local: o.Src, Remote: o.Dst, VNI: o.VNI, DstPort: o.DstPort, Depth: depth, MaxFrame: maxFrame}
+// Config is the port o describes in env.
+func (o *Options) Config(env portkind.Env) Config {
+	return Config{Options: *o, Common: env.Common}
+}
+
+func init() {
+	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Tunneled(
+		func(o *Options, env portkind.Env) (*tunnel.Port, error) {
+			return Open(env.Tunnels, env.Registry, o.Config(env))
+		})})
 }

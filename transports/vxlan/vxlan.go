@@ -22,32 +22,30 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/tunnel"
 )
 
-// Config describes one VXLAN port, from the switch's side.
+// Config describes one vxlan port: its keys and what the switch adds.
 type Config struct {
-	Local, Remote netip.Addr // switch's address (src) and peer's (dst); both v4 or both v6
-	VNI           uint32     // 24 bits
-	DstPort       uint16     // UDP port on both ends; 0 means 4789
-	Depth         int
-	MaxFrame      int
+	Options
+	portkind.Common
 }
 
 var kind = tunnel.Kind{Name: "vxlan", Type: unix.SOCK_DGRAM}
 
 // validate returns cfg with its defaults applied, or why it cannot work.
 func (cfg Config) validate() (Config, error) {
-	cfg.Local, cfg.Remote = cfg.Local.Unmap(), cfg.Remote.Unmap()
+	cfg.Src, cfg.Dst = cfg.Src.Unmap(), cfg.Dst.Unmap()
 	switch {
-	case !cfg.Local.IsValid() || !cfg.Remote.IsValid():
+	case !cfg.Src.IsValid() || !cfg.Dst.IsValid():
 		return cfg, errors.New("vxlan: local and remote addresses are both required")
-	case cfg.Local.Is4() != cfg.Remote.Is4():
-		return cfg, fmt.Errorf("vxlan: local %s and remote %s are not of one address family", cfg.Local, cfg.Remote)
-	case cfg.Local.Zone() != "" || cfg.Remote.Zone() != "":
-		return cfg, fmt.Errorf("vxlan: %s->%s: addresses with a zone are not supported", cfg.Local, cfg.Remote)
-	case cfg.Remote.IsUnspecified() || cfg.Remote.IsMulticast():
-		return cfg, fmt.Errorf("vxlan: remote %s: a unicast peer address is required", cfg.Remote)
+	case cfg.Src.Is4() != cfg.Dst.Is4():
+		return cfg, fmt.Errorf("vxlan: local %s and remote %s are not of one address family", cfg.Src, cfg.Dst)
+	case cfg.Src.Zone() != "" || cfg.Dst.Zone() != "":
+		return cfg, fmt.Errorf("vxlan: %s->%s: addresses with a zone are not supported", cfg.Src, cfg.Dst)
+	case cfg.Dst.IsUnspecified() || cfg.Dst.IsMulticast():
+		return cfg, fmt.Errorf("vxlan: remote %s: a unicast peer address is required", cfg.Dst)
 	case cfg.VNI > MaxVNI:
 		return cfg, fmt.Errorf("vxlan: vni %d does not fit in 24 bits (at most %d)", cfg.VNI, MaxVNI)
 	case cfg.Depth < 1:
@@ -68,7 +66,7 @@ func Open(t *tunnel.Table, reg fabric.Registry, cfg Config) (*tunnel.Port, error
 	if err != nil {
 		return nil, err
 	}
-	local, peer := netip.AddrPortFrom(cfg.Local, cfg.DstPort), netip.AddrPortFrom(cfg.Remote, cfg.DstPort)
+	local, peer := netip.AddrPortFrom(cfg.Src, cfg.DstPort), netip.AddrPortFrom(cfg.Dst, cfg.DstPort)
 	// Errors from the table already name the kind ("vxlan: bind ...").
 	ep, err := t.Acquire(tunnel.EndpointConfig{Kind: kind, Local: local, NewRouter: func() tunnel.Router { return new(router) },
 		HeaderLen: HeaderLen, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame})
@@ -76,7 +74,7 @@ func Open(t *tunnel.Table, reg fabric.Registry, cfg Config) (*tunnel.Port, error
 		return nil, err
 	}
 	hdr := Encode(cfg.VNI)
-	return ep.Router().(*router).OpenPort(ep, reg, cfg.Remote, cfg.VNI, tunnel.PortConfig{
+	return ep.Router().(*router).OpenPort(ep, reg, cfg.Dst, cfg.VNI, tunnel.PortConfig{
 		Name: fmt.Sprintf("vxlan %s->%s vni %d", local, peer, cfg.VNI), MaxFrame: cfg.MaxFrame, Peer: peer,
 		Header: hdr[:], CounterAt: -1,
 		Check: checker(cfg.VNI),

@@ -12,6 +12,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/nstest"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 	"github.com/umlswitch/umlswitch/tunnel"
 )
@@ -39,15 +40,15 @@ func openRemote(t testing.TB, ns *nstest.NS, cfg Config, ephemeral bool) *remote
 		port = DefaultPort
 	}
 	hdr := Encode(cfg.VNI)
-	sw := netip.AddrPortFrom(cfg.Local, port)
+	sw := netip.AddrPortFrom(cfg.Src, port)
 	var fd, txFd int
 	err := ns.Do(func() (err error) {
-		if fd, err = porttest.DialTunnel(unix.SOCK_DGRAM, 0, netip.AddrPortFrom(cfg.Remote, port), sw); err != nil {
+		if fd, err = porttest.DialTunnel(unix.SOCK_DGRAM, 0, netip.AddrPortFrom(cfg.Dst, port), sw); err != nil {
 			return err
 		}
 		txFd = fd
 		if ephemeral {
-			txFd, err = porttest.DialTunnel(unix.SOCK_DGRAM, 0, netip.AddrPortFrom(cfg.Remote, 0), sw)
+			txFd, err = porttest.DialTunnel(unix.SOCK_DGRAM, 0, netip.AddrPortFrom(cfg.Dst, 0), sw)
 		}
 		return err
 	})
@@ -85,9 +86,9 @@ func TestConformance(t *testing.T) {
 		name string
 		cfg  Config
 	}{
-		{"ipv4", Config{Local: swAddr, Remote: peer3, VNI: 42}},
-		{"ipv4 port 8472 vni max", Config{Local: swAddr, Remote: peer3, VNI: MaxVNI, DstPort: 8472}},
-		{"ipv6", Config{Local: sw6, Remote: peer6, VNI: 0}},
+		{"ipv4", Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer3}, VNI: 42}}},
+		{"ipv4 port 8472 vni max", Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer3}, VNI: MaxVNI, DstPort: 8472}}},
+		{"ipv6", Config{Options: Options{Addrs: tunnel.Addrs{Src: sw6, Dst: peer6}, VNI: 0}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			porttest.Run(t, func(t *testing.T) *porttest.Harness {
@@ -107,20 +108,20 @@ func TestConformance(t *testing.T) {
 func TestOpenRefuses(t *testing.T) {
 	reg := porttest.NewCapture(1)
 	tb := tunnel.NewTable(reg, porttest.Quiet())
-	ok := Config{Local: swAddr, Remote: peer3, VNI: 1, Depth: 64, MaxFrame: 1518}
+	ok := Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer3}, VNI: 1}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
 	for _, c := range []struct {
 		name   string
 		change func(*Config)
 		want   string
 	}{
 		{"vni over 24 bits", func(c *Config) { c.VNI = MaxVNI + 1 }, "24 bits"},
-		{"no local", func(c *Config) { c.Local = netip.Addr{} }, "required"},
-		{"no remote", func(c *Config) { c.Remote = netip.Addr{} }, "required"},
-		{"mixed families", func(c *Config) { c.Remote = peer6 }, "family"},
-		{"unspecified remote", func(c *Config) { c.Remote = netip.IPv4Unspecified() }, "unicast"},
-		{"multicast remote", func(c *Config) { c.Remote = netip.MustParseAddr("239.1.1.1") }, "unicast"},
+		{"no local", func(c *Config) { c.Src = netip.Addr{} }, "required"},
+		{"no remote", func(c *Config) { c.Dst = netip.Addr{} }, "required"},
+		{"mixed families", func(c *Config) { c.Dst = peer6 }, "family"},
+		{"unspecified remote", func(c *Config) { c.Dst = netip.IPv4Unspecified() }, "unicast"},
+		{"multicast remote", func(c *Config) { c.Dst = netip.MustParseAddr("239.1.1.1") }, "unicast"},
 		{"zone", func(c *Config) {
-			c.Local, c.Remote = netip.MustParseAddr("fe80::1%lo"), netip.MustParseAddr("fe80::2%lo")
+			c.Src, c.Dst = netip.MustParseAddr("fe80::1%lo"), netip.MustParseAddr("fe80::2%lo")
 		}, "zone"},
 		{"depth 0", func(c *Config) { c.Depth = 0 }, "depth"},
 		{"max frame 0", func(c *Config) { c.MaxFrame = 0 }, "largest frame"},
@@ -158,9 +159,9 @@ func TestManyPeersAndVNIsOnOneAddress(t *testing.T) {
 			ns := newNS(t)
 			ns.AddLocal6(t, "fd00::4")
 			sw, tb := porttest.NewTunnelSwitch(t)
-			ca := Config{Local: c.local, Remote: c.p1, VNI: 7, Depth: 64, MaxFrame: 1518}
-			cb := Config{Local: c.local, Remote: c.p2, VNI: 7, Depth: 64, MaxFrame: 1518}
-			cc := Config{Local: c.local, Remote: c.p3, VNI: 8, Depth: 64, MaxFrame: 1518}
+			ca := Config{Options: Options{Addrs: tunnel.Addrs{Src: c.local, Dst: c.p1}, VNI: 7}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
+			cb := Config{Options: Options{Addrs: tunnel.Addrs{Src: c.local, Dst: c.p2}, VNI: 7}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
+			cc := Config{Options: Options{Addrs: tunnel.Addrs{Src: c.local, Dst: c.p3}, VNI: 8}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
 			openIn(t, ns, tb, sw, ca)
 			pb := openIn(t, ns, tb, sw, cb)
 			openIn(t, ns, tb, sw, cc)
@@ -216,13 +217,13 @@ func TestBadPackets(t *testing.T) {
 }
 
 func badPackets(t *testing.T, ns *nstest.NS, sw *porttest.Switch, tb *tunnel.Table) {
-	cbad := Config{Local: swAddr, Remote: peer3, VNI: 42, Depth: 64, MaxFrame: 1518}
-	cgood := Config{Local: swAddr, Remote: peer4, VNI: 42, Depth: 64, MaxFrame: 1518}
+	cbad := Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer3}, VNI: 42}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
+	cgood := Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer4}, VNI: 42}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
 	pbad := openIn(t, ns, tb, sw, cbad)
 	pgood := openIn(t, ns, tb, sw, cgood)
 	bad := openRemote(t, ns, cbad, true)
 	good := openRemote(t, ns, cgood, false)
-	stranger := openRemote(t, ns, Config{Local: swAddr, Remote: netip.MustParseAddr("127.0.0.9"), VNI: 42}, false)
+	stranger := openRemote(t, ns, Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: netip.MustParseAddr("127.0.0.9")}, VNI: 42}}, false)
 
 	f := ether(frame.Broadcast, mac(3), 1)
 	hdr := func(b ...byte) []byte { return append(b, f...) }
@@ -276,7 +277,7 @@ func TestEndpointClosesWithItsLastPort(t *testing.T) {
 			peer netip.Addr
 			vni  uint32
 		}{{peer3, 1}, {peer3, 2}, {peer4, 1}} {
-			ps = append(ps, openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: c.peer, VNI: c.vni, Depth: 64, MaxFrame: 1518}))
+			ps = append(ps, openIn(t, ns, tb, sw, Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: c.peer}, VNI: c.vni}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}))
 		}
 		for _, p := range ps[:2] {
 			sw.Detach(p)
@@ -285,7 +286,7 @@ func TestEndpointClosesWithItsLastPort(t *testing.T) {
 			}
 		}
 		// A closed port's route is free again.
-		again := openIn(t, ns, tb, sw, Config{Local: swAddr, Remote: peer3, VNI: 1, Depth: 64, MaxFrame: 1518})
+		again := openIn(t, ns, tb, sw, Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer3}, VNI: 1}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}})
 		sw.Detach(ps[2])
 		if len(tb.Stats()) != 1 {
 			t.Fatal("endpoint closed while a port still uses it")
@@ -309,7 +310,7 @@ func BenchmarkSwitchOverVXLAN(b *testing.B) {
 			tb.SetOffload(offload)
 			var peers []porttest.BenchPeer
 			for _, peer := range []netip.Addr{peer3, peer4} {
-				cfg := Config{Local: swAddr, Remote: peer, VNI: 42, Depth: 64, MaxFrame: 1518}
+				cfg := Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer}, VNI: 42}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
 				openIn(b, ns, tb, sw, cfg)
 				u := openRemote(b, ns, cfg, false)
 				peers = append(peers, porttest.BenchPeer{Fd: u.Fd, Send: porttest.WithHeader(u.Hdr), Per: 2})
