@@ -9,4 +9,6 @@
 // transports/portkind, with how its ports open). configs splits specs and YAML into key/value pairs, hands them
 // to the kind's setters, and renders ports back through its getters, so
 // errors can always name the accepted keys and a key is added in one place.
+// Mirrors (-mirror specs and a file's mirror entries) are declared the same
+// way, in mirror.go's mirrorKeys.
 package configs

@@ -251,7 +251,7 @@ func (y *switchYAML) parse(name, where string) (Switch, error) {
 		sw.Ports = append(sw.Ports, p)
 	}
 	for i, m := range y.Mirrors {
-		mi, err := mirrorFromOptions(sortedOptions(m))
+		mi, err := NewMirror(sortedOptions(m))
 		if err != nil {
 			return sw, fmt.Errorf("config: %smirrors[%d]: %w", where, i, err)
 		}

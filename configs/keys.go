@@ -1,6 +1,9 @@
 package configs
 
-import "os"
+import (
+	"os"
+	"strings"
+)
 
 // Constructors for the common shapes of key. Each binds a key to one field
 // of a kind's options *O, so that a kind lists a key in a line: field
@@ -35,6 +38,26 @@ func Text[O any](name, value, help string, field func(*O) *string, check func(st
 		}
 		return v, nil
 	}, func(v string) string { return v })
+}
+
+// List is a key whose value is a comma-separated list of words, kept in
+// order without empty ones; none given leaves it unset.
+func List[O any](name, value, help string, field func(*O) *[]string) Key {
+	return Key{Name: name, Value: value, Help: help, List: true,
+		Set: func(o Options, v string) error {
+			list := field(o.(*O))
+			for _, w := range strings.Split(v, ",") {
+				if w = strings.TrimSpace(w); w != "" {
+					*list = append(*list, w)
+				}
+			}
+			return nil
+		},
+		Get: func(o Options) (string, bool) {
+			list := *field(o.(*O))
+			return strings.Join(list, ","), len(list) > 0
+		},
+	}
 }
 
 // Present is k recording in *has that it was given, and rendered exactly

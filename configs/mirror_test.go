@@ -2,6 +2,7 @@ package configs_test
 
 import (
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -83,6 +84,8 @@ func FuzzParseMirror(f *testing.F) {
 	f.Add("file=/tmp/a.pcap,format=pcap,snaplen=96,ports=tap,gre,dir=in,rotate=10M,keep=3")
 	f.Add("stream=/s,ports=,x,dir=out")
 	f.Add("name=m1,port=transport=tap,ifname=t0,name=span")
+	f.Add("stream=/s,mode=0660,owner=0,group=0,snaplen=64")
+	f.Add("keep=2,rotate=1k,file=/a,ports=,a,b,dir=both")
 	f.Fuzz(func(t *testing.T, spec string) {
 		m, err := configs.ParseMirror(spec)
 		n := 0
@@ -107,4 +110,94 @@ func FuzzParseMirror(f *testing.F) {
 			t.Fatalf("%q -> %q -> %+v, %v", spec, m.String(), back, err)
 		}
 	})
+}
+
+// Every declared mirror key is one declaration: given in a spec or a
+// config file entry, it parses, renders back as given, and -h documents
+// it. A key added without a sample here fails the test.
+func TestEveryMirrorKeyRoundTrips(t *testing.T) {
+	samples := map[string]string{ // in the order String renders them
+		"name":    "name=m1,file=/a",
+		"file":    "file=/a",
+		"stream":  "stream=/s",
+		"format":  "file=/a,format=pcap",
+		"snaplen": "stream=/s,snaplen=96",
+		"ports":   "file=/a,ports=tap,gre 10.0.0.1",
+		"dir":     "file=/a,dir=in",
+		"rotate":  "file=/a,rotate=1048576",
+		"keep":    "file=/a,rotate=1024,keep=3",
+		"mode":    "stream=/s,mode=0660",
+		"owner":   "stream=/s,owner=1000",
+		"group":   "stream=/s,group=100",
+		"port":    "dir=out,port=transport=gre,src=127.0.0.2,dst=127.0.0.9",
+	}
+	help := configs.MirrorHelp()
+	for _, key := range configs.MirrorKeys() {
+		t.Run(key, func(t *testing.T) {
+			spec, ok := samples[key]
+			if !ok {
+				t.Fatalf("mirror key %q has no sample spec in this test", key)
+			}
+			m, err := configs.ParseMirror(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.String(); got != spec {
+				t.Fatalf("%q renders as %q", spec, got)
+			}
+			// The same keys as a config file entry.
+			yaml := "ports: [{transport: daemon, path: /tmp/a.ctl}]\nmirrors:\n  - " + mirrorEntry(spec) + "\n"
+			f, err := configs.Parse([]byte(yaml))
+			if err != nil {
+				t.Fatalf("%s: %v", yaml, err)
+			}
+			if got := f.Switches[0].Mirrors[0].String(); got != spec {
+				t.Fatalf("config entry %s renders as %q", yaml, got)
+			}
+			if !regexp.MustCompile(`(?m)^    ` + key + `=\S+ +\S`).MatchString(help) {
+				t.Fatalf("MirrorHelp does not document %s=:\n%s", key, help)
+			}
+		})
+	}
+}
+
+// mirrorEntry writes a -mirror spec as a YAML map: a list key's commas
+// and port='s spec stay in one quoted value.
+func mirrorEntry(spec string) string {
+	var fields []string
+	before, port, hasPort := strings.Cut(spec, "port=transport=")
+	for _, f := range strings.Split(strings.TrimSuffix(before, ","), ",") {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			fields = append(fields, k+": '"+v+"'")
+		} else if f != "" {
+			last := &fields[len(fields)-1]
+			*last = strings.TrimSuffix(*last, "'") + "," + f + "'"
+		}
+	}
+	if hasPort {
+		fields = append(fields, "port: 'transport="+port+"'")
+	}
+	return "{" + strings.Join(fields, ", ") + "}"
+}
+
+// A key that serves some destinations only is refused with the others,
+// and the error names the keys of its kind and what they serve.
+func TestMirrorKeysServeTheirDestinations(t *testing.T) {
+	tests := []struct{ spec, err string }{
+		{"stream=/s,rotate=1M", "rotate= and keep= apply to file="},
+		{"port=transport=tap,ifname=s0,keep=1", ""}, // keep= is the tap's here: port= takes the rest
+		{"keep=1,port=transport=tap,ifname=s0", "rotate= and keep= apply to file="},
+		{"file=/a,owner=0", "mode=, owner= and group= apply to stream="},
+		{"format=pcap,port=transport=tap,ifname=s0", "format= and snaplen= apply to file= and stream=: a port gets whole frames"},
+		{"file=/a,mode=0", ""}, // mode=0 is the default, as before
+	}
+	for _, tt := range tests {
+		_, err := configs.ParseMirror(tt.spec)
+		if tt.err == "" && err != nil && strings.Contains(err.Error(), "apply to") {
+			t.Errorf("%q: %v", tt.spec, err)
+		}
+		if tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%q: err = %v, want %q", tt.spec, err, tt.err)
+		}
+	}
 }

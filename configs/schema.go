@@ -51,6 +51,9 @@ type Key struct {
 	Help     string
 	Default  string // what leaving the key out means, for -h; empty: nothing to say
 	Required bool
+	// List says the value is a comma-separated list: in a -mirror spec a
+	// field without "=" after the key continues its value (ports=a,b).
+	List bool
 	// Set parses v into o; Get renders o's value back and reports whether
 	// it is set (a required key is rendered either way).
 	Set func(o Options, v string) error
@@ -187,28 +190,8 @@ func Help() string {
 	if policy != nil {
 		all = append(all, policy.Keys...)
 	}
-	width := 0
-	for _, key := range slices.Concat(all, commonKeys()) {
-		width = max(width, len(key.Name)+1+len(key.Value))
-	}
-	list := func(keys []Key) {
-		for _, key := range keys {
-			text := key.Help
-			if key.Required {
-				text = "(required) " + text
-			}
-			if key.Default != "" {
-				text += " (default: " + key.Default + ")"
-			}
-			for i, line := range wrap(text, helpWidth-width) {
-				name := ""
-				if i == 0 {
-					name = key.Name + "=" + key.Value
-				}
-				fmt.Fprintf(&b, "    %-*s  %s\n", width, name, line)
-			}
-		}
-	}
+	width := keyWidth(slices.Concat(all, commonKeys()))
+	list := func(keys []Key) { listKeys(&b, keys, width) }
 	b.WriteString("  every transport:\n")
 	list(commonKeys())
 	if policy != nil {
@@ -221,6 +204,36 @@ func Help() string {
 		list(k.Keys)
 	}
 	return b.String()
+}
+
+// keyWidth is how wide the key=VALUE column of keys is in -h.
+func keyWidth(keys []Key) int {
+	width := 0
+	for _, key := range keys {
+		width = max(width, len(key.Name)+1+len(key.Value))
+	}
+	return width
+}
+
+// listKeys writes a line or more for each key: key=VALUE in a column
+// width wide, then what it does and its default.
+func listKeys(b *strings.Builder, keys []Key, width int) {
+	for _, key := range keys {
+		text := key.Help
+		if key.Required {
+			text = "(required) " + text
+		}
+		if key.Default != "" {
+			text += " (default: " + key.Default + ")"
+		}
+		for i, line := range wrap(text, helpWidth-width) {
+			name := ""
+			if i == 0 {
+				name = key.Name + "=" + key.Value
+			}
+			fmt.Fprintf(b, "    %-*s  %s\n", width, name, line)
+		}
+	}
 }
 
 // helpWidth is about where Help's lines end.

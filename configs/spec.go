@@ -60,7 +60,7 @@ func commonKeys() []Key { return slices.Concat(leadKeys, trailKeys) }
 // them transport=NAME, with the option names UML uses for its vector
 // transports. Values cannot contain commas (nor can UML's).
 func ParsePort(spec string) (Port, error) {
-	kv, err := splitOptions(spec, "")
+	kv, err := splitOptions(spec, nil)
 	if err == nil {
 		var p Port
 		if p, err = NewPort(kv); err == nil {
@@ -95,30 +95,24 @@ func NewPort(kv [][2]string) (Port, error) {
 	if policy != nil {
 		p.Policy = policy.New()
 	}
-	for _, pair := range kv {
-		name, v := pair[0], pair[1]
-		if name == "transport" {
-			continue
+	find := func(name string) (*Key, Options) {
+		if key := kind.key(name); key != nil {
+			return key, p.Options
 		}
-		key, o := kind.key(name), p.Options
-		if key == nil {
-			key, o = commonKey(name), &p
+		if key := commonKey(name); key != nil {
+			return key, &p
 		}
-		if key == nil && policy != nil {
-			key, o = policy.key(name), p.Policy
+		if policy != nil {
+			return policy.key(name), p.Policy
 		}
-		switch {
-		case key == nil:
-			return Port{}, fmt.Errorf("unknown key %q for transport %s (%s)", name, p.Transport, accepted(p.Transport))
-		case seen[name]:
-			return Port{}, fmt.Errorf("key %q given twice", name)
-		case v == "":
-			return Port{}, fmt.Errorf("key %q has an empty value", name)
-		}
-		seen[name] = true
-		if err := key.Set(o, v); err != nil {
-			return Port{}, fmt.Errorf("key %q: %w", name, err)
-		}
+		return nil, nil
+	}
+	unknown := func(name string) error {
+		return fmt.Errorf("unknown key %q for transport %s (%s)", name, p.Transport, accepted(p.Transport))
+	}
+	rest := slices.DeleteFunc(slices.Clone(kv), func(pair [2]string) bool { return pair[0] == "transport" })
+	if err := setKeys(rest, seen, find, unknown); err != nil {
+		return Port{}, err
 	}
 	for _, key := range kind.Keys {
 		if key.Required && !seen[key.Name] {
@@ -149,9 +143,34 @@ func commonKey(name string) *Key {
 	return nil
 }
 
+// setKeys sets each pair of kv through the key find returns for its name
+// (and the options that key sets), and records the name in seen. A key
+// find does not know gets unknown's error; one given twice, or with an
+// empty value, is refused too.
+func setKeys(kv [][2]string, seen map[string]bool, find func(name string) (*Key, Options), unknown func(name string) error) error {
+	for _, pair := range kv {
+		name, v := pair[0], pair[1]
+		key, o := find(name)
+		switch {
+		case key == nil:
+			return unknown(name)
+		case seen[name]:
+			return fmt.Errorf("key %q given twice", name)
+		case v == "":
+			return fmt.Errorf("key %q has an empty value", name)
+		}
+		seen[name] = true
+		if err := key.Set(o, v); err != nil {
+			return fmt.Errorf("key %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // splitOptions splits "k=v,k=v" into pairs. A field without "=" is an
-// error, except after the key listKey, whose value it extends (ports=a,b).
-func splitOptions(spec, listKey string) ([][2]string, error) {
+// error, except after a key isList says is a list, whose value it extends
+// (ports=a,b).
+func splitOptions(spec string, isList func(key string) bool) ([][2]string, error) {
 	var kv [][2]string
 	for _, field := range strings.Split(spec, ",") {
 		field = strings.TrimSpace(field)
@@ -160,7 +179,7 @@ func splitOptions(spec, listKey string) ([][2]string, error) {
 		}
 		k, v, ok := strings.Cut(field, "=")
 		if !ok {
-			if listKey == "" || len(kv) == 0 || kv[len(kv)-1][0] != listKey {
+			if isList == nil || len(kv) == 0 || !isList(kv[len(kv)-1][0]) {
 				return nil, fmt.Errorf("%q is not key=value", field)
 			}
 			kv[len(kv)-1][1] += "," + field

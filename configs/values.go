@@ -13,7 +13,9 @@ import (
 // an address reads the same in every spec.
 
 // integer is what Range parses into.
-type integer interface{ ~int | ~uint16 | ~uint32 }
+type integer interface {
+	~int | ~int64 | ~uint16 | ~uint32
+}
 
 // ParseInt accepts decimal and 0x hex (and leading-0 octal, as UML's base-0
 // parser does) within [lo, hi].

@@ -220,11 +220,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"(repeatable). Numbers are decimal or 0x hex; 32-bit keys, sessions and cookies may also be negative,\n"+
 		"as UML needs values of 2^31 and more written (-1 is 0xffffffff). Transports and their keys:\n"+configs.Help()+
 		"Example: -port transport=daemon,path=/tmp/b.ctl -port transport=tap,ifname=tap1")
-	fs.Var(&o.mirrors, "mirror", "capture frames to `SPEC` (repeatable): file=PATH or stream=PATH (a unix socket live readers\n"+
-		"connect to), with format=pcapng|pcap (pcapng: one interface per port, direction on every packet),\n"+
-		"snaplen=N, ports=NAME,NAME (ports whose names contain one), dir=in|out|both, rotate=SIZE (10M)\n"+
-		"and keep=N for files; or port=SPEC, last: SPAN to a port of any kind (-port syntax; dir=in by default).\n"+
-		"A full capture buffer drops and counts frames; forwarding never waits.\n"+
+	fs.Var(&o.mirrors, "mirror", "capture frames to `SPEC` (repeatable): key=value pairs, with one of file=, stream= and port=.\n"+
+		"A full capture buffer drops and counts frames; forwarding never waits. Mirror keys:\n"+configs.MirrorHelp()+
 		"Example: -mirror file=/tmp/lab.pcapng,rotate=100M,keep=5")
 	fs.StringVar(&o.captureSocket, "capture-socket", "", "also serve live frames of the default switch on the unix socket `PATH` (umlswitch capture\n"+
 		"-socket PATH reads it). Not needed for umlswitch capture -s CONTROL, which asks the control socket itself.\n"+

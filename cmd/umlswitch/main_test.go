@@ -85,6 +85,20 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	}
 }
 
+// -mirror's help documents every mirror key, from its declaration.
+func TestHelpDocumentsEveryMirrorKey(t *testing.T) {
+	_, _, help := runArgs("-h")
+	block := regexp.MustCompile(`(?s)\n  -mirror SPEC\n.*?Example: -mirror`).FindString(help)
+	if block == "" {
+		t.Fatalf("-h has no -mirror block:\n%s", help)
+	}
+	for _, key := range configs.MirrorKeys() {
+		if !regexp.MustCompile(`\n\s+` + key + `=\S+ +\S`).MatchString(block) {
+			t.Errorf("-mirror's help does not document %s=:\n%s", key, block)
+		}
+	}
+}
+
 // uml_switch's -compat-v0 syntax puts the data path after the control path.
 func TestCompatV0Syntax(t *testing.T) {
 	o, err := parseFlags([]string{"-compat-v0", "-unix", "/tmp/c.ctl", "/tmp/c.data", "-hub"}, &strings.Builder{})
