@@ -2,12 +2,12 @@ package bench
 
 import (
 	"encoding/binary"
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
 
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/accept"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
@@ -61,27 +61,23 @@ func listenStreamRelay(path string, hub bool, depth, maxFrame int) (*streamRelay
 
 func (r *streamRelay) accept() {
 	defer r.wg.Done()
-	for {
-		c, err := r.ln.AcceptUnix()
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if err != nil {
-			continue
-		}
-		sc := &streamConn{c: c}
-		r.mu.Lock()
-		if r.closed {
-			r.mu.Unlock()
-			c.Close()
-			return
-		}
-		conns := append(append([]*streamConn(nil), *r.conns.Load()...), sc)
-		r.conns.Store(&conns)
+	accept.Loop(r.ln.AcceptUnix, func(error) {}, r.add) // a relay for measurements logs nothing
+}
+
+// add relays c's frames from now on, unless the relay is closing.
+func (r *streamRelay) add(c *net.UnixConn) {
+	sc := &streamConn{c: c}
+	r.mu.Lock()
+	if r.closed {
 		r.mu.Unlock()
-		r.wg.Add(1)
-		go r.serve(sc)
+		c.Close()
+		return
 	}
+	conns := append(append([]*streamConn(nil), *r.conns.Load()...), sc)
+	r.conns.Store(&conns)
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go r.serve(sc)
 }
 
 // serve relays what in sends until it closes or goes out of step (a

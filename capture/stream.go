@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/umlswitch/umlswitch/internal/accept"
 	"github.com/umlswitch/umlswitch/internal/ratelog"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
@@ -41,7 +42,8 @@ type streamOutput struct {
 	live []*reader // the writer's own
 	wg   sync.WaitGroup
 
-	refused ratelog.Every // any local user can make it log a refusal
+	// Lines a peer can make the listener write as often as it likes.
+	refused, failed ratelog.Every
 }
 
 type reader struct {
@@ -80,34 +82,31 @@ func listenStream(ln net.Listener, m *Mirror) *streamOutput {
 
 func (o *streamOutput) accept() {
 	defer o.wg.Done()
-	for {
-		c, err := o.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			o.m.log.Warn("mirror accept", "err", err)
-			time.Sleep(100 * time.Millisecond)
-			continue
+	accept.Loop(o.ln.Accept, func(err error) {
+		o.failed.Log(o.m.log, slog.LevelWarn, "mirror accept", "mirror", o.m.Name(), "err", err)
+	}, o.admit)
+}
+
+// admit hands c to the writer as a new reader, if Config.Admit lets it in.
+func (o *streamOutput) admit(c net.Conn) {
+	release := func() {}
+	if admit := o.m.cfg.Admit; admit != nil {
+		var err error
+		if release, err = admit(c); err != nil {
+			o.refused.Log(o.m.log, slog.LevelWarn, "mirror reader refused", "mirror", o.m.Name(), "err", err)
+			c.Close()
+			return
 		}
-		release := func() {}
-		if admit := o.m.cfg.Admit; admit != nil {
-			if release, err = admit(c); err != nil {
-				o.refused.Log(o.m.log, slog.LevelWarn, "mirror reader refused", "mirror", o.m.Name(), "err", err)
-				c.Close()
-				continue
-			}
-		}
-		if cr, ok := c.(interface{ CloseRead() error }); ok {
-			cr.CloseRead()
-		}
-		r := &reader{conn: c, ch: make(chan []byte, readerQueue), gone: make(chan struct{}), release: release}
-		o.join <- r
-		o.m.active.Store(true) // start copying now; the writer adds the reader on its next pass
-		select {
-		case o.m.wake <- struct{}{}:
-		default:
-		}
+	}
+	if cr, ok := c.(interface{ CloseRead() error }); ok {
+		cr.CloseRead()
+	}
+	r := &reader{conn: c, ch: make(chan []byte, readerQueue), gone: make(chan struct{}), release: release}
+	o.join <- r
+	o.m.active.Store(true) // start copying now; the writer adds the reader on its next pass
+	select {
+	case o.m.wake <- struct{}{}:
+	default:
 	}
 }
 

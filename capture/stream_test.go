@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,6 +64,39 @@ func liveMirror(t *testing.T) (*Mirror, *syncBuffer, func() *net.UnixConn) {
 	return m, log, dial
 }
 
+// bareMirror is a mirror for tests that are its writer goroutine: nothing
+// runs but what they call, and it logs into the returned buffer.
+func bareMirror(t *testing.T) (net.Listener, *Mirror, *syncBuffer) {
+	t.Helper()
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "live.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuffer{}
+	return ln, &Mirror{cfg: Config{Listener: ln}, log: slog.New(slog.NewTextHandler(log, nil)), wake: make(chan struct{}, 1)}, log
+}
+
+// joinReaders connects n readers to addr and runs the writer until o has
+// taken them in; it returns the header they were sent.
+func joinReaders(t *testing.T, o *streamOutput, addr string, n int) []byte {
+	t.Helper()
+	for range n {
+		c, err := net.Dial("unix", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	hdr := appendSHB(nil)
+	for deadline := time.Now().Add(2 * time.Second); len(o.live) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d readers joined", len(o.live), n)
+		}
+		o.write(nil, 0, hdr)
+	}
+	return hdr
+}
+
 // push hands the mirror mb megabytes of 1500-byte frames.
 func push(m *Mirror, mb int) {
 	f := ether(7, 1500)
@@ -86,28 +120,10 @@ func heap() uint64 {
 // busy switch makes): their frames are dropped and counted. The test is
 // the writer goroutine.
 func TestReaderThatNeverReadsKeepsMemoryBounded(t *testing.T) {
-	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "live.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &syncBuffer{}
-	m := &Mirror{cfg: Config{Listener: ln}, log: slog.New(slog.NewTextHandler(log, nil)), wake: make(chan struct{}, 1)}
+	ln, m, log := bareMirror(t)
 	o := listenStream(ln, m)
 	const readers = 4
-	for range readers {
-		c, err := net.Dial("unix", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-	}
-	hdr := appendSHB(nil)
-	for deadline := time.Now().Add(2 * time.Second); len(o.live) < readers; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d readers joined", len(o.live))
-		}
-		o.write(nil, 0, hdr)
-	}
+	hdr := joinReaders(t, o, ln.Addr().String(), readers)
 	before := heap()
 	const chunk = 1 << 20
 	for range 300 {
@@ -179,4 +195,37 @@ func TestStalledReaderIsDisconnected(t *testing.T) {
 		t.Fatal("the slow reader got nothing")
 	}
 	m.Close()
+}
+
+// failOnce is a listener whose first Accept fails as one does when the
+// process is out of descriptors.
+type failOnce struct {
+	net.Listener
+	failed bool
+}
+
+func (l *failOnce) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "unix", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+// A failed accept is logged and the live capture goes on taking readers;
+// closing it ends its accept loop.
+func TestAcceptErrorKeepsServing(t *testing.T) {
+	ln, m, log := bareMirror(t)
+	o := listenStream(&failOnce{Listener: ln}, m)
+	joinReaders(t, o, ln.Addr().String(), 1)
+	if !strings.Contains(log.String(), "mirror accept") || !strings.Contains(log.String(), "too many open files") {
+		t.Errorf("the failed accept was not logged:\n%s", log)
+	}
+	closed := make(chan struct{})
+	go func() { o.close(nil); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("close did not end the accept loop")
+	}
 }

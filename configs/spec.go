@@ -16,7 +16,7 @@ type Port struct {
 	Switch    string // -port only: the switch it joins (in a file, the entry it is listed under)
 
 	Depth int // frames per batch (UML's depth)
-	MTU   int // IP MTU; the largest frame is MTU + 18
+	MTU   int // IP MTU; the largest frame is MTU + 22 (Ethernet header, two VLAN tags)
 
 	// Options are the kind's own keys: what its Kind.New made, filled in
 	// by its keys' setters. Nil only in a Port that was not parsed.

@@ -63,9 +63,9 @@ type Endpoint struct {
 	rx     *mmsg.Batch
 	names  [][sockaddrLen]byte
 	rxVec  *frame.Vector
-	rxN    int
-	rxErr  error
-	readFn func(uintptr) bool
+	got    pollfd.Result      // packets read, or why none were
+	readFn func(uintptr) bool // both bound once, so a read allocates no closure
+	recvFn func(fd int) (int, error)
 	g      groState
 }
 
@@ -191,6 +191,7 @@ func (t *Table) open(key endpointKey, cfg EndpointConfig) (*Endpoint, error) {
 	}
 	e.rxHint = min(e.rxHint, frame.Headroom)
 	e.readFn = e.read
+	e.recvFn = e.recv
 	if cfg.Kind.Type == unix.SOCK_DGRAM && !t.noOffload {
 		e.gso, e.gro = enableOffload(fd)
 	}
@@ -248,18 +249,10 @@ func (e *Endpoint) bind(v *frame.Vector) {
 	}
 }
 
-func (e *Endpoint) read(fd uintptr) bool {
-	for {
-		n, err := e.rx.Recv(int(fd), len(e.rx.Hdrs), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
-		switch err {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		e.rxN, e.rxErr = n, err
-		return true
-	}
+func (e *Endpoint) read(fd uintptr) bool { return e.got.Try(fd, e.recvFn) }
+
+func (e *Endpoint) recv(fd int) (int, error) {
+	return e.rx.Recv(fd, len(e.rx.Hdrs), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 }
 
 func (e *Endpoint) receive(v *frame.Vector) (int, error) {
@@ -275,28 +268,27 @@ func (e *Endpoint) receive(v *frame.Vector) (int, error) {
 	if e.gro {
 		e.g.resetControl(e.rx)
 	}
-	e.rxN, e.rxErr = 0, nil
 	if err := e.fd.Read(e.readFn); err != nil {
 		return 0, err
 	}
-	if e.rxErr != nil {
+	if e.got.Err != nil {
 		// ICMP errors for earlier sends surface here on UDP sockets
 		// (ECONNREFUSED): transient, and the socket stays usable.
-		return 0, e.rxErr
+		return 0, e.got.Err
 	}
 	return e.decapBatch(v), nil
 }
 
-// decapBatch decapsulates the e.rxN packets just received and returns how
+// decapBatch decapsulates the e.got.N packets just received and returns how
 // many slots of v they fill.
 func (e *Endpoint) decapBatch(v *frame.Vector) int {
-	if e.gro && e.g.coalesced(e.rx, e.rxN) {
+	if e.gro && e.g.coalesced(e.rx, e.got.N) {
 		return e.split(v)
 	}
-	for i := 0; i < e.rxN; i++ {
+	for i := 0; i < e.got.N; i++ {
 		e.decap(v, i)
 	}
-	return e.rxN
+	return e.got.N
 }
 
 // decap finds packet i's port and puts its frame at the headroom, or marks

@@ -176,14 +176,14 @@ func groSegment(c []byte) int {
 // made whole in its area (the slots are about to be reused), then drained.
 func (e *Endpoint) split(v *frame.Vector) int {
 	g := &e.g
-	for i := 0; i < e.rxN; i++ {
+	for i := 0; i < e.got.N; i++ {
 		slot := v.Bufs[i][frame.Headroom-e.rxHint:]
 		copy(g.over[i*g.stride:i*g.stride+g.l0], slot[:min(g.total[i], g.l0)])
 		if g.seg[i] < g.total[i] {
 			e.coalesced.Add(1)
 		}
 	}
-	g.next, g.nextSeg, g.n = 0, 0, e.rxN
+	g.next, g.nextSeg, g.n = 0, 0, e.got.N
 	return e.drain(v)
 }
 

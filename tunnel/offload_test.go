@@ -97,7 +97,7 @@ func FuzzGRO(f *testing.F) {
 		if n == 0 {
 			return
 		}
-		e.rxN = n
+		e.got.N = n
 		var out []segment
 		collect := func(k int) {
 			for i := 0; i < k; i++ {

@@ -1,8 +1,11 @@
-// Package accept runs a listening socket whose every connection is a port
-// of its own (UML's BESS transport, QEMU's stream backend): the accept
-// loop, the bound on ports whose peers have hung up, and detaching them
-// all at Close. The socket's kind makes each port and finds the hung-up
-// ones; this package owns their lifecycle.
+// Package accept runs the switch's listening sockets. Loop is the one
+// accept loop every listener uses (the daemon protocol's control socket,
+// live capture readers, the benchmark's relay): it stops when the listener
+// is closed and paces accept errors instead of spinning. Listener serves a
+// socket whose every connection is a port of its own (UML's BESS
+// transport, QEMU's stream backend): the bound on ports whose peers have
+// hung up, and detaching them all at Close. The socket's kind makes each
+// port and finds the hung-up ones; this package owns their lifecycle.
 package accept
 
 import (
@@ -76,9 +79,7 @@ type Listener[P Port] struct {
 
 	// accept state, the accept goroutine only
 	acceptFn func(uintptr) bool
-	newFd    int
-	peer     string
-	local    bool // a unix peer, whose credentials the kernel knows
+	got      conn
 	acceptEr error
 	ports    []P
 }
@@ -108,51 +109,59 @@ func (l *Listener[P]) accept(lfd uintptr) bool {
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return false
 	}
-	l.newFd, l.acceptEr, l.peer, l.local = nfd, err, "", false
+	l.got, l.acceptEr = conn{fd: nfd}, err
 	switch sa := sa.(type) {
 	case *unix.SockaddrUnix:
-		l.peer, l.local = sa.Name, true // UML's src=, if it bound one
+		l.got.peer, l.got.local = sa.Name, true // UML's src=, if it bound one
 	case *unix.SockaddrInet4:
-		l.peer = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+		l.got.peer = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
 	case *unix.SockaddrInet6:
-		l.peer = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
+		l.got.peer = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
 	}
 	return true
+}
+
+// conn is an accepted connection: its descriptor, the peer's address
+// for logs, and whether the kernel knows the peer's credentials.
+type conn struct {
+	fd    int
+	peer  string
+	local bool // a unix peer
 }
 
 func (l *Listener[P]) acceptLoop() {
 	defer l.wg.Done()
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
-	var backoff Backoff
-	for {
+	Loop(func() (conn, error) {
 		l.waitForHungUp(wait)
 		if err := l.ln.Read(l.acceptFn); err != nil {
-			return // closed
+			return conn{}, err // closed
 		}
-		if l.acceptEr != nil {
-			l.acceptLog.Log(l.log, slog.LevelWarn, "accept", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "err", l.acceptEr)
-			backoff.Wait() // EMFILE and friends: do not spin, give descriptors time to come back
-			continue
+		return l.got, l.acceptEr
+	}, func(err error) {
+		l.acceptLog.Log(l.log, slog.LevelWarn, "accept", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "err", err)
+	}, l.admit)
+}
+
+// admit serves c if its peer's uid is within Config.Clients.
+func (l *Listener[P]) admit(c conn) {
+	uid := peercred.NoUID
+	if c.local {
+		if cred, err := peercred.FromFD(c.fd); err == nil {
+			uid = cred.UID
 		}
-		backoff.Reset()
-		uid := peercred.NoUID
-		if l.local {
-			if cred, err := peercred.FromFD(l.newFd); err == nil {
-				uid = cred.UID
-			}
-		}
-		if err := l.cfg.Clients.Acquire(uid); err != nil {
-			l.refuseLog.Log(l.log, slog.LevelWarn, "client refused", "transport", l.cfg.Kind, "addr", l.cfg.Addr,
-				"uid", uidAttr(uid), "err", err)
-			unix.Close(l.newFd)
-			continue
-		}
-		if l.cfg.Tune != nil {
-			l.cfg.Tune(l.newFd)
-		}
-		l.serve(l.newFd, l.peer, uid)
 	}
+	if err := l.cfg.Clients.Acquire(uid); err != nil {
+		l.refuseLog.Log(l.log, slog.LevelWarn, "client refused", "transport", l.cfg.Kind, "addr", l.cfg.Addr,
+			"uid", uidAttr(uid), "err", err)
+		unix.Close(c.fd)
+		return
+	}
+	if l.cfg.Tune != nil {
+		l.cfg.Tune(c.fd)
+	}
+	l.serve(c.fd, c.peer, uid)
 }
 
 // uidAttr is a uid for logs: "unknown" for peercred.NoUID.

@@ -2,6 +2,8 @@
 // netpoller (so Close wakes the reader), writers borrow the raw fd under a
 // shared lock (so Close never pulls it from under a sendmmsg), and
 // WaitWritable parks on the netpoller for POLLOUT within a bound.
+// Result.Try is every port reader's netpoller callback step: read until
+// the socket would block.
 //
 // Nothing here blocks an OS thread in a system call. A goroutine blocked in
 // ppoll keeps its P until sysmon takes it back, which can take milliseconds;

@@ -1,7 +1,7 @@
 // Package sockport is a switch port over one connected, non-blocking
-// datagram or seqpacket socket: a daemon/VDE client's data socket now, a BESS
-// connection later. Frames go out with sendmmsg and come in with recvmmsg in
-// batches.
+// datagram or seqpacket socket: a daemon/VDE client's data socket, a BESS
+// connection, either socket of a QEMU dgram port, a raw port's packet
+// socket. Frames go out with sendmmsg and come in with recvmmsg in batches.
 package sockport
 
 import (
@@ -61,11 +61,12 @@ type Port struct {
 
 	// Receive state, used by the single reader goroutine only.
 	id     frame.PortID
-	rxVec  *frame.Vector // the vector of the read in progress
-	rxN    int
-	rxErr  error
-	readFn func(fd uintptr) bool // bound once so a read allocates no closure
-	eof    bool                  // the peer has gone and its frames were delivered
+	rxVec  *frame.Vector         // the vector of the read in progress
+	rx     *mmsg.Batch           // its receive headers
+	got    pollfd.Result         // datagrams read, or why none were
+	readFn func(fd uintptr) bool // both bound once, so a read allocates no closure
+	recvFn func(fd int) (int, error)
+	eof    bool // the peer has gone and its frames were delivered
 	hup    [1]unix.PollFd
 
 	peerGone atomic.Bool // OnPeerGone has run
@@ -94,6 +95,7 @@ func New(fd int, cfg Config) (*Port, error) {
 		}}
 	}
 	p.readFn = p.read
+	p.recvFn = p.recv
 	return p, nil
 }
 
@@ -204,20 +206,20 @@ func (p *Port) receive(v *frame.Vector) (int, error) {
 		p.cfg.OnEOF()
 		return 0, net.ErrClosed
 	}
-	p.rxVec, p.rxN, p.rxErr = v, 0, nil
+	p.rxVec = v
 	if err := p.fd.Read(p.readFn); err != nil {
 		return 0, err
 	}
-	switch p.rxErr {
+	switch p.got.Err {
 	case nil:
 	case unix.ECONNRESET:
 		// The peer closed with our frames unread. Its own frames (and, on a
 		// stream-like socket, the end of the stream) are still to be read.
 		return 0, nil
 	default:
-		return 0, p.rxErr
+		return 0, p.got.Err
 	}
-	n, rx := p.rxN, v.Scratch.(*mmsg.Batch)
+	n, rx := p.got.N, p.rx
 	for i := 0; i < n; i++ {
 		v.Sizes[i] = int(rx.Hdrs[i].Len) // the true length, thanks to MSG_TRUNC
 		v.Ports[i] = p.id                // the buffers may have served another port last
@@ -302,17 +304,14 @@ func rxBatch(v *frame.Vector) *mmsg.Batch {
 func (p *Port) read(fd uintptr) bool {
 	v := p.rxVec
 	v.Take()
-	rx := rxBatch(v)
-	for {
-		n, err := rx.Recv(int(fd), min(p.cfg.Depth, v.Depth()), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
-		switch err {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			v.Give()
-			return false // park on the netpoller until readable
-		}
-		p.rxN, p.rxErr = n, err
+	p.rx = rxBatch(v)
+	if p.got.Try(fd, p.recvFn) {
 		return true
 	}
+	v.Give()
+	return false // park on the netpoller until readable
+}
+
+func (p *Port) recv(fd int) (int, error) {
+	return p.rx.Recv(fd, min(p.cfg.Depth, p.rxVec.Depth()), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 }

@@ -150,38 +150,33 @@ func (t *Transport) checkNoFile() {
 
 func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
-	var backoff accept.Backoff
-	for {
-		c, err := t.ln.AcceptUnix()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			t.acceptLog.Log(t.log, slog.LevelWarn, "accept", "ctl", t.ctlPath, "err", err)
-			backoff.Wait() // EMFILE and friends: do not spin, give descriptors time to come back
-			continue
-		}
-		backoff.Reset()
-		cred, err := peercred.FromConn(c)
-		if err != nil {
-			cred = peercred.Unknown // another user namespace: one bucket for all such peers
-		}
-		// The slot is taken before the handshake: connections that never
-		// finish it hold descriptors too.
-		if err := t.cfg.Clients.Acquire(cred.UID); err != nil {
-			t.rejected.Add(1)
-			t.refuseLog.Log(t.log, slog.LevelWarn, "client refused", "ctl", t.ctlPath, "uid", uidAttr(cred.UID), "err", err)
-			c.Close()
-			continue
-		}
-		if !t.track(c) {
-			t.cfg.Clients.Release(cred.UID)
-			c.Close()
-			return
-		}
-		t.wg.Add(1)
-		go t.serveClient(c, cred)
+	accept.Loop(t.ln.AcceptUnix, func(err error) {
+		t.acceptLog.Log(t.log, slog.LevelWarn, "accept", "ctl", t.ctlPath, "err", err)
+	}, t.admit)
+}
+
+// admit runs c's handshake on a goroutine of its own if its peer's uid is
+// within Config.Clients.
+func (t *Transport) admit(c *net.UnixConn) {
+	cred, err := peercred.FromConn(c)
+	if err != nil {
+		cred = peercred.Unknown // another user namespace: one bucket for all such peers
 	}
+	// The slot is taken before the handshake: connections that never
+	// finish it hold descriptors too.
+	if err := t.cfg.Clients.Acquire(cred.UID); err != nil {
+		t.rejected.Add(1)
+		t.refuseLog.Log(t.log, slog.LevelWarn, "client refused", "ctl", t.ctlPath, "uid", uidAttr(cred.UID), "err", err)
+		c.Close()
+		return
+	}
+	if !t.track(c) { // closing: the next accept says so and ends the loop
+		t.cfg.Clients.Release(cred.UID)
+		c.Close()
+		return
+	}
+	t.wg.Add(1)
+	go t.serveClient(c, cred)
 }
 
 // uidAttr is a uid for logs: "unknown" for peercred.NoUID.

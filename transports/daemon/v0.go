@@ -14,6 +14,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
+	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
@@ -33,9 +34,9 @@ type v0Socket struct {
 	rx     *mmsg.Batch
 	names  []unixsock.Addr
 	rxVec  *frame.Vector
-	rxN    int
-	rxErr  error
-	readFn func(uintptr) bool
+	got    pollfd.Result
+	readFn func(uintptr) bool // both bound once, so a read allocates no closure
+	recvFn func(fd int) (int, error)
 }
 
 func listenV0(path string, cfg Config) (*v0Socket, error) {
@@ -57,7 +58,7 @@ func listenV0(path string, cfg Config) (*v0Socket, error) {
 		s.close()
 		return nil, err
 	}
-	s.readFn = s.read
+	s.readFn, s.recvFn = s.read, s.recv
 	return s, nil
 }
 
@@ -117,15 +118,14 @@ func (s *v0Socket) receive(v *frame.Vector) (int, error) {
 	for i := range s.names {
 		s.rx.SetName(i, s.names[i][:]) // recvmmsg shortens Namelen: reset it each time
 	}
-	s.rxN, s.rxErr = 0, nil
 	if err := s.raw.Read(s.readFn); err != nil {
 		return 0, net.ErrClosed // without deadlines, RawConn.Read fails only once the file is closed
 	}
-	if s.rxErr != nil {
-		return 0, s.rxErr
+	if s.got.Err != nil {
+		return 0, s.got.Err
 	}
 	s.mu.RLock()
-	for i := 0; i < s.rxN; i++ {
+	for i := 0; i < s.got.N; i++ {
 		v.Sizes[i] = int(s.rx.Hdrs[i].Len)
 		id, ok := s.byAddr[canonical(&s.names[i], int(s.rx.Hdrs[i].Msg.Namelen))]
 		if !ok {
@@ -135,21 +135,13 @@ func (s *v0Socket) receive(v *frame.Vector) (int, error) {
 		v.Ports[i] = id
 	}
 	s.mu.RUnlock()
-	return s.rxN, nil
+	return s.got.N, nil
 }
 
-func (s *v0Socket) read(fd uintptr) bool {
-	for {
-		n, err := s.rx.Recv(int(fd), len(s.rx.Hdrs), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
-		switch err {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		s.rxN, s.rxErr = n, err
-		return true
-	}
+func (s *v0Socket) read(fd uintptr) bool { return s.got.Try(fd, s.recvFn) }
+
+func (s *v0Socket) recv(fd int) (int, error) {
+	return s.rx.Recv(fd, len(s.rx.Hdrs), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 }
 
 func (s *v0Socket) close() {

@@ -29,7 +29,7 @@ func v0Over(t *testing.T) (*v0Socket, unixsock.Addr) {
 	if s.raw, err = s.file.SyscallConn(); err != nil {
 		t.Fatal(err)
 	}
-	s.readFn = s.read
+	s.readFn, s.recvFn = s.read, s.recv
 	t.Cleanup(func() { s.file.Close() })
 	return s, addr
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
 	"github.com/umlswitch/umlswitch/internal/offload"
+	"github.com/umlswitch/umlswitch/internal/pollfd"
 )
 
 // maxRead is the longest datagram the socket hands over: a segmentation-
@@ -23,16 +24,17 @@ const maxRead = offload.HdrLen + 14 + 65536
 type reader struct {
 	id     frame.PortID
 	b      *mmsg.Batch
-	bufs   [][]byte // per message: virtio-net header, then the frame
-	ctl    [][]byte // per message: PACKET_AUXDATA
-	readFn func(uintptr) bool
-	err    error
+	bufs   [][]byte           // per message: virtio-net header, then the frame
+	ctl    [][]byte           // per message: PACKET_AUXDATA
+	readFn func(uintptr) bool // both bound once, so a read allocates no closure
+	recvFn func(fd int) (int, error)
+	got    pollfd.Result // messages read, or why none were
 
-	n, next int          // messages read, the next to hand out
-	plan    offload.Plan // the offload frame being cut, from message cut
-	cut     int
-	seg     int // its next segment
-	tag     vlanTag
+	next int          // the next message to hand out
+	plan offload.Plan // the offload frame being cut, from message cut
+	cut  int
+	seg  int // its next segment
+	tag  vlanTag
 }
 
 // maxMessages bounds the buffers: 64 of maxRead are 4 MiB of address space,
@@ -52,6 +54,7 @@ func (p *Port) newReader() {
 		r.b.SetBuf(i, 0, r.bufs[i])
 	}
 	r.readFn = r.read
+	r.recvFn = r.recv
 }
 
 // Receiver returns the reading side; every frame it reads is marked as
@@ -70,31 +73,25 @@ func (p *Port) receive(v *frame.Vector) (int, error) {
 		if out := r.handOut(v); out > 0 {
 			return out, nil
 		}
-		r.n, r.next, r.err = 0, 0, nil
+		r.got, r.next = pollfd.Result{}, 0
 		if err := p.ReadWith(r.readFn); err != nil {
 			return 0, err
 		}
-		if r.err != nil {
-			return 0, r.err // transient: the interface went down, say
+		if r.got.Err != nil {
+			return 0, r.got.Err // transient: the interface went down, say
 		}
 	}
 }
 
 func (r *reader) read(fd uintptr) bool {
-	for {
-		for i, c := range r.ctl {
-			r.b.SetControl(i, c)
-		}
-		n, err := r.b.Recv(int(fd), len(r.bufs), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
-		switch err {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		r.n, r.err = n, err
-		return true
+	for i, c := range r.ctl {
+		r.b.SetControl(i, c) // the kernel shortens Controllen: reset it
 	}
+	return r.got.Try(fd, r.recvFn)
+}
+
+func (r *reader) recv(fd int) (int, error) {
+	return r.b.Recv(fd, len(r.bufs), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 }
 
 // handOut fills v with what was read: segments still owed first, then the
@@ -113,7 +110,7 @@ func (r *reader) handOut(v *frame.Vector) int {
 			r.seg++
 			continue
 		}
-		if r.next >= r.n {
+		if r.next >= r.got.N {
 			break
 		}
 		i := r.next

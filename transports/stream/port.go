@@ -68,10 +68,11 @@ type Port struct {
 	// Receive state, used by the single reader goroutine only.
 	id     frame.PortID
 	rx     *Framer
-	rxN    int
-	rxErr  error
-	readFn func(fd uintptr) bool // bound once so a read allocates no closure
-	eof    bool                  // the stream has ended; detach on the next read
+	got    pollfd.Result         // bytes read, or why none were
+	space  []byte                // where the read in progress puts them
+	readFn func(fd uintptr) bool // both bound once, so a read allocates no closure
+	recvFn func(fd int) (int, error)
+	eof    bool // the stream has ended; detach on the next read
 }
 
 var _ fabric.Port = (*Port)(nil)
@@ -85,6 +86,7 @@ func NewPort(fd int, cfg PortConfig) (*Port, error) {
 	}
 	p := &Port{cfg: cfg, fd: pfd, tx: mmsg.NewBatch(1, 3*txChunk), rx: NewFramer(cfg.MaxFrame)}
 	p.readFn = p.read
+	p.recvFn = p.recv
 	return p, nil
 }
 
@@ -323,34 +325,26 @@ func (p *Port) ready() bool {
 // read reads what the socket holds into the framer; false with nothing
 // there yet.
 func (p *Port) read(fd uintptr) bool {
-	space := p.rx.Space()
-	if len(space) == 0 {
+	p.space = p.rx.Space()
+	if len(p.space) == 0 {
 		return false // whole frames wait (never so when receive reads)
 	}
-	for {
-		n, err := unix.Read(int(fd), space)
-		switch err {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		p.rxN, p.rxErr = n, err
-		return true
-	}
+	return p.got.Try(fd, p.recvFn)
 }
+
+func (p *Port) recv(fd int) (int, error) { return unix.Read(fd, p.space) }
 
 // readDone takes in what read got: bytes, or the end of the stream. Any
 // error on a stream ends it.
 func (p *Port) readDone() {
-	if p.rxErr != nil || p.rxN <= 0 {
-		if p.rxErr != nil && p.rxErr != unix.ECONNRESET {
-			p.cfg.Logger.Warn("stream read", "port", p.cfg.Name, "err", p.rxErr)
+	if p.got.Err != nil || p.got.N <= 0 {
+		if p.got.Err != nil && p.got.Err != unix.ECONNRESET {
+			p.cfg.Logger.Warn("stream read", "port", p.cfg.Name, "err", p.got.Err)
 		}
 		p.eof = true
 		return
 	}
-	p.rx.Fill(p.rxN)
+	p.rx.Fill(p.got.N)
 }
 
 // cut moves whole frames from the framer into v[n:depth] and returns the

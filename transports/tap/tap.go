@@ -1,12 +1,16 @@
 // Package tap is a switch port on a host tap interface, as uml_switch's -tap:
-// the switch holds /dev/net/tun attached to the named tap (IFF_TAP|IFF_NO_PI,
-// no packet-information header, no vnet header) and frames pass unchanged.
+// the switch holds /dev/net/tun attached to the named tap (IFF_TAP|IFF_NO_PI:
+// no packet-information header) and frames pass unchanged. With
+// Config.VnetHdr the tap also carries a virtio-net header (IFF_VNET_HDR) and
+// offloads: the port cuts the host's segmentation-offload frames into
+// wire-sized ones and gives frames it writes a header that asks for nothing.
 // A tap is created through netlink when asked (and then, unless persistent,
 // goes away with the switch); it can be brought up and given an MTU.
 //
 // A tap descriptor has no recvmmsg: the reader fills a batch by reading until
-// EAGAIN, and writes go one frame per write(2). A multi-queue tap has one
-// reader per queue; the kernel spreads the host's frames over the queues.
+// EAGAIN, and writes go one frame per write(2) (writev(2) behind a header).
+// A multi-queue tap has one reader per queue; the kernel spreads the host's
+// frames over the queues.
 package tap
 
 import (
