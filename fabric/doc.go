@@ -1,6 +1,6 @@
-// Package fabric is the switching core of umlswitch: a learning Ethernet
-// switch (or a hub) over ports it knows only through the small interfaces in
-// port.go.
+// Package fabric is the switching core of umlswitch: a Fabric (the
+// forwarding engine) runs learning Ethernet switches (or hubs), each a
+// Switch, over ports it knows only through the small interfaces in port.go.
 //
 // Every reader goroutine runs to completion: it reads a batch of frames from
 // its port (or shared socket), learns source addresses, looks up destinations,

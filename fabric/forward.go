@@ -9,7 +9,7 @@ import (
 )
 
 // forwarder is the forwarding state of one batch: staging lists and scratch
-// reused from batch to batch (readers take one from the switch's pool per
+// reused from batch to batch (readers take one from the fabric's pool per
 // batch), so forwarding allocates nothing.
 //
 // The flow for one batch (forward):
@@ -21,13 +21,13 @@ import (
 //  4. ports that were full: wait for each while it keeps taking frames, and
 //     drop what a port that takes nothing for TxHold was still owed.
 type forwarder struct {
-	sw      *Switch
+	fab     *Fabric
 	lists   [][]uint16     // by PortID: indices of the frames staged for it
 	touched []frame.PortID // ports with a non-empty list, in first-use order
 	out     [][]byte       // frames of one Write
 	pend    []pending
 	depth   int      // initial capacity of a list; deeper batches grow them
-	mirrors []Mirror // of the domain in hand; nil when nothing captures
+	mirrors []Mirror // of the switch in hand; nil when nothing captures
 
 	// VLANs (vlan.go): by PortID, the frames staged for it that leave in
 	// the other form than they came (a tag pushed or popped); they are
@@ -35,7 +35,7 @@ type forwarder struct {
 	// changes form once.
 	flips    [][]uint16
 	flipping bool       // some frame of the batch is in flips
-	meta     []vlanMeta // by frame, in domains with VLAN ports
+	meta     []vlanMeta // by frame, in switches with VLAN ports
 	undo     []uint16   // frames whose meta says flipped
 }
 
@@ -45,8 +45,8 @@ type pending struct {
 	flip bool // the list is in flips
 }
 
-func newForwarder(s *Switch, depth int) *forwarder {
-	return &forwarder{sw: s, depth: depth, out: make([][]byte, 0, depth)}
+func newForwarder(s *Fabric, depth int) *forwarder {
+	return &forwarder{fab: s, depth: depth, out: make([][]byte, 0, depth)}
 }
 
 // rxRun accumulates receive counters over a run of frames from one port so
@@ -65,8 +65,8 @@ func (r *rxRun) flush() {
 }
 
 func (f *forwarder) forward(v *frame.Vector, n int) {
-	set := f.sw.ports.Load()
-	now := f.sw.clock.Load()
+	set := f.fab.ports.Load()
+	now := f.fab.clock.Load()
 	if f.forwardFlow(set, v, n, now) {
 		return
 	}
@@ -74,7 +74,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 	var (
 		run     rxRun
 		in      *portEntry
-		dom     *Domain // of in: its table, mirrors and flood list
+		dom     *Switch // of in: its table, mirrors and flood list
 		hub     bool
 		table   *MACTable
 		flood   []*portEntry
@@ -100,8 +100,8 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 				continue // its port went away while the batch was read
 			}
 			run.e = in
-			if in.dom != dom { // a shared socket feeds ports of several domains
-				dom = in.dom
+			if in.sw != dom { // a shared socket feeds ports of several switches
+				dom = in.sw
 				hub, table, flood = dom.hub.Load(), dom.table, set.flood[dom.idx]
 				policed, vlans = set.policed[dom.idx], set.vlans[dom.idx]
 				f.mirrors = dom.mirrors.active()
@@ -137,7 +137,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 			in.stats.drop(DropLinkLocal, 1)
 			continue
 		}
-		// The frame's VLAN: where no port of the domain has VLAN keys,
+		// The frame's VLAN: where no port of the switch has VLAN keys,
 		// its tag's (0 for none), and it leaves as it came.
 		var vid uint16
 		if vlans {
@@ -184,7 +184,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 			}
 		}
 		// Flood: broadcast, multicast, unknown unicast, and everything in a hub.
-		if pol != nil && pol.storm != nil && !pol.storm.take(f.sw.now()) {
+		if pol != nil && pol.storm != nil && !pol.storm.take(f.fab.now()) {
 			in.stats.drop(DropStorm, 1)
 			continue
 		}
@@ -215,7 +215,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 
 // forwardFlow forwards the commonest batch of a busy link at once: every
 // frame from one port, with the same addresses and type (and tag), to a
-// destination already learned, in a domain and between ports without
+// destination already learned, in a switch and between ports without
 // VLANs, policies, mirrors or hub mode. One learning and one lookup serve
 // the whole batch, and its frames are staged in one go: what forward would
 // do frame by frame, with the same counters. It reports false, having
@@ -228,7 +228,7 @@ func (f *forwarder) forwardFlow(set *portSet, v *frame.Vector, n int, now int64)
 	if in == nil || in.pol != nil || in.vl != nil {
 		return false
 	}
-	dom := in.dom
+	dom := in.sw
 	if set.vlans[dom.idx] || dom.hub.Load() || dom.mirrors.active() != nil {
 		return false
 	}
@@ -298,7 +298,7 @@ func (f *forwarder) stage(out *portEntry, i, size int) {
 	f.lists[id] = append(l, uint16(i))
 }
 
-// grow makes room for more port ids. It allocates, but only when the switch
+// grow makes room for more port ids. It allocates, but only when the fabric
 // gains a port id this reader has not seen yet.
 func (f *forwarder) grow(n int) {
 	for len(f.lists) < n {
@@ -371,7 +371,7 @@ func (f *forwarder) transmit(set *portSet, v *frame.Vector) {
 // unless it keeps others waiting while it trickles: then it is not waited
 // for when the batch has other destinations too (slow.go).
 func (f *forwarder) hold(v *frame.Vector) {
-	sw := f.sw
+	sw := f.fab
 	shared := len(f.touched) > 1 || f.flipping // the wait delays frames for other ports too
 	for _, p := range f.pend {
 		e := p.e
@@ -417,13 +417,13 @@ func (f *forwarder) hold(v *frame.Vector) {
 // charge books a wait for e against its hold debt and reports it when that
 // makes the port slow.
 func (f *forwarder) charge(e *portEntry, start, end int64) {
-	slowFor, episodes := e.slow.charge(start, end, e.stats.txFrames.Load(), f.sw.cfg.TxHold)
+	slowFor, episodes := e.slow.charge(start, end, e.stats.txFrames.Load(), f.fab.cfg.TxHold)
 	if slowFor == 0 {
 		return
 	}
 	e.stats.slowed.Add(1)
 	if episodes > 0 {
-		f.sw.log.Info("slow receiver: not waiting for it", "port", e.id, "name", e.name,
+		f.fab.log.Info("slow receiver: not waiting for it", "port", e.id, "name", e.name,
 			"for", slowFor.Round(time.Millisecond), "episodes", episodes)
 	}
 }
@@ -440,7 +440,7 @@ func (f *forwarder) write(e *portEntry, frames [][]byte) (done int, full bool) {
 			}
 			e.stats.txFrames.Add(uint64(n))
 			e.stats.txBytes.Add(b)
-			if ms := e.dom.mirrors.active(); ms != nil {
+			if ms := e.sw.mirrors.active(); ms != nil {
 				for _, fr := range frames[done : done+n] {
 					mirrorAll(ms, e, DirOut, fr)
 				}

@@ -23,7 +23,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 // rig is a switch with n fake ports named p0..pn-1.
 type rig struct {
-	sw    *Switch
+	sw    *Fabric
 	ports []*fakePort
 	ids   []frame.PortID
 	fw    *forwarder

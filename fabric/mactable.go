@@ -151,7 +151,7 @@ func (t *MACTable) shard(k macKey) *macShard {
 }
 
 // Learn records that mac was seen in vlan on ref at time now (nanoseconds
-// on the switch's clock). A known address is refreshed or moved in place.
+// on the fabric's clock). A known address is refreshed or moved in place.
 func (t *MACTable) Learn(vlan uint16, mac frame.MAC, ref portRef, now int64) {
 	t.learn(keyOf(vlan, mac), ref, now)
 }

@@ -38,7 +38,7 @@ func anyActive(ms []Mirror) bool {
 	return false
 }
 
-// mirrorList is a domain's mirrors: nil when nothing captures, so
+// mirrorList is a switch's mirrors: nil when nothing captures, so
 // forwarding pays one load.
 type mirrorList struct {
 	mu  sync.Mutex
@@ -79,18 +79,18 @@ func (l *mirrorList) remove(m Mirror) {
 	l.cur.Store(&next)
 }
 
-// AddMirror starts showing the domain's frames to m.
-func (d *Domain) AddMirror(m Mirror) { d.mirrors.add(m) }
+// AddMirror starts showing the switch's frames to m.
+func (d *Switch) AddMirror(m Mirror) { d.mirrors.add(m) }
 
 // RemoveMirror stops showing frames to m. Readers that loaded the old list
 // may still show it the rest of their batch.
-func (d *Domain) RemoveMirror(m Mirror) { d.mirrors.remove(m) }
+func (d *Switch) RemoveMirror(m Mirror) { d.mirrors.remove(m) }
 
-// AddMirror starts showing the default domain's frames to m.
-func (s *Switch) AddMirror(m Mirror) { s.def.AddMirror(m) }
+// AddMirror starts showing the default switch's frames to m.
+func (s *Fabric) AddMirror(m Mirror) { s.def.AddMirror(m) }
 
-// RemoveMirror stops showing the default domain's frames to m.
-func (s *Switch) RemoveMirror(m Mirror) { s.def.RemoveMirror(m) }
+// RemoveMirror stops showing the default switch's frames to m.
+func (s *Fabric) RemoveMirror(m Mirror) { s.def.RemoveMirror(m) }
 
 // mirrorAll shows f to every mirror.
 func mirrorAll(ms []Mirror, e *portEntry, dir Direction, f []byte) {

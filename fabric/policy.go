@@ -25,7 +25,7 @@ type Policy struct {
 // portPolicy is a Policy as forwarding reads it; a port without one has a
 // nil pointer, so the common case is one comparison.
 type portPolicy struct {
-	group       uint16 // split horizon group id in the port's domain; 0: none
+	group       uint16 // split horizon group id in the port's switch; 0: none
 	noFlood     bool
 	noBroadcast bool
 	isolated    bool
@@ -37,7 +37,7 @@ type portPolicy struct {
 func (p Policy) empty() bool { return p == Policy{} }
 
 // policyFor builds a port's policy; caller holds s.mu (group ids).
-func (d *Domain) policyFor(p Policy) *portPolicy {
+func (d *Switch) policyFor(p Policy) *portPolicy {
 	if p.empty() {
 		return nil
 	}
@@ -102,7 +102,7 @@ func isLinkLocal(dst frame.MAC) bool {
 }
 
 // tokenBucket admits rate events a second, with a burst of a second's
-// worth, on the switch's nanosecond clock.
+// worth, on the fabric's nanosecond clock.
 type tokenBucket struct {
 	mu     sync.Mutex
 	rate   int64 // events a second

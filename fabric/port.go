@@ -69,8 +69,9 @@ type Receiver struct {
 	Lends bool
 }
 
-// Registry is what a transport needs from the switch to add and remove ports
-// as peers come and go. *Switch implements it.
+// Registry is what a transport needs from a switch to add and remove ports
+// as peers come and go. *Switch implements it, and *Fabric for its default
+// switch.
 type Registry interface {
 	// Attach adds p and returns its id. The switch owns p from then on and
 	// closes it on Detach.

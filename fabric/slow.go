@@ -39,7 +39,7 @@ const (
 
 // slowMeter is one port's hold debt.
 type slowMeter struct {
-	// until is the switch time (nanoseconds since start) until which the
+	// until is the fabric's time (nanoseconds since start) until which the
 	// port is slow; read without the lock.
 	until atomic.Int64
 

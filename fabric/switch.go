@@ -1,448 +1,243 @@
 package fabric
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/umlswitch/umlswitch/frame"
 )
 
-// Defaults for Config fields left zero.
-const (
-	DefaultMACAge       = 300 * time.Second
-	DefaultMACTableSize = 8192
-	// DefaultTxHold is how long a full destination may take nothing before
-	// the frames held for it are dropped and it is marked stalled. UML's
-	// receive queue is 10 datagrams deep, so a UML that is not scheduled
-	// for a moment fills it at once; on a busy lab host (or a virtual
-	// machine whose CPU is stolen) a few milliseconds without being
-	// scheduled is normal, and measured with 5 ms those moments cost
-	// frames. A stopped UML costs each sender this bound once, then its
-	// frames are dropped without waiting until it reads again.
-	DefaultTxHold = 10 * time.Millisecond
-)
+// DefaultSwitch names the switch a fabric starts with.
+const DefaultSwitch = "default"
 
-// Config sets the switch's behaviour. Zero fields take the defaults. Hub,
-// MACAge and MACTableSize configure the default domain (see Domain).
-type Config struct {
+// SwitchConfig describes a switch. Zero fields take the fabric's defaults.
+type SwitchConfig struct {
+	Name         string
 	Hub          bool          // flood every frame, learn nothing
 	MACAge       time.Duration // how long an address stays learned unseen
 	MACTableSize int           // most addresses learned at once
-	TxHold       time.Duration // most time a full destination may take nothing before it is stalled
-	Logger       *slog.Logger
+	// OnMAC, if set, hears of every address learned, moved or aged. It is
+	// called on the forwarding path when an address is new or moves, so it
+	// must be quick and never block.
+	OnMAC func(MACEvent)
 }
 
-func (c *Config) setDefaults() {
-	if c.MACAge <= 0 {
-		c.MACAge = DefaultMACAge
-	}
-	if c.MACTableSize <= 0 {
-		c.MACTableSize = DefaultMACTableSize
-	}
-	if c.TxHold <= 0 {
-		c.TxHold = DefaultTxHold
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-}
-
-// portEntry is the switch's record of one attached port. It never changes
-// after Attach except for its atomics.
-type portEntry struct {
-	id       frame.PortID
-	ref      portRef
-	port     Port
-	dom      *Domain
-	name     string
-	maxFrame int
-	pol      *portPolicy // nil: no policy (the common case)
-	vl       *portVLAN   // nil: no VLAN keys (the common case)
-	stats    *counters
-	// stalled is set when the port stayed full past the hold bound and
-	// cleared as soon as it takes a frame again: while set, readers drop
-	// frames for it instead of waiting, so a stopped peer costs one failed
-	// send per batch rather than the bound.
-	stalled atomic.Bool
-	// slow is the port's hold debt: a port that keeps senders waiting
-	// while taking frames one by one stops being waited for (slow.go).
-	slow slowMeter
-}
-
-// portSet is an immutable snapshot of the attached ports, replaced as a whole
-// on Attach and Detach and loaded once per batch by readers.
-type portSet struct {
-	byID  []*portEntry   // indexed by PortID, nil where free
-	live  []*portEntry   // attached ports in id order
-	flood [][]*portEntry // by Domain.idx: its attached ports in id order
-	// policed, by Domain.idx, says whether a port of the domain has a
-	// policy: floods in a domain without one take the plain loop.
-	policed []bool
-	// vlans, by Domain.idx, says whether a port of the domain has VLAN
-	// keys: frames of a domain without change no tags and flood everywhere.
-	vlans []bool
-}
-
-func (s *portSet) get(id frame.PortID) *portEntry {
-	if int(id) < len(s.byID) {
-		return s.byID[id]
-	}
-	return nil
-}
-
-// resolve turns a table entry into a live port, or nil if that port is gone.
-func (s *portSet) resolve(ref portRef, ok bool) *portEntry {
-	if !ok {
-		return nil
-	}
-	if e := s.get(ref.id()); e != nil && e.ref == ref {
-		return e
-	}
-	return nil
-}
-
-// Switch is a learning Ethernet switch: ports, the readers that feed it,
-// and one or more domains (collision domains, each with its own MAC table)
-// that the ports belong to. Its methods are safe for concurrent use.
+// Switch is what users call a switch (ctl switch add): one collision
+// switch whose ports flood to each other and learn into its own MAC table;
+// a frame never leaves the switch it arrived in. The ports of every switch
+// share the fabric's readers and id space, so one socket (a tunnel
+// endpoint) can feed ports of several switches.
 type Switch struct {
-	cfg   Config
-	log   *slog.Logger
-	def   *Domain // the domain Attach uses; nil once removed
-	ports atomic.Pointer[portSet]
-	// clock is the coarse time readers stamp MAC entries with, in
-	// nanoseconds since start, advanced by Run's ticker.
-	clock atomic.Int64
-	start time.Time
-
-	mu      sync.Mutex // guards gens, domains, closed and replacing ports
-	gens    []uint16   // generation of each id slot
-	domains []*Domain  // by idx, nil where free
-	closed  bool
-
-	// forwarders are taken by a reader for one batch at a time: their
-	// staging lists grow with the number of ports, so one per reader would
-	// cost readers times ports.
-	forwarders sync.Pool
-
-	readers sync.WaitGroup
+	fab     *Fabric
+	name    string
+	idx     int // its flood list in portSet.flood
+	hub     atomic.Bool
+	table   *MACTable
+	mirrors mirrorList
+	ev      evictionLog
+	removed bool              // guarded by sw.mu
+	groups  map[string]uint16 // split horizon groups' ids; guarded by sw.mu
 }
 
-var _ Registry = (*Switch)(nil)
-
-// New returns a switch with no ports.
-func New(cfg Config) *Switch {
-	cfg.setDefaults()
-	s := &Switch{cfg: cfg, log: cfg.Logger, start: time.Now()}
-	s.ports.Store(&portSet{})
-	s.forwarders.New = func() any { return newForwarder(s, defaultDepth) }
-	s.def, _ = s.NewDomain(DomainConfig{Name: DefaultDomain, Hub: cfg.Hub, MACAge: cfg.MACAge, MACTableSize: cfg.MACTableSize})
-	return s
-}
-
-// defaultDepth sizes a new forwarder; its lists grow if a reader's batches
-// are deeper.
-const defaultDepth = 64
-
-// now is the time in nanoseconds since the switch started, for the hold
-// paths; readers stamp MAC entries with the coarser clock.
-func (s *Switch) now() int64 { return int64(time.Since(s.start)) }
-
-// Table exposes the default domain's MAC table for inspection.
-func (s *Switch) Table() *MACTable { return s.def.table }
-
-// Default is the domain that Attach uses.
-func (s *Switch) Default() *Domain { return s.def }
-
-// PortOptions are what a port is attached with.
-type PortOptions struct {
-	Domain *Domain // nil: the default domain
-	Name   string  // for logs and counters; empty: the port's own Name
-	Policy Policy
-	VLAN   VLAN
-}
-
-// Attach adds p as a new port of the default domain.
-func (s *Switch) Attach(p Port) (frame.PortID, error) { return s.AttachWith(p, PortOptions{}) }
-
-// AttachWith adds p as a new port with the given options.
-func (s *Switch) AttachWith(p Port, o PortOptions) (frame.PortID, error) {
+// NewSwitch adds an empty switch.
+func (s *Fabric) NewSwitch(cfg SwitchConfig) (*Switch, error) {
+	if cfg.MACAge <= 0 {
+		cfg.MACAge = DefaultMACAge
+	}
+	if cfg.MACTableSize <= 0 {
+		cfg.MACTableSize = DefaultMACTableSize
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return 0, fmt.Errorf("attach %s: %w", p.Name(), net.ErrClosed)
+		return nil, errors.New("switch closed")
 	}
-	d := o.Domain
-	if d == nil {
-		d = s.def
-	}
-	if d == nil || d.removed || d.sw != s {
-		return 0, fmt.Errorf("attach %s: no such switch", p.Name())
-	}
-	if err := o.VLAN.Check(); err != nil {
-		return 0, fmt.Errorf("attach %s: %w", p.Name(), err)
-	}
-	name := o.Name
-	if name == "" {
-		name = p.Name()
-	}
-	old := s.ports.Load()
-	id := -1
-	for i, e := range old.byID {
-		if e == nil {
-			id = i
+	idx := len(s.switches)
+	for i, d := range s.switches {
+		if d == nil {
+			idx = i
 			break
 		}
 	}
-	if id < 0 {
-		if len(old.byID) >= frame.MaxPorts {
-			return 0, fmt.Errorf("attach %s: switch already has %d ports", p.Name(), frame.MaxPorts)
-		}
-		id = len(old.byID)
-		s.gens = append(s.gens, 0)
-	}
-	s.gens[id]++
-	e := &portEntry{id: frame.PortID(id), ref: makeRef(frame.PortID(id), s.gens[id]), port: p, dom: d, pol: d.policyFor(o.Policy),
-		vl: newPortVLAN(o.VLAN), name: name, maxFrame: p.MaxFrame(), stats: new(counters)}
-	byID := append([]*portEntry(nil), old.byID...)
-	if id == len(byID) {
-		byID = append(byID, e)
+	d := &Switch{fab: s, name: cfg.Name, idx: idx, table: NewMACTable(cfg.MACTableSize, cfg.MACAge)}
+	d.hub.Store(cfg.Hub)
+	d.table.notify = cfg.OnMAC
+	if idx == len(s.switches) {
+		s.switches = append(s.switches, d)
 	} else {
-		byID[id] = e
+		s.switches[idx] = d
 	}
-	s.replacePorts(byID)
-	s.log.Info("port attached", "port", id, "name", e.name, "switch", d.name, "peer", p.Name(), "max_frame", e.maxFrame)
-	return e.id, nil
+	s.replacePorts(s.ports.Load().byID)
+	return d, nil
 }
 
-// replacePorts publishes a new snapshot with byID as its ports. Caller
-// holds mu.
-func (s *Switch) replacePorts(byID []*portEntry) {
-	next := &portSet{byID: byID, flood: make([][]*portEntry, len(s.domains)), policed: make([]bool, len(s.domains)),
-		vlans: make([]bool, len(s.domains))}
-	for _, e := range byID {
-		if e != nil {
-			next.live = append(next.live, e)
-			next.flood[e.dom.idx] = append(next.flood[e.dom.idx], e)
-			next.policed[e.dom.idx] = next.policed[e.dom.idx] || e.pol != nil
-			next.vlans[e.dom.idx] = next.vlans[e.dom.idx] || e.vl != nil
+// RemoveSwitch detaches d's ports and removes it.
+func (s *Fabric) RemoveSwitch(d *Switch) {
+	for _, e := range s.ports.Load().live {
+		if e.sw == d {
+			s.Detach(e.port)
 		}
-	}
-	s.ports.Store(next)
-}
-
-// ReplacePort puts next in old's place: same id, name, domain, policy and
-// counters (an impairment wrapped round a running port). old is not
-// closed; next is expected to own it. Readers holding the previous
-// snapshot may still write to old for the rest of their batch.
-func (s *Switch) ReplacePort(old, next Port) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	byID := append([]*portEntry(nil), s.ports.Load().byID...)
-	for i, e := range byID {
-		if e != nil && e.port == old {
-			byID[i] = &portEntry{id: e.id, ref: e.ref, port: next, dom: e.dom, pol: e.pol, vl: e.vl, name: e.name,
-				maxFrame: next.MaxFrame(), stats: e.stats}
-			s.replacePorts(byID)
-			return nil
-		}
-	}
-	return fmt.Errorf("replace %s: not attached", old.Name())
-}
-
-// SetPolicy changes the policy and VLAN membership of port p while it
-// runs. When its VLANs change, the addresses learned on it are forgotten:
-// they were learned in VLANs it may no longer carry.
-func (s *Switch) SetPolicy(p Port, pol Policy, vl VLAN) error {
-	if err := vl.Check(); err != nil {
-		return fmt.Errorf("port %s: %w", p.Name(), err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	byID := append([]*portEntry(nil), s.ports.Load().byID...)
-	for i, e := range byID {
-		if e == nil || e.port != p {
-			continue
-		}
-		next := &portEntry{id: e.id, ref: e.ref, port: e.port, dom: e.dom, pol: e.dom.policyFor(pol), vl: newPortVLAN(vl),
-			name: e.name, maxFrame: e.maxFrame, stats: e.stats}
-		byID[i] = next
-		s.replacePorts(byID)
-		if !sameVLAN(e.vl, next.vl) {
-			e.dom.table.FlushPort(e.id)
-		}
-		return nil
-	}
-	return fmt.Errorf("port %s: not attached", p.Name())
-}
-
-// Detach removes p, forgets its addresses and closes it.
-func (s *Switch) Detach(p Port) {
-	s.mu.Lock()
-	old := s.ports.Load()
-	var e *portEntry
-	for _, c := range old.live {
-		if c.port == p {
-			e = c
-			break
-		}
-	}
-	if e == nil {
-		s.mu.Unlock()
+	if d.removed || d.fab != s {
 		return
 	}
-	id := e.id
-	byID := append([]*portEntry(nil), old.byID...)
-	byID[id] = nil // the slot is reused by a later Attach, with a new generation
+	d.removed = true
+	// A port attached while the loop above ran is detached here, without
+	// the log line: the switch is going.
+	byID := append([]*portEntry(nil), s.ports.Load().byID...)
+	var late []*portEntry
+	for i, e := range byID {
+		if e != nil && e.sw == d {
+			byID[i] = nil
+			late = append(late, e)
+		}
+	}
+	s.switches[d.idx] = nil
 	s.replacePorts(byID)
-	// Flush before another Attach can reuse the id. A reader still holding
-	// the old snapshot may learn an address on this port afterwards; its
-	// generation no longer resolves, and it ages out.
-	flushed := e.dom.table.FlushPort(id)
-	e.dom.table.removeStaticsOf(id)
-	s.mu.Unlock()
-
-	if err := e.port.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Warn("port close", "port", id, "name", e.name, "err", err)
+	if s.def == d {
+		s.def = nil
 	}
-	st := e.stats.snapshot(id, e.name, e.port)
-	s.log.Info("port detached", "port", id, "name", e.name, "switch", e.dom.name, "peer", e.port.Name(), "rx", st.RxFrames, "tx", st.TxFrames,
-		"drops", st.dropSummary(), "stalls", st.Stalls, "slowed", st.Slowed, "macs_flushed", flushed)
-}
-
-// Serve runs r on its own goroutine until it reports net.ErrClosed.
-func (s *Switch) Serve(r Receiver) {
-	s.readers.Add(1)
-	go s.runReceiver(r)
-}
-
-func (s *Switch) runReceiver(r Receiver) {
-	defer s.readers.Done()
-	var v *frame.Vector
-	if r.Lends {
-		v = frame.NewLentVector(r.Depth, r.MaxFrame)
-	} else {
-		v = frame.NewVector(r.Depth, r.MaxFrame)
-	}
-	defer v.Give()
-	s.log.Debug("receiver started", "name", r.Name, "depth", r.Depth)
-	var (
-		failures  int
-		lastLog   time.Time
-		suppressd int
-	)
-	for {
-		n, err := r.Receive(v)
-		if err == nil {
-			failures = 0
-			f := s.forwarders.Get().(*forwarder)
-			f.forward(v, n)
-			s.forwarders.Put(f)
-			continue
-		}
-		if errors.Is(err, net.ErrClosed) {
-			s.log.Debug("receiver stopped", "name", r.Name)
-			return
-		}
-		// Transient: log at most once a second, and back off when errors
-		// repeat so a broken socket cannot spin a core.
-		failures++
-		if now := time.Now(); now.Sub(lastLog) >= time.Second {
-			s.log.Warn("receive", "name", r.Name, "err", err, "suppressed", suppressd)
-			lastLog, suppressd = now, 0
-		} else {
-			suppressd++
-		}
-		if failures > 16 {
-			time.Sleep(min(time.Duration(failures)*time.Millisecond, 100*time.Millisecond))
-		}
+	for _, e := range late {
+		e.port.Close()
 	}
 }
 
-// Run keeps the switch's clock and ages the MAC tables until ctx ends.
-func (s *Switch) Run(ctx context.Context) error {
-	t := time.NewTicker(s.tick())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-t.C:
-			c := int64(now.Sub(s.start))
-			s.clock.Store(c)
-			for _, d := range s.Domains() {
-				d.age(c)
-			}
-			t.Reset(s.tick()) // a domain added since may age faster
-		}
-	}
-}
-
-// tick is how often Run ages: a quarter of the shortest ageing time, at
-// most a second.
-func (s *Switch) tick() time.Duration {
-	tick := time.Second
-	for _, d := range s.Domains() {
-		tick = min(tick, d.MACAge()/4)
-	}
-	return max(tick, time.Millisecond)
-}
-
-// Now is the switch's clock, as MAC entries are stamped with it.
-func (s *Switch) Now() int64 { return s.clock.Load() }
-
-// Close detaches every port and waits for all receivers to stop. Transports
-// that own shared sockets must be closed first so their receivers return.
-func (s *Switch) Close() {
+// Switches lists the switches.
+func (s *Fabric) Switches() []*Switch {
 	s.mu.Lock()
-	s.closed = true
-	live := s.ports.Load().live
-	s.mu.Unlock()
-	for _, e := range live {
-		s.Detach(e.port)
-	}
-	s.readers.Wait()
-}
-
-// Stats returns a snapshot of every attached port's counters.
-func (s *Switch) Stats() []PortStats { return snapshotAll(s.ports.Load().live) }
-
-func snapshotAll(ports []*portEntry) []PortStats {
-	out := make([]PortStats, 0, len(ports))
-	for _, e := range ports {
-		out = append(out, e.stats.snapshot(e.id, e.name, e.port))
+	defer s.mu.Unlock()
+	out := make([]*Switch, 0, len(s.switches))
+	for _, d := range s.switches {
+		if d != nil {
+			out = append(out, d)
+		}
 	}
 	return out
 }
 
-// PortName is the name port id was attached with, or "" if none is.
-func (s *Switch) PortName(id frame.PortID) string {
-	if e := s.ports.Load().get(id); e != nil {
-		return e.name
+// Name is the switch's name.
+func (d *Switch) Name() string { return d.name }
+
+// Hub reports whether the switch floods everything.
+func (d *Switch) Hub() bool { return d.hub.Load() }
+
+// MACAge is how long an address stays learned unseen.
+func (d *Switch) MACAge() time.Duration { return time.Duration(d.table.age.Load()) }
+
+// MACTableSize is the most addresses the switch learns at once.
+func (d *Switch) MACTableSize() int { return int(d.table.max.Load()) }
+
+// Reconfigure changes the switch's hub mode, ageing and table size while it
+// runs (a reload). A smaller table keeps what it holds until addresses age
+// or new ones evict them.
+func (d *Switch) Reconfigure(hub bool, macAge time.Duration, tableSize int) {
+	if macAge <= 0 {
+		macAge = DefaultMACAge
 	}
-	return ""
+	if tableSize <= 0 {
+		tableSize = DefaultMACTableSize
+	}
+	if d.hub.Swap(hub) != hub && hub {
+		d.table.Flush() // a hub learns nothing; what it knew would go stale
+	}
+	d.table.age.Store(int64(macAge))
+	d.table.max.Store(int64(tableSize))
 }
 
-// PortStatsOf returns the counters of p, if it is attached.
-func (s *Switch) PortStatsOf(p Port) (PortStats, bool) {
-	for _, e := range s.ports.Load().live {
-		if e.port == p {
-			return e.stats.snapshot(e.id, e.name, e.port), true
+// Table is the switch's MAC table.
+func (d *Switch) Table() *MACTable { return d.table }
+
+// Stats returns a snapshot of the counters of the switch's ports.
+func (d *Switch) Stats() []PortStats {
+	var ports []*portEntry
+	for _, e := range d.fab.ports.Load().live {
+		if e.sw == d {
+			ports = append(ports, e)
 		}
 	}
-	return PortStats{}, false
+	return snapshotAll(ports)
 }
 
-// PortStats returns the counters of port id, if it is attached.
-func (s *Switch) PortStats(id frame.PortID) (PortStats, bool) {
-	e := s.ports.Load().get(id)
-	if e == nil {
-		return PortStats{}, false
+// Attach adds p to the switch: a switch is a Registry for transports.
+func (d *Switch) Attach(p Port) (frame.PortID, error) {
+	return d.fab.AttachWith(p, PortOptions{Switch: d})
+}
+
+// Detach removes p from the switch.
+func (d *Switch) Detach(p Port) { d.fab.Detach(p) }
+
+// Serve runs r on the switch.
+func (d *Switch) Serve(r Receiver) { d.fab.Serve(r) }
+
+// Entries lists the switch's MAC table.
+func (d *Switch) Entries() []MACEntry {
+	set := d.fab.ports.Load()
+	out := d.table.Entries(d.fab.clock.Load())
+	for i := range out {
+		if set.resolve(out[i].ref, true) == nil && !out[i].Static {
+			out[i].Port = frame.NoPort // learned on a port that has gone, not yet flushed
+		}
 	}
-	return e.stats.snapshot(id, e.name, e.port), true
+	return out
+}
+
+// SetStatic pins mac in vlan to port id of this switch.
+func (d *Switch) SetStatic(vlan uint16, mac frame.MAC, id frame.PortID) error {
+	if mac.IsMulticast() {
+		return fmt.Errorf("static entry %s: a group address cannot live on one port", mac)
+	}
+	d.fab.mu.Lock()
+	defer d.fab.mu.Unlock()
+	e := d.fab.ports.Load().get(id)
+	if e == nil || e.sw != d {
+		return fmt.Errorf("static entry %s: port %d is not in switch %s", mac, id, d.name)
+	}
+	if member, _ := e.vl.egress(vlan); !member || vlan > frame.MaxVLAN {
+		return fmt.Errorf("static entry %s: port %s does not carry VLAN %d", mac, e.name, vlan)
+	}
+	d.table.setStatic(vlan, mac, e.ref)
+	return nil
+}
+
+// FlushPort forgets the addresses learned on port id.
+func (d *Switch) FlushPort(id frame.PortID) int { return d.table.FlushPort(id) }
+
+// age removes the addresses not seen for the ageing time and reports
+// table evictions.
+func (d *Switch) age(now int64) {
+	if n := d.table.Age(now); n > 0 {
+		d.fab.log.Debug("mac entries aged out", "switch", d.name, "count", n)
+	}
+	d.ev.tick(d)
+}
+
+// evictionLog reports MAC table evictions once per burst: when a tick first
+// sees them and when a tick sees none again.
+type evictionLog struct {
+	seen, from uint64
+	on         bool
+}
+
+func (l *evictionLog) tick(d *Switch) {
+	n := d.table.Evicted()
+	log := d.fab.log
+	switch {
+	case n != l.seen && !l.on:
+		id, held := d.table.Heaviest()
+		name := ""
+		if e := d.fab.ports.Load().get(id); e != nil {
+			name = e.name
+		}
+		log.Warn("mac table full: evicting the oldest addresses of the port holding the most",
+			"switch", d.name, "size", d.MACTableSize(), "port", id, "name", name, "holds", held)
+		l.on, l.from = true, l.seen
+	case n == l.seen && l.on:
+		log.Info("mac table evictions ended", "switch", d.name, "evicted", n-l.from)
+		l.on = false
+	}
+	l.seen = n
 }

@@ -10,7 +10,7 @@ import (
 // VLAN is a port's 802.1Q membership. The zero value is a port with none
 // of the VLAN keys: a trunk of every VLAN that passes tags untouched, whose
 // untagged frames make a VLAN of their own (0) that only such ports carry.
-// A domain whose ports all have the zero value forwards as a switch
+// A switch whose ports all have the zero value forwards as a switch
 // without VLANs, learning per tag.
 type VLAN struct {
 	Access uint16         // vlan=N: untagged frames join N, frames leave untagged, tagged ones are refused
@@ -92,7 +92,7 @@ func (p *portVLAN) egress(vid uint16) (member, tagged bool) {
 	return p.tags.Has(vid), true
 }
 
-// vlanMeta is what forwarding knows of one frame of a batch in a domain
+// vlanMeta is what forwarding knows of one frame of a batch in a switch
 // with VLAN ports, besides its VLAN: whether it came tagged with its VLAN's
 // tag, the tag it gets (or had) and whether the buffer now holds it in the
 // other form. flipped is false outside transmit.
@@ -102,7 +102,7 @@ type vlanMeta struct {
 	flipped bool
 }
 
-// classify finds the VLAN of frame i from port in of a domain with VLAN
+// classify finds the VLAN of frame i from port in of a switch with VLAN
 // ports, notes in f.meta how to push or pop its tag, and reports false
 // (counting the drop) for a frame the port may not send in.
 func (f *forwarder) classify(in *portEntry, i int, fr []byte) (uint16, bool) {

@@ -67,7 +67,7 @@ type ConnInfo struct {
 type Instance struct {
 	log    *slog.Logger
 	cfg    Config
-	fab    *fabric.Switch
+	fab    *fabric.Fabric
 	set    *transports.Set
 	events *Events
 	api    APIServer
@@ -88,7 +88,7 @@ type Instance struct {
 
 type switchState struct {
 	name string
-	dom  *fabric.Domain
+	core  *fabric.Switch
 	plan configs.Switch
 	live *liveCapture // created when a reader first asks
 	mac  macLimiter
@@ -142,7 +142,7 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 	in.clients = limit.New("clients", lim.Clients, lim.ClientsPerUID)
 	in.apiConns = limit.New("API connections", lim.API, lim.APIPerUID)
 	in.fab = fabric.New(fabric.Config{TxHold: plan.TxHold, Logger: cfg.Logger})
-	in.fab.RemoveDomain(in.fab.Default()) // switches come from the plan
+	in.fab.RemoveSwitch(in.fab.Default()) // switches come from the plan
 	in.set = transports.NewSet(in.fab, cfg.Logger)
 	if cfg.API != nil {
 		in.api = cfg.API(in)

@@ -41,7 +41,7 @@ func (in *Instance) Capture(sw string, c net.Conn) error {
 		}
 		live = &liveCapture{m: m, ln: ln}
 		s.live = live
-		s.dom.AddMirror(m)
+		s.core.AddMirror(m)
 	}
 	in.mu.Unlock()
 	if !live.ln.Deliver(c) {

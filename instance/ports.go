@@ -176,7 +176,7 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 		ps.clients[p] = client
 	}
 	in.mu.Unlock()
-	id, err := in.fab.AttachWith(held, fabric.PortOptions{Domain: ps.sw.dom, Name: name, Policy: policy.Of(spec),
+	id, err := in.fab.AttachWith(held, fabric.PortOptions{Switch: ps.sw.core, Name: name, Policy: policy.Of(spec),
 		VLAN: policy.VLAN(spec)})
 	in.mu.Lock()
 	if err != nil {

@@ -67,7 +67,7 @@ func (in *Instance) Apply(plan *configs.File) error {
 			}
 			continue
 		}
-		sw.dom.Reconfigure(sp.Hub, sp.MACAge, sp.MACTableSize)
+		sw.core.Reconfigure(sp.Hub, sp.MACAge, sp.MACTableSize)
 		errs = append(errs, in.applyPorts(sw, sp.Ports, &st)...)
 		errs = append(errs, in.applyMirrors(sw, sp.Mirrors, &st)...)
 	}

@@ -43,13 +43,13 @@ func (in *Instance) addSwitch(sp configs.Switch) error {
 		return fmt.Errorf("switch %s: %w", sp.Name, ErrExists)
 	}
 	sw := &switchState{name: sp.Name, plan: configs.Switch{Name: sp.Name, Hub: sp.Hub, MACAge: sp.MACAge, MACTableSize: sp.MACTableSize}}
-	dom, err := in.fab.NewDomain(fabric.DomainConfig{Name: sp.Name, Hub: sp.Hub, MACAge: sp.MACAge,
+	dom, err := in.fab.NewSwitch(fabric.SwitchConfig{Name: sp.Name, Hub: sp.Hub, MACAge: sp.MACAge,
 		MACTableSize: sp.MACTableSize, OnMAC: in.onMAC(sw)})
 	if err != nil {
 		in.mu.Unlock()
 		return fmt.Errorf("switch %s: %w", sp.Name, err)
 	}
-	sw.dom = dom
+	sw.core = dom
 	in.switches = append(in.switches, sw)
 	in.mu.Unlock()
 	in.events.publish(Event{Type: "switch-added", Switch: sp.Name})
@@ -99,7 +99,7 @@ func (in *Instance) closeSwitch(sw *switchState, announce bool) {
 	for _, m := range mirrors {
 		in.closeMirror(m)
 	}
-	in.fab.RemoveDomain(sw.dom)
+	in.fab.RemoveSwitch(sw.core)
 	in.mu.Lock()
 	in.switches = slices.DeleteFunc(in.switches, func(x *switchState) bool { return x == sw })
 	for name, p := range in.ports {
@@ -203,7 +203,7 @@ func (in *Instance) openMirror(ms *mirrorState) error {
 		return err
 	}
 	ms.m = m
-	ms.sw.dom.AddMirror(m)
+	ms.sw.core.AddMirror(m)
 	in.log.Info("mirror", "name", ms.name, "switch", ms.sw.name, "to", m.Name())
 	return nil
 }
@@ -269,7 +269,7 @@ func (in *Instance) closeMirror(ms *mirrorState) {
 	}
 	delete(in.mirrors, ms.name)
 	in.mu.Unlock()
-	ms.sw.dom.RemoveMirror(ms.m)
+	ms.sw.core.RemoveMirror(ms.m)
 	ms.m.Close()
 	if ms.span != nil {
 		if n := ms.span.Dropped(); n > 0 {
@@ -288,15 +288,15 @@ func (in *Instance) FlushFDB(target string) (int, error) {
 	in.mu.Unlock()
 	switch {
 	case sw != nil:
-		return sw.dom.Table().Flush(), nil
+		return sw.core.Table().Flush(), nil
 	case ps != nil && ps.listener:
 		n := 0
 		for _, c := range in.clientsOf(ps) {
-			n += ps.sw.dom.FlushPort(c.id)
+			n += ps.sw.core.FlushPort(c.id)
 		}
 		return n, nil
 	case ps != nil && ps.id != frame.NoPort:
-		return ps.sw.dom.FlushPort(ps.id), nil
+		return ps.sw.core.FlushPort(ps.id), nil
 	case ps != nil:
 		return 0, nil // not attached now: it holds no addresses
 	}
@@ -337,7 +337,7 @@ func (in *Instance) AddStatic(sw, mac, port string, vlan uint16) error {
 	case ps.id == frame.NoPort:
 		return fmt.Errorf("port %s is not attached now", port)
 	}
-	return s.dom.SetStatic(vlan, m, ps.id)
+	return s.core.SetStatic(vlan, m, ps.id)
 }
 
 // DelStatic removes the static entry for mac in vlan on switch sw.
@@ -352,7 +352,7 @@ func (in *Instance) DelStatic(sw, mac string, vlan uint16) error {
 	if s == nil {
 		return fmt.Errorf("switch %s: %w", sw, ErrNotFound)
 	}
-	if !s.dom.Table().RemoveStatic(vlan, m) {
+	if !s.core.Table().RemoveStatic(vlan, m) {
 		return fmt.Errorf("static entry %s (VLAN %d) on %s: %w", m, vlan, sw, ErrNotFound)
 	}
 	return nil

@@ -166,9 +166,9 @@ func (in *Instance) Switches() []SwitchInfo {
 	in.mu.Unlock()
 	out := make([]SwitchInfo, 0, len(sws))
 	for _, sw := range sws {
-		t := sw.dom.Table()
-		si := SwitchInfo{Name: sw.name, Hub: sw.dom.Hub(), MACAgeS: sw.dom.MACAge().Seconds(),
-			MACTableSize: sw.dom.MACTableSize(), MACs: t.Len(), Statics: t.Statics(), MACLearned: t.Learned(),
+		t := sw.core.Table()
+		si := SwitchInfo{Name: sw.name, Hub: sw.core.Hub(), MACAgeS: sw.core.MACAge().Seconds(),
+			MACTableSize: sw.core.MACTableSize(), MACs: t.Len(), Statics: t.Statics(), MACLearned: t.Learned(),
 			MACMoved: t.Moved(), MACRefused: t.Refused(), MACEvicted: t.Evicted(), Ports: counts[sw], Mirrors: mirrors[sw]}
 		if l := lives[sw]; l != nil {
 			st := l.m.Stats()
@@ -256,7 +256,7 @@ func (in *Instance) FDB(sw string) ([]MACInfo, error) {
 	}
 	out := []MACInfo{}
 	for _, s := range sws {
-		for _, e := range s.dom.Entries() {
+		for _, e := range s.core.Entries() {
 			mi := MACInfo{Switch: s.name, MAC: e.MAC.String(), VLAN: int(e.VLAN), AgeS: time.Duration(e.Age).Seconds(), Static: e.Static}
 			if e.Port != frame.NoPort {
 				mi.Port = in.fab.PortName(e.Port)

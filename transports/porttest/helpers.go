@@ -37,7 +37,7 @@ func (c *Capture) Serve(r fabric.Receiver)                    { c.Receivers <- r
 
 // Switch is a real switch for a test, running until Stop or the test's end.
 type Switch struct {
-	*fabric.Switch
+	*fabric.Fabric
 	before []func() // run by Stop before the switch closes: transports' Close
 	once   sync.Once
 	cancel context.CancelFunc
@@ -50,7 +50,7 @@ func NewSwitch(t testing.TB, cfg fabric.Config) *Switch {
 		cfg.Logger = Quiet()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Switch{Switch: fabric.New(cfg), cancel: cancel}
+	s := &Switch{Fabric: fabric.New(cfg), cancel: cancel}
 	go s.Run(ctx)
 	t.Cleanup(s.Stop)
 	return s

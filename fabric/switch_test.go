@@ -7,12 +7,12 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 )
 
-// domainRig is a switch whose ports 0 and 1 are in the default domain and
-// ports 2 and 3 in domain "b".
-func domainRig(t *testing.T) (*rig, *Domain) {
+// domainRig is a switch whose ports 0 and 1 are in the default switch and
+// ports 2 and 3 in switch "b".
+func domainRig(t *testing.T) (*rig, *Switch) {
 	t.Helper()
 	r := newRig(t, 2, Config{})
-	b, err := r.sw.NewDomain(DomainConfig{Name: "b"})
+	b, err := r.sw.NewSwitch(SwitchConfig{Name: "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func domainRig(t *testing.T) (*rig, *Domain) {
 
 func TestDomainsAreIsolated(t *testing.T) {
 	r, b := domainRig(t)
-	// One batch with frames of both domains, as a shared tunnel socket reads.
+	// One batch with frames of both switches, as a shared tunnel socket reads.
 	r.send(r.from(0, frame.Broadcast, macA, 1), r.from(2, frame.Broadcast, macA, 2), r.from(3, macA, macB, 3))
 	got := r.tags()
 	want := []string{"", "\x01", "\x03", "\x02"}
@@ -38,7 +38,7 @@ func TestDomainsAreIsolated(t *testing.T) {
 			t.Fatalf("port %d got tags %v, want %q (all: %v)", i, got[i], want[i], got)
 		}
 	}
-	// The same address learned in both domains, on different ports.
+	// The same address learned in both switches, on different ports.
 	if ref, ok := r.sw.Default().Table().Lookup(0, macA, 0); !ok || ref.id() != r.ids[0] {
 		t.Fatalf("default domain: A on %v %v", ref.id(), ok)
 	}
@@ -48,8 +48,8 @@ func TestDomainsAreIsolated(t *testing.T) {
 	if n := len(b.Stats()); n != 2 {
 		t.Fatalf("domain b lists %d ports", n)
 	}
-	// A frame from the default domain for an address only b knows floods
-	// inside the default domain.
+	// A frame from the default switch for an address only b knows floods
+	// inside the default switch.
 	r.send(r.from(1, macB, macC, 4))
 	if got := r.tags(); string(got[0]) != "\x04" || len(got[2])+len(got[3]) != 0 {
 		t.Fatalf("crossed domains: %v", got)
@@ -58,7 +58,7 @@ func TestDomainsAreIsolated(t *testing.T) {
 
 func TestRemoveDomainDetachesItsPorts(t *testing.T) {
 	r, b := domainRig(t)
-	r.sw.RemoveDomain(b)
+	r.sw.RemoveSwitch(b)
 	if n := len(r.sw.Stats()); n != 2 {
 		t.Fatalf("%d ports left, want 2", n)
 	}
@@ -68,7 +68,7 @@ func TestRemoveDomainDetachesItsPorts(t *testing.T) {
 	if _, err := b.Attach(newFake("late")); err == nil {
 		t.Fatal("attached to a removed domain")
 	}
-	c, err := r.sw.NewDomain(DomainConfig{Name: "c"})
+	c, err := r.sw.NewSwitch(SwitchConfig{Name: "c"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestMACEvents(t *testing.T) {
 	var mu sync.Mutex
 	var evs []MACEvent
 	sw := New(Config{Logger: quiet()})
-	d, _ := sw.NewDomain(DomainConfig{Name: "ev", OnMAC: func(e MACEvent) { mu.Lock(); evs = append(evs, e); mu.Unlock() }})
+	d, _ := sw.NewSwitch(SwitchConfig{Name: "ev", OnMAC: func(e MACEvent) { mu.Lock(); evs = append(evs, e); mu.Unlock() }})
 	var ids []frame.PortID
 	for i := 0; i < 2; i++ {
 		id, _ := d.Attach(newFake("p"))
