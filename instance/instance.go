@@ -88,7 +88,7 @@ type Instance struct {
 
 type switchState struct {
 	name string
-	core  *fabric.Switch
+	core *fabric.Switch
 	plan configs.Switch
 	live *liveCapture // created when a reader first asks
 	mac  macLimiter
