@@ -81,6 +81,12 @@ type Instance struct {
 	// new port missing and open it twice.
 	reloading sync.Mutex
 
+	// swapping makes a port's change of the port the switch holds (SetPort
+	// wrapping it in an impairment) and its detach happen one after the
+	// other: the wrapper recorded is the one the switch holds, and a
+	// detach takes off the port the switch holds. Taken before mu.
+	swapping sync.Mutex
+
 	// stop ends Run and its watcher when Close is called; watchers counts
 	// the watcher goroutines Run started, which Close waits for.
 	stop     chan struct{}
