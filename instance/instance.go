@@ -77,6 +77,21 @@ type Instance struct {
 	clients, apiConns *limit.Limiter
 	apiRefused        atomic.Uint64
 
+	// reloading serializes Reload and Apply: two at once would both see a
+	// new port missing and open it twice.
+	reloading sync.Mutex
+
+	// swapping makes a port's change of the port the switch holds (SetPort
+	// wrapping it in an impairment) and its detach happen one after the
+	// other: the wrapper recorded is the one the switch holds, and a
+	// detach takes off the port the switch holds. Taken before mu.
+	swapping sync.Mutex
+
+	// stop ends Run and its watcher when Close is called; watchers counts
+	// the watcher goroutines Run started, which Close waits for.
+	stop     chan struct{}
+	watchers sync.WaitGroup
+
 	mu       sync.Mutex // guards everything below; never held while forwarding
 	plan     *configs.File
 	switches []*switchState
@@ -136,7 +151,7 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	in := &Instance{log: cfg.Logger, cfg: cfg, plan: plan, events: newEvents(),
+	in := &Instance{log: cfg.Logger, cfg: cfg, plan: plan, events: newEvents(), stop: make(chan struct{}),
 		ports: make(map[string]*portState), mirrors: make(map[string]*mirrorState), seq: make(map[string]int)}
 	lim := plan.Limits.WithDefaults()
 	in.clients = limit.New("clients", lim.Clients, lim.ClientsPerUID)
@@ -163,23 +178,43 @@ func (in *Instance) defaults() transports.Defaults {
 	return transports.Defaults{Depth: in.plan.Depth, MTU: in.plan.MTU, Clients: in.clients}
 }
 
-// Run forwards until ctx ends, then closes everything.
+// Run forwards until ctx ends or Close is called, and returns once its
+// watcher has stopped; Close still has to be called to close the ports.
 func (in *Instance) Run(ctx context.Context) error {
-	stop := make(chan struct{})
-	go in.watch(stop)
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return nil
+	}
+	// Added under mu, so never concurrently with Close's Wait.
+	in.watchers.Add(1)
+	in.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer in.watchers.Done()
+		defer close(done)
+		in.watch(ctx.Done(), in.stop)
+		cancel() // Close was called: forwarding ends too
+	}()
 	err := in.fab.Run(ctx)
-	close(stop)
+	cancel()
+	<-done
 	return err
 }
 
 // watch publishes what events need a clock for: suppressed MAC events and
-// ports that start dropping.
-func (in *Instance) watch(stop <-chan struct{}) {
+// ports that start dropping. It returns when done (Run's end) or stop
+// (Close) is closed.
+func (in *Instance) watch(done, stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	drops := make(map[fabric.Port]dropState)
 	for {
 		select {
+		case <-done:
+			return
 		case <-stop:
 			return
 		case <-t.C:
@@ -261,8 +296,10 @@ func (in *Instance) Close() {
 		return
 	}
 	in.closed = true
+	close(in.stop)
 	sws := slices.Clone(in.switches)
 	in.mu.Unlock()
+	in.watchers.Wait() // Run's watcher reads the ports closed below
 	if in.api != nil {
 		in.api.Close()
 	}

@@ -237,6 +237,8 @@ func (in *Instance) SetPort(name string, kv [][2]string) error {
 		}
 		impairOnly = impairOnly && slices.Contains(policy.ImpairKeys, p[0])
 	}
+	in.swapping.Lock() // no detach between recording a wrapper and the switch holding it
+	defer in.swapping.Unlock()
 	in.mu.Lock()
 	ps := in.ports[name]
 	if ps == nil {
@@ -256,6 +258,7 @@ func (in *Instance) SetPort(name string, kv [][2]string) error {
 		}
 	}
 	type change struct {
+		t        *portState
 		port     fabric.Port  // as attached before the change
 		w        *impair.Port // wraps port now; nil: as before
 		attached fabric.Port  // as attached after the change
@@ -267,7 +270,7 @@ func (in *Instance) SetPort(name string, kv [][2]string) error {
 			continue
 		}
 		spec, _ := t.effective(nil)
-		c := change{port: t.port, attached: t.port, spec: spec}
+		c := change{t: t, port: t.port, attached: t.port, spec: spec}
 		switch cfg := policy.Impair(spec); {
 		case t.impaired != nil:
 			t.impaired.Set(cfg)
@@ -279,20 +282,39 @@ func (in *Instance) SetPort(name string, kv [][2]string) error {
 		changes = append(changes, c)
 	}
 	in.mu.Unlock()
+	var errs []error
 	for _, c := range changes {
 		if c.w != nil {
 			if err := in.fab.ReplacePort(c.port, c.w); err != nil {
-				return err // detached meanwhile
+				// Taken off the switch by other means (its switch went):
+				// forget the wrapper and stop it.
+				in.forgetWrapper(c.t, c.w)
+				errs = append(errs, fmt.Errorf("port %s: %w", c.t.name, err))
+				continue
 			}
 		}
 		if !impairOnly {
 			if err := in.fab.SetPolicy(c.attached, policy.Of(c.spec), policy.VLAN(c.spec)); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 		}
 	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	in.events.publish(Event{Type: "port-changed", Switch: ps.sw.name, Port: name, Detail: fmt.Sprint(kv)})
 	return nil
+}
+
+// forgetWrapper undoes SetPort's recording of w on t when the switch did
+// not take it, and stops w, whose port the switch no longer holds.
+func (in *Instance) forgetWrapper(t *portState, w *impair.Port) {
+	in.mu.Lock()
+	if t.impaired == w {
+		t.impaired = nil
+	}
+	in.mu.Unlock()
+	w.Close() // closes the port too, which ports allow twice
 }
 
 // badInput marks an error in what the caller asked for.
@@ -317,6 +339,10 @@ func requestedNumber(p fabric.Port) int {
 // Detach implements fabric.Registry.
 func (a *attachPoint) Detach(p fabric.Port) {
 	in, ps := a.in, a.ps
+	// Not while SetPort swaps a wrapper in: held is then the one the
+	// switch holds, and a port SetPort finds gone is not wrapped.
+	in.swapping.Lock()
+	defer in.swapping.Unlock()
 	in.mu.Lock()
 	name, held := ps.name, fabric.Port(nil)
 	if ps.listener {

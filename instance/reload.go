@@ -9,18 +9,21 @@ import (
 )
 
 // Reload reads the configuration again and applies it (SIGHUP, the API's
-// reload).
+// reload). Reloads run one at a time, each reading the file and applying
+// it before the next reads it: the last one read is the one that runs.
 func (in *Instance) Reload() error {
 	if in.cfg.Reload == nil {
 		return errors.New("reload: the switch was started without a configuration to read again")
 	}
+	in.reloading.Lock()
+	defer in.reloading.Unlock()
 	plan, err := in.cfg.Reload()
 	if err != nil {
 		in.events.publish(Event{Type: "reload-failed", Error: err.Error()})
 		in.log.Warn("reload failed: running on as before", "err", err)
 		return fmt.Errorf("reload: %w", err)
 	}
-	return in.Apply(plan)
+	return in.apply(plan)
 }
 
 // Apply makes the instance run plan, touching only what differs: a port
@@ -28,8 +31,16 @@ func (in *Instance) Reload() error {
 // mirrors and switches that the running instance has and plan does not
 // (those added through the API too) are closed; a switch's hub mode, ageing
 // and table size change in place. Depth and MTU defaults apply to ports
-// opened from now on; tx_hold needs a restart.
+// opened from now on; tx_hold needs a restart. It waits for a reload or
+// Apply under way.
 func (in *Instance) Apply(plan *configs.File) error {
+	in.reloading.Lock()
+	defer in.reloading.Unlock()
+	return in.apply(plan)
+}
+
+// apply is Apply for a caller that holds in.reloading.
+func (in *Instance) apply(plan *configs.File) error {
 	in.mu.Lock()
 	old := in.plan
 	in.plan = plan

@@ -188,7 +188,9 @@ func (in *Instance) openMirror(ms *mirrorState) error {
 		c.Admit = in.admitReader(ms)
 	}
 	if mc.Port != nil {
-		span, err := transports.NewSpan(*mc.Port, in.defaults(), in.log)
+		// Through the instance's set: a tunnel port shares its local
+		// address's socket with the switch's tunnel ports there.
+		span, err := transports.NewSpan(in.set, *mc.Port, in.defaults())
 		if err != nil {
 			return fmt.Errorf("port: %w", err)
 		}

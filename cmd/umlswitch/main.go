@@ -387,14 +387,7 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 		}
 		defer m.Close()
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			in.Reload()
-		}
-	}()
+	defer reloadOnHangup(in)() // before in.Close: a reload under way ends first
 	ports := 0
 	for _, sw := range plan.Switches {
 		ports += len(sw.Ports)
@@ -409,4 +402,30 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 	sdnotify.Stopping()
 	log.Info("shutting down")
 	return nil
+}
+
+// reloadOnHangup reloads r on every SIGHUP until the function it returns
+// is called, which returns once the loop has ended (and a reload under way
+// with it). signal.Stop does not close the channel, so the loop needs a
+// stop of its own.
+func reloadOnHangup(r interface{ Reload() error }) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			select {
+			case <-hup:
+				r.Reload() // it logs and publishes its own errors
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-ended
+	}
 }

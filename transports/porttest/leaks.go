@@ -37,3 +37,16 @@ func settle(t *testing.T, what string, want int, f func() int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Goroutines is a dump of every goroutine's stack, for tests that look
+// for the goroutines of one function.
+func Goroutines() string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return string(buf[:n])
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
