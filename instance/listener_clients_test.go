@@ -50,48 +50,69 @@ func waitFor(t *testing.T, in *instance.Instance, what string, cond func() bool)
 	}
 }
 
-// Every QEMU on one stream listener is a port of its own (stream0.1,
-// stream0.2), listed with its own counters, learned on by its own MAC and
-// detached when it goes, impaired (delay=) or not. Before the kind said
-// that it listens, both were "stream0", one was listed, and with delay=
-// the first stayed attached until the switch exited.
-func TestStreamClientsArePortsOfTheirOwn(t *testing.T) {
-	for name, extra := range map[string]string{"plain": "", "delay": ", delay: 1ms"} {
-		t.Run(name, func(t *testing.T) {
-			sock := filepath.Join(t.TempDir(), "q.sock")
-			in := start(t, "ports: [{transport: stream, path: "+sock+extra+"}]", instance.Config{})
-			dialStream := func() net.Conn {
-				c, err := net.Dial("unix", sock)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { c.Close() })
-				return c
+// Every client of a listener is a port of its own (stream0.1, stream0.2),
+// listed with its own counters, learned on by its own MAC and detached
+// when it goes, impaired (delay=) or not: QEMUs on a stream listener, UMLs
+// on a BESS socket, UMLs and VDE clients on a daemon socket. Before the
+// stream kind said that it listens, both QEMUs were "stream0", one was
+// listed, and with delay= the first stayed attached until the switch
+// exited.
+func TestListenerClientsArePortsOfTheirOwn(t *testing.T) {
+	type client struct {
+		send  func(f []byte)
+		close func()
+	}
+	kinds := map[string]func(t *testing.T, path string) client{
+		"stream": func(t *testing.T, path string) client {
+			c, err := net.Dial("unix", path)
+			if err != nil {
+				t.Fatal(err)
 			}
-			a := dialStream()
-			waitFor(t, in, "first client", func() bool { return slices.Equal(portNames(in), []string{"stream0", "stream0.1"}) })
-			b := dialStream()
-			waitFor(t, in, "second client", func() bool {
-				return slices.Equal(portNames(in), []string{"stream0", "stream0.1", "stream0.2"})
-			})
-			sendStream(t, a, porttest.Ether(frame.Broadcast, macA, 60, 1))
-			sendStream(t, b, porttest.Ether(frame.Broadcast, macB, 60, 2))
-			waitFor(t, in, "both MACs", func() bool {
-				m := fdbPorts(t, in)
-				return m[macA.String()] == "stream0.1" && m[macB.String()] == "stream0.2"
-			})
-			for _, p := range in.Ports("") {
-				if p.Name != "stream0" && p.RxFrames != 1 {
-					t.Errorf("%s received %d frames from its client, want 1", p.Name, p.RxFrames)
-				}
+			t.Cleanup(func() { c.Close() })
+			return client{func(f []byte) { sendStream(t, c, f) }, func() { c.Close() }}
+		},
+		"bess": func(t *testing.T, path string) client {
+			c, err := net.Dial("unixpacket", path)
+			if err != nil {
+				t.Fatal(err)
 			}
-			a.Close()
-			waitFor(t, in, "the first client's detach", func() bool {
-				return slices.Equal(portNames(in), []string{"stream0", "stream0.2"}) && fdbPorts(t, in)[macA.String()] == ""
+			t.Cleanup(func() { c.Close() })
+			return client{func(f []byte) { c.Write(f) }, func() { c.Close() }}
+		},
+		"daemon": func(t *testing.T, path string) client {
+			c := dial(t, path)
+			return client{func(f []byte) { c.Send(f) }, c.Close}
+		},
+	}
+	for kind, dialKind := range kinds {
+		for name, extra := range map[string]string{"plain": "", "delay": ", delay: 1ms"} {
+			t.Run(kind+"/"+name, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "sock")
+				in := start(t, "ports: [{transport: "+kind+", path: "+path+extra+"}]", instance.Config{})
+				l := kind + "0"
+				a := dialKind(t, path)
+				waitFor(t, in, "first client", func() bool { return slices.Equal(portNames(in), []string{l, l + ".1"}) })
+				b := dialKind(t, path)
+				waitFor(t, in, "second client", func() bool { return slices.Equal(portNames(in), []string{l, l + ".1", l + ".2"}) })
+				a.send(porttest.Ether(frame.Broadcast, macA, 60, 1))
+				b.send(porttest.Ether(frame.Broadcast, macB, 60, 2))
+				waitFor(t, in, "both MACs", func() bool {
+					m := fdbPorts(t, in)
+					return m[macA.String()] == l+".1" && m[macB.String()] == l+".2"
+				})
+				for _, p := range in.Ports("") {
+					if p.Name != l && p.RxFrames != 1 {
+						t.Errorf("%s received %d frames from its client, want 1", p.Name, p.RxFrames)
+					}
+				}
+				a.close()
+				waitFor(t, in, "the first client's detach", func() bool {
+					return slices.Equal(portNames(in), []string{l, l + ".2"}) && fdbPorts(t, in)[macA.String()] == ""
+				})
+				b.close()
+				waitFor(t, in, "the second client's detach", func() bool { return slices.Equal(portNames(in), []string{l}) })
 			})
-			b.Close()
-			waitFor(t, in, "the second client's detach", func() bool { return slices.Equal(portNames(in), []string{"stream0"}) })
-		})
+		}
 	}
 }
 
