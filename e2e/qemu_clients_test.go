@@ -64,4 +64,3 @@ func streamPorts(t *testing.T, ctl string) []string {
 	slices.Sort(names)
 	return names
 }
-
