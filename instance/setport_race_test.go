@@ -1,14 +1,12 @@
 package instance
 
 import (
-	"context"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/porttest"
@@ -19,18 +17,7 @@ import (
 // instance lists, and no wrapper's goroutine is left running.
 func TestSetPortRacingDetaches(t *testing.T) {
 	ctl := filepath.Join(t.TempDir(), "lab.ctl")
-	plan, err := configs.Parse([]byte("ports: [{transport: daemon, path: " + ctl + ", name: lab}]"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := New(plan, Config{Logger: porttest.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() { in.Run(ctx); close(ran) }()
-	defer func() { cancel(); <-ran; in.Close() }()
+	in := runForTest(t, "ports: [{transport: daemon, path: "+ctl+", name: lab}]")
 	porttest.Eventually(t, "Run's watcher", func() bool { return strings.Contains(porttest.Goroutines(), "(*Instance).watch(") })
 
 	const rounds, clients = 40, 4

@@ -1,7 +1,6 @@
 package instance
 
 import (
-	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -70,22 +69,11 @@ func TestSpanTunnelSharesTheSwitchSocket(t *testing.T) {
 	}
 	local, swPeer, spanPeer := netip.MustParseAddr("127.0.47.1"), netip.MustParseAddr("127.0.47.2"), netip.MustParseAddr("127.0.47.3")
 	if n := greSockets(t, local); n != 0 {
-		t.Skipf("%d GRE sockets already on %s", n, local)
+		t.Fatalf("%d GRE sockets already on %s: the count below would be off", n, local)
 	}
 	ctl := filepath.Join(t.TempDir(), "lab.ctl")
-	plan, err := configs.Parse([]byte("ports: [{transport: daemon, path: " + ctl + ", name: lab}, " +
-		"{transport: gre, src: " + local.String() + ", dst: " + swPeer.String() + ", name: tun}]"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := New(plan, Config{Logger: porttest.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() { in.Run(ctx); close(ran) }()
-	defer func() { cancel(); <-ran; in.Close() }()
+	in := runForTest(t, "ports: [{transport: daemon, path: "+ctl+", name: lab}, "+
+		"{transport: gre, src: "+local.String()+", dst: "+swPeer.String()+", name: tun}]")
 	p2, p3 := grePeer(t, swPeer, local), grePeer(t, spanPeer, local)
 
 	m, err := configs.ParseMirror("dir=in,port=transport=gre,src=" + local.String() + ",dst=" + spanPeer.String())
