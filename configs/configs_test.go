@@ -301,3 +301,22 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// user: names who the switch runs as once its ports are open: a name or a
+// uid, looked up at start; anything else is refused when the file is read.
+func TestUserKey(t *testing.T) {
+	for doc, want := range map[string]string{"user: uml-net": "uml-net", "user: 65534": "65534", "user: _svc$": "_svc$", "": ""} {
+		f, err := configs.Parse([]byte(doc))
+		if err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		if f.User != want {
+			t.Errorf("%q: user %q, want %q", doc, f.User, want)
+		}
+	}
+	for _, doc := range []string{"user: 'a b'", "user: ../root", "user: ''", "user: -x"} {
+		if _, err := configs.Parse([]byte(doc)); err == nil {
+			t.Errorf("%q was taken", doc)
+		}
+	}
+}

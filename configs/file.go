@@ -25,8 +25,11 @@ type File struct {
 	// capture on every control socket, besides root and the switch's own
 	// user (a daemon port's api_uid= and api_gid= add to them for it).
 	APIUIDs, APIGIDs []uint32
-	Limits           Limits
-	Switches         []Switch // the default switch, if any, first
+	// User is who the switch runs as once its ports are open (-user): a
+	// user name or uid, looked up then; empty: it stays who it started as.
+	User     string
+	Limits   Limits
+	Switches []Switch // the default switch, if any, first
 }
 
 // Limits bound what local users may make the daemon hold; zero fields
@@ -80,6 +83,7 @@ type fileYAML struct {
 	LogLevel   *scalar      `yaml:"log_level"`
 	APIUID     *scalar      `yaml:"api_uid"`
 	APIGID     *scalar      `yaml:"api_gid"`
+	User       *scalar      `yaml:"user"`
 	MaxClients *scalar      `yaml:"max_clients"`
 	MaxClPerU  *scalar      `yaml:"max_clients_per_uid"`
 	MaxAPI     *scalar      `yaml:"max_api"`
@@ -118,6 +122,7 @@ var (
 		"log_level": setLogLevel,
 		"api_uid":   func(f *File, v string) (err error) { f.APIUIDs, err = ParseUsers(v); return },
 		"api_gid":   func(f *File, v string) (err error) { f.APIGIDs, err = ParseGroups(v); return },
+		"user":      func(f *File, v string) (err error) { f.User, err = checkUserName(v); return },
 		"max_clients": func(f *File, v string) (err error) {
 			f.Limits.Clients, err = ParseInt(v, 1, 1<<20)
 			return
@@ -135,6 +140,16 @@ var (
 		"mac_table_size": func(s *Switch, v string) (err error) { s.MACTableSize, err = ParseInt(v, 1, 1<<24); return },
 	}
 )
+
+// userNameRE is what useradd accepts as a name (and any uid).
+var userNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$`)
+
+func checkUserName(v string) (string, error) {
+	if !userNameRE.MatchString(v) {
+		return "", fmt.Errorf("%q is not a user name or uid", v)
+	}
+	return v, nil
+}
 
 func setLogLevel(f *File, v string) error {
 	switch v {
@@ -184,7 +199,7 @@ func Parse(data []byte) (*File, error) {
 		key string
 		v   *scalar
 	}{{"tx_hold", y.TxHold}, {"mtu", y.MTU}, {"depth", y.Depth}, {"log_level", y.LogLevel},
-		{"api_uid", y.APIUID}, {"api_gid", y.APIGID}, {"max_clients", y.MaxClients}, {"max_clients_per_uid", y.MaxClPerU},
+		{"api_uid", y.APIUID}, {"api_gid", y.APIGID}, {"user", y.User}, {"max_clients", y.MaxClients}, {"max_clients_per_uid", y.MaxClPerU},
 		{"max_api", y.MaxAPI}, {"max_api_per_uid", y.MaxAPIPerU}} {
 		if s.v != nil {
 			if err := globalKeys[s.key](f, string(*s.v)); err != nil {

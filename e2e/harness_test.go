@@ -74,7 +74,11 @@ func prepare() error {
 		}
 	}
 	env.umlswitch = filepath.Join(env.dir, "umlswitch")
-	if out, err := exec.Command("go", "build", "-o", env.umlswitch, "../cmd/umlswitch").CombinedOutput(); err != nil {
+	// Built as make build builds it: without cgo (-user keeps capabilities
+	// on every thread only so).
+	build := exec.Command("go", "build", "-o", env.umlswitch, "../cmd/umlswitch")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build umlswitch: %v\n%s", err, out)
 	}
 	if err := makeRoot(filepath.Join(env.dir, "root")); err != nil {

@@ -25,10 +25,12 @@ import (
 	"github.com/umlswitch/umlswitch/instance"
 	"github.com/umlswitch/umlswitch/internal/background"
 	"github.com/umlswitch/umlswitch/internal/pidfile"
+	"github.com/umlswitch/umlswitch/internal/privdrop"
 	"github.com/umlswitch/umlswitch/internal/sdnotify"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 	"github.com/umlswitch/umlswitch/metrics"
 	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/portkind"
 )
 
 // debianCtl is where Debian's UML kernel looks for the switch by default.
@@ -165,6 +167,7 @@ type options struct {
 	metrics        string
 	metricsMode    string
 	apiUID, apiGID string
+	user           string
 	maxClients     int
 	maxClientsUID  int
 	maxAPI         int
@@ -243,6 +246,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"own rights, and ports that take root's privilege (raw, tap, GRE, ports below 1024) are refused them.\n"+
 		"A daemon port's api_uid= adds users for its socket alone.\nExample: -api-uid 'alice;1001'")
 	fs.StringVar(&o.apiGID, "api-gid", "", "`GROUPS` whose members may do what -api-uid allows.\nExample: -api-gid uml-net")
+	fs.StringVar(&o.user, "user", "", "once its ports are open, run as `USER` (a name or uid) and its groups, as Debian runs\n"+
+		"uml_switch as uml-net; only the capabilities the configured ports need to open again are kept\n"+
+		"(cap_net_raw for raw, gre and l2tpv3 over IP, cap_net_admin for taps; none otherwise). Sockets\n"+
+		"and files made later are the user's: give it the socket directories. Applies at start only.\n"+
+		"Example: -user uml-net")
 	fs.IntVar(&o.maxClients, "max-clients", configs.DefaultLimits.Clients, "most client ports (`N`) of every listener (daemon, BESS, stream) together; a client over a\n"+
 		"bound is refused at once. Root's and the switch's own user's clients are never refused.\nExample: -max-clients 8192")
 	fs.IntVar(&o.maxClientsUID, "max-clients-per-uid", configs.DefaultLimits.ClientsPerUID, "most client ports (`N`) of one user.\nExample: -max-clients-per-uid 64")
@@ -293,7 +301,7 @@ func (o *options) isSet(name string) bool {
 var flagKeys = map[string]string{"hub": "hub", "mac-age": "mac_age", "mac-table-size": "mac_table_size",
 	"tx-hold": "tx_hold", "mtu": "mtu", "depth": "depth", "log-level": "log_level",
 	"api-uid": "api_uid", "api-gid": "api_gid", "max-clients": "max_clients", "max-clients-per-uid": "max_clients_per_uid",
-	"max-api": "max_api", "max-api-per-uid": "max_api_per_uid"}
+	"max-api": "max_api", "max-api-per-uid": "max_api_per_uid", "user": "user"}
 
 // plan reads the configuration (the file, or the built-in one) and merges
 // the command line into it. A reload calls it again.
@@ -374,6 +382,15 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	var runAs *privdrop.Identity
+	if plan.User != "" {
+		id, err := privdrop.Lookup(plan.User)
+		if err != nil {
+			return fmt.Errorf("-user: %w", err)
+		}
+		runAs = &id
+		unixsock.RunsAs(id.UID) // its directories are trusted as the switch's own
+	}
 	in, err := instance.New(plan, instance.Config{Logger: log, Level: level, Reload: s.reload,
 		API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
 	if err != nil {
@@ -386,6 +403,11 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer m.Close()
+	}
+	if runAs != nil {
+		if err := becomeUser(*runAs, plan, log); err != nil {
+			return fmt.Errorf("-user %s: %w", plan.User, err)
+		}
 	}
 	defer reloadOnHangup(in)() // before in.Close: a reload under way ends first
 	ports := 0
@@ -401,6 +423,27 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 	in.Run(ctx)
 	sdnotify.Stopping()
 	log.Info("shutting down")
+	return nil
+}
+
+// becomeUser makes the switch, its ports open, the user id, keeping the
+// capabilities its configured ports (and SPAN destinations) need to open
+// again while it runs.
+func becomeUser(id privdrop.Identity, plan *configs.File, log *slog.Logger) error {
+	var ports []configs.Port
+	for _, sw := range plan.Switches {
+		ports = append(ports, sw.Ports...)
+		for _, m := range sw.Mirrors {
+			if m.Port != nil {
+				ports = append(ports, *m.Port)
+			}
+		}
+	}
+	keep := portkind.Capabilities(ports...)
+	if err := privdrop.To(id, keep); err != nil {
+		return err
+	}
+	log.Info("running as", "user", id.Name, "uid", id.UID, "gid", id.GID, "capabilities", keep.String())
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,7 +31,8 @@ type Dir struct {
 // trusted:
 //
 //   - its owner is root, this process's effective uid, the user it acts
-//     as (peercred.Do: the file system uid), or owner (the uid the socket
+//     as (peercred.Do: the file system uid), the user it is to run as
+//     (RunsAs), or owner (the uid the socket
 //     or file is made for; -1 for none), since a directory's owner may
 //     rename anything in it, or chmod it so that anyone can; and
 //   - if its group or others may write it, it is sticky (as /tmp is), so
@@ -61,10 +63,21 @@ func OpenDir(path string, owner int) (*Dir, error) {
 	return &Dir{fd: fd, path: path}, nil
 }
 
+// runsAs is the uid the process is to run as (-user), -1 for none.
+var runsAs atomic.Int64
+
+func init() { runsAs.Store(-1) }
+
+// RunsAs tells OpenDir that the process will change to uid once its ports
+// are open: a directory that user owns is as trusted as one the process
+// owns, since the process is about to be that user (Debian's
+// /var/run/uml-utilities belongs to uml-net, the user uml_switch runs as).
+func RunsAs(uid int) { runsAs.Store(int64(uid)) }
+
 // checkTrusted is OpenDir's rule, on the directory's stat.
 func checkTrusted(path string, st *unix.Stat_t, owner int) error {
 	euid := uint32(os.Geteuid())
-	if st.Uid != 0 && st.Uid != euid && st.Uid != fsuid() && (owner < 0 || st.Uid != uint32(owner)) {
+	if st.Uid != 0 && st.Uid != euid && st.Uid != fsuid() && int64(st.Uid) != runsAs.Load() && (owner < 0 || st.Uid != uint32(owner)) {
 		return fmt.Errorf("directory %s is owned by uid %d, not by root or this switch (uid %d): "+
 			"that user could swap what the switch creates there for a link; "+
 			"use a directory owned by root (chown root %s) or another directory", path, st.Uid, euid, path)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/umlswitch/umlswitch/internal/privdrop"
 	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/umlswitch/umlswitch/configs"
@@ -57,8 +58,10 @@ func (o *Options) Config(env portkind.Env) Config {
 }
 
 func init() {
-	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Tunneled(
-		func(o *Options, env portkind.Env) (*tunnel.Port, error) {
-			return Open(env.Tunnels, env.Registry, o.Config(env))
-		})})
+	portkind.Register(portkind.Kind{Kind: schema,
+		Capabilities: func(configs.Options) privdrop.Caps { return privdrop.NetRaw }, // raw IP sockets
+		Open: portkind.Tunneled(
+			func(o *Options, env portkind.Env) (*tunnel.Port, error) {
+				return Open(env.Tunnels, env.Registry, o.Config(env))
+			})})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/umlswitch/umlswitch/internal/privdrop"
 	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/umlswitch/umlswitch/configs"
@@ -99,8 +100,15 @@ func (o *Options) Config(env portkind.Env) Config {
 }
 
 func init() {
-	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Tunneled(
-		func(o *Options, env portkind.Env) (*tunnel.Port, error) {
-			return Open(env.Tunnels, env.Registry, o.Config(env))
-		})})
+	portkind.Register(portkind.Kind{Kind: schema,
+		Capabilities: func(o configs.Options) privdrop.Caps {
+			if o.(*Options).UDP {
+				return 0
+			}
+			return privdrop.NetRaw // L2TPv3 over IP: raw IP sockets
+		},
+		Open: portkind.Tunneled(
+			func(o *Options, env portkind.Env) (*tunnel.Port, error) {
+				return Open(env.Tunnels, env.Registry, o.Config(env))
+			})})
 }

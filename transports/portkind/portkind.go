@@ -16,6 +16,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/limit"
+	"github.com/umlswitch/umlswitch/internal/privdrop"
 	"github.com/umlswitch/umlswitch/tunnel"
 )
 
@@ -32,6 +33,10 @@ type Kind struct {
 	// every client that connects is a port of its own, named after the
 	// listener (daemon0.1, stream0.2). Nil: never.
 	Listens func(o configs.Options) bool
+	// Capabilities, if set, are what a port with options o needs to open
+	// again while the switch runs (an interface that comes back, a socket
+	// made anew): a switch that changes to -user keeps them. Nil: none.
+	Capabilities func(o configs.Options) privdrop.Caps
 }
 
 // Opened is what Open returns.
@@ -121,6 +126,18 @@ func Lookup(name string) *Kind { return kinds[name] }
 func Listens(p configs.Port) bool {
 	k := kinds[p.Transport]
 	return k != nil && k.Listens != nil && p.Options != nil && k.Listens(p.Options)
+}
+
+// Capabilities are what the ports ps need to open again while the switch
+// runs (see Kind.Capabilities).
+func Capabilities(ps ...configs.Port) privdrop.Caps {
+	var c privdrop.Caps
+	for _, p := range ps {
+		if k := kinds[p.Transport]; k != nil && k.Capabilities != nil && p.Options != nil {
+			c |= k.Capabilities(p.Options)
+		}
+	}
+	return c
 }
 
 // Always is a Listens for kinds every port of which listens.

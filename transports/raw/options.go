@@ -6,6 +6,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/privdrop"
 	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/umlswitch/umlswitch/bpf"
@@ -76,7 +77,9 @@ func (o *Options) Config(env portkind.Env) Config {
 }
 
 func init() {
-	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Single(
-		func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) },
-		func(p *Port, id frame.PortID) []fabric.Receiver { return []fabric.Receiver{p.Receiver(id)} })})
+	portkind.Register(portkind.Kind{Kind: schema,
+		Capabilities: func(configs.Options) privdrop.Caps { return privdrop.NetRaw }, // AF_PACKET
+		Open: portkind.Single(
+			func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) },
+			func(p *Port, id frame.PortID) []fabric.Receiver { return []fabric.Receiver{p.Receiver(id)} })})
 }

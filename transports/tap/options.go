@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/umlswitch/umlswitch/internal/privdrop"
 	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/umlswitch/umlswitch/configs"
@@ -55,6 +56,9 @@ func (o *Options) Config(env portkind.Env) Config {
 }
 
 func init() {
-	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Single(
-		func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) }, (*Port).Receivers)})
+	portkind.Register(portkind.Kind{Kind: schema,
+		// TUNSETIFF on a tap the switch's user does not own, and creating one.
+		Capabilities: func(configs.Options) privdrop.Caps { return privdrop.NetAdmin },
+		Open: portkind.Single(
+			func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) }, (*Port).Receivers)})
 }
