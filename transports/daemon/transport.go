@@ -55,6 +55,8 @@ type Transport struct {
 	v0      *v0Socket
 	reg     fabric.Registry
 
+	state *stateSaver // the control socket's state file (CTL.state)
+
 	mu      sync.Mutex
 	ports   map[*sockport.Port]client  // attached through this transport
 	pending map[*net.UnixConn]struct{} // still in handshake
@@ -71,8 +73,10 @@ type Transport struct {
 
 // client is what a port's client is known by.
 type client struct {
-	uid    uint32 // its control connection's (peercred.NoUID: unknown)
-	number int    // the port number it asked for, 0 for none
+	uid       uint32      // its control connection's (peercred.NoUID: unknown)
+	number    int         // the port number it asked for, 0 for none
+	saved     savedClient // how the state file lists it; zero for a version 0 client, which it does not
+	takenBack bool        // restored from the state file: it has no control connection
 }
 
 // Listen binds the control socket (and, with CompatV0, the shared data
@@ -95,6 +99,10 @@ func Listen(cfg Config) (*Transport, error) {
 	}
 	t := &Transport{cfg: cfg, log: cfg.Logger, ctlPath: ctl, ln: ln,
 		ports: make(map[*sockport.Port]client), pending: make(map[*net.UnixConn]struct{})}
+	if t.state, err = openState(ctl, cfg.Access.Owned().UID); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("daemon: state file: %w", err)
+	}
 	if cfg.CompatV0 {
 		if t.v0, err = listenV0(cfg.DataPath, cfg); err != nil {
 			ln.Close()
@@ -127,6 +135,7 @@ func (t *Transport) Start(reg fabric.Registry) {
 	if t.v0 != nil {
 		reg.Serve(t.v0.receiver(t.cfg))
 	}
+	t.restore(t.loadState()) // before new clients, so those taken back keep their numbers
 	t.wg.Add(1)
 	go t.acceptLoop()
 	t.log.Info("listening", "transport", "daemon", "ctl", t.ctlPath, "compat_v0", t.cfg.CompatV0)
@@ -239,11 +248,18 @@ func (t *Transport) serveClient(c *net.UnixConn, cred peercred.Cred) {
 		err = t.numberFree(req.WantPort, cred.UID)
 	}
 	if err == nil {
-		t.ports[port] = client{uid: cred.UID, number: req.WantPort}
+		cl := client{uid: cred.UID, number: req.WantPort}
+		if local, lerr := port.LocalAddr(); lerr == nil && req.Version != 0 {
+			cl.saved = saved(&req, local, cred.UID)
+		}
+		t.ports[port] = cl
 	}
 	t.mu.Unlock()
 	if err == nil {
 		err = t.attach(c, port, &req)
+	}
+	if err == nil {
+		t.saveSoon()
 	}
 	if err != nil {
 		t.rejected.Add(1)
@@ -319,6 +335,7 @@ func (t *Transport) forget(p *sockport.Port) {
 	t.mu.Lock()
 	delete(t.ports, p)
 	t.mu.Unlock()
+	t.saveSoon()
 }
 
 // handshake reads the request and makes the client's data socket,
@@ -432,6 +449,7 @@ func (t *Transport) Close() error {
 	t.mu.Unlock()
 
 	err := t.ln.Close()
+	t.stopSaving() // with every client in it, for the next switch to take back
 	for _, p := range ports {
 		if t.reg != nil {
 			t.reg.Detach(p)

@@ -1,0 +1,267 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlswitch/umlswitch/internal/sockport"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
+)
+
+// saveDelay is how soon after an attach or detach the state file is
+// replaced: changes in between are written together, so that a churn of
+// thousands of clients a second costs a write every saveDelay, and a crash
+// loses at most the clients of the last saveDelay.
+const saveDelay = 20 * time.Millisecond
+
+// stateSaver replaces a control socket's state file after changes.
+type stateSaver struct {
+	dir  *unixsock.Dir
+	name string
+
+	mu      sync.Mutex // held while writing; guards the rest
+	timer   *time.Timer
+	stopped bool
+	failed  bool // the last write failed: the next success is logged
+}
+
+// openState opens the directory of the control socket ctl, which Listen
+// found fit to hold the socket (made for owner, -1 for none), for its state
+// file CTL.state.
+func openState(ctl string, owner int) (*stateSaver, error) {
+	dir, err := unixsock.OpenDir(filepath.Dir(ctl), owner)
+	if err != nil {
+		return nil, err
+	}
+	return &stateSaver{dir: dir, name: filepath.Base(ctl) + ".state"}, nil
+}
+
+// path is the state file's.
+func (s *stateSaver) path() string { return filepath.Join(s.dir.Path(), s.name) }
+
+// load reads the clients the state file lists. A missing file is no
+// client; a damaged or foreign one is reported and ignored.
+func (t *Transport) loadState() []savedClient {
+	data, err := t.state.dir.ReadOwnFile(t.state.name, maxStateBytes)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	var clients []savedClient
+	if err == nil {
+		clients, err = parseState(data, t.ctlPath)
+	}
+	if err != nil {
+		t.log.Warn("state file ignored: its clients are not taken back", "ctl", t.ctlPath, "err", err)
+		return nil
+	}
+	return clients
+}
+
+// restore takes back the clients the state file lists: each gets its data
+// socket again, under the same name and connected to the same client
+// address, and is a port again, with no handshake: UML and VDE clients
+// keep sending to that name after the switch that gave it is gone. A
+// client whose address is gone (it ended meanwhile) is dropped; so is one
+// whose data socket name another process holds. Restored ports have no
+// control connection: a client that goes later shows as its data socket
+// refusing frames (OnPeerGone).
+func (t *Transport) restore(clients []savedClient) {
+	back := 0
+	for _, c := range clients {
+		if err := t.takeBack(c); err != nil {
+			t.log.Info("client not taken back", "ctl", t.ctlPath, "client", c.Label, "err", err)
+			continue
+		}
+		back++
+	}
+	if len(clients) > 0 {
+		t.log.Info("clients taken back", "ctl", t.ctlPath, "clients", back, "of", len(clients))
+	}
+	t.saveSoon() // the file now lists those taken back
+}
+
+func (t *Transport) takeBack(c savedClient) error {
+	to, err := c.addr()
+	if err != nil {
+		return err
+	}
+	if err := t.cfg.Clients.Acquire(c.UID); err != nil {
+		return err
+	}
+	fd, err := reconnect(&to, c)
+	if err != nil {
+		t.cfg.Clients.Release(c.UID)
+		return err
+	}
+	seq := t.seq.Add(1)
+	var port *sockport.Port
+	port, err = sockport.New(fd, sockport.Config{
+		Name: fmt.Sprintf("daemon#%d %s (taken back)", seq, c.Label), Depth: t.cfg.Depth, MaxFrame: t.cfg.MaxFrame,
+		Number:     c.Number,
+		OnPeerGone: func() { t.dropTakenBack(port) },
+	})
+	if err != nil {
+		t.cfg.Clients.Release(c.UID)
+		return err
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		port.Close()
+		t.cfg.Clients.Release(c.UID)
+		return errors.New("closing")
+	}
+	if err = t.numberFree(c.Number, c.UID); err == nil {
+		t.ports[port] = client{uid: c.UID, number: c.Number, saved: c, takenBack: true}
+	}
+	t.mu.Unlock()
+	if err == nil {
+		err = t.attachTakenBack(port)
+	}
+	if err != nil {
+		t.forget(port)
+		port.Close()
+		t.cfg.Clients.Release(c.UID)
+		return err
+	}
+	return nil
+}
+
+// attachTakenBack adds a restored port and starts its reader.
+func (t *Transport) attachTakenBack(port *sockport.Port) error {
+	id, err := t.reg.Attach(port)
+	if err != nil {
+		return err
+	}
+	t.reg.Serve(port.Receiver(id))
+	return nil
+}
+
+// reconnect makes a taken-back client's data socket as dataSocket made it
+// (connected first, then named), under its old name. A filesystem address
+// is connected only if the client's uid owns the socket file: there is no
+// control connection to take the client's identity from.
+func reconnect(to *unixsock.Addr, c savedClient) (int, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("data socket: %w", err)
+	}
+	if to.IsAbstract() {
+		err = unixsock.Connect(fd, to)
+	} else {
+		err = connectOwned(fd, to, c.UID)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("the client's data socket %s is gone: %w", to.String(), err)
+	}
+	if peer, err := unixsock.Getpeername(fd); err == nil && unixsock.IsOwn(peer) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("client data socket %s is one of the switch's own sockets", to.String())
+	}
+	local := unixsock.Abstract(c.Local)
+	if err := unixsock.Bind(fd, &local); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("data socket name @%s: %w", c.Local, err)
+	}
+	return fd, nil
+}
+
+// dropTakenBack detaches a restored port whose client has gone. It runs on
+// a writer's goroutine, so the detach runs on one of the transport's own.
+func (t *Transport) dropTakenBack(port *sockport.Port) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	t.wg.Add(1)
+	t.mu.Unlock()
+	go func() {
+		defer t.wg.Done()
+		t.reg.Detach(port)
+		t.mu.Lock()
+		c, ok := t.ports[port]
+		t.mu.Unlock()
+		t.forget(port)
+		if ok {
+			t.cfg.Clients.Release(c.uid)
+			t.log.Info("client gone", "ctl", t.ctlPath, "client", c.saved.Label)
+		}
+	}()
+}
+
+// saveSoon has the state file replaced within saveDelay.
+func (t *Transport) saveSoon() {
+	s := t.state
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.timer != nil {
+		return
+	}
+	s.timer = time.AfterFunc(saveDelay, t.saveNow)
+}
+
+// saveNow replaces the state file with the clients attached now.
+func (t *Transport) saveNow() {
+	s := t.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timer = nil
+	if s.stopped {
+		return
+	}
+	t.writeState()
+}
+
+// writeState writes the file. Caller holds s.mu.
+func (t *Transport) writeState() {
+	s := t.state
+	t.mu.Lock()
+	clients := make([]savedClient, 0, len(t.ports))
+	for _, c := range t.ports {
+		if c.saved.Local != "" {
+			clients = append(clients, c.saved)
+		}
+	}
+	t.mu.Unlock()
+	err := s.dir.ReplaceFile(s.name, encodeState(t.ctlPath, clients), 0o600)
+	switch {
+	case err != nil && !s.failed:
+		s.failed = true
+		t.log.Warn("state file not written: a restart would not take the clients back", "path", s.path(), "err", err)
+	case err == nil && s.failed:
+		s.failed = false
+		t.log.Info("state file written again", "path", s.path())
+	}
+}
+
+// stopSaving writes the state once more, with every client still attached
+// (Close detaches them next, and they are to be taken back by the next
+// switch), and writes no more.
+func (t *Transport) stopSaving() {
+	s := t.state
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	if !s.stopped {
+		t.writeState()
+	}
+	s.stopped = true
+	s.dir.Close()
+}
