@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
@@ -43,17 +44,7 @@ func readNg(t *testing.T, b []byte) (ifaces []string, pkts []packet, drops map[u
 	if err != nil {
 		t.Fatalf("pcapgo: %v", err)
 	}
-	n := 0
-	for {
-		_, _, err := r.ReadPacketData()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("pcapgo: packet %d: %v", n, err)
-		}
-		n++
-	}
+	n := countPackets(t, r)
 	drops = map[uint32]uint64{}
 	for len(b) >= 12 {
 		typ, length := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])
@@ -80,6 +71,24 @@ func readNg(t *testing.T, b []byte) (ifaces []string, pkts []packet, drops map[u
 		t.Fatalf("pcapgo read %d packets, the walk %d", n, len(pkts))
 	}
 	return ifaces, pkts, drops
+}
+
+// countPackets reads every packet, failing on any that is not whole.
+func countPackets(t *testing.T, r interface {
+	ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+}) int {
+	t.Helper()
+	n := 0
+	for {
+		_, _, err := r.ReadPacketData()
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			t.Fatalf("pcapgo: packet %d: %v", n, err)
+		}
+		n++
+	}
 }
 
 func findOpt(b []byte, code uint16) []byte {

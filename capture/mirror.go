@@ -76,7 +76,7 @@ const maxRecords = 1 << 16
 // Stats counts a mirror's frames.
 type Stats struct {
 	Captured uint64 // written (or handed to every reader)
-	Dropped  uint64 // refused because the ring was full
+	Dropped  uint64 // refused because the ring was full, or lost by a file that could not be written
 }
 
 // Mirror is a fabric.Mirror writing to a file or to live readers.
@@ -99,6 +99,7 @@ type Mirror struct {
 	ports        map[frame.PortID]*portState
 	all          []*portState // every port seen, for the statistics blocks
 	stats        Stats
+	counted      uint64 // records up to here are counted captured or dropped
 
 	wake chan struct{}
 	done chan struct{}
@@ -112,6 +113,7 @@ type Mirror struct {
 	ifaces int
 	pcap   pcapEncoder
 	frames [][]byte
+	sent   []*portState // each frame's port, in a pass: to count them if the output lost them
 }
 
 // record is one captured frame in the ring.
@@ -135,7 +137,9 @@ type portState struct {
 }
 
 // output is what the writer goroutine hands encoded bytes to. hdr is what
-// a new file or a new reader must get first.
+// a new file or a new reader must get first. write fails only when the
+// chunk's frames are lost, and the output has said why itself (once, not
+// per chunk).
 type output interface {
 	write(chunk []byte, frames int, hdr []byte) error
 	close(trailer []byte) error
@@ -348,7 +352,7 @@ func (m *Mirror) Drain(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		m.mu.Lock()
-		empty := m.rtail == m.rhead
+		empty := m.counted == m.rhead
 		m.mu.Unlock()
 		if empty {
 			return true
@@ -387,7 +391,7 @@ func (m *Mirror) drain() {
 	}
 	var chunk []byte
 	end := uint64(0)
-	m.frames = m.frames[:0]
+	m.frames, m.sent = m.frames[:0], m.sent[:0]
 	for i := from; i < to; i++ {
 		r := &m.recs[i%maxRecords]
 		start := r.pos % uint64(len(m.ring))
@@ -397,6 +401,7 @@ func (m *Mirror) drain() {
 		} else {
 			chunk = m.encode(chunk, r, data)
 		}
+		m.sent = append(m.sent, r.port)
 		end = r.pos + uint64(r.n)
 	}
 	if m.cfg.Sink != nil {
@@ -404,11 +409,21 @@ func (m *Mirror) drain() {
 	}
 	m.mu.Lock()
 	m.tail, m.rtail = end, to
-	m.stats.Captured += to - from
 	m.mu.Unlock()
-	if err := m.out.write(chunk, int(to-from), m.hdr); err != nil {
-		m.log.Warn("mirror write", "mirror", m.Name(), "err", err)
+	// An output that could not take the frames (a full disk) has said so
+	// once for the episode; here they are counted as dropped, per port too.
+	err := m.out.write(chunk, int(to-from), m.hdr)
+	m.mu.Lock()
+	if err != nil {
+		m.stats.Dropped += to - from
+		for _, ps := range m.sent {
+			ps.dropped++
+		}
+	} else {
+		m.stats.Captured += to - from
 	}
+	m.counted = to
+	m.mu.Unlock()
 }
 
 // encode appends one frame, and first the description of its port when the

@@ -145,3 +145,16 @@ func CreatePath(path string, perm os.FileMode) (*os.File, error) {
 	defer d.Close()
 	return d.CreateFile(name, perm, -1, -1)
 }
+
+// Names reports whether name in d is the file dev:ino: a capture file
+// notices so that it was removed or renamed while it was written.
+func (d *Dir) Names(name string, dev, ino uint64) (bool, error) {
+	var st unix.Stat_t
+	if err := d.stat(name, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, &os.PathError{Op: "stat", Path: d.join(name), Err: err}
+	}
+	return st.Dev == dev && st.Ino == ino, nil
+}
