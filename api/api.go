@@ -249,9 +249,13 @@ type Info struct {
 	ReadOnly bool   `json:"read_only"`
 	PID      int    `json:"pid"`
 	Switches int    `json:"switches"`
-	// Who asked, and what the API lets it do: every peer reads; changing
-	// and capturing need root, the switch's user, api_uid or api_gid.
+	// Who asked, as the kernel saw it, and what the API lets it do: every
+	// peer the socket's allow_uid= and allow_gid= let in reads (the others
+	// never get an answer); changing and capturing need root, the switch's
+	// user, api_uid or api_gid.
 	PeerUID    int64 `json:"peer_uid"` // -1: unknown
+	PeerGID    int64 `json:"peer_gid"` // -1: unknown
+	MayRead    bool  `json:"may_read"`
 	MayChange  bool  `json:"may_change"`
 	MayCapture bool  `json:"may_capture"`
 	// Refusals so far: requests refused for their callers' credentials,
@@ -262,13 +266,14 @@ type Info struct {
 func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 	ci := connInfo(r)
 	info := Info{Switch: ci.Switch, Listener: ci.Listener, Path: ci.Path, ReadOnly: ci.ReadOnly,
-		PID: os.Getpid(), Switches: len(s.in.Switches()), PeerUID: -1, Security: s.in.Security()}
+		PID: os.Getpid(), Switches: len(s.in.Switches()), PeerUID: -1, PeerGID: -1, Security: s.in.Security()}
 	if ci.Peer.Known() {
-		info.PeerUID = int64(ci.Peer.UID)
+		info.PeerUID, info.PeerGID = int64(ci.Peer.UID), int64(ci.Peer.GID)
 	}
+	_, errR := authorize(ci, needRead, selfUID)
 	_, errW := authorize(ci, needWrite, selfUID)
 	_, errC := authorize(ci, needCapture, selfUID)
-	info.MayChange, info.MayCapture = errW == nil && !ci.ReadOnly, errC == nil
+	info.MayRead, info.MayChange, info.MayCapture = errR == nil, errW == nil && !ci.ReadOnly, errC == nil
 	return reply(w, 200, info)
 }
 

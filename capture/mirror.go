@@ -91,8 +91,14 @@ type Mirror struct {
 	// not even copied.
 	active atomic.Bool
 
-	mu           sync.Mutex // producers: the ring's free space and the port table
+	mu sync.Mutex // producers: the ring's free space and the port table
+	// ring and recs are allocated while the mirror copies: from New for a
+	// file or a sink, and for live readers only while one is there
+	// (readers), so that an idle stream mirror holds no buffer (8 MB by
+	// default, and twice that against the garbage collector's heap goal).
 	ring         []byte
+	ringSize     int
+	readers      int    // live readers joining or served
 	head, tail   uint64 // byte positions, absolute
 	recs         []record
 	rhead, rtail uint64
@@ -182,8 +188,7 @@ func newMirror(cfg Config, out output) (*Mirror, error) {
 	if size <= 0 {
 		size = DefaultRing
 	}
-	m.ring = make([]byte, max(size, 2*m.snaplen))
-	m.recs = make([]record, maxRecords)
+	m.ringSize = max(size, 2*m.snaplen)
 	if m.pcapng {
 		m.hdr = appendSHB(nil)
 	} else {
@@ -209,6 +214,9 @@ func newMirror(cfg Config, out output) (*Mirror, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
+	}
+	if m.active.Load() { // a file or a sink: it copies from the start
+		m.allocRing()
 	}
 	m.wg.Add(1)
 	go m.writer()
@@ -238,6 +246,31 @@ func (discard) close([]byte) error              { return nil }
 // with no reader does not.
 func (m *Mirror) Active() bool { return m.active.Load() }
 
+// allocRing gives the mirror its ring, unless it has one. The caller holds
+// m.mu (or is New).
+func (m *Mirror) allocRing() {
+	if m.ring == nil {
+		m.ring = make([]byte, m.ringSize)
+		m.recs = make([]record, maxRecords)
+	}
+}
+
+// releaseRing drops the ring and the frames in it, which no reader is
+// left to take. The caller holds m.mu and is the writer goroutine, the
+// only reader of the ring outside the lock.
+func (m *Mirror) releaseRing() {
+	m.ring, m.recs = nil, nil
+	m.tail, m.rtail = m.head, m.rhead
+}
+
+// RingBytes is the size of the ring the mirror holds now: 0 while a
+// stream mirror has no reader.
+func (m *Mirror) RingBytes() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.ring)
+}
+
 // Frame implements fabric.Mirror: it copies f into the ring, or counts it
 // as dropped when the ring is full. It never blocks on the writer.
 func (m *Mirror) Frame(id frame.PortID, name string, dir fabric.Direction, f []byte) {
@@ -247,6 +280,10 @@ func (m *Mirror) Frame(id frame.PortID, name string, dir fabric.Direction, f []b
 	ts := time.Now().UnixNano()
 	n := min(len(f), m.snaplen)
 	m.mu.Lock()
+	if m.ring == nil { // the last reader has just left
+		m.mu.Unlock()
+		return
+	}
 	ps := m.port(id, name)
 	if !ps.selected {
 		m.mu.Unlock()

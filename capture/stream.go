@@ -102,8 +102,12 @@ func (o *streamOutput) admit(c net.Conn) {
 		cr.CloseRead()
 	}
 	r := &reader{conn: c, ch: make(chan []byte, readerQueue), gone: make(chan struct{}), release: release}
-	o.join <- r
+	o.m.mu.Lock()
+	o.m.readers++
+	o.m.allocRing()
 	o.m.active.Store(true) // start copying now; the writer adds the reader on its next pass
+	o.m.mu.Unlock()
+	o.join <- r
 	select {
 	case o.m.wake <- struct{}{}:
 	default:
@@ -127,6 +131,10 @@ func (o *streamOutput) serve(r *reader) {
 	r.conn.Close()
 	r.release()
 	close(r.gone)
+	select { // the writer notices, and gives the ring back if it was the last
+	case o.m.wake <- struct{}{}:
+	default:
+	}
 	for range r.ch { // the writer closes ch once it sees gone
 	}
 }
@@ -190,6 +198,7 @@ func (o *streamOutput) write(chunk []byte, frames int, hdr []byte) error {
 		case <-r.gone:
 			close(r.ch)
 			o.m.log.Info("mirror reader left", "mirror", o.m.Name(), "dropped", r.dropped)
+			o.left()
 			continue
 		default:
 		}
@@ -199,10 +208,18 @@ func (o *streamOutput) write(chunk []byte, frames int, hdr []byte) error {
 		live = append(live, r)
 	}
 	o.live = live
-	if len(o.live) == 0 && len(o.join) == 0 {
-		o.m.active.Store(false)
-	}
 	return nil
+}
+
+// left counts a reader gone; after the last one the mirror stops copying
+// and drops its ring. The writer goroutine only.
+func (o *streamOutput) left() {
+	o.m.mu.Lock()
+	defer o.m.mu.Unlock()
+	if o.m.readers--; o.m.readers == 0 {
+		o.m.active.Store(false)
+		o.m.releaseRing()
+	}
 }
 
 // offer queues chunk for the reader unless its queue is full, in chunks

@@ -229,3 +229,45 @@ func TestAcceptErrorKeepsServing(t *testing.T) {
 		t.Fatal("close did not end the accept loop")
 	}
 }
+
+// A stream mirror holds no ring until a reader comes, and gives it back
+// once the last reader has gone (noticed on the next frames it would have
+// been sent); a new reader gets a new one. Frames offered meanwhile are
+// neither copied nor counted.
+func TestRingOnlyWhileReadersWatch(t *testing.T) {
+	m, _, dial := liveMirror(t)
+	for range 10 {
+		m.Frame(0, "p", fabric.DirIn, ether(0, 60))
+	}
+	if n := m.RingBytes(); n != 0 {
+		t.Fatalf("ring of %d bytes before any reader", n)
+	}
+	if st := m.Stats(); st.Captured != 0 || st.Dropped != 0 {
+		t.Errorf("frames counted with no reader: %+v", st)
+	}
+	for round := range 2 {
+		a, b := dial(), dial()
+		if n := m.RingBytes(); n != 2<<20 {
+			t.Fatalf("round %d: ring of %d bytes with readers, want %d", round, n, 2<<20)
+		}
+		a.Close()
+		gone := func() bool {
+			m.Frame(0, "p", fabric.DirIn, ether(0, 60))
+			m.Drain(time.Second)
+			return m.RingBytes() == 0
+		}
+		for range 50 { // b still reads: the ring stays
+			if gone() {
+				t.Fatalf("round %d: ring released with a reader left", round)
+			}
+		}
+		b.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for !gone() {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: ring of %d bytes kept after the last reader left", round, m.RingBytes())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}

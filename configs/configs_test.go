@@ -262,7 +262,8 @@ func FuzzParsePort(f *testing.F) {
 		"transport=tap,ifname=t,create=1,persist=1,owner=0,up=1,queues=2", "transport=vxlan,src=::1,dst=::2,v6=1,vni=7,dstport=4790",
 		"transport=daemon,path=/x/,mode=0777,compat_v0=yes,data=/tmp/d", ",,=,transport=", "transport=tap,ifname=a,ifname=b",
 		"transport=bess,path=/b,split_horizon=g,flood=0,broadcast=no,isolated=1,mac_limit=5,storm=100,link_local=0",
-		"transport=bess,path=/b,delay=50ms,jitter=1ms,reorder=1,loss=2.5%,loss_burst=3,dup=1,corrupt=0.1%,rate=10mbit,queue=5,seed=7"} {
+		"transport=bess,path=/b,delay=50ms,jitter=1ms,reorder=1,loss=2.5%,loss_burst=3,dup=1,corrupt=0.1%,rate=10mbit,queue=5,seed=7",
+		"transport=daemon,path=/c,allow_uid=0;1000 root,allow_gid=root", "transport=stream,path=/s,allow_gid=0,allow_uid=;"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
@@ -317,6 +318,30 @@ func TestUserKey(t *testing.T) {
 	for _, doc := range []string{"user: 'a b'", "user: ../root", "user: ''", "user: -x"} {
 		if _, err := configs.Parse([]byte(doc)); err == nil {
 			t.Errorf("%q was taken", doc)
+		}
+	}
+}
+
+// allow_uid= and allow_gid= take users and groups by name or number on the
+// sockets that accept connections, render back as numbers, and are refused
+// where the kernel cannot say who connected (TCP, a datagram socket).
+func TestAllowKeys(t *testing.T) {
+	p, err := configs.ParsePort("transport=bess,path=/b,allow_uid=root;1000,allow_gid=0 7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := p.String(); !strings.Contains(s, "allow_uid=0;1000") || !strings.Contains(s, "allow_gid=0;7") {
+		t.Errorf("rendered as %s", s)
+	}
+	for _, bad := range []string{
+		"transport=daemon,path=/c,allow_uid=no-such-user-here",
+		"transport=daemon,path=/c,allow_gid=",
+		"transport=stream,port=5555,allow_uid=0",
+		"transport=stream,path=/s,connect=1,allow_gid=0",
+		"transport=dgram,path=/d,peer=/r,allow_uid=0",
+	} {
+		if _, err := configs.ParsePort(bad); err == nil {
+			t.Errorf("%s parsed", bad)
 		}
 	}
 }

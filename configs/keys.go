@@ -2,6 +2,7 @@ package configs
 
 import (
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -106,6 +107,27 @@ func id[O any](name, value, help string, field func(*O) *int, parse func(string)
 				return "", false
 			}
 			return Decimal(n), true
+		},
+	}
+}
+
+// IDs is a key whose value lists users or groups (parse is ParseUsers or
+// ParseGroups: numbers or names separated by ';' or spaces), kept as ids
+// and rendered back as numbers: allow_uid='alice;1001'.
+func IDs[O any](name, value, help string, field func(*O) *[]uint32, parse func(string) ([]uint32, error)) Key {
+	return Key{Name: name, Value: value, Help: help,
+		Set: func(o Options, v string) error {
+			ids, err := parse(v)
+			*field(o.(*O)) = ids
+			return err
+		},
+		Get: func(o Options) (string, bool) {
+			ids := *field(o.(*O))
+			s := make([]string, len(ids))
+			for i, id := range ids {
+				s[i] = strconv.FormatUint(uint64(id), 10)
+			}
+			return strings.Join(s, ";"), len(ids) > 0
 		},
 	}
 }

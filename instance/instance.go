@@ -76,6 +76,7 @@ type Instance struct {
 	// limits say when the instance starts.
 	clients, apiConns *limit.Limiter
 	apiRefused        atomic.Uint64
+	notAllowed        atomic.Uint64 // peers refused by a listener's allow_uid= and allow_gid=
 
 	// reloading serializes Reload and Apply: two at once would both see a
 	// new port missing and open it twice.
@@ -175,7 +176,7 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 func (in *Instance) defaults() transports.Defaults {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return transports.Defaults{Depth: in.plan.Depth, MTU: in.plan.MTU, Clients: in.clients}
+	return transports.Defaults{Depth: in.plan.Depth, MTU: in.plan.MTU, Clients: in.clients, NotAllowed: &in.notAllowed}
 }
 
 // Run forwards until ctx ends or Close is called, and returns once its
@@ -367,11 +368,15 @@ type SecurityStats struct {
 	APIRefused     uint64 `json:"api_refused"`     // requests refused for the caller's credentials
 	APIOverLimit   uint64 `json:"api_over_limit"`  // API connections refused by a limit
 	ClientsRefused uint64 `json:"clients_refused"` // clients refused by a limit
+	// NotAllowed are peers a listener's allow_uid= and allow_gid= refused:
+	// clients, and on a daemon socket callers of its API too.
+	NotAllowed uint64 `json:"not_allowed"`
 }
 
 // Security returns the refusals so far.
 func (in *Instance) Security() SecurityStats {
-	return SecurityStats{APIRefused: in.apiRefused.Load(), APIOverLimit: in.apiConns.Refused(), ClientsRefused: in.clients.Refused()}
+	return SecurityStats{APIRefused: in.apiRefused.Load(), APIOverLimit: in.apiConns.Refused(), ClientsRefused: in.clients.Refused(),
+		NotAllowed: in.notAllowed.Load()}
 }
 
 // Plan is the plan the instance runs now.

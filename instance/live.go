@@ -11,7 +11,8 @@ import (
 
 // liveRing is the buffer of a switch's live capture: readers of the API's
 // capture stream are people watching, so it is smaller than a file
-// mirror's, and it is only allocated once someone asks.
+// mirror's, and it is held only while someone watches (capture.Mirror
+// allocates it for the first reader and drops it after the last).
 const liveRing = 2 << 20
 
 // liveCapture is a switch's capture for the API's readers: a stream mirror

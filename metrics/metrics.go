@@ -83,7 +83,7 @@ var (
 	descAttached   = newDesc("ports_attached", "Ports attached to all switches.", nil)
 	descSwitches   = newDesc("switches", "Switches in the instance.", nil)
 	descRefused    = newDesc("refused_total", "Refusals of local users: api_request (the caller's credentials do not allow it), "+
-		"api_connection and client (over a limit).", []string{"what"})
+		"api_connection and client (over a limit), not_allowed (a listener's allow_uid= and allow_gid= do not name the peer).", []string{"what"})
 
 	allDescs = []*prometheus.Desc{
 		descPortRxF, descPortRxB, descPortTxF, descPortTxB, descPortDrops,
@@ -163,6 +163,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, descRefused, float64(st.APIRefused), "api_request")
 		counter(ch, descRefused, float64(st.APIOverLimit), "api_connection")
 		counter(ch, descRefused, float64(st.ClientsRefused), "client")
+		counter(ch, descRefused, float64(st.NotAllowed), "not_allowed")
 	}
 
 	clear(seen) // ports: {switch, port}

@@ -422,7 +422,7 @@ func TestCollectorPedantic(t *testing.T) {
 	}
 	// The refusals of local users, by what was refused.
 	f := newFake()
-	f.security = instance.SecurityStats{APIRefused: 3, APIOverLimit: 2, ClientsRefused: 1}
+	f.security = instance.SecurityStats{APIRefused: 3, APIOverLimit: 2, ClientsRefused: 1, NotAllowed: 4}
 	reg = prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(f))
 	if mfs, err = reg.Gather(); err != nil {
@@ -436,7 +436,7 @@ func TestCollectorPedantic(t *testing.T) {
 		for _, m := range mf.GetMetric() {
 			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
 		}
-		if got["api_request"] != 3 || got["api_connection"] != 2 || got["client"] != 1 {
+		if got["api_request"] != 3 || got["api_connection"] != 2 || got["client"] != 1 || got["not_allowed"] != 4 {
 			t.Errorf("umlswitch_refused_total %v", got)
 		}
 	}

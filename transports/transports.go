@@ -12,6 +12,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
@@ -31,6 +32,9 @@ type Defaults struct {
 	// Clients bounds the clients of every listener (daemon, BESS, stream)
 	// together and per uid; nil: no bound.
 	Clients *limit.Limiter
+	// NotAllowed counts the clients refused by listeners' allow_uid= and
+	// allow_gid=; nil: not counted.
+	NotAllowed *atomic.Uint64
 }
 
 // Set is the ports and listeners opened through it.
@@ -103,7 +107,7 @@ func (s *Set) open(p configs.Port, reg fabric.Registry, d Defaults) (*Opened, er
 	if mtu == 0 {
 		mtu = portkind.DefaultMTU
 	}
-	env := portkind.Env{Registry: reg, Tunnels: s.tunnels, MTU: p.MTU, Clients: d.Clients, Handoff: d.Handoff,
+	env := portkind.Env{Registry: reg, Tunnels: s.tunnels, MTU: p.MTU, Clients: d.Clients, NotAllowed: d.NotAllowed, Handoff: d.Handoff,
 		Common: portkind.Common{Depth: depth, MaxFrame: frame.MaxFrameForMTU(mtu), Logger: s.log}.Defaulted()}
 	c, err := k.Open(p.Options, env)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -307,9 +308,10 @@ func (c *ctl) info() error {
 	return c.show(info, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "switch\t%s\nlistener\t%s\npath\t%s\nread only\t%v\npid\t%d\nswitches\t%d\n",
 			info.Switch, info.Listener, info.Path, info.ReadOnly, info.PID, info.Switches)
-		fmt.Fprintf(w, "you (uid)\t%d\nmay change\t%v\nmay capture\t%v\n", info.PeerUID, info.MayChange, info.MayCapture)
-		fmt.Fprintf(w, "refused\t%d API requests, %d API connections, %d clients\n",
-			info.Security.APIRefused, info.Security.APIOverLimit, info.Security.ClientsRefused)
+		fmt.Fprintf(w, "you\tuid %s gid %s\nmay read\t%v\nmay change\t%v\nmay capture\t%v\n",
+			knownID(info.PeerUID), knownID(info.PeerGID), info.MayRead, info.MayChange, info.MayCapture)
+		fmt.Fprintf(w, "refused\t%d API requests, %d API connections, %d clients over a limit, %d peers not allowed\n",
+			info.Security.APIRefused, info.Security.APIOverLimit, info.Security.ClientsRefused, info.Security.NotAllowed)
 	})
 }
 
@@ -615,4 +617,13 @@ func drops(d map[string]uint64) string {
 		parts = append(parts, fmt.Sprintf("%s=%s", k, count(d[k])))
 	}
 	return strings.Join(parts, ",")
+}
+
+// knownID is a uid or gid for ctl info: -1 is a peer the kernel could not
+// name.
+func knownID(id int64) string {
+	if id < 0 {
+		return "unknown"
+	}
+	return strconv.FormatInt(id, 10)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/ratelog"
+	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
 // Port is what a kind makes of an accepted connection: a pointer type.
@@ -59,6 +60,11 @@ type Config[P Port] struct {
 	// have none, share peercred.NoUID). A connection over a bound is
 	// closed at once.
 	Clients *limit.Limiter
+	// Allow is the socket's allow_uid= and allow_gid=: a unix peer they
+	// do not let in is closed at once, before it counts against Clients,
+	// and counted in NotAllowed (if set). Empty: everyone.
+	Allow      unixsock.Allow
+	NotAllowed *atomic.Uint64
 }
 
 // Listener accepts connections and attaches each as a port.
@@ -66,6 +72,7 @@ type Listener[P Port] struct {
 	cfg  Config[P]
 	log  *slog.Logger
 	ln   *pollfd.FD
+	gate *Gate
 	reg  fabric.Registry
 	seq  atomic.Uint64
 	wg   sync.WaitGroup
@@ -89,7 +96,8 @@ func New[P Port](ln *pollfd.FD, cfg Config[P]) *Listener[P] {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	l := &Listener[P]{cfg: cfg, log: cfg.Logger, ln: ln, live: make(map[P]uint32), left: make(chan struct{}, 1)}
+	l := &Listener[P]{cfg: cfg, log: cfg.Logger, ln: ln, gate: NewGate(cfg.Allow, cfg.NotAllowed),
+		live: make(map[P]uint32), left: make(chan struct{}, 1)}
 	l.acceptFn = l.accept
 	return l
 }
@@ -144,13 +152,23 @@ func (l *Listener[P]) acceptLoop() {
 	}, l.admit)
 }
 
-// admit serves c if its peer's uid is within Config.Clients.
+// admit serves c if Config.Allow lets its peer in and its uid is within
+// Config.Clients.
 func (l *Listener[P]) admit(c conn) {
-	uid := peercred.NoUID
+	cred := peercred.Unknown
 	if c.local {
-		if cred, err := peercred.FromFD(c.fd); err == nil {
-			uid = cred.UID
+		if got, err := peercred.FromFD(c.fd); err == nil {
+			cred = got
 		}
+	}
+	uid := cred.UID
+	if ok, first := l.gate.Admit(cred); !ok {
+		if first {
+			l.log.Warn("client not allowed: allow_uid= and allow_gid= do not name it", "transport", l.cfg.Kind, "addr", l.cfg.Addr,
+				"peer", cred.String())
+		}
+		unix.Close(c.fd)
+		return
 	}
 	if err := l.cfg.Clients.Acquire(uid); err != nil {
 		l.refuseLog.Log(l.log, slog.LevelWarn, "client refused", "transport", l.cfg.Kind, "addr", l.cfg.Addr,

@@ -6,10 +6,13 @@ import "os"
 // as uml_switch's -mode and the configuration's mode=, owner= and group=
 // give them. Zero Mode keeps the umask's; UID and GID -1 keep the
 // switch's own. BindPath and Listen apply it to the new socket itself,
-// never by a path another user could swap for a link.
+// never by a path another user could swap for a link. Allow, on a
+// listener, narrows who may stay connected to the users it names; the
+// socket's accept path checks it.
 type Access struct {
 	Mode     os.FileMode
 	UID, GID int
+	Allow    Allow
 }
 
 // NoOwner is an Access that changes nothing.

@@ -7,6 +7,7 @@ package bess
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/umlswitch/umlswitch/transports/portkind"
 
@@ -27,6 +28,9 @@ type Config struct {
 	// Clients, if set, bounds the clients of every listener together and
 	// per uid; a connection over a bound is closed at once.
 	Clients *limit.Limiter
+	// NotAllowed counts the clients the socket's allow_uid= and allow_gid=
+	// refused (Options.Allow); nil: not counted.
+	NotAllowed *atomic.Uint64
 }
 
 // Transport is a listener and the ports of the UMLs connected to it.
@@ -55,7 +59,7 @@ func Listen(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{cfg: cfg, sock: sock}
-	t.acc = accept.New(ln, accept.Config[*sockport.Port]{Kind: "bess", Addr: cfg.Path, Logger: cfg.Logger, Clients: cfg.Clients,
+	t.acc = accept.New(ln, accept.Config[*sockport.Port]{Kind: "bess", Addr: cfg.Path, Logger: cfg.Logger, Clients: cfg.Clients, Allow: cfg.Allow, NotAllowed: cfg.NotAllowed,
 		NewPort: func(fd int, name string, gone func()) (*sockport.Port, error) {
 			return sockport.New(fd, sockport.Config{Name: name, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame, OnEOF: gone})
 		},

@@ -23,12 +23,12 @@ var schema = configs.Kind{
 	Keys: slices.Concat([]configs.Key{
 		configs.Text("path", "PATH", "the socket UMLs connect to (their dst=), at most 107 bytes",
 			func(o *Options) *string { return &o.Path }, unixsock.CheckPath).Require(),
-	}, unixsock.AccessKeys(func(o *Options) *unixsock.Access { return &o.Access })),
+	}, unixsock.ListenerKeys(func(o *Options) *unixsock.Access { return &o.Access })),
 }
 
 // Config is the listener o describes in env.
 func (o *Options) Config(env portkind.Env) Config {
-	return Config{Options: *o, Common: env.Common, Clients: env.Clients}
+	return Config{Options: *o, Common: env.Common, Clients: env.Clients, NotAllowed: env.NotAllowed}
 }
 
 func init() {

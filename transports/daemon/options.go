@@ -31,7 +31,7 @@ var schema = configs.Kind{
 	Keys: slices.Concat([]configs.Key{
 		configs.Text("path", "PATH", "the control socket; a directory, or a path ending in /, gets VDE's layout PATH/ctl",
 			func(o *Options) *string { return &o.Path }, nil).Require(),
-	}, unixsock.AccessKeys(func(o *Options) *unixsock.Access { return &o.Access }), []configs.Key{
+	}, unixsock.ListenerKeys(func(o *Options) *unixsock.Access { return &o.Access }), []configs.Key{
 		configs.Flag("compat_v0", "also serve version 0 clients, which send to one shared data socket", func(o *Options) *bool { return &o.CompatV0 }),
 		configs.Text("data", "PATH", "with compat_v0=1: the shared data socket", func(o *Options) *string { return &o.DataPath }, nil).
 			WithDefault(DefaultV0DataPath),
@@ -81,7 +81,7 @@ func (o *Options) Config(env portkind.Env) Config {
 		api.UIDs, api.GIDs = o.Grants()
 		handoff = func(c net.Conn) { env.Handoff(c, api) }
 	}
-	return Config{Options: *o, Common: env.Common, Handoff: handoff, Clients: env.Clients}
+	return Config{Options: *o, Common: env.Common, Handoff: handoff, Clients: env.Clients, NotAllowed: env.NotAllowed}
 }
 
 func init() {

@@ -165,18 +165,7 @@ func TestDataAddressNeedsTheClientsRight(t *testing.T) {
 	})
 	t.Run("nobody naming its own socket", func(t *testing.T) {
 		ownAddr := pathAddr(t, filepath.Join(open, "nobody"))
-		var own int
-		err := peertest.Do(t, nobody, nobody, func() (err error) {
-			own, err = unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-			if err == nil {
-				err = unixsock.Bind(own, &ownAddr)
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(own)
+		own := boundAs(t, nobody, ownAddr)
 		expectReply(t, requestAs(t, nobody, s.tr.Path(), &ownAddr, 0))
 		s.WaitPorts(t, 2)
 		witness.Send(ether(frame.Broadcast, mac(1), 60, 2))
@@ -496,4 +485,68 @@ func TestPortNumberHeldByAnotherUser(t *testing.T) {
 	squat.Close()
 	s.WaitPorts(t, 0)
 	expectReply(t, requestAs(t, 0, s.tr.Path(), &a, 3))
+}
+
+// allowed is the uid and gid allow_uid= names in the tests: no one else
+// is let in but root.
+const allowed = 4242
+
+// boundAs binds a datagram socket at a as uid, for a client's data
+// socket.
+func boundAs(t *testing.T, uid uint32, a unixsock.Addr) int {
+	t.Helper()
+	var fd int
+	err := peertest.Do(t, uid, uid, func() (err error) {
+		fd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err == nil {
+			err = unixsock.Bind(fd, &a)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// With allow_uid=, a client of another uid is closed before its request
+// is read, never becomes a port, is counted each time and logged once;
+// the uid named and root attach.
+func TestAllowUIDOnTheControlSocket(t *testing.T) {
+	needRoot(t)
+	dir := peertest.PublicDir(t, false)
+	var notAllowed atomic.Uint64
+	s, logs := startLogged(t, Config{Options: Options{Path: filepath.Join(dir, "ctl"),
+		Access: unixsock.Access{Mode: 0o777, Allow: unixsock.Allow{UIDs: []uint32{allowed}}}}, NotAllowed: &notAllowed})
+	for i := range 2 {
+		a := unixsock.UniqueAbstract("nobody", i)
+		boundAs(t, nobody, a)
+		c, err := peertest.DialAs(t, nobody, nobody, nil, "unix", s.tr.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(appendV3(nil, reqNewControl, &a, "")) // may fail: the switch may have closed it already
+		expectClosed(t, c)
+		c.Close()
+	}
+	s.WaitPorts(t, 0)
+	if n := notAllowed.Load(); n != 2 {
+		t.Errorf("NotAllowed = %d after two refusals, want 2", n)
+	}
+	if n := strings.Count(logs.String(), "client not allowed"); n != 1 {
+		t.Errorf("%d log lines for nobody's refusals, want 1:\n%s", n, logs)
+	}
+
+	a := unixsock.UniqueAbstract("allowed", 1)
+	boundAs(t, allowed, a)
+	expectReply(t, requestAs(t, allowed, s.tr.Path(), &a, 0))
+	s.WaitPorts(t, 1)
+	r := unixsock.UniqueAbstract("root", 1)
+	boundAs(t, 0, r)
+	expectReply(t, requestAs(t, 0, s.tr.Path(), &r, 0))
+	s.WaitPorts(t, 2)
+	if n := notAllowed.Load(); n != 2 {
+		t.Errorf("NotAllowed = %d after the allowed clients, want 2", n)
+	}
 }

@@ -38,6 +38,9 @@ type Config struct {
 	// Clients, if set, bounds the clients of every listener together and
 	// per uid (their control connection's SO_PEERCRED).
 	Clients *limit.Limiter
+	// NotAllowed counts the clients and API callers the socket's
+	// allow_uid= and allow_gid= refused (Options.Allow); nil: not counted.
+	NotAllowed *atomic.Uint64
 	// Handoff, if set, takes the connections that are not clients: those
 	// whose first byte is an upper-case ASCII letter, as an HTTP method
 	// starts (a request starts with its magic, or with a small type in
@@ -52,6 +55,7 @@ type Transport struct {
 	log     *slog.Logger
 	ctlPath string
 	ln      *unixsock.Listener
+	gate    *accept.Gate
 	v0      *v0Socket
 	reg     fabric.Registry
 
@@ -97,7 +101,7 @@ func Listen(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	t := &Transport{cfg: cfg, log: cfg.Logger, ctlPath: ctl, ln: ln,
+	t := &Transport{cfg: cfg, log: cfg.Logger, ctlPath: ctl, ln: ln, gate: accept.NewGate(cfg.Allow, cfg.NotAllowed),
 		ports: make(map[*sockport.Port]client), pending: make(map[*net.UnixConn]struct{})}
 	if t.state, err = openState(ctl, cfg.Access.Owned().UID); err != nil {
 		ln.Close()
@@ -164,12 +168,22 @@ func (t *Transport) acceptLoop() {
 	}, t.admit)
 }
 
-// admit runs c's handshake on a goroutine of its own if its peer's uid is
-// within Config.Clients.
+// admit runs c's handshake on a goroutine of its own if the socket's
+// allow_uid= and allow_gid= let its peer in and its uid is within
+// Config.Clients. The lists are checked before a byte is read: a peer they
+// refuse is neither a client nor a caller of the control API.
 func (t *Transport) admit(c *net.UnixConn) {
 	cred, err := peercred.FromConn(c)
 	if err != nil {
 		cred = peercred.Unknown // another user namespace: one bucket for all such peers
+	}
+	if ok, first := t.gate.Admit(cred); !ok {
+		t.rejected.Add(1)
+		if first {
+			t.log.Warn("client not allowed: allow_uid= and allow_gid= do not name it", "ctl", t.ctlPath, "peer", cred.String())
+		}
+		c.Close()
+		return
 	}
 	// The slot is taken before the handshake: connections that never
 	// finish it hold descriptors too.

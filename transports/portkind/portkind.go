@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
@@ -68,6 +69,9 @@ type Env struct {
 	// Clients bounds a listener's clients, with every other listener's, in
 	// all and per uid; nil: no bound.
 	Clients *limit.Limiter
+	// NotAllowed counts the clients that a listener's allow_uid= and
+	// allow_gid= refused, every listener's together; nil: not counted.
+	NotAllowed *atomic.Uint64
 	// Handoff takes the connections to a control socket that are not
 	// clients: the control API's. Nil: the socket has no API.
 	Handoff func(net.Conn, API)

@@ -41,7 +41,7 @@ var schema = configs.Kind{
 			func(o *Options) *int { return &o.Port }, configs.Range(1, 65535), configs.Decimal[int]),
 		configs.Flag("connect", "connect to a QEMU that listens (server=on, or socket,listen=), again whenever it goes away",
 			func(o *Options) *bool { return &o.Connect }).WithDefault("listen"),
-	}, unixsock.AccessKeys(func(o *Options) *unixsock.Access { return &o.Access })),
+	}, unixsock.ListenerKeys(func(o *Options) *unixsock.Access { return &o.Access })),
 	Check: func(o configs.Options, seen map[string]bool) error {
 		s := o.(*Options)
 		switch {
@@ -52,6 +52,9 @@ var schema = configs.Kind{
 		case (s.Port != 0 || s.Connect) && (seen["owner"] || seen["group"]):
 			// mode= is let through: -mode sets it on every port that takes it.
 			return errors.New("owner= and group= are for a unix socket the switch listens on")
+		case (s.Port != 0 || s.Connect) && (seen["allow_uid"] || seen["allow_gid"]):
+			return errors.New("allow_uid= and allow_gid= are for a unix socket the switch listens on: " +
+				"only there does the kernel say who connected")
 		}
 		return nil
 	},
@@ -59,7 +62,7 @@ var schema = configs.Kind{
 
 // Config is the listener or connecting port o describes in env.
 func (o *Options) Config(env portkind.Env) Config {
-	return Config{Options: *o, Common: env.Common, Clients: env.Clients}
+	return Config{Options: *o, Common: env.Common, Clients: env.Clients, NotAllowed: env.NotAllowed}
 }
 
 func init() {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/umlswitch/umlswitch/transports/portkind"
@@ -34,6 +35,9 @@ type Config struct {
 	// Clients, if set, bounds the clients of every listener together and
 	// per uid; a connection over a bound is closed at once.
 	Clients *limit.Limiter
+	// NotAllowed counts the clients the socket's allow_uid= and allow_gid=
+	// refused (Options.Allow); nil: not counted.
+	NotAllowed *atomic.Uint64
 	// Backoff bounds the waits between attempts to connect; zero values
 	// mean 100 ms and 2 s.
 	MinBackoff, MaxBackoff time.Duration
@@ -181,7 +185,7 @@ func listen(cfg Config, a addr) (*Listener, error) {
 		return nil, err
 	}
 	l := &Listener{cfg: cfg, addr: a, log: cfg.Logger, ln: ln, sock: sock}
-	l.acc = accept.New(ln, accept.Config[*Port]{Kind: "stream", Addr: a.name, Logger: cfg.Logger, Tune: a.tune, Clients: cfg.Clients,
+	l.acc = accept.New(ln, accept.Config[*Port]{Kind: "stream", Addr: a.name, Logger: cfg.Logger, Tune: a.tune, Clients: cfg.Clients, Allow: cfg.Allow, NotAllowed: cfg.NotAllowed,
 		NewPort: func(fd int, name string, gone func()) (*Port, error) {
 			return NewPort(fd, PortConfig{Name: name, Common: cfg.Common, OnEOF: gone})
 		},
