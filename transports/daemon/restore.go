@@ -91,6 +91,9 @@ func (t *Transport) takeBack(c savedClient) error {
 	if err != nil {
 		return err
 	}
+	if ok, _ := t.gate.Admit(c.cred()); !ok {
+		return fmt.Errorf("uid %d is not in the socket's allow_uid= or allow_gid= now", c.UID)
+	}
 	if err := t.cfg.Clients.Acquire(c.UID); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
@@ -29,11 +30,13 @@ const maxStateBytes = maxStateClients * 512
 
 // savedClient is one client in the state file.
 type savedClient struct {
-	Addr   string `json:"addr"`             // the client's data address: its 110-byte sockaddr_un, in hex
-	Local  string `json:"local"`            // the switch's data socket's abstract name, without the leading NUL
-	UID    uint32 `json:"uid"`              // its control connection's uid when it attached
-	Number int    `json:"number,omitempty"` // the port number it asked for (VDE), 0 for none
-	Label  string `json:"label,omitempty"`  // its description or pid, for logs
+	Addr   string   `json:"addr"`             // the client's data address: its 110-byte sockaddr_un, in hex
+	Local  string   `json:"local"`            // the switch's data socket's abstract name, without the leading NUL
+	UID    uint32   `json:"uid"`              // its control connection's uid, gid and groups when it attached
+	GID    uint32   `json:"gid"`              // (allow_uid= and allow_gid= are checked again)
+	Groups []uint32 `json:"groups,omitempty"` //
+	Number int      `json:"number,omitempty"` // the port number it asked for (VDE), 0 for none
+	Label  string   `json:"label,omitempty"`  // its description or pid, for logs
 }
 
 type stateDoc struct {
@@ -85,6 +88,9 @@ func parseState(data []byte, ctl string) ([]savedClient, error) {
 		if c.Number < 0 || c.Number > 65535 {
 			return nil, fmt.Errorf("state: client %d: port number %d", i, c.Number)
 		}
+		if len(c.Groups) > 65536 {
+			return nil, fmt.Errorf("state: client %d: %d groups", i, len(c.Groups))
+		}
 		if len(c.Label) > 256 {
 			return nil, fmt.Errorf("state: client %d: label of %d bytes", i, len(c.Label))
 		}
@@ -111,11 +117,16 @@ func (c *savedClient) addr() (unixsock.Addr, error) {
 	return a, nil
 }
 
-// saved is how the state file lists a client that attached with req and
-// got the data socket named local.
-func saved(req *Request, local unixsock.Addr, uid uint32) savedClient {
-	return savedClient{Addr: hex.EncodeToString(req.Addr[:]), Local: abstractName(local), UID: uid, Number: req.WantPort,
-		Label: label(req)}
+// saved is how the state file lists a client of credentials cred that
+// attached with req and got the data socket named local.
+func saved(req *Request, local unixsock.Addr, cred peercred.Cred) savedClient {
+	return savedClient{Addr: hex.EncodeToString(req.Addr[:]), Local: abstractName(local), UID: cred.UID, GID: cred.GID,
+		Groups: cred.Groups, Number: req.WantPort, Label: label(req)}
+}
+
+// cred is the client's credentials as they were when it attached.
+func (c *savedClient) cred() peercred.Cred {
+	return peercred.Cred{UID: c.UID, GID: c.GID, Groups: c.Groups}
 }
 
 // abstractName is an abstract address's name, without its leading NUL.

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -18,14 +19,14 @@ func TestStateRoundTrip(t *testing.T) {
 	uml := unixsock.Abstract("\x00\x00\x01\x02")
 	vde, _ := unixsock.FromPath("/tmp/vde.sock")
 	in := []savedClient{
-		{Addr: hex.EncodeToString(uml[:]), Local: "umlswitch-1-ab", UID: 1000, Label: "pid=513"},
+		{Addr: hex.EncodeToString(uml[:]), Local: "umlswitch-1-ab", UID: 1000, GID: 100, Groups: []uint32{100, 27}, Label: "pid=513"},
 		{Addr: hex.EncodeToString(vde[:]), Local: "umlswitch-1-cd", UID: 0, Number: 3, Label: "vde_plug user=root"},
 	}
 	out, err := parseState(encodeState("/run/a.ctl", in), "/run/a.ctl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out) != 2 || out[0] != in[0] || out[1] != in[1] {
+	if !reflect.DeepEqual(out, in) {
 		t.Fatalf("%+v", out)
 	}
 	if got, _ := parseState(encodeState("/run/a.ctl", nil), "/run/a.ctl"); len(got) != 0 {

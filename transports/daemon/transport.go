@@ -264,7 +264,7 @@ func (t *Transport) serveClient(c *net.UnixConn, cred peercred.Cred) {
 	if err == nil {
 		cl := client{uid: cred.UID, number: req.WantPort}
 		if local, lerr := port.LocalAddr(); lerr == nil && req.Version != 0 {
-			cl.saved = saved(&req, local, cred.UID)
+			cl.saved = saved(&req, local, cred)
 		}
 		t.ports[port] = cl
 	}
