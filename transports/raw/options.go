@@ -76,7 +76,7 @@ func (o *Options) Config(env portkind.Env) Config {
 }
 
 func init() {
-	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Single(
+	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Host(func(o *Options) string { return o.Ifname },
 		func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) },
 		func(p *Port, id frame.PortID) []fabric.Receiver { return []fabric.Receiver{p.Receiver(id)} })})
 }

@@ -55,6 +55,6 @@ func (o *Options) Config(env portkind.Env) Config {
 }
 
 func init() {
-	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Single(
+	portkind.Register(portkind.Kind{Kind: schema, Open: portkind.Host(func(o *Options) string { return o.Ifname },
 		func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) }, (*Port).Receivers)})
 }
