@@ -126,6 +126,7 @@ type portState struct {
 	set      [][2]string                // link keys changed at run time (ctl port set), for it and its clients
 	id       frame.PortID
 	peer     string
+	absent   string // a configured port detached because its interface is gone: why
 }
 
 // held is the port the switch holds for ps: the transport's, or the

@@ -193,7 +193,7 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 	if client != nil {
 		client.id = id
 	} else {
-		ps.port, ps.impaired, ps.id, ps.peer = p, w, id, p.Name()
+		ps.port, ps.impaired, ps.id, ps.peer, ps.absent = p, w, id, p.Name(), ""
 	}
 	in.mu.Unlock()
 	in.events.publish(Event{Type: "port-attached", Switch: ps.sw.name, Port: name, Kind: ps.kind, Peer: p.Name()})
@@ -370,6 +370,20 @@ func (a *attachPoint) Detach(p fabric.Port) {
 	in.fab.Detach(held) // closes p too, through the impairment if there is one
 	in.events.publish(Event{Type: "port-detached", Switch: ps.sw.name, Port: name, Kind: ps.kind, Peer: p.Name(),
 		RxFrames: st.RxFrames, TxFrames: st.TxFrames, Count: st.Dropped()})
+}
+
+var _ portkind.Absentee = (*attachPoint)(nil)
+
+// Absent implements portkind.Absentee: the configured port stays listed,
+// as absent, until its kind attaches it again.
+func (a *attachPoint) Absent(reason string) {
+	in, ps := a.in, a.ps
+	in.mu.Lock()
+	if ps.port == nil {
+		ps.absent = reason
+	}
+	in.mu.Unlock()
+	in.events.publish(Event{Type: "port-absent", Switch: ps.sw.name, Port: ps.name, Kind: ps.kind, Error: reason})
 }
 
 // Serve implements fabric.Registry.

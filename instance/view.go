@@ -49,7 +49,7 @@ type PortInfo struct {
 	Listener  string            `json:"listener,omitempty"`  // a client's port: the listener it came through
 	Listening string            `json:"listening,omitempty"` // a listener: its socket
 	Clients   int               `json:"clients,omitempty"`   // a listener: ports attached through it now
-	ID        int               `json:"id"`                  // the switch's port number; -1 for a listener
+	ID        int               `json:"id"`                  // the switch's port number; -1 for a listener or an absent port
 	RxFrames  uint64            `json:"rx_frames"`
 	RxBytes   uint64            `json:"rx_bytes"`
 	TxFrames  uint64            `json:"tx_frames"`
@@ -59,6 +59,11 @@ type PortInfo struct {
 	Slowed    uint64            `json:"slowed"`
 	HeldS     float64           `json:"held_s"`         // time senders waited for it to take frames
 	Link      *LinkInfo         `json:"link,omitempty"` // an impaired port: how, and what it did
+	// State is "absent" for a configured port whose interface is gone (a
+	// deleted tap or veth), which is attached again when an interface of
+	// its name is back; Reason says why. Empty otherwise.
+	State  string `json:"state,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // LinkInfo is an impaired port's link (delay=, loss=, ...) and its counts.
@@ -216,6 +221,9 @@ func (in *Instance) Ports(sw string) []PortInfo {
 		}
 		if p.id == frame.NoPort {
 			pi.ID = -1
+		}
+		if p.absent != "" {
+			pi.State, pi.Reason = "absent", p.absent
 		}
 	}
 	in.mu.Unlock()

@@ -374,6 +374,10 @@ func (c *ctl) ports(args []string) error {
 				fmt.Fprintf(w, "%s\t%s\t%s\t-\t-\t-\t-\t-\tlistening on %s, %d clients\n", p.Switch, p.Name, p.Kind, p.Listening, p.Clients)
 				continue
 			}
+			if p.State != "" {
+				fmt.Fprintf(w, "%s\t%s\t%s\t-\t-\t-\t-\t-\t%s: %s\n", p.Switch, p.Name, p.Kind, p.State, p.Reason)
+				continue
+			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Switch, p.Name, p.Kind, count(p.RxFrames), bytesOf(p.RxBytes),
 				count(p.TxFrames), bytesOf(p.TxBytes), drops(p.Drops), p.Peer)
 		}

@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/umlswitch/umlswitch/internal/linkwatch"
 )
 
 var seq atomic.Uint64
@@ -51,30 +52,7 @@ func New(t testing.TB) *NS {
 
 // Do runs f on an OS thread inside the namespace. Sockets and devices that f
 // opens stay in the namespace and can be used from any goroutine afterwards.
-func (ns *NS) Do(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread is left locked: it dies with this goroutine instead of
-		// going back to the pool in the wrong namespace if restoring fails.
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns.handle); err != nil {
-			errc <- err
-			return
-		}
-		err = f()
-		if serr := netns.Set(orig); serr == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
+func (ns *NS) Do(f func() error) error { return linkwatch.InNamespace(ns.handle, f) }
 
 // Cmd returns a command that runs inside the namespace.
 func (ns *NS) Cmd(name string, args ...string) *exec.Cmd {

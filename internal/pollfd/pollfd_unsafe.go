@@ -73,12 +73,28 @@ func (f *FD) Return() { f.mu.RUnlock() }
 
 // Read calls fn until it returns true, parking on the netpoller whenever it
 // returns false. After Close it returns net.ErrClosed.
+//
+// Without deadlines, RawConn.Read fails only once the file is closed or
+// when the poller saw nothing but POLLERR on the descriptor (a tap whose
+// interface was deleted, a packet socket whose interface went down). The
+// descriptor's own error then shows in one more call of fn, which the
+// reader handles; if fn finds nothing, Read returns a transient error (the
+// poller forgets its error with the next event, frames arriving say).
 func (f *FD) Read(fn func(fd uintptr) bool) error {
-	if err := f.raw.Read(fn); err != nil {
-		// Without deadlines, RawConn.Read fails only once the file is closed.
+	err := f.raw.Read(fn)
+	if err == nil {
+		return nil
+	}
+	fd, ok := f.Borrow()
+	if !ok {
 		return net.ErrClosed
 	}
-	return nil
+	done := fn(uintptr(fd))
+	f.Return()
+	if done {
+		return nil
+	}
+	return fmt.Errorf("%s: poll: %w", f.file.Name(), err)
 }
 
 // WaitWritable parks until the descriptor reports POLLOUT or timeout passes,

@@ -79,7 +79,7 @@ func (o *Options) Config(env portkind.Env) Config {
 func init() {
 	portkind.Register(portkind.Kind{Kind: schema,
 		Capabilities: func(configs.Options) privdrop.Caps { return privdrop.NetRaw }, // AF_PACKET
-		Open: portkind.Single(
+		Open: portkind.Host(func(o *Options) string { return o.Ifname },
 			func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) },
 			func(p *Port, id frame.PortID) []fabric.Receiver { return []fabric.Receiver{p.Receiver(id)} })})
 }

@@ -59,6 +59,6 @@ func init() {
 	portkind.Register(portkind.Kind{Kind: schema,
 		// TUNSETIFF on a tap the switch's user does not own, and creating one.
 		Capabilities: func(configs.Options) privdrop.Caps { return privdrop.NetAdmin },
-		Open: portkind.Single(
+		Open: portkind.Host(func(o *Options) string { return o.Ifname },
 			func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) }, (*Port).Receivers)})
 }

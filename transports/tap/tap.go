@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/umlswitch/umlswitch/transports/portkind"
@@ -37,6 +38,11 @@ import (
 // frame of the batch can go, so the rest is dropped at once.
 var errDown = fmt.Errorf("tap: interface down: %w", fabric.ErrPeerGone)
 
+// errGone is what writing to a tap whose interface was deleted gives
+// (EBADFD): the descriptor is dead for good, so the batch is dropped at
+// once and the port reports itself gone.
+var errGone = fmt.Errorf("tap: interface deleted: %w", fabric.ErrPeerGone)
+
 // MaxQueues bounds queues=N; the kernel allows up to 256 per tap.
 const MaxQueues = 64
 
@@ -53,7 +59,13 @@ type Port struct {
 	ifname string
 	queues []*queue  // writes go to queue 0
 	txPool sync.Pool // *mmsg.Batch of one message (zero header, frame), with VnetHdr
+
+	gone     chan error  // gets why, once the interface is found deleted
+	goneSaid atomic.Bool // gone has its error
+	closed   atomic.Bool
 }
+
+var _ portkind.Vanishing = (*Port)(nil)
 
 // queue is one descriptor of the tap and its reader's state, used by that
 // reader's goroutine only.
@@ -107,7 +119,7 @@ func Open(cfg Config) (*Port, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tap %s: %w", cfg.Ifname, err)
 	}
-	p := &Port{cfg: cfg, ifname: cfg.Ifname}
+	p := &Port{cfg: cfg, ifname: cfg.Ifname, gone: make(chan error, 1)}
 	for _, fd := range fds {
 		pfd, err := pollfd.New(fd, "tap "+cfg.Ifname)
 		if err != nil {
@@ -310,11 +322,27 @@ func (p *Port) Write(frames [][]byte) (int, error) {
 				return i, fabric.ErrWouldBlock
 			case unix.EIO:
 				return i, errDown
+			case unix.EBADFD:
+				p.lost(errGone)
+				return i, errGone
 			}
 			return i, err
 		}
 	}
 	return len(frames), nil
+}
+
+// Gone implements portkind.Vanishing.
+func (p *Port) Gone() <-chan error { return p.gone }
+
+// Closed implements portkind.Vanishing.
+func (p *Port) Closed() bool { return p.closed.Load() }
+
+// lost reports, once, that the interface was deleted under the port.
+func (p *Port) lost(why error) {
+	if !p.goneSaid.Swap(true) {
+		p.gone <- why
+	}
 }
 
 // WaitWritable implements fabric.Port.
@@ -323,6 +351,7 @@ func (p *Port) WaitWritable(timeout time.Duration) bool { return p.queues[0].fd.
 // Close implements fabric.Port. A tap the switch created goes away with it
 // unless it is persistent.
 func (p *Port) Close() error {
+	p.closed.Store(true)
 	var first error
 	for _, q := range p.queues {
 		if err := q.fd.Close(nil); err != nil && first == nil {
@@ -360,6 +389,14 @@ func (q *queue) receive(v *frame.Vector) (int, error) {
 	q.rxN, q.rxErr = 0, nil
 	if err := q.fd.Read(q.readFn); err != nil {
 		return 0, err
+	}
+	if q.rxN == 0 && q.rxErr == unix.EBADFD {
+		// The interface was deleted: the descriptor is dead for good. The
+		// reader ends and the port says why; whoever supervises it
+		// detaches it.
+		err := fmt.Errorf("tap %s: read: interface deleted (%w)", q.p.ifname, q.rxErr)
+		q.p.lost(err)
+		return 0, fmt.Errorf("%w: %w", err, net.ErrClosed)
 	}
 	if q.rxN == 0 && q.rxErr != nil {
 		return 0, fmt.Errorf("tap %s: read: %w", q.p.ifname, q.rxErr)

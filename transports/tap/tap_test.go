@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,49 @@ func TestWriteWhileDownDropsTheBatch(t *testing.T) {
 	n, err := p.Write([][]byte{porttest.Frame(60, 1), porttest.Frame(60, 2)})
 	if n != 0 || !errors.Is(err, fabric.ErrPeerGone) {
 		t.Fatalf("Write = %d, %v; want 0 and ErrPeerGone", n, err)
+	}
+}
+
+// A tap deleted under the port: a write drops the whole batch at once
+// (not frame by frame), the reader ends with the reason rather than
+// parking or spinning, and the port says it is gone, once.
+func TestDeletedTapIsReportedGone(t *testing.T) {
+	p, _, ns := openTap(t, 1500)
+	done := make(chan error, 1)
+	go func() {
+		v := frame.NewVector(8, p.MaxFrame())
+		for {
+			if _, err := p.Receiver(3).Receive(v); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	ns.MustRun(t, "ip", "link", "del", p.Ifname())
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) || !strings.Contains(err.Error(), "interface deleted") {
+			t.Fatalf("the reader ended with %v, want the deletion and net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader did not end when its tap was deleted")
+	}
+	n, err := p.Write([][]byte{porttest.Frame(60, 1), porttest.Frame(60, 2), porttest.Frame(60, 3)})
+	if n != 0 || !errors.Is(err, fabric.ErrPeerGone) {
+		t.Fatalf("Write = %d, %v; want 0 and ErrPeerGone", n, err)
+	}
+	select {
+	case err := <-p.Gone():
+		if !strings.Contains(err.Error(), "interface deleted") {
+			t.Fatalf("gone because %v", err)
+		}
+	default:
+		t.Fatal("the port did not say it is gone")
+	}
+	select {
+	case err := <-p.Gone():
+		t.Fatalf("said gone twice, again with %v", err)
+	default:
 	}
 }
 
