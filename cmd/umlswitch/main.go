@@ -382,6 +382,19 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	// Socket activation: the control sockets a socket unit holds, used
+	// instead of binding new ones.
+	files, err := sdnotify.Listeners()
+	if err != nil {
+		return err
+	}
+	if len(files) > 0 {
+		paths, err := unixsock.Inherit(files)
+		if err != nil {
+			return err
+		}
+		log.Info("sockets from systemd", "paths", strings.Join(paths, ","))
+	}
 	var runAs *privdrop.Identity
 	if plan.User != "" {
 		id, err := privdrop.Lookup(plan.User)
@@ -397,6 +410,9 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer in.Close()
+	if unused := unixsock.Unused(); len(unused) > 0 {
+		log.Warn("sockets from systemd that no control socket of the configuration uses: closed", "paths", strings.Join(unused, ","))
+	}
 	if s.metrics != "" {
 		m, err := metrics.Serve(s.metrics, s.metricsMode, in, log)
 		if err != nil {

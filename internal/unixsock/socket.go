@@ -175,13 +175,20 @@ func (s *Socket) Remove() error {
 // socket file if it is still the one Listen made.
 type Listener struct {
 	*net.UnixListener
-	sock *Socket
-	addr *net.UnixAddr
+	sock        *Socket // nil for an inherited socket
+	addr        *net.UnixAddr
+	fromSystemd bool
 }
 
 // Listen binds a SOCK_STREAM listener at path with access a (BindPath):
 // a stale socket file is replaced, a live one refused.
+//
+// A socket systemd handed over for path (Inherit) is used instead, as it
+// is: a socket unit's mode and owner are its SocketMode= and SocketUser=.
 func Listen(path string, a Access) (*Listener, error) {
+	if f, ok := takeInherited(path); ok {
+		return listenInherited(path, f)
+	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -212,8 +219,14 @@ func (l *Listener) Path() string { return l.addr.Name }
 // Close stops listening and removes the socket file.
 func (l *Listener) Close() error {
 	err := l.UnixListener.Close()
+	if l.sock == nil {
+		return err // systemd's socket unit keeps it
+	}
 	if rerr := l.sock.Remove(); err == nil {
 		err = rerr
 	}
 	return err
 }
+
+// FromSystemd reports whether the socket was handed over by systemd.
+func (l *Listener) FromSystemd() bool { return l.fromSystemd }

@@ -142,7 +142,11 @@ func (t *Transport) Start(reg fabric.Registry) {
 	t.restore(t.loadState()) // before new clients, so those taken back keep their numbers
 	t.wg.Add(1)
 	go t.acceptLoop()
-	t.log.Info("listening", "transport", "daemon", "ctl", t.ctlPath, "compat_v0", t.cfg.CompatV0)
+	attrs := []any{"transport", "daemon", "ctl", t.ctlPath, "compat_v0", t.cfg.CompatV0}
+	if t.ln.FromSystemd() {
+		attrs = append(attrs, "from", "systemd") // its socket unit keeps it listening across restarts
+	}
+	t.log.Info("listening", attrs...)
 	t.checkNoFile()
 }
 
