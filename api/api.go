@@ -160,6 +160,16 @@ func (s *Server) routes() http.Handler {
 	read("GET /v1/events", s.events)
 	mux.HandleFunc("GET /v1/capture", s.wrap(s.capture, needCapture))
 	write("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) error { return done(w, s.in.Reload()) })
+	write("POST /v1/upgrade", func(w http.ResponseWriter, r *http.Request) error {
+		// A new process of the binary on disk, with the switch's own
+		// rights: for root and the switch's user, not for users that
+		// api_uid= lets change the lab with theirs.
+		if g := grantOf(r); g.as != nil {
+			return fmt.Errorf("%w: upgrading the switch starts the binary on disk with the switch's rights: it is for root "+
+				"and the switch's own user, not uid %d", errForbidden, g.as.UID)
+		}
+		return done(w, s.in.Upgrade())
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such path %s %s: see GET /v1/", r.Method, r.URL.Path))
 	})
@@ -236,7 +246,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 		"GET /v1/ports[?switch=NAME]", "POST /v1/ports", "PATCH /v1/ports/{name}", "DELETE /v1/ports/{name}",
 		"GET /v1/fdb[?switch=NAME]", "POST /v1/fdb", "DELETE /v1/fdb/{switch}/{mac}", "POST /v1/fdb/flush",
 		"GET /v1/mirrors", "POST /v1/mirrors", "DELETE /v1/mirrors/{name}",
-		"GET /v1/events", "GET /v1/capture?switch=NAME", "POST /v1/reload"}})
+		"GET /v1/events", "GET /v1/capture?switch=NAME", "POST /v1/reload", "POST /v1/upgrade"}})
 }
 
 // Info is what GET /v1/info answers: which switch the socket the request

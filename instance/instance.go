@@ -37,6 +37,9 @@ type Config struct {
 	// Reload, if set, reads the configuration again (file and flags,
 	// merged) for Reload and SIGHUP.
 	Reload func() (*configs.File, error)
+	// Upgrade, if set, starts the binary on disk as a new switch and hands
+	// it this one's sockets (ctl upgrade, SIGUSR2): see Instance.Upgrade.
+	Upgrade func(in *Instance) error
 	// API serves the control API on connections handed over by control
 	// sockets (see transports/daemon's Handoff). Nil: no API.
 	API func(in *Instance) APIServer

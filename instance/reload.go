@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/internal/handover"
 )
 
 // Reload reads the configuration again and applies it (SIGHUP, the API's
@@ -25,6 +26,29 @@ func (in *Instance) Reload() error {
 	}
 	return in.apply(plan)
 }
+
+// Upgrade hands the switch over to a new process of the binary on disk
+// (Config.Upgrade). It returns once the new switch serves, after which
+// this one stops, or with why not, and this one runs on. One runs at a
+// time, and not beside a reload.
+func (in *Instance) Upgrade() error {
+	if in.cfg.Upgrade == nil {
+		return errors.New("upgrade: this switch cannot start another")
+	}
+	in.reloading.Lock()
+	defer in.reloading.Unlock()
+	in.events.publish(Event{Type: "upgrade-started"})
+	if err := in.cfg.Upgrade(in); err != nil {
+		in.events.publish(Event{Type: "upgrade-failed", Error: err.Error()})
+		in.log.Warn("upgrade failed: running on as before", "err", err)
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	return nil
+}
+
+// HandOver is what a new switch process needs of this one's ports to serve
+// their clients (internal/handover), besides the listening sockets.
+func (in *Instance) HandOver() []handover.Item { return in.set.HandOver() }
 
 // Apply makes the instance run plan, touching only what differs: a port
 // whose spec did not change keeps running, and so do its clients. Ports,

@@ -17,6 +17,7 @@ import (
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/tunnel"
@@ -128,6 +129,22 @@ func (s *Set) Close() {
 	for i := len(opened) - 1; i >= 0; i-- {
 		opened[i].Close()
 	}
+}
+
+// HandOver collects, from every opened port that can give them, the
+// sockets a new switch process needs to serve their clients (a hot
+// upgrade: see internal/handover).
+func (s *Set) HandOver() []handover.Item {
+	s.mu.Lock()
+	opened := slices.Clone(s.opened)
+	s.mu.Unlock()
+	var items []handover.Item
+	for _, o := range opened {
+		if h, ok := o.c.(interface{ HandOver() []handover.Item }); ok {
+			items = append(items, h.HandOver()...)
+		}
+	}
+	return items
 }
 
 // TunnelStats returns the counters of the tunnel endpoints: packets that

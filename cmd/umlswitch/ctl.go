@@ -60,6 +60,8 @@ Commands:
   mirror del NAME                 stop a capture
   events                          follow events (attach, detach, MAC changes, drops, reloads) until interrupted
   reload                          read the configuration file again and apply what changed (as SIGHUP)
+  upgrade                         start the umlswitch binary on disk and hand it every socket (as SIGUSR2):
+                                  clients stay attached; answers once the new switch serves
   info                            which switch CONTROL belongs to, and what you may do through it
 
 Examples:
@@ -204,6 +206,8 @@ func (c *ctl) run(args []string) error {
 		return c.events()
 	case cmd == "reload" && len(rest) == 0:
 		return c.do("POST", "/v1/reload", nil, nil)
+	case cmd == "upgrade" && len(rest) == 0:
+		return c.do("POST", "/v1/upgrade", nil, nil)
 	}
 	return usagef("%q is not a command, or has the wrong arguments", strings.Join(args, " "))
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
@@ -24,6 +25,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/instance"
 	"github.com/umlswitch/umlswitch/internal/background"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/pidfile"
 	"github.com/umlswitch/umlswitch/internal/privdrop"
 	"github.com/umlswitch/umlswitch/internal/sdnotify"
@@ -75,7 +77,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return service{plan: plan, reload: opts.plan, daemon: opts.daemon, pidFile: opts.pidFile, cpuProfile: opts.cpuProfile,
-		metrics: opts.metrics, metricsMode: metricsMode, builtinDir: opts.config == ""}.run(stdout, stderr)
+		metrics: opts.metrics, metricsMode: metricsMode, builtinDir: opts.config == "", exe: startedFrom()}.run(stdout, stderr)
+}
+
+// startedFrom is the path of the binary this process was started from, as
+// its command line named it: an upgrade starts what is at that path then,
+// not the file this process runs (which a package upgrade has replaced).
+func startedFrom() string {
+	p, err := exec.LookPath(os.Args[0])
+	if err != nil {
+		return ""
+	}
+	if p, err = filepath.Abs(p); err != nil {
+		return ""
+	}
+	return p
 }
 
 // service is how a plan runs, in the foreground or as a daemon: the
@@ -86,6 +102,7 @@ type service struct {
 	daemon      bool                          // -daemon
 	pidFile     string                        // -pidfile
 	cpuProfile  string                        // -cpuprofile
+	exe         string                        // the binary started from, for upgrades; empty: unknown
 	metrics     string                        // -metrics
 	metricsMode os.FileMode                   // a unix metrics socket's permissions
 	builtinDir  bool                          // create the built-in control socket's directory if missing
@@ -120,7 +137,11 @@ func (s service) run(stdout, stderr io.Writer) int {
 		return 1
 	}
 	if s.pidFile != "" {
-		pf, err := pidfile.Write(s.pidFile)
+		write := pidfile.Write
+		if handover.Upgrading() { // the old switch, our parent, is going
+			write = func(path string) (*pidfile.File, error) { return pidfile.TakeOver(path, os.Getppid()) }
+		}
+		pf, err := write(s.pidFile)
 		if err != nil {
 			return fail(err)
 		}
@@ -364,8 +385,31 @@ func (o *options) plan() (*configs.File, error) {
 	return configs.Merge(base, ov)
 }
 
-func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
+func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error) {
 	plan := s.plan
+	// The new switch of a hot upgrade: the old one's sockets are used
+	// instead of opening new ones, and the old one hears whether this one
+	// serves.
+	upgraded, err := handover.Adopt()
+	if err != nil {
+		return err
+	}
+	if upgraded {
+		defer func() {
+			if err != nil {
+				handover.Failed(err)
+			}
+		}()
+		var listeners []*os.File
+		for _, it := range handover.All(handover.Listener) {
+			listeners = append(listeners, it.File)
+		}
+		if _, err := unixsock.Inherit(listeners, "upgrade"); err != nil {
+			return err
+		}
+	}
+	ctx, leave := context.WithCancel(ctx) // ends Run once an upgrade has handed over
+	defer leave()
 	level := new(slog.LevelVar)
 	if plan.LogLevel != "" {
 		level.UnmarshalText([]byte(plan.LogLevel))
@@ -389,7 +433,7 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(files) > 0 {
-		paths, err := unixsock.Inherit(files)
+		paths, err := unixsock.Inherit(files, "systemd")
 		if err != nil {
 			return err
 		}
@@ -404,7 +448,8 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 		runAs = &id
 		unixsock.RunsAs(id.UID) // its directories are trusted as the switch's own
 	}
-	in, err := instance.New(plan, instance.Config{Logger: log, Level: level, Reload: s.reload,
+	upgrade := func(in *instance.Instance) error { return s.upgrade(in, log, stderr, leave) }
+	in, err := instance.New(plan, instance.Config{Logger: log, Level: level, Reload: s.reload, Upgrade: upgrade,
 		API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
 	if err != nil {
 		return err
@@ -425,13 +470,18 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-user %s: %w", plan.User, err)
 		}
 	}
-	defer reloadOnHangup(in)() // before in.Close: a reload under way ends first
+	defer onSignal(syscall.SIGHUP, in.Reload)()   // before in.Close: a reload under way ends first
+	defer onSignal(syscall.SIGUSR2, in.Upgrade)() // and an upgrade
 	ports := 0
 	for _, sw := range plan.Switches {
 		ports += len(sw.Ports)
 	}
 	if s.announce != nil && !background.IsChild() {
 		s.announce(stdout)
+	}
+	if upgraded {
+		unused := handover.Ready()
+		log.Info("took over from the old switch", "pid", os.Getppid(), "sockets_unused", unused)
 	}
 	log.Info("umlswitch running", "switches", len(plan.Switches), "ports", ports)
 	background.Ready() // after this, -daemon's stderr is /dev/null
@@ -441,6 +491,46 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) error {
 	log.Info("shutting down")
 	return nil
 }
+
+// upgrade starts the binary this switch was started from, as it is on disk
+// now, with the same arguments, and hands it every listening socket and
+// what the ports can hand over (internal/handover). Once the new switch
+// serves, this one leaves: its sockets' files, state files and taps are
+// the new one's, and Run ends.
+func (s service) upgrade(in *instance.Instance, log *slog.Logger, stderr io.Writer, leave func()) error {
+	exe := s.exe
+	if exe == "" {
+		return errors.New("the binary this switch was started from is not known")
+	}
+	var items []handover.Item
+	for _, l := range unixsock.Listeners() {
+		f, err := handover.Dup(l.UnixListener, "listener "+l.Path())
+		if err != nil {
+			return fmt.Errorf("listener %s: %w", l.Path(), err)
+		}
+		items = append(items, handover.Item{Kind: handover.Listener, Key: l.Path(), File: f})
+	}
+	items = append(items, in.HandOver()...)
+	defer func() {
+		for _, it := range items {
+			it.File.Close() // duplicates: the new switch has its own now
+		}
+	}()
+	log.Info("upgrade: starting the new switch", "exe", exe, "sockets", len(items))
+	pid, err := handover.Start(exe, os.Args[1:], items, upgradeTimeout, stderr)
+	if err != nil {
+		return err
+	}
+	handover.Leave()
+	unixsock.KeepFiles()
+	sdnotify.Notify(fmt.Sprintf("MAINPID=%d", pid))
+	log.Info("upgrade: the new switch serves; this one leaves", "pid", pid)
+	leave()
+	return nil
+}
+
+// upgradeTimeout bounds how long a new switch may take to serve.
+const upgradeTimeout = 30 * time.Second
 
 // becomeUser makes the switch, its ports open, the user id, keeping the
 // capabilities its configured ports (and SPAN destinations) need to open
@@ -463,20 +553,20 @@ func becomeUser(id privdrop.Identity, plan *configs.File, log *slog.Logger) erro
 	return nil
 }
 
-// reloadOnHangup reloads r on every SIGHUP until the function it returns
-// is called, which returns once the loop has ended (and a reload under way
-// with it). signal.Stop does not close the channel, so the loop needs a
-// stop of its own.
-func reloadOnHangup(r interface{ Reload() error }) (stop func()) {
+// onSignal runs do on every sig until the function it returns is called,
+// which returns once the loop has ended (and a do under way with it):
+// SIGHUP reloads, SIGUSR2 upgrades. signal.Stop does not close the
+// channel, so the loop needs a stop of its own.
+func onSignal(sig os.Signal, do func() error) (stop func()) {
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(hup, sig)
 	done, ended := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(ended)
 		for {
 			select {
 			case <-hup:
-				r.Reload() // it logs and publishes its own errors
+				do() // it logs and publishes its own errors
 			case <-done:
 				return
 			}

@@ -45,7 +45,13 @@ type File struct {
 // replaced when the pid in it is not a running process (or is ours, or the
 // file is empty: a writer died mid-way), and refused when it is running or
 // the file does not hold a pid at all.
-func Write(path string) (*File, error) {
+func Write(path string) (*File, error) { return write(path, 0) }
+
+// TakeOver is Write for the new switch of a hot upgrade: a file holding
+// old, the switch that handed over and is going, is replaced too.
+func TakeOver(path string, old int) (*File, error) { return write(path, old) }
+
+func write(path string, old int) (*File, error) {
 	unlock, err := lock(path)
 	if err != nil {
 		return nil, fmt.Errorf("pidfile: %w", err)
@@ -66,7 +72,7 @@ func Write(path string) (*File, error) {
 			continue // gone since: try again
 		case err != nil:
 			return nil, fmt.Errorf("pidfile: %w", err)
-		case pid > 0 && pid != me && alive(pid):
+		case pid > 0 && pid != me && pid != old && alive(pid):
 			return nil, fmt.Errorf("pidfile: %s belongs to pid %d, which is still running", path, pid)
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {

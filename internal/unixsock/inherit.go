@@ -16,7 +16,12 @@ import (
 // takes them.
 var inherited struct {
 	mu     sync.Mutex
-	byPath map[string]*os.File
+	byPath map[string]inheritedSocket
+}
+
+type inheritedSocket struct {
+	f    *os.File
+	from string // who handed it over: "systemd" (whose socket unit keeps its file) or "upgrade"
 }
 
 // Inherit keeps the listening unix stream sockets among files (what
@@ -25,11 +30,14 @@ var inherited struct {
 // the control sockets while the switch restarts, and clients that connect
 // meanwhile wait in its backlog rather than being refused. It returns the
 // paths kept; a file that is not such a socket is an error, and is closed.
-func Inherit(files []*os.File) ([]string, error) {
+// from says who handed them over: "systemd", whose socket unit keeps the
+// files, or "upgrade", an old switch whose files are this one's now (its
+// Close removes them).
+func Inherit(files []*os.File, from string) ([]string, error) {
 	inherited.mu.Lock()
 	defer inherited.mu.Unlock()
 	if inherited.byPath == nil {
-		inherited.byPath = make(map[string]*os.File)
+		inherited.byPath = make(map[string]inheritedSocket)
 	}
 	var paths []string
 	for _, f := range files {
@@ -38,7 +46,7 @@ func Inherit(files []*os.File) ([]string, error) {
 			f.Close()
 			return paths, fmt.Errorf("socket %s from systemd: %w", f.Name(), err)
 		}
-		inherited.byPath[path] = f
+		inherited.byPath[path] = inheritedSocket{f: f, from: from}
 		paths = append(paths, path)
 	}
 	slices.Sort(paths)
@@ -51,8 +59,8 @@ func Unused() []string {
 	inherited.mu.Lock()
 	defer inherited.mu.Unlock()
 	var paths []string
-	for path, f := range inherited.byPath {
-		f.Close()
+	for path, s := range inherited.byPath {
+		s.f.Close()
 		paths = append(paths, path)
 	}
 	clear(inherited.byPath)
@@ -81,21 +89,31 @@ func listeningPath(fd int) (string, error) {
 }
 
 // takeInherited returns the inherited listener bound at path, if any.
-func takeInherited(path string) (*os.File, bool) {
+func takeInherited(path string) (inheritedSocket, bool) {
 	inherited.mu.Lock()
 	defer inherited.mu.Unlock()
-	f, ok := inherited.byPath[filepath.Clean(path)]
+	s, ok := inherited.byPath[filepath.Clean(path)]
 	if ok {
 		delete(inherited.byPath, filepath.Clean(path))
 	}
-	return f, ok
+	return s, ok
 }
 
 // listenInherited makes a Listener of an inherited socket. Its file, mode
-// and owner are the socket unit's (SocketMode=, SocketUser=), and Close
-// leaves the file: the unit owns it, and keeps listening.
-func listenInherited(path string, f *os.File) (*Listener, error) {
+// and owner are as they were made (a socket unit's SocketMode= and
+// SocketUser=). A socket unit's file stays when Close closes the socket,
+// since the unit keeps listening; an old switch's is removed, as this
+// switch's own would be.
+func listenInherited(path string, s inheritedSocket) (*Listener, error) {
+	f := s.f
 	defer f.Close()
+	var sock *Socket
+	if s.from != "systemd" {
+		var err error
+		if sock, err = socketAt(path); err != nil {
+			return nil, err
+		}
+	}
 	if err := unix.SetNonblock(int(f.Fd()), true); err != nil {
 		return nil, err
 	}
@@ -105,5 +123,28 @@ func listenInherited(path string, f *os.File) (*Listener, error) {
 	}
 	ul := ln.(*net.UnixListener)
 	ul.SetUnlinkOnClose(false)
-	return &Listener{UnixListener: ul, addr: &net.UnixAddr{Name: path, Net: "unix"}, fromSystemd: true}, nil
+	return track(&Listener{UnixListener: ul, sock: sock, addr: &net.UnixAddr{Name: path, Net: "unix"}, from: s.from}), nil
+}
+
+// socketAt is the Socket record of the socket file at path as it is now,
+// for Remove to unlink while it is still that file.
+func socketAt(path string) (*Socket, error) {
+	dir, name, err := splitPath(path)
+	if err != nil {
+		return nil, err
+	}
+	d, err := OpenDir(dir, -1)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := d.stat(name, &st); err != nil {
+		d.Close()
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		d.Close()
+		return nil, fmt.Errorf("%s is no longer a socket", path)
+	}
+	return &Socket{dir: d, name: name, path: path, dev: st.Dev, ino: st.Ino}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -165,19 +166,29 @@ func (s *Socket) Remove() error {
 		if s.own != nil {
 			ForgetOwn(*s.own)
 		}
-		s.err = s.dir.removeIf(s.name, s.dev, s.ino)
+		if !keepFiles.Load() {
+			s.err = s.dir.removeIf(s.name, s.dev, s.ino)
+		}
 		s.dir.Close()
 	})
 	return s.err
 }
 
+// keepFiles is set once the process has handed its sockets to a new one
+// (a hot upgrade): their files are the new process's from then on.
+var keepFiles atomic.Bool
+
+// KeepFiles makes Remove (and Listener.Close) leave socket files alone
+// from now on: the process handed its sockets over and is going.
+func KeepFiles() { keepFiles.Store(true) }
+
 // Listener is a unix stream listener made by Listen. Close removes its
 // socket file if it is still the one Listen made.
 type Listener struct {
 	*net.UnixListener
-	sock        *Socket // nil for an inherited socket
-	addr        *net.UnixAddr
-	fromSystemd bool
+	sock *Socket // nil for a socket unit's socket, whose file is the unit's
+	addr *net.UnixAddr
+	from string // who handed it over (Inherit); empty: bound here
 }
 
 // Listen binds a SOCK_STREAM listener at path with access a (BindPath):
@@ -186,8 +197,8 @@ type Listener struct {
 // A socket systemd handed over for path (Inherit) is used instead, as it
 // is: a socket unit's mode and owner are its SocketMode= and SocketUser=.
 func Listen(path string, a Access) (*Listener, error) {
-	if f, ok := takeInherited(path); ok {
-		return listenInherited(path, f)
+	if s, ok := takeInherited(path); ok {
+		return listenInherited(path, s)
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -207,7 +218,34 @@ func Listen(path string, a Access) (*Listener, error) {
 	}
 	ul := ln.(*net.UnixListener)
 	ul.SetUnlinkOnClose(false) // Remove does it, and only while the file is still this socket
-	return &Listener{UnixListener: ul, sock: s, addr: &net.UnixAddr{Name: path, Net: "unix"}}, nil
+	return track(&Listener{UnixListener: ul, sock: s, addr: &net.UnixAddr{Name: path, Net: "unix"}}), nil
+}
+
+// live are the listeners open now, for a hot upgrade to hand over.
+var live struct {
+	mu sync.Mutex
+	ls map[*Listener]struct{}
+}
+
+func track(l *Listener) *Listener {
+	live.mu.Lock()
+	defer live.mu.Unlock()
+	if live.ls == nil {
+		live.ls = make(map[*Listener]struct{})
+	}
+	live.ls[l] = struct{}{}
+	return l
+}
+
+// Listeners returns the listeners Listen made that are open now.
+func Listeners() []*Listener {
+	live.mu.Lock()
+	defer live.mu.Unlock()
+	out := make([]*Listener, 0, len(live.ls))
+	for l := range live.ls {
+		out = append(out, l)
+	}
+	return out
 }
 
 // Addr is the path clients connect to.
@@ -218,6 +256,9 @@ func (l *Listener) Path() string { return l.addr.Name }
 
 // Close stops listening and removes the socket file.
 func (l *Listener) Close() error {
+	live.mu.Lock()
+	delete(live.ls, l)
+	live.mu.Unlock()
 	err := l.UnixListener.Close()
 	if l.sock == nil {
 		return err // systemd's socket unit keeps it
@@ -228,5 +269,6 @@ func (l *Listener) Close() error {
 	return err
 }
 
-// FromSystemd reports whether the socket was handed over by systemd.
-func (l *Listener) FromSystemd() bool { return l.fromSystemd }
+// From says who handed the socket over (Inherit): "systemd", "upgrade",
+// or empty for a socket bound here.
+func (l *Listener) From() string { return l.from }

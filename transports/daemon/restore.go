@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/sockport"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
@@ -97,18 +99,28 @@ func (t *Transport) takeBack(c savedClient) error {
 	if err := t.cfg.Clients.Acquire(c.UID); err != nil {
 		return err
 	}
-	fd, err := reconnect(&to, c)
-	if err != nil {
-		t.cfg.Clients.Release(c.UID)
-		return err
+	// A hot upgrade hands the very sockets over; a restart makes them anew.
+	fd, ctl, handed := t.handedOver(c)
+	how := "handed over"
+	if !handed {
+		how = "taken back"
+		if fd, err = reconnect(&to, c); err != nil {
+			t.cfg.Clients.Release(c.UID)
+			return err
+		}
 	}
 	seq := t.seq.Add(1)
 	var port *sockport.Port
-	port, err = sockport.New(fd, sockport.Config{
-		Name: fmt.Sprintf("daemon#%d %s (taken back)", seq, c.Label), Depth: t.cfg.Depth, MaxFrame: t.cfg.MaxFrame,
+	cfg := sockport.Config{
+		Name: fmt.Sprintf("daemon#%d %s (%s)", seq, c.Label, how), Depth: t.cfg.Depth, MaxFrame: t.cfg.MaxFrame,
 		Number:     c.Number,
 		OnPeerGone: func() { t.dropTakenBack(port) },
-	})
+	}
+	if ctl != nil {
+		cfg.OnClose = func() { ctl.Close() }
+		cfg.OnPeerGone = func() { ctl.Close() } // watchControl detaches it
+	}
+	port, err = sockport.New(fd, cfg)
 	if err != nil {
 		t.cfg.Clients.Release(c.UID)
 		return err
@@ -121,7 +133,7 @@ func (t *Transport) takeBack(c savedClient) error {
 		return errors.New("closing")
 	}
 	if err = t.numberFree(c.Number, c.UID); err == nil {
-		t.ports[port] = client{uid: c.UID, number: c.Number, saved: c, takenBack: true}
+		t.ports[port] = client{uid: c.UID, number: c.Number, saved: c, takenBack: true, ctl: ctl}
 	}
 	t.mu.Unlock()
 	if err == nil {
@@ -132,6 +144,10 @@ func (t *Transport) takeBack(c savedClient) error {
 		port.Close()
 		t.cfg.Clients.Release(c.UID)
 		return err
+	}
+	if ctl != nil {
+		t.wg.Add(1)
+		go t.watchControl(ctl, port)
 	}
 	return nil
 }
@@ -262,9 +278,107 @@ func (t *Transport) stopSaving() {
 		s.timer.Stop()
 		s.timer = nil
 	}
-	if !s.stopped {
+	if !s.stopped && !handover.Leaving() { // a new switch writes it now
 		t.writeState()
 	}
 	s.stopped = true
 	s.dir.Close()
+}
+
+// Kinds of the sockets a daemon transport hands over in a hot upgrade,
+// each keyed by the control socket's path and the client's data socket
+// name (handoverKey).
+const (
+	handedData    = "daemon-data"
+	handedControl = "daemon-control"
+)
+
+func (t *Transport) handoverKey(local string) string { return t.ctlPath + "\x00" + local }
+
+// HandOver gives a new switch process (a hot upgrade) what it needs to
+// serve this control socket's clients without their noticing: the state
+// file is written now, and every client's data socket and control
+// connection go along as duplicates. The control socket itself is handed
+// over as a listener (unixsock.Listeners).
+func (t *Transport) HandOver() []handover.Item {
+	if s := t.state; s != nil {
+		s.mu.Lock()
+		if !s.stopped {
+			t.writeState()
+		}
+		s.mu.Unlock()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var items []handover.Item
+	for port, c := range t.ports {
+		if c.saved.Local == "" {
+			continue // version 0: its frames come on the shared data socket
+		}
+		key := t.handoverKey(c.saved.Local)
+		var data *os.File
+		port.Sockopt(func(fd int) error {
+			nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+			if err == nil {
+				data = os.NewFile(uintptr(nfd), "data "+c.saved.Label)
+			}
+			return err
+		})
+		if data == nil {
+			continue // closed meanwhile
+		}
+		items = append(items, handover.Item{Kind: handedData, Key: key, File: data})
+		if c.ctl != nil {
+			if f, err := handover.Dup(c.ctl, "control "+c.saved.Label); err == nil {
+				items = append(items, handover.Item{Kind: handedControl, Key: key, File: f})
+			}
+		}
+	}
+	return items
+}
+
+// handedOver returns the data socket (and control connection, if it came
+// too) an old switch handed over for client c, if it did.
+func (t *Transport) handedOver(c savedClient) (fd int, ctl *net.UnixConn, ok bool) {
+	key := t.handoverKey(c.Local)
+	data, ok := handover.Take(handedData, key)
+	if !ok {
+		return -1, nil, false
+	}
+	fd, err := unix.Dup(int(data.File.Fd()))
+	data.File.Close()
+	if err != nil {
+		return -1, nil, false
+	}
+	unix.CloseOnExec(fd)
+	unix.SetNonblock(fd, true)
+	if it, ok := handover.Take(handedControl, key); ok {
+		if conn, err := net.FileConn(it.File); err == nil {
+			ctl, _ = conn.(*net.UnixConn)
+		}
+		it.File.Close()
+	}
+	return fd, ctl, true
+}
+
+// watchControl detaches a client taken over with its control connection
+// when that connection ends, as serveClient does for the clients it
+// attached.
+func (t *Transport) watchControl(c *net.UnixConn, port *sockport.Port) {
+	defer t.wg.Done()
+	var buf [64]byte
+	for {
+		if _, err := c.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	t.mu.Lock()
+	cl, ok := t.ports[port]
+	t.mu.Unlock()
+	if !ok {
+		return
+	}
+	t.reg.Detach(port)
+	t.forget(port)
+	t.cfg.Clients.Release(cl.uid)
 }

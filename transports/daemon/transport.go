@@ -77,10 +77,11 @@ type Transport struct {
 
 // client is what a port's client is known by.
 type client struct {
-	uid       uint32      // its control connection's (peercred.NoUID: unknown)
-	number    int         // the port number it asked for, 0 for none
-	saved     savedClient // how the state file lists it; zero for a version 0 client, which it does not
-	takenBack bool        // restored from the state file: it has no control connection
+	uid       uint32        // its control connection's (peercred.NoUID: unknown)
+	number    int           // the port number it asked for, 0 for none
+	saved     savedClient   // how the state file lists it; zero for a version 0 client, which it does not
+	takenBack bool          // restored from the state file
+	ctl       *net.UnixConn // its control connection; nil for one taken back without it
 }
 
 // Listen binds the control socket (and, with CompatV0, the shared data
@@ -143,8 +144,8 @@ func (t *Transport) Start(reg fabric.Registry) {
 	t.wg.Add(1)
 	go t.acceptLoop()
 	attrs := []any{"transport", "daemon", "ctl", t.ctlPath, "compat_v0", t.cfg.CompatV0}
-	if t.ln.FromSystemd() {
-		attrs = append(attrs, "from", "systemd") // its socket unit keeps it listening across restarts
+	if from := t.ln.From(); from != "" {
+		attrs = append(attrs, "from", from) // systemd's socket unit, or the switch this one upgraded
 	}
 	t.log.Info("listening", attrs...)
 	t.checkNoFile()
@@ -266,7 +267,7 @@ func (t *Transport) serveClient(c *net.UnixConn, cred peercred.Cred) {
 		err = t.numberFree(req.WantPort, cred.UID)
 	}
 	if err == nil {
-		cl := client{uid: cred.UID, number: req.WantPort}
+		cl := client{uid: cred.UID, number: req.WantPort, ctl: c}
 		if local, lerr := port.LocalAddr(); lerr == nil && req.Version != 0 {
 			cl.saved = saved(&req, local, cred)
 		}

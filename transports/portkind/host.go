@@ -1,9 +1,12 @@
 package portkind
 
 import (
+	"sync/atomic"
+
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/linkwatch"
 )
 
@@ -69,7 +72,8 @@ type hostPort[P fabric.Port] struct {
 	stop      chan struct{}
 	done      chan struct{}
 
-	port     fabric.Port // nil while absent
+	port     fabric.Port  // nil while absent
+	current  atomic.Value // port, for HandOver on another goroutine (a holder: nil is not storable)
 	gone     <-chan error
 	attempts int // failed opens this absence: only the first is a warning
 }
@@ -81,6 +85,7 @@ func (h *hostPort[P]) attach(p P) error {
 		return err
 	}
 	h.port, h.gone, h.attempts = p, nil, 0
+	h.current.Store(portHolder{p})
 	if v, ok := fabric.Port(p).(Vanishing); ok {
 		h.gone = v.Gone()
 	}
@@ -124,6 +129,7 @@ func (h *hostPort[P]) lose(reason string) {
 	}
 	h.env.Registry.Detach(h.port)
 	h.port, h.gone = nil, nil
+	h.current.Store(portHolder{})
 	h.env.Logger.Warn("port absent: its interface is gone; it is attached again when one of that name exists",
 		"ifname", h.ifname, "reason", reason)
 	if a, ok := h.env.Registry.(Absentee); ok {
@@ -151,6 +157,17 @@ func (h *hostPort[P]) reopen() {
 	} else {
 		h.env.Logger.Debug("port absent: reopening failed", "ifname", h.ifname, "err", err)
 	}
+}
+
+type portHolder struct{ p fabric.Port }
+
+// HandOver is the attached port's, if it can hand over (a hot upgrade).
+func (h *hostPort[P]) HandOver() []handover.Item {
+	held, _ := h.current.Load().(portHolder)
+	if ho, ok := held.p.(interface{ HandOver() []handover.Item }); ok {
+		return ho.HandOver()
+	}
+	return nil
 }
 
 // Close stops watching and detaches the port if it is attached.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
 	"github.com/umlswitch/umlswitch/internal/offload"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
@@ -178,6 +179,9 @@ func (cfg Config) flags() netlink.TuntapFlag {
 // openQueues returns one non-blocking descriptor per queue, attached to the
 // tap; created says whether the tap was made here.
 func openQueues(cfg Config) (fds []int, created bool, err error) {
+	if fds := handedQueues(cfg); fds != nil {
+		return fds, false, nil // a hot upgrade's: the tap stays as it is
+	}
 	_, statErr := net.InterfaceByName(cfg.Ifname)
 	exists := statErr == nil
 	if !exists && !cfg.Create {
@@ -486,4 +490,52 @@ func (q *queue) readVnet(fd uintptr) bool {
 	}
 	q.rxN = n
 	return n > 0 || q.rxErr != nil
+}
+
+// handedQueue is the Kind of a tap queue's descriptor in a hot upgrade,
+// keyed by queueKey.
+const handedQueue = "tap-queue"
+
+func queueKey(ifname string, i int) string { return fmt.Sprintf("%s/%d", ifname, i) }
+
+// HandOver gives a new switch process (a hot upgrade) duplicates of the
+// tap's queue descriptors: the tap, even one that goes with its last
+// descriptor, stays attached through the hand-over.
+func (p *Port) HandOver() []handover.Item {
+	var items []handover.Item
+	for i, q := range p.queues {
+		fd, ok := q.fd.Borrow()
+		if !ok {
+			continue
+		}
+		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		q.fd.Return()
+		if err == nil {
+			items = append(items, handover.Item{Kind: handedQueue, Key: queueKey(p.ifname, i), File: os.NewFile(uintptr(nfd), "tap "+p.ifname)})
+		}
+	}
+	return items
+}
+
+// handedQueues takes the queue descriptors an old switch handed over for
+// cfg's tap, if it handed over all of them; nil otherwise.
+func handedQueues(cfg Config) []int {
+	var fds []int
+	for i := range cfg.Queues {
+		it, ok := handover.Take(handedQueue, queueKey(cfg.Ifname, i))
+		if !ok {
+			closeFds(fds)
+			return nil
+		}
+		fd, err := unix.Dup(int(it.File.Fd()))
+		it.File.Close()
+		if err != nil {
+			closeFds(fds)
+			return nil
+		}
+		unix.CloseOnExec(fd)
+		unix.SetNonblock(fd, true)
+		fds = append(fds, fd)
+	}
+	return fds
 }
