@@ -61,7 +61,7 @@ func listenStreamRelay(path string, hub bool, depth, maxFrame int) (*streamRelay
 
 func (r *streamRelay) accept() {
 	defer r.wg.Done()
-	accept.Loop(r.ln.AcceptUnix, func(error) {}, r.add) // a relay for measurements logs nothing
+	accept.Loop(r.ln.AcceptUnix, accept.ShedFrom(r.ln), func(error) {}, r.add) // a relay for measurements logs nothing
 }
 
 // add relays c's frames from now on, unless the relay is closing.

@@ -82,7 +82,7 @@ func listenStream(ln net.Listener, m *Mirror) *streamOutput {
 
 func (o *streamOutput) accept() {
 	defer o.wg.Done()
-	accept.Loop(o.ln.Accept, func(err error) {
+	accept.Loop(o.ln.Accept, accept.ShedFrom(o.ln), func(err error) {
 		o.failed.Log(o.m.log, slog.LevelWarn, "mirror accept", "mirror", o.m.Name(), "err", err)
 	}, o.admit)
 }

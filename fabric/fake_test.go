@@ -14,13 +14,15 @@ type fakePort struct {
 	name     string
 	maxFrame int
 
-	mu     sync.Mutex
-	got    [][]byte
-	room   int // -1: unbounded
-	closed bool
-	waits  int
-	ready  chan struct{} // closed by drain to release WaitWritable
-	failAt int           // index (in got order) whose write fails hard; -1 none
+	mu      sync.Mutex
+	got     [][]byte
+	room    int // -1: unbounded
+	closed  bool
+	waits   int
+	ready   chan struct{} // closed by drain to release WaitWritable
+	failAt  int           // index (in got order) whose write fails hard; -1 none
+	failErr error         // what it fails with; errRefused if nil
+	writes  int           // calls of Write
 	// A port that reads on its own: WaitWritable sleeps readAfter, then
 	// frees readN slots (a UML that was busy for a moment).
 	readAfter time.Duration
@@ -34,12 +36,16 @@ func newFake(name string) *fakePort {
 func (p *fakePort) Write(frames [][]byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.writes++
 	if p.closed {
 		return 0, net.ErrClosed
 	}
 	for i, fr := range frames {
 		if p.failAt == len(p.got) {
 			p.failAt = -1
+			if p.failErr != nil {
+				return i, p.failErr
+			}
 			return i, errRefused
 		}
 		if p.room == 0 {

@@ -458,6 +458,9 @@ func (f *forwarder) write(e *portEntry, frames [][]byte) (done int, full bool) {
 		case errors.Is(err, ErrPeerGone) || errors.Is(err, net.ErrClosed):
 			e.stats.drop(DropTxError, len(frames)-done)
 			return len(frames), false
+		case errors.Is(err, ErrUnreachable):
+			e.stats.drop(DropUnreachable, len(frames)-done)
+			return len(frames), false
 		default:
 			e.stats.drop(DropTxError, 1) // frames[done] was refused; go on with the rest
 			done++

@@ -334,6 +334,31 @@ func TestHardWriteErrorDropsOneFrame(t *testing.T) {
 	}
 }
 
+// A destination without a route loses the rest of the batch at once,
+// counted as unreachable, in one Write: trying frame by frame would cost a
+// system call each to learn the same.
+func TestUnreachableDropsRestOfBatch(t *testing.T) {
+	r := newRig(t, 2, Config{})
+	r.ports[1].failAt = 1
+	r.ports[1].failErr = fmt.Errorf("udp: %w", ErrUnreachable)
+	var batch []inFrame
+	for i := 0; i < 8; i++ {
+		batch = append(batch, r.from(0, frame.Broadcast, macA, byte(i)))
+	}
+	r.send(batch...)
+	if got := r.tags()[1]; !bytes.Equal(got, []byte{0}) {
+		t.Fatalf("got %v, want [0]", got)
+	}
+	st, _ := r.sw.PortStats(r.ids[1])
+	r.ports[1].mu.Lock()
+	writes := r.ports[1].writes
+	r.ports[1].mu.Unlock()
+	if st.Drops[DropUnreachable] != 7 || st.Drops[DropTxError] != 0 || st.TxFrames != 1 || writes != 1 {
+		t.Fatalf("tx %d, unreachable %d, tx-error %d, writes %d; want 1, 7, 0, 1",
+			st.TxFrames, st.Drops[DropUnreachable], st.Drops[DropTxError], writes)
+	}
+}
+
 // A full destination makes the reader wait for it (the frames arrive once it
 // drains) instead of dropping at once.
 func TestBackpressureHoldsUntilDrained(t *testing.T) {

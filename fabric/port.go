@@ -16,13 +16,20 @@ var ErrWouldBlock = errors.New("destination queue full")
 // port at once instead of trying frame by frame.
 var ErrPeerGone = errors.New("peer gone")
 
+// ErrUnreachable is wrapped by Port.Write errors that mean the destination
+// has no route now (a tunnel's peer: ENETUNREACH, EHOSTUNREACH): frames[n:]
+// would fail the same way, so the caller drops them at once, counted as
+// unreachable, instead of paying a system call per frame to learn it.
+var ErrUnreachable = errors.New("destination unreachable")
+
 // Port is the sending side of one switch port.
 type Port interface {
 	// Write sends frames in order without blocking and returns how many of
 	// the leading frames were handed over. A nil error means all were sent.
 	// ErrWouldBlock means the destination is full and frames[n:] were not
 	// sent. An error wrapping ErrPeerGone or net.ErrClosed means no frame
-	// from frames[n:] can be sent. Any other error concerns frames[n] alone,
+	// from frames[n:] can be sent; one wrapping ErrUnreachable, that none
+	// can be sent now. Any other error concerns frames[n] alone,
 	// which the caller drops and counts before writing frames[n+1:]. Write
 	// must be safe for concurrent use, must not keep any frame after it
 	// returns, and must not allocate.

@@ -58,6 +58,7 @@ type Endpoint struct {
 	malformed atomic.Uint64 // packets whose IPv4 header was broken
 	moved     atomic.Uint64 // frames moved because their header was not rxHint long
 	coalesced atomic.Uint64 // datagrams that carried several frames (UDP GRO)
+	overrun   atomic.Uint64 // the socket's drops when last read (see Overruns)
 
 	// Receive state: the endpoint's one reader goroutine only.
 	rx     *mmsg.Batch
@@ -82,6 +83,7 @@ type Stats struct {
 	Malformed uint64 // broken IPv4 header
 	Moved     uint64 // frames moved into place (headers of another length)
 	Coalesced uint64 // datagrams that carried several frames (UDP GRO)
+	Overrun   uint64 // packets the socket's receive queue had no room for
 	GSO, GRO  bool   // whether the socket sends and receives many frames per datagram
 }
 
@@ -213,9 +215,10 @@ func (e *Endpoint) Release() {
 	}
 	t.mu.Unlock()
 	if last {
+		e.Overruns() // the last count, for the log and the ports' final counters
 		e.fd.Close(nil)
 		t.log.Info("closed", "transport", e.key.kind.Name, "local", e.key.local, "unknown", e.unknown.Load(),
-			"malformed", e.malformed.Load())
+			"malformed", e.malformed.Load(), "overrun", e.overrun.Load())
 	}
 }
 
@@ -226,9 +229,28 @@ func (t *Table) Stats() []Stats {
 	out := make([]Stats, 0, len(t.eps))
 	for _, e := range t.eps {
 		out = append(out, Stats{Local: e.key.local, Kind: e.key.kind.Name, Unknown: e.unknown.Load(),
-			Malformed: e.malformed.Load(), Moved: e.moved.Load(), Coalesced: e.coalesced.Load(), GSO: e.gso, GRO: e.gro})
+			Malformed: e.malformed.Load(), Moved: e.moved.Load(), Coalesced: e.coalesced.Load(), Overrun: e.Overruns(), GSO: e.gso, GRO: e.gro})
 	}
 	return out
+}
+
+// Overruns is how many packets the kernel dropped for the endpoint's socket,
+// its receive queue being full: a reader that fell behind a burst. The
+// kernel does not say whose they were. Read when asked (a snapshot), so the
+// receive path pays nothing for it; after Close, the last count read.
+func (e *Endpoint) Overruns() uint64 {
+	if e.fd == nil {
+		return e.overrun.Load()
+	}
+	if fd, ok := e.fd.Borrow(); ok {
+		n, err := sockport.Drops(fd)
+		e.fd.Return()
+		if err == nil {
+			for old := e.overrun.Load(); n > old && !e.overrun.CompareAndSwap(old, n); old = e.overrun.Load() {
+			}
+		}
+	}
+	return e.overrun.Load()
 }
 
 // bind points the receive batch at v: each packet lands rxHint bytes before

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"net"
 	"net/netip"
@@ -68,7 +69,15 @@ type Port struct {
 	// altogether (no checksum offload, IPsec).
 	gsoLimit atomic.Int32
 	gsoOff   atomic.Bool
+
+	unreachable atomic.Bool // the last send found no route to the peer: said once per episode
+	overrunBase uint64      // the endpoint's overruns before the port was opened
 }
+
+var _ fabric.KernelDropper = (*Port)(nil)
+
+// errUnreachable is returned without allocating when the peer has no route.
+var errUnreachable = fmt.Errorf("tunnel: %w", fabric.ErrUnreachable)
 
 var _ fabric.Port = (*Port)(nil)
 
@@ -87,6 +96,7 @@ func (e *Endpoint) NewPort(cfg PortConfig) *Port {
 	p := &Port{ep: e, cfg: cfg, check: cfg.Check, peer: encodeSockaddr(cfg.Peer), onlyPeer: cfg.OnlyFromPeer,
 		from: netip.AddrPortFrom(cfg.Peer.Addr().Unmap().WithZone(""), cfg.Peer.Port())}
 	p.gsoLimit.Store(math.MaxInt32)
+	p.overrunBase = e.Overruns()
 	p.txPool.New = func() any {
 		s := &txScratch{b: newTxBatch()}
 		for i := 0; i < txChunk; i++ {
@@ -164,11 +174,18 @@ func (p *Port) Write(frames [][]byte) (int, error) {
 			n = int(s.first[n]) // frames, not messages
 		}
 		sent += n
+		if n > 0 && p.unreachable.Load() {
+			p.routed()
+		}
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
 			return sent, fabric.ErrWouldBlock
+		case err == unix.ENETUNREACH || err == unix.EHOSTUNREACH:
+			// The rest would fail the same way: the switch drops them all.
+			p.noRoute(err)
+			return sent, errUnreachable
 		case err != nil && gso && s.first[1] > 1 && p.refused(err, len(p.cfg.Header)+len(chunk[0])):
 			continue // the same frames again, in smaller messages
 		case err != nil:
@@ -180,6 +197,21 @@ func (p *Port) Write(frames [][]byte) (int, error) {
 		}
 	}
 	return sent, nil
+}
+
+// noRoute warns, once per episode, that the peer has no route.
+func (p *Port) noRoute(err error) {
+	if p.unreachable.CompareAndSwap(false, true) {
+		p.ep.t.log.Warn("tunnel peer unreachable: dropping what is sent to it", "port", p.cfg.Name,
+			"peer", p.cfg.Peer, "err", err)
+	}
+}
+
+// routed ends an episode of noRoute: a frame went out again.
+func (p *Port) routed() {
+	if p.unreachable.CompareAndSwap(true, false) {
+		p.ep.t.log.Info("tunnel peer reachable again", "port", p.cfg.Name, "peer", p.cfg.Peer)
+	}
 }
 
 // refused reacts to the path refusing a GSO message of size-byte segments,
@@ -203,6 +235,14 @@ func (p *Port) refused(err error, size int) bool {
 		return true
 	}
 	return false
+}
+
+// KernelDrops implements fabric.KernelDropper: packets the endpoint's
+// socket had no room for since the port was opened, as rx-overrun. The
+// kernel does not say which port they were for, so ports that share a
+// socket (a local address) each show all of them.
+func (p *Port) KernelDrops(d *[fabric.NumDropReasons]uint64) {
+	d[fabric.DropRxOverrun] += p.ep.Overruns() - p.overrunBase
 }
 
 // WaitWritable implements fabric.Port.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -94,12 +95,11 @@ func parseLabFlags(args []string, stderr io.Writer) (*labOptions, error) {
 
 // read parses lab.conf and its lab.ext.
 func (o *labOptions) read() (*lab.Lab, error) {
-	f, err := os.Open(o.conf)
+	conf, err := configs.ReadFile(o.conf)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	l, err := lab.Parse(f)
+	l, err := lab.Parse(bytes.NewReader(conf))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.conf, err)
 	}
@@ -110,12 +110,11 @@ func (o *labOptions) read() (*lab.Lab, error) {
 			return l, nil
 		}
 	}
-	e, err := os.Open(ext)
+	e, err := configs.ReadFile(ext)
 	if err != nil {
 		return nil, err
 	}
-	defer e.Close()
-	if err := l.ParseExt(e); err != nil {
+	if err := l.ParseExt(bytes.NewReader(e)); err != nil {
 		return nil, fmt.Errorf("%s: %w", ext, err)
 	}
 	return l, nil

@@ -329,7 +329,7 @@ var flagKeys = map[string]string{"hub": "hub", "mac-age": "mac_age", "mac-table-
 func (o *options) plan() (*configs.File, error) {
 	base := configs.Default()
 	if o.config != "" {
-		data, err := os.ReadFile(o.config)
+		data, err := configs.ReadFile(o.config)
 		if err != nil {
 			return nil, err
 		}

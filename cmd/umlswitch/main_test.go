@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -218,5 +219,52 @@ func TestPortsThatCannotOpen(t *testing.T) {
 				t.Fatalf("%s left behind", ctl)
 			}
 		})
+	}
+}
+
+// A configuration path that is a FIFO is refused with a clear error, at
+// start and on reload (SIGHUP and the API's reload both call plan), and
+// the refusal does not wait for a writer.
+func TestConfigFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip(err)
+	}
+	within := func(what string, f func() error) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- f() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s with a FIFO as configuration hangs", what)
+			return nil
+		}
+	}
+	var stderr string
+	code := 0
+	within("start", func() error { code, _, stderr = runArgs("-config", fifo); return nil })
+	if code == 0 || !strings.Contains(stderr, "not a regular file (a FIFO)") {
+		t.Fatalf("start: exit %d: %s", code, stderr)
+	}
+
+	conf := filepath.Join(dir, "umlswitch.yaml")
+	os.WriteFile(conf, []byte("ports:\n  - {transport: daemon, path: "+filepath.Join(dir, "ctl")+"}\n"), 0o644)
+	o, err := parseFlags([]string{"-config", conf}, &strings.Builder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.plan(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(conf)
+	if err := syscall.Mkfifo(conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = within("reload", func() error { _, err := o.plan(); return err })
+	if err == nil || !strings.Contains(err.Error(), "not a regular file (a FIFO)") {
+		t.Fatalf("reload: %v", err)
 	}
 }

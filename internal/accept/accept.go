@@ -129,6 +129,17 @@ func (l *Listener[P]) accept(lfd uintptr) bool {
 	return true
 }
 
+// shed closes the connections waiting on the listener (Loop, out of
+// descriptors).
+func (l *Listener[P]) shed() int {
+	fd, ok := l.ln.Borrow()
+	if !ok {
+		return 0
+	}
+	defer l.ln.Return()
+	return ShedFD(fd)
+}
+
 // conn is an accepted connection: its descriptor, the peer's address
 // for logs, and whether the kernel knows the peer's credentials.
 type conn struct {
@@ -147,7 +158,7 @@ func (l *Listener[P]) acceptLoop() {
 			return conn{}, err // closed
 		}
 		return l.got, l.acceptEr
-	}, func(err error) {
+	}, l.shed, func(err error) {
 		l.acceptLog.Log(l.log, slog.LevelWarn, "accept", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "err", err)
 	}, l.admit)
 }

@@ -32,7 +32,7 @@ func TestLoop(t *testing.T) {
 	}
 	var served []int
 	var failed []error
-	Loop(accept, func(err error) { failed = append(failed, err) }, func(c int) { served = append(served, c) })
+	Loop(accept, nil, func(err error) { failed = append(failed, err) }, func(c int) { served = append(served, c) })
 	if !slices.Equal(served, []int{1, 2}) {
 		t.Errorf("served %v, want [1 2]", served)
 	}

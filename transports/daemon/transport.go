@@ -168,7 +168,7 @@ func (t *Transport) checkNoFile() {
 
 func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
-	accept.Loop(t.ln.AcceptUnix, func(err error) {
+	accept.Loop(t.ln.AcceptUnix, accept.ShedFrom(t.ln), func(err error) {
 		t.acceptLog.Log(t.log, slog.LevelWarn, "accept", "ctl", t.ctlPath, "err", err)
 	}, t.admit)
 }
