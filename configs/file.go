@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -27,7 +28,11 @@ type File struct {
 	APIUIDs, APIGIDs []uint32
 	// User is who the switch runs as once its ports are open (-user): a
 	// user name or uid, looked up then; empty: it stays who it started as.
-	User     string
+	User string
+	// State is the run state file (-state): what the control API changed,
+	// brought back after a restart. Empty: next to the default switch's
+	// first daemon control socket (RunStatePath); "none": not kept.
+	State    string
 	Limits   Limits
 	Switches []Switch // the default switch, if any, first
 }
@@ -84,6 +89,7 @@ type fileYAML struct {
 	APIUID     *scalar      `yaml:"api_uid"`
 	APIGID     *scalar      `yaml:"api_gid"`
 	User       *scalar      `yaml:"user"`
+	State      *scalar      `yaml:"state"`
 	MaxClients *scalar      `yaml:"max_clients"`
 	MaxClPerU  *scalar      `yaml:"max_clients_per_uid"`
 	MaxAPI     *scalar      `yaml:"max_api"`
@@ -123,6 +129,7 @@ var (
 		"api_uid":   func(f *File, v string) (err error) { f.APIUIDs, err = ParseUsers(v); return },
 		"api_gid":   func(f *File, v string) (err error) { f.APIGIDs, err = ParseGroups(v); return },
 		"user":      func(f *File, v string) (err error) { f.User, err = checkUserName(v); return },
+		"state":     func(f *File, v string) (err error) { f.State, err = checkStatePath(v); return },
 		"max_clients": func(f *File, v string) (err error) {
 			f.Limits.Clients, err = ParseInt(v, 1, 1<<20)
 			return
@@ -140,6 +147,16 @@ var (
 		"mac_table_size": func(s *Switch, v string) (err error) { s.MACTableSize, err = ParseInt(v, 1, 1<<24); return },
 	}
 )
+
+// NoState is the state key's value that keeps no run state.
+const NoState = "none"
+
+func checkStatePath(v string) (string, error) {
+	if v == "" || strings.ContainsRune(v, 0) || strings.HasSuffix(v, "/") {
+		return "", fmt.Errorf("%q is not a file path (or %s)", v, NoState)
+	}
+	return v, nil
+}
 
 // userNameRE is what useradd accepts as a name (and any uid).
 var userNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$`)
@@ -199,7 +216,7 @@ func Parse(data []byte) (*File, error) {
 		key string
 		v   *scalar
 	}{{"tx_hold", y.TxHold}, {"mtu", y.MTU}, {"depth", y.Depth}, {"log_level", y.LogLevel},
-		{"api_uid", y.APIUID}, {"api_gid", y.APIGID}, {"user", y.User}, {"max_clients", y.MaxClients}, {"max_clients_per_uid", y.MaxClPerU},
+		{"api_uid", y.APIUID}, {"api_gid", y.APIGID}, {"user", y.User}, {"state", y.State}, {"max_clients", y.MaxClients}, {"max_clients_per_uid", y.MaxClPerU},
 		{"max_api", y.MaxAPI}, {"max_api_per_uid", y.MaxAPIPerU}} {
 		if s.v != nil {
 			if err := globalKeys[s.key](f, string(*s.v)); err != nil {

@@ -43,6 +43,10 @@ type Config struct {
 	// API serves the control API on connections handed over by control
 	// sockets (see transports/daemon's Handoff). Nil: no API.
 	API func(in *Instance) APIServer
+	// State is the run state file: what the API changed since the
+	// configuration was read, kept so that Restore brings it back after a
+	// restart (runstate.go). Empty: none is kept.
+	State string
 }
 
 // APIServer serves connections handed over by control sockets.
@@ -103,6 +107,11 @@ type Instance struct {
 	mirrors  map[string]*mirrorState
 	seq      map[string]int // last number given to an unnamed port or mirror, by prefix
 	closed   bool
+	// removed and statics are the run state's records besides the marks
+	// on switches, ports and mirrors (runstate.go).
+	removed removedItems
+	statics map[staticKey]string // static entries the API set: the port's name
+	saver   *runSaver            // nil: no run state kept
 }
 
 type switchState struct {
@@ -111,6 +120,8 @@ type switchState struct {
 	plan configs.Switch
 	live *liveCapture // created when a reader first asks
 	mac  macLimiter
+	// runtime: added through the API, not by the configuration
+	runtime bool
 }
 
 // portState is a configured port (or listener), or a client of a listener.
@@ -129,7 +140,9 @@ type portState struct {
 	set      [][2]string                // link keys changed at run time (ctl port set), for it and its clients
 	id       frame.PortID
 	peer     string
-	absent   string // a configured port detached because its interface is gone: why
+	absent   string         // a configured port detached because its interface is gone: why
+	runtime  bool           // added through the API, not by the configuration: the run state keeps it
+	as       *peercred.Cred // who added it, when not root or the switch's own user
 }
 
 // held is the port the switch holds for ps: the transport's, or the
@@ -148,6 +161,8 @@ type mirrorState struct {
 	m    *capture.Mirror
 	span *transports.Span
 	as   *peercred.Cred // who asked for it, when not root: owner of its files
+	// runtime: added through the API, not by the configuration
+	runtime bool
 }
 
 // New starts what plan describes: every switch, port and mirror, or none
@@ -157,7 +172,8 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 		cfg.Logger = slog.Default()
 	}
 	in := &Instance{log: cfg.Logger, cfg: cfg, plan: plan, events: newEvents(), stop: make(chan struct{}),
-		ports: make(map[string]*portState), mirrors: make(map[string]*mirrorState), seq: make(map[string]int)}
+		ports: make(map[string]*portState), mirrors: make(map[string]*mirrorState), seq: make(map[string]int),
+		removed: newRemovedItems(), statics: make(map[staticKey]string)}
 	lim := plan.Limits.WithDefaults()
 	in.clients = limit.New("clients", lim.Clients, lim.ClientsPerUID)
 	in.apiConns = limit.New("API connections", lim.API, lim.APIPerUID)
@@ -168,10 +184,13 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 		in.api = cfg.API(in)
 	}
 	for _, sp := range plan.Switches {
-		if err := in.addSwitch(sp); err != nil {
+		if err := in.addSwitch(sp, false); err != nil {
 			in.Close()
 			return nil, err
 		}
+	}
+	if cfg.State != "" {
+		in.saver = openRunState(cfg.State, in.log)
 	}
 	return in, nil
 }
@@ -305,6 +324,7 @@ func (in *Instance) Close() {
 	sws := slices.Clone(in.switches)
 	in.mu.Unlock()
 	in.watchers.Wait() // Run's watcher reads the ports closed below
+	in.saver.stop(in)  // the run state as it is, before the ports close
 	if in.api != nil {
 		in.api.Close()
 	}

@@ -17,8 +17,15 @@ import (
 )
 
 // AddPort opens the port spec describes on switch sw and returns its name:
-// spec's name=, or the kind and the first free number (tap0, daemon1).
+// spec's name=, or the kind and the first free number (tap0, daemon1). It
+// is a change made at run time: the run state keeps it (runstate.go).
 func (in *Instance) AddPort(sw string, spec configs.Port) (string, error) {
+	return in.addPort(sw, spec, nil, true)
+}
+
+// addPort is AddPort on behalf of as (nil: the switch itself); runtime
+// marks a change made through the API, not by the configuration.
+func (in *Instance) addPort(sw string, spec configs.Port, as *peercred.Cred, runtime bool) (string, error) {
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
@@ -37,7 +44,8 @@ func (in *Instance) AddPort(sw string, spec configs.Port) (string, error) {
 		return "", fmt.Errorf("port %s: %w", name, ErrExists)
 	}
 	spec.Switch = ""
-	ps := &portState{name: name, kind: spec.Transport, sw: s, spec: spec, listener: portkind.Listens(spec), id: frame.NoPort}
+	ps := &portState{name: name, kind: spec.Transport, sw: s, spec: spec, listener: portkind.Listens(spec), id: frame.NoPort,
+		runtime: runtime, as: as}
 	ps.ap = &attachPoint{in: in, ps: ps}
 	if ps.listener {
 		ps.clients = make(map[fabric.Port]*portState)
@@ -61,6 +69,9 @@ func (in *Instance) AddPort(sw string, spec configs.Port) (string, error) {
 	}
 	ps.opened = opened
 	in.mu.Unlock()
+	if runtime {
+		in.runStateChanged()
+	}
 	if ps.listener {
 		in.events.publish(Event{Type: "listener-added", Switch: sw, Port: name, Kind: ps.kind, Path: opened.Path()})
 	}
@@ -81,7 +92,7 @@ func (in *Instance) AddPortAs(as *peercred.Cred, sw string, spec configs.Port) (
 	}
 	var name string
 	err := peercred.Do(*as, func() (err error) {
-		name, err = in.AddPort(sw, spec)
+		name, err = in.addPort(sw, spec, as, true)
 		return err
 	})
 	return name, err
@@ -100,7 +111,8 @@ func unprivileged(as *peercred.Cred, spec configs.Port) error {
 func (in *Instance) portTaken(name string) bool { return in.ports[name] != nil }
 
 // RemovePort closes the port called name: a configured port or listener
-// (whose clients are all detached), or one client of a listener.
+// (whose clients are all detached), or one client of a listener. The run
+// state keeps the removal of a configured port.
 func (in *Instance) RemovePort(name string) error {
 	in.mu.Lock()
 	ps := in.ports[name]
@@ -110,6 +122,14 @@ func (in *Instance) RemovePort(name string) error {
 	}
 	in.mu.Unlock()
 	in.closePort(ps)
+	if ps.parent == nil {
+		in.mu.Lock()
+		if !ps.runtime {
+			in.removed.ports[ps.name] = removedItem{Switch: ps.sw.name, Name: ps.name, Spec: ps.spec.String()}
+		}
+		in.mu.Unlock()
+		in.runStateChanged()
+	}
 	return nil
 }
 
@@ -250,6 +270,18 @@ func (in *Instance) SetPort(name string, kv [][2]string) error {
 		return badInput{fmt.Errorf("port %s: %w", name, err)}
 	}
 	ps.set = append(ps.set, kv...)
+	if err := in.pushPolicy(ps, impairOnly); err != nil {
+		return err
+	}
+	in.runStateChanged()
+	in.events.publish(Event{Type: "port-changed", Switch: ps.sw.name, Port: name, Detail: fmt.Sprint(kv)})
+	return nil
+}
+
+// pushPolicy makes the ports of ps (itself, or a listener's clients)
+// follow its effective spec: their impairment and, unless impairOnly,
+// their policy. Caller holds swapping and mu; mu is unlocked on return.
+func (in *Instance) pushPolicy(ps *portState, impairOnly bool) error {
 	targets := []*portState{ps}
 	if ps.listener {
 		targets = targets[:0]
@@ -299,11 +331,7 @@ func (in *Instance) SetPort(name string, kv [][2]string) error {
 			}
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	in.events.publish(Event{Type: "port-changed", Switch: ps.sw.name, Port: name, Detail: fmt.Sprint(kv)})
-	return nil
+	return errors.Join(errs...)
 }
 
 // forgetWrapper undoes SetPort's recording of w on t when the switch did

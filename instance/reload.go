@@ -54,7 +54,9 @@ func (in *Instance) HandOver() []handover.Item { return in.set.HandOver() }
 // whose spec did not change keeps running, and so do its clients. Ports,
 // mirrors and switches that the running instance has and plan does not
 // (those added through the API too) are closed; a switch's hub mode, ageing
-// and table size change in place. Depth and MTU defaults apply to ports
+// and table size change in place. What else the API changed (port set
+// keys, static entries) is taken back, and the run state is emptied: plan
+// is the truth. Depth and MTU defaults apply to ports
 // opened from now on; tx_hold needs a restart. It waits for a reload or
 // Apply under way.
 func (in *Instance) Apply(plan *configs.File) error {
@@ -95,7 +97,7 @@ func (in *Instance) apply(plan *configs.File) error {
 		sw := in.switchNamed(sp.Name)
 		in.mu.Unlock()
 		if sw == nil {
-			if err := in.AddSwitch(sp); err != nil {
+			if err := in.addSwitchWhole(sp, false); err != nil {
 				errs = append(errs, err)
 			} else {
 				st.switchesAdded++
@@ -106,6 +108,7 @@ func (in *Instance) apply(plan *configs.File) error {
 		errs = append(errs, in.applyPorts(sw, sp.Ports, &st)...)
 		errs = append(errs, in.applyMirrors(sw, sp.Mirrors, &st)...)
 	}
+	errs = append(errs, in.forgetRunState()...)
 	err := errors.Join(errs...)
 	ev := Event{Type: "reload", Detail: st.String()}
 	if err != nil {
@@ -146,7 +149,7 @@ func (in *Instance) applyPorts(sw *switchState, want []configs.Port, st *reloadS
 	}
 	var errs []error
 	for _, p := range open {
-		if _, err := in.AddPort(sw.name, p); err != nil {
+		if _, err := in.addPort(sw.name, p, nil, false); err != nil {
 			errs = append(errs, err)
 		} else {
 			st.portsAdded++
@@ -172,7 +175,7 @@ func (in *Instance) applyMirrors(sw *switchState, want []configs.Mirror, st *rel
 	}
 	var errs []error
 	for _, m := range open {
-		if _, err := in.AddMirror(sw.name, m); err != nil {
+		if _, err := in.addMirror(sw.name, m, nil, false); err != nil {
 			errs = append(errs, err)
 		} else {
 			st.mirrorsAdded++

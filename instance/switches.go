@@ -20,19 +20,34 @@ import (
 )
 
 // AddSwitch adds the switch sp describes with its ports and mirrors; if
-// one of them fails, the switch is removed again.
+// one of them fails, the switch is removed again. It is a change made at
+// run time: the run state keeps it.
 func (in *Instance) AddSwitch(sp configs.Switch) error {
+	return in.addSwitchWhole(sp, true)
+}
+
+// addSwitchWhole is AddSwitch; runtime marks a change made through the
+// API, not by the configuration.
+func (in *Instance) addSwitchWhole(sp configs.Switch, runtime bool) error {
 	if err := configs.CheckName(sp.Name); err != nil {
 		return fmt.Errorf("switch: %w", err)
 	}
-	err := in.addSwitch(sp)
+	err := in.addSwitch(sp, runtime)
 	if err != nil && !errors.Is(err, ErrExists) {
-		in.RemoveSwitch(sp.Name) // what of it opened
+		in.mu.Lock()
+		sw := in.switchNamed(sp.Name)
+		in.mu.Unlock()
+		if sw != nil {
+			in.closeSwitch(sw, true) // what of it opened
+		}
+	}
+	if err == nil && runtime {
+		in.runStateChanged()
 	}
 	return err
 }
 
-func (in *Instance) addSwitch(sp configs.Switch) error {
+func (in *Instance) addSwitch(sp configs.Switch, runtime bool) error {
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
@@ -42,7 +57,8 @@ func (in *Instance) addSwitch(sp configs.Switch) error {
 		in.mu.Unlock()
 		return fmt.Errorf("switch %s: %w", sp.Name, ErrExists)
 	}
-	sw := &switchState{name: sp.Name, plan: configs.Switch{Name: sp.Name, Hub: sp.Hub, MACAge: sp.MACAge, MACTableSize: sp.MACTableSize}}
+	sw := &switchState{name: sp.Name, plan: configs.Switch{Name: sp.Name, Hub: sp.Hub, MACAge: sp.MACAge, MACTableSize: sp.MACTableSize},
+		runtime: runtime}
 	dom, err := in.fab.NewSwitch(fabric.SwitchConfig{Name: sp.Name, Hub: sp.Hub, MACAge: sp.MACAge,
 		MACTableSize: sp.MACTableSize, OnMAC: in.onMAC(sw)})
 	if err != nil {
@@ -54,19 +70,20 @@ func (in *Instance) addSwitch(sp configs.Switch) error {
 	in.mu.Unlock()
 	in.events.publish(Event{Type: "switch-added", Switch: sp.Name})
 	for _, p := range sp.Ports {
-		if _, err := in.AddPort(sp.Name, p); err != nil {
+		if _, err := in.addPort(sp.Name, p, nil, runtime); err != nil {
 			return fmt.Errorf("switch %s: %w", sp.Name, err)
 		}
 	}
 	for _, m := range sp.Mirrors {
-		if _, err := in.AddMirror(sp.Name, m); err != nil {
+		if _, err := in.addMirror(sp.Name, m, nil, runtime); err != nil {
 			return fmt.Errorf("switch %s: %w", sp.Name, err)
 		}
 	}
 	return nil
 }
 
-// RemoveSwitch closes a switch's ports and mirrors and removes it.
+// RemoveSwitch closes a switch's ports and mirrors and removes it. The run
+// state keeps the removal of a configured switch.
 func (in *Instance) RemoveSwitch(name string) error {
 	in.mu.Lock()
 	sw := in.switchNamed(name)
@@ -75,6 +92,12 @@ func (in *Instance) RemoveSwitch(name string) error {
 		return fmt.Errorf("switch %s: %w", name, ErrNotFound)
 	}
 	in.closeSwitch(sw, true)
+	if !sw.runtime {
+		in.mu.Lock()
+		in.removed.switches[name] = true
+		in.mu.Unlock()
+	}
+	in.runStateChanged()
 	return nil
 }
 
@@ -132,21 +155,22 @@ func (in *Instance) AddMirrorAs(as *peercred.Cred, sw string, m configs.Mirror) 
 	}
 	var name string
 	err := peercred.Do(*as, func() (err error) {
-		name, err = in.addMirror(sw, m, as)
+		name, err = in.addMirror(sw, m, as, true)
 		return err
 	})
 	return name, err
 }
 
 // AddMirror starts the capture m describes on switch sw and returns its
-// name.
+// name. It is a change made at run time: the run state keeps it.
 func (in *Instance) AddMirror(sw string, m configs.Mirror) (string, error) {
-	return in.addMirror(sw, m, nil)
+	return in.addMirror(sw, m, nil, true)
 }
 
 // addMirror is AddMirror on behalf of as (nil: the switch itself), who
-// owns the files a rotating capture goes on creating.
-func (in *Instance) addMirror(sw string, m configs.Mirror, as *peercred.Cred) (string, error) {
+// owns the files a rotating capture goes on creating; runtime marks a
+// change made through the API, not by the configuration.
+func (in *Instance) addMirror(sw string, m configs.Mirror, as *peercred.Cred, runtime bool) (string, error) {
 	in.mu.Lock()
 	s := in.switchNamed(sw)
 	if s == nil {
@@ -160,15 +184,19 @@ func (in *Instance) addMirror(sw string, m configs.Mirror, as *peercred.Cred) (s
 		in.mu.Unlock()
 		return "", fmt.Errorf("mirror %s: %w", name, ErrExists)
 	}
-	ms := &mirrorState{name: name, sw: s, spec: m, as: as}
+	ms := &mirrorState{name: name, sw: s, spec: m, as: as, runtime: runtime}
 	in.mirrors[name] = ms // reserved while it opens
 	in.mu.Unlock()
 	err := in.openMirror(ms)
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	if err != nil {
 		delete(in.mirrors, name)
+		in.mu.Unlock()
 		return "", fmt.Errorf("mirror %s: %w", name, err)
+	}
+	in.mu.Unlock()
+	if runtime {
+		in.runStateChanged()
 	}
 	return name, nil
 }
@@ -260,6 +288,12 @@ func (in *Instance) RemoveMirror(name string) error {
 		return fmt.Errorf("mirror %s: %w", name, ErrNotFound)
 	}
 	in.closeMirror(ms)
+	if !ms.runtime {
+		in.mu.Lock()
+		in.removed.mirrors[name] = removedItem{Switch: ms.sw.name, Name: name, Spec: ms.spec.String()}
+		in.mu.Unlock()
+	}
+	in.runStateChanged()
 	return nil
 }
 
@@ -339,7 +373,14 @@ func (in *Instance) AddStatic(sw, mac, port string, vlan uint16) error {
 	case ps.id == frame.NoPort:
 		return fmt.Errorf("port %s is not attached now", port)
 	}
-	return s.core.SetStatic(vlan, m, ps.id)
+	if err := s.core.SetStatic(vlan, m, ps.id); err != nil {
+		return err
+	}
+	in.mu.Lock()
+	in.statics[staticKey{sw: sw, mac: m, vlan: vlan}] = port
+	in.mu.Unlock()
+	in.runStateChanged()
+	return nil
 }
 
 // DelStatic removes the static entry for mac in vlan on switch sw.
@@ -353,6 +394,13 @@ func (in *Instance) DelStatic(sw, mac string, vlan uint16) error {
 	in.mu.Unlock()
 	if s == nil {
 		return fmt.Errorf("switch %s: %w", sw, ErrNotFound)
+	}
+	in.mu.Lock()
+	_, recorded := in.statics[staticKey{sw: sw, mac: m, vlan: vlan}]
+	delete(in.statics, staticKey{sw: sw, mac: m, vlan: vlan})
+	in.mu.Unlock()
+	if recorded {
+		in.runStateChanged()
 	}
 	if !s.core.Table().RemoveStatic(vlan, m) {
 		return fmt.Errorf("static entry %s (VLAN %d) on %s: %w", m, vlan, sw, ErrNotFound)

@@ -189,6 +189,7 @@ type options struct {
 	metricsMode    string
 	apiUID, apiGID string
 	user           string
+	state          string
 	maxClients     int
 	maxClientsUID  int
 	maxAPI         int
@@ -272,6 +273,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"(cap_net_raw for raw, gre and l2tpv3 over IP, cap_net_admin for taps; none otherwise). Sockets\n"+
 		"and files made later are the user's: give it the socket directories. Applies at start only.\n"+
 		"Example: -user uml-net")
+	fs.StringVar(&o.state, "state", "", "keep what the control API changes (ports, switches, mirrors, static MACs, port set keys) in\n"+
+		"the run state `FILE`, so that the switch started again runs the lab as it was running; ctl reload empties it.\n"+
+		"Default: next to the default switch's first daemon control socket (CONTROL.run); none: keep none.\n"+
+		"Example: -state /run/umlswitch.run")
 	fs.IntVar(&o.maxClients, "max-clients", configs.DefaultLimits.Clients, "most client ports (`N`) of every listener (daemon, BESS, stream) together; a client over a\n"+
 		"bound is refused at once. Root's and the switch's own user's clients are never refused.\nExample: -max-clients 8192")
 	fs.IntVar(&o.maxClientsUID, "max-clients-per-uid", configs.DefaultLimits.ClientsPerUID, "most client ports (`N`) of one user.\nExample: -max-clients-per-uid 64")
@@ -322,7 +327,7 @@ func (o *options) isSet(name string) bool {
 var flagKeys = map[string]string{"hub": "hub", "mac-age": "mac_age", "mac-table-size": "mac_table_size",
 	"tx-hold": "tx_hold", "mtu": "mtu", "depth": "depth", "log-level": "log_level",
 	"api-uid": "api_uid", "api-gid": "api_gid", "max-clients": "max_clients", "max-clients-per-uid": "max_clients_per_uid",
-	"max-api": "max_api", "max-api-per-uid": "max_api_per_uid", "user": "user"}
+	"max-api": "max_api", "max-api-per-uid": "max_api_per_uid", "user": "user", "state": "state"}
 
 // plan reads the configuration (the file, or the built-in one) and merges
 // the command line into it. A reload calls it again.
@@ -450,7 +455,8 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 	}
 	upgrade := func(in *instance.Instance) error { return s.upgrade(in, log, stderr, leave) }
 	in, err := instance.New(plan, instance.Config{Logger: log, Level: level, Reload: s.reload, Upgrade: upgrade,
-		API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
+		State: runStatePath(plan),
+		API:   func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
 	if err != nil {
 		return err
 	}
@@ -470,6 +476,9 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 			return fmt.Errorf("-user %s: %w", plan.User, err)
 		}
 	}
+	// As the user it runs as: what the API changed opens again with the
+	// rights it had.
+	in.Restore()
 	defer onSignal(syscall.SIGHUP, in.Reload)()   // before in.Close: a reload under way ends first
 	defer onSignal(syscall.SIGUSR2, in.Upgrade)() // and an upgrade
 	ports := 0
@@ -531,6 +540,26 @@ func (s service) upgrade(in *instance.Instance, log *slog.Logger, stderr io.Writ
 
 // upgradeTimeout bounds how long a new switch may take to serve.
 const upgradeTimeout = 30 * time.Second
+
+// runStatePath is the run state file: -state (state:), or next to the
+// default switch's first daemon control socket (CONTROL.run), or none.
+func runStatePath(plan *configs.File) string {
+	switch plan.State {
+	case configs.NoState:
+		return ""
+	case "":
+	default:
+		return plan.State
+	}
+	if sw := plan.Switch(configs.DefaultSwitch); sw != nil {
+		for _, p := range sw.Ports {
+			if path, ok := p.Get("path"); ok && p.Transport == "daemon" {
+				return daemon.ControlPath(path) + ".run"
+			}
+		}
+	}
+	return ""
+}
 
 // becomeUser makes the switch, its ports open, the user id, keeping the
 // capabilities its configured ports (and SPAN destinations) need to open

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -266,5 +267,34 @@ func TestConfigFIFO(t *testing.T) {
 	err = within("reload", func() error { _, err := o.plan(); return err })
 	if err == nil || !strings.Contains(err.Error(), "not a regular file (a FIFO)") {
 		t.Fatalf("reload: %v", err)
+	}
+}
+
+// The run state lives where -state says, else next to the default
+// switch's first daemon control socket (a VDE directory's ctl), else
+// nowhere; -state none keeps none.
+func TestRunStatePath(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-unix", "/tmp/x/uml.ctl"}, "/tmp/x/uml.ctl.run"},
+		{[]string{"-unix", dir}, dir + "/ctl.run"},
+		{[]string{"-unix", "/tmp/x/uml.ctl", "-state", "/run/lab.run"}, "/run/lab.run"},
+		{[]string{"-unix", "/tmp/x/uml.ctl", "-state", "none"}, ""},
+		{[]string{"-port", "transport=bess,path=/tmp/x/b.sock"}, ""},
+	} {
+		o, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := o.plan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := runStatePath(plan); got != tc.want {
+			t.Errorf("%v: run state %q, want %q", tc.args, got, tc.want)
+		}
 	}
 }

@@ -7,6 +7,18 @@ import (
 	"strings"
 )
 
+// ControlPath is the control socket a configured path names, as
+// ctlPathFor finds it, without making a directory.
+func ControlPath(path string) string {
+	if strings.HasSuffix(path, "/") {
+		return filepath.Join(filepath.Clean(path), "ctl")
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return filepath.Join(path, "ctl")
+	}
+	return path
+}
+
 // ctlPathFor returns the control socket for a configured path: a directory
 // (an existing one, or a path ending in "/") gets VDE's layout, DIR/ctl, so
 // that libvdeplug clients given DIR find it. A directory it makes is the
