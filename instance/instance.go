@@ -23,8 +23,10 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/impair"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/internal/peercred"
+	"github.com/umlswitch/umlswitch/internal/statefile"
 	"github.com/umlswitch/umlswitch/transports"
 	"github.com/umlswitch/umlswitch/transports/portkind"
 )
@@ -111,7 +113,7 @@ type Instance struct {
 	// on switches, ports and mirrors (runstate.go).
 	removed removedItems
 	statics map[staticKey]string // static entries the API set: the port's name
-	saver   *runSaver            // nil: no run state kept
+	saver   *statefile.Saver     // the run state file; nil: none kept
 }
 
 type switchState struct {
@@ -190,7 +192,7 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 		}
 	}
 	if cfg.State != "" {
-		in.saver = openRunState(cfg.State, in.log)
+		in.saver = in.openRunState(cfg.State)
 	}
 	return in, nil
 }
@@ -323,8 +325,8 @@ func (in *Instance) Close() {
 	close(in.stop)
 	sws := slices.Clone(in.switches)
 	in.mu.Unlock()
-	in.watchers.Wait() // Run's watcher reads the ports closed below
-	in.saver.stop(in)  // the run state as it is, before the ports close
+	in.watchers.Wait()                 // Run's watcher reads the ports closed below
+	in.saver.Stop(!handover.Leaving()) // the run state as it is, before the ports close; after an upgrade the new switch's
 	if in.api != nil {
 		in.api.Close()
 	}

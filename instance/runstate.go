@@ -4,17 +4,14 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/peercred"
-	"github.com/umlswitch/umlswitch/internal/unixsock"
+	"github.com/umlswitch/umlswitch/internal/statefile"
 )
 
 // The run state is what the control API changed since the configuration
@@ -135,93 +132,28 @@ func (d *runStateDoc) empty() bool {
 		len(d.Ports)+len(d.Sets)+len(d.Mirrors)+len(d.Statics) == 0
 }
 
-// runSaver replaces the run state file after changes.
-type runSaver struct {
-	dir  *unixsock.Dir
-	name string
-	log  *slog.Logger
-
-	mu       sync.Mutex // held while writing; guards the rest
-	timer    *time.Timer
-	restored bool // Restore has read the file: writing it now loses nothing
-	stopped  bool
-	failed   bool // the last write failed: the next success is logged
-}
-
-// openRunState opens path's directory, which must be one the switch may
-// trust (unixsock.OpenDir). A directory it cannot use is reported: the
-// switch runs on without a run state.
-func openRunState(path string, log *slog.Logger) *runSaver {
-	dir, err := unixsock.OpenDir(filepath.Dir(path), -1)
+// openRunState keeps the run state file at path, in a directory the
+// switch may trust (unixsock.OpenDir). A directory it cannot use is
+// reported: the switch runs on without a run state. Nothing is written
+// before Restore has read it.
+func (in *Instance) openRunState(path string) *statefile.Saver {
+	s, err := statefile.Open(path, -1, runSaveDelay, in.log, "a restart would not bring back what the API changed",
+		func() []byte {
+			doc := in.runState()
+			if doc.empty() {
+				return nil // nothing differs from the configuration: no file
+			}
+			return encodeRunState(doc)
+		})
 	if err != nil {
-		log.Warn("run state not kept: a restart brings back the configuration only", "path", path, "err", err)
+		in.log.Warn("run state not kept: a restart brings back the configuration only", "path", path, "err", err)
 		return nil
 	}
-	return &runSaver{dir: dir, name: filepath.Base(path), log: log}
+	return s
 }
-
-func (s *runSaver) path() string { return filepath.Join(s.dir.Path(), s.name) }
 
 // runStateChanged has the run state written within runSaveDelay.
-func (in *Instance) runStateChanged() {
-	s := in.saver
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped || !s.restored || s.timer != nil {
-		return
-	}
-	s.timer = time.AfterFunc(runSaveDelay, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.timer = nil
-		if !s.stopped {
-			in.writeRunState()
-		}
-	})
-}
-
-// writeRunState writes the file, or removes it when nothing differs from
-// the configuration. Caller holds saver.mu.
-func (in *Instance) writeRunState() {
-	s := in.saver
-	doc := in.runState()
-	var err error
-	if doc.empty() {
-		err = s.dir.RemoveFile(s.name, -1)
-	} else {
-		err = s.dir.ReplaceFile(s.name, encodeRunState(doc), 0o600)
-	}
-	switch {
-	case err != nil && !s.failed:
-		s.failed = true
-		s.log.Warn("run state not written: a restart would not bring back what the API changed", "path", s.path(), "err", err)
-	case err == nil && s.failed:
-		s.failed = false
-		s.log.Info("run state written again", "path", s.path())
-	}
-}
-
-// stop writes the run state once more, as it is before Close takes the
-// ports down, and writes no more.
-func (s *runSaver) stop(in *Instance) {
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timer = nil
-	}
-	if !s.stopped && s.restored {
-		in.writeRunState()
-	}
-	s.stopped = true
-	s.dir.Close()
-}
+func (in *Instance) runStateChanged() { in.saver.Soon() }
 
 // runState is what the API changed, from the marks on switches, ports and
 // mirrors and the records of removals and static entries. A listener's
@@ -324,16 +256,14 @@ func (in *Instance) Restore() {
 	if doc != nil {
 		in.replay(doc)
 	}
-	s.mu.Lock()
-	s.restored = true
-	s.mu.Unlock()
+	s.Start()
 	in.runStateChanged() // the file now says what was brought back
 }
 
 // readRunState reads and checks the file: nil if there is none to use.
 func (in *Instance) readRunState() *runStateDoc {
 	s := in.saver
-	data, err := s.dir.ReadOwnFile(s.name, maxRunStateBytes)
+	data, err := s.Read(maxRunStateBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -342,7 +272,7 @@ func (in *Instance) readRunState() *runStateDoc {
 		doc, err = parseRunState(data)
 	}
 	if err != nil {
-		in.log.Warn("run state file ignored: what the API changed before the restart is not brought back", "path", s.path(), "err", err)
+		in.log.Warn("run state file ignored: what the API changed before the restart is not brought back", "path", s.Path(), "err", err)
 		return nil
 	}
 	return doc

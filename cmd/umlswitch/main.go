@@ -461,9 +461,6 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 		return err
 	}
 	defer in.Close()
-	if unused := unixsock.Unused(); len(unused) > 0 {
-		log.Warn("sockets from systemd that no control socket of the configuration uses: closed", "paths", strings.Join(unused, ","))
-	}
 	if s.metrics != "" {
 		m, err := metrics.Serve(s.metrics, s.metricsMode, in, log)
 		if err != nil {
@@ -479,6 +476,9 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 	// As the user it runs as: what the API changed opens again with the
 	// rights it had.
 	in.Restore()
+	if unused := unixsock.Unused(); len(unused) > 0 {
+		log.Warn("handed-over sockets that no control socket uses now: closed", "paths", strings.Join(unused, ","))
+	}
 	defer onSignal(syscall.SIGHUP, in.Reload)()   // before in.Close: a reload under way ends first
 	defer onSignal(syscall.SIGUSR2, in.Upgrade)() // and an upgrade
 	ports := 0

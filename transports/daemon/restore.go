@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/sockport"
+	"github.com/umlswitch/umlswitch/internal/statefile"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
@@ -22,35 +21,23 @@ import (
 // loses at most the clients of the last saveDelay.
 const saveDelay = 20 * time.Millisecond
 
-// stateSaver replaces a control socket's state file after changes.
-type stateSaver struct {
-	dir  *unixsock.Dir
-	name string
-
-	mu      sync.Mutex // held while writing; guards the rest
-	timer   *time.Timer
-	stopped bool
-	failed  bool // the last write failed: the next success is logged
-}
-
-// openState opens the directory of the control socket ctl, which Listen
-// found fit to hold the socket (made for owner, -1 for none), for its state
-// file CTL.state.
-func openState(ctl string, owner int) (*stateSaver, error) {
-	dir, err := unixsock.OpenDir(filepath.Dir(ctl), owner)
-	if err != nil {
-		return nil, err
+// openState keeps the control socket ctl's state file, CTL.state, in the
+// directory Listen found fit to hold the socket (made for owner, -1 for
+// none).
+func (t *Transport) openState(ctl string, owner int) error {
+	var err error
+	t.state, err = statefile.Open(ctl+".state", owner, saveDelay, t.log, "a restart would not take the clients back",
+		func() []byte { return encodeState(t.ctlPath, t.savedClients()) })
+	if err == nil {
+		t.state.Start()
 	}
-	return &stateSaver{dir: dir, name: filepath.Base(ctl) + ".state"}, nil
+	return err
 }
-
-// path is the state file's.
-func (s *stateSaver) path() string { return filepath.Join(s.dir.Path(), s.name) }
 
 // load reads the clients the state file lists. A missing file is no
 // client; a damaged or foreign one is reported and ignored.
 func (t *Transport) loadState() []savedClient {
-	data, err := t.state.dir.ReadOwnFile(t.state.name, maxStateBytes)
+	data, err := t.state.Read(maxStateBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -217,73 +204,26 @@ func (t *Transport) dropTakenBack(port *sockport.Port) {
 }
 
 // saveSoon has the state file replaced within saveDelay.
-func (t *Transport) saveSoon() {
-	s := t.state
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped || s.timer != nil {
-		return
-	}
-	s.timer = time.AfterFunc(saveDelay, t.saveNow)
-}
+func (t *Transport) saveSoon() { t.state.Soon() }
 
-// saveNow replaces the state file with the clients attached now.
-func (t *Transport) saveNow() {
-	s := t.state
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.timer = nil
-	if s.stopped {
-		return
-	}
-	t.writeState()
-}
-
-// writeState writes the file. Caller holds s.mu.
-func (t *Transport) writeState() {
-	s := t.state
+// savedClients are the clients the state file lists now.
+func (t *Transport) savedClients() []savedClient {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	clients := make([]savedClient, 0, len(t.ports))
 	for _, c := range t.ports {
 		if c.saved.Local != "" {
 			clients = append(clients, c.saved)
 		}
 	}
-	t.mu.Unlock()
-	err := s.dir.ReplaceFile(s.name, encodeState(t.ctlPath, clients), 0o600)
-	switch {
-	case err != nil && !s.failed:
-		s.failed = true
-		t.log.Warn("state file not written: a restart would not take the clients back", "path", s.path(), "err", err)
-	case err == nil && s.failed:
-		s.failed = false
-		t.log.Info("state file written again", "path", s.path())
-	}
+	return clients
 }
 
 // stopSaving writes the state once more, with every client still attached
 // (Close detaches them next, and they are to be taken back by the next
-// switch), and writes no more.
-func (t *Transport) stopSaving() {
-	s := t.state
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timer = nil
-	}
-	if !s.stopped && !handover.Leaving() { // a new switch writes it now
-		t.writeState()
-	}
-	s.stopped = true
-	s.dir.Close()
-}
+// switch), and writes no more. A switch that handed over leaves the file
+// to the new one.
+func (t *Transport) stopSaving() { t.state.Stop(!handover.Leaving()) }
 
 // Kinds of the sockets a daemon transport hands over in a hot upgrade,
 // each keyed by the control socket's path and the client's data socket
@@ -301,13 +241,7 @@ func (t *Transport) handoverKey(local string) string { return t.ctlPath + "\x00"
 // connection go along as duplicates. The control socket itself is handed
 // over as a listener (unixsock.Listeners).
 func (t *Transport) HandOver() []handover.Item {
-	if s := t.state; s != nil {
-		s.mu.Lock()
-		if !s.stopped {
-			t.writeState()
-		}
-		s.mu.Unlock()
-	}
+	t.state.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var items []handover.Item

@@ -20,6 +20,7 @@ import (
 	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/internal/ratelog"
 	"github.com/umlswitch/umlswitch/internal/sockport"
+	"github.com/umlswitch/umlswitch/internal/statefile"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
@@ -59,7 +60,7 @@ type Transport struct {
 	v0      *v0Socket
 	reg     fabric.Registry
 
-	state *stateSaver // the control socket's state file (CTL.state)
+	state *statefile.Saver // the control socket's state file (CTL.state)
 
 	mu      sync.Mutex
 	ports   map[*sockport.Port]client  // attached through this transport
@@ -104,7 +105,7 @@ func Listen(cfg Config) (*Transport, error) {
 	}
 	t := &Transport{cfg: cfg, log: cfg.Logger, ctlPath: ctl, ln: ln, gate: accept.NewGate(cfg.Allow, cfg.NotAllowed),
 		ports: make(map[*sockport.Port]client), pending: make(map[*net.UnixConn]struct{})}
-	if t.state, err = openState(ctl, cfg.Access.Owned().UID); err != nil {
+	if err := t.openState(ctl, cfg.Access.Owned().UID); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("daemon: state file: %w", err)
 	}
