@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/umlswitch/umlswitch/internal/nstest"
 )
 
 // ctl upgrade during a ping flood between two UMLs: the new process of the
@@ -126,4 +129,99 @@ func TestUpgradeThatFailsChangesNothing(t *testing.T) {
 	}
 	waitLog(t, sw, `msg="upgrade failed: running on as before"`, "no word of the failed upgrade")
 	u.release(t)
+}
+
+// The issue's test: ctl upgrade during a ping flood between a daemon UML
+// and a BESS UML (and one from an L2TPv3-over-UDP UML), and during a TCP
+// stream from the host to the daemon UML through a tap the switch created.
+// The new switch takes over the control socket, the BESS listener and the
+// BESS UML's connection, the daemon UML's sockets, the tunnel's UDP socket
+// and the tap's queue; the UMLs stay attached, the stream arrives byte for
+// byte, and the floods' loss is what the hand-over cost.
+func TestUpgradeUnderLoad(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ns := nstest.New(t)
+	d := scratch(t)
+	ctl, bess := filepath.Join(d, "sw.ctl"), filepath.Join(d, "sw.bess")
+	old := startSwitch(t, ns, nil, "-unix", ctl, "-port", "transport=bess,path="+bess,
+		"-port", "transport=tap,ifname=host0,create=1,up=1",
+		"-port", "transport=l2tpv3,udp=1,src=127.0.0.2,dst=127.0.0.4,srcport=17001,dstport=17002,rx_session=11,tx_session=12")
+	ns.MustRun(t, "ip", "addr", "add", "10.0.0.254/24", "dev", "host0")
+	const pings = 400 // 0.02 s apart: 8 s
+	u1 := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{ip(2), "10.0.0.254"},
+		vars: map[string]string{"sink": "5001", "flood": fmt.Sprintf("%d,%s", pings, ip(2))}})
+	u2 := bootUML(t, umlConfig{ns: ns, net: vec(2, "transport=bess,src="+filepath.Join(d, "uml2.sock")+",dst="+bess),
+		iface: "vec0", ip: ip(2), peers: []string{ip(1)}})
+	u3 := bootUML(t, umlConfig{ns: ns, net: vec(3, "transport=l2tpv3,udp=1,src=127.0.0.4,dst=127.0.0.2,srcport=17002,dstport=17001,rx_session=12,tx_session=11"),
+		iface: "vec0", ip: ip(3), peers: []string{ip(1)}, vars: map[string]string{"flood": fmt.Sprintf("%d,%s", pings, ip(1))}})
+	expectAllOK(t, []*uml{u1, u2, u3}, [][]string{{ip(2), "10.0.0.254"}, {ip(1)}, {ip(1)}})
+
+	const total = 64 << 20
+	streamed := make(chan error, 1)
+	go func() {
+		streamed <- ns.Do(func() error {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(ip(1), "5001"), 5*time.Second)
+			if err != nil {
+				return err
+			}
+			c.SetDeadline(time.Now().Add(90 * time.Second))
+			chunk := make([]byte, 64<<10)
+			for sent := 0; sent < total; sent += len(chunk) {
+				if _, err := c.Write(chunk); err != nil {
+					c.Close()
+					return err
+				}
+			}
+			return c.Close()
+		})
+	}()
+	time.Sleep(time.Second) // into the flood and the stream
+	started := time.Now()
+	if out, err := ctlOutput(ctl, "upgrade"); err != nil {
+		t.Fatalf("ctl upgrade: %v\n%s\n%s", err, out, old.log.text())
+	}
+	took := time.Since(started)
+	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
+	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
+	t.Cleanup(func() { stopPID(t, pid, ctl) })
+	select {
+	case <-old.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the old switch did not leave:\n%s", old.log.text())
+	}
+	if err := <-streamed; err != nil {
+		t.Fatalf("the TCP stream through the tap: %v", err)
+	}
+	if got := u1.waitLine(t, "^SINK "); got != "SINK "+strconv.Itoa(total) {
+		t.Fatalf("the UML read %q, want %d bytes", got, total)
+	}
+	lost := func(u *uml) (sent, received int, line string) {
+		line = u.waitLine(t, `^FLOODED `)
+		fmt.Sscanf(regexp.MustCompile(`\d+ packets transmitted, \d+ packets received`).FindString(line),
+			"%d packets transmitted, %d packets received", &sent, &received)
+		return sent, received, line
+	}
+	sent, received, flood := lost(u1)
+	sent3, received3, flood3 := lost(u3)
+	var ports []struct{ Name string }
+	ctlJSON(t, ctl, &ports, "ports")
+	names := map[string]bool{}
+	for _, p := range ports {
+		names[p.Name] = true
+	}
+	t.Logf("ctl upgrade answered in %v; pings lost across it: %d of %d (daemon to BESS), %d of %d (L2TPv3 to daemon); "+
+		"%d MiB streamed whole; ports after: %v", took.Round(time.Millisecond), sent-received, sent, sent3-received3, sent3, total>>20, names)
+	if !names["daemon0.1"] || !names["bess0.1"] || !names["tap0"] || !names["l2tpv30"] {
+		t.Errorf("after the upgrade the UMLs or the tap are not attached: %v", names)
+	}
+	if sent != pings || sent-received > 10 {
+		t.Errorf("%s: the hand-over cut the link", flood)
+	}
+	if sent3 != pings || sent3-received3 > 10 {
+		t.Errorf("%s: the hand-over cut the tunnel", flood3)
+	}
+	u1.release(t)
+	u2.release(t)
+	u3.release(t)
 }

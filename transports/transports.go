@@ -138,7 +138,7 @@ func (s *Set) HandOver() []handover.Item {
 	s.mu.Lock()
 	opened := slices.Clone(s.opened)
 	s.mu.Unlock()
-	var items []handover.Item
+	items := s.tunnels.HandOver()
 	for _, o := range opened {
 		if h, ok := o.c.(interface{ HandOver() []handover.Item }); ok {
 			items = append(items, h.HandOver()...)

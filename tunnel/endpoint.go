@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/sockport"
@@ -159,6 +161,9 @@ func (t *Table) open(key endpointKey, cfg EndpointConfig) (*Endpoint, error) {
 	if ip.Is6() {
 		family = unix.AF_INET6
 	}
+	if fd, ok := handedEndpoint(cfg); ok {
+		return t.serveSocket(fd, key, cfg)
+	}
 	fd, err := unix.Socket(family, cfg.Kind.Type|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, cfg.Kind.Proto)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) && cfg.Kind.Type == unix.SOCK_RAW {
@@ -181,6 +186,12 @@ func (t *Table) open(key endpointKey, cfg EndpointConfig) (*Endpoint, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s: bind %s: %w", cfg.Kind.Name, cfg.Local, err)
 	}
+	return t.serveSocket(fd, key, cfg)
+}
+
+// serveSocket makes an endpoint of fd, a socket bound at cfg.Local.
+func (t *Table) serveSocket(fd int, key endpointKey, cfg EndpointConfig) (*Endpoint, error) {
+	ip := cfg.Local.Addr()
 	pfd, err := pollfd.New(fd, cfg.Kind.Name+" "+cfg.Local.String())
 	if err != nil {
 		return nil, err
@@ -357,4 +368,46 @@ func (e *Endpoint) place(v *frame.Vector, i, total int, peer netip.AddrPort) {
 		e.moved.Add(1)
 	}
 	v.Sizes[i] = size
+}
+
+// handedKind is the Kind of a tunnel socket in a hot upgrade, keyed by its
+// local address.
+func handedKind(k Kind) string { return "tunnel " + k.Name }
+
+// HandOver gives a new switch process (a hot upgrade) a duplicate of every
+// endpoint's socket: the new switch serves the same socket, so a UDP port
+// needs no second bind and a raw socket's packets are not read twice.
+func (t *Table) HandOver() []handover.Item {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var items []handover.Item
+	for key, e := range t.eps {
+		fd, ok := e.fd.Borrow()
+		if !ok {
+			continue
+		}
+		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		e.fd.Return()
+		if err == nil {
+			items = append(items, handover.Item{Kind: handedKind(key.kind), Key: key.local.String(),
+				File: os.NewFile(uintptr(nfd), handedKind(key.kind)+" "+key.local.String())})
+		}
+	}
+	return items
+}
+
+// handedEndpoint takes the socket an old switch handed over for cfg's
+// kind and local address, if it did.
+func handedEndpoint(cfg EndpointConfig) (int, bool) {
+	it, ok := handover.Take(handedKind(cfg.Kind), cfg.Local.String())
+	if !ok {
+		return -1, false
+	}
+	defer it.File.Close()
+	fd, err := unix.FcntlInt(it.File.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, false
+	}
+	unix.SetNonblock(fd, true)
+	return fd, true
 }

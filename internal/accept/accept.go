@@ -32,6 +32,9 @@ type Port interface {
 	comparable
 	fabric.Port
 	Receiver(id frame.PortID) fabric.Receiver
+	// Sockopt runs fn on the connection's socket unless it is closed (a
+	// hot upgrade duplicates it).
+	Sockopt(fn func(fd int) error) error
 }
 
 // MaxHungUp bounds the ports of clients that have closed but are not yet
@@ -77,7 +80,7 @@ type Listener[P Port] struct {
 	seq  atomic.Uint64
 	wg   sync.WaitGroup
 	mu   sync.Mutex
-	live map[P]uint32  // the peer's uid; guarded by mu
+	live map[P]peerOf  // guarded by mu
 	done bool          // guarded by mu
 	left chan struct{} // a port was dropped (capacity 1)
 
@@ -97,7 +100,7 @@ func New[P Port](ln *pollfd.FD, cfg Config[P]) *Listener[P] {
 		cfg.Logger = slog.Default()
 	}
 	l := &Listener[P]{cfg: cfg, log: cfg.Logger, ln: ln, gate: NewGate(cfg.Allow, cfg.NotAllowed),
-		live: make(map[P]uint32), left: make(chan struct{}, 1)}
+		live: make(map[P]peerOf), left: make(chan struct{}, 1)}
 	l.acceptFn = l.accept
 	return l
 }
@@ -105,6 +108,7 @@ func New[P Port](ln *pollfd.FD, cfg Config[P]) *Listener[P] {
 // Start accepts connections and attaches each to reg as a port.
 func (l *Listener[P]) Start(reg fabric.Registry) {
 	l.reg = reg
+	l.adopt() // what an old switch handed over, first
 	l.wg.Add(1)
 	go l.acceptLoop()
 }
@@ -138,6 +142,12 @@ func (l *Listener[P]) shed() int {
 	}
 	defer l.ln.Return()
 	return ShedFD(fd)
+}
+
+// peerOf is who is at the other end of a port's connection.
+type peerOf struct {
+	uid   uint32
+	label string
 }
 
 // conn is an accepted connection: its descriptor, the peer's address
@@ -256,7 +266,7 @@ func (l *Listener[P]) serve(fd int, peer string, uid uint32) {
 		l.cfg.Clients.Release(uid)
 		return
 	}
-	l.live[port] = uid
+	l.live[port] = peerOf{uid: uid, label: label}
 	l.mu.Unlock()
 	id, err := l.reg.Attach(port)
 	if err != nil {
@@ -273,11 +283,11 @@ func (l *Listener[P]) drop(p P) {
 	l.reg.Detach(p)
 	p.Close()
 	l.mu.Lock()
-	uid, ok := l.live[p]
+	c, ok := l.live[p]
 	delete(l.live, p)
 	l.mu.Unlock()
 	if ok {
-		l.cfg.Clients.Release(uid)
+		l.cfg.Clients.Release(c.uid)
 	}
 	select {
 	case l.left <- struct{}{}:
@@ -299,9 +309,9 @@ func (l *Listener[P]) Close() error {
 	default:
 	}
 	ports := make([]P, 0, len(l.live))
-	for p, uid := range l.live {
+	for p, c := range l.live {
 		ports = append(ports, p)
-		l.cfg.Clients.Release(uid) // the limiter may be shared with listeners that stay
+		l.cfg.Clients.Release(c.uid) // the limiter may be shared with listeners that stay
 	}
 	clear(l.live)
 	l.mu.Unlock()

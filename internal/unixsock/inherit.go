@@ -71,8 +71,8 @@ func Unused() []string {
 // listeningPath is the filesystem path a listening unix stream socket is
 // bound to.
 func listeningPath(fd int) (string, error) {
-	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
-		return "", fmt.Errorf("not a stream socket (%v)", err)
+	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || (typ != unix.SOCK_STREAM && typ != unix.SOCK_SEQPACKET) {
+		return "", fmt.Errorf("not a stream or seqpacket socket (%v)", err)
 	}
 	if on, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || on != 1 {
 		return "", fmt.Errorf("not listening (%v)", err)
@@ -147,4 +147,36 @@ func socketAt(path string) (*Socket, error) {
 		return nil, fmt.Errorf("%s is no longer a socket", path)
 	}
 	return &Socket{dir: d, name: name, path: path, dev: st.Dev, ino: st.Ino}, nil
+}
+
+// ListenPath returns a listening unix socket of type sotype (SOCK_STREAM,
+// SOCK_SEQPACKET) at path: the one handed over for path (Inherit), else a
+// new one bound with BindPath (access a, backlog). The descriptor is
+// non-blocking and close-on-exec; sock is what Remove unlinks at Close
+// (nil for a socket unit's socket, whose file is the unit's).
+func ListenPath(path string, sotype int, a Access, backlog int) (fd int, sock *Socket, err error) {
+	if s, ok := takeInherited(path); ok {
+		defer s.f.Close()
+		if typ, err := unix.GetsockoptInt(int(s.f.Fd()), unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != sotype {
+			return -1, nil, fmt.Errorf("%s: the socket handed over is of another type (%d, want %d)", path, typ, sotype)
+		}
+		if s.from != "systemd" {
+			if sock, err = socketAt(path); err != nil {
+				return -1, nil, err
+			}
+		}
+		if fd, err = unix.FcntlInt(s.f.Fd(), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+			return -1, nil, err
+		}
+		return fd, sock, unix.SetNonblock(fd, true)
+	}
+	fd, err = unix.Socket(unix.AF_UNIX, sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil, err
+	}
+	if sock, err = BindPath(fd, path, a, backlog); err != nil {
+		unix.Close(fd)
+		return -1, nil, err
+	}
+	return fd, sock, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/internal/accept"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/sockport"
@@ -36,7 +37,8 @@ type Config struct {
 // Transport is a listener and the ports of the UMLs connected to it.
 type Transport struct {
 	cfg  Config
-	sock *unixsock.Socket // the socket file, removed on Close
+	sock *unixsock.Socket // the socket file, removed on Close; nil: a socket unit's
+	ln   *pollfd.FD
 	acc  *accept.Listener[*sockport.Port]
 	scan sockport.HangupScan // the accept goroutine's only
 }
@@ -44,21 +46,18 @@ type Transport struct {
 // Listen binds the listener; nothing is accepted before Start.
 func Listen(cfg Config) (*Transport, error) {
 	cfg.Common = cfg.Common.Defaulted()
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, sock, err := unixsock.ListenPath(cfg.Path, unix.SOCK_SEQPACKET, cfg.Access.Owned(), 64)
 	if err != nil {
-		return nil, fmt.Errorf("bess: %w", err)
-	}
-	sock, err := unixsock.BindPath(fd, cfg.Path, cfg.Access.Owned(), 64)
-	if err != nil {
-		unix.Close(fd)
 		return nil, fmt.Errorf("bess: %w", err)
 	}
 	ln, err := pollfd.New(fd, "bess "+cfg.Path)
 	if err != nil { // fd closed
-		sock.Remove()
+		if sock != nil {
+			sock.Remove()
+		}
 		return nil, err
 	}
-	t := &Transport{cfg: cfg, sock: sock}
+	t := &Transport{cfg: cfg, sock: sock, ln: ln}
 	t.acc = accept.New(ln, accept.Config[*sockport.Port]{Kind: "bess", Addr: cfg.Path, Logger: cfg.Logger, Clients: cfg.Clients, Allow: cfg.Allow, NotAllowed: cfg.NotAllowed,
 		NewPort: func(fd int, name string, gone func()) (*sockport.Port, error) {
 			return sockport.New(fd, sockport.Config{Name: name, Depth: cfg.Depth, MaxFrame: cfg.MaxFrame, OnEOF: gone})
@@ -80,8 +79,17 @@ func (t *Transport) Start(reg fabric.Registry) {
 // Close stops accepting, detaches every port and removes the socket file.
 func (t *Transport) Close() error {
 	err := t.acc.Close()
+	if t.sock == nil {
+		return err
+	}
 	if rerr := t.sock.Remove(); err == nil {
 		err = rerr
 	}
 	return err
+}
+
+// HandOver gives a new switch process (a hot upgrade) the listening socket
+// and every UML's connection.
+func (t *Transport) HandOver() []handover.Item {
+	return append(t.acc.HandOver(), accept.HandOverListener(t.ln, t.cfg.Path)...)
 }

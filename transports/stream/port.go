@@ -383,3 +383,14 @@ func (p *Port) hungUp() bool {
 	n, _ := unix.Poll(pfd[:], 0)
 	return n > 0 && pfd[0].Revents&(unix.POLLRDHUP|unix.POLLHUP) != 0
 }
+
+// Sockopt runs fn on the socket unless the port is closed (a hot upgrade
+// duplicates it).
+func (p *Port) Sockopt(fn func(fd int) error) error {
+	fd, ok := p.fd.Borrow()
+	if !ok {
+		return net.ErrClosed
+	}
+	defer p.fd.Return()
+	return fn(fd)
+}

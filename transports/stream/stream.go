@@ -22,6 +22,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/internal/accept"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/limit"
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
@@ -152,20 +153,22 @@ type Listener struct {
 }
 
 func listen(cfg Config, a addr) (*Listener, error) {
-	fd, err := a.socket()
-	if err != nil {
-		return nil, fmt.Errorf("stream: %w", err)
-	}
-	var sock *unixsock.Socket
+	var (
+		fd   int
+		sock *unixsock.Socket
+		err  error
+	)
 	if a.unix {
+		// One handed over (a socket unit's, an upgrade's), or a new one:
 		// BindPath replaces a stale socket file, refuses a live one, and
 		// sets mode and owner on the new socket, never through a link.
-		sock, err = unixsock.BindPath(fd, cfg.Path, cfg.Access.Owned(), 64)
-		if err != nil {
-			unix.Close(fd)
+		if fd, sock, err = unixsock.ListenPath(cfg.Path, unix.SOCK_STREAM, cfg.Access.Owned(), 64); err != nil {
 			return nil, fmt.Errorf("stream: %w", err)
 		}
 	} else {
+		if fd, err = a.socket(); err != nil {
+			return nil, fmt.Errorf("stream: %w", err)
+		}
 		fail := func(what string, err error) (*Listener, error) {
 			unix.Close(fd)
 			return nil, fmt.Errorf("stream: %s %s: %w", what, a.name, err)
@@ -238,6 +241,18 @@ func (l *Listener) Start(reg fabric.Registry) {
 
 // Close implements Transport: it stops accepting, detaches every port and
 // removes a unix socket file.
+// HandOver gives a new switch process (a hot upgrade) every QEMU's
+// connection and a unix listening socket. A TCP listening socket is not
+// handed over yet: the new switch cannot bind its port while this one
+// holds it, and the upgrade fails, saying so.
+func (l *Listener) HandOver() []handover.Item {
+	items := l.acc.HandOver()
+	if l.addr.unix {
+		items = append(items, accept.HandOverListener(l.ln, l.cfg.Path)...)
+	}
+	return items
+}
+
 func (l *Listener) Close() error {
 	err := l.acc.Close()
 	if l.sock != nil {
