@@ -116,7 +116,9 @@ type service struct {
 
 // run serves s.plan until SIGINT or SIGTERM and returns the exit status.
 func (s service) run(stdout, stderr io.Writer) int {
-	if s.daemon && !background.IsChild() {
+	// The new switch of an upgrade is in the background already: the old
+	// one's parent returned long ago.
+	if s.daemon && !background.IsChild() && !handover.Upgrading() {
 		// uml_switch -daemon: the parent returns once the child's sockets
 		// exist, or with the child's own error.
 		if err := background.Start(30 * time.Second); err != nil {
