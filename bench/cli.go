@@ -24,7 +24,9 @@ frame so the switch learns it, then every port blasts unicast frames to the
 next with sendmmsg, at most -window in flight, while receivers drain with recvmmsg. Prints offered and
 delivered frames per second, Gbit/s, loss, and the switch's CPU time (frames
 per switch CPU-second), as a markdown table. -mode latency measures round trips with one frame in flight;
--mode scan repeats the throughput run over frame sizes and port counts.
+-mode scan repeats the throughput run over frame sizes and port counts; -mode soak runs
+mixed traffic and churn through umlswitch for a long time (-duration, 30m by default) and
+samples its memory, descriptors and goroutines every -interval, to find leaks.
 
 The umlswitch it starts is the one next to umlswitch-bench, in the same directory
 (make build puts both in bin/), unless -umlswitch PATH names another; the relay
@@ -42,6 +44,7 @@ Examples:
   umlswitch-bench -ctl /tmp/uml.ctl -pid 1234         # a switch that is already running
   umlswitch-bench -mode latency -compare uml_switch -cpu 0          # round-trip percentiles
   umlswitch-bench -mode scan -sizes 64,1514,9000 -port-counts 2,8,64 -compare relay -plot scan.png
+  umlswitch-bench -mode soak -cpu 0 -duration 30m -interval 1m -plot soak.png  # leaks: memory, descriptors, goroutines
   umlswitch-bench -compare umlswitch=/tmp/umlswitch.old,uml_switch -cpu 0  # this build against an older one
   umlswitch-bench -umlswitch /usr/local/bin/umlswitch  # start that umlswitch, not the one next to umlswitch-bench
   umlswitch-bench relay -unix /tmp/relay.ctl          # run the ceiling relay by hand
@@ -71,7 +74,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		pid      = fs.Int("pid", 0, "with -ctl: the switch's process id, for its CPU time.\nExample: -pid 1234")
 		ports    = fs.Int("ports", 2, "generator ports (clients of the switch).\nExample: -ports 8")
 		size     = fs.Int("size", 64, "frame size in `BYTES`, Ethernet header included.\nExample: -size 1514")
-		duration = fs.Duration("duration", 3*time.Second, "measured time per run.\nExample: -duration 10s")
+		duration = fs.Duration("duration", 3*time.Second, "measured time per run; with -mode soak the whole run (default 30m there).\nExample: -duration 10s")
 		warmup   = fs.Duration("warmup", 500*time.Millisecond, "traffic before the measurement starts.\nExample: -warmup 1s")
 		depth    = fs.Int("depth", 64, "frames per sendmmsg and recvmmsg call.\nExample: -depth 32")
 		clients  = fs.String("clients", "uml", "with -transport daemon: uml clients (sendto the switch, never connect back) or vde clients\n(connect back).\nExample: -clients vde")
@@ -89,10 +92,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		genCPU = fs.String("gen-cpu", "", "with -cpu: pin the generator to these CPUs (`LIST`) instead of all the others.\nExample: -cpu 0-3 -gen-cpu 4")
 		exe    = fs.String("umlswitch", "", "umlswitch binary `PATH` to start for umlswitch, vlan-access and vlan-trunk in -switch or\n-compare (default: umlswitch in umlswitch-bench's own directory).\nExample: -umlswitch /usr/local/bin/umlswitch")
 		mode   = fs.String("mode", "throughput", "throughput (frames per second, loss, CPU), latency (one frame in flight between two\n"+
-			"ports: round-trip p50, p90, p99, p99.9), or scan (throughput over -sizes and -port-counts).\nExample: -mode latency -compare uml_switch")
-		sizes  = fs.String("sizes", "64,512,1514,9000", "with -mode scan: frame sizes in `BYTES` (past 1518, umlswitch and the relay get a larger\n-mtu; uml_switch and vde_switch keep theirs).\nExample: -sizes 64,1514")
-		counts = fs.String("port-counts", "2,8,64", "with -mode scan: generator port counts (`LIST`).\nExample: -port-counts 2,64")
-		plotTo = fs.String("plot", "", "also draw the comparison into `FILE.png`: throughput by frame size (scan), latency CDF\n(latency), or delivered frames per second (throughput).\nExample: -plot bench.png")
+			"ports: round-trip p50, p90, p99, p99.9), scan (throughput over -sizes and -port-counts), or soak\n"+
+			"(umlswitch only: 4 UML-style daemon clients and 2 BESS clients send -rate frames a second each,\n"+
+			"while clients attach and leave and API calls come and go, for -duration; every -interval a row of\n"+
+			"the switch's memory, descriptors, goroutines, frames forwarded and dropped, and at the end the\n"+
+			"growth of each and a leak flagged where one rose in every interval).\nExample: -mode latency -compare uml_switch")
+		interval = fs.Duration("interval", time.Minute, "with -mode soak: time between samples.\nExample: -interval 30s")
+		rate     = fs.Int("rate", 1000, "with -mode soak: frames a second each traffic client sends.\nExample: -rate 200")
+		sizes    = fs.String("sizes", "64,512,1514,9000", "with -mode scan: frame sizes in `BYTES` (past 1518, umlswitch and the relay get a larger\n-mtu; uml_switch and vde_switch keep theirs).\nExample: -sizes 64,1514")
+		counts   = fs.String("port-counts", "2,8,64", "with -mode scan: generator port counts (`LIST`).\nExample: -port-counts 2,64")
+		plotTo   = fs.String("plot", "", "also draw the comparison into `FILE.png`: throughput by frame size (scan), latency CDF\n(latency), delivered frames per second (throughput), or memory, descriptors, goroutines and\n"+
+			"frames forwarded and dropped over time (soak).\nExample: -plot bench.png")
 	)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usageHead); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -144,6 +154,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return fail("%s measures umlswitch's VLAN ports over the daemon protocol only: drop -transport %s", n, tr.Name)
 		case tr.Ports != nil && !sw.vector:
 			return fail("%s speaks only the daemon protocol; -transport %s needs umlswitch or relay", n, tr.Name)
+		}
+	}
+	if *mode == "soak" {
+		explicit := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+		if !explicit["duration"] {
+			*duration = 30 * time.Minute
+		}
+		if err := checkSoak(names, *ctl, tr, *duration, *interval, *rate); err != nil {
+			return fail("-mode soak: %v", err)
 		}
 	}
 	self, err := os.Executable()
@@ -311,8 +331,24 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				return fail("plot: %v", err)
 			}
 		}
+	case "soak":
+		fmt.Fprintf(stderr, "bench: soak: %d daemon and %d BESS clients at %d frames/s each, %d-byte frames, churn; %v, a sample every %v\n",
+			soakDaemonClients, soakBESSClients, *rate, *size, *duration, *interval)
+		samples, err := Soak(SoakConfig{Switch: switchNamed(names[0]), Exe: *exe, Dir: dir, Hub: *hub, CPUs: swCPUs,
+			Duration: *duration, Interval: *interval, Rate: *rate, Size: *size, Progress: stderr})
+		if len(samples) > 0 {
+			ReportSoak(stdout, samples)
+		}
+		if err != nil {
+			return fail("%v", err)
+		}
+		if *plotTo != "" {
+			if err := plotSoak(*plotTo, samples); err != nil {
+				return fail("plot: %v", err)
+			}
+		}
 	default:
-		return fail("-mode %q: want throughput, latency or scan", *mode)
+		return fail("-mode %q: want throughput, latency, scan or soak", *mode)
 	}
 	return 0
 }
@@ -401,6 +437,29 @@ func checkLayout(names []string, ports, size int) error {
 				return fmt.Errorf("%s: %d-byte frames: its trunk ports' frames hold an 802.1Q tag, at least %d bytes", n, size, least)
 			}
 		}
+	}
+	return nil
+}
+
+// checkSoak refuses a soak the run cannot do: it starts one umlswitch of
+// its own and gives it its own mix of clients, and it needs at least two
+// full intervals (the first is the warm-up the growth is measured from).
+func checkSoak(names []string, ctl string, tr *Transport, duration, interval time.Duration, rate int) error {
+	switch sw := switchNamed(names[0]); {
+	case len(names) > 1:
+		return errors.New("it measures one switch: drop -compare")
+	case !sw.umlswitch || sw.daemonOnly:
+		return fmt.Errorf("-switch %s: it reads umlswitch's metrics: want umlswitch or umlswitch=PATH", names[0])
+	case ctl != "":
+		return errors.New("it starts umlswitch itself, with a metrics socket: drop -ctl")
+	case tr.Name != "daemon":
+		return fmt.Errorf("-transport %s: it runs its own mix of daemon and BESS clients: drop -transport", tr.Name)
+	case interval <= 0:
+		return fmt.Errorf("-interval %v: want a positive time", interval)
+	case duration < 2*interval:
+		return fmt.Errorf("-duration %v: want at least two -interval (%v): growth is measured from the end of the first", duration, interval)
+	case rate < 1 || rate > 1000000:
+		return fmt.Errorf("-rate %d: want 1..1000000 frames a second", rate)
 	}
 	return nil
 }

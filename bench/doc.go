@@ -10,4 +10,8 @@
 // VDE-style (connect back). One thread drives all ports without blocking, in
 // turns, and waits in epoll only when nothing moved: the cheapest load a
 // single core can offer, with no context switch per batch.
+//
+// A soak (soak.go) is the other kind of run: moderate traffic and client
+// churn through umlswitch for a long time, sampling its memory, descriptors
+// and goroutines to find what leaks.
 package bench
