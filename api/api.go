@@ -19,6 +19,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/instance"
 	"github.com/umlswitch/umlswitch/internal/connq"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/ratelog"
 )
 
@@ -95,6 +96,13 @@ func (s *Server) ServeConn(c net.Conn, from instance.ConnInfo) {
 // Close stops serving and closes every API connection (event and capture
 // streams end with the instance).
 func (s *Server) Close() error {
+	if handover.Leaving() {
+		// The switch handed over (ctl upgrade): the request that asked for
+		// it, and any other under way, get their answers first.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		s.http.Shutdown(ctx)
+		cancel()
+	}
 	err := s.http.Close()
 	s.ln.Close()
 	<-s.done

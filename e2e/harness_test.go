@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -461,6 +462,43 @@ func bootUML(t *testing.T, c umlConfig) *uml {
 		}
 	})
 	return u
+}
+
+// flooded waits for the UML's flood= report and returns how many pings it
+// sent and how many were answered, and the line.
+func (u *uml) flooded(t *testing.T) (sent, received int, line string) {
+	t.Helper()
+	line = u.waitLine(t, `^FLOODED `)
+	if _, err := fmt.Sscanf(floodedRE.FindString(line), "%d packets transmitted, %d packets received", &sent, &received); err != nil {
+		t.Fatalf("UML %s: %q: %v", u.name, line, err)
+	}
+	return sent, received, line
+}
+
+var floodedRE = regexp.MustCompile(`\d+ packets transmitted, \d+ packets received`)
+
+// streamTo sends total bytes of zeros over TCP to addr from inside ns (the
+// test's own namespace when nil) and closes the connection.
+func streamTo(ns *nstest.NS, addr string, total int) error {
+	send := func() error {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		c.SetDeadline(time.Now().Add(90 * time.Second))
+		chunk := make([]byte, 64<<10)
+		for sent := 0; sent < total; sent += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				c.Close()
+				return err
+			}
+		}
+		return c.Close()
+	}
+	if ns == nil {
+		return send()
+	}
+	return ns.Do(send)
 }
 
 // results waits until the UML has reported on every peer and returns

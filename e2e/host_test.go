@@ -184,21 +184,7 @@ func TestTCPStreamThroughHostPorts(t *testing.T) {
 				vars: map[string]string{"sink": "5001"}})
 			expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
 			const total = 8 << 20
-			if err := ns.Do(func() error {
-				c, err := net.DialTimeout("tcp", net.JoinHostPort(ip(1), "5001"), 5*time.Second)
-				if err != nil {
-					return err
-				}
-				c.SetDeadline(time.Now().Add(60 * time.Second))
-				chunk := make([]byte, 64<<10)
-				for sent := 0; sent < total; sent += len(chunk) {
-					if _, err := c.Write(chunk); err != nil {
-						c.Close()
-						return err
-					}
-				}
-				return c.Close()
-			}); err != nil {
+			if err := streamTo(ns, net.JoinHostPort(ip(1), "5001"), total); err != nil {
 				t.Fatalf("sending %d bytes to the UML: %v", total, err)
 			}
 			if line := u.waitLine(t, "^SINK "); line != "SINK "+strconv.Itoa(total) {

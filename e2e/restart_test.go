@@ -33,12 +33,7 @@ func TestRestartKeepsUMLsAttached(t *testing.T) {
 	if _, ok := second.log.wait(regexp.MustCompile(`msg="clients taken back" .*clients=2 of=2`), 5*time.Second); !ok {
 		t.Fatalf("the new switch did not take both UMLs back:\n%s", second.log.text())
 	}
-	line := u1.waitLine(t, `^FLOODED `)
-	var sent, received int
-	if _, err := fmt.Sscanf(regexp.MustCompile(`\d+ packets transmitted, \d+ packets received`).FindString(line),
-		"%d packets transmitted, %d packets received", &sent, &received); err != nil {
-		t.Fatalf("%q: %v", line, err)
-	}
+	sent, received, _ := u1.flooded(t)
 	lost := sent - received
 	t.Logf("killed and started again in %v; %d of %d pings lost across it: the link was cut about %v",
 		restarted.Round(time.Millisecond), lost, sent, time.Duration(lost)*20*time.Millisecond)

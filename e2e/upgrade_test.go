@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,10 +53,7 @@ func TestUpgradeKeepsUMLsAttached(t *testing.T) {
 		t.Fatalf("after the upgrade ctl ports lists %+v", ports)
 	}
 
-	flood := u1.waitLine(t, `^FLOODED `)
-	var sent, received int
-	fmt.Sscanf(regexp.MustCompile(`\d+ packets transmitted, \d+ packets received`).FindString(flood),
-		"%d packets transmitted, %d packets received", &sent, &received)
+	sent, received, flood := u1.flooded(t)
 	t.Logf("ctl upgrade answered in %v; %d of %d pings lost across the hand-over", took.Round(time.Millisecond), sent-received, sent)
 	if sent != pings || sent-received > 10 {
 		t.Errorf("%s: the hand-over cut the link", flood)
@@ -159,23 +157,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 
 	const total = 64 << 20
 	streamed := make(chan error, 1)
-	go func() {
-		streamed <- ns.Do(func() error {
-			c, err := net.DialTimeout("tcp", net.JoinHostPort(ip(1), "5001"), 5*time.Second)
-			if err != nil {
-				return err
-			}
-			c.SetDeadline(time.Now().Add(90 * time.Second))
-			chunk := make([]byte, 64<<10)
-			for sent := 0; sent < total; sent += len(chunk) {
-				if _, err := c.Write(chunk); err != nil {
-					c.Close()
-					return err
-				}
-			}
-			return c.Close()
-		})
-	}()
+	go func() { streamed <- streamTo(ns, net.JoinHostPort(ip(1), "5001"), total) }()
 	time.Sleep(time.Second) // into the flood and the stream
 	started := time.Now()
 	if out, err := ctlOutput(ctl, "upgrade"); err != nil {
@@ -196,14 +178,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if got := u1.waitLine(t, "^SINK "); got != "SINK "+strconv.Itoa(total) {
 		t.Fatalf("the UML read %q, want %d bytes", got, total)
 	}
-	lost := func(u *uml) (sent, received int, line string) {
-		line = u.waitLine(t, `^FLOODED `)
-		fmt.Sscanf(regexp.MustCompile(`\d+ packets transmitted, \d+ packets received`).FindString(line),
-			"%d packets transmitted, %d packets received", &sent, &received)
-		return sent, received, line
-	}
-	sent, received, flood := lost(u1)
-	sent3, received3, flood3 := lost(u3)
+	sent, received, flood := u1.flooded(t)
+	sent3, received3, flood3 := u3.flooded(t)
 	var ports []struct{ Name string }
 	ctlJSON(t, ctl, &ports, "ports")
 	names := map[string]bool{}
@@ -224,4 +200,49 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	u1.release(t)
 	u2.release(t)
 	u3.release(t)
+}
+
+// TCP sockets go across an upgrade too: a stream listener on a TCP port
+// with a QEMU connected to it, a stream port connected to a QEMU that
+// listens, and the metrics on a TCP port. After ctl upgrade the QEMUs are
+// still the switch's ports (a UML booted then reaches each), and the
+// metrics answer on the same port.
+func TestUpgradeKeepsTCPSockets(t *testing.T) {
+	requireE2E(t)
+	needTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	t.Parallel()
+	for _, c := range []struct{ name, port, qemu string }{
+		{"qemu connects", "transport=stream,port=%d", "socket,id=v,connect=127.0.0.1:%d"},
+		{"qemu listens", "transport=stream,port=%d,connect=1", "socket,id=v,listen=127.0.0.1:%d"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctl, port, mport := filepath.Join(scratch(t), "sw.ctl"), freeTCPPort(t), freeTCPPort(t)
+			if c.name == "qemu listens" {
+				startQEMU(t, fmt.Sprintf(c.qemu, port))
+			}
+			old := startSwitch(t, nil, nil, "-unix", ctl, "-port", fmt.Sprintf(c.port, port),
+				"-metrics", fmt.Sprintf("127.0.0.1:%d", mport))
+			if c.name == "qemu connects" {
+				startQEMU(t, fmt.Sprintf(c.qemu, port))
+			}
+			waitLog(t, old, `msg="port attached" .*peer="stream`, "QEMU did not attach")
+			if out, err := ctlOutput(ctl, "upgrade"); err != nil {
+				t.Fatalf("ctl upgrade: %v\n%s\n%s", err, out, old.log.text())
+			}
+			line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
+			pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
+			t.Cleanup(func() { stopPID(t, pid, ctl) })
+			<-old.exited
+			pingQEMU(t, ctl)
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
+			if err != nil {
+				t.Fatalf("metrics after the upgrade: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("metrics after the upgrade: %s", resp.Status)
+			}
+		})
+	}
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
@@ -246,6 +247,7 @@ func Handler(src Source) http.Handler {
 // Server serves metrics until Close.
 type Server struct {
 	srv  *http.Server
+	addr string // as given: host:port or unix:PATH
 	ln   net.Listener
 	done chan struct{}
 	once sync.Once
@@ -280,6 +282,9 @@ func Serve(addr string, mode os.FileMode, src Source, log *slog.Logger) (*Server
 		ln, err = listenUnix(path, mode)
 	} else if !strings.Contains(addr, ":") {
 		return nil, fmt.Errorf("metrics: listen %s: want host:port or unix:PATH", addr)
+	} else if it, ok := handover.Take(handedTCP, addr); ok {
+		ln, err = net.FileListener(it.File) // a hot upgrade's
+		it.File.Close()
 	} else {
 		ln, err = net.Listen("tcp", addr)
 	}
@@ -300,6 +305,7 @@ func Serve(addr string, mode os.FileMode, src Source, log *slog.Logger) (*Server
 			IdleTimeout:       60 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
+		addr: addr,
 		ln:   ln,
 		done: make(chan struct{}),
 	}
@@ -350,4 +356,22 @@ func (s *Server) Close() error {
 		<-s.done
 	})
 	return s.err
+}
+
+// handedTCP is the Kind of a TCP metrics listener in a hot upgrade, keyed
+// by the address as given (a unix one goes with the other unix listeners).
+const handedTCP = "metrics-tcp"
+
+// HandOver gives a new switch process (a hot upgrade) a TCP listening
+// socket, which it could not bind while this one holds it.
+func (s *Server) HandOver() []handover.Item {
+	tl, ok := s.ln.(*net.TCPListener)
+	if !ok {
+		return nil
+	}
+	f, err := handover.Dup(tl, "metrics "+s.addr)
+	if err != nil {
+		return nil
+	}
+	return []handover.Item{{Kind: handedTCP, Key: s.addr, File: f}}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -382,15 +381,8 @@ func (t *Table) HandOver() []handover.Item {
 	defer t.mu.Unlock()
 	var items []handover.Item
 	for key, e := range t.eps {
-		fd, ok := e.fd.Borrow()
-		if !ok {
-			continue
-		}
-		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-		e.fd.Return()
-		if err == nil {
-			items = append(items, handover.Item{Kind: handedKind(key.kind), Key: key.local.String(),
-				File: os.NewFile(uintptr(nfd), handedKind(key.kind)+" "+key.local.String())})
+		if f, ok := e.fd.DupFile(handedKind(key.kind) + " " + key.local.String()); ok {
+			items = append(items, handover.Item{Kind: handedKind(key.kind), Key: key.local.String(), File: f})
 		}
 	}
 	return items
@@ -399,15 +391,5 @@ func (t *Table) HandOver() []handover.Item {
 // handedEndpoint takes the socket an old switch handed over for cfg's
 // kind and local address, if it did.
 func handedEndpoint(cfg EndpointConfig) (int, bool) {
-	it, ok := handover.Take(handedKind(cfg.Kind), cfg.Local.String())
-	if !ok {
-		return -1, false
-	}
-	defer it.File.Close()
-	fd, err := unix.FcntlInt(it.File.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return -1, false
-	}
-	unix.SetNonblock(fd, true)
-	return fd, true
+	return handover.TakeFD(handedKind(cfg.Kind), cfg.Local.String())
 }

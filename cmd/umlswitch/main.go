@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -455,7 +456,8 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 		runAs = &id
 		unixsock.RunsAs(id.UID) // its directories are trusted as the switch's own
 	}
-	upgrade := func(in *instance.Instance) error { return s.upgrade(in, log, stderr, leave) }
+	var metricsServer atomic.Pointer[metrics.Server] // set below; an upgrade hands its TCP socket over
+	upgrade := func(in *instance.Instance) error { return s.upgrade(in, metricsServer.Load(), log, stderr, leave) }
 	in, err := instance.New(plan, instance.Config{Logger: log, Level: level, Reload: s.reload, Upgrade: upgrade,
 		State: runStatePath(plan),
 		API:   func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
@@ -469,6 +471,7 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 			return err
 		}
 		defer m.Close()
+		metricsServer.Store(m)
 	}
 	if runAs != nil {
 		if err := becomeUser(*runAs, plan, log); err != nil {
@@ -508,7 +511,7 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 // what the ports can hand over (internal/handover). Once the new switch
 // serves, this one leaves: its sockets' files, state files and taps are
 // the new one's, and Run ends.
-func (s service) upgrade(in *instance.Instance, log *slog.Logger, stderr io.Writer, leave func()) error {
+func (s service) upgrade(in *instance.Instance, m *metrics.Server, log *slog.Logger, stderr io.Writer, leave func()) error {
 	exe := s.exe
 	if exe == "" {
 		return errors.New("the binary this switch was started from is not known")
@@ -522,6 +525,9 @@ func (s service) upgrade(in *instance.Instance, log *slog.Logger, stderr io.Writ
 		items = append(items, handover.Item{Kind: handover.Listener, Key: l.Path(), File: f})
 	}
 	items = append(items, in.HandOver()...)
+	if m != nil {
+		items = append(items, m.HandOver()...)
+	}
 	defer func() {
 		for _, it := range items {
 			it.File.Close() // duplicates: the new switch has its own now

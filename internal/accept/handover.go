@@ -53,12 +53,10 @@ func (l *Listener[P]) adopt() {
 	for _, it := range handover.All(l.handoverKind()) {
 		var h handed
 		json.Unmarshal(it.Meta, &h)
-		fd, err := unix.FcntlInt(it.File.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-		it.File.Close()
-		if err != nil {
+		fd, ok := it.Descriptor()
+		if !ok {
 			continue
 		}
-		unix.SetNonblock(fd, true)
 		l.cfg.Clients.Acquire(h.UID) // admitted before: over a bound now or not, it stays
 		l.serve(fd, h.Label, h.UID)
 	}
@@ -67,14 +65,9 @@ func (l *Listener[P]) adopt() {
 // HandOverListener is the listening socket ln, bound at path, as a hot
 // upgrade hands it over (see unixsock.ListenPath).
 func HandOverListener(ln *pollfd.FD, path string) []handover.Item {
-	fd, ok := ln.Borrow()
+	f, ok := ln.DupFile("listener " + path)
 	if !ok {
 		return nil
 	}
-	defer ln.Return()
-	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil
-	}
-	return []handover.Item{{Kind: handover.Listener, Key: path, File: os.NewFile(uintptr(nfd), "listener "+path)}}
+	return []handover.Item{{Kind: handover.Listener, Key: path, File: f}}
 }

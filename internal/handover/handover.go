@@ -182,6 +182,29 @@ func Take(kind, key string) (Item, bool) {
 	return it, ok
 }
 
+// TakeFD is Take for a caller that wants a plain descriptor: a duplicate,
+// close-on-exec and non-blocking, of the socket of kind handed over as
+// key, once.
+func TakeFD(kind, key string) (int, bool) {
+	it, ok := Take(kind, key)
+	if !ok {
+		return -1, false
+	}
+	return it.Descriptor()
+}
+
+// Descriptor turns the item's file into a plain descriptor of the caller's: a
+// duplicate, close-on-exec and non-blocking; the file is closed.
+func (it Item) Descriptor() (int, bool) {
+	defer it.File.Close()
+	fd, err := unix.FcntlInt(it.File.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, false
+	}
+	unix.SetNonblock(fd, true)
+	return fd, true
+}
+
 // All takes every socket of kind handed over.
 func All(kind string) []Item {
 	adoption.mu.Lock()

@@ -71,6 +71,22 @@ func (f *FD) Borrow() (int, bool) {
 // Return ends a Borrow.
 func (f *FD) Return() { f.mu.RUnlock() }
 
+// DupFile returns a duplicate of the descriptor (close-on-exec, sharing
+// its flags: still non-blocking) for a hot upgrade to hand over, or false
+// once closed.
+func (f *FD) DupFile(name string) (*os.File, bool) {
+	fd, ok := f.Borrow()
+	if !ok {
+		return nil, false
+	}
+	defer f.Return()
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, false
+	}
+	return os.NewFile(uintptr(nfd), name), true
+}
+
 // Read calls fn until it returns true, parking on the netpoller whenever it
 // returns false. After Close it returns net.ErrClosed.
 //

@@ -275,17 +275,10 @@ func (t *Transport) HandOver() []handover.Item {
 // too) an old switch handed over for client c, if it did.
 func (t *Transport) handedOver(c savedClient) (fd int, ctl *net.UnixConn, ok bool) {
 	key := t.handoverKey(c.Local)
-	data, ok := handover.Take(handedData, key)
+	fd, ok = handover.TakeFD(handedData, key)
 	if !ok {
 		return -1, nil, false
 	}
-	fd, err := unix.Dup(int(data.File.Fd()))
-	data.File.Close()
-	if err != nil {
-		return -1, nil, false
-	}
-	unix.CloseOnExec(fd)
-	unix.SetNonblock(fd, true)
 	if it, ok := handover.Take(handedControl, key); ok {
 		if conn, err := net.FileConn(it.File); err == nil {
 			ctl, _ = conn.(*net.UnixConn)

@@ -165,6 +165,8 @@ func listen(cfg Config, a addr) (*Listener, error) {
 		if fd, sock, err = unixsock.ListenPath(cfg.Path, unix.SOCK_STREAM, cfg.Access.Owned(), 64); err != nil {
 			return nil, fmt.Errorf("stream: %w", err)
 		}
+	} else if handed, ok := handover.TakeFD(handedTCP, a.name); ok {
+		fd = handed // a hot upgrade's, bound and listening
 	} else {
 		if fd, err = a.socket(); err != nil {
 			return nil, fmt.Errorf("stream: %w", err)
@@ -241,14 +243,22 @@ func (l *Listener) Start(reg fabric.Registry) {
 
 // Close implements Transport: it stops accepting, detaches every port and
 // removes a unix socket file.
+// Kinds of a stream port's sockets in a hot upgrade, keyed by address: a
+// TCP listening socket, and a connecting port's connection.
+const (
+	handedTCP  = "stream-tcp-listener"
+	handedConn = "stream-connection"
+)
+
 // HandOver gives a new switch process (a hot upgrade) every QEMU's
-// connection and a unix listening socket. A TCP listening socket is not
-// handed over yet: the new switch cannot bind its port while this one
-// holds it, and the upgrade fails, saying so.
+// connection and the listening socket.
 func (l *Listener) HandOver() []handover.Item {
 	items := l.acc.HandOver()
 	if l.addr.unix {
-		items = append(items, accept.HandOverListener(l.ln, l.cfg.Path)...)
+		return append(items, accept.HandOverListener(l.ln, l.cfg.Path)...)
+	}
+	if f, ok := l.ln.DupFile("stream " + l.addr.name); ok {
+		items = append(items, handover.Item{Kind: handedTCP, Key: l.addr.name, File: f})
 	}
 	return items
 }
@@ -294,10 +304,33 @@ func (d *Dialer) Start(reg fabric.Registry) {
 	go d.loop()
 }
 
+// HandOver gives a new switch process (a hot upgrade) the connection to
+// QEMU, if there is one now: the new switch carries on with it instead of
+// connecting again.
+func (d *Dialer) HandOver() []handover.Item {
+	d.mu.Lock()
+	p := d.port
+	d.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	if f, ok := p.fd.DupFile("stream " + d.addr.name); ok {
+		return []handover.Item{{Kind: handedConn, Key: d.addr.name, File: f}}
+	}
+	return nil
+}
+
 func (d *Dialer) loop() {
 	defer d.wg.Done()
 	backoff := d.cfg.MinBackoff
 	failing := false
+	if fd, ok := handover.TakeFD(handedConn, d.addr.name); ok && d.attach(fd) {
+		select { // the old switch's connection first
+		case <-d.gone:
+		case <-d.stop:
+			return
+		}
+	}
 	for {
 		fd, err := d.dial()
 		switch {

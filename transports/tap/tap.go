@@ -504,14 +504,8 @@ func queueKey(ifname string, i int) string { return fmt.Sprintf("%s/%d", ifname,
 func (p *Port) HandOver() []handover.Item {
 	var items []handover.Item
 	for i, q := range p.queues {
-		fd, ok := q.fd.Borrow()
-		if !ok {
-			continue
-		}
-		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-		q.fd.Return()
-		if err == nil {
-			items = append(items, handover.Item{Kind: handedQueue, Key: queueKey(p.ifname, i), File: os.NewFile(uintptr(nfd), "tap "+p.ifname)})
+		if f, ok := q.fd.DupFile("tap " + p.ifname); ok {
+			items = append(items, handover.Item{Kind: handedQueue, Key: queueKey(p.ifname, i), File: f})
 		}
 	}
 	return items
@@ -522,19 +516,11 @@ func (p *Port) HandOver() []handover.Item {
 func handedQueues(cfg Config) []int {
 	var fds []int
 	for i := range cfg.Queues {
-		it, ok := handover.Take(handedQueue, queueKey(cfg.Ifname, i))
+		fd, ok := handover.TakeFD(handedQueue, queueKey(cfg.Ifname, i))
 		if !ok {
 			closeFds(fds)
 			return nil
 		}
-		fd, err := unix.Dup(int(it.File.Fd()))
-		it.File.Close()
-		if err != nil {
-			closeFds(fds)
-			return nil
-		}
-		unix.CloseOnExec(fd)
-		unix.SetNonblock(fd, true)
 		fds = append(fds, fd)
 	}
 	return fds
