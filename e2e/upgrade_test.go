@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -245,4 +246,40 @@ func TestUpgradeKeepsTCPSockets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Two upgrades asked at once make one new switch: the second waits for
+// the first and is refused, since the switch it asked has gone over.
+func TestTwoUpgradesAtOnce(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ctl := filepath.Join(scratch(t), "sw.ctl")
+	old := startSwitch(t, nil, nil, "-unix", ctl)
+	u := bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: ip(1)})
+	waitLog(t, old, `msg="port attached" .*name=daemon0\.1 `, "the UML did not attach")
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			out, err := ctlOutput(ctl, "upgrade")
+			if err != nil {
+				err = fmt.Errorf("%w: %s", err, out)
+			}
+			errs <- err
+		}()
+	}
+	var failed []error
+	for range 2 {
+		if err := <-errs; err != nil {
+			failed = append(failed, err)
+		}
+	}
+	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
+	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
+	t.Cleanup(func() { stopPID(t, pid, ctl) })
+	<-old.exited
+	if n := strings.Count(old.log.text(), `msg="upgrade: the new switch serves`); n != 1 || len(failed) != 1 ||
+		!strings.Contains(failed[0].Error(), "handed over to a new one already") {
+		t.Fatalf("two upgrades at once: %d new switches, refusals %v\n%s", n, failed, old.log.text())
+	}
+	u.release(t)
 }

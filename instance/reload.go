@@ -18,6 +18,9 @@ func (in *Instance) Reload() error {
 	}
 	in.reloading.Lock()
 	defer in.reloading.Unlock()
+	if handover.Leaving() {
+		return errors.New("reload: this switch has handed over to a new one: reload that one")
+	}
 	plan, err := in.cfg.Reload()
 	if err != nil {
 		in.events.publish(Event{Type: "reload-failed", Error: err.Error()})
@@ -37,6 +40,9 @@ func (in *Instance) Upgrade() error {
 	}
 	in.reloading.Lock()
 	defer in.reloading.Unlock()
+	if handover.Leaving() { // two at once: the first won, and this switch is going
+		return errors.New("upgrade: this switch has handed over to a new one already")
+	}
 	in.events.publish(Event{Type: "upgrade-started"})
 	if err := in.cfg.Upgrade(in); err != nil {
 		in.events.publish(Event{Type: "upgrade-failed", Error: err.Error()})
