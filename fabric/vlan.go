@@ -99,7 +99,18 @@ func (p *portVLAN) egress(vid uint16) (member, tagged bool) {
 type vlanMeta struct {
 	tag     frame.Tag
 	tagged  bool
+	nested  bool // tagged, and another VLAN tag follows its own
 	flipped bool
+}
+
+// nestedTag reports whether a tagged frame carries a second VLAN tag right
+// after its outer one.
+func nestedTag(fr []byte) bool {
+	if len(fr) < 18 {
+		return false
+	}
+	t := uint16(fr[16])<<8 | uint16(fr[17])
+	return t == frame.TPID8021Q || t == frame.TPID8021AD
 }
 
 // classify finds the VLAN of frame i from port in of a switch with VLAN
@@ -109,7 +120,7 @@ func (f *forwarder) classify(in *portEntry, i int, fr []byte) (uint16, bool) {
 	m := &f.meta[i]
 	vid, tagged := frame.OuterVLAN(fr)
 	tagged = tagged && vid != 0 // a priority tag alone does not name a VLAN
-	*m = vlanMeta{tagged: tagged}
+	*m = vlanMeta{tagged: tagged, nested: tagged && nestedTag(fr)}
 	p := in.vl
 	switch {
 	case p == nil:
@@ -146,6 +157,16 @@ func (f *forwarder) stageVLAN(out *portEntry, i, size int, vid uint16) bool {
 	m := &f.meta[i]
 	if tagged == m.tagged {
 		f.stage(out, i, size)
+		return true
+	}
+	if m.nested && !tagged && out.vl != nil && out.vl.mode == modeTrunk {
+		// Leaving a trunk untagged in its native VLAN, the frame would
+		// show its inner tag as its own: a frame of VLAN 10 would reach
+		// the trunk's peer, which reads tags as VLANs, as one of a VLAN
+		// the trunk does not carry (double-tag VLAN hopping). Access and
+		// QinQ ports pop a service tag to show the customer's tags: that
+		// is what they are for.
+		out.stats.drop(DropVLANFiltered, 1)
 		return true
 	}
 	if tagged {

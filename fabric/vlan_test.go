@@ -353,3 +353,18 @@ func TestVLANWithHubAndPolicies(t *testing.T) {
 	r.sendFrames(2, vframe(frame.Broadcast, macB, 60, 4))
 	expect(t, "from an access port to both trunks", r.got(t), []string{"8100/10 #4", "8100/10 #4", "", ""})
 }
+
+// A frame of VLAN 10 with a second tag inside (VLAN 48) leaves a trunk
+// whose native VLAN is 10 only if it can keep a tag: untagged it would
+// reach the trunk's peer as a frame of VLAN 48, which the trunk does not
+// carry (double-tag VLAN hopping). It is dropped there and counted; a
+// plain frame of VLAN 10 still leaves untagged.
+func TestDoubleTagDoesNotHopOverANativeTrunk(t *testing.T) {
+	r := vlanRig(t, trunk("10;20", 0), trunk("20;100", 10), VLAN{Access: 10})
+	q48 := frame.MakeTag(frame.TPID8021Q, 48)
+	r.sendFrames(0, vframe(frame.Broadcast, macA, 64, 1, q10, q48), vframe(frame.Broadcast, macA, 64, 2, q10))
+	expect(t, "from the trunk", r.got(t), []string{"", "#2", "8100/48 #1, #2"})
+	if n := r.drops(1, DropVLANFiltered); n != 1 {
+		t.Errorf("the native trunk counted %d vlan-filtered drops, want 1", n)
+	}
+}
