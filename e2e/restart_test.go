@@ -19,12 +19,7 @@ func TestRestartKeepsUMLsAttached(t *testing.T) {
 	t.Parallel()
 	ctl := filepath.Join(scratch(t), "sw.ctl")
 	first := startSwitch(t, nil, nil, "-unix", ctl)
-	const pings = 300 // 0.02 s apart: 6 s
-	u1 := bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: ip(1), peers: []string{ip(2)},
-		vars: map[string]string{"flood": fmt.Sprintf("%d,%s", pings, ip(2))}})
-	u2 := bootUML(t, umlConfig{net: daemonNet(2, ctl), ip: ip(2), peers: []string{ip(1)}})
-	expectAllOK(t, []*uml{u1, u2}, [][]string{{ip(2)}, {ip(1)}})
-	time.Sleep(time.Second) // into the flood
+	u1, u2 := floodingPair(t, ctl)
 	first.cmd.Process.Signal(syscall.SIGKILL)
 	<-first.exited
 	killed := time.Now()
@@ -44,4 +39,20 @@ func TestRestartKeepsUMLsAttached(t *testing.T) {
 	}
 	u1.release(t)
 	u2.release(t)
+}
+
+// pings is how many pings floodingPair's flood sends, 0.02 s apart: 6 s.
+const pings = 300
+
+// floodingPair boots two UMLs on the control socket ctl that reach each
+// other, the first then flooding the second with pings, and returns a
+// second into the flood.
+func floodingPair(t *testing.T, ctl string) (*uml, *uml) {
+	t.Helper()
+	u1 := bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: ip(1), peers: []string{ip(2)},
+		vars: map[string]string{"flood": fmt.Sprintf("%d,%s", pings, ip(2))}})
+	u2 := bootUML(t, umlConfig{net: daemonNet(2, ctl), ip: ip(2), peers: []string{ip(1)}})
+	expectAllOK(t, []*uml{u1, u2}, [][]string{{ip(2)}, {ip(1)}})
+	time.Sleep(time.Second) // into the flood
+	return u1, u2
 }

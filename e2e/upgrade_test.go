@@ -27,12 +27,7 @@ func TestUpgradeKeepsUMLsAttached(t *testing.T) {
 	t.Parallel()
 	ctl := filepath.Join(scratch(t), "sw.ctl")
 	old := startSwitch(t, nil, nil, "-unix", ctl)
-	const pings = 300 // 0.02 s apart: 6 s
-	u1 := bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: ip(1), peers: []string{ip(2)},
-		vars: map[string]string{"flood": fmt.Sprintf("%d,%s", pings, ip(2))}})
-	u2 := bootUML(t, umlConfig{net: daemonNet(2, ctl), ip: ip(2), peers: []string{ip(1)}})
-	expectAllOK(t, []*uml{u1, u2}, [][]string{{ip(2)}, {ip(1)}})
-	time.Sleep(time.Second) // into the flood
+	u1, u2 := floodingPair(t, ctl)
 
 	started := time.Now()
 	if out, err := ctlOutput(ctl, "upgrade"); err != nil {
