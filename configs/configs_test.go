@@ -288,12 +288,37 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("hub: true\nports:\n  - {transport: tap, ifname: t0}\n"))
 	f.Add([]byte("mac_age: 1s\ntx_hold: 1ms\nports: [{transport: daemon, path: /a, mode: 777}]"))
 	f.Add([]byte("switches:\n  - name: a\n    hub: 1\n    ports: [{transport: daemon, path: /a, name: x}]\n  - {name: b, mac_age: 5s}\n"))
+	f.Add([]byte("vni: 100\nrd: 172.31.0.1:7\nimport_rt: [\"65000:100\", \"*:200\"]\nexport_rt: 65000:100\n" +
+		"evpn:\n  asn: 65000\n  router_id: 172.31.0.1\n  vtep: 172.31.0.1\n  vxlan_port: 4789\n  listen_port: 0\n  hold_time: 9s\n" +
+		"  neighbors:\n    - {address: 172.31.0.254, asn: 65000}\n    - {address: \"fd00::2\", asn: 65001, port: 1179, passive: true}\n"))
+	f.Add([]byte("switches: [{name: a, vni: 7, export_rt: 4200000000:1}, {name: b, vni: 0x8, import_rt: '*:8'}]\n" +
+		"evpn: {asn: 4200000000, router_id: 10.0.0.1, vtep: 'fd00::1', neighbors: [{address: 'fd00::2', asn: 1}]}"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		c, err := configs.Parse(doc)
 		if err != nil {
 			return
 		}
+		if c.EVPN != nil && !c.EVPN.Equal(c.EVPN) {
+			t.Fatalf("evpn block %+v differs from itself", c.EVPN)
+		}
 		for _, sw := range c.Switches {
+			// What the fabric's keys keep is what their parsers take.
+			if sw.VNI > configs.MaxVNI || (sw.VNI != 0 && c.EVPN == nil) {
+				t.Fatalf("switch %s: VNI %d, evpn %v", sw.Name, sw.VNI, c.EVPN)
+			}
+			if sw.RD != "" && configs.ParseRD(sw.RD) != nil {
+				t.Fatalf("switch %s keeps RD %q", sw.Name, sw.RD)
+			}
+			for _, rt := range sw.ImportRT {
+				if configs.ParseRT(rt, true) != nil {
+					t.Fatalf("switch %s keeps import target %q", sw.Name, rt)
+				}
+			}
+			for _, rt := range sw.ExportRT {
+				if configs.ParseRT(rt, false) != nil {
+					t.Fatalf("switch %s keeps export target %q", sw.Name, rt)
+				}
+			}
 			for _, p := range sw.Ports {
 				if _, err := configs.ParsePort(p.String()); err != nil {
 					t.Fatalf("config port %s is not a valid spec: %v", p, err)

@@ -35,6 +35,7 @@ type File struct {
 	State    string
 	Limits   Limits
 	Switches []Switch // the default switch, if any, first
+	EVPN     *EVPN    // nil: no evpn: block
 }
 
 // Limits bound what local users may make the daemon hold; zero fields
@@ -70,6 +71,11 @@ type Switch struct {
 	MACTableSize int
 	Ports        []Port
 	Mirrors      []Mirror
+	// A switch with a VNI is in the EVPN fabric (the file's evpn: block).
+	VNI      uint32   // 0: not in the EVPN fabric (VNIs are 1..MaxVNI)
+	RD       string   // "": derived by the speaker (router_id:index)
+	ImportRT []string // empty: derived
+	ExportRT []string // empty: derived
 }
 
 // DefaultSwitch names the switch the top-level keys, the uml_switch flags
@@ -95,6 +101,7 @@ type fileYAML struct {
 	MaxAPI     *scalar      `yaml:"max_api"`
 	MaxAPIPerU *scalar      `yaml:"max_api_per_uid"`
 	Switches   []switchYAML `yaml:"switches"`
+	EVPN       *evpnYAML    `yaml:"evpn"`
 }
 
 type switchYAML struct {
@@ -104,6 +111,10 @@ type switchYAML struct {
 	MACTableSize *scalar             `yaml:"mac_table_size"`
 	Ports        []map[string]scalar `yaml:"ports"`
 	Mirrors      []map[string]scalar `yaml:"mirrors"`
+	VNI          *scalar             `yaml:"vni"`
+	RD           *scalar             `yaml:"rd"`
+	ImportRT     *scalars            `yaml:"import_rt"`
+	ExportRT     *scalars            `yaml:"export_rt"`
 }
 
 // scalar accepts any YAML scalar (string, number, boolean) as its text, so
@@ -224,6 +235,23 @@ func Parse(data []byte) (*File, error) {
 			}
 		}
 	}
+	if y.EVPN != nil {
+		var err error
+		if f.EVPN, err = y.EVPN.parse(); err != nil {
+			return nil, err
+		}
+	}
+	vniOf := map[uint32]string{} // the switch that has each VNI
+	add := func(sw Switch, where string) error {
+		if sw.VNI != 0 {
+			if other, ok := vniOf[sw.VNI]; ok {
+				return fmt.Errorf("config: %svni: %d is already switch %q's VNI", where, sw.VNI, other)
+			}
+			vniOf[sw.VNI] = sw.Name
+		}
+		f.Switches = append(f.Switches, sw)
+		return nil
+	}
 	// The top level is the default switch, unless the document lists its
 	// switches and gives the top level no ports.
 	top := y.switchYAML
@@ -231,43 +259,111 @@ func Parse(data []byte) (*File, error) {
 		return nil, errors.New("config: name: the top level is the default switch; name switches under switches:")
 	}
 	if len(y.Switches) == 0 || len(top.Ports) > 0 || len(top.Mirrors) > 0 {
-		sw, err := top.parse(DefaultSwitch, "")
+		sw, err := top.parse(DefaultSwitch, "", f.EVPN != nil)
 		if err != nil {
 			return nil, err
 		}
-		f.Switches = append(f.Switches, sw)
-	} else if top.Hub != nil || top.MACAge != nil || top.MACTableSize != nil {
-		return nil, errors.New("config: hub, mac_age and mac_table_size at the top level describe the default switch, " +
-			"which has no ports here: move them into an entry of switches:")
+		if err := add(sw, ""); err != nil {
+			return nil, err
+		}
+	} else if given := top.given(); len(given) > 0 {
+		return nil, fmt.Errorf("config: %s: at the top level, keys describe the default switch, "+
+			"which has no ports here: move them into an entry of switches:", strings.Join(given, ", "))
 	}
 	for i, sy := range y.Switches {
 		if sy.Name == nil {
 			return nil, fmt.Errorf("config: switches[%d]: no name", i)
 		}
-		sw, err := sy.parse(string(*sy.Name), fmt.Sprintf("switches[%d].", i))
+		where := fmt.Sprintf("switches[%d].", i)
+		sw, err := sy.parse(string(*sy.Name), where, f.EVPN != nil)
 		if err != nil {
 			return nil, err
 		}
 		if f.Switch(sw.Name) != nil {
 			return nil, fmt.Errorf("config: switches[%d]: switch %q given twice", i, sw.Name)
 		}
-		f.Switches = append(f.Switches, sw)
+		if err := add(sw, where); err != nil {
+			return nil, err
+		}
 	}
 	return f, nil
 }
 
-func (y *switchYAML) parse(name, where string) (Switch, error) {
+// settings are the switch's keys that take one value (switchKeys, then
+// fabricKeys), in the order errors are looked for; lists are those that
+// take one or a list (fabricKeys).
+func (y *switchYAML) settings() []keyScalar {
+	return []keyScalar{{"hub", y.Hub}, {"mac_age", y.MACAge}, {"mac_table_size", y.MACTableSize}, {"vni", y.VNI}, {"rd", y.RD}}
+}
+
+func (y *switchYAML) lists() []keyScalars {
+	return []keyScalars{{"import_rt", y.ImportRT}, {"export_rt", y.ExportRT}}
+}
+
+// keyScalar and keyScalars are a key and its value as written, nil when
+// the document does not give it.
+type (
+	keyScalar struct {
+		key string
+		v   *scalar
+	}
+	keyScalars struct {
+		key string
+		v   *scalars
+	}
+)
+
+// given lists the settings and lists the document gives.
+func (y *switchYAML) given() []string {
+	var keys []string
+	for _, s := range y.settings() {
+		if s.v != nil {
+			keys = append(keys, s.key)
+		}
+	}
+	for _, l := range y.lists() {
+		if l.v != nil {
+			keys = append(keys, l.key)
+		}
+	}
+	return keys
+}
+
+// parse builds the switch; evpn says whether the document has an evpn:
+// block, which the fabric's keys need.
+func (y *switchYAML) parse(name, where string, evpn bool) (Switch, error) {
 	sw := Switch{Name: name}
 	if err := CheckName(name); err != nil {
 		return sw, fmt.Errorf("config: %sname: %w", where, err)
 	}
-	for _, s := range []struct {
-		key string
-		v   *scalar
-	}{{"hub", y.Hub}, {"mac_age", y.MACAge}, {"mac_table_size", y.MACTableSize}} {
-		if s.v != nil {
-			if err := switchKeys[s.key](&sw, string(*s.v)); err != nil {
-				return sw, fmt.Errorf("config: %s%s: %w", where, s.key, err)
+	for _, key := range y.given() {
+		switch {
+		case fabricKeys[key] == nil:
+		case !evpn:
+			return sw, fmt.Errorf("config: %s%s: needs an evpn: block", where, key)
+		case key != "vni" && y.VNI == nil:
+			return sw, fmt.Errorf("config: %s%s: needs vni: (a switch without one is not in the EVPN fabric)", where, key)
+		}
+	}
+	for _, s := range y.settings() {
+		if s.v == nil {
+			continue
+		}
+		set := switchKeys[s.key]
+		if set == nil {
+			set = fabricKeys[s.key]
+		}
+		if err := set(&sw, string(*s.v)); err != nil {
+			return sw, fmt.Errorf("config: %s%s: %w", where, s.key, err)
+		}
+	}
+	for _, l := range y.lists() {
+		if l.v == nil {
+			continue
+		}
+		for _, v := range *l.v {
+			if err := fabricKeys[l.key](&sw, v); err != nil {
+				return sw, fmt.Errorf("config: %s%s: %w", where, l.key, err)
 			}
 		}
 	}

@@ -31,14 +31,19 @@ type Overrides struct {
 }
 
 // Merge applies the command line to a configuration and returns the
-// result, which f is not changed into. It is the one place where flags and
-// configuration meet.
+// result, which f is not changed into and shares no slice with. It is the
+// one place where flags and configuration meet. The evpn: block and the
+// switches' VNI, RD and route targets come from the file alone (no flag
+// sets them) and are carried over as they are.
 func Merge(f *File, o Overrides) (*File, error) {
 	out := *f
+	out.EVPN = f.EVPN.clone()
 	out.Switches = make([]Switch, len(f.Switches))
 	for i, s := range f.Switches {
 		s.Ports = append([]Port(nil), s.Ports...)
 		s.Mirrors = append([]Mirror(nil), s.Mirrors...)
+		s.ImportRT = append([]string(nil), s.ImportRT...)
+		s.ExportRT = append([]string(nil), s.ExportRT...)
 		if o.ReplacePorts {
 			s.Ports = nil
 		}
