@@ -10,5 +10,7 @@
 // to the kind's setters, and renders ports back through its getters, so
 // errors can always name the accepted keys and a key is added in one place.
 // Mirrors (-mirror specs and a file's mirror entries) are declared the same
-// way, in mirror.go's mirrorKeys.
+// way, in mirror.go's mirrorKeys. A file's evpn: block and the switches'
+// vni, rd, import_rt and export_rt (evpn.go) configure the BGP EVPN
+// control plane; only the file sets them.
 package configs
