@@ -314,8 +314,8 @@ func TestRemoteEntryConvertedOnce(t *testing.T) {
 // and withdrawing remote entries (and an operator static ones) at once
 // keep the table consistent (run with -race too).
 func TestRemoteEntriesConcurrentChurn(t *testing.T) {
-	tb := NewMACTable(32, 50)
-	const addrs = 64
+	tb := NewMACTable(8, 50)
+	const addrs = 24
 	var wg sync.WaitGroup
 	for g := 0; g < 6; g++ {
 		wg.Add(1)
@@ -355,7 +355,7 @@ func TestRemoteEntriesConcurrentChurn(t *testing.T) {
 	}
 	wg.Wait()
 	checkConsistent(t, tb)
-	if tb.Len() > 32+6 {
-		t.Fatalf("%d entries in a table of 32", tb.Len())
+	if tb.Len() > 8+6 {
+		t.Fatalf("%d entries in a table of 8", tb.Len())
 	}
 }
