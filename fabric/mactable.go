@@ -99,7 +99,10 @@ type entryKind uint8
 const (
 	kindLearned entryKind = iota // seen on a port: refreshed, moved, aged, evicted
 	kindStatic                   // set by an operator: never learned over, aged or evicted
-	kindRemote                   // set by a control plane (an EVPN type-2 route): never aged or evicted; a local host learned on another port takes it over
+	// Set by a control plane for a remote VTEP's address (an EVPN type-2
+	// route): never aged or evicted; learning it on another port (a local
+	// host that moved here) makes it a learned entry there.
+	kindRemote
 )
 
 type macEntry struct {
