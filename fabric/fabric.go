@@ -304,7 +304,7 @@ func (s *Fabric) Detach(p Port) {
 	// the old snapshot may learn an address on this port afterwards; its
 	// generation no longer resolves, and it ages out.
 	flushed := e.sw.table.FlushPort(id)
-	e.sw.table.removeStaticsOf(id)
+	e.sw.table.removePinnedOf(id)
 	s.mu.Unlock()
 
 	if err := e.port.Close(); err != nil && !errors.Is(err, net.ErrClosed) {

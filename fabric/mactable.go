@@ -40,6 +40,7 @@ type MACTable struct {
 	full    atomic.Uint64
 	evicted atomic.Uint64
 	statics atomic.Int64 // static entries: not counted in count, never aged or evicted
+	remotes atomic.Int64 // remote entries: likewise
 
 	// notify, if set, hears of every address learned, moved or aged. It is
 	// called from readers on the learning path (never for a refresh), so it
@@ -88,10 +89,26 @@ func (k macKey) mac() frame.MAC {
 	return frame.MAC{byte(k >> 40), byte(k >> 32), byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
 }
 
+// entryKind says who put an entry in the table. It is fixed when the entry
+// is made: a change of kind replaces the entry in its shard, so readers that
+// found it under a read lock may read it without atomics, and an entry that
+// eviction or a flush picked but that has since changed kind is no longer
+// the one in the shard.
+type entryKind uint8
+
+const (
+	kindLearned entryKind = iota // seen on a port: refreshed, moved, aged, evicted
+	kindStatic                   // set by an operator: never learned over, aged or evicted
+	// Set by a control plane for a remote VTEP's address (an EVPN type-2
+	// route): never aged or evicted; learning it on another port (a local
+	// host that moved here) makes it a learned entry there.
+	kindRemote
+)
+
 type macEntry struct {
-	ref    atomic.Uint32 // portRef
-	seen   atomic.Int64  // clock value when last seen
-	static atomic.Bool   // set by an operator: never learned over, aged or evicted
+	ref  atomic.Uint32 // portRef
+	seen atomic.Int64  // clock value when last seen; learned entries only
+	kind entryKind     // fixed once the entry is in a shard
 
 	// Guarded by MACTable.lru.
 	key        macKey
@@ -162,50 +179,74 @@ func (t *MACTable) learn(k macKey, ref portRef, now int64) {
 	e := sh.m[k]
 	sh.mu.RUnlock()
 	if e != nil {
-		if e.static.Load() {
+		switch e.kind {
+		case kindStatic:
 			return // the operator said where it lives
-		}
-		if old := portRef(e.ref.Load()); old != ref {
-			if old.id() != ref.id() {
-				t.move(e, ref.id())
-				t.tell(MACMoved, k, ref.id())
+		case kindLearned:
+			if portRef(e.ref.Load()) == ref { // a refresh: the fast path
+				if e.seen.Load() != now { // the clock is coarse: this stores about once a tick
+					e.seen.Store(now)
+				}
+				return
 			}
-			e.ref.Store(uint32(ref))
+		case kindRemote:
+			if portRef(e.ref.Load()).id() == ref.id() {
+				return // seen behind the VTEP that advertised it: the control plane's word stands
+			}
 		}
-		if e.seen.Load() != now { // the clock is coarse: this stores about once a tick
-			e.seen.Store(now)
-		}
-		return
 	}
-	if t.count.Load() >= t.max.Load() && !t.evict() {
+	// New, moved, or a remote address now seen on a local port: a learned
+	// entry more, unless the table is full and has nothing to evict.
+	if (e == nil || e.kind == kindRemote) && t.count.Load() >= t.max.Load() && !t.evict() {
 		t.full.Add(1)
 		return
 	}
 	sh.mu.Lock()
-	event := MACLearned
-	if e = sh.m[k]; e == nil {
-		e = &macEntry{key: k}
-		sh.m[k] = e
-		t.count.Add(1)
-		e.ref.Store(uint32(ref))
-		e.seen.Store(now)
-		t.lru.Lock()
-		e.checked = now
-		t.link(e, ref.id())
-		t.lru.Unlock()
-	} else if !e.static.Load() { // learned meanwhile by another reader
-		event = 0
-		if portRef(e.ref.Load()).id() != ref.id() {
-			t.move(e, ref.id())
-			event = MACMoved
-		}
-		e.ref.Store(uint32(ref))
-		e.seen.Store(now)
-	}
+	event := t.learnLocked(sh, k, ref, now)
 	sh.mu.Unlock()
 	if event != 0 {
 		t.tell(event, k, ref.id())
 	}
+}
+
+// learnLocked is learn's slow path, taken again under sh's write lock
+// because another reader, an operator or a control plane may have changed
+// the entry since learn looked. Caller holds sh.mu for writing.
+func (t *MACTable) learnLocked(sh *macShard, k macKey, ref portRef, now int64) MACEventKind {
+	e := sh.m[k]
+	if e != nil {
+		switch e.kind {
+		case kindStatic:
+			return 0
+		case kindLearned: // a move, or a new generation of the same port
+			event := MACEventKind(0)
+			if portRef(e.ref.Load()).id() != ref.id() {
+				t.move(e, ref.id())
+				event = MACMoved
+			}
+			e.ref.Store(uint32(ref))
+			e.seen.Store(now)
+			return event
+		case kindRemote:
+			if portRef(e.ref.Load()).id() == ref.id() {
+				return 0
+			}
+			t.remotes.Add(-1) // a local host that moved here: learned from now on
+		}
+	}
+	n := &macEntry{key: k}
+	n.ref.Store(uint32(ref))
+	n.seen.Store(now)
+	sh.m[k] = n
+	t.count.Add(1)
+	t.lru.Lock()
+	n.checked = now
+	t.link(n, ref.id())
+	t.lru.Unlock()
+	if e != nil {
+		return MACMoved
+	}
+	return MACLearned
 }
 
 func (t *MACTable) tell(kind MACEventKind, k macKey, id frame.PortID) {
@@ -290,14 +331,16 @@ func (t *MACTable) evict() bool {
 	if victim == nil {
 		return false
 	}
+	// Unless it went meanwhile (aged, flushed) or a static or remote entry
+	// replaced it, which took it out of the count too: room made either way.
 	sh := t.shard(victim.key)
 	sh.mu.Lock()
 	if sh.m[victim.key] == victim {
 		delete(sh.m, victim.key)
 		t.count.Add(-1)
+		t.evicted.Add(1)
 	}
 	sh.mu.Unlock()
-	t.evicted.Add(1)
 	return true
 }
 
@@ -322,7 +365,7 @@ func (t *MACTable) lookup(k macKey, now int64) (portRef, bool) {
 	sh.mu.RLock()
 	e := sh.m[k]
 	sh.mu.RUnlock()
-	if e == nil || (now-e.seen.Load() > t.age.Load() && !e.static.Load()) {
+	if e == nil || (now-e.seen.Load() > t.age.Load() && e.kind == kindLearned) {
 		return 0, false
 	}
 	return portRef(e.ref.Load()), true
@@ -338,7 +381,7 @@ func (t *MACTable) Age(now int64) int {
 		sh.mu.Lock()
 		t.lru.Lock()
 		for k, e := range sh.m {
-			if now-e.seen.Load() > age && !e.static.Load() {
+			if e.kind == kindLearned && now-e.seen.Load() > age {
 				delete(sh.m, k)
 				t.unlink(e)
 				n++
@@ -358,7 +401,8 @@ func (t *MACTable) Age(now int64) int {
 }
 
 // FlushPort removes every entry learned on port id, whatever its
-// generation. It costs the port's entries, not the table's.
+// generation. It costs the port's entries, not the table's. Static and
+// remote entries stay: they are on no port's list.
 func (t *MACTable) FlushPort(id frame.PortID) int {
 	t.lru.Lock()
 	var gone []*macEntry
@@ -391,7 +435,7 @@ func (t *MACTable) FlushPort(id frame.PortID) int {
 	return n
 }
 
-// Len is the number of entries.
+// Len is the number of learned entries.
 func (t *MACTable) Len() int { return int(t.count.Load()) }
 
 // Refused is how many addresses were not learned because the table was full

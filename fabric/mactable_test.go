@@ -30,14 +30,26 @@ func mustForgotten(t *testing.T, tb *MACTable, mac frame.MAC, now int64) {
 	}
 }
 
-// checkConsistent holds the table to its invariants: the count, the shards'
-// maps and the ports' lists all agree, and every listed entry is in its
-// shard under its own address.
+// checkConsistent holds the table to its invariants: the counts, the
+// shards' maps and the ports' lists all agree, and every listed entry is a
+// learned one in its shard under its own address.
 func checkConsistent(t *testing.T, tb *MACTable) {
 	t.Helper()
-	mapped := 0
+	mapped, statics, remotes := 0, 0, 0
 	for i := range tb.shards {
-		mapped += len(tb.shards[i].m)
+		for _, e := range tb.shards[i].m {
+			switch e.kind {
+			case kindLearned:
+				mapped++
+			case kindStatic:
+				statics++
+			case kindRemote:
+				remotes++
+			}
+		}
+	}
+	if statics != tb.Statics() || remotes != tb.Remotes() {
+		t.Fatalf("maps hold %d static and %d remote entries, counts say %d and %d", statics, remotes, tb.Statics(), tb.Remotes())
 	}
 	listed := 0
 	tb.lru.Lock()
@@ -49,8 +61,8 @@ func checkConsistent(t *testing.T, tb *MACTable) {
 			if !e.listed || e.owner != frame.PortID(id) {
 				t.Errorf("entry %s on port %d's list: listed %v owner %d", e.key.mac(), id, e.listed, e.owner)
 			}
-			if tb.shard(e.key).m[e.key] != e {
-				t.Errorf("listed entry %s is not in its shard", e.key.mac())
+			if tb.shard(e.key).m[e.key] != e || e.kind != kindLearned {
+				t.Errorf("listed entry %s (kind %d) is not a learned entry in its shard", e.key.mac(), e.kind)
 			}
 		}
 		if n != l.n {

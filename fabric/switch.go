@@ -178,7 +178,7 @@ func (d *Switch) Entries() []MACEntry {
 	set := d.fab.ports.Load()
 	out := d.table.Entries(d.fab.clock.Load())
 	for i := range out {
-		if set.resolve(out[i].ref, true) == nil && !out[i].Static {
+		if set.resolve(out[i].ref, true) == nil && !out[i].Static && !out[i].Remote {
 			out[i].Port = frame.NoPort // learned on a port that has gone, not yet flushed
 		}
 	}
@@ -187,23 +187,60 @@ func (d *Switch) Entries() []MACEntry {
 
 // SetStatic pins mac in vlan to port id of this switch.
 func (d *Switch) SetStatic(vlan uint16, mac frame.MAC, id frame.PortID) error {
-	if mac.IsMulticast() {
-		return fmt.Errorf("static entry %s: a group address cannot live on one port", mac)
-	}
-	d.fab.mu.Lock()
+	d.fab.mu.Lock() // held until the entry is in: Detach removes a port's static entries under it
 	defer d.fab.mu.Unlock()
-	e := d.fab.ports.Load().get(id)
-	if e == nil || e.sw != d {
-		return fmt.Errorf("static entry %s: port %d is not in switch %s", mac, id, d.name)
+	ref, err := d.pinnable(vlan, mac, id)
+	if err != nil {
+		return fmt.Errorf("static entry %s: %w", mac, err)
 	}
-	if member, _ := e.vl.egress(vlan); !member || vlan > frame.MaxVLAN {
-		return fmt.Errorf("static entry %s: port %s does not carry VLAN %d", mac, e.name, vlan)
-	}
-	d.table.setStatic(vlan, mac, e.ref)
+	d.table.setStatic(vlan, mac, ref)
 	return nil
 }
 
-// FlushPort forgets the addresses learned on port id.
+// SetRemote points mac in vlan at port id of this switch, the tunnel to
+// the remote VTEP that advertised mac (an EVPN type-2 route). The entry
+// never ages and is never evicted; it replaces a learned entry, and moves
+// when set again with another port. A frame from mac on any other port (a
+// host that moved here) makes it an ordinary learned entry there, with a
+// MACMoved event. A static entry for mac stays, and SetRemote fails.
+func (d *Switch) SetRemote(vlan uint16, mac frame.MAC, id frame.PortID) error {
+	d.fab.mu.Lock() // as SetStatic
+	defer d.fab.mu.Unlock()
+	ref, err := d.pinnable(vlan, mac, id)
+	if err != nil {
+		return fmt.Errorf("remote entry %s: %w", mac, err)
+	}
+	if !d.table.setRemote(vlan, mac, ref) {
+		return fmt.Errorf("remote entry %s: VLAN %d has a static entry for it, and a static entry is the operator's word", mac, vlan)
+	}
+	return nil
+}
+
+// RemoveRemote removes the remote entry for mac in vlan if it points at
+// port id, and reports whether it did: a withdrawal by one VTEP leaves
+// alone what another VTEP or local learning has taken over since.
+func (d *Switch) RemoveRemote(vlan uint16, mac frame.MAC, id frame.PortID) bool {
+	return d.table.removeRemote(vlan, mac, id)
+}
+
+// pinnable checks that mac in vlan may be pinned to port id of this
+// switch and returns the port's ref. Caller holds fab.mu.
+func (d *Switch) pinnable(vlan uint16, mac frame.MAC, id frame.PortID) (portRef, error) {
+	if mac.IsMulticast() {
+		return 0, errors.New("a group address cannot live on one port")
+	}
+	e := d.fab.ports.Load().get(id)
+	if e == nil || e.sw != d {
+		return 0, fmt.Errorf("port %d is not in switch %s", id, d.name)
+	}
+	if member, _ := e.vl.egress(vlan); !member || vlan > frame.MaxVLAN {
+		return 0, fmt.Errorf("port %s does not carry VLAN %d", e.name, vlan)
+	}
+	return e.ref, nil
+}
+
+// FlushPort forgets the addresses learned on port id; static and remote
+// entries pointing at it stay.
 func (d *Switch) FlushPort(id frame.PortID) int { return d.table.FlushPort(id) }
 
 // age removes the addresses not seen for the ageing time and reports
