@@ -1,0 +1,714 @@
+package evpn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"log/slog"
+	"os"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+// Tunnel is a VXLAN tunnel the fabric needs: from this VTEP to a remote
+// one, for one switch and its VNI.
+type Tunnel struct {
+	Switch string
+	VNI    uint32
+	Local  netip.Addr
+	Remote netip.Addr
+	Port   uint16 // UDP, both ends
+}
+
+// Dataplane is what the control plane drives: the switches' tunnel ports
+// and MAC tables. The instance implements it. Its methods are called one
+// at a time and must not call back into the Speaker.
+type Dataplane interface {
+	AddTunnel(t Tunnel) error
+	RemoveTunnel(t Tunnel)
+	// SetRemoteMAC points mac in switch sw at the tunnel to vtep;
+	// RemoveRemoteMAC takes that entry away if it still points there.
+	SetRemoteMAC(sw string, mac frame.MAC, vtep netip.Addr) error
+	RemoveRemoteMAC(sw string, mac frame.MAC, vtep netip.Addr)
+	// LocalMACs lists the addresses that switch sw holds on its own ports
+	// (learned or static), not behind its fabric tunnels.
+	LocalMACs(sw string) []frame.MAC
+}
+
+// Event is a change an operator hears of: a neighbour's session up or
+// down, a VTEP joining or leaving a VNI.
+type Event struct {
+	Type     string // "bgp-up", "bgp-down", "vtep-joined", "vtep-left"
+	Neighbor netip.Addr
+	State    string
+	Switch   string
+	VNI      uint32
+	VTEP     netip.Addr
+}
+
+// Speaker is this host's EVPN speaker: a GoBGP server in process and the
+// state it has imported into the switches.
+type Speaker struct {
+	log     *slog.Logger
+	level   *slog.LevelVar
+	dp      Dataplane
+	onEvent func(Event)
+
+	mu       sync.Mutex
+	cfg      *configs.EVPN // nil: stopped
+	srv      *server.BgpServer
+	gen      int // bumped at each (re)start: callbacks of an older server are ignored
+	cancel   context.CancelFunc
+	vnis     map[uint32]*vni
+	rdIndex  map[string]uint16   // switch name: its number in derived route distinguishers
+	routes   map[string]*received // received routes by key
+	peers    map[netip.Addr]string // neighbour: session state
+	ignored  map[string]uint64     // routes ignored, by reason
+	failures uint64                // data plane changes that failed
+	dirty    map[string]bool       // switches whose local addresses changed
+
+	wake chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// received is a route and the VNIs it was imported into.
+type received struct {
+	r    Route
+	vnis []*vni
+}
+
+// New returns a stopped speaker; Apply starts it.
+func New(log *slog.Logger, dp Dataplane, onEvent func(Event)) *Speaker {
+	if log == nil {
+		log = slog.Default()
+	}
+	if onEvent == nil {
+		onEvent = func(Event) {}
+	}
+	s := &Speaker{log: log.With("evpn", true), dp: dp, onEvent: onEvent, vnis: make(map[uint32]*vni),
+		rdIndex: make(map[string]uint16), routes: make(map[string]*received), peers: make(map[netip.Addr]string),
+		ignored: make(map[string]uint64), dirty: make(map[string]bool), wake: make(chan struct{}, 1),
+		done: make(chan struct{}), level: new(slog.LevelVar)}
+	// GoBGP logs every state change and message at info: ours are enough.
+	s.level.Set(slog.LevelWarn)
+	if os.Getenv("EVPN_DEBUG") != "" {
+		s.level.Set(slog.LevelDebug)
+	}
+	s.wg.Add(1)
+	go s.syncLoop()
+	return s
+}
+
+// Apply makes the speaker what cfg and the switches with a VNI describe:
+// a changed global setting restarts it; neighbours and VNIs that did not
+// change are left alone. A nil cfg stops it.
+func (s *Speaker) Apply(cfg *configs.EVPN, switches []configs.Switch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cfg == nil {
+		s.stopLocked()
+		return nil
+	}
+	old := s.cfg
+	if s.srv == nil || !sameGlobal(old, cfg) {
+		s.stopLocked()
+		if err := s.startLocked(cfg); err != nil {
+			return err
+		}
+		old = nil
+	}
+	s.applyNeighbors(old, cfg)
+	s.cfg = cfg
+	return s.applyVNIs(switches)
+}
+
+func sameGlobal(a, b *configs.EVPN) bool {
+	return a != nil && b != nil && a.ASN == b.ASN && a.RouterID == b.RouterID && a.VTEP == b.VTEP &&
+		a.VXLANPort == b.VXLANPort && a.ListenPort == b.ListenPort && a.HoldTime == b.HoldTime
+}
+
+func (s *Speaker) startLocked(cfg *configs.EVPN) error {
+	srv := server.NewBgpServer(server.LoggerOption(s.log, s.level))
+	go srv.Serve()
+	listen := int32(cfg.ListenPort)
+	if listen == 0 {
+		listen = -1 // GoBGP's "do not listen"
+	}
+	ctx := context.Background()
+	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: cfg.ASN, RouterId: cfg.RouterID.String(),
+		ListenPort: listen}}); err != nil {
+		srv.Stop()
+		return fmt.Errorf("evpn: start BGP (asn %d, router id %s, port %d): %w", cfg.ASN, cfg.RouterID, cfg.ListenPort, err)
+	}
+	s.gen++
+	gen := s.gen
+	wctx, cancel := context.WithCancel(ctx)
+	err := srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{
+		OnBestPath:   func(ps []*apiutil.Path, _ time.Time) { s.onBest(gen, ps) },
+		OnPeerUpdate: func(p *apiutil.WatchEventMessage_PeerEvent, _ time.Time) { s.onPeer(gen, p) },
+	}, server.WatchBestPath(true), server.WatchPeer())
+	if err != nil {
+		cancel()
+		srv.Stop()
+		return fmt.Errorf("evpn: watch BGP: %w", err)
+	}
+	s.srv, s.cancel = srv, cancel
+	s.log.Info("evpn speaker started", "asn", cfg.ASN, "router_id", cfg.RouterID, "vtep", cfg.VTEP, "listen", cfg.ListenPort)
+	return nil
+}
+
+// stopLocked ends the BGP sessions and takes out of the switches all that
+// was imported.
+func (s *Speaker) stopLocked() {
+	if s.srv == nil {
+		return
+	}
+	for _, v := range s.vnis {
+		s.removeVNI(v)
+	}
+	s.routes = make(map[string]*received)
+	s.cancel()
+	s.gen++
+	if err := s.srv.StopBgp(context.Background(), &api.StopBgpRequest{}); err != nil {
+		s.log.Warn("evpn: stop BGP", "err", err)
+	}
+	s.srv.Stop()
+	s.srv, s.cfg = nil, nil
+	s.peers = make(map[netip.Addr]string)
+}
+
+// Close stops the speaker for good.
+func (s *Speaker) Close() {
+	s.mu.Lock()
+	s.stopLocked()
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	s.wg.Wait()
+}
+
+func (s *Speaker) peerRequest(cfg *configs.EVPN, n configs.Neighbor) *api.Peer {
+	hold := uint64(cfg.HoldTime / time.Second)
+	p := &api.Peer{
+		Conf:   &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.ASN},
+		Timers: &api.Timers{Config: &api.TimersConfig{HoldTime: hold, KeepaliveInterval: max(hold/3, 1), ConnectRetry: 2}},
+		Transport: &api.Transport{PassiveMode: n.Passive, RemotePort: uint32(n.Port)},
+		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{
+			Family: &api.Family{Afi: api.Family_AFI_L2VPN, Safi: api.Family_SAFI_EVPN}, Enabled: true}}},
+	}
+	if n.ASN != cfg.ASN {
+		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	}
+	return p
+}
+
+// applyNeighbors adds, changes and removes neighbours; one whose settings
+// did not change keeps its session.
+func (s *Speaker) applyNeighbors(was, cfg *configs.EVPN) {
+	var old []configs.Neighbor
+	if was != nil {
+		old = was.Neighbors
+	}
+	ctx := context.Background()
+	for _, o := range old {
+		if !slices.ContainsFunc(cfg.Neighbors, o.Equal) {
+			if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: o.Address.String()}); err != nil {
+				s.log.Warn("evpn: remove neighbour", "neighbor", o.Address, "err", err)
+			}
+			delete(s.peers, o.Address)
+		}
+	}
+	for _, n := range cfg.Neighbors {
+		if slices.ContainsFunc(old, n.Equal) {
+			continue
+		}
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerRequest(cfg, n)}); err != nil {
+			s.log.Warn("evpn: add neighbour", "neighbor", n.Address, "err", err)
+			continue
+		}
+		s.peers[n.Address] = "idle"
+	}
+}
+
+// applyVNIs makes the fabric's VNIs those of switches.
+func (s *Speaker) applyVNIs(switches []configs.Switch) error {
+	want := make(map[uint32]configs.Switch)
+	for _, sw := range switches {
+		if sw.VNI != 0 {
+			want[sw.VNI] = sw
+		}
+	}
+	for id, v := range s.vnis {
+		if sw, ok := want[id]; !ok || !s.sameVNI(v, sw) {
+			s.removeVNI(v)
+			delete(s.vnis, id)
+		}
+	}
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		if s.vnis[id] != nil {
+			continue
+		}
+		if err := s.addVNI(want[id]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("evpn: %w", errs[0])
+	}
+	return nil
+}
+
+// sameVNI reports whether v still is what sw describes.
+func (s *Speaker) sameVNI(v *vni, sw configs.Switch) bool {
+	adv, imports, err := s.advertisementOf(sw)
+	if err != nil {
+		return false
+	}
+	return v.sw == sw.Name && adv.rd.String() == v.adv.rd.String() && ecStrings(adv.export) == ecStrings(v.adv.export) &&
+		fmt.Sprint(imports) == fmt.Sprint(v.imports)
+}
+
+func ecStrings(ecs []bgp.ExtendedCommunityInterface) string {
+	var out string
+	for _, e := range ecs {
+		out += e.String() + " "
+	}
+	return out
+}
+
+// advertisementOf is how switch sw announces itself, and what it imports.
+func (s *Speaker) advertisementOf(sw configs.Switch) (advertisement, []target, error) {
+	a := advertisement{vni: sw.VNI, vtep: s.cfg.VTEP}
+	var err error
+	if sw.RD != "" {
+		if a.rd, err = bgp.ParseRouteDistinguisher(sw.RD); err != nil {
+			return a, nil, fmt.Errorf("switch %s: rd %q: %w", sw.Name, sw.RD, err)
+		}
+	} else {
+		n, ok := s.rdIndex[sw.Name]
+		if !ok {
+			n = uint16(len(s.rdIndex) + 1)
+			s.rdIndex[sw.Name] = n
+		}
+		if a.rd, err = autoRD(s.cfg.RouterID, n); err != nil {
+			return a, nil, fmt.Errorf("switch %s: route distinguisher: %w", sw.Name, err)
+		}
+	}
+	if len(sw.ExportRT) == 0 {
+		a.export = []bgp.ExtendedCommunityInterface{autoRT(s.cfg.ASN, sw.VNI)}
+	}
+	for _, rt := range sw.ExportRT {
+		ec, err := bgp.ParseRouteTarget(rt)
+		if err != nil {
+			return a, nil, fmt.Errorf("switch %s: export_rt %q: %w", sw.Name, rt, err)
+		}
+		a.export = append(a.export, ec)
+	}
+	var imports []target
+	for _, rt := range sw.ImportRT {
+		t, err := parseImport(rt)
+		if err != nil {
+			return a, nil, fmt.Errorf("switch %s: import_rt: %w", sw.Name, err)
+		}
+		imports = append(imports, t)
+	}
+	return a, imports, nil
+}
+
+// addVNI joins switch sw to the fabric: announces it, imports the routes
+// already received for it and announces its addresses.
+func (s *Speaker) addVNI(sw configs.Switch) error {
+	adv, imports, err := s.advertisementOf(sw)
+	if err != nil {
+		return err
+	}
+	v := newVNI(sw.Name, sw.VNI)
+	v.adv, v.imports = adv, imports
+	p, err := v.adv.imet()
+	if err != nil {
+		return fmt.Errorf("switch %s: %w", sw.Name, err)
+	}
+	if _, err := s.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{p}}); err != nil {
+		return fmt.Errorf("switch %s: announce vni %d: %w", sw.Name, sw.VNI, err)
+	}
+	s.vnis[sw.VNI] = v
+	for _, key := range slices.Sorted(maps.Keys(s.routes)) {
+		rc := s.routes[key]
+		if v.imported(&rc.r) {
+			rc.vnis = append(rc.vnis, v)
+			s.add(v, key, &rc.r)
+		}
+	}
+	s.syncLocal(v)
+	s.log.Info("evpn: switch joins the fabric", "switch", sw.Name, "vni", sw.VNI, "rd", adv.rd, "export", ecStrings(adv.export))
+	return nil
+}
+
+// removeVNI withdraws what v announced and takes out what it imported.
+func (s *Speaker) removeVNI(v *vni) {
+	for m := range v.local {
+		s.withdrawMAC(v, m)
+	}
+	v.local = make(map[frame.MAC]uint32)
+	if p, err := v.adv.imet(); err == nil {
+		if err := s.srv.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{p}}); err != nil {
+			s.log.Warn("evpn: withdraw type-3 route", "switch", v.sw, "err", err)
+		}
+	}
+	for key, rc := range s.routes {
+		if i := slices.Index(rc.vnis, v); i >= 0 {
+			rc.vnis = slices.Delete(rc.vnis, i, i+1)
+			s.remove(v, key, &rc.r)
+		}
+	}
+}
+
+// onBest takes in GoBGP's new best paths.
+func (s *Speaker) onBest(gen int, paths []*apiutil.Path) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen != s.gen || s.srv == nil {
+		return
+	}
+	for _, p := range paths {
+		if p.Family != bgp.RF_EVPN || p.Nlri == nil {
+			continue
+		}
+		key := p.Nlri.String()
+		if p.Withdrawal {
+			s.forget(key)
+			continue
+		}
+		if !p.PeerAddress.IsValid() {
+			continue // our own
+		}
+		r, err := decode(p)
+		if err == nil {
+			err = s.check(&r)
+		}
+		if err != nil {
+			s.ignore(key, p, err)
+			continue
+		}
+		s.learn(key, r)
+	}
+}
+
+// check refuses a route this VTEP cannot use.
+func (s *Speaker) check(r *Route) error {
+	switch {
+	case r.VTEP == s.cfg.VTEP:
+		return fmt.Errorf("%w: our own VTEP %s", errMartian, r.VTEP)
+	case r.VTEP.Is4() != s.cfg.VTEP.Is4():
+		return fmt.Errorf("%w %s: not of our VTEP's address family", errMartian, r.VTEP)
+	}
+	return nil
+}
+
+// ignore counts a route that cannot be used (and forgets one it replaces).
+func (s *Speaker) ignore(key string, p *apiutil.Path, err error) {
+	reason := "malformed"
+	for _, e := range []struct {
+		err error
+		why string
+	}{{errRouteType, "route-type"}, {errETag, "ethernet-tag"}, {errMartian, "martian-next-hop"}, {errNoPMSI, "no-pmsi"},
+		{errEncap, "encapsulation"}} {
+		if errors.Is(err, e.err) {
+			reason = e.why
+		}
+	}
+	if reason == "route-type" {
+		return // type 1, 4, 5: not for an L2 switch, and not worth a count
+	}
+	s.ignored[reason]++
+	s.log.Debug("evpn: route ignored", "route", key, "peer", p.PeerAddress, "reason", err)
+	s.forget(key)
+}
+
+// learn records a received route and imports it into the VNIs whose
+// targets it carries.
+func (s *Speaker) learn(key string, r Route) {
+	old := s.routes[key]
+	rc := &received{r: r}
+	for _, v := range s.vnis {
+		if v.imported(&rc.r) {
+			rc.vnis = append(rc.vnis, v)
+		}
+	}
+	s.routes[key] = rc
+	if len(rc.vnis) == 0 {
+		s.ignored["unknown-vni"]++
+	}
+	// Add before taking the old away, so a VTEP that announces again is
+	// not dropped and made again.
+	for _, v := range rc.vnis {
+		s.add(v, key, &rc.r)
+	}
+	if old != nil {
+		for _, v := range old.vnis {
+			s.removeRoute(v, key, &old.r, &rc.r)
+		}
+	}
+}
+
+// forget takes a withdrawn route out of every VNI it was in.
+func (s *Speaker) forget(key string) {
+	rc := s.routes[key]
+	if rc == nil {
+		return
+	}
+	delete(s.routes, key)
+	for _, v := range rc.vnis {
+		s.remove(v, key, &rc.r)
+	}
+}
+
+func (s *Speaker) add(v *vni, key string, r *Route) {
+	switch r.Type {
+	case bgp.EVPN_INCLUSIVE_MULTICAST_ETHERNET_TAG:
+		v.vteps[r.VTEP]++
+		if v.vteps[r.VTEP] > 1 {
+			return
+		}
+		t := s.tunnel(v, r.VTEP)
+		if err := s.dp.AddTunnel(t); err != nil {
+			s.failures++
+			s.log.Warn("evpn: tunnel to a VTEP", "switch", v.sw, "vni", v.id, "vtep", r.VTEP, "err", err)
+		}
+		s.onEvent(Event{Type: "vtep-joined", Switch: v.sw, VNI: v.id, VTEP: r.VTEP})
+		for m, rs := range v.remote { // addresses announced before the VNI was
+			for _, mr := range rs {
+				if mr.VTEP == r.VTEP {
+					s.evaluate(v, m)
+					break
+				}
+			}
+		}
+	case bgp.EVPN_ROUTE_TYPE_MAC_IP_ADVERTISEMENT:
+		rs := v.remote[r.MAC]
+		if rs == nil {
+			rs = make(map[string]*Route)
+			v.remote[r.MAC] = rs
+		}
+		rs[key] = r
+		s.evaluate(v, r.MAC)
+	}
+}
+
+func (s *Speaker) remove(v *vni, key string, r *Route) { s.removeRoute(v, key, r, nil) }
+
+// removeRoute takes route r (key) out of v; next, if not nil, is the route
+// that replaced it under the same key, already added.
+func (s *Speaker) removeRoute(v *vni, key string, r, next *Route) {
+	switch r.Type {
+	case bgp.EVPN_INCLUSIVE_MULTICAST_ETHERNET_TAG:
+		v.vteps[r.VTEP]--
+		if v.vteps[r.VTEP] > 0 {
+			return
+		}
+		delete(v.vteps, r.VTEP)
+		for m, at := range v.installed {
+			if at == r.VTEP {
+				s.evaluate(v, m)
+			}
+		}
+		s.dp.RemoveTunnel(s.tunnel(v, r.VTEP))
+		s.onEvent(Event{Type: "vtep-left", Switch: v.sw, VNI: v.id, VTEP: r.VTEP})
+	case bgp.EVPN_ROUTE_TYPE_MAC_IP_ADVERTISEMENT:
+		rs := v.remote[r.MAC]
+		if next == nil || next.MAC != r.MAC {
+			delete(rs, key)
+		}
+		if len(rs) == 0 {
+			delete(v.remote, r.MAC)
+		}
+		s.evaluate(v, r.MAC)
+	}
+}
+
+func (s *Speaker) tunnel(v *vni, vtep netip.Addr) Tunnel {
+	return Tunnel{Switch: v.sw, VNI: v.id, Local: s.cfg.VTEP, Remote: vtep, Port: s.cfg.VXLANPort}
+}
+
+// evaluate decides where address m of v lives now: here (announced by
+// us), behind a remote VTEP (a remote entry), or nowhere we know.
+func (s *Speaker) evaluate(v *vni, m frame.MAC) {
+	best := v.bestRemote(m)
+	if seq, ok := v.local[m]; ok {
+		if best == nil || !remoteWins(best.Seq, best.VTEP, seq, s.cfg.VTEP) {
+			delete(v.installed, m) // the local entry stands
+			return
+		}
+		// It moved away: a higher sequence number from elsewhere.
+		s.withdrawMAC(v, m)
+		delete(v.local, m)
+	}
+	at, ok := v.installed[m]
+	switch {
+	case best == nil && ok:
+		s.dp.RemoveRemoteMAC(v.sw, m, at)
+		delete(v.installed, m)
+	case best != nil && (!ok || at != best.VTEP):
+		if err := s.dp.SetRemoteMAC(v.sw, m, best.VTEP); err != nil {
+			s.failures++
+			s.log.Debug("evpn: remote address", "switch", v.sw, "mac", m, "vtep", best.VTEP, "err", err)
+			return
+		}
+		v.installed[m] = best.VTEP
+	}
+}
+
+// MACsChanged tells the speaker that switch sw's addresses changed. It
+// never blocks: the forwarding path calls it.
+func (s *Speaker) MACsChanged(sw string) {
+	s.mu.Lock()
+	s.dirty[sw] = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// syncPeriod is how often every switch's addresses are compared with what
+// is announced, besides when they change: a flushed port or a detached
+// one tells no event per address.
+const syncPeriod = time.Second
+
+func (s *Speaker) syncLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(syncPeriod)
+	defer tick.Stop()
+	for {
+		all := false
+		select {
+		case <-s.done:
+			return
+		case <-tick.C:
+			all = true
+		case <-s.wake:
+			time.Sleep(10 * time.Millisecond) // gather a burst of learning
+		}
+		s.mu.Lock()
+		if s.srv != nil {
+			for _, v := range s.vnis {
+				if all || s.dirty[v.sw] {
+					s.syncLocal(v)
+				}
+			}
+		}
+		clear(s.dirty)
+		s.mu.Unlock()
+	}
+}
+
+// syncLocal announces the addresses v's switch holds on its own ports and
+// withdraws those it no longer holds.
+func (s *Speaker) syncLocal(v *vni) {
+	macs := s.dp.LocalMACs(v.sw)
+	here := make(map[frame.MAC]bool, len(macs))
+	var add []*apiutil.Path
+	for _, m := range macs {
+		here[m] = true
+		if _, ok := v.local[m]; ok {
+			continue
+		}
+		// New here, or moved here from a remote VTEP: outbid every
+		// sequence number announced for it.
+		var seq uint32
+		if hs, ok := v.highestSeq(m); ok {
+			seq = hs + 1
+		}
+		p, err := v.adv.mac(m, seq)
+		if err != nil {
+			s.log.Warn("evpn: announce", "switch", v.sw, "err", err)
+			continue
+		}
+		add = append(add, p)
+		v.local[m] = seq
+		delete(v.installed, m)
+	}
+	if len(add) > 0 {
+		if _, err := s.srv.AddPath(apiutil.AddPathRequest{Paths: add}); err != nil {
+			s.log.Warn("evpn: announce addresses", "switch", v.sw, "count", len(add), "err", err)
+		}
+	}
+	for m := range v.local {
+		if !here[m] {
+			s.withdrawMAC(v, m)
+			delete(v.local, m)
+			s.evaluate(v, m)
+		}
+	}
+}
+
+func (s *Speaker) withdrawMAC(v *vni, m frame.MAC) {
+	p, err := v.adv.mac(m, v.local[m])
+	if err == nil {
+		err = s.srv.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{p}})
+	}
+	if err != nil {
+		s.log.Warn("evpn: withdraw address", "switch", v.sw, "mac", m, "err", err)
+	}
+}
+
+// onPeer follows the neighbours' session states.
+func (s *Speaker) onPeer(gen int, ev *apiutil.WatchEventMessage_PeerEvent) {
+	if ev.Type != apiutil.PEER_EVENT_STATE {
+		return
+	}
+	st := sessionState(ev.Peer.State.SessionState)
+	addr := ev.Peer.State.NeighborAddress.Unmap()
+	s.mu.Lock()
+	if gen != s.gen {
+		s.mu.Unlock()
+		return
+	}
+	was := s.peers[addr]
+	if _, ok := s.peers[addr]; ok {
+		s.peers[addr] = st
+	}
+	s.mu.Unlock()
+	switch {
+	case st == "established" && was != st:
+		s.log.Info("evpn: neighbour up", "neighbor", addr)
+		s.onEvent(Event{Type: "bgp-up", Neighbor: addr, State: st})
+	case was == "established" && st != was:
+		s.log.Warn("evpn: neighbour down", "neighbor", addr, "state", st, "reason", ev.Peer.State.DisconnectMessage)
+		s.onEvent(Event{Type: "bgp-down", Neighbor: addr, State: st})
+	}
+}
+
+func sessionState(st bgp.FSMState) string {
+	switch st {
+	case bgp.BGP_FSM_IDLE:
+		return "idle"
+	case bgp.BGP_FSM_CONNECT:
+		return "connect"
+	case bgp.BGP_FSM_ACTIVE:
+		return "active"
+	case bgp.BGP_FSM_OPENSENT:
+		return "opensent"
+	case bgp.BGP_FSM_OPENCONFIRM:
+		return "openconfirm"
+	case bgp.BGP_FSM_ESTABLISHED:
+		return "established"
+	}
+	return "unknown"
+}
