@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"log/slog"
-	"os"
+	"maps"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -71,8 +71,8 @@ type Speaker struct {
 	gen      int // bumped at each (re)start: callbacks of an older server are ignored
 	cancel   context.CancelFunc
 	vnis     map[uint32]*vni
-	rdIndex  map[string]uint16   // switch name: its number in derived route distinguishers
-	routes   map[string]*received // received routes by key
+	rdIndex  map[string]uint16     // switch name: its number in derived route distinguishers
+	routes   map[string]*received  // received routes by key
 	peers    map[netip.Addr]string // neighbour: session state
 	ignored  map[string]uint64     // routes ignored, by reason
 	failures uint64                // data plane changes that failed
@@ -205,8 +205,8 @@ func (s *Speaker) Close() {
 func (s *Speaker) peerRequest(cfg *configs.EVPN, n configs.Neighbor) *api.Peer {
 	hold := uint64(cfg.HoldTime / time.Second)
 	p := &api.Peer{
-		Conf:   &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.ASN},
-		Timers: &api.Timers{Config: &api.TimersConfig{HoldTime: hold, KeepaliveInterval: max(hold/3, 1), ConnectRetry: 2}},
+		Conf:      &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.ASN},
+		Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: hold, KeepaliveInterval: max(hold/3, 1), ConnectRetry: 2}},
 		Transport: &api.Transport{PassiveMode: n.Passive, RemotePort: uint32(n.Port)},
 		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{
 			Family: &api.Family{Afi: api.Family_AFI_L2VPN, Safi: api.Family_SAFI_EVPN}, Enabled: true}}},

@@ -135,7 +135,6 @@ func (t target) String() string {
 	return t.ec.String()
 }
 
-
 // Routes lists the routes received (imported or not) and those sent.
 func (s *Speaker) Routes() (received, sent []RouteInfo) {
 	s.mu.Lock()

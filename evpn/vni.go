@@ -14,10 +14,10 @@ type vni struct {
 	adv     advertisement
 	imports []target // empty: any route target whose number is the VNI
 
-	vteps     map[netip.Addr]int        // remote VTEP: how many type-3 routes name it
+	vteps     map[netip.Addr]int              // remote VTEP: how many type-3 routes name it
 	remote    map[frame.MAC]map[string]*Route // by route key
-	installed map[frame.MAC]netip.Addr  // remote entries the switch holds
-	local     map[frame.MAC]uint32      // addresses announced: their sequence numbers
+	installed map[frame.MAC]netip.Addr        // remote entries the switch holds
+	local     map[frame.MAC]uint32            // addresses announced: their sequence numbers
 }
 
 func newVNI(sw string, id uint32) *vni {
