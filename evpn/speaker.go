@@ -76,7 +76,9 @@ type Speaker struct {
 	peers    map[netip.Addr]string // neighbour: session state
 	ignored  map[string]uint64     // routes ignored, by reason
 	failures uint64                // data plane changes that failed
-	dirty    map[string]bool       // switches whose local addresses changed
+
+	dirtyMu sync.Mutex      // never held for long: the forwarding path takes it
+	dirty   map[string]bool // switches whose local addresses changed; guarded by dirtyMu
 
 	wake chan struct{}
 	done chan struct{}
@@ -577,9 +579,9 @@ func (s *Speaker) evaluate(v *vni, m frame.MAC) {
 // MACsChanged tells the speaker that switch sw's addresses changed. It
 // never blocks: the forwarding path calls it.
 func (s *Speaker) MACsChanged(sw string) {
-	s.mu.Lock()
+	s.dirtyMu.Lock()
 	s.dirty[sw] = true
-	s.mu.Unlock()
+	s.dirtyMu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -605,15 +607,18 @@ func (s *Speaker) syncLoop() {
 		case <-s.wake:
 			time.Sleep(10 * time.Millisecond) // gather a burst of learning
 		}
+		s.dirtyMu.Lock()
+		dirty := s.dirty
+		s.dirty = make(map[string]bool)
+		s.dirtyMu.Unlock()
 		s.mu.Lock()
 		if s.srv != nil {
 			for _, v := range s.vnis {
-				if all || s.dirty[v.sw] {
+				if all || dirty[v.sw] {
 					s.syncLocal(v)
 				}
 			}
 		}
-		clear(s.dirty)
 		s.mu.Unlock()
 	}
 }

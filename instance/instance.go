@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/capture"
 	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/evpn"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/impair"
@@ -112,8 +114,11 @@ type Instance struct {
 	// removed and statics are the run state's records besides the marks
 	// on switches, ports and mirrors (runstate.go).
 	removed removedItems
-	statics map[staticKey]string // static entries the API set: the port's name
-	saver   *statefile.Saver     // the run state file; nil: none kept
+	statics map[staticKey]string     // static entries the API set: the port's name
+	saver   *statefile.Saver         // the run state file; nil: none kept
+	tunnels map[tunnelKey]*portState // the EVPN control plane's tunnel ports
+
+	speaker *evpn.Speaker // the EVPN control plane
 }
 
 type switchState struct {
@@ -121,6 +126,7 @@ type switchState struct {
 	core *fabric.Switch
 	plan configs.Switch
 	live *liveCapture // created when a reader first asks
+	vni  atomic.Uint32 // its VNI in the EVPN fabric, 0 if none: read on the forwarding path
 	mac  macLimiter
 	// runtime: added through the API, not by the configuration
 	runtime bool
@@ -143,6 +149,7 @@ type portState struct {
 	id       frame.PortID
 	peer     string
 	absent   string         // a configured port detached because its interface is gone: why
+	vtep     netip.Addr     // a fabric tunnel the EVPN control plane made: its remote VTEP
 	runtime  bool           // added through the API, not by the configuration: the run state keeps it
 	as       *peercred.Cred // who added it, when not root or the switch's own user
 }
@@ -175,7 +182,8 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 	}
 	in := &Instance{log: cfg.Logger, cfg: cfg, plan: plan, events: newEvents(), stop: make(chan struct{}),
 		ports: make(map[string]*portState), mirrors: make(map[string]*mirrorState), seq: make(map[string]int),
-		removed: newRemovedItems(), statics: make(map[staticKey]string)}
+		removed: newRemovedItems(), statics: make(map[staticKey]string),
+		tunnels: make(map[tunnelKey]*portState)}
 	lim := plan.Limits.WithDefaults()
 	in.clients = limit.New("clients", lim.Clients, lim.ClientsPerUID)
 	in.apiConns = limit.New("API connections", lim.API, lim.APIPerUID)
@@ -190,6 +198,11 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 			in.Close()
 			return nil, err
 		}
+	}
+	in.speaker = evpn.New(cfg.Logger, dataplane{in}, in.onEVPN)
+	if err := in.speaker.Apply(plan.EVPN, plan.Switches); err != nil {
+		in.Close()
+		return nil, err
 	}
 	if cfg.State != "" {
 		in.saver = in.openRunState(cfg.State)
@@ -330,7 +343,8 @@ func (in *Instance) Close() {
 	if in.api != nil {
 		in.api.Close()
 	}
-	in.set.Close() // listeners and tunnel sockets first: their readers return
+	in.speaker.Close() // withdraws this VTEP's routes and takes its tunnels down
+	in.set.Close()     // listeners and tunnel sockets first: their readers return
 	for _, sw := range sws {
 		in.closeSwitch(sw, false)
 	}

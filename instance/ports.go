@@ -120,6 +120,10 @@ func (in *Instance) RemovePort(name string) error {
 		in.mu.Unlock()
 		return fmt.Errorf("port %s: %w", name, ErrNotFound)
 	}
+	if ps.vtep.IsValid() {
+		in.mu.Unlock()
+		return badInput{fmt.Errorf("port %s: %w", name, errFabricPort)}
+	}
 	in.mu.Unlock()
 	in.closePort(ps)
 	if ps.parent == nil {

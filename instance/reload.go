@@ -111,8 +111,12 @@ func (in *Instance) apply(plan *configs.File) error {
 			continue
 		}
 		sw.core.Reconfigure(sp.Hub, sp.MACAge, sp.MACTableSize)
+		sw.vni.Store(sp.VNI)
 		errs = append(errs, in.applyPorts(sw, sp.Ports, &st)...)
 		errs = append(errs, in.applyMirrors(sw, sp.Mirrors, &st)...)
+	}
+	if err := in.speaker.Apply(plan.EVPN, plan.Switches); err != nil {
+		errs = append(errs, err)
 	}
 	errs = append(errs, in.forgetRunState()...)
 	err := errors.Join(errs...)
@@ -142,7 +146,7 @@ func (in *Instance) applyPorts(sw *switchState, want []configs.Port, st *reloadS
 	in.mu.Lock()
 	var running []*portState
 	for _, p := range in.ports {
-		if p.sw == sw && p.parent == nil {
+		if p.sw == sw && p.parent == nil && !p.vtep.IsValid() { // the control plane's tunnels are not configured
 			running = append(running, p)
 		}
 	}

@@ -192,7 +192,7 @@ func (in *Instance) runState() *runStateDoc {
 			spec.Name = ps.name
 			doc.Ports = append(doc.Ports, savedPort{Switch: ps.sw.name, Spec: spec.String(), As: credOf(ps.as)})
 		}
-		if len(ps.set) > 0 {
+		if len(ps.set) > 0 && !ps.vtep.IsValid() { // a fabric tunnel may not be back after a restart
 			doc.Sets = append(doc.Sets, savedSet{Port: ps.name, Set: slices.Clone(ps.set)})
 		}
 	}

@@ -66,6 +66,7 @@ func (in *Instance) addSwitch(sp configs.Switch, runtime bool) error {
 		return fmt.Errorf("switch %s: %w", sp.Name, err)
 	}
 	sw.core = dom
+	sw.vni.Store(sp.VNI)
 	in.switches = append(in.switches, sw)
 	in.mu.Unlock()
 	in.events.publish(Event{Type: "switch-added", Switch: sp.Name})
@@ -437,6 +438,9 @@ func (l *macLimiter) allow() bool {
 // onMAC turns a switch's table changes into events while anyone listens.
 func (in *Instance) onMAC(sw *switchState) func(fabric.MACEvent) {
 	return func(e fabric.MACEvent) {
+		if sw.vni.Load() != 0 {
+			in.speaker.MACsChanged(sw.name)
+		}
 		if !in.events.listened() || !sw.mac.allow() {
 			return
 		}
