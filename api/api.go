@@ -165,6 +165,8 @@ func (s *Server) routes() http.Handler {
 	write("DELETE /v1/mirrors/{name}", func(w http.ResponseWriter, r *http.Request) error {
 		return done(w, s.in.RemoveMirror(r.PathValue("name")))
 	})
+	read("GET /v1/bgp", func(w http.ResponseWriter, r *http.Request) error { return view(w, s.in.BGPView) })
+	read("GET /v1/evpn", func(w http.ResponseWriter, r *http.Request) error { return view(w, s.in.EVPNView) })
 	read("GET /v1/events", s.events)
 	mux.HandleFunc("GET /v1/capture", s.wrap(s.capture, needCapture))
 	write("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) error { return done(w, s.in.Reload()) })
@@ -254,7 +256,19 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 		"GET /v1/ports[?switch=NAME]", "POST /v1/ports", "PATCH /v1/ports/{name}", "DELETE /v1/ports/{name}",
 		"GET /v1/fdb[?switch=NAME]", "POST /v1/fdb", "DELETE /v1/fdb/{switch}/{mac}", "POST /v1/fdb/flush",
 		"GET /v1/mirrors", "POST /v1/mirrors", "DELETE /v1/mirrors/{name}",
-		"GET /v1/events", "GET /v1/capture?switch=NAME", "POST /v1/reload", "POST /v1/upgrade"}})
+		"GET /v1/bgp", "GET /v1/evpn", "GET /v1/events", "GET /v1/capture?switch=NAME", "POST /v1/reload", "POST /v1/upgrade"}})
+}
+
+// view answers a read of the EVPN control plane: 404 with "EVPN is not
+// configured" when the configuration has no evpn: block (as for a switch
+// that does not exist: there is nothing to show, and a script must not
+// take an empty answer for a fabric with no neighbours).
+func view[T any](w http.ResponseWriter, get func() (T, error)) error {
+	v, err := get()
+	if err != nil {
+		return err
+	}
+	return reply(w, 200, v)
 }
 
 // Info is what GET /v1/info answers: which switch the socket the request

@@ -15,8 +15,8 @@ import (
 // everything else is decided here from the peer's credentials, which the
 // kernel gives (SO_PEERCRED) and a client cannot forge:
 //
-//   - reading (info, switches, ports, the address table, mirrors, events)
-//     is open to every peer, as `ip link` and `bridge fdb` are to every
+//   - reading (info, switches, ports, the address table, mirrors, events,
+//     the BGP neighbours and EVPN routes) is open to every peer, as `ip link` and `bridge fdb` are to every
 //     user of the host;
 //   - changing anything and capturing traffic is for root and the switch's
 //     own user, and for the users and groups that api_uid= and api_gid=

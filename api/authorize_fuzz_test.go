@@ -24,6 +24,8 @@ func FuzzAuthorize(f *testing.F) {
 	f.Add(uint32(1000), uint32(100), uint32(0), "", "", uint8(3), "?switch=a", `{"spec": "transport=raw,ifname=lo"}`)
 	f.Add(uint32(5), uint32(5), uint32(5), "5", "", uint8(9), "", "")
 	f.Add(uint32(7), uint32(7), uint32(7), "", "7", uint8(12), "a", `{"all": true}`)
+	f.Add(uint32(65534), uint32(65534), uint32(1), "", "", uint8(14), "?switch=a", "")
+	f.Add(uint32(65534), uint32(65534), uint32(1), "", "", uint8(15), "", "{}")
 	log := porttest.Quiet()
 	in := instancetest.Start(f, `
 switches:
@@ -35,7 +37,7 @@ switches:
 		{"POST", "/v1/switches"}, {"DELETE", "/v1/switches/a"}, {"POST", "/v1/ports"}, {"PATCH", "/v1/ports/p"},
 		{"DELETE", "/v1/ports/p"}, {"POST", "/v1/fdb"}, {"DELETE", "/v1/fdb/a/02:00:00:00:00:01"}, {"POST", "/v1/fdb/flush"},
 		{"POST", "/v1/mirrors"}, {"DELETE", "/v1/mirrors/m"}, {"POST", "/v1/reload"}, {"GET", "/v1/capture"},
-		{"GET", "/v1/ports"}, {"GET", "/v1/info"},
+		{"GET", "/v1/ports"}, {"GET", "/v1/info"}, {"GET", "/v1/bgp"}, {"GET", "/v1/evpn"},
 	}
 	state := func() (int, int, int) { return len(in.Switches()), len(in.Ports("")), len(in.Mirrors()) }
 	sw0, p0, m0 := state()

@@ -52,10 +52,11 @@ func TestNobodyOnlyReads(t *testing.T) {
 	log := porttest.Quiet()
 	in := instancetest.Start(t, fmt.Sprintf(`
 switches:
-  - {name: a, ports: [{transport: daemon, path: %s, mode: "0777", name: ctl}]}
+  - {name: a, vni: 100, ports: [{transport: daemon, path: %s, mode: "0777", name: ctl}]}
+evpn: {asn: 65000, router_id: 10.0.0.1, vtep: 192.0.2.1, listen_port: 0, neighbors: [{address: 127.0.0.9, asn: 65000}]}
 `, ctl), instance.Config{Logger: log, API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
 	nobody := clientAs(t, peertest.Nobody, peertest.Nobody, ctl)
-	for _, p := range []string{"/v1/info", "/v1/switches", "/v1/ports", "/v1/fdb", "/v1/mirrors"} {
+	for _, p := range []string{"/v1/info", "/v1/switches", "/v1/ports", "/v1/fdb", "/v1/mirrors", "/v1/bgp", "/v1/evpn"} {
 		if code, body := call(t, nobody, "GET", p, ""); code != 200 {
 			t.Errorf("GET %s as nobody: %d %s", p, code, body)
 		}

@@ -135,6 +135,16 @@ func (in *Instance) onEVPN(e evpn.Event) {
 	in.events.publish(ev)
 }
 
+// ErrNoEVPN answers a question about the EVPN control plane (GET /v1/bgp,
+// /v1/evpn) when the configuration has no evpn: block. It is an
+// ErrNotFound: the API answers 404.
+var ErrNoEVPN error = noEVPN{}
+
+type noEVPN struct{}
+
+func (noEVPN) Error() string        { return "EVPN is not configured: the configuration has no evpn: block" }
+func (noEVPN) Is(target error) bool { return target == ErrNotFound }
+
 // errFabricPort refuses an API change to a port the control plane owns.
 var errFabricPort = errors.New("made by the EVPN control plane, which removes it when its VTEP leaves")
 

@@ -125,7 +125,7 @@ type switchState struct {
 	name string
 	core *fabric.Switch
 	plan configs.Switch
-	live *liveCapture // created when a reader first asks
+	live *liveCapture  // created when a reader first asks
 	vni  atomic.Uint32 // its VNI in the EVPN fabric, 0 if none: read on the forwarding path
 	mac  macLimiter
 	// runtime: added through the API, not by the configuration
@@ -190,6 +190,9 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 	in.fab = fabric.New(fabric.Config{TxHold: plan.TxHold, Logger: cfg.Logger})
 	in.fab.RemoveSwitch(in.fab.Default()) // switches come from the plan
 	in.set = transports.NewSet(in.fab, cfg.Logger)
+	// Made first, started by Apply below: Close, on an error before then,
+	// and the views find it stopped.
+	in.speaker = evpn.New(cfg.Logger, dataplane{in}, in.onEVPN)
 	if cfg.API != nil {
 		in.api = cfg.API(in)
 	}
@@ -199,7 +202,6 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 			return nil, err
 		}
 	}
-	in.speaker = evpn.New(cfg.Logger, dataplane{in}, in.onEVPN)
 	if err := in.speaker.Apply(plan.EVPN, plan.Switches); err != nil {
 		in.Close()
 		return nil, err

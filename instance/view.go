@@ -3,10 +3,13 @@ package instance
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/evpn"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/impair"
@@ -64,6 +67,9 @@ type PortInfo struct {
 	// its name is back; Reason says why. Empty otherwise.
 	State  string `json:"state,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// VTEP is the remote VTEP of a fabric tunnel (a vxlan port the EVPN
+	// control plane made, named evpn-VNI-VTEP); empty for other ports.
+	VTEP string `json:"vtep,omitempty"`
 }
 
 // LinkInfo is an impaired port's link (delay=, loss=, ...) and its counts.
@@ -95,6 +101,11 @@ type MACInfo struct {
 	VLAN   int     `json:"vlan"` // 0: untagged frames of ports without VLAN keys
 	AgeS   float64 `json:"age_s"`
 	Static bool    `json:"static"`
+	// Remote: put there by the EVPN control plane for an address a remote
+	// VTEP announced (a type-2 route); VTEP is that VTEP. Remote entries
+	// do not age: they go when the route is withdrawn.
+	Remote bool   `json:"remote"`
+	VTEP   string `json:"vtep,omitempty"`
 }
 
 // MirrorInfo is one mirror.
@@ -225,6 +236,9 @@ func (in *Instance) Ports(sw string) []PortInfo {
 		if p.absent != "" {
 			pi.State, pi.Reason = "absent", p.absent
 		}
+		if p.vtep.IsValid() {
+			pi.VTEP = p.vtep.String()
+		}
 	}
 	in.mu.Unlock()
 	for i := range infos {
@@ -258,6 +272,13 @@ func (in *Instance) FDB(sw string) ([]MACInfo, error) {
 			sws = append(sws, s)
 		}
 	}
+	// The fabric tunnels' remote VTEPs, for the remote entries behind them.
+	vteps := make(map[frame.PortID]netip.Addr, len(in.tunnels))
+	for _, ps := range in.tunnels {
+		if ps.id != frame.NoPort {
+			vteps[ps.id] = ps.vtep
+		}
+	}
 	in.mu.Unlock()
 	if sw != "" && len(sws) == 0 {
 		return nil, fmt.Errorf("switch %s: %w", sw, ErrNotFound)
@@ -265,9 +286,13 @@ func (in *Instance) FDB(sw string) ([]MACInfo, error) {
 	out := []MACInfo{}
 	for _, s := range sws {
 		for _, e := range s.core.Entries() {
-			mi := MACInfo{Switch: s.name, MAC: e.MAC.String(), VLAN: int(e.VLAN), AgeS: time.Duration(e.Age).Seconds(), Static: e.Static}
+			mi := MACInfo{Switch: s.name, MAC: e.MAC.String(), VLAN: int(e.VLAN), AgeS: time.Duration(e.Age).Seconds(),
+				Static: e.Static, Remote: e.Remote}
 			if e.Port != frame.NoPort {
 				mi.Port = in.fab.PortName(e.Port)
+				if v, ok := vteps[e.Port]; ok {
+					mi.VTEP = v.String()
+				}
 			}
 			out = append(out, mi)
 		}
@@ -292,4 +317,87 @@ func (in *Instance) Mirrors() []MirrorInfo {
 		return cmp.Or(strings.Compare(a.Switch, b.Switch), naturalCompare(a.Name, b.Name))
 	})
 	return out
+}
+
+// BGPInfo is the EVPN control plane's BGP side: GET /v1/bgp, ctl bgp.
+type BGPInfo struct {
+	ASN        uint32 `json:"asn"`
+	RouterID   string `json:"router_id"`
+	VTEP       string `json:"vtep"`
+	ListenPort int    `json:"listen_port"` // 0: connects out only
+	// Neighbors are the configured neighbours and their sessions; while
+	// the speaker is not running (stats.running false: it failed to
+	// start) they are listed idle.
+	Neighbors []evpn.Neighbor `json:"neighbors"`
+	Stats     evpn.Stats      `json:"stats"`
+}
+
+// EVPNInfo is the fabric the EVPN control plane made: GET /v1/evpn, ctl
+// evpn.
+type EVPNInfo struct {
+	VTEP string         `json:"vtep"` // this host's
+	VNIs []evpn.VNIInfo `json:"vnis"`
+	// Received are the routes the neighbours sent, one per VNI it was
+	// imported into (one without a switch was imported nowhere); Sent are
+	// this VTEP's.
+	Received []evpn.RouteInfo `json:"received"`
+	Sent     []evpn.RouteInfo `json:"sent"`
+}
+
+// evpnConfig is the configuration's evpn: block, or ErrNoEVPN.
+func (in *Instance) evpnConfig() (*configs.EVPN, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.plan == nil || in.plan.EVPN == nil {
+		return nil, ErrNoEVPN
+	}
+	return in.plan.EVPN, nil
+}
+
+// BGPView is the speaker's neighbours and counters; ErrNoEVPN when the
+// configuration has no evpn: block.
+func (in *Instance) BGPView() (BGPInfo, error) {
+	cfg, err := in.evpnConfig()
+	if err != nil {
+		return BGPInfo{}, err
+	}
+	b := BGPInfo{ASN: cfg.ASN, RouterID: cfg.RouterID.String(), VTEP: cfg.VTEP.String(), ListenPort: cfg.ListenPort,
+		Neighbors: in.speaker.Neighbors(), Stats: in.speaker.Stats()}
+	if len(b.Neighbors) == 0 && !b.Stats.Running {
+		for _, n := range cfg.Neighbors {
+			b.Neighbors = append(b.Neighbors, evpn.Neighbor{Address: n.Address, ASN: n.ASN, State: "idle"})
+		}
+	}
+	if b.Neighbors == nil {
+		b.Neighbors = []evpn.Neighbor{}
+	}
+	if b.Stats.Ignored == nil {
+		b.Stats.Ignored = map[string]uint64{}
+	}
+	return b, nil
+}
+
+// EVPNView is the fabric's VNIs and routes; ErrNoEVPN when the
+// configuration has no evpn: block.
+func (in *Instance) EVPNView() (EVPNInfo, error) {
+	cfg, err := in.evpnConfig()
+	if err != nil {
+		return EVPNInfo{}, err
+	}
+	e := EVPNInfo{VTEP: cfg.VTEP.String(), VNIs: in.speaker.VNIs()}
+	e.Received, e.Sent = in.speaker.Routes()
+	// Empty lists, never null: scripts index them.
+	for i := range e.VNIs {
+		v := &e.VNIs[i]
+		v.Export, v.Import, v.VTEPs = nonNil(v.Export), nonNil(v.Import), nonNil(v.VTEPs)
+	}
+	e.VNIs, e.Received, e.Sent = nonNil(e.VNIs), nonNil(e.Received), nonNil(e.Sent)
+	return e, nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

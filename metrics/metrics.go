@@ -21,6 +21,11 @@
 //	per mirror {switch, mirror}:
 //	  umlswitch_mirror_frames_total, umlswitch_mirror_dropped_frames_total
 //	umlswitch_switches, umlswitch_ports_attached
+//	with an evpn: block:
+//	  umlswitch_bgp_neighbor_up{neighbor}, umlswitch_evpn_routes_received,
+//	  umlswitch_evpn_routes_sent, umlswitch_evpn_remote_macs,
+//	  umlswitch_evpn_vteps{switch, vni}, umlswitch_evpn_ignored_routes_total{reason},
+//	  umlswitch_evpn_dataplane_failures_total
 //
 // Switch totals are left to PromQL: sum by (switch) (umlswitch_port_rx_frames_total).
 package metrics
@@ -34,6 +39,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +89,13 @@ var (
 	descMirDropped = newDesc("mirror_dropped_frames_total", "Frames the mirror could not take.", mirrorLabels)
 	descAttached   = newDesc("ports_attached", "Ports attached to all switches.", nil)
 	descSwitches   = newDesc("switches", "Switches in the instance.", nil)
+	descBGPUp      = newDesc("bgp_neighbor_up", "1 while the BGP session to the EVPN neighbour is established, else 0.", []string{"neighbor"})
+	descEVPNRx     = newDesc("evpn_routes_received", "EVPN routes the neighbours announce now.", nil)
+	descEVPNTx     = newDesc("evpn_routes_sent", "EVPN routes this VTEP announces now.", nil)
+	descEVPNMACs   = newDesc("evpn_remote_macs", "Addresses behind remote VTEPs held in the switches' MAC tables.", nil)
+	descEVPNVTEPs  = newDesc("evpn_vteps", "Remote VTEPs in the VNI's flood list (tunnels of the switch).", []string{"switch", "vni"})
+	descEVPNIgnore = newDesc("evpn_ignored_routes_total", "EVPN routes received and not used, by reason.", []string{"reason"})
+	descEVPNFail   = newDesc("evpn_dataplane_failures_total", "Tunnels and remote addresses the EVPN control plane could not install.", nil)
 	descRefused    = newDesc("refused_total", "Refusals of local users: api_request (the caller's credentials do not allow it), "+
 		"api_connection and client (over a limit), not_allowed (a listener's allow_uid= and allow_gid= do not name the peer).", []string{"what"})
 
@@ -93,6 +106,7 @@ var (
 		descMACLearned, descMACMoved, descMACRefused, descMACEvicted,
 		descCapFrames, descCapDropped, descMirFrames, descMirDropped,
 		descAttached, descSwitches, descRefused,
+		descBGPUp, descEVPNRx, descEVPNTx, descEVPNMACs, descEVPNVTEPs, descEVPNIgnore, descEVPNFail,
 	}
 )
 
@@ -103,6 +117,13 @@ func newDesc(name, help string, labels []string) *prometheus.Desc {
 // securitySource is a Source that also counts refusals (an instance).
 type securitySource interface {
 	Security() instance.SecurityStats
+}
+
+// evpnSource is a Source that also has the EVPN control plane (an
+// instance); both views fail with instance.ErrNoEVPN without an evpn: block.
+type evpnSource interface {
+	BGPView() (instance.BGPInfo, error)
+	EVPNView() (instance.EVPNInfo, error)
 }
 
 type collector struct{ src Source }
@@ -211,6 +232,56 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(ch, descMirFrames, float64(m.Captured), sw, name)
 		counter(ch, descMirDropped, float64(m.Dropped), sw, name)
+	}
+	c.collectEVPN(ch)
+}
+
+// collectEVPN emits the EVPN control plane's series, none without an
+// evpn: block.
+func (c collector) collectEVPN(ch chan<- prometheus.Metric) {
+	src, ok := c.src.(evpnSource)
+	if !ok {
+		return
+	}
+	b, err := src.BGPView()
+	if err != nil {
+		return
+	}
+	seen := make(map[string]bool)
+	for _, n := range b.Neighbors {
+		addr := n.Address.String()
+		if seen[addr] {
+			continue
+		}
+		seen[addr] = true
+		up := 0.0
+		if n.State == "established" {
+			up = 1
+		}
+		gauge(ch, descBGPUp, up, addr)
+	}
+	st := b.Stats
+	gauge(ch, descEVPNRx, float64(st.Received))
+	gauge(ch, descEVPNTx, float64(st.Sent))
+	gauge(ch, descEVPNMACs, float64(st.RemoteMACs))
+	for reason, n := range st.Ignored {
+		if label(reason) == reason {
+			counter(ch, descEVPNIgnore, float64(n), reason)
+		}
+	}
+	counter(ch, descEVPNFail, float64(st.Failures))
+	e, err := src.EVPNView()
+	if err != nil {
+		return
+	}
+	clear(seen)
+	for _, v := range e.VNIs {
+		vni := strconv.FormatUint(uint64(v.VNI), 10)
+		if seen[vni] {
+			continue
+		}
+		seen[vni] = true
+		gauge(ch, descEVPNVTEPs, float64(len(v.VTEPs)), label(v.Switch), vni)
 	}
 }
 

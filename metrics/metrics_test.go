@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,7 +26,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/umlswitch/umlswitch/evpn"
 	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/instance/instancetest"
 )
 
 // fake is a Source whose counters the tests change between scrapes. It
@@ -36,6 +39,31 @@ type fake struct {
 	ports    []instance.PortInfo
 	mirrors  []instance.MirrorInfo
 	security instance.SecurityStats
+	bgp      *instance.BGPInfo // nil: no evpn: block
+	evpn     *instance.EVPNInfo
+}
+
+func (f *fake) BGPView() (instance.BGPInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.bgp == nil {
+		return instance.BGPInfo{}, instance.ErrNoEVPN
+	}
+	b := *f.bgp
+	b.Neighbors = slices.Clone(b.Neighbors)
+	b.Stats.Ignored = maps.Clone(b.Stats.Ignored)
+	return b, nil
+}
+
+func (f *fake) EVPNView() (instance.EVPNInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.evpn == nil {
+		return instance.EVPNInfo{}, instance.ErrNoEVPN
+	}
+	e := *f.evpn
+	e.VNIs = slices.Clone(e.VNIs)
+	return e, nil
 }
 
 func (f *fake) Security() instance.SecurityStats {
@@ -100,6 +128,15 @@ func newFake() *fake {
 		mirrors: []instance.MirrorInfo{
 			{Name: "m0", Switch: "sw0", Spec: "pcap:/tmp/x.pcap", Captured: 42, Dropped: 3},
 		},
+		bgp: &instance.BGPInfo{ASN: 65000, Neighbors: []evpn.Neighbor{
+			{Address: netip.MustParseAddr("172.31.0.2"), State: "established"},
+			{Address: netip.MustParseAddr("172.31.0.3"), State: "active"},
+		}, Stats: evpn.Stats{Running: true, Neighbors: 2, Up: 1, Received: 5, Sent: 3, RemoteMACs: 2, VTEPs: 1,
+			Ignored: map[string]uint64{"martian-next-hop": 4, "unknown-vni": 1}, Failures: 6}},
+		evpn: &instance.EVPNInfo{VNIs: []evpn.VNIInfo{
+			{Switch: "sw0", VNI: 100, VTEPs: []netip.Addr{netip.MustParseAddr("172.31.0.2")}},
+			{Switch: "sw1", VNI: 200},
+		}},
 	}
 }
 
@@ -231,6 +268,16 @@ func TestScrape(t *testing.T) {
 		{"umlswitch_mirror_dropped_frames_total", C, []string{"switch=sw0", "mirror=m0"}, 3},
 		{"umlswitch_switches", G, nil, 2},
 		{"umlswitch_ports_attached", G, nil, 3},
+		{"umlswitch_bgp_neighbor_up", G, []string{"neighbor=172.31.0.2"}, 1},
+		{"umlswitch_bgp_neighbor_up", G, []string{"neighbor=172.31.0.3"}, 0},
+		{"umlswitch_evpn_routes_received", G, nil, 5},
+		{"umlswitch_evpn_routes_sent", G, nil, 3},
+		{"umlswitch_evpn_remote_macs", G, nil, 2},
+		{"umlswitch_evpn_vteps", G, []string{"switch=sw0", "vni=100"}, 1},
+		{"umlswitch_evpn_vteps", G, []string{"switch=sw1", "vni=200"}, 0},
+		{"umlswitch_evpn_ignored_routes_total", C, []string{"reason=martian-next-hop"}, 4},
+		{"umlswitch_evpn_ignored_routes_total", C, []string{"reason=unknown-vni"}, 1},
+		{"umlswitch_evpn_dataplane_failures_total", C, nil, 6},
 	} {
 		m, typ, ok := mfs.find(w.name, w.labels...)
 		if !ok {
@@ -677,5 +724,66 @@ func TestServeUnixDefaultMode(t *testing.T) {
 	}
 	if _, err := os.Lstat(path); !os.IsNotExist(err) {
 		t.Fatalf("socket left after Close: %v", err)
+	}
+}
+
+// Without an evpn: block there is no EVPN series at all.
+func TestScrapeWithoutEVPN(t *testing.T) {
+	f := newFake()
+	f.update(func(f *fake) { f.bgp, f.evpn = nil, nil })
+	mfs := scrape(t, Handler(f))
+	for name := range mfs {
+		if strings.HasPrefix(name, "umlswitch_bgp_") || strings.HasPrefix(name, "umlswitch_evpn_") {
+			t.Errorf("%s without evpn:", name)
+		}
+	}
+	if _, ok := mfs["umlswitch_switches"]; !ok {
+		t.Error("no umlswitch_switches")
+	}
+}
+
+// A real instance: switch a (VNI 100) whose neighbour never answers, then
+// a session with a second speaker that announces a VTEP and an address.
+func TestScrapeInstanceEVPN(t *testing.T) {
+	if !instancetest.IsolateEVPN(t) {
+		return
+	}
+	peer := instancetest.NewEVPNPeer(t, 100)
+	in := instancetest.Start(t, "switches:\n  - {name: a, vni: 100}\n"+peer.EVPNBlock(), instance.Config{})
+	h := Handler(in)
+	mfs := scrape(t, h)
+	for _, w := range []want{
+		{"umlswitch_bgp_neighbor_up", G, []string{"neighbor=127.0.0.2"}, 0},
+		{"umlswitch_evpn_routes_received", G, nil, 0},
+		{"umlswitch_evpn_routes_sent", G, nil, 1}, // a's type-3 route
+		{"umlswitch_evpn_vteps", G, []string{"switch=a", "vni=100"}, 0},
+		{"umlswitch_evpn_remote_macs", G, nil, 0},
+		{"umlswitch_evpn_dataplane_failures_total", C, nil, 0},
+	} {
+		if v := mfs.value(t, w.name, w.labels...); v != w.v {
+			t.Errorf("before the session: %s%v = %v, want %v", w.name, w.labels, v, w.v)
+		}
+	}
+	peer.Start(t)
+	instancetest.WaitFor(t, "the session up and the peer's routes in", func() bool {
+		mfs = scrape(t, h)
+		m, _, ok := mfs.find("umlswitch_evpn_remote_macs")
+		return ok && m.GetGauge().GetValue() == 1
+	})
+	for _, w := range []want{
+		{"umlswitch_bgp_neighbor_up", G, []string{"neighbor=127.0.0.2"}, 1},
+		{"umlswitch_evpn_routes_received", G, nil, 2},
+		{"umlswitch_evpn_vteps", G, []string{"switch=a", "vni=100"}, 1},
+	} {
+		if v := mfs.value(t, w.name, w.labels...); v != w.v {
+			t.Errorf("with the session: %s%v = %v, want %v", w.name, w.labels, v, w.v)
+		}
+	}
+	problems, err := promlint.NewWithMetricFamilies(umlswitchOnly(mfs)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/umlswitch/umlswitch/api"
+	"github.com/umlswitch/umlswitch/evpn"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/instance"
 )
@@ -43,7 +44,7 @@ Commands:
   switches                        switches and their MAC tables
   switch add NAME [KEY=VALUE...]  add a switch (hub=1, mac_age=60s, mac_table_size=N)
   switch del NAME                 remove a switch and its ports
-  ports [SWITCH]                  ports with counters and drops by reason
+  ports [SWITCH]                  ports with counters and drops by reason (EVPN tunnels: their VTEP)
   rates [SWITCH]                  frames and bits a second per port, over -interval
   port add [-switch NAME] SPEC    add a port (a -port spec)
   port del NAME                   remove a port, a listener or one client
@@ -51,14 +52,17 @@ Commands:
                                   qinq), split_horizon, flood, broadcast, isolated, mac_limit, storm,
                                   link_local, and its link (delay, jitter, loss, rate, ...); KEY= takes a
                                   key back to its default (on a listener: every client, and later ones)
-  fdb [SWITCH]                    the MAC table
+  fdb [SWITCH]                    the MAC table: learned, static, and remote VTEPs' (evpn VTEP)
   fdb flush [SWITCH|PORT]         forget learned addresses (static ones stay)
   fdb add SWITCH MAC PORT [VLAN]  pin MAC (in VLAN) to PORT (a static entry)
   fdb del SWITCH MAC [VLAN]       remove a static entry
   mirrors                         captures and their counts
   mirror add [-switch NAME] SPEC  add a capture (a -mirror spec)
   mirror del NAME                 stop a capture
-  events                          follow events (attach, detach, MAC changes, drops, reloads) until interrupted
+  bgp                             the EVPN control plane's BGP neighbours (state, uptime, routes) and counters
+  evpn                            each VNI (switch, RD, route targets, remote VTEPs), the routes received and sent
+  events                          follow events (attach, detach, MAC changes, drops, reloads, BGP sessions,
+                                  VTEPs joining and leaving) until interrupted
   reload                          read the configuration file again and apply what changed (as SIGHUP)
   upgrade                         start the umlswitch binary on disk and hand it every socket (as SIGUSR2):
                                   clients stay attached; answers once the new switch serves
@@ -71,6 +75,9 @@ Examples:
   umlswitch ctl -s /tmp/uml.ctl port set daemon0.1 delay=50ms loss=1%
   umlswitch ctl -s /tmp/uml.ctl fdb flush
   umlswitch ctl -s /tmp/lab/A.ctl -all switches
+  umlswitch ctl -s /tmp/uml.ctl bgp
+  umlswitch ctl -s /tmp/uml.ctl -json evpn | jq '.received[] | select(.type == 2)'
+  umlswitch ctl -s /tmp/uml.ctl -json fdb | jq '.[] | select(.remote) | {mac, vtep}'
 
 Flags:
 `
@@ -202,6 +209,10 @@ func (c *ctl) run(args []string) error {
 		return c.add("/v1/mirrors", rest[1:])
 	case cmd == "mirror" && sub == "del" && len(rest) == 2:
 		return c.do("DELETE", "/v1/mirrors/"+url.PathEscape(rest[1]), nil, nil)
+	case cmd == "bgp" && len(rest) == 0:
+		return c.bgp()
+	case cmd == "evpn" && len(rest) == 0:
+		return c.evpn()
 	case cmd == "events" && len(rest) == 0:
 		return c.events()
 	case cmd == "reload" && len(rest) == 0:
@@ -382,8 +393,12 @@ func (c *ctl) ports(args []string) error {
 				fmt.Fprintf(w, "%s\t%s\t%s\t-\t-\t-\t-\t-\t%s: %s\n", p.Switch, p.Name, p.Kind, p.State, p.Reason)
 				continue
 			}
+			peer := p.Peer
+			if p.VTEP != "" { // a fabric tunnel: the VTEP is what an operator looks for
+				peer = "evpn VTEP " + p.VTEP + " (" + p.Peer + ")"
+			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Switch, p.Name, p.Kind, count(p.RxFrames), bytesOf(p.RxBytes),
-				count(p.TxFrames), bytesOf(p.TxBytes), drops(p.Drops), p.Peer)
+				count(p.TxFrames), bytesOf(p.TxBytes), drops(p.Drops), peer)
 		}
 	})
 }
@@ -473,11 +488,14 @@ func (c *ctl) fdb(args []string) error {
 		return err
 	}
 	return c.show(es, func(w *tabwriter.Writer) {
-		fmt.Fprintln(w, "SWITCH\tMAC\tPORT\tVLAN\tAGE\tSTATIC")
+		fmt.Fprintln(w, "SWITCH\tMAC\tPORT\tVLAN\tAGE\tTYPE") // TYPE: static, evpn VTEP, or nothing for a learned address
 		for _, e := range es {
 			age, st, port, vlan := fmt.Sprintf("%.0fs", e.AgeS), "", e.Port, "-"
-			if e.Static {
+			switch {
+			case e.Static:
 				age, st = "-", "static"
+			case e.Remote: // from a remote VTEP's route: it does not age here
+				age, st = "-", "evpn "+e.VTEP
 			}
 			if port == "" {
 				port = "(gone)"
@@ -512,6 +530,85 @@ func (c *ctl) mirrors() error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", m.Switch, m.Name, count(m.Captured), count(m.Dropped), m.Spec)
 		}
 	})
+}
+
+// bgp prints the EVPN speaker's neighbours and a summary of its counters.
+func (c *ctl) bgp() error {
+	var b instance.BGPInfo
+	if err := c.do("GET", "/v1/bgp", nil, &b); err != nil {
+		return err
+	}
+	return c.show(b, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "NEIGHBOR\tASN\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tSENT")
+		for _, n := range b.Neighbors {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%d\t%d\n", n.Address, n.ASN, n.State, or(n.Uptime, "-"), n.Received, n.Accepted, n.Sent)
+		}
+		fmt.Fprintln(w, bgpSummary(b))
+	})
+}
+
+// bgpSummary is ctl bgp's last line: who this speaker is and its counters.
+func bgpSummary(b instance.BGPInfo) string {
+	st := b.Stats
+	listen := "not listening"
+	if b.ListenPort != 0 {
+		listen = fmt.Sprintf("listening on port %d", b.ListenPort)
+	}
+	if !st.Running {
+		return fmt.Sprintf("AS %d, router id %s, VTEP %s: the speaker is not running (see the switch's log)", b.ASN, b.RouterID, b.VTEP)
+	}
+	ignored := "none"
+	if len(st.Ignored) > 0 {
+		ignored = drops(st.Ignored)
+	}
+	return fmt.Sprintf("AS %d, router id %s, VTEP %s, %s: %d of %d neighbours established, %d routes received, %d sent, "+
+		"%d remote MACs, %d VTEPs; routes ignored: %s; data plane failures: %d", b.ASN, b.RouterID, b.VTEP, listen, st.Up, st.Neighbors,
+		st.Received, st.Sent, st.RemoteMACs, st.VTEPs, ignored, st.Failures)
+}
+
+// evpn prints the fabric's VNIs, then the routes received and sent.
+func (c *ctl) evpn() error {
+	var e instance.EVPNInfo
+	if err := c.do("GET", "/v1/evpn", nil, &e); err != nil {
+		return err
+	}
+	return c.show(e, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "SWITCH\tVNI\tRD\tEXPORT RT\tIMPORT RT\tLOCAL MACS\tREMOTE MACS\tREMOTE VTEPS")
+		for _, v := range e.VNIs {
+			imports := strings.Join(v.Import, ",")
+			if imports == "" {
+				imports = fmt.Sprintf("*:%d", v.VNI) // the default: the VNI's number from any AS
+			}
+			vteps := make([]string, len(v.VTEPs))
+			for i, a := range v.VTEPs {
+				vteps[i] = a.String()
+			}
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\n", v.Switch, v.VNI, v.RD, or(strings.Join(v.Export, ","), "-"), imports,
+				v.LocalMACs, v.RemoteMACs, or(strings.Join(vteps, ","), "-"))
+		}
+		for _, part := range []struct {
+			title  string
+			routes []evpn.RouteInfo
+		}{{"received", e.Received}, {"sent", e.Sent}} {
+			fmt.Fprintf(w, "\n%d routes %s (this VTEP %s)\n", len(part.routes), part.title, e.VTEP)
+			if len(part.routes) == 0 {
+				continue
+			}
+			fmt.Fprintln(w, "TYPE\tRD\tVNI\tVTEP\tMAC\tSEQ\tSWITCH\tPEER")
+			for _, r := range part.routes {
+				fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", r.Type, r.RD, r.VNI, r.VTEP, or(r.MAC, "-"), r.Seq,
+					or(r.Switch, "(none)"), or(r.Peer, "-"))
+			}
+		}
+	})
+}
+
+// or is s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // add posts a port or mirror spec, to -switch NAME or the socket's switch.
@@ -575,7 +672,18 @@ func eventLine(ev instance.Event) string {
 	add("port", ev.Port)
 	add("kind", ev.Kind)
 	add("mac", ev.MAC)
-	add("peer", ev.Peer)
+	detail := "changes"
+	switch ev.Type {
+	case "bgp-up", "bgp-down": // the neighbour and its session's state
+		add("neighbor", ev.Peer)
+		detail = "state"
+	case "vtep-joined", "vtep-left": // the VTEP and "vni N"
+		add("vtep", ev.Peer)
+		add("vni", strings.TrimPrefix(ev.Detail, "vni "))
+		detail = ""
+	default:
+		add("peer", ev.Peer)
+	}
 	add("path", ev.Path)
 	if ev.Count > 0 {
 		add("count", fmt.Sprint(ev.Count))
@@ -583,7 +691,9 @@ func eventLine(ev instance.Event) string {
 	if len(ev.Drops) > 0 {
 		add("drops", drops(ev.Drops))
 	}
-	add("changes", ev.Detail)
+	if detail != "" {
+		add(detail, ev.Detail)
+	}
 	add("error", ev.Error)
 	return strings.Join(parts, " ")
 }
