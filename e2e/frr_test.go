@@ -9,62 +9,72 @@ package e2e
 // What FRR 8.4 sends and expects, read from the routes two FRR VTEPs
 // exchange here (`show bgp l2vpn evpn route detail`, and the BGP session
 // captured with tshark on the underlay and decoded), for VTEP 172.31.0.1,
-// router-id 172.31.0.1, AS 65000, VNI 100:
+// router-id 172.31.0.1, AS 65000, VNI 100. "(source)" marks what was read
+// in bgpd's source (bgp_evpn.c) rather than seen here.
 //
 //   - Session: OPEN offers AFI 25 / SAFI 70 (l2vpn evpn) only (with `no bgp
-//     default ipv4-unicast`), plus route refresh, enhanced route refresh,
-//     4-octet AS, extended message, add-path (l2vpn evpn), FQDN, graceful
-//     restart (helper only, no AFI) and LLGR capabilities.
-//   - Route distinguisher: type 1, router-id:N. N comes from bgpd's pool of
-//     RD indexes, shared with the VRFs: the default VRF holds 1, so the first
-//     VNI gets 2 (172.31.0.1:2), the next 3, in the order bgpd learns them
-//     from zebra, not by VNI. Nobody may rely on it; FRR itself matches routes
-//     to VNIs by route target only.
+//     default ipv4-unicast`), hold time 9 (timers bgp 3 9), plus route
+//     refresh, enhanced route refresh, 4-octet AS, extended message,
+//     add-path (l2vpn evpn), FQDN, graceful restart (helper only, no AFI)
+//     and LLGR capabilities.
+//   - Route distinguisher: type 1, router-id:N, N from a pool of indexes
+//     bgpd shares with its VRFs: the first VNI got 2 (172.31.0.1:2); later
+//     VNIs get the next free ones in the order bgpd learns them, unrelated
+//     to the VNI. Peers must not rely on it: FRR maps routes to VNIs by
+//     route target only.
 //   - Route target: type 0 (2-octet AS), (ASN & 0xFFFF):VNI, 65000:100, for
-//     import and export. An eBGP peer in another AS derives another target,
-//     so FRR imports nothing from it unless `route-target import` (per VNI,
-//     `vni N` block; vniConfig.ImportRT) names its target or `*:VNI`.
+//     import and export. While a VNI's import target is derived (not set
+//     with `route-target import` in a `vni N` block, vniConfig.ImportRT),
+//     FRR imports an AS-specific target by its VNI part alone, the AS
+//     masked (source: map_vni_to_rt, mask_ecom_global_admin); seen: two FRR
+//     VTEPs in AS 65001 and 65002, eBGP, derived targets, took each other's
+//     routes (65002:100 into a VNI whose target is 65001:100: VTEP with
+//     HER, MACs). A configured import target matches exactly, and FRR 8.4
+//     refuses `route-target import *:100` ("% Malformed Route Target list").
 //   - Every EVPN route carries two extended communities: the encapsulation
 //     community (type 0x03, subtype 0x0c, tunnel type 8 = VXLAN; bytes
-//     03 0c 00 00 00 00 00 08; vtysh shows it as "ET:8") and the target
+//     03 0c 00 00 00 00 00 08; vtysh shows "ET:8") and the target
 //     (00 02 fd e8 00 00 00 64). Attribute order on the wire: MP_REACH_NLRI,
 //     ORIGIN (IGP), AS_PATH (empty for iBGP), LOCAL_PREF 100 (iBGP),
 //     EXTENDED_COMMUNITIES, then PMSI_TUNNEL (type 3 only). No MAC mobility
 //     community while the sequence number is 0.
 //   - Next hop (MP_REACH_NLRI, 4 bytes for IPv4): the local VTEP address,
-//     the vxlan device's `local`, not the router-id.
-//   - Type 3 (inclusive multicast): RD, Ethernet tag 0, originating router IP
-//     = the VTEP address (32-bit length); PMSI tunnel attribute: flags 0,
-//     tunnel type 6 (ingress replication), label field the VNI as a plain
-//     24-bit number (00 00 64 for 100, not shifted as an MPLS label),
-//     tunnel identifier the VTEP address: c0 16 09 00 06 00 00 64 ac 1f 00 01.
+//     the vxlan device's `local`, not the router-id. A route reflector and
+//     an eBGP peer that originated the route pass it on unchanged.
+//   - Type 3 (inclusive multicast): RD, Ethernet tag 0, originating router
+//     IP the VTEP address (length 32); PMSI tunnel attribute (flags 0xc0,
+//     type 22): flags 0, tunnel type 6 (ingress replication), label the VNI
+//     as a plain 24-bit number (00 00 64 for 100, not shifted as an MPLS
+//     label is), tunnel identifier the VTEP address:
+//     c0 16 09 00 06 00 00 64 ac 1f 00 01.
 //   - Type 2 (MAC/IP advertisement): RD, ESI 0, Ethernet tag 0, MAC length
-//     48, the MAC, IP length 0 (a MAC-only route) or 32/128 with the address,
-//     and one label: the VNI, the same plain 24 bits (tshark, decoding it as
-//     MPLS, shows "MPLS Label 1: 6" for 00 00 64). No PMSI attribute.
-//   - What FRR installs from routes it receives (bgpd's evpn_zebra_install,
-//     and what zebra shows): a route is taken into a VNI when one of its
-//     route targets is the VNI's import target; the label is not checked.
-//     A type-3 route makes its *originating router IP* (not the next hop) a
-//     remote VTEP of the VNI; its flood mode comes from the PMSI tunnel type:
-//     ingress replication gives "flood: HER" in `show evpn vni N` and a kernel
-//     entry `00:00:00:00:00:00 dst VTEP self permanent` on the vxlan device;
-//     without the PMSI attribute (or another tunnel type) the VTEP is listed
-//     but FRR never floods to it. A type-2 route installs its MAC as remote on
-//     the route's *next hop* (`show evpn mac vni N`: type remote, remoteVtep),
-//     programmed as `MAC dst VTEP self extern_learn` on the vxlan device and
-//     `MAC master brN extern_learn` on the bridge; FRR does not need a type-3
-//     route from that VTEP for it. The encapsulation community is not checked
-//     on import of type-2/3 routes, but send it as FRR does.
+//     48, the MAC, IP length 0 (MAC-only) or 32/128 and the address, and one
+//     label: the VNI, the same plain 24 bits (tshark decodes 00 00 64 as
+//     "MPLS Label 1: 6"). No PMSI attribute, no second label (no L3 VNI).
+//   - What FRR installs from received routes: a route goes into a VNI when
+//     one of its targets matches the VNI's import target; the label is not
+//     looked at (source). A type-3 route makes its *originating router IP*
+//     (not the next hop) a remote VTEP of the VNI (source: evpn_zebra_install);
+//     the flood mode comes from the PMSI tunnel type: ingress replication
+//     gives "flood: HER" in `show evpn vni N` and the kernel entry
+//     `00:00:00:00:00:00 dst VTEP self permanent` on the vxlan device (seen);
+//     no PMSI attribute, or another tunnel type, lists the VTEP with
+//     "flood: -", without that entry: FRR never floods to it (source). A
+//     type-2 route puts its MAC on the route's *next hop* (source), seen as
+//     type remote, remoteVtep the next hop, in `show evpn mac vni N`, and in
+//     the kernel as `MAC dst VTEP self extern_learn` on the vxlan device and
+//     `MAC master brN extern_learn` on the bridge; it does not depend on a
+//     type-3 route from that VTEP (source).
 //   - Which MACs FRR advertises: those the kernel bridge learns on its other
-//     (non-VXLAN) ports. The bridge's own MAC (the address of the "host
-//     address" on brN) is a permanent local entry that FRR does not advertise
-//     at all unless `advertise-svi-ip` (vtepConfig.AdvertiseSVI) is set; with
-//     it FRR sends only MAC+IP type-2 routes for the bridge's MAC, one per
-//     address on the bridge (also the IPv6 link-local one unless IPv6 is off
-//     there, as frrVTEP leaves it), and never a MAC-only route for it. So a
-//     peer must install a type-2 route's MAC whether or not it carries an IP.
-//     (`advertise-default-gw` would also send it, tagged as a gateway.)
+//     (non-VXLAN) ports, as MAC-only routes (seen with a veth host on br100
+//     that pinged across the fabric). The bridge's own MAC, that of the
+//     "host address" on brN, is a permanent local fdb entry that FRR does
+//     not advertise at all unless `advertise-svi-ip` (vtepConfig.AdvertiseSVI)
+//     is set; with it FRR sends MAC+IP type-2 routes for the bridge's MAC,
+//     one per address on the bridge (the IPv6 link-local one too, unless
+//     IPv6 is off there as frrVTEP leaves it), and no MAC-only route for it.
+//     So a peer must install a type-2 route's MAC whether or not it carries
+//     an IP. (`advertise-default-gw` would send it too, as a gateway.)
 //
 // How the daemons run (checked against this Debian build):
 //   - Debian builds FRR with the vty group frrvty and refuses to start when
@@ -539,7 +549,8 @@ type vniConfig struct {
 	MAC  string // the bridge's MAC; the kernel's choice if empty
 	IPv6 bool   // keep IPv6 on the bridge (FRR then also advertises its link-local MAC+IP)
 	// With any of these set, a `vni N` block overrides FRR's derived values
-	// (e.g. ImportRT "*:100" imports the VNI from any AS).
+	// ("172.31.0.9:7", "65001:100"). A configured import target matches
+	// exactly; the derived one matches any AS (see the top of this file).
 	RD       string
 	ImportRT []string
 	ExportRT []string
@@ -714,12 +725,14 @@ func switchedHosts(t *testing.T, addrs ...string) []*nstest.NS {
 // bridge addresses reach each other over VXLAN, and each lists the other's
 // bridge MAC as remote on the other's VTEP, installed in the kernel's fdb.
 // The harness the FRR interoperability tests stand on, checked on FRR alone.
+// It takes about 2 s (sessions up after 0.5 s) on an idle two-core machine,
+// 6 to 9 s with both cores kept busy.
 func TestFRRHarness(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
 	start := time.Now()
-	hosts := switchedHosts(t, "172.31.0.1/24", "172.31.0.2/24")
 	vteps := []string{"172.31.0.1", "172.31.0.2"}
+	hosts := switchedHosts(t, vteps[0]+"/24", vteps[1]+"/24")
 	nodes := make([]*frrNode, 2)
 	for i, ns := range hosts {
 		nodes[i] = frrVTEP(t, ns, vtepConfig{
@@ -734,52 +747,101 @@ func TestFRRHarness(t *testing.T) {
 		n.waitEstablished(t, vteps[1-i])
 	}
 	t.Logf("sessions up after %v", time.Since(start).Round(time.Millisecond))
-	for i, n := range nodes {
-		other := vteps[1-i]
-		n.waitFor(t, frrWait, other+" a VTEP of VNI 100", "show evpn vni 100", func(out string) bool {
-			return parseRemoteVTEPs(out)[other] != ""
-		})
-		if mode := n.remoteVTEPs(t, 100)[other]; mode != "HER" {
-			t.Errorf("FRR %s: VTEP %s in VNI 100 floods by %q, want HER (ingress replication)", n.name, other, mode)
+	checkFRRFabric(t, hosts, nodes, vteps)
+	t.Logf("FRR harness checked in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// Three FRR VTEPs, the middle one a route reflector for the other two,
+// which peer with it alone: the outer two still list each other as VTEPs
+// (from the reflected type-3 routes) and each other's bridge MACs, and
+// reach each other directly. The option the three-host interop test needs.
+func TestFRRRouteReflector(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	vteps := []string{"172.31.0.1", "172.31.0.2", "172.31.0.3"}
+	hosts := switchedHosts(t, vteps[0]+"/24", vteps[1]+"/24", vteps[2]+"/24")
+	nodes := make([]*frrNode, 3)
+	for i, ns := range hosts {
+		c := vtepConfig{
+			ASN:          65000,
+			VTEP:         vteps[i],
+			VNIs:         []vniConfig{{VNI: 100, Addr: fmt.Sprintf("10.100.0.%d/24", i+1)}},
+			Neighbor:     []bgpNeighbor{{Addr: vteps[1]}},
+			AdvertiseSVI: true,
 		}
-		// zebra's flood entry for that VTEP in the kernel.
-		if fdb := hosts[i].MustRun(t, "bridge", "fdb", "show", "dev", "vxlan100"); !strings.Contains(fdb, "00:00:00:00:00:00 dst "+other+" ") {
-			t.Errorf("FRR %s: no flood entry for %s on vxlan100:\n%s", n.name, other, fdb)
+		if i == 1 {
+			c.Neighbor = []bgpNeighbor{{Addr: vteps[0], RRClient: true}, {Addr: vteps[2], RRClient: true}}
+		}
+		nodes[i] = frrVTEP(t, ns, c)
+	}
+	nodes[1].waitEstablished(t, vteps[0], vteps[2])
+	checkFRRFabric(t, hosts, nodes, vteps)
+}
+
+// checkFRRFabric checks FRR VTEPs on VNI 100 that are to form one L2
+// domain, node i in hosts[i] with VTEP vteps[i] and 10.100.0.(i+1) on its
+// bridge: each lists every other as a VTEP of VNI 100 with ingress
+// replication flooding (and zebra put that flood entry into the kernel),
+// reaches every other's bridge address, lists every other's bridge MAC as
+// remote on that VTEP (in the kernel's fdb too), and got from every other a
+// type-3 route and a MAC+IP route for its bridge with the VTEP as next hop,
+// the VXLAN encapsulation and the target 65000:100.
+func checkFRRFabric(t *testing.T, hosts []*nstest.NS, nodes []*frrNode, vteps []string) {
+	t.Helper()
+	for i, n := range nodes {
+		for j, other := range vteps {
+			if j == i {
+				continue
+			}
+			n.waitFor(t, frrWait, other+" a VTEP of VNI 100", "show evpn vni 100", func(out string) bool {
+				return parseRemoteVTEPs(out)[other] != ""
+			})
+			if mode := n.remoteVTEPs(t, 100)[other]; mode != "HER" {
+				t.Errorf("FRR %s: VTEP %s in VNI 100 floods by %q, want HER (ingress replication)", n.name, other, mode)
+			}
+			if fdb := hosts[i].MustRun(t, "bridge", "fdb", "show", "dev", "vxlan100"); !strings.Contains(fdb, "00:00:00:00:00:00 dst "+other+" ") {
+				t.Errorf("FRR %s: no flood entry for %s on vxlan100:\n%s", n.name, other, fdb)
+			}
 		}
 	}
 	for i, ns := range hosts {
-		ns.MustRun(t, "busybox", "ping", "-c", "2", "-W", "2", fmt.Sprintf("10.100.0.%d", 2-i))
+		for j := range hosts {
+			if j != i {
+				ns.MustRun(t, "busybox", "ping", "-c", "1", "-W", "5", fmt.Sprintf("10.100.0.%d", j+1))
+			}
+		}
 	}
 	for i, n := range nodes {
-		other := vteps[1-i]
-		mac := bridgeMAC(t, hosts[1-i], 100)
-		n.waitRemoteMAC(t, 100, mac, other)
-		if fdb := hosts[i].MustRun(t, "bridge", "fdb", "show", "dev", "vxlan100"); !regexp.MustCompile(
-			regexp.QuoteMeta(mac) + ` dst ` + regexp.QuoteMeta(other) + ` .*extern_learn`).MatchString(fdb) {
-			t.Errorf("FRR %s: %s is not on %s in vxlan100's fdb:\n%s", n.name, mac, other, fdb)
-		}
-		// What the peer sent: a type-3 route for VNI 100 and a MAC+IP route
-		// for its bridge, both with the VXLAN encapsulation and 65000:100.
-		var imet, macip bool
-		for _, r := range n.evpnRoutes(t) {
-			if r.PeerID != other {
+		for j, other := range vteps {
+			if j == i {
 				continue
 			}
-			if !strings.Contains(r.ExtComm.String, "RT:65000:100") || !strings.Contains(r.ExtComm.String, "ET:8") {
-				t.Errorf("FRR %s: route %s %s carries %q", n.name, r.RD, r.Prefix, r.ExtComm.String)
+			mac, addr := bridgeMAC(t, hosts[j], 100), fmt.Sprintf("10.100.0.%d", j+1)
+			n.waitRemoteMAC(t, 100, mac, other)
+			if fdb := hosts[i].MustRun(t, "bridge", "fdb", "show", "dev", "vxlan100"); !regexp.MustCompile(
+				regexp.QuoteMeta(mac) + ` dst ` + regexp.QuoteMeta(other) + ` .*extern_learn`).MatchString(fdb) {
+				t.Errorf("FRR %s: %s is not on %s in vxlan100's fdb:\n%s", n.name, mac, other, fdb)
 			}
-			if len(r.NextHops) == 0 || r.NextHops[0].IP != other {
-				t.Errorf("FRR %s: route %s %s has next hops %v, want %s", n.name, r.RD, r.Prefix, r.NextHops, other)
+			var imet, macip bool
+			for _, r := range n.evpnRoutes(t) {
+				if !strings.HasPrefix(r.RD, other+":") {
+					continue // another VTEP's (or this node's own) route
+				}
+				if !strings.Contains(r.ExtComm.String, "RT:65000:100") || !strings.Contains(r.ExtComm.String, "ET:8") {
+					t.Errorf("FRR %s: route %s %s carries %q", n.name, r.RD, r.Prefix, r.ExtComm.String)
+				}
+				if len(r.NextHops) == 0 || r.NextHops[0].IP != other {
+					t.Errorf("FRR %s: route %s %s has next hops %v, want %s", n.name, r.RD, r.Prefix, r.NextHops, other)
+				}
+				imet = imet || r.RouteType == 3 && r.IP == other
+				macip = macip || r.RouteType == 2 && r.MAC == mac && r.IP == addr
 			}
-			imet = imet || r.RouteType == 3 && r.IP == other
-			macip = macip || r.RouteType == 2 && r.MAC == mac && r.IP == fmt.Sprintf("10.100.0.%d", 2-i)
-		}
-		if !imet || !macip {
-			t.Errorf("FRR %s: from %s: type 3 %v, MAC+IP of its bridge %v:\n%s", n.name, other, imet, macip,
-				n.vtysh(t, "show bgp l2vpn evpn route"))
+			if !imet || !macip {
+				t.Errorf("FRR %s: from %s: type 3 %v, MAC+IP of its bridge %v:\n%s", n.name, other, imet, macip,
+					n.vtysh(t, "show bgp l2vpn evpn route"))
+			}
 		}
 	}
-	t.Logf("FRR harness checked in %v", time.Since(start).Round(time.Millisecond))
 }
 
 // FRR's route table JSON flattens to one entry per path.
