@@ -7,31 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/umlswitch/umlswitch/internal/nstest"
 )
-
-// lan makes n namespaces standing for n hosts on one LAN: a bridge in
-// a namespace of its own, and in host i (from 1) the interface "wire" with
-// 10.99.0.i/24.
-func lan(t *testing.T, n int) []*nstest.NS {
-	t.Helper()
-	br := nstest.New(t)
-	br.MustRun(t, "ip", "link", "add", "lan", "type", "bridge")
-	br.MustRun(t, "ip", "link", "set", "lan", "up")
-	hosts := make([]*nstest.NS, n)
-	for i := range hosts {
-		h := nstest.New(t)
-		port := fmt.Sprintf("h%d", i+1)
-		h.MustRun(t, "ip", "link", "add", "wire", "type", "veth", "peer", "name", port, "netns", br.Name)
-		h.MustRun(t, "ip", "addr", "add", vtepAddr(i+1)+"/24", "dev", "wire")
-		h.MustRun(t, "ip", "link", "set", "wire", "up")
-		br.MustRun(t, "ip", "link", "set", port, "master", "lan")
-		br.MustRun(t, "ip", "link", "set", port, "up")
-		hosts[i] = h
-	}
-	return hosts
-}
 
 func vtepAddr(i int) string { return fmt.Sprintf("10.99.0.%d", i) }
 
@@ -79,7 +55,7 @@ type evpnFDB struct {
 func TestEVPNMeshOfThreeSwitches(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-	hosts := lan(t, 3)
+	hosts := switchedHosts(t, vtepAddr(1)+"/24", vtepAddr(2)+"/24", vtepAddr(3)+"/24")
 	d := scratch(t)
 	ctl := func(host int, sw string) string { return filepath.Join(d, fmt.Sprintf("h%d-%s.ctl", host, sw)) }
 	for i := 1; i <= 3; i++ {
