@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -138,5 +139,109 @@ func TestEVPNMeshOfThreeSwitches(t *testing.T) {
 	}
 	for _, u := range umls {
 		u.release(t)
+	}
+}
+
+// fdbHas reports whether switch ctl's table (every switch) holds mac as
+// an EVPN entry on vtep.
+func fdbHas(t *testing.T, ctl, mac, vtep string) bool {
+	t.Helper()
+	var fdb []evpnFDB
+	ctlJSON(t, ctl, &fdb, "-all", "fdb")
+	for _, e := range fdb {
+		if e.MAC == mac && e.Remote && e.VTEP == vtep {
+			return true
+		}
+	}
+	return false
+}
+
+// A fourth host joins a running fabric of three and then dies (SIGKILL,
+// no goodbye) while a UML floods pings across the others: the flood loses
+// nothing, the newcomer's UML reaches everyone, and once it is gone its
+// address and tunnels leave every table within the hold time.
+func TestEVPNHostJoinsAndLeaves(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	hosts := switchedHosts(t, vtepAddr(1)+"/24", vtepAddr(2)+"/24", vtepAddr(3)+"/24", vtepAddr(4)+"/24")
+	d := scratch(t)
+	ctl := func(host int) string { return filepath.Join(d, fmt.Sprintf("h%d.ctl", host)) }
+	start := func(i int) *switchProc {
+		var peers []int
+		for j := 1; j <= 4; j++ {
+			if j != i {
+				peers = append(peers, j)
+			}
+		}
+		cfg := evpnConfig(t, d, i, []evpnSwitch{{"red", ctl(i), 100}}, peers...)
+		return startSwitch(t, hosts[i-1], []string{ctl(i)}, "-config", cfg)
+	}
+	for i := 1; i <= 3; i++ {
+		start(i)
+	}
+	const pings = 1000 // 20 s at ping -i 0.02
+	var umls []*uml
+	var peers [][]string
+	for i := 1; i <= 3; i++ {
+		c := umlConfig{ns: hosts[i-1], net: daemonNet(i, ctl(i)), ip: ip(i), vars: map[string]string{"noipv6": "1"}}
+		for j := 1; j <= 3; j++ {
+			if j != i {
+				c.peers = append(c.peers, ip(j))
+			}
+		}
+		if i == 1 {
+			c.vars["flood"] = fmt.Sprintf("%d,%s", pings, ip(2))
+		}
+		peers = append(peers, c.peers)
+		umls = append(umls, bootUML(t, c))
+	}
+	expectAllOK(t, umls, peers)
+
+	fourth := start(4)
+	u4 := bootUML(t, umlConfig{ns: hosts[3], net: daemonNet(4, ctl(4)), ip: ip(4), peers: []string{ip(1), ip(2), ip(3)},
+		vars: map[string]string{"noipv6": "1"}})
+	expectAllOK(t, []*uml{u4}, [][]string{{ip(1), ip(2), ip(3)}})
+	for i := 1; i <= 3; i++ {
+		waitUntil(t, 10*time.Second, fmt.Sprintf("host %d holds UML 4 on VTEP 4", i), func() bool {
+			return fdbHas(t, ctl(i), mac(4), vtepAddr(4))
+		})
+	}
+	fourth.cmd.Process.Signal(syscall.SIGKILL)
+	<-fourth.exited
+	left := time.Now()
+	for i := 1; i <= 3; i++ {
+		waitUntil(t, 15*time.Second, fmt.Sprintf("UML 4's address and tunnel gone from host %d", i), func() bool {
+			var ports []struct {
+				Name string `json:"name"`
+			}
+			ctlJSON(t, ctl(i), &ports, "ports")
+			for _, p := range ports {
+				if p.Name == "evpn-100-"+vtepAddr(4) {
+					return false
+				}
+			}
+			return !fdbHas(t, ctl(i), mac(4), vtepAddr(4))
+		})
+	}
+	t.Logf("host 4's routes gone everywhere %v after it died (hold time 3s)", time.Since(left).Round(100*time.Millisecond))
+	sent, got, line := umls[0].flooded(t)
+	if sent != pings || got < sent*99/100 {
+		t.Errorf("pings between hosts 1 and 2 while host 4 came and went: %s", line)
+	}
+	t.Logf("flood: %s", line)
+	for _, u := range append(umls, u4) {
+		u.release(t)
+	}
+}
+
+// waitUntil polls cond every 200 ms until it holds or timeout passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
