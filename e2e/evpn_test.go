@@ -23,15 +23,22 @@ type evpnSwitch struct {
 // the hosts in peers (iBGP, AS 65000), and returns its path.
 func evpnConfig(t *testing.T, dir string, i int, switches []evpnSwitch, peers ...int) string {
 	t.Helper()
+	return evpnConfigAt(t, dir, i, vtepAddr, switches, peers...)
+}
+
+// evpnConfigAt is evpnConfig with host i's VTEP and neighbour address
+// addr(i) (its router id stays vtepAddr(i)).
+func evpnConfigAt(t *testing.T, dir string, i int, addr func(int) string, switches []evpnSwitch, peers ...int) string {
+	t.Helper()
 	var b strings.Builder
 	b.WriteString("switches:\n")
 	for _, s := range switches {
 		fmt.Fprintf(&b, "  - name: %s\n    vni: %d\n    ports:\n      - {transport: daemon, path: %s, mode: \"0777\"}\n",
 			s.name, s.vni, s.ctl)
 	}
-	fmt.Fprintf(&b, "evpn:\n  asn: 65000\n  router_id: %s\n  vtep: %s\n  hold_time: 3s\n  neighbors:\n", vtepAddr(i), vtepAddr(i))
+	fmt.Fprintf(&b, "evpn:\n  asn: 65000\n  router_id: %s\n  vtep: \"%s\"\n  hold_time: 3s\n  neighbors:\n", vtepAddr(i), addr(i))
 	for _, p := range peers {
-		fmt.Fprintf(&b, "    - {address: %s, asn: 65000}\n", vtepAddr(p))
+		fmt.Fprintf(&b, "    - {address: \"%s\", asn: 65000}\n", addr(p))
 	}
 	path := filepath.Join(dir, fmt.Sprintf("host%d.yaml", i))
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
@@ -243,5 +250,30 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// An IPv6 underlay works as IPv4 does: BGP over IPv6, IPv6 VTEPs and
+// VXLAN over IPv6 between two umlswitch hosts.
+func TestEVPNOverIPv6(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	v6 := func(i int) string { return fmt.Sprintf("fd00:99::%d", i) }
+	hosts := switchedHosts(t, v6(1)+"/64", v6(2)+"/64")
+	d := scratch(t)
+	ctl := func(host int) string { return filepath.Join(d, fmt.Sprintf("h%d.ctl", host)) }
+	for i := 1; i <= 2; i++ {
+		cfg := evpnConfigAt(t, d, i, v6, []evpnSwitch{{"red", ctl(i), 100}}, 3-i)
+		startSwitch(t, hosts[i-1], []string{ctl(i)}, "-config", cfg)
+	}
+	var umls []*uml
+	for i := 1; i <= 2; i++ {
+		umls = append(umls, bootUML(t, umlConfig{ns: hosts[i-1], net: daemonNet(i, ctl(i)), ip: ip(i), peers: []string{ip(3 - i)},
+			vars: map[string]string{"noipv6": "1"}}))
+	}
+	expectAllOK(t, umls, [][]string{{ip(2)}, {ip(1)}})
+	waitUntil(t, 10*time.Second, "host 1 holds UML 2 on VTEP "+v6(2), func() bool { return fdbHas(t, ctl(1), mac(2), v6(2)) })
+	for _, u := range umls {
+		u.release(t)
 	}
 }
