@@ -294,10 +294,14 @@ func BenchmarkForwardVLAN(b *testing.B) {
 // of port into a switch with access ports, trunks (with and without a
 // native VLAN), QinQ and ports without keys, one of them full: nothing
 // panics, nothing leaves a port larger than it carries, frames leave access
-// and QinQ ports without their VLAN's tag and trunks with a tag they carry.
+// and QinQ ports without their VLAN's tag (unless the customer's own inner
+// tag names the same VLAN: popping the outer one shows it, as it should)
+// and trunks with a tag they carry.
 func FuzzVLANForward(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3}, vframe(frame.Broadcast, macA, 64, 1, q10), vframe(macA, macB, 60, 2))
 	f.Add([]byte{1, 4, 5}, vframe(frame.Broadcast, macA, 68, 1, s100, q10), vframe(frame.Broadcast, macB, 17, 2))
+	// An inner tag of the access port's own VLAN (found by CI's fuzzing).
+	f.Add([]byte{1, 4}, vframe(frame.Broadcast, macA, 22, 1, q10, frame.MakeTag(frame.TPID8021Q, 0x300a)), vframe(frame.Broadcast, macB, 22, 2, s100, s100))
 	f.Fuzz(func(t *testing.T, ports []byte, a, b []byte) {
 		vls := []VLAN{{Access: 10}, trunk("10;20", 0), trunk("20;100", 10), {QinQ: 100}, {}, {Access: 20}}
 		r := vlanRig(t, vls...)
@@ -317,6 +321,16 @@ func FuzzVLANForward(f *testing.F) {
 			batch = append(batch, inFrame{port: r.ids[int(p)%len(vls)], data: data})
 		}
 		r.send(batch...)
+		// A frame sent in with two tags may leave with its inner one alone.
+		innerOnly := func(got []byte) bool {
+			for _, in := range [][]byte{a, b} {
+				if _, tagged := frame.OuterVLAN(in); tagged && nestedTag(in) && len(in) == len(got)+frame.VLANTagLen &&
+					string(in[:12]) == string(got[:12]) && string(in[16:]) == string(got[12:]) {
+					return true
+				}
+			}
+			return false
+		}
 		for i, p := range r.ports {
 			for _, got := range p.frames() {
 				if len(got) > p.maxFrame {
@@ -324,6 +338,7 @@ func FuzzVLANForward(f *testing.F) {
 				}
 				vid, tagged := frame.OuterVLAN(got)
 				switch vl := vls[i]; {
+				case innerOnly(got):
 				case vl.Access != 0 && tagged && vid == vl.Access, vl.QinQ != 0 && tagged && vid == vl.QinQ && frame.EtherType(got) == frame.TPID8021AD:
 					t.Fatalf("port %d (%+v) sent its VLAN's tag: %x", i, vl, got)
 				case vl.Trunk != nil && tagged && vid != 0 && !vl.Trunk.Has(vid):
