@@ -20,7 +20,11 @@ type EVPN struct {
 	VXLANPort  uint16     // DefaultVXLANPort unless vxlan_port:
 	ListenPort int        // DefaultBGPPort unless listen_port:; 0: do not listen
 	HoldTime   time.Duration
-	Neighbors  []Neighbor // no address twice
+	// RestartTime is the graceful restart time announced (RFC 4724):
+	// how long peers keep this VTEP's routes while it restarts or is
+	// upgraded. 0: graceful restart off.
+	RestartTime time.Duration
+	Neighbors   []Neighbor // no address twice
 }
 
 // Neighbor is a BGP peer of the EVPN speaker.
@@ -40,7 +44,11 @@ const (
 	// neighbour would keep its routes) or 3 to 65535 whole seconds.
 	MinHoldTime = 3 * time.Second
 	MaxHoldTime = 65535 * time.Second
-	MaxVNI      = 1<<24 - 1 // VNI 0 is not used: a switch without vni: is not in the fabric
+	// DefaultRestartTime is what peers give a restarting switch by
+	// default; BGP carries 12 bits of seconds.
+	DefaultRestartTime = 60 * time.Second
+	MaxRestartTime     = 4095 * time.Second
+	MaxVNI             = 1<<24 - 1 // VNI 0 is not used: a switch without vni: is not in the fabric
 )
 
 // Equal says whether e and o configure the same speaker: nil only equals
@@ -51,7 +59,8 @@ func (e *EVPN) Equal(o *EVPN) bool {
 		return e == o
 	}
 	if e.ASN != o.ASN || e.RouterID != o.RouterID || e.VTEP != o.VTEP || e.VXLANPort != o.VXLANPort ||
-		e.ListenPort != o.ListenPort || e.HoldTime != o.HoldTime || len(e.Neighbors) != len(o.Neighbors) {
+		e.ListenPort != o.ListenPort || e.HoldTime != o.HoldTime || e.RestartTime != o.RestartTime ||
+		len(e.Neighbors) != len(o.Neighbors) {
 		return false
 	}
 	for _, n := range e.Neighbors {
@@ -103,6 +112,7 @@ type evpnYAML struct {
 	VXLANPort  *scalar        `yaml:"vxlan_port"`
 	ListenPort *scalar        `yaml:"listen_port"`
 	HoldTime   *scalar        `yaml:"hold_time"`
+	Restart    *scalar        `yaml:"graceful_restart"`
 	Neighbors  []neighborYAML `yaml:"neighbors"`
 }
 
@@ -128,6 +138,10 @@ var (
 		},
 		"listen_port": func(e *EVPN, v string) (err error) { e.ListenPort, err = ParseInt(v, 0, 65535); return },
 		"hold_time":   func(e *EVPN, v string) (err error) { e.HoldTime, err = parseHoldTime(v); return },
+		"graceful_restart": func(e *EVPN, v string) (err error) {
+			e.RestartTime, err = parseRestartTime(v)
+			return
+		},
 	}
 	neighborKeys = map[string]func(n *Neighbor, v string) error{
 		"address": func(n *Neighbor, v string) (err error) { n.Address, err = parseUnicast(v); return },
@@ -150,13 +164,15 @@ var (
 
 // parse checks the block and fills in the defaults.
 func (y *evpnYAML) parse() (*EVPN, error) {
-	e := &EVPN{VXLANPort: DefaultVXLANPort, ListenPort: DefaultBGPPort, HoldTime: DefaultHoldTime}
+	e := &EVPN{VXLANPort: DefaultVXLANPort, ListenPort: DefaultBGPPort, HoldTime: DefaultHoldTime,
+		RestartTime: DefaultRestartTime}
 	for _, s := range []struct {
 		key      string
 		v        *scalar
 		required bool
 	}{{"asn", y.ASN, true}, {"router_id", y.RouterID, true}, {"vtep", y.VTEP, true},
-		{"vxlan_port", y.VXLANPort, false}, {"listen_port", y.ListenPort, false}, {"hold_time", y.HoldTime, false}} {
+		{"vxlan_port", y.VXLANPort, false}, {"listen_port", y.ListenPort, false}, {"hold_time", y.HoldTime, false},
+		{"graceful_restart", y.Restart, false}} {
 		if err := setKey(s.key, s.v, s.required, func(v string) error { return evpnKeys[s.key](e, v) }); err != nil {
 			return nil, fmt.Errorf("config: evpn.%w", err)
 		}
@@ -236,6 +252,17 @@ func parseHoldTime(v string) (time.Duration, error) {
 	if d < MinHoldTime || d > MaxHoldTime {
 		return 0, fmt.Errorf("%s is out of range %ds..%ds (0, which sends no keepalives, is refused: "+
 			"a dead neighbour would keep its routes)", d, MinHoldTime/time.Second, MaxHoldTime/time.Second)
+	}
+	return d, nil
+}
+
+func parseRestartTime(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like 60s (0: off)", v)
+	}
+	if d%time.Second != 0 || d < 0 || d > MaxRestartTime {
+		return 0, fmt.Errorf("%s is not whole seconds in 0s..%ds (0: off)", d, MaxRestartTime/time.Second)
 	}
 	return d, nil
 }

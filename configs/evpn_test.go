@@ -46,7 +46,7 @@ evpn:
 		t.Fatal(err)
 	}
 	want := &configs.EVPN{ASN: 4200000000, RouterID: netip.MustParseAddr("172.31.0.1"), VTEP: netip.MustParseAddr("172.31.0.2"),
-		VXLANPort: 4790, ListenPort: 0, HoldTime: 9 * time.Second, Neighbors: []configs.Neighbor{
+		VXLANPort: 4790, ListenPort: 0, HoldTime: 9 * time.Second, RestartTime: configs.DefaultRestartTime, Neighbors: []configs.Neighbor{
 			{Address: netip.MustParseAddr("172.31.0.254"), ASN: 65000},
 			{Address: netip.MustParseAddr("fd00::2"), ASN: 65001, Port: 1179, Passive: true},
 		}}
@@ -134,6 +134,9 @@ func TestParseEVPNErrors(t *testing.T) {
 		{block("hold_time", "0"), "config: evpn.hold_time: 0s is out of range"},
 		{block("hold_time", "2s"), "config: evpn.hold_time: 2s is out of range"},
 		{block("hold_time", "9.5s"), "config: evpn.hold_time: 9.5s is not a whole number"},
+		{block("graceful_restart", "4096s"), "config: evpn.graceful_restart: 1h8m16s is not whole seconds in 0s..4095s"},
+		{block("graceful_restart", "1.5s"), "config: evpn.graceful_restart: 1.5s is not whole seconds"},
+		{block("graceful_restart", "soon"), "config: evpn.graceful_restart: \"soon\" is not a duration"},
 		{block("hold_time", "65536s"), "config: evpn.hold_time: 18h12m16s is out of range 3s..65535s"},
 		{block("hold_time", "90"), `config: evpn.hold_time: "90" is not a duration`},
 		{block("hold_time", "-9s"), "config: evpn.hold_time: -9s is out of range"},

@@ -28,15 +28,21 @@ import (
 // ctlJSON runs `umlswitch ctl -s CTL -json ARGS` and decodes its output.
 func ctlJSON(t *testing.T, ctl string, out any, args ...string) {
 	t.Helper()
+	if err := ctlJSONErr(ctl, out, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ctlJSONErr is ctlJSON for a goroutine other than the test's.
+func ctlJSONErr(ctl string, out any, args ...string) error {
 	b, err := exec.Command(env.umlswitch, append([]string{"ctl", "-s", ctl, "-json"}, args...)...).CombinedOutput()
+	if err == nil && out != nil {
+		err = json.Unmarshal(b, out)
+	}
 	if err != nil {
-		t.Fatalf("umlswitch ctl %s: %v\n%s", strings.Join(args, " "), err, b)
+		return fmt.Errorf("umlswitch ctl %s: %w\n%s", strings.Join(args, " "), err, b)
 	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("umlswitch ctl %s: %v\n%s", strings.Join(args, " "), err, b)
-		}
-	}
+	return nil
 }
 
 // ctlRun runs `umlswitch ctl -s CTL ARGS` and returns its output.

@@ -30,13 +30,21 @@ func evpnConfig(t *testing.T, dir string, i int, switches []evpnSwitch, peers ..
 // addr(i) (its router id stays vtepAddr(i)).
 func evpnConfigAt(t *testing.T, dir string, i int, addr func(int) string, switches []evpnSwitch, peers ...int) string {
 	t.Helper()
+	return evpnConfigWith(t, dir, i, addr, switches, "", "", peers...)
+}
+
+// evpnConfigWith is evpnConfigAt with more top-level lines (top) and
+// more lines in the evpn section (keys), each ending in a newline.
+func evpnConfigWith(t *testing.T, dir string, i int, addr func(int) string, switches []evpnSwitch, top, keys string, peers ...int) string {
+	t.Helper()
 	var b strings.Builder
+	b.WriteString(top)
 	b.WriteString("switches:\n")
 	for _, s := range switches {
 		fmt.Fprintf(&b, "  - name: %s\n    vni: %d\n    ports:\n      - {transport: daemon, path: %s, mode: \"0777\"}\n",
 			s.name, s.vni, s.ctl)
 	}
-	fmt.Fprintf(&b, "evpn:\n  asn: 65000\n  router_id: %s\n  vtep: \"%s\"\n  hold_time: 3s\n  neighbors:\n", vtepAddr(i), addr(i))
+	fmt.Fprintf(&b, "evpn:\n  asn: 65000\n  router_id: %s\n  vtep: \"%s\"\n  hold_time: 3s\n%s  neighbors:\n", vtepAddr(i), addr(i), keys)
 	for _, p := range peers {
 		fmt.Fprintf(&b, "    - {address: \"%s\", asn: 65000}\n", addr(p))
 	}
@@ -164,9 +172,9 @@ func fdbHas(t *testing.T, ctl, mac, vtep string) bool {
 }
 
 // A fourth host joins a running fabric of three and then dies (SIGKILL,
-// no goodbye) while a UML floods pings across the others: the flood loses
-// nothing, the newcomer's UML reaches everyone, and once it is gone its
-// address and tunnels leave every table within the hold time.
+// no goodbye; graceful restart off) while a UML floods pings across the
+// others: the flood loses nothing, the newcomer's UML reaches everyone,
+// and once it is gone its address and tunnels leave every table at once.
 func TestEVPNHostJoinsAndLeaves(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
@@ -180,7 +188,11 @@ func TestEVPNHostJoinsAndLeaves(t *testing.T) {
 				peers = append(peers, j)
 			}
 		}
-		cfg := evpnConfig(t, d, i, []evpnSwitch{{"red", ctl(i), 100}}, peers...)
+		keys := ""
+		if i == 4 { // its peers drop its routes the moment its sessions drop
+			keys = "  graceful_restart: 0s\n"
+		}
+		cfg := evpnConfigWith(t, d, i, vtepAddr, []evpnSwitch{{"red", ctl(i), 100}}, "", keys, peers...)
 		return startSwitch(t, hosts[i-1], []string{ctl(i)}, "-config", cfg)
 	}
 	for i := 1; i <= 3; i++ {

@@ -24,11 +24,11 @@ import (
 // Tunnel is a VXLAN tunnel the fabric needs: from this VTEP to a remote
 // one, for one switch and its VNI.
 type Tunnel struct {
-	Switch string
-	VNI    uint32
-	Local  netip.Addr
-	Remote netip.Addr
-	Port   uint16 // UDP, both ends
+	Switch string     `json:"switch"`
+	VNI    uint32     `json:"vni"`
+	Local  netip.Addr `json:"local"`
+	Remote netip.Addr `json:"vtep"`
+	Port   uint16     `json:"port"` // UDP, both ends
 }
 
 // Dataplane is what the control plane drives: the switches' tunnel ports
@@ -80,6 +80,14 @@ type Speaker struct {
 	dirtyMu sync.Mutex      // never held for long: the forwarding path takes it
 	dirty   map[string]bool // switches whose local addresses changed; guarded by dirtyMu
 
+	// Restart (restart.go).
+	pending    *State    // to bring back at the next Apply
+	restored   time.Time // when it was brought back; zero once swept
+	eor        map[netip.Addr]bool
+	sweepTimer *time.Timer
+	changed    bool   // the data plane changed since onChange was last called
+	onChange   func() // the state file's writer
+
 	wake chan struct{}
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -101,7 +109,7 @@ func New(log *slog.Logger, dp Dataplane, onEvent func(Event)) *Speaker {
 	}
 	s := &Speaker{log: log.With("evpn", true), dp: dp, onEvent: onEvent, vnis: make(map[uint32]*vni),
 		rdIndex: make(map[string]uint16), routes: make(map[string]*received), peers: make(map[netip.Addr]string),
-		ignored: make(map[string]uint64), dirty: make(map[string]bool), wake: make(chan struct{}, 1),
+		ignored: make(map[string]uint64), eor: make(map[netip.Addr]bool), dirty: make(map[string]bool), wake: make(chan struct{}, 1),
 		done: make(chan struct{}), level: new(slog.LevelVar)}
 	// GoBGP logs every state change and message at info: ours are enough.
 	s.level.Set(slog.LevelWarn)
@@ -133,12 +141,15 @@ func (s *Speaker) Apply(cfg *configs.EVPN, switches []configs.Switch) error {
 	}
 	s.applyNeighbors(old, cfg)
 	s.cfg = cfg
-	return s.applyVNIs(switches)
+	err := s.applyVNIs(switches)
+	s.restoreLocked()
+	return err
 }
 
 func sameGlobal(a, b *configs.EVPN) bool {
 	return a != nil && b != nil && a.ASN == b.ASN && a.RouterID == b.RouterID && a.VTEP == b.VTEP &&
-		a.VXLANPort == b.VXLANPort && a.ListenPort == b.ListenPort && a.HoldTime == b.HoldTime
+		a.VXLANPort == b.VXLANPort && a.ListenPort == b.ListenPort && a.HoldTime == b.HoldTime &&
+		a.RestartTime == b.RestartTime
 }
 
 func (s *Speaker) startLocked(cfg *configs.EVPN) error {
@@ -149,8 +160,11 @@ func (s *Speaker) startLocked(cfg *configs.EVPN) error {
 		listen = -1 // GoBGP's "do not listen"
 	}
 	ctx := context.Background()
-	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: cfg.ASN, RouterId: cfg.RouterID.String(),
-		ListenPort: listen}}); err != nil {
+	global := &api.Global{Asn: cfg.ASN, RouterId: cfg.RouterID.String(), ListenPort: listen}
+	if gr, _ := s.gracefulRestart(cfg); gr != nil {
+		global.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: gr.RestartTime}
+	}
+	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: global}); err != nil {
 		srv.Stop()
 		return fmt.Errorf("evpn: start BGP (asn %d, router id %s, port %d): %w", cfg.ASN, cfg.RouterID, cfg.ListenPort, err)
 	}
@@ -160,7 +174,12 @@ func (s *Speaker) startLocked(cfg *configs.EVPN) error {
 	err := srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{
 		OnBestPath:   func(ps []*apiutil.Path, _ time.Time) { s.onBest(gen, ps) },
 		OnPeerUpdate: func(p *apiutil.WatchEventMessage_PeerEvent, _ time.Time) { s.onPeer(gen, p) },
-	}, server.WatchBestPath(true), server.WatchPeer())
+		OnPathEor: func(p *apiutil.Path, _ time.Time) {
+			if p.Family == bgp.RF_EVPN {
+				s.onEOR(gen, p.PeerAddress)
+			}
+		},
+	}, server.WatchBestPath(true), server.WatchPeer(), server.WatchEor(false))
 	if err != nil {
 		cancel()
 		srv.Stop()
@@ -181,6 +200,11 @@ func (s *Speaker) stopLocked() {
 		s.removeVNI(v)
 	}
 	s.routes = make(map[string]*received)
+	s.restored = time.Time{}
+	if s.sweepTimer != nil {
+		s.sweepTimer.Stop()
+	}
+	clear(s.eor)
 	s.cancel()
 	s.gen++
 	if err := s.srv.StopBgp(context.Background(), &api.StopBgpRequest{}); err != nil {
@@ -212,6 +236,10 @@ func (s *Speaker) peerRequest(cfg *configs.EVPN, n configs.Neighbor) *api.Peer {
 		Transport: &api.Transport{PassiveMode: n.Passive, RemotePort: uint32(n.Port)},
 		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{
 			Family: &api.Family{Afi: api.Family_AFI_L2VPN, Safi: api.Family_SAFI_EVPN}, Enabled: true}}},
+	}
+	if gr, mp := s.gracefulRestart(cfg); gr != nil {
+		p.GracefulRestart = gr
+		p.AfiSafis[0].MpGracefulRestart = mp
 	}
 	if n.ASN != cfg.ASN {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
@@ -488,12 +516,17 @@ func (s *Speaker) add(v *vni, key string, r *Route) {
 		if v.vteps[r.VTEP] > 1 {
 			return
 		}
-		t := s.tunnel(v, r.VTEP)
-		if err := s.dp.AddTunnel(t); err != nil {
-			s.failures++
-			s.log.Warn("evpn: tunnel to a VTEP", "switch", v.sw, "vni", v.id, "vtep", r.VTEP, "err", err)
+		if v.staleVTEPs[r.VTEP] { // brought back after a restart: confirmed
+			delete(v.staleVTEPs, r.VTEP)
+		} else {
+			t := s.tunnel(v, r.VTEP)
+			if err := s.dp.AddTunnel(t); err != nil {
+				s.failures++
+				s.log.Warn("evpn: tunnel to a VTEP", "switch", v.sw, "vni", v.id, "vtep", r.VTEP, "err", err)
+			}
+			s.changed = true
+			s.onEvent(Event{Type: "vtep-joined", Switch: v.sw, VNI: v.id, VTEP: r.VTEP})
 		}
-		s.onEvent(Event{Type: "vtep-joined", Switch: v.sw, VNI: v.id, VTEP: r.VTEP})
 		for m, rs := range v.remote { // addresses announced before the VNI was
 			for _, mr := range rs {
 				if mr.VTEP == r.VTEP {
@@ -527,10 +560,12 @@ func (s *Speaker) removeRoute(v *vni, key string, r, next *Route) {
 		delete(v.vteps, r.VTEP)
 		for m, at := range v.installed {
 			if at == r.VTEP {
+				delete(v.staleMACs, m)
 				s.evaluate(v, m)
 			}
 		}
 		s.dp.RemoveTunnel(s.tunnel(v, r.VTEP))
+		s.changed = true
 		s.onEvent(Event{Type: "vtep-left", Switch: v.sw, VNI: v.id, VTEP: r.VTEP})
 	case bgp.EVPN_ROUTE_TYPE_MAC_IP_ADVERTISEMENT:
 		rs := v.remote[r.MAC]
@@ -562,10 +597,16 @@ func (s *Speaker) evaluate(v *vni, m frame.MAC) {
 		delete(v.local, m)
 	}
 	at, ok := v.installed[m]
+	if best != nil {
+		delete(v.staleMACs, m) // confirmed, or replaced
+	}
 	switch {
+	case best == nil && ok && v.staleMACs[m]:
+		// Brought back after a restart: kept until the sweep.
 	case best == nil && ok:
 		s.dp.RemoveRemoteMAC(v.sw, m, at)
 		delete(v.installed, m)
+		s.changed = true
 	case best != nil && (!ok || at != best.VTEP):
 		if err := s.dp.SetRemoteMAC(v.sw, m, best.VTEP); err != nil {
 			s.failures++
@@ -573,6 +614,7 @@ func (s *Speaker) evaluate(v *vni, m frame.MAC) {
 			return
 		}
 		v.installed[m] = best.VTEP
+		s.changed = true
 	}
 }
 
@@ -619,7 +661,14 @@ func (s *Speaker) syncLoop() {
 				}
 			}
 		}
+		var tell func()
+		if all && s.changed && s.onChange != nil {
+			tell, s.changed = s.onChange, false
+		}
 		s.mu.Unlock()
+		if tell != nil {
+			tell()
+		}
 	}
 }
 

@@ -140,10 +140,10 @@ func pair(t *testing.T, switchesA, switchesB []configs.Switch) (a, b *Speaker, d
 	t.Cleanup(a.Close)
 	t.Cleanup(b.Close)
 	cfgB := &configs.EVPN{ASN: 65000, RouterID: netip.MustParseAddr("10.0.0.2"), VTEP: vtepB, VXLANPort: 4789,
-		ListenPort: int(port), HoldTime: 9 * time.Second,
+		ListenPort: int(port), HoldTime: 9 * time.Second, RestartTime: 30 * time.Second,
 		Neighbors: []configs.Neighbor{{Address: netip.MustParseAddr("127.0.0.1"), ASN: 65000, Passive: true}}}
 	cfgA := &configs.EVPN{ASN: 65000, RouterID: netip.MustParseAddr("10.0.0.1"), VTEP: vtepA, VXLANPort: 4789,
-		HoldTime:  9 * time.Second,
+		HoldTime: 9 * time.Second, RestartTime: 30 * time.Second,
 		Neighbors: []configs.Neighbor{{Address: netip.MustParseAddr("127.0.0.2"), ASN: 65000, Port: port}}}
 	if err := b.Apply(cfgB, switchesB); err != nil {
 		t.Fatal(err)

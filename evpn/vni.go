@@ -18,11 +18,16 @@ type vni struct {
 	remote    map[frame.MAC]map[string]*Route // by route key
 	installed map[frame.MAC]netip.Addr        // remote entries the switch holds
 	local     map[frame.MAC]uint32            // addresses announced: their sequence numbers
+
+	// Brought back after a restart and not yet confirmed by a route.
+	staleVTEPs map[netip.Addr]bool
+	staleMACs  map[frame.MAC]bool
 }
 
 func newVNI(sw string, id uint32) *vni {
 	return &vni{sw: sw, id: id, vteps: make(map[netip.Addr]int), remote: make(map[frame.MAC]map[string]*Route),
-		installed: make(map[frame.MAC]netip.Addr), local: make(map[frame.MAC]uint32)}
+		installed: make(map[frame.MAC]netip.Addr), local: make(map[frame.MAC]uint32),
+		staleVTEPs: make(map[netip.Addr]bool), staleMACs: make(map[frame.MAC]bool)}
 }
 
 // imports reports whether a route with route targets r.rts belongs here.

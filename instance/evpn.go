@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/evpn"
@@ -151,3 +152,57 @@ var errFabricPort = errors.New("made by the EVPN control plane, which removes it
 // EVPN is the instance's EVPN speaker (stopped when the configuration has
 // no evpn: block).
 func (in *Instance) EVPN() *evpn.Speaker { return in.speaker }
+
+// joinFabricWait is how long the new switch of an upgrade tries to take
+// the BGP port over from the old one, which lets go of it as it stops.
+const (
+	joinFabricWait  = 30 * time.Second
+	joinFabricRetry = 100 * time.Millisecond
+)
+
+// JoinFabric starts the EVPN speaker that New held back in the new switch
+// of a hot upgrade, once the old switch has stopped its own: that one
+// closed its sessions without a notification, so the peers kept this
+// VTEP's routes meanwhile (graceful restart), and this speaker brings the
+// fabric's data plane back from the run state the moment it starts. Call
+// it once the old switch has been told to go.
+func (in *Instance) JoinFabric() {
+	in.mu.Lock()
+	held := in.fabricHeld
+	in.mu.Unlock()
+	if !held {
+		return
+	}
+	in.watchers.Add(1)
+	go func() {
+		defer in.watchers.Done()
+		deadline := time.Now().Add(joinFabricWait)
+		for {
+			in.reloading.Lock() // a reload meanwhile left the speaker to us: apply its plan
+			in.mu.Lock()
+			plan := in.plan
+			in.mu.Unlock()
+			err := in.speaker.Apply(plan.EVPN, plan.Switches)
+			if err == nil || time.Now().After(deadline) {
+				in.mu.Lock()
+				in.fabricHeld = false
+				in.mu.Unlock()
+			}
+			in.reloading.Unlock()
+			switch {
+			case err == nil:
+				in.log.Info("evpn: joined the fabric after the upgrade")
+				return
+			case time.Now().After(deadline):
+				in.log.Error("evpn: not joined the fabric after the upgrade: the old switch still holds its port", "err", err)
+				in.events.publish(Event{Type: "evpn-failed", Error: err.Error()})
+				return
+			}
+			select {
+			case <-in.stop:
+				return
+			case <-time.After(joinFabricRetry):
+			}
+		}
+	}()
+}

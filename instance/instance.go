@@ -51,6 +51,9 @@ type Config struct {
 	// configuration was read, kept so that Restore brings it back after a
 	// restart (runstate.go). Empty: none is kept.
 	State string
+	// Upgrading: this is the new switch of a hot upgrade, and the old one
+	// still holds the BGP port: the EVPN speaker waits for JoinFabric.
+	Upgrading bool
 }
 
 // APIServer serves connections handed over by control sockets.
@@ -119,6 +122,11 @@ type Instance struct {
 	tunnels map[tunnelKey]*portState // the EVPN control plane's tunnel ports
 
 	speaker *evpn.Speaker // the EVPN control plane
+	// fabricHeld: the speaker waits for JoinFabric (a hot upgrade's new
+	// switch, while the old one still holds the BGP port).
+	fabricHeld bool
+	// loaded is the run state file as New read it, for Restore to replay.
+	loaded *runStateDoc
 }
 
 type switchState struct {
@@ -202,12 +210,21 @@ func New(plan *configs.File, cfg Config) (*Instance, error) {
 			return nil, err
 		}
 	}
-	if err := in.speaker.Apply(plan.EVPN, plan.Switches); err != nil {
-		in.Close()
-		return nil, err
-	}
 	if cfg.State != "" {
 		in.saver = in.openRunState(cfg.State)
+	}
+	if in.saver != nil {
+		in.loaded = in.readRunState()
+		if in.loaded != nil && in.loaded.EVPN != nil {
+			in.speaker.Restarting(*in.loaded.EVPN) // the fabric's tunnels back at once, before BGP is up
+		}
+	}
+	in.speaker.OnChange(in.runStateChanged)
+	if cfg.Upgrading && plan.EVPN != nil {
+		in.fabricHeld = true // the old switch holds the BGP port until it has gone: JoinFabric
+	} else if err := in.speaker.Apply(plan.EVPN, plan.Switches); err != nil {
+		in.Close()
+		return nil, err
 	}
 	return in, nil
 }
@@ -345,8 +362,17 @@ func (in *Instance) Close() {
 	if in.api != nil {
 		in.api.Close()
 	}
-	in.speaker.Close() // withdraws this VTEP's routes and takes its tunnels down
-	in.set.Close()     // listeners and tunnel sockets first: their readers return
+	if handover.Leaving() {
+		// The new switch serves the tunnels now: the sessions close
+		// without a notification, so peers keep this VTEP's routes
+		// (graceful restart) until the new switch's speaker is up, and
+		// the BGP port is free only once the tunnel sockets are.
+		in.set.Close()
+		in.speaker.Leave()
+	} else {
+		in.speaker.Close() // withdraws this VTEP's routes and takes its tunnels down
+		in.set.Close()     // listeners and tunnel sockets first: their readers return
+	}
 	for _, sw := range sws {
 		in.closeSwitch(sw, false)
 	}

@@ -115,8 +115,13 @@ func (in *Instance) apply(plan *configs.File) error {
 		errs = append(errs, in.applyPorts(sw, sp.Ports, &st)...)
 		errs = append(errs, in.applyMirrors(sw, sp.Mirrors, &st)...)
 	}
-	if err := in.speaker.Apply(plan.EVPN, plan.Switches); err != nil {
-		errs = append(errs, err)
+	in.mu.Lock()
+	held := in.fabricHeld // JoinFabric applies the plan of the day
+	in.mu.Unlock()
+	if !held {
+		if err := in.speaker.Apply(plan.EVPN, plan.Switches); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, in.forgetRunState()...)
 	err := errors.Join(errs...)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/evpn"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/internal/statefile"
@@ -125,11 +126,14 @@ type runStateDoc struct {
 	Sets            []savedSet    `json:"sets,omitempty"`
 	Mirrors         []savedPort   `json:"mirrors,omitempty"` // Spec: a -mirror spec
 	Statics         []savedStatic `json:"statics,omitempty"`
+	// EVPN is the fabric's data plane (its tunnels and remote entries),
+	// put back stale after a crash or an upgrade until BGP confirms it.
+	EVPN *evpn.State `json:"evpn,omitempty"`
 }
 
 func (d *runStateDoc) empty() bool {
 	return len(d.RemovedSwitches)+len(d.Switches)+len(d.RemovedPorts)+len(d.RemovedMirrors)+
-		len(d.Ports)+len(d.Sets)+len(d.Mirrors)+len(d.Statics) == 0
+		len(d.Ports)+len(d.Sets)+len(d.Mirrors)+len(d.Statics) == 0 && d.EVPN == nil
 }
 
 // openRunState keeps the run state file at path, in a directory the
@@ -161,9 +165,13 @@ func (in *Instance) runStateChanged() { in.saver.Soon() }
 // their keys and static entries: after a restart their names may belong
 // to other clients.
 func (in *Instance) runState() *runStateDoc {
+	fabric := in.speaker.State() // before mu: the speaker holds its lock while it calls the data plane, which takes mu
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	doc := &runStateDoc{Format: runStateFormat}
+	if len(fabric.Tunnels)+len(fabric.MACs) > 0 {
+		doc.EVPN = &fabric
+	}
 	running := func(sw string) bool { return in.switchNamed(sw) != nil }
 	for name := range in.removed.switches {
 		doc.RemovedSwitches = append(doc.RemovedSwitches, name)
@@ -252,8 +260,8 @@ func (in *Instance) Restore() {
 	if s == nil {
 		return
 	}
-	doc := in.readRunState()
-	if doc != nil {
+	if doc := in.loaded; doc != nil { // read by New
+		in.loaded = nil
 		in.replay(doc)
 	}
 	s.Start()

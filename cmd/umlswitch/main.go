@@ -459,8 +459,8 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 	var metricsServer atomic.Pointer[metrics.Server] // set below; an upgrade hands its TCP socket over
 	upgrade := func(in *instance.Instance) error { return s.upgrade(in, metricsServer.Load(), log, stderr, leave) }
 	in, err := instance.New(plan, instance.Config{Logger: log, Level: level, Reload: s.reload, Upgrade: upgrade,
-		State: runStatePath(plan),
-		API:   func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
+		State: runStatePath(plan), Upgrading: upgraded,
+		API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
 	if err != nil {
 		return err
 	}
@@ -496,6 +496,7 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 	if upgraded {
 		unused := handover.Ready()
 		log.Info("took over from the old switch", "pid", os.Getppid(), "sockets_unused", unused)
+		in.JoinFabric() // the old switch's BGP port, once it has gone
 	}
 	log.Info("umlswitch running", "switches", len(plan.Switches), "ports", ports)
 	background.Ready() // after this, -daemon's stderr is /dev/null
