@@ -298,12 +298,13 @@ func (l *Lab) Span(plan *configs.File, e *configs.EVPN, base uint32) error {
 	if err != nil {
 		return err
 	}
-	for i, sw := range plan.Switches {
-		vni, ok := vnis[sw.Name]
-		if !ok {
+	for _, sw := range plan.Switches {
+		if _, ok := vnis[sw.Name]; !ok {
 			return fmt.Errorf("switch %s is no collision domain of the lab", sw.Name)
 		}
-		plan.Switches[i].VNI = vni
+	}
+	for i, sw := range plan.Switches {
+		plan.Switches[i].VNI = vnis[sw.Name]
 	}
 	plan.EVPN = e
 	return nil
