@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// One lab across two hosts (namespaces on one LAN, lan()), each running
+// One lab across two hosts (namespaces on one switched LAN), each running
 // `umlswitch lab -evpn FILE -machines ...` with the same lab.conf: three
 // domains, four machines. A is host 2's alone (pc3 and pc4), B (pc1, pc3)
 // and C (pc2, pc4) span both. Host 1 runs no switch for A; its domains
@@ -23,7 +23,7 @@ import (
 func TestLabAcrossHostsEVPN(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-	hosts := lan(t, 2)
+	hosts := switchedHosts(t, vtepAddr(1)+"/24", vtepAddr(2)+"/24")
 	d := scratch(t)
 	conf := filepath.Join(d, "lab.conf")
 	os.WriteFile(conf, []byte(`LAB_DESCRIPTION="two hosts, three domains"
@@ -98,11 +98,11 @@ pc4[1]=A/02:00:00:00:04:01
 	// Host 1's tables: host 2's interfaces on B and C as EVPN entries on
 	// host 2's VTEP, each in its own domain; those on A nowhere.
 	want := map[string]string{"02:00:00:00:03:00": "B", "02:00:00:00:04:00": "C"}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var fdb []evpnFDB
+	var fdb []evpnFDB
+	waitUntil(t, 10*time.Second, "host 1 holding host 2's interfaces on B and C on VTEP "+vtepAddr(2), func() bool {
+		fdb = nil
 		ctlJSON(t, filepath.Join(run(1), "B.ctl"), &fdb, "-all", "fdb")
-		found := map[string]bool{}
+		found := 0
 		for _, e := range fdb {
 			if e.MAC == "02:00:00:00:03:01" || e.MAC == "02:00:00:00:04:01" {
 				t.Fatalf("host 1 has %s, an interface on A, in switch %s", e.MAC, e.Switch)
@@ -111,17 +111,13 @@ pc4[1]=A/02:00:00:00:04:01
 				if e.Switch != dom {
 					t.Fatalf("%s in switch %s, want %s only: %+v", e.MAC, e.Switch, dom, fdb)
 				}
-				found[e.MAC] = e.Remote && e.VTEP == vtepAddr(2)
+				if e.Remote && e.VTEP == vtepAddr(2) {
+					found++
+				}
 			}
 		}
-		if found["02:00:00:00:03:00"] && found["02:00:00:00:04:00"] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("host 1 has no EVPN entries on %s for host 2's machines: %+v", vtepAddr(2), fdb)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return found == len(want)
+	})
 	for _, u := range umls {
 		u.release(t)
 	}
