@@ -162,7 +162,8 @@ var (
 	}
 )
 
-// parse checks the block and fills in the defaults.
+// parse checks the block and fills in the defaults. Errors name the key
+// from evpn. on: "evpn.asn: required".
 func (y *evpnYAML) parse() (*EVPN, error) {
 	e := &EVPN{VXLANPort: DefaultVXLANPort, ListenPort: DefaultBGPPort, HoldTime: DefaultHoldTime,
 		RestartTime: DefaultRestartTime}
@@ -174,7 +175,7 @@ func (y *evpnYAML) parse() (*EVPN, error) {
 		{"vxlan_port", y.VXLANPort, false}, {"listen_port", y.ListenPort, false}, {"hold_time", y.HoldTime, false},
 		{"graceful_restart", y.Restart, false}} {
 		if err := setKey(s.key, s.v, s.required, func(v string) error { return evpnKeys[s.key](e, v) }); err != nil {
-			return nil, fmt.Errorf("config: evpn.%w", err)
+			return nil, fmt.Errorf("evpn.%w", err)
 		}
 	}
 	for i, ny := range y.Neighbors {
@@ -185,12 +186,12 @@ func (y *evpnYAML) parse() (*EVPN, error) {
 			required bool
 		}{{"address", ny.Address, true}, {"asn", ny.ASN, true}, {"port", ny.Port, false}, {"passive", ny.Passive, false}} {
 			if err := setKey(s.key, s.v, s.required, func(v string) error { return neighborKeys[s.key](&n, v) }); err != nil {
-				return nil, fmt.Errorf("config: evpn.neighbors[%d].%w", i, err)
+				return nil, fmt.Errorf("evpn.neighbors[%d].%w", i, err)
 			}
 		}
 		for j, m := range e.Neighbors {
 			if m.Address == n.Address {
-				return nil, fmt.Errorf("config: evpn.neighbors[%d].address: %s is already evpn.neighbors[%d]", i, n.Address, j)
+				return nil, fmt.Errorf("evpn.neighbors[%d].address: %s is already evpn.neighbors[%d]", i, n.Address, j)
 			}
 		}
 		e.Neighbors = append(e.Neighbors, n)

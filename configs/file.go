@@ -238,7 +238,7 @@ func Parse(data []byte) (*File, error) {
 	if y.EVPN != nil {
 		var err error
 		if f.EVPN, err = y.EVPN.parse(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
 	vniOf := map[uint32]string{} // the switch that has each VNI

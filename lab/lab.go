@@ -232,6 +232,84 @@ func (l *Lab) Machine(name string) *Machine {
 	return nil
 }
 
+// Only is the part of the lab that one host runs: the named machines
+// (each name once is enough), and lab.ext's bridges to the domains they
+// use. Its plan has switches for those domains only. Names the lab lacks
+// are an error that lists them.
+func (l *Lab) Only(names []string) (*Lab, error) {
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no machine named")
+	}
+	part := &Lab{}
+	var unknown []string
+	for _, m := range l.Machines { // the lab's order: by name
+		if slices.Contains(names, m.Name) {
+			part.Machines = append(part.Machines, m)
+		}
+	}
+	for _, n := range names {
+		if l.Machine(n) == nil && !slices.Contains(unknown, n) {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("no machine %s in lab.conf (it has %s)", strings.Join(unknown, ", "), strings.Join(l.machineNames(), ", "))
+	}
+	used := part.Domains()
+	for _, b := range l.Bridges {
+		if slices.Contains(used, b.Domain) {
+			part.Bridges = append(part.Bridges, b)
+		}
+	}
+	return part, nil
+}
+
+func (l *Lab) machineNames() []string {
+	var ns []string
+	for _, m := range l.Machines {
+		ns = append(ns, m.Name)
+	}
+	return ns
+}
+
+// VNIs numbers the lab's collision domains from base, in the order of
+// their names: Domains()[i] gets base+i. Call it on the whole lab, not on
+// a part of it (Only), so that every host that reads the same lab.conf
+// numbers the domains alike whichever machines it runs. Every VNI must be
+// at most configs.MaxVNI.
+func (l *Lab) VNIs(base uint32) (map[string]uint32, error) {
+	ds := l.Domains()
+	if base < 1 || uint64(base)+uint64(len(ds))-1 > configs.MaxVNI {
+		return nil, fmt.Errorf("vni_base %d: the lab's %d collision domains take VNIs %d to %d, and VNIs go from 1 to %d",
+			base, len(ds), base, uint64(base)+uint64(len(ds))-1, configs.MaxVNI)
+	}
+	vnis := make(map[string]uint32, len(ds))
+	for i, d := range ds {
+		vnis[d] = base + uint32(i)
+	}
+	return vnis, nil
+}
+
+// Span puts the switches of plan (a plan of l or of a part of it) into
+// the BGP EVPN fabric e, each with its domain's VNI from l.VNIs(base):
+// the domains a host shares with other hosts then span them all.
+func (l *Lab) Span(plan *configs.File, e *configs.EVPN, base uint32) error {
+	vnis, err := l.VNIs(base)
+	if err != nil {
+		return err
+	}
+	for _, sw := range plan.Switches {
+		if _, ok := vnis[sw.Name]; !ok {
+			return fmt.Errorf("switch %s is no collision domain of the lab", sw.Name)
+		}
+	}
+	for i, sw := range plan.Switches {
+		plan.Switches[i].VNI = vnis[sw.Name]
+	}
+	plan.EVPN = e
+	return nil
+}
+
 // The sockets of a lab in its directory: each domain's control socket
 // (UML's daemon transport, VDE) and BESS listener, and the socket a
 // machine's vector interface binds.

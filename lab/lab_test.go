@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/transports/bess"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/raw"
@@ -242,4 +243,99 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// acrossHosts is a lab split over two hosts: A and B span both, C is
+// host 2's alone, Z (sorted last) host 1's alone.
+const acrossHosts = "pc1[0]=A\npc1[1]=Z\npc2[0]=B\npc3[0]=A\npc3[1]=C\npc4[0]=B\npc4[1]=C\n"
+
+// Only keeps the named machines, the bridges of their domains, and plans
+// switches for those domains only; names the lab lacks are an error
+// naming them.
+func TestOnly(t *testing.T) {
+	l, _ := Parse(strings.NewReader(acrossHosts))
+	if err := l.ParseExt(strings.NewReader("A eth1\nC eth2\nZ eth3\n")); err != nil {
+		t.Fatal(err)
+	}
+	part, err := l.Only([]string{"pc2", "pc1", "pc2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range part.Machines {
+		names = append(names, m.Name)
+	}
+	if !reflect.DeepEqual(names, []string{"pc1", "pc2"}) || !reflect.DeepEqual(part.Domains(), []string{"A", "B", "Z"}) {
+		t.Errorf("machines %v, domains %v", names, part.Domains())
+	}
+	if len(part.Bridges) != 2 || part.Bridges[0].Ifname != "eth1" || part.Bridges[1].Ifname != "eth3" {
+		t.Errorf("bridges %+v, want A's and Z's", part.Bridges)
+	}
+	if len(l.Machines) != 4 || len(l.Bridges) != 3 {
+		t.Errorf("Only changed the lab: %+v", l)
+	}
+	for _, c := range []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"pc1", "pc9", "r1", "pc9"}, "no machine pc9, r1 in lab.conf (it has pc1, pc2, pc3, pc4)"},
+		{nil, "no machine named"},
+	} {
+		if _, err := l.Only(c.names); err == nil || err.Error() != c.want {
+			t.Errorf("Only(%q): %v, want %q", c.names, err, c.want)
+		}
+	}
+}
+
+// Every host numbers the domains alike, whichever machines it runs: VNI
+// base + the domain's index among all the lab's domains, by name.
+func TestSpanNumbersDomainsAlikeOnEveryHost(t *testing.T) {
+	l, _ := Parse(strings.NewReader(acrossHosts))
+	e := &configs.EVPN{ASN: 65000}
+	want := map[string]uint32{"A": 100, "B": 101, "C": 102, "Z": 103}
+	for _, machines := range [][]string{nil, {"pc1", "pc2"}, {"pc3", "pc4"}, {"pc4"}, {"pc2"}, {"pc1", "pc2", "pc3", "pc4"}} {
+		part := l
+		if machines != nil {
+			var err error
+			if part, err = l.Only(machines); err != nil {
+				t.Fatal(err)
+			}
+		}
+		plan, err := part.Plan("/run/lab", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Span(plan, e, 100); err != nil {
+			t.Fatal(err)
+		}
+		if plan.EVPN != e {
+			t.Errorf("%v: evpn %+v", machines, plan.EVPN)
+		}
+		for _, sw := range plan.Switches {
+			if sw.VNI != want[sw.Name] {
+				t.Errorf("%v: domain %s has VNI %d, want %d", machines, sw.Name, sw.VNI, want[sw.Name])
+			}
+		}
+		if got := len(plan.Switches); got != len(part.Domains()) {
+			t.Errorf("%v: %d switches for domains %v", machines, got, part.Domains())
+		}
+	}
+	if vnis, err := l.VNIs(configs.MaxVNI - 3); err != nil || vnis["Z"] != configs.MaxVNI {
+		t.Errorf("the last VNIs: %v %v", vnis, err)
+	}
+	for _, base := range []uint32{0, configs.MaxVNI - 2, configs.MaxVNI, 1 << 31} {
+		if _, err := l.VNIs(base); err == nil || !strings.Contains(err.Error(), "4 collision domains") {
+			t.Errorf("vni_base %d: %v", base, err)
+		}
+		plan, _ := l.Plan("/run/lab", false)
+		if err := l.Span(plan, e, base); err == nil || plan.EVPN != nil {
+			t.Errorf("vni_base %d spanned", base)
+		}
+	}
+	// A plan of another lab: a switch no domain of l.
+	other, _ := Parse(strings.NewReader("pc1[0]=Q\n"))
+	plan, _ := other.Plan("/run/lab", false)
+	if err := l.Span(plan, e, 1); err == nil || !strings.Contains(err.Error(), "switch Q") {
+		t.Errorf("foreign plan: %v", err)
+	}
 }

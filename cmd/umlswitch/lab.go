@@ -8,12 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/lab"
 )
 
-const labUsage = `Usage: umlswitch lab [-dir DIR] [-hub] [-ext FILE] [-daemon] [-pidfile FILE] lab.conf
+const labUsage = `Usage: umlswitch lab [-dir DIR] [-hub] [-ext FILE] [-evpn FILE] [-machines M1,M2,...] [-daemon] [-pidfile FILE] lab.conf
 
 Runs the collision domains of a Netkit or Kathara lab: one switch per domain
 that lab.conf names (MACHINE[N]=DOMAIN or MACHINE[N]=DOMAIN/MAC; other keys
@@ -33,7 +34,28 @@ then the name, "vec:" and the options for kernels without it
 (vecN:transport=bess,dst=DIR/DOMAIN.bess,src=DIR/MACHINE-ethN.sock[,mac=MAC];
 the interfaces are then called vecN, and a machine booted again needs its
 old src socket removed first). It then runs until SIGINT or SIGTERM, which
-remove the sockets; SIGHUP reads lab.conf and lab.ext again.
+remove the sockets; SIGHUP reads lab.conf and lab.ext (and -evpn's file)
+again.
+
+A lab across hosts: run it on every host with the same lab.conf, each with
+-machines naming the machines it boots (it runs switches for their domains
+only, and prints their options only) and -evpn naming its own file: an
+evpn: block (the configuration file's keys: this host's router_id, vtep
+and neighbors) and vni_base: N. Domain number i of the lab's domains sorted
+by name (all of lab.conf's, whatever -machines says) gets VNI N+i on every
+host, so a domain whose machines run on several hosts spans them over BGP
+EVPN with nothing else to configure:
+
+  # evpn1.yaml on host 1 (10.0.0.1); host 2's swaps the addresses
+  vni_base: 1000
+  evpn:
+    asn: 65000
+    router_id: 10.0.0.1
+    vtep: 10.0.0.1
+    neighbors: [{address: 10.0.0.2, asn: 65000}]
+
+  umlswitch lab -evpn evpn1.yaml -machines a,b lab.conf    # host 1
+  umlswitch lab -evpn evpn2.yaml -machines c,d lab.conf    # host 2
 
 Examples:
   umlswitch lab lab.conf                       # sockets in .umlswitch/ next to lab.conf
@@ -48,13 +70,15 @@ Flags:
 
 // labOptions are umlswitch lab's command line.
 type labOptions struct {
-	fs      *flag.FlagSet
-	conf    string
-	dir     string
-	ext     string
-	hub     bool
-	daemon  bool
-	pidFile string
+	fs       *flag.FlagSet
+	conf     string
+	dir      string
+	ext      string
+	hub      bool
+	daemon   bool
+	pidFile  string
+	evpn     string   // -evpn: "" for none
+	machines []string // -machines: nil for all
 }
 
 func parseLabFlags(args []string, stderr io.Writer) (*labOptions, error) {
@@ -67,6 +91,22 @@ func parseLabFlags(args []string, stderr io.Writer) (*labOptions, error) {
 	fs.BoolVar(&o.hub, "hub", false, "make every domain a hub, as Netkit's uml_switch -hub: flood every frame, learn nothing.\nExample: -hub")
 	fs.StringVar(&o.ext, "ext", "", "read host bridges (lines DOMAIN INTERFACE) from `FILE` instead of lab.ext next to lab.conf;\n"+
 		"each becomes a raw port on that interface, or a tap the switch creates if it does not exist.\nExample: -ext /etc/lab/uplinks.ext")
+	fs.StringVar(&o.evpn, "evpn", "", "span the lab's domains across hosts over BGP EVPN, as `FILE` says: an evpn: block (the\n"+
+		"configuration file's keys) and vni_base: N; the lab's domains, sorted by name, get VNIs N, N+1, ...\n"+
+		"Example: -evpn /etc/lab/evpn1.yaml")
+	fs.Func("machines", "run only the machines `M1,M2,...` of the lab (a name lab.conf lacks is an error): print their\n"+
+		"options, and run switches for the domains they use only. With -evpn, the others run on other hosts.\n"+
+		"Example: -machines pc1,r1",
+		func(v string) error {
+			o.machines = nil
+			for _, n := range strings.Split(v, ",") {
+				if n = strings.TrimSpace(n); n == "" {
+					return fmt.Errorf("%q: an empty machine name", v)
+				}
+				o.machines = append(o.machines, n)
+			}
+			return nil
+		})
 	fs.BoolVar(&o.daemon, "daemon", false, "run in the background: the command prints the options and returns (status 0) once every\n"+
 		"socket listens, or with the error that stopped it. Use -pidfile to stop it.\nExample: -daemon -pidfile /tmp/lab/umlswitch.pid")
 	fs.StringVar(&o.pidFile, "pidfile", "", "write the process id to `FILE` (removed at exit).\nExample: -pidfile /tmp/lab/umlswitch.pid")
@@ -93,8 +133,23 @@ func parseLabFlags(args []string, stderr io.Writer) (*labOptions, error) {
 	return o, nil
 }
 
-// read parses lab.conf and its lab.ext.
-func (o *labOptions) read() (*lab.Lab, error) {
+// read parses lab.conf and its lab.ext: the whole lab, and the part of
+// it that this host runs (-machines).
+func (o *labOptions) read() (all, here *lab.Lab, err error) {
+	if all, err = o.readAll(); err != nil {
+		return nil, nil, err
+	}
+	if o.machines == nil {
+		return all, all, nil
+	}
+	if here, err = all.Only(o.machines); err != nil {
+		return nil, nil, fmt.Errorf("-machines: %w", err)
+	}
+	return all, here, nil
+}
+
+// readAll parses lab.conf and its lab.ext.
+func (o *labOptions) readAll() (*lab.Lab, error) {
 	conf, err := configs.ReadFile(o.conf)
 	if err != nil {
 		return nil, err
@@ -122,11 +177,31 @@ func (o *labOptions) read() (*lab.Lab, error) {
 
 // plan reads the lab and plans it; a reload calls it again.
 func (o *labOptions) plan() (*configs.File, error) {
-	l, err := o.read()
+	all, here, err := o.read()
 	if err != nil {
 		return nil, err
 	}
-	return l.Plan(o.dir, o.hub)
+	return o.planOf(all, here)
+}
+
+// planOf plans this host's part of the lab, in the EVPN fabric with -evpn.
+func (o *labOptions) planOf(all, here *lab.Lab) (*configs.File, error) {
+	plan, err := here.Plan(o.dir, o.hub)
+	if err != nil || o.evpn == "" {
+		return plan, err
+	}
+	data, err := configs.ReadFile(o.evpn)
+	if err != nil {
+		return nil, err
+	}
+	e, base, err := configs.ParseEVPNFile(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.evpn, err)
+	}
+	if err := all.Span(plan, e, base); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.evpn, err)
+	}
+	return plan, nil
 }
 
 func labMain(args []string, stdout, stderr io.Writer) int {
@@ -138,10 +213,10 @@ func labMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "umlswitch lab: %v\nRun umlswitch lab -h for the flags.\n", err)
 		return 2
 	}
-	l, err := o.read()
+	all, l, err := o.read()
 	var plan *configs.File
 	if err == nil {
-		plan, err = l.Plan(o.dir, o.hub)
+		plan, err = o.planOf(all, l)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "umlswitch lab: %v\n", err)
@@ -158,7 +233,7 @@ func labMain(args []string, stdout, stderr io.Writer) int {
 		announce: func(w io.Writer) { l.WriteOptions(w, o.dir) },
 		cleanup: func() {
 			removeMachineSockets(l, o.dir)
-			if now, err := o.read(); err == nil { // machines a reload added
+			if _, now, err := o.read(); err == nil { // machines a reload added
 				removeMachineSockets(now, o.dir)
 			}
 		},
