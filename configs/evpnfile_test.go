@@ -27,7 +27,7 @@ func TestParseEVPNFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &configs.EVPN{ASN: 65000, RouterID: netip.MustParseAddr("10.99.0.1"), VTEP: netip.MustParseAddr("10.99.0.1"),
-		VXLANPort: configs.DefaultVXLANPort, ListenPort: configs.DefaultBGPPort, HoldTime: 3 * time.Second,
+		VXLANPort: configs.DefaultVXLANPort, ListenPort: configs.DefaultBGPPort, HoldTime: 3 * time.Second, RestartTime: configs.DefaultRestartTime,
 		Neighbors: []configs.Neighbor{{Address: netip.MustParseAddr("10.99.0.2"), ASN: 65000}}}
 	if base != 1000 || !e.Equal(want) {
 		t.Errorf("vni_base %d, evpn %+v\nwant 1000, %+v", base, e, want)
