@@ -2,12 +2,18 @@ package e2e
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/internal/nstest"
 )
 
 func vtepAddr(i int) string { return fmt.Sprintf("10.99.0.%d", i) }
@@ -152,8 +158,81 @@ func TestEVPNMeshOfThreeSwitches(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	sendUnknownVXLAN(t, hosts[0], ctl(2, "red"))
 	for _, u := range umls {
 		u.release(t)
+	}
+}
+
+// sendUnknownVXLAN sends, from host ns, VXLAN packets to VTEP 2 from an
+// address no route announced and from VTEP 1 with a VNI it does not
+// serve: VTEP 2's switch (control socket ctl) counts the first as unknown
+// and the others as bad-key drops on its tunnel to VTEP 1, and learns
+// nothing from either.
+func sendUnknownVXLAN(t *testing.T, ns *nstest.NS, ctl string) {
+	t.Helper()
+	var before instance.EVPNInfo
+	ctlJSON(t, ctl, &before, "evpn")
+	tunnelDrops := func() uint64 {
+		var ports []struct {
+			Name  string            `json:"name"`
+			Drops map[string]uint64 `json:"drops"`
+		}
+		ctlJSON(t, ctl, &ports, "ports")
+		for _, p := range ports {
+			if p.Name == "evpn-100-"+vtepAddr(1) {
+				return p.Drops["bad-key"]
+			}
+		}
+		t.Fatalf("no tunnel to VTEP 1: %+v", ports)
+		return 0
+	}
+	badKey := tunnelDrops()
+	stranger := "10.99.0.77"
+	ns.MustRun(t, "ip", "addr", "add", stranger+"/24", "dev", "wire")
+	src := frame.MAC{0x02, 0xee, 0, 0, 0, 0x77}
+	packet := func(vni uint32) []byte {
+		b := []byte{0x08, 0, 0, 0, byte(vni >> 16), byte(vni >> 8), byte(vni), 0} // VXLAN: I flag, VNI
+		b = append(b, frame.Broadcast[:]...)
+		b = append(b, src[:]...)
+		b = append(b, 0x88, 0xb5)
+		return append(b, make([]byte, 46)...)
+	}
+	const each = 5
+	err := ns.Do(func() error {
+		for _, c := range []struct {
+			from string
+			vni  uint32
+		}{{stranger, 100}, {vtepAddr(1), 999}} {
+			conn, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(c.from+":4790")),
+				net.UDPAddrFromAddrPort(netip.MustParseAddrPort(vtepAddr(2)+":4789")))
+			if err != nil {
+				return err
+			}
+			for range each {
+				if _, err := conn.Write(packet(c.vni)); err != nil {
+					conn.Close()
+					return err
+				}
+			}
+			conn.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("sending VXLAN from %s: %v", stranger, err)
+	}
+	waitUntil(t, 5*time.Second, "VTEP 2 counting the unknown VTEP's packets and VTEP 1's of another VNI", func() bool {
+		var after instance.EVPNInfo
+		ctlJSON(t, ctl, &after, "evpn")
+		return after.Unknown >= before.Unknown+each && tunnelDrops() >= badKey+each
+	})
+	var fdb []evpnFDB
+	ctlJSON(t, ctl, &fdb, "-all", "fdb")
+	for _, e := range fdb {
+		if e.MAC == src.String() {
+			t.Fatalf("VTEP 2 learned %s from an unknown VTEP: %+v", src, e)
+		}
 	}
 }
 

@@ -337,6 +337,10 @@ type BGPInfo struct {
 type EVPNInfo struct {
 	VTEP string         `json:"vtep"` // this host's
 	VNIs []evpn.VNIInfo `json:"vnis"`
+	// Unknown counts the VXLAN packets that reached this VTEP from an
+	// address or with a VNI no tunnel has: VTEPs the control plane does
+	// not know. They are dropped.
+	Unknown uint64 `json:"unknown_packets"`
 	// Received are the routes the neighbours sent, one per VNI it was
 	// imported into (one without a switch was imported nowhere); Sent are
 	// this VTEP's.
@@ -386,6 +390,12 @@ func (in *Instance) EVPNView() (EVPNInfo, error) {
 	}
 	e := EVPNInfo{VTEP: cfg.VTEP.String(), VNIs: in.speaker.VNIs()}
 	e.Received, e.Sent = in.speaker.Routes()
+	local := netip.AddrPortFrom(cfg.VTEP, uint16(cfg.VXLANPort))
+	for _, st := range in.set.TunnelStats() {
+		if st.Kind == "vxlan" && st.Local == local {
+			e.Unknown += st.Unknown
+		}
+	}
 	// Empty lists, never null: scripts index them.
 	for i := range e.VNIs {
 		v := &e.VNIs[i]

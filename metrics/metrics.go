@@ -25,7 +25,7 @@
 //	  umlswitch_bgp_neighbor_up{neighbor}, umlswitch_evpn_routes_received,
 //	  umlswitch_evpn_routes_sent, umlswitch_evpn_remote_macs,
 //	  umlswitch_evpn_vteps{switch, vni}, umlswitch_evpn_ignored_routes_total{reason},
-//	  umlswitch_evpn_dataplane_failures_total
+//	  umlswitch_evpn_dataplane_failures_total, umlswitch_evpn_unknown_vtep_packets_total
 //
 // Switch totals are left to PromQL: sum by (switch) (umlswitch_port_rx_frames_total).
 package metrics
@@ -96,6 +96,7 @@ var (
 	descEVPNVTEPs  = newDesc("evpn_vteps", "Remote VTEPs in the VNI's flood list (tunnels of the switch).", []string{"switch", "vni"})
 	descEVPNIgnore = newDesc("evpn_ignored_routes_total", "EVPN routes received and not used, by reason.", []string{"reason"})
 	descEVPNFail   = newDesc("evpn_dataplane_failures_total", "Tunnels and remote addresses the EVPN control plane could not install.", nil)
+	descEVPNUnkn   = newDesc("evpn_unknown_vtep_packets_total", "VXLAN packets dropped at this VTEP: from a VTEP or with a VNI no tunnel has.", nil)
 	descRefused    = newDesc("refused_total", "Refusals of local users: api_request (the caller's credentials do not allow it), "+
 		"api_connection and client (over a limit), not_allowed (a listener's allow_uid= and allow_gid= do not name the peer).", []string{"what"})
 
@@ -106,7 +107,7 @@ var (
 		descMACLearned, descMACMoved, descMACRefused, descMACEvicted,
 		descCapFrames, descCapDropped, descMirFrames, descMirDropped,
 		descAttached, descSwitches, descRefused,
-		descBGPUp, descEVPNRx, descEVPNTx, descEVPNMACs, descEVPNVTEPs, descEVPNIgnore, descEVPNFail,
+		descBGPUp, descEVPNRx, descEVPNTx, descEVPNMACs, descEVPNVTEPs, descEVPNIgnore, descEVPNFail, descEVPNUnkn,
 	}
 )
 
@@ -274,6 +275,7 @@ func (c collector) collectEVPN(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return
 	}
+	counter(ch, descEVPNUnkn, float64(e.Unknown))
 	clear(seen)
 	for _, v := range e.VNIs {
 		vni := strconv.FormatUint(uint64(v.VNI), 10)

@@ -136,7 +136,7 @@ func newFake() *fake {
 		evpn: &instance.EVPNInfo{VNIs: []evpn.VNIInfo{
 			{Switch: "sw0", VNI: 100, VTEPs: []netip.Addr{netip.MustParseAddr("172.31.0.2")}},
 			{Switch: "sw1", VNI: 200},
-		}},
+		}, Unknown: 7},
 	}
 }
 
@@ -278,6 +278,7 @@ func TestScrape(t *testing.T) {
 		{"umlswitch_evpn_ignored_routes_total", C, []string{"reason=martian-next-hop"}, 4},
 		{"umlswitch_evpn_ignored_routes_total", C, []string{"reason=unknown-vni"}, 1},
 		{"umlswitch_evpn_dataplane_failures_total", C, nil, 6},
+		{"umlswitch_evpn_unknown_vtep_packets_total", C, nil, 7},
 	} {
 		m, typ, ok := mfs.find(w.name, w.labels...)
 		if !ok {

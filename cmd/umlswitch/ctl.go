@@ -586,6 +586,7 @@ func (c *ctl) evpn() error {
 			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\n", v.Switch, v.VNI, v.RD, or(strings.Join(v.Export, ","), "-"), imports,
 				v.LocalMACs, v.RemoteMACs, or(strings.Join(vteps, ","), "-"))
 		}
+		fmt.Fprintf(w, "\nVXLAN packets from unknown VTEPs (dropped): %d\n", e.Unknown)
 		for _, part := range []struct {
 			title  string
 			routes []evpn.RouteInfo
