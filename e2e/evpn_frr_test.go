@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func TestEVPNWithFRR(t *testing.T) {
 	hosts := switchedHosts(t, vteps[0]+"/24", vteps[1]+"/24")
 	d := scratch(t)
 	ctl := filepath.Join(d, "a.ctl")
-	umlswitchVTEP(t, hosts[0], d, ctl, vteps[0], 65000, map[string]int{vteps[1]: 65000})
+	a := umlswitchVTEP(t, hosts[0], d, ctl, vteps[0], 65000, map[string]int{vteps[1]: 65000})
 	frr := frrVTEP(t, hosts[1], vtepConfig{ASN: 65000, VTEP: vteps[1],
 		VNIs:     []vniConfig{{VNI: 100, Addr: "10.0.0.254/24"}},
 		Neighbor: []bgpNeighbor{{Addr: vteps[0]}}, AdvertiseSVI: true})
@@ -97,6 +98,30 @@ func TestEVPNWithFRR(t *testing.T) {
 			t.Errorf("route %s %s from umlswitch has next hops %v", r.RD, r.Prefix, r.NextHops)
 		}
 	}
+
+	// kill -9 and a start again: the switch puts its tunnel and B's
+	// address back from its run state file before BGP is up, FRR's
+	// End-of-RIB confirms them, and B reaches the UMLs again. FRR 8.4 is a
+	// graceful restart helper by default and lists L2VPN EVPN in the
+	// session's graceful restart families, yet drops umlswitch's EVPN routes
+	// the moment the session breaks ("Remote GR Mode: Helper", no family
+	// preserved): its helper keeps unicast routes only. GoBGP peers (and
+	// newer FRR) keep them: TestEVPNRestartKeepsTheFabric.
+	time.Sleep(1500 * time.Millisecond) // the run state file written
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.exited
+	time.Sleep(time.Second)
+	kept := frr.evpnMACs(t, 100)[mac(1)].RemoteVTEP == vteps[0]
+	t.Logf("umlswitch killed 1 s ago: FRR kept its routes: %v", kept)
+	again := startSwitch(t, hosts[0], []string{ctl}, "-config", filepath.Join(d, "umlswitch-"+vteps[0]+".yaml"))
+	waitLog(t, again, `msg="evpn: data plane brought back, stale until the neighbours' End-of-RIB" .*tunnels=1 macs=1`,
+		"the switch did not bring its tunnel and B's address back")
+	waitLog(t, again, `msg="evpn: stale state swept" .*why="every neighbour sent its End-of-RIB" tunnels_removed=0`,
+		"no End-of-RIB from FRR, or the sweep took the tunnel")
+	for i := 1; i <= 2; i++ {
+		hosts[1].MustRun(t, "busybox", "ping", "-c", "1", "-W", "5", ip(i))
+	}
+	waitEVPNEntry(t, ctl, bridgeMAC(t, hosts[1], 100), vteps[1])
 	for _, u := range umls {
 		u.release(t)
 	}
