@@ -368,3 +368,71 @@ func TestEVPNOverIPv6(t *testing.T) {
 		u.release(t)
 	}
 }
+
+// ctl reload of a host's evpn: block and switches: a new neighbour and a
+// new VNI join without the session that did not change going down; a
+// broken block is refused naming its key, and changes nothing.
+func TestEVPNReloadKeepsSessions(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	hosts := switchedHosts(t, vtepAddr(1)+"/24", vtepAddr(2)+"/24", vtepAddr(3)+"/24")
+	d := scratch(t)
+	ctl := func(host int, sw string) string { return filepath.Join(d, fmt.Sprintf("h%d-%s.ctl", host, sw)) }
+	red := func(i int) evpnSwitch { return evpnSwitch{"red", ctl(i, "red"), 100} }
+	blue := func(i int) evpnSwitch { return evpnSwitch{"blue", ctl(i, "blue"), 200} }
+	first := startSwitch(t, hosts[0], []string{ctl(1, "red"), ctl(1, "blue")}, "-config", evpnConfig(t, d, 1, []evpnSwitch{red(1)}, 2))
+	startSwitch(t, hosts[1], []string{ctl(2, "red")}, "-config", evpnConfig(t, d, 2, []evpnSwitch{red(2)}, 1, 3))
+	startSwitch(t, hosts[2], []string{ctl(3, "red"), ctl(3, "blue")}, "-config", evpnConfig(t, d, 3, []evpnSwitch{red(3), blue(3)}, 1, 2))
+	bgp := func() map[string]string {
+		var b instance.BGPInfo
+		ctlJSON(t, ctl(1, "red"), &b, "bgp")
+		states := map[string]string{}
+		for _, n := range b.Neighbors {
+			states[n.Address.String()] = n.State
+		}
+		return states
+	}
+	vteps := func() map[uint32][]string {
+		var e instance.EVPNInfo
+		ctlJSON(t, ctl(1, "red"), &e, "evpn")
+		out := map[uint32][]string{}
+		for _, v := range e.VNIs {
+			for _, a := range v.VTEPs {
+				out[v.VNI] = append(out[v.VNI], a.String())
+			}
+		}
+		return out
+	}
+	waitUntil(t, 15*time.Second, "host 1's session to host 2", func() bool { return bgp()[vtepAddr(2)] == "established" })
+	waitUntil(t, 10*time.Second, "host 1's tunnel to host 2", func() bool { return len(vteps()[100]) == 1 })
+	before := len(first.log.text())
+
+	// A broken evpn: block is refused, naming the key.
+	bad := filepath.Join(d, "host1.yaml")
+	good, err := os.ReadFile(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(strings.Replace(string(good), "asn: 65000\n  router_id", "asn: 0\n  router_id", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ctlOutput(ctl(1, "red"), "reload"); err == nil || !strings.Contains(string(out), "evpn.asn") {
+		t.Fatalf("ctl reload of asn 0: %v\n%s", err, out)
+	}
+	// Neighbour 3 and switch blue (VNI 200) join.
+	evpnConfig(t, d, 1, []evpnSwitch{red(1), blue(1)}, 2, 3)
+	if out, err := ctlOutput(ctl(1, "red"), "reload"); err != nil {
+		t.Fatalf("ctl reload: %v\n%s", err, out)
+	}
+	waitUntil(t, 15*time.Second, "host 1's session to host 3", func() bool { return bgp()[vtepAddr(3)] == "established" })
+	waitUntil(t, 10*time.Second, "host 1's tunnels: VNI 100 to hosts 2 and 3, VNI 200 to host 3", func() bool {
+		v := vteps()
+		return len(v[100]) == 2 && len(v[200]) == 1 && v[200][0] == vtepAddr(3)
+	})
+	if states := bgp(); states[vtepAddr(2)] != "established" {
+		t.Errorf("after the reload host 1's session to host 2 is %q", states[vtepAddr(2)])
+	}
+	if after := first.log.text()[before:]; strings.Contains(after, `msg="evpn: neighbour down"`) {
+		t.Errorf("a session went down across the reloads:\n%s", after)
+	}
+}
