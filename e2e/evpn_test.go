@@ -357,13 +357,53 @@ func TestEVPNOverIPv6(t *testing.T) {
 		cfg := evpnConfigAt(t, d, i, v6, []evpnSwitch{{"red", ctl(i), 100}}, 3-i)
 		startSwitch(t, hosts[i-1], []string{ctl(i)}, "-config", cfg)
 	}
+	const pings = 300 // 6 s at ping -i 0.02
 	var umls []*uml
 	for i := 1; i <= 2; i++ {
+		vars := map[string]string{"noipv6": "1"}
+		if i == 1 {
+			vars["flood"] = fmt.Sprintf("%d,%s", pings, ip(2))
+		}
 		umls = append(umls, bootUML(t, umlConfig{ns: hosts[i-1], net: daemonNet(i, ctl(i)), ip: ip(i), peers: []string{ip(3 - i)},
-			vars: map[string]string{"noipv6": "1"}}))
+			vars: vars}))
 	}
 	expectAllOK(t, umls, [][]string{{ip(2)}, {ip(1)}})
 	waitUntil(t, 10*time.Second, "host 1 holds UML 2 on VTEP "+v6(2), func() bool { return fdbHas(t, ctl(1), mac(2), v6(2)) })
+
+	// The fabric's tunnel is a port like any other: it takes impairment
+	// from ctl port set and counts what it drops; the control plane owns
+	// it, so ctl port del is refused.
+	tunnel := "evpn-100-" + v6(2)
+	if out, err := ctlOutput(ctl(1), "port", "del", tunnel); err == nil || !strings.Contains(string(out), "EVPN control plane") {
+		t.Errorf("ctl port del %s: %v\n%s", tunnel, err, out)
+	}
+	if out, err := ctlOutput(ctl(1), "port", "set", tunnel, "loss=100%"); err != nil {
+		t.Fatalf("ctl port set %s loss=100%%: %v\n%s", tunnel, err, out)
+	}
+	time.Sleep(time.Second)
+	if out, err := ctlOutput(ctl(1), "port", "set", tunnel, "loss="); err != nil {
+		t.Fatalf("ctl port set %s loss=: %v\n%s", tunnel, err, out)
+	}
+	var ports []struct {
+		Name  string            `json:"name"`
+		VTEP  string            `json:"vtep"`
+		Drops map[string]uint64 `json:"drops"`
+	}
+	ctlJSON(t, ctl(1), &ports, "ports")
+	lost := uint64(0)
+	for _, p := range ports {
+		if p.Name == tunnel {
+			if p.VTEP != v6(2) {
+				t.Errorf("ctl ports lists %s with VTEP %q", tunnel, p.VTEP)
+			}
+			lost = p.Drops["loss"]
+		}
+	}
+	sent, got, line := umls[0].flooded(t)
+	t.Logf("a second of loss=100%% on %s: %d drops counted; flood: %s", tunnel, lost, line)
+	if lost < 20 || got >= sent || got < sent/2 {
+		t.Errorf("a second of loss=100%% on the tunnel: %d drops counted, flood %s", lost, line)
+	}
 	for _, u := range umls {
 		u.release(t)
 	}
