@@ -115,9 +115,12 @@ func tcpdump(t *testing.T, expr string) string {
 // with p attached received, in order.
 func kernelKeeps(t *testing.T, ns *nstest.NS, ifi *net.Interface, p *Program, frames [][]byte) []uint32 {
 	t.Helper()
-	var rx, tx *packet.Conn
+	var rx, all, tx *packet.Conn
 	err := ns.Do(func() (err error) {
 		if rx, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: p.Raw()}); err != nil {
+			return err
+		}
+		if all, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil); err != nil {
 			return err
 		}
 		tx, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil)
@@ -127,25 +130,42 @@ func kernelKeeps(t *testing.T, ns *nstest.NS, ifi *net.Interface, p *Program, fr
 		t.Fatal(err)
 	}
 	defer rx.Close()
+	defer all.Close()
 	defer tx.Close()
 	for _, f := range frames {
 		if _, err := tx.WriteTo(f, &packet.Addr{HardwareAddr: f[:6]}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Read until the socket stays quiet: every copy has been delivered by then.
-	var got []uint32
 	buf := make([]byte, 2048)
-	rc, err := rx.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
+	read := func(c *packet.Conn, timeout time.Duration) (int, error) {
+		rc, err := c.SyscallConn()
+		if err != nil {
+			return 0, err
+		}
 		var n int
 		var rerr error
-		rc.Control(func(fd uintptr) { n, rerr = pollfd.ReadTimeout(int(fd), buf, 300*time.Millisecond) })
-		if rerr != nil {
-			break // quiet for 300 ms: everything sent has been seen
+		rc.Control(func(fd uintptr) { n, rerr = pollfd.ReadTimeout(int(fd), buf, timeout) })
+		return n, rerr
+	}
+	// The unfiltered socket sees every frame go out; the kernel hands each
+	// copy to every socket on the device in one pass, so once the last one
+	// is in, the filtered socket holds all it will ever get.
+	for seen := 0; seen < len(frames); {
+		n, err := read(all, 10*time.Second)
+		if err != nil {
+			t.Fatalf("%d of %d frames seen going out: %v", seen, len(frames), err)
+		}
+		if n >= 4 && frameID(buf[:n]) == frameID(frames[len(frames)-1]) {
+			break
+		}
+		seen++
+	}
+	var got []uint32
+	for {
+		n, err := read(rx, 50*time.Millisecond)
+		if err != nil {
+			break // nothing left queued
 		}
 		if n >= 4 {
 			got = append(got, frameID(buf[:n]))

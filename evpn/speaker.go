@@ -190,6 +190,10 @@ func (s *Speaker) startLocked(cfg *configs.EVPN) error {
 	return nil
 }
 
+// withdrawFlush is how long a stopping speaker gives its withdrawals to
+// reach established peers before it closes the sessions.
+const withdrawFlush = 200 * time.Millisecond
+
 // stopLocked ends the BGP sessions and takes out of the switches all that
 // was imported.
 func (s *Speaker) stopLocked() {
@@ -198,6 +202,14 @@ func (s *Speaker) stopLocked() {
 	}
 	for _, v := range s.vnis {
 		s.removeVNI(v)
+	}
+	// A goodbye must not look like a crash: once peers negotiated
+	// graceful restart, a session that ends with a reset (our close with
+	// their last update unread) rather than our notification makes them
+	// keep our routes for the restart time. The withdrawals just queued
+	// go out first, and the peers' last messages are read meanwhile.
+	if slices.Contains(slices.Collect(maps.Values(s.peers)), "established") {
+		time.Sleep(withdrawFlush)
 	}
 	s.routes = make(map[string]*received)
 	s.restored = time.Time{}
