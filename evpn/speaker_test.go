@@ -1,6 +1,7 @@
 package evpn
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -18,6 +19,8 @@ type fakeDP struct {
 	tunnels map[Tunnel]bool
 	remote  map[string]map[frame.MAC]netip.Addr // switch: address: VTEP
 	local   map[string][]frame.MAC
+	slow    time.Duration // each tunnel change takes this long
+	odd     []string      // calls that make no sense: a tunnel made twice, one removed that is not there
 }
 
 func newFakeDP() *fakeDP {
@@ -28,6 +31,10 @@ func newFakeDP() *fakeDP {
 func (d *fakeDP) AddTunnel(t Tunnel) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	time.Sleep(d.slow)
+	if d.tunnels[t] {
+		d.odd = append(d.odd, fmt.Sprintf("tunnel %+v made twice", t))
+	}
 	d.tunnels[t] = true
 	return nil
 }
@@ -35,6 +42,10 @@ func (d *fakeDP) AddTunnel(t Tunnel) error {
 func (d *fakeDP) RemoveTunnel(t Tunnel) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	time.Sleep(d.slow)
+	if !d.tunnels[t] {
+		d.odd = append(d.odd, fmt.Sprintf("tunnel %+v removed but not there", t))
+	}
 	delete(d.tunnels, t)
 	for m, at := range d.remote[t.Switch] {
 		if at == t.Remote {
