@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -173,21 +172,10 @@ func TestBadRoutes(t *testing.T) {
 	}
 }
 
-// knownBug skips a test that shows a bug of the speaker whose fix is
-// pending (the report of branch wt-bad says what and how);
-// EVPN_KNOWN_BUGS=1 runs it anyway.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("EVPN_KNOWN_BUGS") == "" {
-		t.Skipf("known bug, fix pending: %s (EVPN_KNOWN_BUGS=1 runs it)", what)
-	}
-}
-
 // TestZeroMAC: 00:00:00:00:00:00 is no station's address (the kernel's
 // bridge drops frames from it, FRR's kernel VTEP uses it for the flood
 // entry); a MAC route for it is counted and installs nothing.
 func TestZeroMAC(t *testing.T) {
-	knownBug(t, "decode accepts a MAC route for 00:00:00:00:00:00")
 	dp := newFakeDP()
 	s, raw, _ := rawSetup(t, dp, sw("a", 100))
 	raw.announce(rt{typ: 3, vni: 100, vtep: vtepR})
@@ -384,7 +372,6 @@ func TestOddPaths(t *testing.T) {
 // with the route target of another VNI. The address leaves the first
 // switch and goes to the second.
 func TestRouteChangesTarget(t *testing.T) {
-	knownBug(t, "removeRoute keeps a replaced type-2 route in a VNI the new one is not imported into")
 	dp := newFakeDP()
 	s, raw, _ := rawSetup(t, dp, sw("a", 100), sw("b", 200))
 	raw.announce(rt{typ: 3, vni: 100, vtep: vtepR, rd: 1}, rt{typ: 3, vni: 200, vtep: vtepR, rd: 2})
@@ -414,7 +401,6 @@ func TestRouteChangesTarget(t *testing.T) {
 // own RIB: a second GoBGP server in the process, a raw peer, would race
 // with this one's start on GoBGP's global route selection options.)
 func TestGlobalChangeAnnouncesAgain(t *testing.T) {
-	knownBug(t, "stopLocked keeps s.vnis: after a restart applyVNIs finds them unchanged and never announces them")
 	dp := newFakeDP()
 	s := New(nil, dp, nil)
 	t.Cleanup(s.Close)

@@ -31,7 +31,6 @@ func TestMACMobility(t *testing.T) { macMobility(t, rawASN+1) }
 // and announcements whose sequence number is below one it holds
 // (server.go, fixupApiPath).
 func TestMACMobilitySameTarget(t *testing.T) {
-	knownBug(t, "GoBGP's own MAC mobility handling withdraws and refuses the speaker's MAC routes behind its back")
 	macMobility(t, rawASN)
 }
 
@@ -207,7 +206,6 @@ func TestMACMobilityVTEPWithoutTunnel(t *testing.T) {
 	for _, asn := range []uint16{rawASN + 1, rawASN} {
 		t.Run(fmt.Sprintf("targets of AS %d", asn), func(t *testing.T) {
 			if asn == rawASN {
-				knownBug(t, "GoBGP's table withdraws the speaker's MAC route; the speaker goes on saying it announces it")
 			}
 			dp := newFakeDP()
 			s, raw, _ := rawSetup(t, dp, sw("a", 100))
@@ -262,7 +260,6 @@ func TestMACMobilityVTEPWithoutTunnel(t *testing.T) {
 // martian next hop and a high sequence number); the addresses learned
 // here are announced all the same, all of them.
 func TestIgnoredRouteDoesNotBlockAnnouncing(t *testing.T) {
-	knownBug(t, "syncLocal's sequence number ignores routes the speaker ignored; GoBGP refuses the whole AddPath")
 	dp := newFakeDP()
 	s, raw, _ := rawSetup(t, dp, sw("a", 100))
 	raw.announce(rt{typ: 3, vni: 100, vtep: vtepR})

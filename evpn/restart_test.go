@@ -1,6 +1,7 @@
 package evpn
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -54,5 +55,35 @@ func TestRestartKeepsTheFabric(t *testing.T) {
 	}
 	if !dpB.hasTunnel("b", 100, vtepA) || dpB.remoteAt("b", macA) != vtepA {
 		t.Fatal("the peer lost the restarted speaker's routes")
+	}
+}
+
+// A switch that leaves the fabric (its VNI gone at a reload) while what a
+// restart brought back is still stale takes that with it: no route would
+// ever confirm or sweep it.
+func TestRestoredStateLeavesWithItsVNI(t *testing.T) {
+	dp := newFakeDP()
+	s := New(nil, dp, nil)
+	t.Cleanup(s.Close)
+	other := netip.MustParseAddr("192.0.2.9")
+	s.Restarting(State{Tunnels: []Tunnel{{Switch: "a", VNI: 100, Remote: other}},
+		MACs: []RemoteMAC{{Switch: "a", MAC: macB.String(), VTEP: other}}})
+	cfg := &configs.EVPN{ASN: 65000, RouterID: netip.MustParseAddr("10.0.0.1"), VTEP: vtepA, VXLANPort: 4789,
+		HoldTime: 9 * time.Second, RestartTime: 30 * time.Second,
+		Neighbors: []configs.Neighbor{{Address: netip.MustParseAddr("127.0.0.2"), ASN: 65000, Port: 1}}}
+	if err := s.Apply(cfg, []configs.Switch{sw("a", 100)}); err != nil {
+		t.Fatal(err)
+	}
+	if !dp.hasTunnel("a", 100, other) || dp.remoteAt("a", macB) != other {
+		t.Fatal("the restored state was not brought back")
+	}
+	if err := s.Apply(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if dp.hasTunnel("a", 100, other) || dp.remoteAt("a", macB).IsValid() {
+		t.Fatal("the switch left the fabric and its restored tunnel or address stayed")
+	}
+	if st := s.State(); len(st.Tunnels)+len(st.MACs) != 0 {
+		t.Fatalf("state after the switch left: %+v", st)
 	}
 }

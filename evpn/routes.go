@@ -63,6 +63,9 @@ func decode(p *apiutil.Path) (Route, error) {
 		if r.MAC.IsMulticast() {
 			return r, fmt.Errorf("group address %s in a MAC route", r.MAC)
 		}
+		if r.MAC == (frame.MAC{}) {
+			return r, errors.New("MAC route for 00:00:00:00:00:00")
+		}
 	default:
 		return r, errRouteType
 	}
@@ -170,16 +173,22 @@ func (a *advertisement) imet() (*apiutil.Path, error) {
 }
 
 // mac is the MAC route (type 2) of an address behind this VTEP, with its
-// mobility sequence number (the extended community only when it is not 0,
-// as FRR does).
+// mobility sequence number. The extended community goes even with 0 (FRR
+// leaves it out): GoBGP's table takes a route without it for sequence
+// number -1, below a peer's explicit 0, and would withdraw ours.
 func (a *advertisement) mac(m frame.MAC, seq uint32) (*apiutil.Path, error) {
+	return a.macRoute(m, bgp.NewMacMobilityExtended(seq, false))
+}
+
+// macWithdrawal names the MAC route of m, to withdraw it: without the
+// mobility community, which GoBGP would check against the sequence
+// numbers it holds for m and refuse (fixupApiPath).
+func (a *advertisement) macWithdrawal(m frame.MAC) (*apiutil.Path, error) { return a.macRoute(m) }
+
+func (a *advertisement) macRoute(m frame.MAC, more ...bgp.ExtendedCommunityInterface) (*apiutil.Path, error) {
 	n, err := bgp.NewEVPNMacIPAdvertisementRoute(a.rd, bgp.EthernetSegmentIdentifier{}, 0, m.String(), netip.Addr{}, []uint32{a.vni})
 	if err != nil {
 		return nil, fmt.Errorf("type-2 route %s: %w", m, err)
-	}
-	var more []bgp.ExtendedCommunityInterface
-	if seq > 0 {
-		more = append(more, bgp.NewMacMobilityExtended(seq, false))
 	}
 	attrs, err := a.common(n, more...)
 	if err != nil {

@@ -76,6 +76,7 @@ type Speaker struct {
 	peers    map[netip.Addr]string // neighbour: session state
 	ignored  map[string]uint64     // routes ignored, by reason
 	failures uint64                // data plane changes that failed
+	seqSeen  map[frame.MAC]uint32  // highest MAC mobility sequence number received, by address
 
 	dirtyMu sync.Mutex      // never held for long: the forwarding path takes it
 	dirty   map[string]bool // switches whose local addresses changed; guarded by dirtyMu
@@ -109,7 +110,7 @@ func New(log *slog.Logger, dp Dataplane, onEvent func(Event)) *Speaker {
 	}
 	s := &Speaker{log: log.With("evpn", true), dp: dp, onEvent: onEvent, vnis: make(map[uint32]*vni),
 		rdIndex: make(map[string]uint16), routes: make(map[string]*received), peers: make(map[netip.Addr]string),
-		ignored: make(map[string]uint64), eor: make(map[netip.Addr]bool), dirty: make(map[string]bool), wake: make(chan struct{}, 1),
+		ignored: make(map[string]uint64), seqSeen: make(map[frame.MAC]uint32), eor: make(map[netip.Addr]bool), dirty: make(map[string]bool), wake: make(chan struct{}, 1),
 		done: make(chan struct{}), level: new(slog.LevelVar)}
 	// GoBGP logs every state change and message at info: ours are enough.
 	s.level.Set(slog.LevelWarn)
@@ -211,6 +212,8 @@ func (s *Speaker) stopLocked() {
 	if slices.Contains(slices.Collect(maps.Values(s.peers)), "established") {
 		time.Sleep(withdrawFlush)
 	}
+	// The next server announces every switch afresh.
+	s.vnis = make(map[uint32]*vni)
 	s.routes = make(map[string]*received)
 	s.restored = time.Time{}
 	if s.sweepTimer != nil {
@@ -419,6 +422,20 @@ func (s *Speaker) removeVNI(v *vni) {
 			s.remove(v, key, &rc.r)
 		}
 	}
+	// What a restart brought back and no route has confirmed yet.
+	for m := range v.staleMACs {
+		if at, ok := v.installed[m]; ok {
+			s.dp.RemoveRemoteMAC(v.sw, m, at)
+			delete(v.installed, m)
+		}
+	}
+	clear(v.staleMACs)
+	for vtep := range v.staleVTEPs {
+		if v.vteps[vtep] == 0 {
+			s.dp.RemoveTunnel(s.tunnel(v, vtep))
+		}
+	}
+	clear(v.staleVTEPs)
 }
 
 // onBest takes in GoBGP's new best paths.
@@ -434,12 +451,17 @@ func (s *Speaker) onBest(gen int, paths []*apiutil.Path) {
 		}
 		key := p.Nlri.String()
 		if p.Withdrawal {
+			if !p.PeerAddress.IsValid() {
+				s.lostOwn(p)
+				continue
+			}
 			s.forget(key)
 			continue
 		}
 		if !p.PeerAddress.IsValid() {
 			continue // our own
 		}
+		s.noteSeq(p)
 		r, err := decode(p)
 		if err == nil {
 			err = s.check(&r)
@@ -449,6 +471,54 @@ func (s *Speaker) onBest(gen int, paths []*apiutil.Path) {
 			continue
 		}
 		s.learn(key, r)
+	}
+}
+
+// lostOwn takes note of a route of ours withdrawn. GoBGP's table withdraws
+// a MAC route of ours on its own when a received one for the address has
+// a higher sequence number (handleMacMobility), whether or not this
+// speaker uses that route: the address is no longer announced, and the
+// next sync announces it again above every sequence number seen if it is
+// still here.
+func (s *Speaker) lostOwn(p *apiutil.Path) {
+	n, ok := p.Nlri.(*bgp.EVPNNLRI)
+	if !ok {
+		return
+	}
+	d, ok := n.RouteTypeData.(*bgp.EVPNMacIPAdvertisementRoute)
+	if !ok || len(d.MacAddress) != 6 {
+		return
+	}
+	m := frame.MAC(d.MacAddress)
+	for _, v := range s.vnis {
+		if _, ok := v.local[m]; ok && rdString(d.RD) == v.adv.rd.String() {
+			delete(v.local, m)
+			s.evaluate(v, m)
+			s.MACsChanged(v.sw)
+		}
+	}
+}
+
+// noteSeq remembers the highest sequence number of every MAC route
+// received, used or not: GoBGP refuses to announce ours below it.
+func (s *Speaker) noteSeq(p *apiutil.Path) {
+	n, ok := p.Nlri.(*bgp.EVPNNLRI)
+	if !ok {
+		return
+	}
+	d, ok := n.RouteTypeData.(*bgp.EVPNMacIPAdvertisementRoute)
+	if !ok || len(d.MacAddress) != 6 {
+		return
+	}
+	for _, a := range p.Attrs {
+		if ecs, ok := a.(*bgp.PathAttributeExtendedCommunities); ok {
+			for _, ec := range ecs.Value {
+				if c, ok := ec.(*bgp.MacMobilityExtended); ok {
+					m := frame.MAC(d.MacAddress)
+					s.seqSeen[m] = max(s.seqSeen[m], c.Sequence)
+				}
+			}
+		}
 	}
 }
 
@@ -581,7 +651,7 @@ func (s *Speaker) removeRoute(v *vni, key string, r, next *Route) {
 		s.onEvent(Event{Type: "vtep-left", Switch: v.sw, VNI: v.id, VTEP: r.VTEP})
 	case bgp.EVPN_ROUTE_TYPE_MAC_IP_ADVERTISEMENT:
 		rs := v.remote[r.MAC]
-		if next == nil || next.MAC != r.MAC {
+		if rs[key] == r { // not the route that replaced it here
 			delete(rs, key)
 		}
 		if len(rs) == 0 {
@@ -689,31 +759,32 @@ func (s *Speaker) syncLoop() {
 func (s *Speaker) syncLocal(v *vni) {
 	macs := s.dp.LocalMACs(v.sw)
 	here := make(map[frame.MAC]bool, len(macs))
-	var add []*apiutil.Path
 	for _, m := range macs {
 		here[m] = true
 		if _, ok := v.local[m]; ok {
 			continue
 		}
 		// New here, or moved here from a remote VTEP: outbid every
-		// sequence number announced for it.
+		// sequence number announced for it, also in routes not used
+		// (GoBGP refuses a route of ours below one it holds).
 		var seq uint32
 		if hs, ok := v.highestSeq(m); ok {
 			seq = hs + 1
 		}
-		p, err := v.adv.mac(m, seq)
-		if err != nil {
-			s.log.Warn("evpn: announce", "switch", v.sw, "err", err)
-			continue
+		if hs, ok := s.seqSeen[m]; ok {
+			seq = max(seq, hs+1)
 		}
-		add = append(add, p)
+		p, err := v.adv.mac(m, seq)
+		if err == nil {
+			// One at a time: GoBGP refuses a whole request for one path.
+			_, err = s.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{p}})
+		}
+		if err != nil {
+			s.log.Warn("evpn: announce", "switch", v.sw, "mac", m, "err", err)
+			continue // again at the next sync
+		}
 		v.local[m] = seq
 		delete(v.installed, m)
-	}
-	if len(add) > 0 {
-		if _, err := s.srv.AddPath(apiutil.AddPathRequest{Paths: add}); err != nil {
-			s.log.Warn("evpn: announce addresses", "switch", v.sw, "count", len(add), "err", err)
-		}
 	}
 	for m := range v.local {
 		if !here[m] {
@@ -725,7 +796,7 @@ func (s *Speaker) syncLocal(v *vni) {
 }
 
 func (s *Speaker) withdrawMAC(v *vni, m frame.MAC) {
-	p, err := v.adv.mac(m, v.local[m])
+	p, err := v.adv.macWithdrawal(m)
 	if err == nil {
 		err = s.srv.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{p}})
 	}

@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -51,9 +52,11 @@ func TestSlowReceiverIsNoLongerWaitedFor(t *testing.T) {
 	r := newRig(t, 3, Config{TxHold: 10 * time.Millisecond})
 	slow := r.ports[1]
 	slow.room = 0
-	stop := make(chan struct{})
-	defer close(stop)
+	stop, drained := make(chan struct{}), make(chan struct{})
+	stopDraining := sync.OnceFunc(func() { close(stop); <-drained })
+	defer stopDraining()
 	go func() {
+		defer close(drained)
 		for {
 			select {
 			case <-stop:
@@ -89,7 +92,12 @@ func TestSlowReceiverIsNoLongerWaitedFor(t *testing.T) {
 		t.Fatalf("the other port got %d frames, want %d", got, sent+10)
 	}
 	// A batch for the slow port alone still waits for it: that flow keeps
-	// its backpressure.
+	// its backpressure. From here the port reads when waited on (not on
+	// a clock, which a loaded machine may not keep within the hold).
+	stopDraining()
+	slow.mu.Lock()
+	slow.readN = 1
+	slow.mu.Unlock()
 	r.send(r.from(1, frame.Broadcast, macB, 0)) // learn B on port 1
 	slow.drain(1)
 	r.send(r.from(2, macB, macC, 0)) // port 1 takes a frame: not stalled, and full again
