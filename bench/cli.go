@@ -26,7 +26,8 @@ delivered frames per second, Gbit/s, loss, and the switch's CPU time (frames
 per switch CPU-second), as a markdown table. -mode latency measures round trips with one frame in flight;
 -mode scan repeats the throughput run over frame sizes and port counts; -mode soak runs
 mixed traffic and churn through umlswitch for a long time (-duration, 30m by default) and
-samples its memory, descriptors and goroutines every -interval, to find leaks.
+samples its memory, descriptors and goroutines every -interval, to find leaks; -mode evpn
+puts umlswitch in a BGP EVPN fabric of many VTEPs that a GoBGP speaker in the bench plays.
 
 The umlswitch it starts is the one next to umlswitch-bench, in the same directory
 (make build puts both in bin/), unless -umlswitch PATH names another; the relay
@@ -45,6 +46,8 @@ Examples:
   umlswitch-bench -mode latency -compare uml_switch -cpu 0          # round-trip percentiles
   umlswitch-bench -mode scan -sizes 64,1514,9000 -port-counts 2,8,64 -compare relay -plot scan.png
   umlswitch-bench -mode soak -cpu 0 -duration 30m -interval 1m -plot soak.png  # leaks: memory, descriptors, goroutines
+  umlswitch-bench -mode evpn -cpu 0 -runs 3         # 1,000 VTEPs, 100,000 MACs, 100 VNIs (as root)
+  umlswitch-bench -mode evpn -vnis 2 -vteps 10 -macs 1000 -duration 1s  # the same, small
   umlswitch-bench -compare umlswitch=/tmp/umlswitch.old,uml_switch -cpu 0  # this build against an older one
   umlswitch-bench -umlswitch /usr/local/bin/umlswitch  # start that umlswitch, not the one next to umlswitch-bench
   umlswitch-bench relay -unix /tmp/relay.ctl          # run the ceiling relay by hand
@@ -96,11 +99,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			"(umlswitch only: 4 UML-style daemon clients and 2 BESS clients send -rate frames a second each,\n"+
 			"while clients attach and leave and API calls come and go, for -duration; every -interval a row of\n"+
 			"the switch's memory, descriptors, goroutines, frames forwarded and dropped, and at the end the\n"+
-			"growth of each and a leak flagged where one rose in every interval).\nExample: -mode latency -compare uml_switch")
+			"growth of each and a leak flagged where one rose in every interval), or evpn (umlswitch in a BGP\n"+
+			"EVPN fabric of -vteps remote VTEPs and -macs remote MACs over -vnis VNIs, played by a GoBGP speaker\n"+
+			"in the bench: time until its tables hold them all, its memory, forwarding to an EVPN-learned\n"+
+			"address with and without -churn and over a hand-written VXLAN port, and time to withdraw them all\n"+
+			"once the session goes down; as root, in a network namespace of its own).\nExample: -mode latency -compare uml_switch")
 		interval = fs.Duration("interval", time.Minute, "with -mode soak: time between samples.\nExample: -interval 30s")
 		rate     = fs.Int("rate", 1000, "with -mode soak: frames a second each traffic client sends.\nExample: -rate 200")
 		sizes    = fs.String("sizes", "64,512,1514,9000", "with -mode scan: frame sizes in `BYTES` (past 1518, umlswitch and the relay get a larger\n-mtu; uml_switch and vde_switch keep theirs).\nExample: -sizes 64,1514")
 		counts   = fs.String("port-counts", "2,8,64", "with -mode scan: generator port counts (`LIST`).\nExample: -port-counts 2,64")
+		vnis     = fs.Int("vnis", 100, "with -mode evpn: VNIs, one switch each (v1..vN).\nExample: -vnis 10")
+		vteps    = fs.Int("vteps", 1000, "with -mode evpn: remote VTEPs the injector plays, each in one VNI (so one tunnel port each).\nExample: -vteps 10")
+		macs     = fs.Int("macs", 100000, "with -mode evpn: type-2 routes (remote MACs), spread evenly over the VTEPs.\nExample: -macs 1000")
+		churn    = fs.Int("churn", 1000, "with -mode evpn: type-2 routes of other addresses withdrawn, and announced again 200 ms\nlater, every second of the churn run.\nExample: -churn 5000")
+		profile  = fs.String("profile", "", "with -mode evpn: have the first run's EVPN switch write its Go CPU profile to `FILE`.\nExample: -profile /tmp/evpn.prof")
 		plotTo   = fs.String("plot", "", "also draw the comparison into `FILE.png`: throughput by frame size (scan), latency CDF\n(latency), delivered frames per second (throughput), or memory, descriptors, goroutines and\n"+
 			"frames forwarded and dropped over time (soak).\nExample: -plot bench.png")
 	)
@@ -176,7 +188,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			*runs = 3
 		}
 	}
-	if tr.Netns && !inNetns() {
+	if *mode == "evpn" {
+		if err := checkEVPN(names, *ctl, tr, *ports, *churn, EVPNScale{VNIs: *vnis, VTEPs: *vteps, MACs: *macs}); err != nil {
+			return fail("-mode evpn: %v", err)
+		}
+	}
+	if (tr.Netns || *mode == "evpn") && !inNetns() {
 		if *ctl != "" {
 			return fail("-transport %s makes its interfaces in a network namespace of its own and starts the switches there: drop -ctl", tr.Name)
 		}
@@ -331,6 +348,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				return fail("plot: %v", err)
 			}
 		}
+	case "evpn":
+		scale := EVPNScale{VNIs: *vnis, VTEPs: *vteps, MACs: *macs}
+		fmt.Fprintf(stderr, "bench: evpn: %s; %d-byte frames, %v per forwarding run, %d run(s)\n", scale, *size, *duration, *runs)
+		exePath := *exe
+		if _, path, ok := strings.Cut(names[0], "="); ok {
+			exePath = path
+		}
+		runs, err := EVPN(EVPNConfig{Scale: scale, Exe: exePath, Dir: dir, CPUs: swCPUs, Gen: cfg, Runs: *runs, Churn: *churn,
+			Profile: *profile, Progress: stderr})
+		if len(runs) > 0 {
+			ReportEVPN(stdout, scale, *churn, cfg, runs)
+		}
+		if err != nil {
+			return fail("%v", err)
+		}
 	case "soak":
 		fmt.Fprintf(stderr, "bench: soak: %d daemon and %d BESS clients at %d frames/s each, %d-byte frames, churn; %v, a sample every %v\n",
 			soakDaemonClients, soakBESSClients, *rate, *size, *duration, *interval)
@@ -348,7 +380,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	default:
-		return fail("-mode %q: want throughput, latency, scan or soak", *mode)
+		return fail("-mode %q: want throughput, latency, scan, soak or evpn", *mode)
 	}
 	return 0
 }
@@ -462,6 +494,27 @@ func checkSoak(names []string, ctl string, tr *Transport, duration, interval tim
 		return fmt.Errorf("-rate %d: want 1..1000000 frames a second", rate)
 	}
 	return nil
+}
+
+// checkEVPN refuses an EVPN run the mode cannot do: it starts umlswitch
+// itself, on a configuration of its own, and drives it with a daemon
+// client and a VXLAN socket of its own.
+func checkEVPN(names []string, ctl string, tr *Transport, ports, churn int, scale EVPNScale) error {
+	switch sw := switchNamed(names[0]); {
+	case len(names) > 1:
+		return errors.New("it measures umlswitch in the fabric against itself over a hand-written port: drop -compare")
+	case !sw.umlswitch || sw.daemonOnly:
+		return fmt.Errorf("-switch %s: want umlswitch or umlswitch=PATH", names[0])
+	case ctl != "":
+		return errors.New("it starts umlswitch itself, on an EVPN configuration: drop -ctl")
+	case tr.Name != "daemon":
+		return fmt.Errorf("-transport %s: its generator is a daemon client and the fabric's VTEP 0: drop -transport", tr.Name)
+	case ports != 2:
+		return fmt.Errorf("-ports %d: it forwards between two ports, a daemon client and a remote VTEP", ports)
+	case churn < 0 || churn > 1000000:
+		return fmt.Errorf("-churn %d: want 0..1000000 routes a second", churn)
+	}
+	return scale.Check()
 }
 
 // parseInts reads a comma-separated list of integers within [lo, hi].

@@ -1,0 +1,294 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+
+	"github.com/umlswitch/umlswitch/frame"
+)
+
+// The EVPN scale run's other side: a GoBGP speaker in this process that
+// plays many remote VTEPs at once, announcing their type-3 routes (one
+// VNI each) and the type-2 routes of the addresses behind them, encoded as
+// package evpn (and FRR) encodes its own.
+
+// EVPNScale is the fabric an EVPN scale run plays: VTEPs remote VTEPs
+// spread over VNIs VNIs, VTEP k serving VNI k%VNIs+1 only (so each VTEP is
+// one tunnel port of the switch), each announcing MACs/VTEPs addresses.
+type EVPNScale struct{ VNIs, VTEPs, MACs int }
+
+// evpnASN is the autonomous system of both sides: iBGP, as in a lab's
+// fabric, so the route targets are the same auto-derived ones.
+const evpnASN = 65000
+
+// Check refuses a layout the switch cannot hold: the fabric numbers its
+// ports with 16 bits, so the tunnels (one per VTEP here) must stay well
+// under 65536.
+func (s EVPNScale) Check() error {
+	switch {
+	case s.VNIs < 1 || s.VNIs > 4096:
+		return fmt.Errorf("%d VNIs: want 1..4096", s.VNIs)
+	case s.VTEPs < s.VNIs || s.VTEPs > 50000:
+		return fmt.Errorf("%d VTEPs: want %d (one a VNI) to 50000 (each is a tunnel port, and port numbers have 16 bits)", s.VTEPs, s.VNIs)
+	case s.MACs < s.VTEPs || s.MACs%s.VTEPs != 0 || s.MACs/s.VTEPs > 65536:
+		return fmt.Errorf("%d MACs: want a multiple of the %d VTEPs, at most 65536 each", s.MACs, s.VTEPs)
+	}
+	return nil
+}
+
+func (s EVPNScale) String() string {
+	return fmt.Sprintf("%d VTEPs (%d per VNI), %d MACs (%d per VTEP) over %d VNIs", s.VTEPs, s.VTEPs/s.VNIs, s.MACs, s.MACs/s.VTEPs, s.VNIs)
+}
+
+// vni is the VNI VTEP k serves.
+func (s EVPNScale) vni(k int) uint32 { return uint32(k%s.VNIs + 1) }
+
+// evpnVTEP is the address of remote VTEP k: 10.1.0.1 and up. None is on
+// this host but the first, the generator's (the switch only sends to them).
+func evpnVTEP(k int) netip.Addr {
+	a := 0x0a010001 + uint32(k)
+	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)})
+}
+
+// evpnMAC is address j behind VTEP k.
+func evpnMAC(k, j int) frame.MAC {
+	return frame.MAC{0x02, 0xee, byte(k >> 8), byte(k), byte(j >> 8), byte(j)}
+}
+
+// injector is the GoBGP speaker that plays the remote VTEPs.
+type injector struct {
+	srv    *server.BgpServer
+	scale  EVPNScale
+	target frame.MAC // VTEP 0's first address, if set: the generator's port behind it
+	peer   netip.Addr
+	cancel context.CancelFunc
+
+	mu          sync.Mutex
+	established time.Time // when the session came up; zero while it is not
+	up          chan struct{}
+}
+
+// startInjector starts the speaker with every route of scale in its table
+// and no neighbour yet: connect starts the session.
+func startInjector(scale EVPNScale, target frame.MAC) (*injector, error) {
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelError)
+	srv := server.NewBgpServer(server.LoggerOption(slog.Default(), level))
+	go srv.Serve()
+	j := &injector{srv: srv, scale: scale, target: target, up: make(chan struct{})}
+	ctx := context.Background()
+	err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: evpnASN, RouterId: "10.255.255.254", ListenPort: -1}})
+	if err != nil {
+		srv.Stop()
+		return nil, fmt.Errorf("bench: injector: %w", err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	j.cancel = cancel
+	err = srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{OnPeerUpdate: j.onPeer}, server.WatchPeer())
+	if err == nil {
+		err = j.announceAll()
+	}
+	if err != nil {
+		j.close()
+		return nil, fmt.Errorf("bench: injector: %w", err)
+	}
+	return j, nil
+}
+
+func (j *injector) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+	if ev.Type != apiutil.PEER_EVENT_STATE {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if ev.Peer.State.SessionState == bgp.BGP_FSM_ESTABLISHED && j.established.IsZero() {
+		j.established = time.Now()
+		close(j.up)
+	}
+}
+
+// announceAll puts every VTEP's type-3 route and every type-2 route into
+// the speaker's table, a VTEP at a time.
+func (j *injector) announceAll() error {
+	for k := 0; k < j.scale.VTEPs; k++ {
+		paths := []*apiutil.Path{j.imet(k)}
+		for m := 0; m < j.scale.MACs/j.scale.VTEPs; m++ {
+			paths = append(paths, j.mac(k, m))
+		}
+		if _, err := j.srv.AddPath(apiutil.AddPathRequest{Paths: paths}); err != nil {
+			return fmt.Errorf("announce VTEP %s: %w", evpnVTEP(k), err)
+		}
+	}
+	return nil
+}
+
+// connect adds the switch as a neighbour (iBGP) at addr:port and waits
+// until the session is up; it returns when it came up.
+func (j *injector) connect(addr netip.Addr, port int, timeout time.Duration) (time.Time, error) {
+	j.peer = addr
+	err := j.srv.AddPeer(context.Background(), &api.AddPeerRequest{Peer: &api.Peer{
+		Conf:      &api.PeerConf{NeighborAddress: addr.String(), PeerAsn: evpnASN},
+		Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 1}},
+		Transport: &api.Transport{RemotePort: uint32(port), LocalAddress: "127.0.0.1"},
+		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{
+			Family: &api.Family{Afi: api.Family_AFI_L2VPN, Safi: api.Family_SAFI_EVPN}, Enabled: true}}},
+	}})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("bench: injector: add the switch as neighbour: %w", err)
+	}
+	select {
+	case <-j.up:
+	case <-time.After(timeout):
+		return time.Time{}, fmt.Errorf("bench: injector: no BGP session with the switch at %s port %d within %v", addr, port, timeout)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.established, nil
+}
+
+// disconnect takes the session down (a Cease notification): the switch
+// must withdraw everything the injector announced.
+func (j *injector) disconnect() error {
+	if err := j.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: j.peer.String()}); err != nil {
+		return fmt.Errorf("bench: injector: drop the session: %w", err)
+	}
+	return nil
+}
+
+func (j *injector) close() {
+	if j.cancel != nil {
+		j.cancel()
+	}
+	j.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+	j.srv.Stop()
+}
+
+// churnTick is how often the churn withdraws and announces a batch.
+const churnTick = 10 * time.Millisecond
+
+// churnAway is how long a churned route stays withdrawn.
+const churnAway = 200 * time.Millisecond
+
+// churn withdraws perSecond type-2 routes a second, and announces each
+// again churnAway later, until ctx ends; then it announces what is still
+// withdrawn and returns how many routes it withdrew. It never touches
+// VTEP 0's first address (the generator's) nor any type-3 route.
+func (j *injector) churn(ctx context.Context, perSecond int) (int, error) {
+	per := j.scale.MACs / j.scale.VTEPs
+	total := j.scale.MACs - 1
+	batch := max(perSecond*int(churnTick)/int(time.Second), 1)
+	lag := int(churnAway / churnTick)
+	var away [][]*apiutil.Path // batches withdrawn, oldest first
+	next, withdrawn := 0, 0
+	tick := time.NewTicker(churnTick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			for _, b := range away {
+				if _, err := j.srv.AddPath(apiutil.AddPathRequest{Paths: b}); err != nil {
+					return withdrawn, fmt.Errorf("bench: churn: announce: %w", err)
+				}
+			}
+			return withdrawn, nil
+		case <-tick.C:
+		}
+		var b []*apiutil.Path
+		for range batch {
+			i := next%total + 1 // skip index 0: VTEP 0's first address
+			next++
+			b = append(b, j.mac(i/per, i%per))
+		}
+		if err := j.srv.DeletePath(apiutil.DeletePathRequest{Paths: b}); err != nil {
+			return withdrawn, fmt.Errorf("bench: churn: withdraw: %w", err)
+		}
+		withdrawn += len(b)
+		away = append(away, b)
+		if len(away) > lag {
+			if _, err := j.srv.AddPath(apiutil.AddPathRequest{Paths: away[0]}); err != nil {
+				return withdrawn, fmt.Errorf("bench: churn: announce: %w", err)
+			}
+			away = away[1:]
+		}
+	}
+}
+
+// rd is VTEP k's route distinguisher: its address and 1, as FRR derives
+// one from a router id and a small number.
+func rd(k int) bgp.RouteDistinguisherInterface {
+	r, _ := bgp.NewRouteDistinguisherIPAddressAS(evpnVTEP(k), 1)
+	return r
+}
+
+// attrs are the attributes of every route of VTEP k: origin, an empty AS
+// path, the next hop (the VTEP) in MP_REACH_NLRI, the VNI's auto-derived
+// route target and the VXLAN encapsulation.
+func (j *injector) attrs(k int, n bgp.NLRI) []bgp.PathAttributeInterface {
+	reach, _ := bgp.NewPathAttributeMpReachNLRI(bgp.RF_EVPN, []bgp.PathNLRI{{NLRI: n}}, evpnVTEP(k))
+	return []bgp.PathAttributeInterface{
+		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
+		bgp.NewPathAttributeAsPath(nil),
+		reach,
+		bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{
+			bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, evpnASN, j.scale.vni(k), true),
+			bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN),
+		}),
+	}
+}
+
+// imet is VTEP k's inclusive multicast route (type 3), with the PMSI
+// tunnel attribute (ingress replication, the VNI as label).
+func (j *injector) imet(k int) *apiutil.Path {
+	n, _ := bgp.NewEVPNMulticastEthernetTagRoute(rd(k), 0, evpnVTEP(k))
+	id, _ := bgp.NewIngressReplTunnelID(evpnVTEP(k))
+	attrs := append(j.attrs(k, n), bgp.NewPathAttributePmsiTunnel(bgp.PMSI_TUNNEL_TYPE_INGRESS_REPL, false, j.scale.vni(k), id))
+	return &apiutil.Path{Family: bgp.RF_EVPN, Nlri: n, Attrs: attrs}
+}
+
+// mac is the type-2 route of address m behind VTEP k.
+func (j *injector) mac(k, m int) *apiutil.Path {
+	addr := evpnMAC(k, m)
+	if k == 0 && m == 0 && j.target != (frame.MAC{}) {
+		addr = j.target
+	}
+	n, _ := bgp.NewEVPNMacIPAdvertisementRoute(rd(k), bgp.EthernetSegmentIdentifier{}, 0, addr.String(), netip.Addr{}, []uint32{j.scale.vni(k)})
+	return &apiutil.Path{Family: bgp.RF_EVPN, Nlri: n, Attrs: j.attrs(k, n)}
+}
+
+// errTablesTimeout: the switch's tables did not reach what was waited for.
+var errTablesTimeout = errors.New("timed out")
+
+// evpnTables counts what the switch holds: remote MAC entries and EVPN
+// tunnel ports, over every switch.
+type evpnTables func() (remote, tunnels int, err error)
+
+// waitTables polls count every step until it says remote entries and
+// tunnels, and returns when it first did.
+func waitTables(count evpnTables, remote, tunnels int, step, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		r, t, err := count()
+		now := time.Now()
+		if err != nil {
+			return now, err
+		}
+		if r == remote && t == tunnels {
+			return now, nil
+		}
+		if now.After(deadline) {
+			return now, fmt.Errorf("bench: the switch holds %d remote MACs and %d tunnels after %v, want %d and %d: %w",
+				r, t, timeout, remote, tunnels, errTablesTimeout)
+		}
+		time.Sleep(step)
+	}
+}
