@@ -27,7 +27,8 @@ per switch CPU-second), as a markdown table. -mode latency measures round trips 
 -mode scan repeats the throughput run over frame sizes and port counts; -mode soak runs
 mixed traffic and churn through umlswitch for a long time (-duration, 30m by default) and
 samples its memory, descriptors and goroutines every -interval, to find leaks; -mode evpn
-puts umlswitch in a BGP EVPN fabric of many VTEPs that a GoBGP speaker in the bench plays.
+puts umlswitch in a BGP EVPN fabric of many VTEPs that a GoBGP speaker in the bench plays,
+and measures the load, the withdrawal, memory, and forwarding with and without the routes.
 
 The umlswitch it starts is the one next to umlswitch-bench, in the same directory
 (make build puts both in bin/), unless -umlswitch PATH names another; the relay
@@ -101,9 +102,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			"the switch's memory, descriptors, goroutines, frames forwarded and dropped, and at the end the\n"+
 			"growth of each and a leak flagged where one rose in every interval), or evpn (umlswitch in a BGP\n"+
 			"EVPN fabric of -vteps remote VTEPs and -macs remote MACs over -vnis VNIs, played by a GoBGP speaker\n"+
-			"in the bench: time until its tables hold them all, its memory, forwarding to an EVPN-learned\n"+
-			"address with and without -churn and over a hand-written VXLAN port, and time to withdraw them all\n"+
-			"once the session goes down; as root, in a network namespace of its own).\nExample: -mode latency -compare uml_switch")
+			"in the bench: time and switch CPU from the session coming up until every tunnel and remote MAC is\n"+
+			"installed, and from its going down until none is left; the switch's live Go heap and resident\n"+
+			"memory empty, loaded and withdrawn; its idle CPU; forwarding between two local ports loaded\n"+
+			"against empty, in one run; as root, in a network namespace of its own).\nExample: -mode latency -compare uml_switch")
 		interval = fs.Duration("interval", time.Minute, "with -mode soak: time between samples.\nExample: -interval 30s")
 		rate     = fs.Int("rate", 1000, "with -mode soak: frames a second each traffic client sends.\nExample: -rate 200")
 		sizes    = fs.String("sizes", "64,512,1514,9000", "with -mode scan: frame sizes in `BYTES` (past 1518, umlswitch and the relay get a larger\n-mtu; uml_switch and vde_switch keep theirs).\nExample: -sizes 64,1514")
@@ -111,8 +113,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		vnis     = fs.Int("vnis", 100, "with -mode evpn: VNIs, one switch each (v1..vN).\nExample: -vnis 10")
 		vteps    = fs.Int("vteps", 1000, "with -mode evpn: remote VTEPs the injector plays, each in one VNI (so one tunnel port each).\nExample: -vteps 10")
 		macs     = fs.Int("macs", 100000, "with -mode evpn: type-2 routes (remote MACs), spread evenly over the VTEPs.\nExample: -macs 1000")
-		churn    = fs.Int("churn", 1000, "with -mode evpn: type-2 routes of other addresses withdrawn, and announced again 200 ms\nlater, every second of the churn run.\nExample: -churn 5000")
-		profile  = fs.String("profile", "", "with -mode evpn: have the first run's EVPN switch write its Go CPU profile to `FILE`.\nExample: -profile /tmp/evpn.prof")
+		profile  = fs.String("profile", "", "with -mode evpn: have the first run's switch write its Go CPU profile to `FILE`.\nExample: -profile /tmp/evpn.prof")
 		plotTo   = fs.String("plot", "", "also draw the comparison into `FILE.png`: throughput by frame size (scan), latency CDF\n(latency), delivered frames per second (throughput), or memory, descriptors, goroutines and\n"+
 			"frames forwarded and dropped over time (soak).\nExample: -plot bench.png")
 	)
@@ -189,7 +190,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *mode == "evpn" {
-		if err := checkEVPN(names, *ctl, tr, *ports, *churn, EVPNScale{VNIs: *vnis, VTEPs: *vteps, MACs: *macs}); err != nil {
+		if err := checkEVPN(names, *ctl, tr, *ports, *hub, EVPNScale{VNIs: *vnis, VTEPs: *vteps, MACs: *macs}); err != nil {
 			return fail("-mode evpn: %v", err)
 		}
 	}
@@ -355,10 +356,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if _, path, ok := strings.Cut(names[0], "="); ok {
 			exePath = path
 		}
-		runs, err := EVPN(EVPNConfig{Scale: scale, Exe: exePath, Dir: dir, CPUs: swCPUs, Gen: cfg, Runs: *runs, Churn: *churn,
+		runs, err := EVPN(EVPNConfig{Scale: scale, Exe: exePath, Dir: dir, CPUs: swCPUs, Gen: cfg, Runs: *runs,
 			Profile: *profile, Progress: stderr})
 		if len(runs) > 0 {
-			ReportEVPN(stdout, scale, *churn, cfg, runs)
+			ReportEVPN(stdout, scale, cfg, runs)
 		}
 		if err != nil {
 			return fail("%v", err)
@@ -497,22 +498,22 @@ func checkSoak(names []string, ctl string, tr *Transport, duration, interval tim
 }
 
 // checkEVPN refuses an EVPN run the mode cannot do: it starts umlswitch
-// itself, on a configuration of its own, and drives it with a daemon
-// client and a VXLAN socket of its own.
-func checkEVPN(names []string, ctl string, tr *Transport, ports, churn int, scale EVPNScale) error {
+// itself, on a configuration of its own, and drives it with two daemon
+// clients.
+func checkEVPN(names []string, ctl string, tr *Transport, ports int, hub bool, scale EVPNScale) error {
 	switch sw := switchNamed(names[0]); {
 	case len(names) > 1:
-		return errors.New("it measures umlswitch in the fabric against itself over a hand-written port: drop -compare")
+		return errors.New("it measures umlswitch loaded against itself empty, in one run: drop -compare")
 	case !sw.umlswitch || sw.daemonOnly:
 		return fmt.Errorf("-switch %s: want umlswitch or umlswitch=PATH", names[0])
 	case ctl != "":
 		return errors.New("it starts umlswitch itself, on an EVPN configuration: drop -ctl")
 	case tr.Name != "daemon":
-		return fmt.Errorf("-transport %s: its generator is a daemon client and the fabric's VTEP 0: drop -transport", tr.Name)
+		return fmt.Errorf("-transport %s: its generator is two daemon clients: drop -transport", tr.Name)
 	case ports != 2:
-		return fmt.Errorf("-ports %d: it forwards between two ports, a daemon client and a remote VTEP", ports)
-	case churn < 0 || churn > 1000000:
-		return fmt.Errorf("-churn %d: want 0..1000000 routes a second", churn)
+		return fmt.Errorf("-ports %d: it forwards between two local ports", ports)
+	case hub:
+		return errors.New("its switches learn: drop -hub")
 	}
 	return scale.Check()
 }

@@ -1,7 +1,8 @@
 package bench
 
 import (
-	"context"
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,35 +11,41 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/transports/vxlan"
 )
 
 // -mode evpn: umlswitch in a BGP EVPN fabric at scale. A GoBGP speaker in
-// this process (evpninject.go) plays many remote VTEPs; the run measures
-// how long umlswitch takes to hold all their tunnels and addresses, its
-// memory, forwarding to an address it learned from EVPN with and without
-// route churn, the same forwarding over a hand-written VXLAN port, and how
-// long it takes to withdraw everything once the session goes down.
+// this process (evpninject.go) plays many remote VTEPs; each run starts a
+// fresh umlswitch and measures how long it takes, and how much of its CPU,
+// to hold every tunnel and remote address once the session comes up, its
+// Go heap and resident memory empty, loaded and after the withdrawal, its
+// CPU while idle, and how long withdrawing everything takes once the
+// session goes down. Forwarding between two local ports of a fabric switch
+// is measured before the load, loaded and after the withdrawal, so the
+// ratio loaded / empty comes from one run of one process.
 //
-// It runs in a network namespace of its own: the switch's VTEP and the
-// generator's (VTEP 0 of the fabric, the only remote VTEP that exists) are
-// addresses on its loopback; the other VTEPs are nowhere, which a switch
-// that only sends to them never notices. The BGP session runs over
-// 127.0.0.1 and 127.0.0.2.
+// It runs in a network namespace of its own: the switch's VTEP is an
+// address on its loopback, and the remote VTEPs are behind a veth with
+// nothing at its other end, where what the switch floods to them vanishes. The BGP
+// session runs over 127.0.0.1 and 127.0.0.2.
 
 // switchVTEP is the switch's own VTEP address in the run's namespace.
 var switchVTEP = netip.MustParseAddr("10.0.0.1")
 
 // evpnBGPPort is where the switch listens for the injector.
 const evpnBGPPort = 1179
+
+// fabricLink is the interface the remote VTEPs are routed to.
+const fabricLink = "evpnfab0"
 
 // EVPNConfig sets up -mode evpn.
 type EVPNConfig struct {
@@ -48,34 +55,80 @@ type EVPNConfig struct {
 	CPUs  []int     // pin the switch here; empty: anywhere
 	Gen   GenConfig // the forwarding runs' settings (size, depth, window, warm-up, duration, generator CPUs)
 	Runs  int
-	Churn int // type-2 routes withdrawn (and as many announced again) a second in the churn runs; 0: none
-	// Profile, if set, is where the first run's EVPN switch writes its Go
-	// CPU profile (umlswitch -cpuprofile).
+	// Profile, if set, is where the first run's switch writes its Go CPU
+	// profile (umlswitch -cpuprofile).
 	Profile  string
 	Progress io.Writer
 }
 
+// The three moments of a run at which memory is taken.
+const (
+	atEmpty     = iota // started, session down, no routes
+	atLoaded           // every route in
+	atWithdrawn        // every route withdrawn again
+	moments
+)
+
 // EVPNRun is what one run measured.
 type EVPNRun struct {
-	Load     time.Duration // session up to every tunnel and remote MAC in the switch's tables
+	Load     time.Duration // session up to every tunnel and remote MAC in the switch
 	Withdraw time.Duration // session down to none left
-	Recover  time.Duration // end of the churn to every churned route back in the tables
-	// Resident memory of the switch: idle with its switches and no routes,
-	// with every route in, and after they were withdrawn.
-	RSSBefore, RSSLoaded, RSSWithdrawn uint64
-	Quiet, Churned, Hand               GenResult // forwarding to the EVPN-learned address, with churn, over a hand-written port
-	ChurnRate                          float64   // routes withdrawn a second during the churn run, as done
+	// The switch's CPU time over the load and over the withdrawal, and
+	// this process's (the injector's sending, mostly) over the load.
+	LoadCPU, WithdrawCPU, InjectorCPU time.Duration
+	// Idle is the switch's CPU time over evpnIdle with nothing to do,
+	// before the load, loaded and after the withdrawal; the memory is
+	// taken at the end of each of these windows, when the switch has
+	// settled.
+	Idle [moments]time.Duration
+	Heap [moments]uint64 // live Go heap after a collection, bytes (the runtime's gctrace)
+	RSS  [moments]uint64 // resident memory, bytes
+	// Forwarding between the two local ports, before the load, loaded and
+	// after the withdrawal.
+	Empty, Loaded, After GenResult
+	// APILoaded is how long the answers to evpnAPICalls took with every
+	// route in (the median of evpnAPITries).
+	APILoaded []time.Duration
 }
 
-// EVPN measures cfg.Runs runs, each with a fresh switch for the fabric
-// and another for the hand-written port.
+// evpnAPICalls are the reads an operator or a monitoring system makes
+// whose cost may grow with the routes: ctl switches, ctl bgp, ctl evpn,
+// ctl fdb, a Prometheus scrape.
+var evpnAPICalls = []string{"/v1/switches", "/v1/bgp", "/v1/evpn", "/v1/fdb?switch=v1", "metrics"}
+
+const evpnAPITries = 3
+
+// ratio is the run's forwarding loaded over the mean of before and after.
+func (r EVPNRun) ratio() float64 {
+	base := (r.Empty.deliveredMpps() + r.After.deliveredMpps()) / 2
+	if base == 0 {
+		return 0
+	}
+	return r.Loaded.deliveredMpps() / base
+}
+
+// evpnIdle is how long the switch's CPU is watched while it has nothing
+// to do but its timers: the EVPN speaker's sync of local addresses every
+// second, BGP keepalives.
+const evpnIdle = 3 * time.Second
+
+// EVPN measures cfg.Runs runs, each with a fresh switch. The injector and
+// its table of routes serve them all.
 func EVPN(cfg EVPNConfig) ([]EVPNRun, error) {
 	if err := cfg.Scale.Check(); err != nil {
 		return nil, err
 	}
-	if err := setupEVPNNetns(); err != nil {
+	if err := setupEVPNNetns(cfg.Scale); err != nil {
 		return nil, err
 	}
+	t0 := time.Now()
+	j, err := startInjector(cfg.Scale)
+	if err != nil {
+		return nil, err
+	}
+	defer j.close()
+	progress(cfg.Progress, "evpn: the injector holds its %d routes (%v to build them)", cfg.Scale.VTEPs+cfg.Scale.MACs,
+		time.Since(t0).Round(time.Millisecond))
 	var runs []EVPNRun
 	for i := 0; i < cfg.Runs; i++ {
 		var r EVPNRun
@@ -83,40 +136,37 @@ func EVPN(cfg EVPNConfig) ([]EVPNRun, error) {
 		if i == 0 {
 			profile = cfg.Profile
 		}
-		if err := evpnFabricRun(cfg, &r, i%2 == 1, profile); err != nil {
-			return runs, err
-		}
-		if err := evpnHandRun(cfg, &r); err != nil {
+		if err := evpnRun(cfg, j, &r, profile); err != nil {
 			return runs, err
 		}
 		runs = append(runs, r)
-		progress(cfg.Progress, "evpn: run %d: loaded in %v, withdrawn in %v, rss %.1f -> %.1f -> %.1f MB; %.3f Mfps, %.3f with churn (%.0f routes/s, tables full again %v after), %.3f over a hand-written port",
-			i+1, r.Load.Round(time.Millisecond), r.Withdraw.Round(time.Millisecond), mb(r.RSSBefore), mb(r.RSSLoaded), mb(r.RSSWithdrawn),
-			r.Quiet.deliveredMpps(), r.Churned.deliveredMpps(), r.ChurnRate, r.Recover.Round(time.Millisecond), r.Hand.deliveredMpps())
+		progress(cfg.Progress, "evpn: run %d: loaded in %v (switch CPU %v), withdrawn in %v (%v); heap %.1f -> %.1f -> %.1f MB, rss %.1f -> %.1f -> %.1f MB; "+
+			"forwarding %.3f Mfps loaded, %.3f and %.3f empty (%.2fx)",
+			i+1, r.Load.Round(time.Millisecond), r.LoadCPU, r.Withdraw.Round(time.Millisecond), r.WithdrawCPU,
+			mb(r.Heap[atEmpty]), mb(r.Heap[atLoaded]), mb(r.Heap[atWithdrawn]), mb(r.RSS[atEmpty]), mb(r.RSS[atLoaded]), mb(r.RSS[atWithdrawn]),
+			r.Loaded.deliveredMpps(), r.Empty.deliveredMpps(), r.After.deliveredMpps(), r.ratio())
 	}
 	return runs, nil
 }
 
 func progress(w io.Writer, format string, a ...any) {
 	if w != nil {
-		fmt.Fprintf(w, format+"\n", a...)
+		fmt.Fprintf(w, "bench: "+format+"\n", a...)
 	}
 }
 
 func mb(b uint64) float64 { return float64(b) / 1e6 }
 
-// setupEVPNNetns brings the namespace's loopback up with the two VTEP
-// addresses on it.
-func setupEVPNNetns() error {
+// setupEVPNNetns brings the namespace's loopback up with the switch's
+// VTEP on it, and routes the remote VTEPs to a veth that leads nowhere, so that
+// the switch's tunnels send (and their frames vanish) as in a fabric.
+func setupEVPNNetns(scale EVPNScale) error {
 	lo, err := netlink.LinkByName("lo")
 	if err == nil {
 		err = netlink.LinkSetUp(lo)
 	}
-	for _, a := range []netip.Addr{switchVTEP, evpnVTEP(0)} {
-		if err != nil {
-			break
-		}
-		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+	if err == nil {
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: switchVTEP.AsSlice(), Mask: net.CIDRMask(32, 32)}}
 		if err = netlink.AddrAdd(lo, addr); err == syscall.EEXIST {
 			err = nil
 		}
@@ -124,37 +174,62 @@ func setupEVPNNetns() error {
 	if err != nil {
 		return fmt.Errorf("bench: evpn: the namespace's loopback: %w", err)
 	}
+	// A veth with ARP off sends to its peer without resolving anyone, and
+	// the peer, with no address, drops it all.
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fabricLink}, PeerName: fabricLink + "p"}
+	if err := netlink.LinkAdd(veth); err != nil && err != syscall.EEXIST {
+		return fmt.Errorf("bench: evpn: the fabric's interface: %w", err)
+	}
+	fab, err := netlink.LinkByName(fabricLink)
+	if err == nil {
+		err = netlink.LinkSetARPOff(fab)
+	}
+	for _, name := range []string{fabricLink, veth.PeerName} {
+		var l netlink.Link
+		if err == nil {
+			l, err = netlink.LinkByName(name)
+		}
+		if err == nil {
+			err = netlink.LinkSetUp(l)
+		}
+	}
+	if err == nil {
+		first, last := evpnVTEP(0), evpnVTEP(scale.VTEPs) // the marker too
+		bits := 32
+		for p, _ := first.Prefix(bits); !p.Contains(last); p, _ = first.Prefix(bits) {
+			bits--
+		}
+		p, _ := first.Prefix(bits)
+		dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(bits, 32)}
+		if err = netlink.RouteReplace(&netlink.Route{LinkIndex: fab.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK}); err != nil {
+			err = fmt.Errorf("route %s: %w", dst, err)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("bench: evpn: the fabric's interface: %w", err)
+	}
 	return nil
 }
 
-// evpnPlan is the switch's configuration: switches v1..vN with VNIs 1..N
-// (v1 with a daemon listener at ctl for the generator) and an evpn: block
-// that waits for the injector at 127.0.0.1 on listen. hand: the same
-// switches with no VNI and no evpn: block, and v1 with a hand-written
-// VXLAN port to the generator's VTEP instead.
-func evpnPlan(scale EVPNScale, ctl string, vtep netip.Addr, listen int, vxlanPort uint16, hand bool) string {
+// evpnPlan is the switch's configuration: switches v1..vN with VNIs 1..N,
+// v1 with a daemon listener at ctl for the generator's two ports, and an
+// evpn: block that waits for the injector at 127.0.0.1 on port listen.
+func evpnPlan(scale EVPNScale, ctl string, listen int) string {
 	var b strings.Builder
 	b.WriteString("log_level: warn\nswitches:\n")
 	for v := 1; v <= scale.VNIs; v++ {
-		fmt.Fprintf(&b, "  - name: v%d\n", v)
-		if !hand {
-			fmt.Fprintf(&b, "    vni: %d\n", v)
-		}
-		if v == 1 && ctl != "" {
+		fmt.Fprintf(&b, "  - name: v%d\n    vni: %d\n", v, v)
+		if v == 1 {
 			fmt.Fprintf(&b, "    ports:\n      - {transport: daemon, path: %s}\n", ctl)
-			if hand {
-				fmt.Fprintf(&b, "      - {transport: vxlan, src: %s, dst: %s, vni: 1, dstport: %d}\n", vtep, evpnVTEP(0), vxlanPort)
-			}
 		}
 	}
-	if !hand {
-		fmt.Fprintf(&b, "evpn:\n  asn: %d\n  router_id: %s\n  vtep: %s\n  vxlan_port: %d\n  listen_port: %d\n  hold_time: 90s\n"+
-			"  neighbors:\n    - {address: 127.0.0.1, asn: %d, passive: true}\n", evpnASN, vtep, vtep, vxlanPort, listen, evpnASN)
-	}
+	fmt.Fprintf(&b, "evpn:\n  asn: %d\n  router_id: %s\n  vtep: %s\n  vxlan_port: %d\n  listen_port: %d\n  hold_time: 90s\n"+
+		"  neighbors:\n    - {address: 127.0.0.1, asn: %d, passive: true}\n", evpnASN, switchVTEP, switchVTEP, vxlan.DefaultPort, listen, evpnASN)
 	return b.String()
 }
 
-// evpnSwitch is umlswitch run on the configuration file at path.
+// evpnSwitch is umlswitch run on the configuration file at path, with
+// the runtime's garbage collector trace in its log.
 func evpnSwitch(path, ctl string, extra ...string) *Switch {
 	return &Switch{
 		Name: "umlswitch",
@@ -163,233 +238,407 @@ func evpnSwitch(path, ctl string, extra ...string) *Switch {
 		},
 		stop:      func(p *process) { p.cmd.Process.Signal(syscall.SIGTERM) },
 		umlswitch: true,
+		env:       []string{"GODEBUG=gctrace=1"},
 	}
+}
+
+// evpnSwitchRun is a started switch of an EVPN run.
+type evpnSwitchRun struct {
+	*process
+	logPath      string
+	api, metrics *http.Client
 }
 
 // startEVPNSwitch writes the plan and starts umlswitch on it, its log in
 // the run's directory.
-func startEVPNSwitch(cfg EVPNConfig, hand bool, extra ...string) (*process, func(error) error, error) {
+func startEVPNSwitch(cfg EVPNConfig, extra ...string) (*evpnSwitchRun, error) {
 	ctl := filepath.Join(cfg.Dir, "umlswitch.ctl")
 	path := filepath.Join(cfg.Dir, "evpn.yaml")
-	doc := evpnPlan(cfg.Scale, ctl, switchVTEP, evpnBGPPort, vxlan.DefaultPort, hand)
-	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
-		return nil, nil, err
+	if err := os.WriteFile(path, []byte(evpnPlan(cfg.Scale, ctl, evpnBGPPort)), 0o644); err != nil {
+		return nil, err
 	}
-	logPath := filepath.Join(cfg.Dir, "umlswitch.log")
-	log, err := os.Create(logPath)
+	metrics := filepath.Join(cfg.Dir, "metrics.sock")
+	extra = append(extra, "-metrics", "unix:"+metrics)
+	s := &evpnSwitchRun{logPath: filepath.Join(cfg.Dir, "umlswitch.log"), api: unixHTTP(ctl), metrics: unixHTTP(metrics)}
+	log, err := os.Create(s.logPath)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer log.Close() // the child has its own descriptor
-	withLog := func(err error) error {
-		b, _ := os.ReadFile(logPath)
-		return fmt.Errorf("%v\n%s", err, b)
+	if s.process, err = start(evpnSwitch(path, ctl, extra...), cfg.Exe, cfg.Dir, false, nil, cfg.CPUs, log); err != nil {
+		return nil, s.withLog(err)
 	}
-	p, err := start(evpnSwitch(path, ctl, extra...), cfg.Exe, cfg.Dir, false, nil, cfg.CPUs, log)
-	if err != nil {
-		return nil, nil, withLog(err)
-	}
-	return p, withLog, nil
+	return s, nil
 }
 
-// evpnTablesAt counts the tables of the switch whose API is at ctl: its
-// remote MAC entries, and its attached ports, which are its tunnels while
-// the generator is away.
-func evpnTablesAt(ctl string) evpnTables {
-	c := unixHTTP(ctl)
-	return func() (int, int, error) {
-		resp, err := c.Get("http://umlswitch/v1/switches")
-		if err != nil {
-			return 0, 0, fmt.Errorf("bench: evpn: list the switches: %w", err)
+// withLog adds the switch's log to err, less the collector's trace.
+func (s *evpnSwitchRun) withLog(err error) error {
+	b, _ := os.ReadFile(s.logPath)
+	var keep []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !gcLine.MatchString(line) && line != "" {
+			keep = append(keep, line)
 		}
-		defer resp.Body.Close()
-		var sws []struct {
-			Ports      int `json:"ports"`
-			RemoteMACs int `json:"remote_macs"`
-		}
-		if resp.StatusCode != http.StatusOK {
-			return 0, 0, fmt.Errorf("bench: evpn: list the switches: %s", resp.Status)
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&sws); err != nil {
-			return 0, 0, fmt.Errorf("bench: evpn: list the switches: %w", err)
-		}
-		var remote, ports int
-		for _, s := range sws {
-			remote += s.RemoteMACs
-			ports += s.Ports
-		}
-		return remote, ports, nil
 	}
+	if len(keep) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w\numlswitch's log:\n%s", err, strings.Join(keep, "\n"))
 }
 
-// pollStep is how often the tables are counted while waiting: each count
-// is one API call the switch answers on its CPU.
-const pollStep = 20 * time.Millisecond
-
-// tablesTimeout bounds every wait for the tables.
-const tablesTimeout = 10 * time.Minute
-
-// evpnFabricRun is one run of the switch in the fabric: load every route,
-// forward with and without churn (churnFirst: in that order), withdraw.
-func evpnFabricRun(cfg EVPNConfig, r *EVPNRun, churnFirst bool, profile string) error {
-	var extra []string
-	if profile != "" {
-		extra = []string{"-cpuprofile", profile}
+// get decodes the JSON answer to GET path of the switch's API into v
+// (reads it whole if v is nil); path "metrics" scrapes its metrics.
+func (s *evpnSwitchRun) get(path string, v any) error {
+	c := s.api
+	if path == "metrics" {
+		c, path = s.metrics, "/metrics"
 	}
-	j, err := startInjector(cfg.Scale, portMAC(1))
+	resp, err := c.Get("http://umlswitch" + path)
 	if err != nil {
-		return err
+		return fmt.Errorf("bench: evpn: GET %s: %w", path, err)
 	}
-	defer j.close()
-	p, withLog, err := startEVPNSwitch(cfg, false, extra...)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: evpn: GET %s: %s", path, resp.Status)
+	}
+	if v == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+	} else {
+		err = json.NewDecoder(resp.Body).Decode(v)
+	}
 	if err != nil {
-		return err
-	}
-	defer p.shutdown()
-	count := evpnTablesAt(p.ctl)
-	if _, err := waitTables(count, 0, 0, pollStep, 10*time.Second); err != nil {
-		return withLog(err)
-	}
-	time.Sleep(500 * time.Millisecond) // let the start settle before the first reading
-	if r.RSSBefore, err = readRSS(p.pid()); err != nil {
-		return err
-	}
-
-	up, err := j.connect(netip.MustParseAddr("127.0.0.2"), evpnBGPPort, 30*time.Second)
-	if err != nil {
-		return withLog(err)
-	}
-	full, err := waitTables(count, cfg.Scale.MACs, cfg.Scale.VTEPs, pollStep, tablesTimeout)
-	if err != nil {
-		return withLog(err)
-	}
-	r.Load = full.Sub(up)
-	if r.RSSLoaded, err = readRSS(p.pid()); err != nil {
-		return err
-	}
-
-	gen := cfg.Gen
-	gen.Ctl, gen.Dir, gen.SwitchPID, gen.Ports = p.ctl, cfg.Dir, p.pid(), 2
-	gen.Transport = evpnTransport
-	quiet := func() error {
-		res, err := Generate(gen)
-		r.Quiet = res
-		return err
-	}
-	churned := func() error {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		var n int
-		t0 := time.Now()
-		go func() {
-			var err error
-			n, err = j.churn(ctx, cfg.Churn)
-			done <- err
-		}()
-		res, err := Generate(gen)
-		cancel()
-		cerr := <-done
-		stopped := time.Now()
-		r.Churned, r.ChurnRate = res, float64(n)/stopped.Sub(t0).Seconds()
-		if err != nil {
-			return err
-		}
-		if cerr != nil {
-			return cerr
-		}
-		back, err := waitTables(count, cfg.Scale.MACs, cfg.Scale.VTEPs, pollStep, tablesTimeout)
-		r.Recover = back.Sub(stopped)
-		return err
-	}
-	order := []func() error{quiet, churned}
-	if churnFirst {
-		order = []func() error{churned, quiet}
-	}
-	for _, f := range order {
-		if err := f(); err != nil {
-			return withLog(err)
-		}
-	}
-
-	down := time.Now()
-	if err := j.disconnect(); err != nil {
-		return err
-	}
-	empty, err := waitTables(count, 0, 0, pollStep, tablesTimeout)
-	if err != nil {
-		return withLog(err)
-	}
-	r.Withdraw = empty.Sub(down)
-	r.RSSWithdrawn, err = readRSS(p.pid())
-	return err
-}
-
-// evpnHandRun measures the same forwarding through a switch with no
-// EVPN, whose VXLAN port to the generator's VTEP is written by hand.
-func evpnHandRun(cfg EVPNConfig, r *EVPNRun) error {
-	p, withLog, err := startEVPNSwitch(cfg, true)
-	if err != nil {
-		return err
-	}
-	defer p.shutdown()
-	gen := cfg.Gen
-	gen.Ctl, gen.Dir, gen.SwitchPID, gen.Ports = p.ctl, cfg.Dir, p.pid(), 2
-	gen.Transport = evpnTransport
-	if r.Hand, err = Generate(gen); err != nil {
-		return withLog(err)
+		return fmt.Errorf("bench: evpn: GET %s: %w", path, err)
 	}
 	return nil
 }
 
-// evpnTransport is the generator's two ports in an EVPN run: a UML-style
-// daemon client of v1, and VTEP 0 of the fabric, a VXLAN socket at its
-// address sending VNI 1 to the switch's VTEP. The switch knows port 1's
-// address from EVPN (the injector announces it behind VTEP 0), or, over the
-// hand-written port, learns it there.
-var evpnTransport = &Transport{Name: "evpn", Dial: func(cfg GenConfig, i int) (*client, error) {
-	if i == 0 {
-		return dialDaemon(cfg, 0)
-	}
-	hdr := vxlan.Encode(1)
-	c, err := dialIP(unix.SOCK_DGRAM, 0, evpnVTEP(0), vxlan.DefaultPort, switchVTEP, vxlan.DefaultPort, hdr[:])
-	if err != nil {
-		return nil, fmt.Errorf("bench: evpn: the generator's VTEP: %w", err)
-	}
-	return c, nil
-}}
+// evpnStats is what GET /v1/bgp says of the switch's EVPN speaker.
+type evpnStats struct {
+	Running    bool   `json:"running"`
+	Received   int    `json:"routes_received"`
+	RemoteMACs int    `json:"remote_macs"`
+	VTEPs      int    `json:"vteps"`
+	Failures   uint64 `json:"dataplane_failures"`
+}
 
-// ReportEVPN writes the runs as markdown: the control plane's figures
-// per run, then the forwarding tables and their ratios.
-func ReportEVPN(w io.Writer, scale EVPNScale, churn int, gen GenConfig, runs []EVPNRun) {
-	fmt.Fprintf(w, "%s; churn %d type-2 routes withdrawn and announced again a second\n\n", scale, churn)
-	fmt.Fprintln(w, "| run | session up to all in tables | session down to none left | RSS idle | RSS loaded | RSS withdrawn | churn done | tables full again after churn |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
-	var load, wd, before, loaded, after, rate, rec []float64
+func (s *evpnSwitchRun) stats() (evpnStats, error) {
+	var b struct {
+		Stats evpnStats `json:"stats"`
+	}
+	err := s.get("/v1/bgp", &b)
+	return b.Stats, err
+}
+
+// How the bench knows the switch is done. GET /v1/bgp has the speaker's
+// counters, but GoBGP walks its whole table to answer it (ListPeer counts
+// the routes received and advertised), on the loop that takes in routes:
+// at 100,000 routes one call takes tens of milliseconds, and polling it
+// would slow the load it measures. The ports in GET /v1/switches are cheap.
+// So the load is done when the marker's tunnel is there (the injector sends
+// it last, and the speaker takes routes in order), and one GET /v1/bgp then
+// checks the counters. Once the session is down GoBGP has nothing to walk,
+// and the withdrawal is done when GET /v1/bgp says no route is left.
+
+// pollStep is how often the ports are counted while waiting.
+const pollStep = 10 * time.Millisecond
+
+// tablesTimeout bounds every wait for the tables.
+const tablesTimeout = 10 * time.Minute
+
+// waitPorts counts the switches' ports every pollStep until there are n,
+// and returns when it first found them.
+func (s *evpnSwitchRun) waitPorts(n int, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := s.ports()
+		now := time.Now()
+		switch {
+		case err != nil:
+			return now, s.withLog(err)
+		case got == n:
+			return now, nil
+		case now.After(deadline):
+			return now, s.withLog(fmt.Errorf("bench: evpn: the switches have %d ports after %v, want %d", got, timeout, n))
+		}
+		time.Sleep(pollStep)
+	}
+}
+
+// waitStats asks GET /v1/bgp every step until the speaker holds routes
+// routes, macs remote entries and vteps tunnels, and returns when it first
+// did. A tunnel or entry the data plane refused fails it at once.
+func (s *evpnSwitchRun) waitStats(routes, macs, vteps int, step, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := s.stats()
+		now := time.Now()
+		switch {
+		case err != nil:
+			return now, s.withLog(err)
+		case st.Failures > 0:
+			return now, s.withLog(fmt.Errorf("bench: evpn: the switch failed to install %d tunnels or remote entries", st.Failures))
+		case st.Running && st.Received == routes && st.RemoteMACs == macs && st.VTEPs == vteps:
+			return now, nil
+		case now.After(deadline):
+			return now, s.withLog(fmt.Errorf("bench: evpn: the switch holds %d routes, %d remote MACs and %d tunnels after %v, want %d, %d and %d",
+				st.Received, st.RemoteMACs, st.VTEPs, timeout, routes, macs, vteps))
+		}
+		time.Sleep(step)
+	}
+}
+
+// ports counts the ports of every switch: the fabric's tunnels, when the
+// generator is away.
+func (s *evpnSwitchRun) ports() (int, error) {
+	var sws []struct {
+		Ports int `json:"ports"`
+	}
+	if err := s.get("/v1/switches", &sws); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, sw := range sws {
+		n += sw.Ports
+	}
+	return n, nil
+}
+
+// gcLine is a line of the runtime's gctrace: "gc N @T s P%: ..., A->B->C
+// MB, ...", C the heap that the collection found live.
+var gcLine = regexp.MustCompile(`^gc (\d+) @.* (\d+)->(\d+)->(\d+) MB`)
+
+// lastGC is the number of the last collection in a gctrace log, and the
+// heap it found live of what was there when it began, in bytes; n is 0 if
+// there was none.
+func lastGC(log []byte) (n int, live uint64) {
+	sc := bufio.NewScanner(bytes.NewReader(log))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		m := gcLine.FindSubmatch(sc.Bytes())
+		if m == nil {
+			continue
+		}
+		k, err := strconv.Atoi(string(m[1]))
+		var abc [3]uint64
+		for i := range abc {
+			if err == nil {
+				abc[i], err = strconv.ParseUint(string(m[2+i]), 10, 64)
+			}
+		}
+		if err == nil && k > n {
+			// What was allocated while it marked (B-A) counts as marked:
+			// it is not what survived from before.
+			n, live = k, (abc[2]-min(abc[2], abc[1]-min(abc[1], abc[0])))<<20
+		}
+	}
+	return n, live
+}
+
+// liveHeap is the switch's live heap now. It makes the switch collect by
+// asking its API for poke (garbage once answered, so little of it is live
+// at any time) until a collection that began after the call shows in the
+// trace.
+func (s *evpnSwitchRun) liveHeap(poke string, timeout time.Duration) (uint64, error) {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return 0, err
+	}
+	before, _ := lastGC(b)
+	deadline := time.Now().Add(timeout)
+	for {
+		// A collection that was under way at the call ends with the next
+		// number: wait for the one after it.
+		if n, live := lastGC(b); n > before+1 {
+			return live, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("bench: evpn: the switch ran no garbage collection within %v", timeout)
+		}
+		for range 10 {
+			if err := s.get(poke, nil); err != nil {
+				return 0, err
+			}
+		}
+		if b, err = os.ReadFile(s.logPath); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// memory takes the switch's live heap and resident memory into r's slot
+// at. Loaded, it has the switch list the MAC table of v1 (a
+// hundredth of the remote entries, at the default scale) to make it
+// collect; empty, a scrape of its metrics, which then has no routes to
+// list and allocates more than an empty table's listing.
+func (s *evpnSwitchRun) memory(r *EVPNRun, at int) error {
+	poke := "metrics"
+	if at == atLoaded {
+		poke = "/v1/fdb?switch=v1"
+	}
+	var err error
+	if r.Heap[at], err = s.liveHeap(poke, time.Minute); err != nil {
+		return err
+	}
+	r.RSS[at], err = readRSS(s.pid())
+	return err
+}
+
+// settle takes the switch's CPU time over evpnIdle, and then its memory,
+// into r's slots at.
+func (s *evpnSwitchRun) settle(r *EVPNRun, at int) error {
+	c0 := cpuOrZero(s.pid())
+	time.Sleep(evpnIdle)
+	r.Idle[at] = cpuOrZero(s.pid()) - c0
+	return s.memory(r, at)
+}
+
+// evpnRun is one run: a fresh switch, forwarding with no routes, the
+// load, forwarding loaded, the withdrawal, forwarding once more.
+func evpnRun(cfg EVPNConfig, j *injector, r *EVPNRun, profile string) error {
+	var extra []string
+	if profile != "" {
+		extra = []string{"-cpuprofile", profile}
+	}
+	s, err := startEVPNSwitch(cfg, extra...)
+	if err != nil {
+		return err
+	}
+	defer s.shutdown()
+	if _, err := s.waitStats(0, 0, 0, pollStep, 10*time.Second); err != nil {
+		return err
+	}
+	time.Sleep(300 * time.Millisecond) // let the start settle
+	gen := cfg.Gen
+	gen.Ctl, gen.Dir, gen.SwitchPID, gen.Ports, gen.Transport = s.ctl, cfg.Dir, s.pid(), 2, Transports["daemon"]
+	forward := func(res *GenResult) error {
+		var err error
+		if *res, err = Generate(gen); err != nil {
+			return s.withLog(err)
+		}
+		return nil
+	}
+	if err := s.settle(r, atEmpty); err != nil {
+		return err
+	}
+	if err := forward(&r.Empty); err != nil {
+		return err
+	}
+
+	sw0, inj0 := cpuOrZero(s.pid()), cpuOrZero(os.Getpid())
+	up, err := j.connect(netip.MustParseAddr("127.0.0.2"), evpnBGPPort, 30*time.Second)
+	if err != nil {
+		return s.withLog(err)
+	}
+	vteps := cfg.Scale.VTEPs + 1 // and the marker
+	full, err := s.waitPorts(vteps, tablesTimeout)
+	if err != nil {
+		return err
+	}
+	r.Load, r.LoadCPU, r.InjectorCPU = full.Sub(up), cpuOrZero(s.pid())-sw0, cpuOrZero(os.Getpid())-inj0
+	if _, err := s.waitStats(vteps+cfg.Scale.MACs, cfg.Scale.MACs, vteps, pollStep, 0); err != nil {
+		return err
+	}
+	if err := s.settle(r, atLoaded); err != nil {
+		return err
+	}
+	if err := forward(&r.Loaded); err != nil {
+		return err
+	}
+	for _, path := range evpnAPICalls {
+		var took []float64
+		for range evpnAPITries {
+			t0 := time.Now()
+			if err := s.get(path, nil); err != nil {
+				return s.withLog(err)
+			}
+			took = append(took, float64(time.Since(t0)))
+		}
+		r.APILoaded = append(r.APILoaded, time.Duration(medianOf(took)))
+	}
+
+	sw0 = cpuOrZero(s.pid())
+	down := time.Now()
+	if err := j.disconnect(); err != nil {
+		return err
+	}
+	empty, err := s.waitStats(0, 0, 0, pollStep, tablesTimeout)
+	if err != nil {
+		return err
+	}
+	r.Withdraw, r.WithdrawCPU = empty.Sub(down), cpuOrZero(s.pid())-sw0
+	if n, err := s.ports(); err != nil || n != 0 {
+		return s.withLog(fmt.Errorf("bench: evpn: the switches have %d ports once every route is withdrawn, want none (%v)", n, err))
+	}
+	if err := s.settle(r, atWithdrawn); err != nil {
+		return err
+	}
+	return forward(&r.After)
+}
+
+// ReportEVPN writes the runs as markdown: the control plane's times and
+// CPU, memory, then forwarding loaded against empty.
+func ReportEVPN(w io.Writer, scale EVPNScale, gen GenConfig, runs []EVPNRun) {
+	routes := scale.VTEPs + scale.MACs
+	fmt.Fprintf(w, "%s: %d routes\n\n", scale, routes)
+	fmt.Fprintln(w, "| run | session up to all installed | routes/s | switch CPU | injector CPU | session down to none left | switch CPU | idle switch CPU, empty / loaded / withdrawn | forwarding loaded / empty |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	idle := func(d time.Duration) float64 { return 100 * d.Seconds() / evpnIdle.Seconds() }
+	values := func(r EVPNRun) []float64 {
+		return []float64{r.Load.Seconds(), float64(routes) / r.Load.Seconds(), r.LoadCPU.Seconds(), r.InjectorCPU.Seconds(),
+			r.Withdraw.Seconds(), r.WithdrawCPU.Seconds(), idle(r.Idle[atEmpty]), idle(r.Idle[atLoaded]), idle(r.Idle[atWithdrawn]), r.ratio()}
+	}
+	line := func(name string, v []float64) {
+		fmt.Fprintf(w, "| %s | %.2f s | %.0f | %.2f s | %.2f s | %.2f s | %.2f s | %.1f / %.1f / %.1f %% | %.2fx |\n",
+			name, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9])
+	}
+	var all [][]float64
 	for i, r := range runs {
-		fmt.Fprintf(w, "| %d | %.2f s | %.2f s | %.1f MB | %.1f MB | %.1f MB | %.0f routes/s | %.2f s |\n", i+1, r.Load.Seconds(), r.Withdraw.Seconds(),
-			mb(r.RSSBefore), mb(r.RSSLoaded), mb(r.RSSWithdrawn), r.ChurnRate, r.Recover.Seconds())
-		load, wd, rec = append(load, r.Load.Seconds()), append(wd, r.Withdraw.Seconds()), append(rec, r.Recover.Seconds())
-		before, loaded, after = append(before, mb(r.RSSBefore)), append(loaded, mb(r.RSSLoaded)), append(after, mb(r.RSSWithdrawn))
-		rate = append(rate, r.ChurnRate)
+		all = append(all, values(r))
+		line(strconv.Itoa(i+1), all[i])
 	}
 	if len(runs) > 1 {
-		fmt.Fprintf(w, "| median | %.2f s | %.2f s | %.1f MB | %.1f MB | %.1f MB | %.0f routes/s | %.2f s |\n",
-			medianOf(load), medianOf(wd), medianOf(before), medianOf(loaded), medianOf(after), medianOf(rate), medianOf(rec))
+		med := make([]float64, len(all[0]))
+		for c := range med {
+			var col []float64
+			for _, v := range all {
+				col = append(col, v[c])
+			}
+			med[c] = medianOf(col)
+		}
+		line("median", med)
 	}
-	row := func(name string, pick func(EVPNRun) GenResult) Row {
-		rw := Row{Switch: name, Ports: 2, Size: gen.Size, Client: "uml + vxlan"}
+
+	fmt.Fprintln(w, "\n| run | Go heap live, empty / loaded / withdrawn | RSS, empty / loaded / withdrawn | heap growth per route | heap kept once withdrawn, per route |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for i, r := range runs {
+		per := func(at int) float64 { return (float64(r.Heap[at]) - float64(r.Heap[atEmpty])) / float64(routes) }
+		fmt.Fprintf(w, "| %d | %.0f / %.0f / %.0f MB | %.0f / %.0f / %.0f MB | %.0f bytes | %.0f bytes |\n", i+1,
+			mb(r.Heap[atEmpty]), mb(r.Heap[atLoaded]), mb(r.Heap[atWithdrawn]), mb(r.RSS[atEmpty]), mb(r.RSS[atLoaded]), mb(r.RSS[atWithdrawn]),
+			per(atLoaded), per(atWithdrawn))
+	}
+
+	fmt.Fprintf(w, "\n| run | %s |\n|---|%s\n", strings.Join(evpnAPICalls, " | "), strings.Repeat("---|", len(evpnAPICalls)))
+	for i, r := range runs {
+		fmt.Fprintf(w, "| %d ", i+1)
+		for _, d := range r.APILoaded {
+			fmt.Fprintf(w, "| %.1f ms ", float64(d)/1e6)
+		}
+		fmt.Fprintln(w, "|")
+	}
+
+	rowOf := func(name string, pick ...func(EVPNRun) GenResult) Row {
+		rw := Row{Switch: name, Ports: 2, Size: gen.Size, Client: "uml"}
 		for _, r := range runs {
-			rw.Runs = append(rw.Runs, pick(r))
+			for _, p := range pick {
+				rw.Runs = append(rw.Runs, p(r))
+			}
 		}
 		return rw
 	}
-	evpnRow := row("evpn", func(r EVPNRun) GenResult { return r.Quiet })
-	fmt.Fprintln(w, "\nForwarding with route churn against without:")
-	fmt.Fprintln(w)
-	Report(w, []Row{row("evpn+churn", func(r EVPNRun) GenResult { return r.Churned }), evpnRow})
-	fmt.Fprintln(w, "\nForwarding to the EVPN-learned address against over a hand-written VXLAN port:")
-	fmt.Fprintln(w)
-	Report(w, []Row{evpnRow, row("vxlan-port", func(r EVPNRun) GenResult { return r.Hand })})
+	fmt.Fprintf(w, "\nForwarding between two local ports of v1, with the %d remote MACs and %d tunnels installed against without (before the load and after the withdrawal):\n\n",
+		scale.MACs, scale.VTEPs)
+	Report(w, []Row{rowOf("loaded", func(r EVPNRun) GenResult { return r.Loaded }),
+		rowOf("empty", func(r EVPNRun) GenResult { return r.Empty }, func(r EVPNRun) GenResult { return r.After })})
 }
 
 func medianOf(v []float64) float64 {

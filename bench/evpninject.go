@@ -2,10 +2,10 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -53,8 +53,8 @@ func (s EVPNScale) String() string {
 // vni is the VNI VTEP k serves.
 func (s EVPNScale) vni(k int) uint32 { return uint32(k%s.VNIs + 1) }
 
-// evpnVTEP is the address of remote VTEP k: 10.1.0.1 and up. None is on
-// this host but the first, the generator's (the switch only sends to them).
+// evpnVTEP is the address of remote VTEP k: 10.1.0.1 and up, none of
+// them anywhere (the switch only sends to them); the marker is the last.
 func evpnVTEP(k int) netip.Addr {
 	a := 0x0a010001 + uint32(k)
 	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)})
@@ -69,7 +69,6 @@ func evpnMAC(k, j int) frame.MAC {
 type injector struct {
 	srv    *server.BgpServer
 	scale  EVPNScale
-	target frame.MAC // VTEP 0's first address, if set: the generator's port behind it
 	peer   netip.Addr
 	cancel context.CancelFunc
 
@@ -79,13 +78,16 @@ type injector struct {
 }
 
 // startInjector starts the speaker with every route of scale in its table
-// and no neighbour yet: connect starts the session.
-func startInjector(scale EVPNScale, target frame.MAC) (*injector, error) {
+// and no neighbour yet: connect starts a session, disconnect ends it, and
+// the routes stay for the next.
+func startInjector(scale EVPNScale) (*injector, error) {
+	// GoBGP logs every session change at info: errors are enough here.
 	level := new(slog.LevelVar)
 	level.Set(slog.LevelError)
-	srv := server.NewBgpServer(server.LoggerOption(slog.Default(), level))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	srv := server.NewBgpServer(server.LoggerOption(log, level))
 	go srv.Serve()
-	j := &injector{srv: srv, scale: scale, target: target, up: make(chan struct{})}
+	j := &injector{srv: srv, scale: scale}
 	ctx := context.Background()
 	err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: evpnASN, RouterId: "10.255.255.254", ListenPort: -1}})
 	if err != nil {
@@ -111,7 +113,7 @@ func (j *injector) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) 
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if ev.Peer.State.SessionState == bgp.BGP_FSM_ESTABLISHED && j.established.IsZero() {
+	if ev.Peer.State.SessionState == bgp.BGP_FSM_ESTABLISHED && j.up != nil && j.established.IsZero() {
 		j.established = time.Now()
 		close(j.up)
 	}
@@ -133,9 +135,15 @@ func (j *injector) announceAll() error {
 }
 
 // connect adds the switch as a neighbour (iBGP) at addr:port and waits
-// until the session is up; it returns when it came up.
+// until the session is up; it returns when it came up. Then it announces
+// the marker, which GoBGP queues behind the table it sends a new
+// neighbour: when the switch holds the marker's tunnel, it has taken in
+// every route before it.
 func (j *injector) connect(addr netip.Addr, port int, timeout time.Duration) (time.Time, error) {
-	j.peer = addr
+	up := make(chan struct{})
+	j.mu.Lock()
+	j.peer, j.up, j.established = addr, up, time.Time{}
+	j.mu.Unlock()
 	err := j.srv.AddPeer(context.Background(), &api.AddPeerRequest{Peer: &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: addr.String(), PeerAsn: evpnASN},
 		Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: 90, KeepaliveInterval: 30, ConnectRetry: 1}},
@@ -147,20 +155,29 @@ func (j *injector) connect(addr netip.Addr, port int, timeout time.Duration) (ti
 		return time.Time{}, fmt.Errorf("bench: injector: add the switch as neighbour: %w", err)
 	}
 	select {
-	case <-j.up:
+	case <-up:
 	case <-time.After(timeout):
 		return time.Time{}, fmt.Errorf("bench: injector: no BGP session with the switch at %s port %d within %v", addr, port, timeout)
+	}
+	if _, err := j.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{j.marker()}}); err != nil {
+		return time.Time{}, fmt.Errorf("bench: injector: announce the marker: %w", err)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.established, nil
 }
 
+// marker is the type-3 route of one more VTEP, announced last.
+func (j *injector) marker() *apiutil.Path { return j.imet(j.scale.VTEPs) }
+
 // disconnect takes the session down (a Cease notification): the switch
 // must withdraw everything the injector announced.
 func (j *injector) disconnect() error {
 	if err := j.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: j.peer.String()}); err != nil {
 		return fmt.Errorf("bench: injector: drop the session: %w", err)
+	}
+	if err := j.srv.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{j.marker()}}); err != nil {
+		return fmt.Errorf("bench: injector: take the marker back: %w", err)
 	}
 	return nil
 }
@@ -169,58 +186,7 @@ func (j *injector) close() {
 	if j.cancel != nil {
 		j.cancel()
 	}
-	j.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
-	j.srv.Stop()
-}
-
-// churnTick is how often the churn withdraws and announces a batch.
-const churnTick = 10 * time.Millisecond
-
-// churnAway is how long a churned route stays withdrawn.
-const churnAway = 200 * time.Millisecond
-
-// churn withdraws perSecond type-2 routes a second, and announces each
-// again churnAway later, until ctx ends; then it announces what is still
-// withdrawn and returns how many routes it withdrew. It never touches
-// VTEP 0's first address (the generator's) nor any type-3 route.
-func (j *injector) churn(ctx context.Context, perSecond int) (int, error) {
-	per := j.scale.MACs / j.scale.VTEPs
-	total := j.scale.MACs - 1
-	batch := max(perSecond*int(churnTick)/int(time.Second), 1)
-	lag := int(churnAway / churnTick)
-	var away [][]*apiutil.Path // batches withdrawn, oldest first
-	next, withdrawn := 0, 0
-	tick := time.NewTicker(churnTick)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			for _, b := range away {
-				if _, err := j.srv.AddPath(apiutil.AddPathRequest{Paths: b}); err != nil {
-					return withdrawn, fmt.Errorf("bench: churn: announce: %w", err)
-				}
-			}
-			return withdrawn, nil
-		case <-tick.C:
-		}
-		var b []*apiutil.Path
-		for range batch {
-			i := next%total + 1 // skip index 0: VTEP 0's first address
-			next++
-			b = append(b, j.mac(i/per, i%per))
-		}
-		if err := j.srv.DeletePath(apiutil.DeletePathRequest{Paths: b}); err != nil {
-			return withdrawn, fmt.Errorf("bench: churn: withdraw: %w", err)
-		}
-		withdrawn += len(b)
-		away = append(away, b)
-		if len(away) > lag {
-			if _, err := j.srv.AddPath(apiutil.AddPathRequest{Paths: away[0]}); err != nil {
-				return withdrawn, fmt.Errorf("bench: churn: announce: %w", err)
-			}
-			away = away[1:]
-		}
-	}
+	j.srv.Stop() // and its StopBgp
 }
 
 // rd is VTEP k's route distinguisher: its address and 1, as FRR derives
@@ -257,38 +223,6 @@ func (j *injector) imet(k int) *apiutil.Path {
 
 // mac is the type-2 route of address m behind VTEP k.
 func (j *injector) mac(k, m int) *apiutil.Path {
-	addr := evpnMAC(k, m)
-	if k == 0 && m == 0 && j.target != (frame.MAC{}) {
-		addr = j.target
-	}
-	n, _ := bgp.NewEVPNMacIPAdvertisementRoute(rd(k), bgp.EthernetSegmentIdentifier{}, 0, addr.String(), netip.Addr{}, []uint32{j.scale.vni(k)})
+	n, _ := bgp.NewEVPNMacIPAdvertisementRoute(rd(k), bgp.EthernetSegmentIdentifier{}, 0, evpnMAC(k, m).String(), netip.Addr{}, []uint32{j.scale.vni(k)})
 	return &apiutil.Path{Family: bgp.RF_EVPN, Nlri: n, Attrs: j.attrs(k, n)}
-}
-
-// errTablesTimeout: the switch's tables did not reach what was waited for.
-var errTablesTimeout = errors.New("timed out")
-
-// evpnTables counts what the switch holds: remote MAC entries and EVPN
-// tunnel ports, over every switch.
-type evpnTables func() (remote, tunnels int, err error)
-
-// waitTables polls count every step until it says remote entries and
-// tunnels, and returns when it first did.
-func waitTables(count evpnTables, remote, tunnels int, step, timeout time.Duration) (time.Time, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		r, t, err := count()
-		now := time.Now()
-		if err != nil {
-			return now, err
-		}
-		if r == remote && t == tunnels {
-			return now, nil
-		}
-		if now.After(deadline) {
-			return now, fmt.Errorf("bench: the switch holds %d remote MACs and %d tunnels after %v, want %d and %d: %w",
-				r, t, timeout, remote, tunnels, errTablesTimeout)
-		}
-		time.Sleep(step)
-	}
 }

@@ -39,6 +39,8 @@ type Switch struct {
 	// trunk: it also serves trunkCtl(ctl), a control socket whose clients
 	// are tagged members of benchVLAN, for the odd generator ports.
 	trunk bool
+	// env is added to the environment it starts with.
+	env []string
 }
 
 // trunkCtl is the trunk control socket of a switch whose access control
@@ -199,6 +201,9 @@ func start(sw *Switch, exe, dir string, hub bool, extra []string, cpus []int, lo
 	}
 	cmd := exec.Command(path, argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
+	if sw.env != nil {
+		cmd.Env = append(os.Environ(), sw.env...)
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -1,0 +1,194 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/instance/instancetest"
+)
+
+func TestLastGC(t *testing.T) {
+	log := `time=... level=WARN msg="evpn: neighbour down"
+gc 1 @0.011s 2%: 0.012+0.91+0.003 ms clock, 0.024+0.16/0.51/0.20+0.007 ms cpu, 3->4->1 MB, 4 MB goal, 0 MB stacks, 0 MB globals, 2 P
+gc 2 @0.120s 1%: 0.01+2.1+0.004 ms clock, 0.02+0/1.1/2.0+0.009 ms cpu, 25->25->12 MB, 30 MB goal, 0 MB stacks, 5 MB globals, 2 P
+gc 14 @28.221s 1%: 1.7+452+0.005 ms clock, 3.5+0/243/521+0.011 ms cpu, 423->453->246 MB, 497 MB goal, 0 MB stacks, 5 MB globals, 2 P
+gc 3 @0.2s 0%: not a line that counts
+gc 15 @29s 1%: 1+2+3 ms clock, 1+2/3/4+5 ms cpu, 5->3->2 MB, 8 MB goal, 0 MB stacks, 5 MB globals, 2 P (forced)
+`
+	// gc 14: 30 MB were allocated while it marked, and count as marked.
+	if n, live := lastGC([]byte(log[:strings.Index(log, "gc 3 ")])); n != 14 || live != 216<<20 {
+		t.Fatalf("gc %d, live %d MB; want gc 14, 216 MB", n, live>>20)
+	}
+	// A heap that shrank while the collection ran (5->3) allocated nothing.
+	if n, live := lastGC([]byte(log)); n != 15 || live != 2<<20 {
+		t.Fatalf("gc %d, live %d MB; want gc 15, 2 MB", n, live>>20)
+	}
+	if n, _ := lastGC([]byte("no trace here\n")); n != 0 {
+		t.Fatalf("gc %d in a log without any", n)
+	}
+}
+
+func TestEVPNScaleCheck(t *testing.T) {
+	for _, s := range []EVPNScale{{100, 1000, 100000}, {1, 1, 1}, {2, 4, 40}} {
+		if err := s.Check(); err != nil {
+			t.Errorf("%+v: %v", s, err)
+		}
+	}
+	for _, s := range []EVPNScale{{0, 1, 1}, {5000, 5000, 5000}, {10, 5, 10}, {1, 60000, 60000}, {2, 4, 41}, {2, 4, 0}, {1, 1, 70000}} {
+		if err := s.Check(); err == nil {
+			t.Errorf("%+v: no error", s)
+		}
+	}
+}
+
+// The plan is a configuration umlswitch takes: a switch per VNI, the
+// generator's listener on the first, and the speaker waiting for the
+// injector.
+func TestEVPNPlan(t *testing.T) {
+	ctl := filepath.Join(t.TempDir(), "sw.ctl")
+	f, err := configs.Parse([]byte(evpnPlan(EVPNScale{VNIs: 3, VTEPs: 6, MACs: 60}, ctl, evpnBGPPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Switches) != 3 || f.Switches[2].Name != "v3" || f.Switches[2].VNI != 3 || len(f.Switches[0].Ports) != 1 || len(f.Switches[1].Ports) != 0 {
+		t.Fatalf("switches %+v", f.Switches)
+	}
+	e := f.EVPN
+	if e == nil || e.VTEP != switchVTEP || e.ListenPort != evpnBGPPort || len(e.Neighbors) != 1 || !e.Neighbors[0].Passive ||
+		e.Neighbors[0].Address != netip.MustParseAddr("127.0.0.1") || e.Neighbors[0].ASN != evpnASN || e.ASN != evpnASN {
+		t.Fatalf("evpn %+v", e)
+	}
+}
+
+func TestReportEVPN(t *testing.T) {
+	g := func(mpps float64) GenResult {
+		return GenResult{Window: time.Second, Delivered: uint64(mpps * 1e6), Offered: uint64(mpps * 1e6), SentAll: 10, RecvAll: 10,
+			Copies: 1, SwitchCPU: time.Second}
+	}
+	r := EVPNRun{Load: 2 * time.Second, Withdraw: time.Second, LoadCPU: 3 * time.Second, WithdrawCPU: time.Second, InjectorCPU: time.Second,
+		Idle: [moments]time.Duration{0, 150 * time.Millisecond, 30 * time.Millisecond}, Heap: [moments]uint64{10e6, 212e6, 10e6},
+		RSS: [moments]uint64{50e6, 600e6, 400e6}, Empty: g(0.5), Loaded: g(0.45), After: g(0.4), APILoaded: make([]time.Duration, len(evpnAPICalls))}
+	if got := r.ratio(); got != 1 {
+		t.Fatalf("ratio %v: 0.45 against 0.5 and 0.4 is 1", got)
+	}
+	var b strings.Builder
+	ReportEVPN(&b, EVPNScale{VNIs: 10, VTEPs: 100, MACs: 100000}, GenConfig{Size: 64}, []EVPNRun{r, r})
+	out := b.String()
+	for _, want := range []string{
+		"100 VTEPs (10 per VNI), 100000 MACs (1000 per VTEP) over 10 VNIs: 100100 routes",
+		"| 1 | 2.00 s | 50050 | 3.00 s | 1.00 s | 1.00 s | 1.00 s | 0.0 / 5.0 / 1.0 % | 1.00x |",
+		"| median | 2.00 s |",
+		"| 1 | 10 / 212 / 10 MB | 50 / 600 / 400 MB | 2018 bytes | 0 bytes |",
+		"| loaded | 2 | 64 | uml | 0.450 |",
+		"| empty | 2 | 64 | uml | 0.450 (0.400-0.500) |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+}
+
+// -mode evpn measures one umlswitch of its own between two local ports;
+// the rest is refused before anything starts.
+func TestMainRefusesEVPNRuns(t *testing.T) {
+	for _, args := range [][]string{
+		{"-compare", "relay"}, {"-switch", "uml_switch"}, {"-switch", "vlan-access"}, {"-ctl", "/tmp/x.ctl"},
+		{"-transport", "bess"}, {"-ports", "3"}, {"-hub"}, {"-vnis", "0"}, {"-vteps", "10", "-vnis", "20"},
+		{"-vteps", "10", "-macs", "15"},
+	} {
+		var errb strings.Builder
+		if code := Main(append([]string{"-mode", "evpn"}, args...), io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "-mode evpn: ") {
+			t.Errorf("%v: exit %d: %s", args, code, errb.String())
+		}
+	}
+}
+
+// The injector against the EVPN speaker of an instance in this process,
+// in a namespace of its own: every route it plays is installed as what it
+// means (a tunnel per VTEP, a remote entry per address), the marker comes
+// last (when its tunnel is there, everything is), and ending the session
+// takes everything away; then a second session does it all again.
+func TestInjectorLoadsAnInstance(t *testing.T) {
+	if !instancetest.Isolate(t, switchVTEP.String()) {
+		return
+	}
+	scale := EVPNScale{VNIs: 3, VTEPs: 12, MACs: 600}
+	if err := setupEVPNNetns(scale); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := configs.Parse([]byte(evpnPlan(scale, filepath.Join(t.TempDir(), "sw.ctl"), evpnBGPPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := instance.New(plan, instance.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { in.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done; in.Close() }()
+	j, err := startInjector(scale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	ports := func() int {
+		n := 0
+		for _, s := range in.Switches() {
+			n += s.Ports
+		}
+		return n
+	}
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 30s: %+v, %d ports", what, in.EVPN().Stats(), ports())
+			}
+		}
+	}
+	for session := range 2 {
+		if _, err := j.connect(netip.MustParseAddr("127.0.0.2"), evpnBGPPort, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		wait("marker", func() bool { return ports() == scale.VTEPs+1 })
+		st := in.EVPN().Stats()
+		if st.Received != scale.VTEPs+1+scale.MACs || st.RemoteMACs != scale.MACs || st.VTEPs != scale.VTEPs+1 || st.Failures != 0 || len(st.Ignored) != 0 {
+			t.Fatalf("session %d: the marker's tunnel is there, and the speaker has %+v", session, st)
+		}
+		fdb, err := in.FDB("v2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		remote := 0
+		for _, e := range fdb {
+			if e.Remote {
+				remote++
+				// v2 is VNI 2: VTEPs 1, 4, 7, ... (k%3+1 == 2).
+				k := int(netip.MustParseAddr(e.VTEP).As4()[3]) - 1
+				if scale.vni(k) != 2 || !strings.HasPrefix(e.MAC, evpnMAC(k, 0).String()[:12]) {
+					t.Fatalf("v2 holds %s behind VTEP %s", e.MAC, e.VTEP)
+				}
+			}
+		}
+		if remote != scale.MACs/scale.VNIs {
+			t.Fatalf("v2 holds %d remote entries, want %d", remote, scale.MACs/scale.VNIs)
+		}
+		if err := j.disconnect(); err != nil {
+			t.Fatal(err)
+		}
+		wait("withdrawal", func() bool {
+			st := in.EVPN().Stats()
+			return st.Received == 0 && st.RemoteMACs == 0 && st.VTEPs == 0 && ports() == 0
+		})
+	}
+}
