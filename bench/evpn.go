@@ -76,13 +76,15 @@ type EVPNRun struct {
 	// The switch's CPU time over the load and over the withdrawal, and
 	// this process's (the injector's sending, mostly) over the load.
 	LoadCPU, WithdrawCPU, InjectorCPU time.Duration
-	// Idle is the switch's CPU time over evpnIdle with nothing to do,
-	// before the load, loaded and after the withdrawal; the memory is
-	// taken at the end of each of these windows, when the switch has
-	// settled.
-	Idle [moments]time.Duration
-	Heap [moments]uint64 // live Go heap after a collection, bytes (the runtime's gctrace)
-	RSS  [moments]uint64 // resident memory, bytes
+	// Idle is the switch's CPU time over IdleWindow (the forwarding runs'
+	// duration) with nothing to do but its timers (the EVPN speaker's sync
+	// of local addresses every second, BGP keepalives), before the load,
+	// loaded and after the withdrawal; the memory is taken at the end of
+	// each of these windows, when the switch has settled.
+	Idle       [moments]time.Duration
+	IdleWindow time.Duration
+	Heap       [moments]uint64 // live Go heap after a collection, bytes (the runtime's gctrace)
+	RSS        [moments]uint64 // resident memory, bytes
 	// Forwarding between the two local ports, before the load, loaded and
 	// after the withdrawal.
 	Empty, Loaded, After GenResult
@@ -107,11 +109,6 @@ func (r EVPNRun) ratio() float64 {
 	return r.Loaded.deliveredMpps() / base
 }
 
-// evpnIdle is how long the switch's CPU is watched while it has nothing
-// to do but its timers: the EVPN speaker's sync of local addresses every
-// second, BGP keepalives.
-const evpnIdle = 3 * time.Second
-
 // EVPN measures cfg.Runs runs, each with a fresh switch. The injector and
 // its table of routes serve them all.
 func EVPN(cfg EVPNConfig) ([]EVPNRun, error) {
@@ -131,7 +128,7 @@ func EVPN(cfg EVPNConfig) ([]EVPNRun, error) {
 		time.Since(t0).Round(time.Millisecond))
 	var runs []EVPNRun
 	for i := 0; i < cfg.Runs; i++ {
-		var r EVPNRun
+		r := EVPNRun{IdleWindow: cfg.Gen.Duration}
 		profile := ""
 		if i == 0 {
 			profile = cfg.Profile
@@ -483,11 +480,11 @@ func (s *evpnSwitchRun) memory(r *EVPNRun, at int) error {
 	return err
 }
 
-// settle takes the switch's CPU time over evpnIdle, and then its memory,
-// into r's slots at.
+// settle takes the switch's CPU time over r.IdleWindow, and then its
+// memory, into r's slots at.
 func (s *evpnSwitchRun) settle(r *EVPNRun, at int) error {
 	c0 := cpuOrZero(s.pid())
-	time.Sleep(evpnIdle)
+	time.Sleep(r.IdleWindow)
 	r.Idle[at] = cpuOrZero(s.pid()) - c0
 	return s.memory(r, at)
 }
@@ -582,10 +579,10 @@ func ReportEVPN(w io.Writer, scale EVPNScale, gen GenConfig, runs []EVPNRun) {
 	fmt.Fprintf(w, "%s: %d routes\n\n", scale, routes)
 	fmt.Fprintln(w, "| run | session up to all installed | routes/s | switch CPU | injector CPU | session down to none left | switch CPU | idle switch CPU, empty / loaded / withdrawn | forwarding loaded / empty |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
-	idle := func(d time.Duration) float64 { return 100 * d.Seconds() / evpnIdle.Seconds() }
+	idle := func(r EVPNRun, at int) float64 { return 100 * r.Idle[at].Seconds() / r.IdleWindow.Seconds() }
 	values := func(r EVPNRun) []float64 {
 		return []float64{r.Load.Seconds(), float64(routes) / r.Load.Seconds(), r.LoadCPU.Seconds(), r.InjectorCPU.Seconds(),
-			r.Withdraw.Seconds(), r.WithdrawCPU.Seconds(), idle(r.Idle[atEmpty]), idle(r.Idle[atLoaded]), idle(r.Idle[atWithdrawn]), r.ratio()}
+			r.Withdraw.Seconds(), r.WithdrawCPU.Seconds(), idle(r, atEmpty), idle(r, atLoaded), idle(r, atWithdrawn), r.ratio()}
 	}
 	line := func(name string, v []float64) {
 		fmt.Fprintf(w, "| %s | %.2f s | %.0f | %.2f s | %.2f s | %.2f s | %.2f s | %.1f / %.1f / %.1f %% | %.2fx |\n",

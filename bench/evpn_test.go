@@ -74,7 +74,7 @@ func TestReportEVPN(t *testing.T) {
 			Copies: 1, SwitchCPU: time.Second}
 	}
 	r := EVPNRun{Load: 2 * time.Second, Withdraw: time.Second, LoadCPU: 3 * time.Second, WithdrawCPU: time.Second, InjectorCPU: time.Second,
-		Idle: [moments]time.Duration{0, 150 * time.Millisecond, 30 * time.Millisecond}, Heap: [moments]uint64{10e6, 212e6, 10e6},
+		Idle: [moments]time.Duration{0, 150 * time.Millisecond, 30 * time.Millisecond}, IdleWindow: 3 * time.Second, Heap: [moments]uint64{10e6, 212e6, 10e6},
 		RSS: [moments]uint64{50e6, 600e6, 400e6}, Empty: g(0.5), Loaded: g(0.45), After: g(0.4), APILoaded: make([]time.Duration, len(evpnAPICalls))}
 	if got := r.ratio(); got != 1 {
 		t.Fatalf("ratio %v: 0.45 against 0.5 and 0.4 is 1", got)
