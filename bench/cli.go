@@ -28,7 +28,7 @@ per switch CPU-second), as a markdown table. -mode latency measures round trips 
 mixed traffic and churn through umlswitch for a long time (-duration, 30m by default) and
 samples its memory, descriptors and goroutines every -interval, to find leaks; -mode evpn
 puts umlswitch in a BGP EVPN fabric of many VTEPs that a GoBGP speaker in the bench plays,
-and measures the load, the withdrawal, memory, and forwarding with and without the routes.
+and measures the load, the withdrawal, memory, and forwarding with the routes against without.
 
 The umlswitch it starts is the one next to umlswitch-bench, in the same directory
 (make build puts both in bin/), unless -umlswitch PATH names another; the relay
@@ -105,7 +105,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			"in the bench: time and switch CPU from the session coming up until every tunnel and remote MAC is\n"+
 			"installed, and from its going down until none is left; the switch's live Go heap and resident\n"+
 			"memory empty, loaded and withdrawn; its idle CPU; forwarding between two local ports loaded\n"+
-			"against empty, in one run; as root, in a network namespace of its own).\nExample: -mode latency -compare uml_switch")
+			"against a twin umlswitch without routes, in turn; as root, in a network namespace of its own).\n"+
+			"Example: -mode latency -compare uml_switch")
 		interval = fs.Duration("interval", time.Minute, "with -mode soak: time between samples.\nExample: -interval 30s")
 		rate     = fs.Int("rate", 1000, "with -mode soak: frames a second each traffic client sends.\nExample: -rate 200")
 		sizes    = fs.String("sizes", "64,512,1514,9000", "with -mode scan: frame sizes in `BYTES` (past 1518, umlswitch and the relay get a larger\n-mtu; uml_switch and vde_switch keep theirs).\nExample: -sizes 64,1514")
@@ -503,7 +504,7 @@ func checkSoak(names []string, ctl string, tr *Transport, duration, interval tim
 func checkEVPN(names []string, ctl string, tr *Transport, ports int, hub bool, scale EVPNScale) error {
 	switch sw := switchNamed(names[0]); {
 	case len(names) > 1:
-		return errors.New("it measures umlswitch loaded against itself empty, in one run: drop -compare")
+		return errors.New("it measures umlswitch loaded against a twin without routes, in one run: drop -compare")
 	case !sw.umlswitch || sw.daemonOnly:
 		return fmt.Errorf("-switch %s: want umlswitch or umlswitch=PATH", names[0])
 	case ctl != "":

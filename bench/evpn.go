@@ -30,8 +30,12 @@ import (
 // Go heap and resident memory empty, loaded and after the withdrawal, its
 // CPU while idle, and how long withdrawing everything takes once the
 // session goes down. Forwarding between two local ports of a fabric switch
-// is measured before the load, loaded and after the withdrawal, so the
-// ratio loaded / empty comes from one run of one process.
+// is measured before the load and loaded, and, interleaved with the
+// loaded runs, through a twin: a second umlswitch on the same plan and
+// CPUs that never gets a route. Loaded against twin, at the same moments,
+// is the figure (this machine's speed drifts more between the minutes
+// that separate before and loaded than the hot path could move); empty
+// against twin, before the load, is its control.
 //
 // It runs in a network namespace of its own: the switch's VTEP is an
 // address on its loopback, and the remote VTEPs are behind a veth with
@@ -85,9 +89,11 @@ type EVPNRun struct {
 	IdleWindow time.Duration
 	Heap       [moments]uint64 // live Go heap after a collection, bytes (the runtime's gctrace)
 	RSS        [moments]uint64 // resident memory, bytes
-	// Forwarding between the two local ports, before the load, loaded and
-	// after the withdrawal.
-	Empty, Loaded, After GenResult
+	// Forwarding between the two local ports: before the load, through
+	// the switch and then through its twin; loaded, evpnPairs runs of each
+	// in turn (ABBA...).
+	Empty, TwinEmpty GenResult
+	Loaded, Twin     []GenResult
 	// APILoaded is how long the answers to evpnAPICalls took with every
 	// route in (the median of evpnAPITries).
 	APILoaded []time.Duration
@@ -100,13 +106,27 @@ var evpnAPICalls = []string{"/v1/switches", "/v1/bgp", "/v1/evpn", "/v1/fdb?swit
 
 const evpnAPITries = 3
 
-// ratio is the run's forwarding loaded over the mean of before and after.
-func (r EVPNRun) ratio() float64 {
-	base := (r.Empty.deliveredMpps() + r.After.deliveredMpps()) / 2
-	if base == 0 {
-		return 0
+// evpnPairs is how many forwarding runs the loaded switch and its twin
+// each make.
+const evpnPairs = 2
+
+// ratios are the run's forwarding loaded over its twin's at the same
+// time (the means of the pairs), and before the load over its twin's.
+func (r EVPNRun) ratios() (loaded, empty float64) {
+	mean := func(rs []GenResult) float64 {
+		sum := 0.0
+		for _, g := range rs {
+			sum += g.deliveredMpps()
+		}
+		return sum / float64(max(len(rs), 1))
 	}
-	return r.Loaded.deliveredMpps() / base
+	div := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	return div(mean(r.Loaded), mean(r.Twin)), div(r.Empty.deliveredMpps(), r.TwinEmpty.deliveredMpps())
 }
 
 // EVPN measures cfg.Runs runs, each with a fresh switch. The injector and
@@ -137,11 +157,12 @@ func EVPN(cfg EVPNConfig) ([]EVPNRun, error) {
 			return runs, err
 		}
 		runs = append(runs, r)
+		loaded, empty := r.ratios()
 		progress(cfg.Progress, "evpn: run %d: loaded in %v (switch CPU %v), withdrawn in %v (%v); heap %.1f -> %.1f -> %.1f MB, rss %.1f -> %.1f -> %.1f MB; "+
-			"forwarding %.3f Mfps loaded, %.3f and %.3f empty (%.2fx)",
+			"forwarding loaded / twin %.2fx, empty / twin %.2fx",
 			i+1, r.Load.Round(time.Millisecond), r.LoadCPU, r.Withdraw.Round(time.Millisecond), r.WithdrawCPU,
 			mb(r.Heap[atEmpty]), mb(r.Heap[atLoaded]), mb(r.Heap[atWithdrawn]), mb(r.RSS[atEmpty]), mb(r.RSS[atLoaded]), mb(r.RSS[atWithdrawn]),
-			r.Loaded.deliveredMpps(), r.Empty.deliveredMpps(), r.After.deliveredMpps(), r.ratio())
+			loaded, empty)
 	}
 	return runs, nil
 }
@@ -210,7 +231,8 @@ func setupEVPNNetns(scale EVPNScale) error {
 
 // evpnPlan is the switch's configuration: switches v1..vN with VNIs 1..N,
 // v1 with a daemon listener at ctl for the generator's two ports, and an
-// evpn: block that waits for the injector at 127.0.0.1 on port listen.
+// evpn: block that waits for the injector at 127.0.0.1 on port listen (0:
+// it does not listen, and never has a session: the twin).
 func evpnPlan(scale EVPNScale, ctl string, listen int) string {
 	var b strings.Builder
 	b.WriteString("log_level: warn\nswitches:\n")
@@ -246,23 +268,27 @@ type evpnSwitchRun struct {
 	api, metrics *http.Client
 }
 
-// startEVPNSwitch writes the plan and starts umlswitch on it, its log in
-// the run's directory.
-func startEVPNSwitch(cfg EVPNConfig, extra ...string) (*evpnSwitchRun, error) {
-	ctl := filepath.Join(cfg.Dir, "umlswitch.ctl")
-	path := filepath.Join(cfg.Dir, "evpn.yaml")
-	if err := os.WriteFile(path, []byte(evpnPlan(cfg.Scale, ctl, evpnBGPPort)), 0o644); err != nil {
+// startEVPNSwitch writes the plan and starts umlswitch on it, its sockets
+// and log in the directory name of the run's.
+func startEVPNSwitch(cfg EVPNConfig, name string, listen int, extra ...string) (*evpnSwitchRun, error) {
+	dir := filepath.Join(cfg.Dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	metrics := filepath.Join(cfg.Dir, "metrics.sock")
+	ctl := filepath.Join(dir, "umlswitch.ctl")
+	path := filepath.Join(dir, "evpn.yaml")
+	if err := os.WriteFile(path, []byte(evpnPlan(cfg.Scale, ctl, listen)), 0o644); err != nil {
+		return nil, err
+	}
+	metrics := filepath.Join(dir, "metrics.sock")
 	extra = append(extra, "-metrics", "unix:"+metrics)
-	s := &evpnSwitchRun{logPath: filepath.Join(cfg.Dir, "umlswitch.log"), api: unixHTTP(ctl), metrics: unixHTTP(metrics)}
+	s := &evpnSwitchRun{logPath: filepath.Join(dir, "umlswitch.log"), api: unixHTTP(ctl), metrics: unixHTTP(metrics)}
 	log, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer log.Close() // the child has its own descriptor
-	if s.process, err = start(evpnSwitch(path, ctl, extra...), cfg.Exe, cfg.Dir, false, nil, cfg.CPUs, log); err != nil {
+	if s.process, err = start(evpnSwitch(path, ctl, extra...), cfg.Exe, dir, false, nil, cfg.CPUs, log); err != nil {
 		return nil, s.withLog(err)
 	}
 	return s, nil
@@ -489,35 +515,46 @@ func (s *evpnSwitchRun) settle(r *EVPNRun, at int) error {
 	return s.memory(r, at)
 }
 
-// evpnRun is one run: a fresh switch, forwarding with no routes, the
-// load, forwarding loaded, the withdrawal, forwarding once more.
+// evpnRun is one run: a fresh switch and its twin, forwarding through
+// each with no routes, the load, forwarding through each in turn, the
+// withdrawal.
 func evpnRun(cfg EVPNConfig, j *injector, r *EVPNRun, profile string) error {
 	var extra []string
 	if profile != "" {
 		extra = []string{"-cpuprofile", profile}
 	}
-	s, err := startEVPNSwitch(cfg, extra...)
+	s, err := startEVPNSwitch(cfg, "fabric", evpnBGPPort, extra...)
 	if err != nil {
 		return err
 	}
 	defer s.shutdown()
-	if _, err := s.waitStats(0, 0, 0, pollStep, 10*time.Second); err != nil {
+	twin, err := startEVPNSwitch(cfg, "twin", 0)
+	if err != nil {
 		return err
 	}
+	defer twin.shutdown()
+	for _, sw := range []*evpnSwitchRun{s, twin} {
+		if _, err := sw.waitStats(0, 0, 0, pollStep, 10*time.Second); err != nil {
+			return err
+		}
+	}
 	time.Sleep(300 * time.Millisecond) // let the start settle
-	gen := cfg.Gen
-	gen.Ctl, gen.Dir, gen.SwitchPID, gen.Ports, gen.Transport = s.ctl, cfg.Dir, s.pid(), 2, Transports["daemon"]
-	forward := func(res *GenResult) error {
+	forward := func(sw *evpnSwitchRun, res *GenResult) error {
+		gen := cfg.Gen
+		gen.Ctl, gen.Dir, gen.SwitchPID, gen.Ports, gen.Transport = sw.ctl, cfg.Dir, sw.pid(), 2, Transports["daemon"]
 		var err error
 		if *res, err = Generate(gen); err != nil {
-			return s.withLog(err)
+			return sw.withLog(err)
 		}
 		return nil
 	}
 	if err := s.settle(r, atEmpty); err != nil {
 		return err
 	}
-	if err := forward(&r.Empty); err != nil {
+	if err := forward(s, &r.Empty); err != nil {
+		return err
+	}
+	if err := forward(twin, &r.TwinEmpty); err != nil {
 		return err
 	}
 
@@ -538,8 +575,17 @@ func evpnRun(cfg EVPNConfig, j *injector, r *EVPNRun, profile string) error {
 	if err := s.settle(r, atLoaded); err != nil {
 		return err
 	}
-	if err := forward(&r.Loaded); err != nil {
-		return err
+	r.Loaded, r.Twin = make([]GenResult, evpnPairs), make([]GenResult, evpnPairs)
+	for p := range evpnPairs {
+		order := []func() error{func() error { return forward(s, &r.Loaded[p]) }, func() error { return forward(twin, &r.Twin[p]) }}
+		if p%2 == 1 { // ABBA: a drift hits both alike
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, f := range order {
+			if err := f(); err != nil {
+				return err
+			}
+		}
 	}
 	for _, path := range evpnAPICalls {
 		var took []float64
@@ -566,27 +612,25 @@ func evpnRun(cfg EVPNConfig, j *injector, r *EVPNRun, profile string) error {
 	if n, err := s.ports(); err != nil || n != 0 {
 		return s.withLog(fmt.Errorf("bench: evpn: the switches have %d ports once every route is withdrawn, want none (%v)", n, err))
 	}
-	if err := s.settle(r, atWithdrawn); err != nil {
-		return err
-	}
-	return forward(&r.After)
+	return s.settle(r, atWithdrawn)
 }
 
 // ReportEVPN writes the runs as markdown: the control plane's times and
-// CPU, memory, then forwarding loaded against empty.
+// CPU, memory, the API's reads, then forwarding loaded against the twin.
 func ReportEVPN(w io.Writer, scale EVPNScale, gen GenConfig, runs []EVPNRun) {
 	routes := scale.VTEPs + scale.MACs
 	fmt.Fprintf(w, "%s: %d routes\n\n", scale, routes)
-	fmt.Fprintln(w, "| run | session up to all installed | routes/s | switch CPU | injector CPU | session down to none left | switch CPU | idle switch CPU, empty / loaded / withdrawn | forwarding loaded / empty |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| run | session up to all installed | routes/s | switch CPU | injector CPU | session down to none left | switch CPU | idle switch CPU, empty / loaded / withdrawn | forwarding loaded / twin | (before: empty / twin) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	idle := func(r EVPNRun, at int) float64 { return 100 * r.Idle[at].Seconds() / r.IdleWindow.Seconds() }
 	values := func(r EVPNRun) []float64 {
+		loaded, empty := r.ratios()
 		return []float64{r.Load.Seconds(), float64(routes) / r.Load.Seconds(), r.LoadCPU.Seconds(), r.InjectorCPU.Seconds(),
-			r.Withdraw.Seconds(), r.WithdrawCPU.Seconds(), idle(r, atEmpty), idle(r, atLoaded), idle(r, atWithdrawn), r.ratio()}
+			r.Withdraw.Seconds(), r.WithdrawCPU.Seconds(), idle(r, atEmpty), idle(r, atLoaded), idle(r, atWithdrawn), loaded, empty}
 	}
 	line := func(name string, v []float64) {
-		fmt.Fprintf(w, "| %s | %.2f s | %.0f | %.2f s | %.2f s | %.2f s | %.2f s | %.1f / %.1f / %.1f %% | %.2fx |\n",
-			name, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9])
+		fmt.Fprintf(w, "| %s | %.2f s | %.0f | %.2f s | %.2f s | %.2f s | %.2f s | %.1f / %.1f / %.1f %% | %.2fx | %.2fx |\n",
+			name, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10])
 	}
 	var all [][]float64
 	for i, r := range runs {
@@ -623,19 +667,18 @@ func ReportEVPN(w io.Writer, scale EVPNScale, gen GenConfig, runs []EVPNRun) {
 		fmt.Fprintln(w, "|")
 	}
 
-	rowOf := func(name string, pick ...func(EVPNRun) GenResult) Row {
+	rowOf := func(name string, pick func(EVPNRun) []GenResult) Row {
 		rw := Row{Switch: name, Ports: 2, Size: gen.Size, Client: "uml"}
 		for _, r := range runs {
-			for _, p := range pick {
-				rw.Runs = append(rw.Runs, p(r))
-			}
+			rw.Runs = append(rw.Runs, pick(r)...)
 		}
 		return rw
 	}
-	fmt.Fprintf(w, "\nForwarding between two local ports of v1, with the %d remote MACs and %d tunnels installed against without (before the load and after the withdrawal):\n\n",
-		scale.MACs, scale.VTEPs)
-	Report(w, []Row{rowOf("loaded", func(r EVPNRun) GenResult { return r.Loaded }),
-		rowOf("empty", func(r EVPNRun) GenResult { return r.Empty }, func(r EVPNRun) GenResult { return r.After })})
+	fmt.Fprintf(w, "\nForwarding between two local ports of v1: with the %d remote MACs and %d tunnels installed, against its twin (no routes) in turn, "+
+		"and against itself before the load:\n\n", scale.MACs, scale.VTEPs)
+	Report(w, []Row{rowOf("loaded", func(r EVPNRun) []GenResult { return r.Loaded }),
+		rowOf("twin", func(r EVPNRun) []GenResult { return r.Twin }),
+		rowOf("empty", func(r EVPNRun) []GenResult { return []GenResult{r.Empty} })})
 }
 
 func medianOf(v []float64) float64 {

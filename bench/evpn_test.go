@@ -75,20 +75,23 @@ func TestReportEVPN(t *testing.T) {
 	}
 	r := EVPNRun{Load: 2 * time.Second, Withdraw: time.Second, LoadCPU: 3 * time.Second, WithdrawCPU: time.Second, InjectorCPU: time.Second,
 		Idle: [moments]time.Duration{0, 150 * time.Millisecond, 30 * time.Millisecond}, IdleWindow: 3 * time.Second, Heap: [moments]uint64{10e6, 212e6, 10e6},
-		RSS: [moments]uint64{50e6, 600e6, 400e6}, Empty: g(0.5), Loaded: g(0.45), After: g(0.4), APILoaded: make([]time.Duration, len(evpnAPICalls))}
-	if got := r.ratio(); got != 1 {
-		t.Fatalf("ratio %v: 0.45 against 0.5 and 0.4 is 1", got)
+		RSS: [moments]uint64{50e6, 600e6, 400e6}, Empty: g(0.5), TwinEmpty: g(0.4), Loaded: []GenResult{g(0.45), g(0.45)},
+		Twin: []GenResult{g(0.5), g(0.4)}, APILoaded: make([]time.Duration, len(evpnAPICalls))}
+	if loaded, empty := r.ratios(); loaded != 1 || empty != 1.25 {
+		t.Fatalf("ratios %v, %v: 0.45 against 0.5 and 0.4 is 1, 0.5 against 0.4 is 1.25", loaded, empty)
 	}
 	var b strings.Builder
 	ReportEVPN(&b, EVPNScale{VNIs: 10, VTEPs: 100, MACs: 100000}, GenConfig{Size: 64}, []EVPNRun{r, r})
 	out := b.String()
 	for _, want := range []string{
 		"100 VTEPs (10 per VNI), 100000 MACs (1000 per VTEP) over 10 VNIs: 100100 routes",
-		"| 1 | 2.00 s | 50050 | 3.00 s | 1.00 s | 1.00 s | 1.00 s | 0.0 / 5.0 / 1.0 % | 1.00x |",
+		"| 1 | 2.00 s | 50050 | 3.00 s | 1.00 s | 1.00 s | 1.00 s | 0.0 / 5.0 / 1.0 % | 1.00x | 1.25x |",
 		"| median | 2.00 s |",
 		"| 1 | 10 / 212 / 10 MB | 50 / 600 / 400 MB | 2018 bytes | 0 bytes |",
 		"| loaded | 2 | 64 | uml | 0.450 |",
-		"| empty | 2 | 64 | uml | 0.450 (0.400-0.500) |",
+		"| twin | 2 | 64 | uml | 0.450 (0.400-0.500) |",
+		"| empty | 2 | 64 | uml | 0.500 |",
+		"loaded / twin: 1.00x delivered frames per second",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
