@@ -26,7 +26,6 @@ type SwitchInfo struct {
 	MACTableSize int          `json:"mac_table_size"`
 	MACs         int          `json:"macs"`        // addresses learned now
 	Statics      int          `json:"static_macs"` // static entries
-	RemoteMACs   int          `json:"remote_macs"` // entries the EVPN control plane set for remote VTEPs
 	MACLearned   uint64       `json:"mac_learned"` // addresses first seen, ever
 	MACMoved     uint64       `json:"mac_moved"`   // addresses seen on another port than before
 	MACRefused   uint64       `json:"mac_refused"` // not learned: the table was full with nothing to evict
@@ -185,7 +184,7 @@ func (in *Instance) Switches() []SwitchInfo {
 	for _, sw := range sws {
 		t := sw.core.Table()
 		si := SwitchInfo{Name: sw.name, Hub: sw.core.Hub(), MACAgeS: sw.core.MACAge().Seconds(),
-			MACTableSize: sw.core.MACTableSize(), MACs: t.Len(), Statics: t.Statics(), RemoteMACs: t.Remotes(), MACLearned: t.Learned(),
+			MACTableSize: sw.core.MACTableSize(), MACs: t.Len(), Statics: t.Statics(), MACLearned: t.Learned(),
 			MACMoved: t.Moved(), MACRefused: t.Refused(), MACEvicted: t.Evicted(), Ports: counts[sw], Mirrors: mirrors[sw]}
 		if l := lives[sw]; l != nil {
 			st := l.m.Stats()
