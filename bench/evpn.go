@@ -110,13 +110,14 @@ const evpnAPITries = 3
 // each make.
 const evpnPairs = 2
 
-// ratios are the run's forwarding loaded over its twin's at the same
-// time (the means of the pairs), and before the load over its twin's.
-func (r EVPNRun) ratios() (loaded, empty float64) {
+// ratios are the run's forwarding (metric: frames a second, or per
+// switch CPU-second) loaded over its twin's at the same time (the means
+// of the pairs), and before the load over its twin's.
+func (r EVPNRun) ratios(metric func(GenResult) float64) (loaded, empty float64) {
 	mean := func(rs []GenResult) float64 {
 		sum := 0.0
 		for _, g := range rs {
-			sum += g.deliveredMpps()
+			sum += metric(g)
 		}
 		return sum / float64(max(len(rs), 1))
 	}
@@ -126,7 +127,7 @@ func (r EVPNRun) ratios() (loaded, empty float64) {
 		}
 		return a / b
 	}
-	return div(mean(r.Loaded), mean(r.Twin)), div(r.Empty.deliveredMpps(), r.TwinEmpty.deliveredMpps())
+	return div(mean(r.Loaded), mean(r.Twin)), div(metric(r.Empty), metric(r.TwinEmpty))
 }
 
 // EVPN measures cfg.Runs runs, each with a fresh switch. The injector and
@@ -157,7 +158,7 @@ func EVPN(cfg EVPNConfig) ([]EVPNRun, error) {
 			return runs, err
 		}
 		runs = append(runs, r)
-		loaded, empty := r.ratios()
+		loaded, empty := r.ratios(GenResult.deliveredMpps)
 		progress(cfg.Progress, "evpn: run %d: loaded in %v (switch CPU %v), withdrawn in %v (%v); heap %.1f -> %.1f -> %.1f MB, rss %.1f -> %.1f -> %.1f MB; "+
 			"forwarding loaded / twin %.2fx, empty / twin %.2fx",
 			i+1, r.Load.Round(time.Millisecond), r.LoadCPU, r.Withdraw.Round(time.Millisecond), r.WithdrawCPU,
@@ -620,17 +621,18 @@ func evpnRun(cfg EVPNConfig, j *injector, r *EVPNRun, profile string) error {
 func ReportEVPN(w io.Writer, scale EVPNScale, gen GenConfig, runs []EVPNRun) {
 	routes := scale.VTEPs + scale.MACs
 	fmt.Fprintf(w, "%s: %d routes\n\n", scale, routes)
-	fmt.Fprintln(w, "| run | session up to all installed | routes/s | switch CPU | injector CPU | session down to none left | switch CPU | idle switch CPU, empty / loaded / withdrawn | forwarding loaded / twin | (before: empty / twin) |")
+	fmt.Fprintln(w, "| run | session up to all installed | routes/s | switch CPU | injector CPU | session down to none left | switch CPU | idle switch CPU, empty / loaded / withdrawn | forwarding loaded / twin: frames/s, per switch CPU-s | (before: empty / twin) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	idle := func(r EVPNRun, at int) float64 { return 100 * r.Idle[at].Seconds() / r.IdleWindow.Seconds() }
 	values := func(r EVPNRun) []float64 {
-		loaded, empty := r.ratios()
+		loaded, empty := r.ratios(GenResult.deliveredMpps)
+		loadedCPU, emptyCPU := r.ratios(GenResult.perSwitchCPU)
 		return []float64{r.Load.Seconds(), float64(routes) / r.Load.Seconds(), r.LoadCPU.Seconds(), r.InjectorCPU.Seconds(),
-			r.Withdraw.Seconds(), r.WithdrawCPU.Seconds(), idle(r, atEmpty), idle(r, atLoaded), idle(r, atWithdrawn), loaded, empty}
+			r.Withdraw.Seconds(), r.WithdrawCPU.Seconds(), idle(r, atEmpty), idle(r, atLoaded), idle(r, atWithdrawn), loaded, loadedCPU, empty, emptyCPU}
 	}
 	line := func(name string, v []float64) {
-		fmt.Fprintf(w, "| %s | %.2f s | %.0f | %.2f s | %.2f s | %.2f s | %.2f s | %.1f / %.1f / %.1f %% | %.2fx | %.2fx |\n",
-			name, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10])
+		fmt.Fprintf(w, "| %s | %.2f s | %.0f | %.2f s | %.2f s | %.2f s | %.2f s | %.1f / %.1f / %.1f %% | %.2fx, %.2fx | %.2fx, %.2fx |\n",
+			name, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12])
 	}
 	var all [][]float64
 	for i, r := range runs {
