@@ -222,10 +222,7 @@ func (s *Speaker) stopLocked() {
 	clear(s.eor)
 	s.cancel()
 	s.gen++
-	if err := s.srv.StopBgp(context.Background(), &api.StopBgpRequest{}); err != nil {
-		s.log.Warn("evpn: stop BGP", "err", err)
-	}
-	s.srv.Stop()
+	s.srv.Stop() // StopBgp, with a notification to every peer, and the rest
 	s.srv, s.cfg = nil, nil
 	s.peers = make(map[netip.Addr]string)
 }
@@ -609,13 +606,8 @@ func (s *Speaker) add(v *vni, key string, r *Route) {
 			s.changed = true
 			s.onEvent(Event{Type: "vtep-joined", Switch: v.sw, VNI: v.id, VTEP: r.VTEP})
 		}
-		for m, rs := range v.remote { // addresses announced before the VNI was
-			for _, mr := range rs {
-				if mr.VTEP == r.VTEP {
-					s.evaluate(v, m)
-					break
-				}
-			}
+		for m := range v.byVTEP[r.VTEP] { // addresses announced before the VNI was
+			s.evaluate(v, m)
 		}
 	case bgp.EVPN_ROUTE_TYPE_MAC_IP_ADVERTISEMENT:
 		rs := v.remote[r.MAC]
@@ -623,7 +615,11 @@ func (s *Speaker) add(v *vni, key string, r *Route) {
 			rs = make(map[string]*Route)
 			v.remote[r.MAC] = rs
 		}
+		if old := rs[key]; old != nil {
+			v.index(r.MAC, old.VTEP, -1)
+		}
 		rs[key] = r
+		v.index(r.MAC, r.VTEP, 1)
 		s.evaluate(v, r.MAC)
 	}
 }
@@ -640,10 +636,14 @@ func (s *Speaker) removeRoute(v *vni, key string, r, next *Route) {
 			return
 		}
 		delete(v.vteps, r.VTEP)
-		for m, at := range v.installed {
-			if at == r.VTEP {
-				delete(v.staleMACs, m)
-				s.evaluate(v, m)
+		// What is installed there was announced from there, or brought
+		// back stale after a restart.
+		for _, ms := range []map[frame.MAC]int{v.byVTEP[r.VTEP], staleAt(v, r.VTEP)} {
+			for m := range ms {
+				if v.installed[m] == r.VTEP {
+					delete(v.staleMACs, m)
+					s.evaluate(v, m)
+				}
 			}
 		}
 		s.dp.RemoveTunnel(s.tunnel(v, r.VTEP))
@@ -652,6 +652,7 @@ func (s *Speaker) removeRoute(v *vni, key string, r, next *Route) {
 	case bgp.EVPN_ROUTE_TYPE_MAC_IP_ADVERTISEMENT:
 		rs := v.remote[r.MAC]
 		if rs[key] == r { // not the route that replaced it here
+			v.index(r.MAC, r.VTEP, -1)
 			delete(rs, key)
 		}
 		if len(rs) == 0 {
@@ -848,4 +849,16 @@ func sessionState(st bgp.FSMState) string {
 		return "established"
 	}
 	return "unknown"
+}
+
+// staleAt lists the stale addresses v holds behind vtep (few, and only
+// until the restart's End-of-RIB).
+func staleAt(v *vni, vtep netip.Addr) map[frame.MAC]int {
+	out := make(map[frame.MAC]int)
+	for m := range v.staleMACs {
+		if v.installed[m] == vtep {
+			out[m] = 1
+		}
+	}
+	return out
 }

@@ -14,10 +14,11 @@ type vni struct {
 	adv     advertisement
 	imports []target // empty: any route target whose number is the VNI
 
-	vteps     map[netip.Addr]int              // remote VTEP: how many type-3 routes name it
-	remote    map[frame.MAC]map[string]*Route // by route key
-	installed map[frame.MAC]netip.Addr        // remote entries the switch holds
-	local     map[frame.MAC]uint32            // addresses announced: their sequence numbers
+	vteps     map[netip.Addr]int               // remote VTEP: how many type-3 routes name it
+	remote    map[frame.MAC]map[string]*Route  // by route key
+	byVTEP    map[netip.Addr]map[frame.MAC]int // remote's addresses by VTEP: how many routes name each
+	installed map[frame.MAC]netip.Addr         // remote entries the switch holds
+	local     map[frame.MAC]uint32             // addresses announced: their sequence numbers
 
 	// Brought back after a restart and not yet confirmed by a route.
 	staleVTEPs map[netip.Addr]bool
@@ -26,8 +27,24 @@ type vni struct {
 
 func newVNI(sw string, id uint32) *vni {
 	return &vni{sw: sw, id: id, vteps: make(map[netip.Addr]int), remote: make(map[frame.MAC]map[string]*Route),
-		installed: make(map[frame.MAC]netip.Addr), local: make(map[frame.MAC]uint32),
+		byVTEP: make(map[netip.Addr]map[frame.MAC]int), installed: make(map[frame.MAC]netip.Addr), local: make(map[frame.MAC]uint32),
 		staleVTEPs: make(map[netip.Addr]bool), staleMACs: make(map[frame.MAC]bool)}
+}
+
+// index counts a type-2 route of m from vtep in byVTEP (n is 1 or -1), so
+// that a VTEP joining or leaving looks at its own addresses only.
+func (v *vni) index(m frame.MAC, vtep netip.Addr, n int) {
+	ms := v.byVTEP[vtep]
+	if ms == nil {
+		ms = make(map[frame.MAC]int)
+		v.byVTEP[vtep] = ms
+	}
+	if ms[m] += n; ms[m] <= 0 {
+		delete(ms, m)
+	}
+	if len(ms) == 0 {
+		delete(v.byVTEP, vtep)
+	}
 }
 
 // imports reports whether a route with route targets r.rts belongs here.

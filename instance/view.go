@@ -384,12 +384,23 @@ func (in *Instance) BGPView() (BGPInfo, error) {
 // EVPNView is the fabric's VNIs and routes; ErrNoEVPN when the
 // configuration has no evpn: block.
 func (in *Instance) EVPNView() (EVPNInfo, error) {
+	e, err := in.EVPNFabric()
+	if err != nil {
+		return e, err
+	}
+	e.Received, e.Sent = in.speaker.Routes()
+	e.Received, e.Sent = nonNil(e.Received), nonNil(e.Sent)
+	return e, nil
+}
+
+// EVPNFabric is EVPNView without the routes (empty lists): what a
+// metrics scrape needs, without listing every route of the fabric.
+func (in *Instance) EVPNFabric() (EVPNInfo, error) {
 	cfg, err := in.evpnConfig()
 	if err != nil {
 		return EVPNInfo{}, err
 	}
 	e := EVPNInfo{VTEP: cfg.VTEP.String(), VNIs: in.speaker.VNIs()}
-	e.Received, e.Sent = in.speaker.Routes()
 	local := netip.AddrPortFrom(cfg.VTEP, uint16(cfg.VXLANPort))
 	for _, st := range in.set.TunnelStats() {
 		if st.Kind == "vxlan" && st.Local == local {

@@ -124,7 +124,7 @@ type securitySource interface {
 // instance); both views fail with instance.ErrNoEVPN without an evpn: block.
 type evpnSource interface {
 	BGPView() (instance.BGPInfo, error)
-	EVPNView() (instance.EVPNInfo, error)
+	EVPNFabric() (instance.EVPNInfo, error)
 }
 
 type collector struct{ src Source }
@@ -271,7 +271,7 @@ func (c collector) collectEVPN(ch chan<- prometheus.Metric) {
 		}
 	}
 	counter(ch, descEVPNFail, float64(st.Failures))
-	e, err := src.EVPNView()
+	e, err := src.EVPNFabric()
 	if err != nil {
 		return
 	}

@@ -55,7 +55,7 @@ func (f *fake) BGPView() (instance.BGPInfo, error) {
 	return b, nil
 }
 
-func (f *fake) EVPNView() (instance.EVPNInfo, error) {
+func (f *fake) EVPNFabric() (instance.EVPNInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.evpn == nil {
