@@ -713,22 +713,29 @@ func (s *Speaker) MACsChanged(sw string) {
 	}
 }
 
-// syncPeriod is how often every switch's addresses are compared with what
-// is announced, besides when they change: a flushed port or a detached
-// one tells no event per address.
-const syncPeriod = time.Second
+// syncPeriod is how often the state file hears of changes, and every
+// syncFull periods every switch's addresses are compared with what is
+// announced, besides when the switch says they changed (each learning,
+// move, ageing and flush does): a safety net, not the way addresses
+// travel. It lists the whole table, 100,000 entries in a big fabric: not
+// every second.
+const (
+	syncPeriod = time.Second
+	syncFull   = 10
+)
 
 func (s *Speaker) syncLoop() {
 	defer s.wg.Done()
 	tick := time.NewTicker(syncPeriod)
 	defer tick.Stop()
-	for {
-		all := false
+	for ticks := 0; ; {
+		all, tell := false, false
 		select {
 		case <-s.done:
 			return
 		case <-tick.C:
-			all = true
+			ticks++
+			all, tell = ticks%syncFull == 0, true
 		case <-s.wake:
 			time.Sleep(10 * time.Millisecond) // gather a burst of learning
 		}
@@ -744,13 +751,13 @@ func (s *Speaker) syncLoop() {
 				}
 			}
 		}
-		var tell func()
-		if all && s.changed && s.onChange != nil {
-			tell, s.changed = s.onChange, false
+		var changed func()
+		if tell && s.changed && s.onChange != nil {
+			changed, s.changed = s.onChange, false
 		}
 		s.mu.Unlock()
-		if tell != nil {
-			tell()
+		if changed != nil {
+			changed()
 		}
 	}
 }

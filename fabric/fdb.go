@@ -17,6 +17,10 @@ const (
 	MACLearned MACEventKind = iota + 1 // first seen
 	MACMoved                           // seen on another port than before
 	MACAged                            // not seen for the ageing time, forgotten
+	// MACFlushed: addresses were forgotten at once, not one by one: a
+	// port's when it left (Port), or the whole table's (Port NoPort); MAC
+	// and VLAN unset.
+	MACFlushed
 )
 
 func (k MACEventKind) String() string {
@@ -27,6 +31,8 @@ func (k MACEventKind) String() string {
 		return "moved"
 	case MACAged:
 		return "aged"
+	case MACFlushed:
+		return "flushed"
 	}
 	return "unknown"
 }
@@ -135,6 +141,9 @@ func (t *MACTable) Flush() int {
 	t.lru.Lock()
 	t.rescanHeavy()
 	t.lru.Unlock()
+	if n > 0 && t.notify != nil {
+		t.notify(MACEvent{Kind: MACFlushed, Port: frame.NoPort})
+	}
 	return n
 }
 

@@ -432,6 +432,9 @@ func (t *MACTable) FlushPort(id frame.PortID) int {
 		sh.mu.Unlock()
 	}
 	t.count.Add(-int64(n))
+	if n > 0 && t.notify != nil {
+		t.notify(MACEvent{Kind: MACFlushed, Port: id})
+	}
 	return n
 }
 

@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"slices"
 	"sync"
 	"testing"
 
@@ -124,9 +125,11 @@ func TestMACEvents(t *testing.T) {
 	sw := New(Config{Logger: quiet()})
 	d, _ := sw.NewSwitch(SwitchConfig{Name: "ev", OnMAC: func(e MACEvent) { mu.Lock(); evs = append(evs, e); mu.Unlock() }})
 	var ids []frame.PortID
+	var ports []*fakePort
 	for i := 0; i < 2; i++ {
-		id, _ := d.Attach(newFake("p"))
-		ids = append(ids, id)
+		p := newFake("p")
+		id, _ := d.Attach(p)
+		ids, ports = append(ids, id), append(ports, p)
 	}
 	f := newForwarder(sw, 64)
 	v := frame.NewVector(64, 1518)
@@ -146,5 +149,18 @@ func TestMACEvents(t *testing.T) {
 		if evs[i] != want[i] {
 			t.Fatalf("event %d: %v, want %v", i, evs[i], want[i])
 		}
+	}
+	// Flushes say so once, not per address: a port that leaves, then the
+	// whole table; flushing nothing says nothing.
+	send(ids[0], macA)
+	send(ids[0], macB)
+	send(ids[1], macC)
+	evs = nil
+	d.Detach(ports[0])
+	d.Table().Flush()
+	d.Table().Flush()
+	want = []MACEvent{{Kind: MACFlushed, Port: ids[0]}, {Kind: MACFlushed, Port: frame.NoPort}}
+	if !slices.Equal(evs, want) {
+		t.Fatalf("flush events %v, want %v", evs, want)
 	}
 }

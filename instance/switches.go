@@ -441,6 +441,9 @@ func (in *Instance) onMAC(sw *switchState) func(fabric.MACEvent) {
 		if sw.vni.Load() != 0 {
 			in.speaker.MACsChanged(sw.name)
 		}
+		if e.Kind == fabric.MACFlushed { // the port's detach says it
+			return
+		}
 		if !in.events.listened() || !sw.mac.allow() {
 			return
 		}
