@@ -478,15 +478,10 @@ func (s *Speaker) onBest(gen int, paths []*apiutil.Path) {
 // next sync announces it again above every sequence number seen if it is
 // still here.
 func (s *Speaker) lostOwn(p *apiutil.Path) {
-	n, ok := p.Nlri.(*bgp.EVPNNLRI)
+	d, m, ok := macRouteOf(p)
 	if !ok {
 		return
 	}
-	d, ok := n.RouteTypeData.(*bgp.EVPNMacIPAdvertisementRoute)
-	if !ok || len(d.MacAddress) != 6 {
-		return
-	}
-	m := frame.MAC(d.MacAddress)
 	for _, v := range s.vnis {
 		if _, ok := v.local[m]; ok && rdString(d.RD) == v.adv.rd.String() {
 			delete(v.local, m)
@@ -499,24 +494,32 @@ func (s *Speaker) lostOwn(p *apiutil.Path) {
 // noteSeq remembers the highest sequence number of every MAC route
 // received, used or not: GoBGP refuses to announce ours below it.
 func (s *Speaker) noteSeq(p *apiutil.Path) {
-	n, ok := p.Nlri.(*bgp.EVPNNLRI)
+	_, m, ok := macRouteOf(p)
 	if !ok {
-		return
-	}
-	d, ok := n.RouteTypeData.(*bgp.EVPNMacIPAdvertisementRoute)
-	if !ok || len(d.MacAddress) != 6 {
 		return
 	}
 	for _, a := range p.Attrs {
 		if ecs, ok := a.(*bgp.PathAttributeExtendedCommunities); ok {
 			for _, ec := range ecs.Value {
 				if c, ok := ec.(*bgp.MacMobilityExtended); ok {
-					m := frame.MAC(d.MacAddress)
 					s.seqSeen[m] = max(s.seqSeen[m], c.Sequence)
 				}
 			}
 		}
 	}
+}
+
+// macRouteOf is p's MAC route (type 2) and its address, if it is one.
+func macRouteOf(p *apiutil.Path) (*bgp.EVPNMacIPAdvertisementRoute, frame.MAC, bool) {
+	n, ok := p.Nlri.(*bgp.EVPNNLRI)
+	if !ok {
+		return nil, frame.MAC{}, false
+	}
+	d, ok := n.RouteTypeData.(*bgp.EVPNMacIPAdvertisementRoute)
+	if !ok || len(d.MacAddress) != 6 {
+		return nil, frame.MAC{}, false
+	}
+	return d, frame.MAC(d.MacAddress), true
 }
 
 // check refuses a route this VTEP cannot use.
