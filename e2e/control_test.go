@@ -136,7 +136,7 @@ switches:
 	}
 	for i, u := range umls {
 		for _, o := range map[bool][]int{true: {3, 4}, false: {1, 2}}[i < 2] {
-			if line := u.waitLine(t, `^UNREACHED `+regexp.QuoteMeta(ip(o))+` `); !strings.HasSuffix(line, " yes") {
+			if !u.unreached(t, ip(o)) {
 				t.Errorf("UML %d reached %s on the other switch", i+1, ip(o))
 			}
 		}

@@ -517,6 +517,13 @@ func (u *uml) results(t *testing.T, peers []string) map[string]string {
 }
 
 // waitLine waits for a console line matching re.
+// unreached reports whether the UML found addr unreachable, as its
+// nopeers variable asks it to check (an UNREACHED line ending in yes).
+func (u *uml) unreached(t *testing.T, addr string) bool {
+	t.Helper()
+	return strings.HasSuffix(u.waitLine(t, `^UNREACHED `+regexp.QuoteMeta(addr)+` `), " yes")
+}
+
 func (u *uml) waitLine(t *testing.T, re string) string {
 	t.Helper()
 	line, ok := u.out.wait(regexp.MustCompile(re), 90*time.Second)

@@ -496,12 +496,7 @@ func TestWithdrawEverything(t *testing.T) {
 
 	raw.announce(rs...)
 	waitFor(t, "everything back", announced)
-	dp.mu.Lock()
-	odd := slices.Clone(dp.odd)
-	dp.mu.Unlock()
-	if len(odd) > 0 {
-		t.Fatalf("data plane calls out of order: %v", odd)
-	}
+	dp.checkOrder(t)
 }
 
 // TestFlappingPeer takes the raw peer's session down again and again, in
@@ -609,12 +604,7 @@ func TestFlappingPeer(t *testing.T) {
 	if len(dp.tunnelSet()) != 1 || len(dp.remoteSet()) != 1 {
 		t.Fatalf("tunnels %v, remote %v", dp.tunnelSet(), dp.remoteSet())
 	}
-	dp.mu.Lock()
-	odd := slices.Clone(dp.odd)
-	dp.mu.Unlock()
-	if len(odd) > 0 {
-		t.Fatalf("data plane calls out of order: %v", odd)
-	}
+	dp.checkOrder(t)
 }
 
 // TestMACsChangedNeverWaits: the forwarding path calls MACsChanged; it
@@ -636,5 +626,17 @@ func TestMACsChangedNeverWaits(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("MACsChanged waits on the speaker's lock")
+	}
+}
+
+// checkOrder fails t if the data plane saw a call out of order (a tunnel
+// made twice, one removed when not there).
+func (d *fakeDP) checkOrder(t *testing.T) {
+	t.Helper()
+	d.mu.Lock()
+	odd := slices.Clone(d.odd)
+	d.mu.Unlock()
+	if len(odd) > 0 {
+		t.Fatalf("data plane calls out of order: %v", odd)
 	}
 }
