@@ -114,6 +114,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		vnis     = fs.Int("vnis", 100, "with -mode evpn: VNIs, one switch each (v1..vN).\nExample: -vnis 10")
 		vteps    = fs.Int("vteps", 1000, "with -mode evpn: remote VTEPs the injector plays, each in one VNI (so one tunnel port each).\nExample: -vteps 10")
 		macs     = fs.Int("macs", 100000, "with -mode evpn: type-2 routes (remote MACs), spread evenly over the VTEPs.\nExample: -macs 1000")
+		churn    = fs.Int("churn", 1000, "with -mode evpn: route changes a second (withdrawals and announcements of VNI 1's MACs) during the\nchurned runs that forward to a remote MAC.\nExample: -churn 5000")
 		profile  = fs.String("profile", "", "with -mode evpn: have the first run's switch write its Go CPU profile to `FILE`.\nExample: -profile /tmp/evpn.prof")
 		plotTo   = fs.String("plot", "", "also draw the comparison into `FILE.png`: throughput by frame size (scan), latency CDF\n(latency), delivered frames per second (throughput), or memory, descriptors, goroutines and\n"+
 			"frames forwarded and dropped over time (soak).\nExample: -plot bench.png")
@@ -193,6 +194,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if *mode == "evpn" {
 		if err := checkEVPN(names, *ctl, tr, *ports, *hub, EVPNScale{VNIs: *vnis, VTEPs: *vteps, MACs: *macs}); err != nil {
 			return fail("-mode evpn: %v", err)
+		}
+		if *churn < 1 {
+			return fail("-mode evpn: -churn %d: want at least 1 route change a second", *churn)
 		}
 	}
 	if (tr.Netns || *mode == "evpn") && !inNetns() {
@@ -358,7 +362,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			exePath = path
 		}
 		runs, err := EVPN(EVPNConfig{Scale: scale, Exe: exePath, Dir: dir, CPUs: swCPUs, Gen: cfg, Runs: *runs,
-			Profile: *profile, Progress: stderr})
+			Profile: *profile, Churn: *churn, Progress: stderr})
 		if len(runs) > 0 {
 			ReportEVPN(stdout, scale, cfg, runs)
 		}

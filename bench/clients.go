@@ -214,6 +214,15 @@ func dialVXLAN(cfg GenConfig, i int) (*client, error) {
 	return dialIP(unix.SOCK_DGRAM, 0, peerAddr(i), 4789, switchAddr, 4789, hdr[:])
 }
 
+// vtepTransport is a generator port that is a VTEP of VNI 1 at genVTEP,
+// sending to the switch's VTEP at sw.
+func vtepTransport(sw netip.Addr) *Transport {
+	return &Transport{Name: "vxlan", Dial: func(GenConfig, int) (*client, error) {
+		hdr := vxlan.Encode(1)
+		return dialIP(unix.SOCK_DGRAM, 0, genVTEP, vxlan.DefaultPort, sw, vxlan.DefaultPort, hdr[:])
+	}}
+}
+
 // dialIP opens an IPv4 socket of the given type at local, connected to
 // remote, as UML's gre and l2tpv3 transports do.
 func dialIP(typ, proto int, local netip.Addr, lport uint16, remote netip.Addr, rport uint16, hdr []byte) (*client, error) {

@@ -42,8 +42,13 @@ import (
 // nothing at its other end, where what the switch floods to them vanishes. The BGP
 // session runs over 127.0.0.1 and 127.0.0.2.
 
-// switchVTEP is the switch's own VTEP address in the run's namespace.
-var switchVTEP = netip.MustParseAddr("10.0.0.1")
+// switchVTEP is the switch's own VTEP address in the run's namespace;
+// twinVTEP the address of the twin's hand-written VXLAN port, which runs
+// to the generator's VTEP (genVTEP) as the switch's fabric tunnel does.
+var (
+	switchVTEP = netip.MustParseAddr("10.0.0.1")
+	twinVTEP   = netip.MustParseAddr("10.0.0.3")
+)
 
 // evpnBGPPort is where the switch listens for the injector.
 const evpnBGPPort = 1179
@@ -61,7 +66,10 @@ type EVPNConfig struct {
 	Runs  int
 	// Profile, if set, is where the first run's switch writes its Go CPU
 	// profile (umlswitch -cpuprofile).
-	Profile  string
+	Profile string
+	// Churn is how many route changes a second the injector makes during
+	// the churned remote runs.
+	Churn    int
 	Progress io.Writer
 }
 
@@ -97,6 +105,16 @@ type EVPNRun struct {
 	// APILoaded is how long the answers to evpnAPICalls took with every
 	// route in (the median of evpnAPITries).
 	APILoaded []time.Duration
+	// Forwarding from a local port of v1 to an address behind a remote
+	// VTEP (the generator's own) and back, loaded, evpnPairs runs of each
+	// in turn: to an address an EVPN route put in the table, over the
+	// fabric's tunnel; the same through a hand-written VXLAN port of the
+	// twin; and the first again while the injector churns routes.
+	Remote, Hand, Churned []GenResult
+	// Churn is the route changes made during the churned runs, over
+	// ChurnTime.
+	Churn     int
+	ChurnTime time.Duration
 }
 
 // evpnAPICalls are the reads an operator or a monitoring system makes
@@ -114,6 +132,18 @@ const evpnPairs = 2
 // switch CPU-second) loaded over its twin's at the same time (the means
 // of the pairs), and before the load over its twin's.
 func (r EVPNRun) ratios(metric func(GenResult) float64) (loaded, empty float64) {
+	return meanRatio(r.Loaded, r.Twin, metric), meanRatio([]GenResult{r.Empty}, []GenResult{r.TwinEmpty}, metric)
+}
+
+// remoteRatios are the remote runs' forwarding over the fabric's tunnel
+// against the hand-written port's, and churned against quiet.
+func (r EVPNRun) remoteRatios(metric func(GenResult) float64) (evpn, churned float64) {
+	return meanRatio(r.Remote, r.Hand, metric), meanRatio(r.Churned, r.Remote, metric)
+}
+
+// meanRatio is the mean of metric over a against its mean over b; 0
+// where b has none.
+func meanRatio(a, b []GenResult, metric func(GenResult) float64) float64 {
 	mean := func(rs []GenResult) float64 {
 		sum := 0.0
 		for _, g := range rs {
@@ -121,13 +151,10 @@ func (r EVPNRun) ratios(metric func(GenResult) float64) (loaded, empty float64) 
 		}
 		return sum / float64(max(len(rs), 1))
 	}
-	div := func(a, b float64) float64 {
-		if b == 0 {
-			return 0
-		}
-		return a / b
+	if mb := mean(b); mb != 0 {
+		return mean(a) / mb
 	}
-	return div(mean(r.Loaded), mean(r.Twin)), div(metric(r.Empty), metric(r.TwinEmpty))
+	return 0
 }
 
 // EVPN measures cfg.Runs runs, each with a fresh switch. The injector and
@@ -159,11 +186,12 @@ func EVPN(cfg EVPNConfig) ([]EVPNRun, error) {
 		}
 		runs = append(runs, r)
 		loaded, empty := r.ratios(GenResult.deliveredMpps)
+		remote, churned := r.remoteRatios(GenResult.deliveredMpps)
 		progress(cfg.Progress, "evpn: run %d: loaded in %v (switch CPU %v), withdrawn in %v (%v); heap %.1f -> %.1f -> %.1f MB, rss %.1f -> %.1f -> %.1f MB; "+
-			"forwarding loaded / twin %.2fx, empty / twin %.2fx",
+			"forwarding loaded / twin %.2fx, empty / twin %.2fx; to a remote MAC, EVPN / hand-written %.2fx, churned / quiet %.2fx (%.0f changes/s)",
 			i+1, r.Load.Round(time.Millisecond), r.LoadCPU, r.Withdraw.Round(time.Millisecond), r.WithdrawCPU,
 			mb(r.Heap[atEmpty]), mb(r.Heap[atLoaded]), mb(r.Heap[atWithdrawn]), mb(r.RSS[atEmpty]), mb(r.RSS[atLoaded]), mb(r.RSS[atWithdrawn]),
-			loaded, empty)
+			loaded, empty, remote, churned, r.churnRate())
 	}
 	return runs, nil
 }
@@ -176,16 +204,20 @@ func progress(w io.Writer, format string, a ...any) {
 
 func mb(b uint64) float64 { return float64(b) / 1e6 }
 
-// setupEVPNNetns brings the namespace's loopback up with the switch's
-// VTEP on it, and routes the remote VTEPs to a veth that leads nowhere, so that
-// the switch's tunnels send (and their frames vanish) as in a fabric.
+// setupEVPNNetns brings the namespace's loopback up with the switch's,
+// the twin's and the generator's VTEPs on it, and routes the remote VTEPs
+// to a veth that leads nowhere, so that the switch's tunnels send (and
+// their frames vanish) as in a fabric.
 func setupEVPNNetns(scale EVPNScale) error {
 	lo, err := netlink.LinkByName("lo")
 	if err == nil {
 		err = netlink.LinkSetUp(lo)
 	}
-	if err == nil {
-		addr := &netlink.Addr{IPNet: &net.IPNet{IP: switchVTEP.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+	for _, a := range []netip.Addr{switchVTEP, twinVTEP, genVTEP} {
+		if err != nil {
+			break
+		}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(32, 32)}}
 		if err = netlink.AddrAdd(lo, addr); err == syscall.EEXIST {
 			err = nil
 		}
@@ -332,6 +364,24 @@ func (s *evpnSwitchRun) get(path string, v any) error {
 	}
 	if err != nil {
 		return fmt.Errorf("bench: evpn: GET %s: %w", path, err)
+	}
+	return nil
+}
+
+// post sends v as JSON to path of the switch's API.
+func (s *evpnSwitchRun) post(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	resp, err := s.api.Post("http://umlswitch"+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("bench: evpn: POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("bench: evpn: POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(msg))
 	}
 	return nil
 }
@@ -540,9 +590,14 @@ func evpnRun(cfg EVPNConfig, j *injector, r *EVPNRun, profile string) error {
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // let the start settle
-	forward := func(sw *evpnSwitchRun, res *GenResult) error {
+	// forward runs the generator's two ports through sw: both local, or
+	// with the second a VTEP talking to the switch's VTEP at to.
+	forward := func(sw *evpnSwitchRun, res *GenResult, to ...netip.Addr) error {
 		gen := cfg.Gen
 		gen.Ctl, gen.Dir, gen.SwitchPID, gen.Ports, gen.Transport = sw.ctl, cfg.Dir, sw.pid(), 2, Transports["daemon"]
+		if len(to) > 0 {
+			gen.PortTransports = []*Transport{nil, vtepTransport(to[0])}
+		}
 		var err error
 		if *res, err = Generate(gen); err != nil {
 			return sw.withLog(err)
@@ -599,6 +654,9 @@ func evpnRun(cfg EVPNConfig, j *injector, r *EVPNRun, profile string) error {
 		}
 		r.APILoaded = append(r.APILoaded, time.Duration(medianOf(took)))
 	}
+	if err := remoteRuns(cfg, j, s, twin, r, forward); err != nil {
+		return err
+	}
 
 	sw0 = cpuOrZero(s.pid())
 	down := time.Now()
@@ -614,6 +672,78 @@ func evpnRun(cfg EVPNConfig, j *injector, r *EVPNRun, profile string) error {
 		return s.withLog(fmt.Errorf("bench: evpn: the switches have %d ports once every route is withdrawn, want none (%v)", n, err))
 	}
 	return s.settle(r, atWithdrawn)
+}
+
+// remoteRuns has the injector announce the generator's VTEP and the
+// address of its second port behind it, gives the twin a hand-written
+// VXLAN port to the same VTEP, and measures forwarding to that address
+// through each, and through the switch while routes churn, in turn.
+func remoteRuns(cfg EVPNConfig, j *injector, s, twin *evpnSwitchRun, r *EVPNRun,
+	forward func(*evpnSwitchRun, *GenResult, ...netip.Addr) error) error {
+	vteps := cfg.Scale.VTEPs + 1 // and the marker
+	if err := j.announceGen(); err != nil {
+		return err
+	}
+	if _, err := s.waitPorts(vteps+1, time.Minute); err != nil {
+		return err
+	}
+	routes, macs := vteps+cfg.Scale.MACs+2, cfg.Scale.MACs+1
+	if _, err := s.waitStats(routes, macs, vteps+1, 100*time.Millisecond, time.Minute); err != nil {
+		return err
+	}
+	hand := fmt.Sprintf("transport=vxlan,name=hand,src=%s,dst=%s,vni=1,dstport=%d", twinVTEP, genVTEP, vxlan.DefaultPort)
+	if err := twin.post("/v1/ports", map[string]string{"switch": "v1", "spec": hand}); err != nil {
+		return twin.withLog(err)
+	}
+	churned := func(res *GenResult) error {
+		stop := make(chan struct{})
+		type churn struct {
+			n    int
+			took time.Duration
+			err  error
+		}
+		done := make(chan churn, 1)
+		go func() {
+			n, took, err := j.churn(cfg.Churn, stop)
+			done <- churn{n, took, err}
+		}()
+		err := forward(s, res, switchVTEP)
+		close(stop)
+		c := <-done
+		r.Churn, r.ChurnTime = r.Churn+c.n, r.ChurnTime+c.took
+		if err == nil {
+			err = c.err
+		}
+		if err == nil { // every route back before the next run
+			_, err = s.waitStats(routes, macs, vteps+1, 100*time.Millisecond, time.Minute)
+		}
+		return err
+	}
+	r.Remote, r.Hand, r.Churned = make([]GenResult, evpnPairs), make([]GenResult, evpnPairs), make([]GenResult, evpnPairs)
+	for p := range evpnPairs {
+		order := []func() error{
+			func() error { return forward(s, &r.Remote[p], switchVTEP) },
+			func() error { return forward(twin, &r.Hand[p], twinVTEP) },
+			func() error { return churned(&r.Churned[p]) },
+		}
+		if p%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, f := range order {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// churnRate is the route changes a second the churned runs saw.
+func (r EVPNRun) churnRate() float64 {
+	if r.ChurnTime <= 0 {
+		return 0
+	}
+	return float64(r.Churn) / r.ChurnTime.Seconds()
 }
 
 // ReportEVPN writes the runs as markdown: the control plane's times and
@@ -681,6 +811,22 @@ func ReportEVPN(w io.Writer, scale EVPNScale, gen GenConfig, runs []EVPNRun) {
 	Report(w, []Row{rowOf("loaded", func(r EVPNRun) []GenResult { return r.Loaded }),
 		rowOf("twin", func(r EVPNRun) []GenResult { return r.Twin }),
 		rowOf("empty", func(r EVPNRun) []GenResult { return []GenResult{r.Empty} })})
+
+	if len(runs[0].Remote) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nForwarding between a local port of v1 and an address behind a remote VTEP (the generator's): over the tunnel an EVPN route made, "+
+		"with every route installed; through a hand-written VXLAN port of the twin; over the EVPN tunnel while VNI 1's MAC routes churn; in turn:\n\n")
+	Report(w, []Row{rowOf("EVPN", func(r EVPNRun) []GenResult { return r.Remote }),
+		rowOf("hand-written", func(r EVPNRun) []GenResult { return r.Hand }),
+		rowOf("EVPN, churn", func(r EVPNRun) []GenResult { return r.Churned })})
+	fmt.Fprintln(w, "\n| run | EVPN / hand-written: frames/s, per switch CPU-s | churned / quiet: frames/s, per switch CPU-s | route changes/s |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for i, r := range runs {
+		remote, churned := r.remoteRatios(GenResult.deliveredMpps)
+		remoteCPU, churnedCPU := r.remoteRatios(GenResult.perSwitchCPU)
+		fmt.Fprintf(w, "| %d | %.2fx, %.2fx | %.2fx, %.2fx | %.0f |\n", i+1, remote, remoteCPU, churned, churnedCPU, r.churnRate())
+	}
 }
 
 func medianOf(v []float64) float64 {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,9 +78,14 @@ func TestReportEVPN(t *testing.T) {
 	r := EVPNRun{Load: 2 * time.Second, Withdraw: time.Second, LoadCPU: 3 * time.Second, WithdrawCPU: time.Second, InjectorCPU: time.Second,
 		Idle: [moments]time.Duration{0, 150 * time.Millisecond, 30 * time.Millisecond}, IdleWindow: 3 * time.Second, Heap: [moments]uint64{10e6, 212e6, 10e6},
 		RSS: [moments]uint64{50e6, 600e6, 400e6}, Empty: g(0.5), TwinEmpty: g(0.4), Loaded: []GenResult{g(0.45), g(0.45)},
-		Twin: []GenResult{g(0.5), g(0.4)}, APILoaded: make([]time.Duration, len(evpnAPICalls))}
+		Twin: []GenResult{g(0.5), g(0.4)}, APILoaded: make([]time.Duration, len(evpnAPICalls)),
+		Remote: []GenResult{g(0.3), g(0.5)}, Hand: []GenResult{g(0.5), g(0.5)}, Churned: []GenResult{g(0.36), g(0.36)},
+		Churn: 3000, ChurnTime: 2 * time.Second}
 	if loaded, empty := r.ratios(GenResult.deliveredMpps); loaded != 1 || empty != 1.25 {
 		t.Fatalf("ratios %v, %v: 0.45 against 0.5 and 0.4 is 1, 0.5 against 0.4 is 1.25", loaded, empty)
+	}
+	if remote, churned := r.remoteRatios(GenResult.deliveredMpps); math.Abs(remote-0.8) > 1e-9 || math.Abs(churned-0.9) > 1e-9 {
+		t.Fatalf("remote ratios %v, %v: 0.4 against 0.5 is 0.8, 0.36 against 0.4 is 0.9", remote, churned)
 	}
 	var b strings.Builder
 	ReportEVPN(&b, EVPNScale{VNIs: 10, VTEPs: 100, MACs: 100000}, GenConfig{Size: 64}, []EVPNRun{r, r})
@@ -92,6 +99,9 @@ func TestReportEVPN(t *testing.T) {
 		"| twin | 2 | 64 | uml | 0.450 (0.400-0.500) |",
 		"| empty | 2 | 64 | uml | 0.500 |",
 		"loaded / twin: 1.00x delivered frames per second",
+		"| EVPN | 2 | 64 | uml | 0.400 (0.300-0.500) |",
+		"| hand-written | 2 | 64 | uml | 0.500 |",
+		"| 1 | 0.80x, 0.80x | 0.90x, 0.90x | 1500 |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
@@ -105,7 +115,7 @@ func TestMainRefusesEVPNRuns(t *testing.T) {
 	for _, args := range [][]string{
 		{"-compare", "relay"}, {"-switch", "uml_switch"}, {"-switch", "vlan-access"}, {"-ctl", "/tmp/x.ctl"},
 		{"-transport", "bess"}, {"-ports", "3"}, {"-hub"}, {"-vnis", "0"}, {"-vteps", "10", "-vnis", "20"},
-		{"-vteps", "10", "-macs", "15"},
+		{"-vteps", "10", "-macs", "15"}, {"-churn", "0"},
 	} {
 		var errb strings.Builder
 		if code := Main(append([]string{"-mode", "evpn"}, args...), io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "-mode evpn: ") {
@@ -186,6 +196,9 @@ func TestInjectorLoadsAnInstance(t *testing.T) {
 		if remote != scale.MACs/scale.VNIs {
 			t.Fatalf("v2 holds %d remote entries, want %d", remote, scale.MACs/scale.VNIs)
 		}
+		if session == 0 {
+			genAndChurn(t, in, j, scale, wait)
+		}
 		if err := j.disconnect(); err != nil {
 			t.Fatal(err)
 		}
@@ -194,4 +207,34 @@ func TestInjectorLoadsAnInstance(t *testing.T) {
 			return st.Received == 0 && st.RemoteMACs == 0 && st.VTEPs == 0 && ports() == 0
 		})
 	}
+}
+
+// genAndChurn: the generator's VTEP and address arrive in v1, churn
+// changes routes, and once it stops every route is back. The session
+// after it finds neither the generator's routes nor the marker (disconnect
+// takes them out of the injector's table).
+func genAndChurn(t *testing.T, in *instance.Instance, j *injector, scale EVPNScale, wait func(string, func() bool)) {
+	t.Helper()
+	if err := j.announceGen(); err != nil {
+		t.Fatal(err)
+	}
+	all := func() bool {
+		st := in.EVPN().Stats()
+		return st.Received == scale.VTEPs+1+scale.MACs+2 && st.RemoteMACs == scale.MACs+1 && st.VTEPs == scale.VTEPs+2
+	}
+	wait("generator's routes", all)
+	fdb, err := in.FDB("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(fdb, func(e instance.MACInfo) bool { return e.MAC == portMAC(1).String() }); i < 0 || fdb[i].VTEP != genVTEP.String() {
+		t.Fatalf("v1 has no entry of the generator's port 1 behind %s: %+v", genVTEP, fdb)
+	}
+	stop := make(chan struct{})
+	time.AfterFunc(300*time.Millisecond, func() { close(stop) })
+	n, took, err := j.churn(5000, stop)
+	if err != nil || n < 100 || took < 300*time.Millisecond {
+		t.Fatalf("churn: %d changes in %v, %v", n, took, err)
+	}
+	wait("every route back after the churn", all)
 }

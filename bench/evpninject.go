@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -75,6 +76,7 @@ type injector struct {
 	mu          sync.Mutex
 	established time.Time // when the session came up; zero while it is not
 	up          chan struct{}
+	gen         bool // the generator's routes are in the table
 }
 
 // startInjector starts the speaker with every route of scale in its table
@@ -170,16 +172,107 @@ func (j *injector) connect(addr netip.Addr, port int, timeout time.Duration) (ti
 // marker is the type-3 route of one more VTEP, announced last.
 func (j *injector) marker() *apiutil.Path { return j.imet(j.scale.VTEPs) }
 
+// genVTEP is the generator's own VTEP, for the runs that forward to a
+// remote address: an address on the namespace's loopback, so that what the
+// switch sends it arrives. It serves VNI 1 (switch v1), with the MAC of the
+// generator's second port behind it.
+var genVTEP = netip.MustParseAddr("10.0.0.2")
+
+func genRoutes() []*apiutil.Path {
+	return []*apiutil.Path{imetRoute(genVTEP, 1), macRoute(genVTEP, 1, portMAC(1))}
+}
+
+// announceGen announces the generator's VTEP and its MAC.
+func (j *injector) announceGen() error {
+	if _, err := j.srv.AddPath(apiutil.AddPathRequest{Paths: genRoutes()}); err != nil {
+		return fmt.Errorf("bench: injector: announce the generator's VTEP: %w", err)
+	}
+	j.mu.Lock()
+	j.gen = true
+	j.mu.Unlock()
+	return nil
+}
+
 // disconnect takes the session down (a Cease notification): the switch
-// must withdraw everything the injector announced.
+// must withdraw everything the injector announced. The marker and the
+// generator's routes leave the table: the next session's load has neither.
 func (j *injector) disconnect() error {
 	if err := j.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: j.peer.String()}); err != nil {
 		return fmt.Errorf("bench: injector: drop the session: %w", err)
 	}
-	if err := j.srv.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{j.marker()}}); err != nil {
+	paths := []*apiutil.Path{j.marker()}
+	j.mu.Lock()
+	if j.gen {
+		paths = append(paths, genRoutes()...)
+		j.gen = false
+	}
+	j.mu.Unlock()
+	if err := j.srv.DeletePath(apiutil.DeletePathRequest{Paths: paths}); err != nil {
 		return fmt.Errorf("bench: injector: take the marker back: %w", err)
 	}
 	return nil
+}
+
+// churnTick is how often churn changes routes.
+const churnTick = 10 * time.Millisecond
+
+// churn withdraws and announces again the type-2 routes of VNI 1's VTEPs
+// (the remote forwarding runs' VNI, so that the table they look up in is
+// the one that changes), one MAC after another, rate changes a second in
+// all (a withdrawal or an announcement each), until stop is closed. Each
+// tick announces again what the one before withdrew, so at most a tick's
+// worth is away at any time; at the end it announces what is still away.
+// It returns the changes it made and how long it ran.
+func (j *injector) churn(rate int, stop <-chan struct{}) (changes int, took time.Duration, err error) {
+	var macs []*apiutil.Path
+	for k := 0; k < j.scale.VTEPs; k++ {
+		if j.scale.vni(k) != 1 {
+			continue
+		}
+		for m := 0; m < j.scale.MACs/j.scale.VTEPs; m++ {
+			macs = append(macs, j.mac(k, m))
+		}
+	}
+	if len(macs) == 0 {
+		return 0, 0, errors.New("bench: injector: churn: VNI 1 has no MAC routes")
+	}
+	t := time.NewTicker(churnTick)
+	defer t.Stop()
+	t0 := time.Now()
+	var away []*apiutil.Path
+	back := func() error {
+		if len(away) == 0 {
+			return nil
+		}
+		if _, err := j.srv.AddPath(apiutil.AddPathRequest{Paths: away}); err != nil {
+			return fmt.Errorf("bench: injector: churn: announce: %w", err)
+		}
+		changes += len(away)
+		away = nil // GoBGP may keep the slice
+		return nil
+	}
+	for next := 0; ; {
+		select {
+		case <-stop:
+			return changes, time.Since(t0), back()
+		case <-t.C:
+		}
+		if err := back(); err != nil {
+			return changes, time.Since(t0), err
+		}
+		// Half of what is due by now goes away (and comes back next
+		// tick): a late tick catches up. A tick announces again before
+		// it withdraws, so every route may be away at once.
+		due := int(float64(rate)*time.Since(t0).Seconds()) - changes
+		for range min(max((due+1)/2, 1), len(macs)) {
+			away = append(away, macs[next])
+			next = (next + 1) % len(macs)
+		}
+		if err := j.srv.DeletePath(apiutil.DeletePathRequest{Paths: away}); err != nil {
+			return changes, time.Since(t0), fmt.Errorf("bench: injector: churn: withdraw: %w", err)
+		}
+		changes += len(away)
+	}
 }
 
 func (j *injector) close() {
@@ -189,40 +282,48 @@ func (j *injector) close() {
 	j.srv.Stop() // and its StopBgp
 }
 
-// rd is VTEP k's route distinguisher: its address and 1, as FRR derives
+// rd is a VTEP's route distinguisher: its address and 1, as FRR derives
 // one from a router id and a small number.
-func rd(k int) bgp.RouteDistinguisherInterface {
-	r, _ := bgp.NewRouteDistinguisherIPAddressAS(evpnVTEP(k), 1)
+func rd(vtep netip.Addr) bgp.RouteDistinguisherInterface {
+	r, _ := bgp.NewRouteDistinguisherIPAddressAS(vtep, 1)
 	return r
 }
 
-// attrs are the attributes of every route of VTEP k: origin, an empty AS
-// path, the next hop (the VTEP) in MP_REACH_NLRI, the VNI's auto-derived
-// route target and the VXLAN encapsulation.
-func (j *injector) attrs(k int, n bgp.NLRI) []bgp.PathAttributeInterface {
-	reach, _ := bgp.NewPathAttributeMpReachNLRI(bgp.RF_EVPN, []bgp.PathNLRI{{NLRI: n}}, evpnVTEP(k))
+// attrs are the attributes of every route of a VTEP in a VNI: origin, an
+// empty AS path, the next hop (the VTEP) in MP_REACH_NLRI, the VNI's
+// auto-derived route target and the VXLAN encapsulation.
+func attrs(vtep netip.Addr, vni uint32, n bgp.NLRI) []bgp.PathAttributeInterface {
+	reach, _ := bgp.NewPathAttributeMpReachNLRI(bgp.RF_EVPN, []bgp.PathNLRI{{NLRI: n}}, vtep)
 	return []bgp.PathAttributeInterface{
 		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
 		bgp.NewPathAttributeAsPath(nil),
 		reach,
 		bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{
-			bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, evpnASN, j.scale.vni(k), true),
+			bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, evpnASN, vni, true),
 			bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN),
 		}),
 	}
 }
 
-// imet is VTEP k's inclusive multicast route (type 3), with the PMSI
-// tunnel attribute (ingress replication, the VNI as label).
-func (j *injector) imet(k int) *apiutil.Path {
-	n, _ := bgp.NewEVPNMulticastEthernetTagRoute(rd(k), 0, evpnVTEP(k))
-	id, _ := bgp.NewIngressReplTunnelID(evpnVTEP(k))
-	attrs := append(j.attrs(k, n), bgp.NewPathAttributePmsiTunnel(bgp.PMSI_TUNNEL_TYPE_INGRESS_REPL, false, j.scale.vni(k), id))
+// imetRoute is a VTEP's inclusive multicast route (type 3) in a VNI, with
+// the PMSI tunnel attribute (ingress replication, the VNI as label).
+func imetRoute(vtep netip.Addr, vni uint32) *apiutil.Path {
+	n, _ := bgp.NewEVPNMulticastEthernetTagRoute(rd(vtep), 0, vtep)
+	id, _ := bgp.NewIngressReplTunnelID(vtep)
+	attrs := append(attrs(vtep, vni, n), bgp.NewPathAttributePmsiTunnel(bgp.PMSI_TUNNEL_TYPE_INGRESS_REPL, false, vni, id))
 	return &apiutil.Path{Family: bgp.RF_EVPN, Nlri: n, Attrs: attrs}
 }
 
+// macRoute is the type-2 route of address mac behind a VTEP in a VNI.
+func macRoute(vtep netip.Addr, vni uint32, mac frame.MAC) *apiutil.Path {
+	n, _ := bgp.NewEVPNMacIPAdvertisementRoute(rd(vtep), bgp.EthernetSegmentIdentifier{}, 0, mac.String(), netip.Addr{}, []uint32{vni})
+	return &apiutil.Path{Family: bgp.RF_EVPN, Nlri: n, Attrs: attrs(vtep, vni, n)}
+}
+
+// imet is VTEP k's type-3 route.
+func (j *injector) imet(k int) *apiutil.Path { return imetRoute(evpnVTEP(k), j.scale.vni(k)) }
+
 // mac is the type-2 route of address m behind VTEP k.
 func (j *injector) mac(k, m int) *apiutil.Path {
-	n, _ := bgp.NewEVPNMacIPAdvertisementRoute(rd(k), bgp.EthernetSegmentIdentifier{}, 0, evpnMAC(k, m).String(), netip.Addr{}, []uint32{j.scale.vni(k)})
-	return &apiutil.Path{Family: bgp.RF_EVPN, Nlri: n, Attrs: j.attrs(k, n)}
+	return macRoute(evpnVTEP(k), j.scale.vni(k), evpnMAC(k, m))
 }

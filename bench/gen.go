@@ -38,6 +38,9 @@ type GenConfig struct {
 	// trunk's tagged members (vlan-trunk): the odd ports join it and tag
 	// their frames with VLAN benchVLAN, the even ones join Ctl.
 	TrunkCtl string
+	// PortTransports, where one is set, is what port i speaks instead of
+	// Transport: a run from a local port to a tunnel, say.
+	PortTransports []*Transport
 }
 
 // GenResult is what one run measured.
@@ -148,7 +151,11 @@ func dialPorts(cfg GenConfig) ([]*genPort, error) {
 	}
 	var ports []*genPort
 	for i := 0; i < cfg.Ports; i++ {
-		c, err := tr.Dial(cfg, i)
+		dial := tr.Dial
+		if i < len(cfg.PortTransports) && cfg.PortTransports[i] != nil {
+			dial = cfg.PortTransports[i].Dial
+		}
+		c, err := dial(cfg, i)
 		if err != nil {
 			return ports, err
 		}
