@@ -179,18 +179,7 @@ func benchOffload(b *testing.B, offload, peersGSO bool) {
 	ns := nstest.New(b)
 	sw, tb := porttest.NewTunnelSwitch(b)
 	tb.SetOffload(offload)
-	var peers [2]*gsoPeer
-	for i, peer := range []netip.Addr{peer3, peer4} {
-		cfg := Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: peer}, VNI: 42}, Common: portkind.Common{Depth: depth, MaxFrame: 1518}}
-		openIn(b, ns, tb, sw, cfg)
-		u := openRemote(b, ns, cfg, false)
-		if peersGSO {
-			if err := unix.SetsockoptInt(u.Fd, unix.SOL_UDP, unix.UDP_GRO, 1); err != nil {
-				b.Fatal(err)
-			}
-		}
-		peers[i] = &gsoPeer{fd: u.Fd, hdr: [HeaderLen]byte(u.Hdr)}
-	}
+	peers := benchPeers(b, ns, tb, sw, peersGSO, peer3, peer4)
 	from, to := peers[0], peers[1]
 	m1, m2 := mac(1), mac(2)
 	// Each peer teaches the switch its MAC.
@@ -209,62 +198,19 @@ func benchOffload(b *testing.B, offload, peersGSO bool) {
 
 	f := porttest.Ether(m2, m1, size, 1)
 	from.prepare(f, depth)
-	plain := mmsg.NewBatch(depth, 2)
-	for i := 0; i < depth; i++ {
-		plain.SetBuf(i, 0, from.hdr[:])
-		plain.SetBuf(i, 1, f)
-	}
-	rx := mmsg.NewBatch(depth, 1)
-	room := 4096 // as porttest.BenchSwitch
-	if peersGSO {
-		room = 1 << 16 // a coalesced datagram
-	}
-	rxBufs := make([]byte, depth*room)
-	for i := 0; i < depth; i++ {
-		rx.SetBuf(i, 0, rxBufs[i*room:(i+1)*room])
-	}
-	pfd := [1]unix.PollFd{{Fd: int32(to.fd), Events: unix.POLLIN}}
+	plain := from.plain(f, depth)
+	rx := newBenchRx(b, depth, peersGSO)
 	const per = HeaderLen + size
 	var lost, sent int
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		if peersGSO {
-			for {
-				n, err := from.tx.Send(from.fd, 0, 1, unix.MSG_DONTWAIT)
-				if n == 1 {
-					break
-				}
-				if err != unix.EAGAIN {
-					b.Fatal(err)
-				}
-			}
+			sendAll(b, from.tx, from.fd, 1)
 		} else {
-			for n := 0; n < depth; {
-				m, err := plain.Send(from.fd, n, depth, unix.MSG_DONTWAIT)
-				if err != nil && err != unix.EAGAIN {
-					b.Fatal(err)
-				}
-				n += m
-			}
+			sendAll(b, plain, from.fd, depth)
 		}
-		// Count frames by bytes: a coalesced datagram holds several.
-		for got := 0; got < depth*per; {
-			m, err := rx.Recv(to.fd, depth, unix.MSG_DONTWAIT)
-			if err == unix.EAGAIN {
-				if k, _ := unix.Poll(pfd[:], 100); k == 0 {
-					lost += depth - got/per
-					break
-				}
-				continue
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			for i := 0; i < m; i++ {
-				got += int(rx.Hdrs[i].Len)
-			}
-		}
+		lost += depth - rx.await(to.fd, depth*per)/per
 		sent += depth
 	}
 	b.StopTimer()
@@ -277,6 +223,120 @@ func benchOffload(b *testing.B, offload, peersGSO bool) {
 	if st := sw.StatsOf(fmt.Sprintf("vxlan %s:%d->%s:%d vni 42", swAddr, DefaultPort, peer3, DefaultPort)); st.RxFrames == 0 {
 		b.Fatal("no frames counted on the sending peer's port")
 	}
+}
+
+// benchPeers opens a port of sw (VNI 42, batches of 64) to each of addrs
+// and the peer at its far end, in order; with gro, the peers' sockets
+// receive coalesced datagrams, as a switch's own do.
+func benchPeers(b *testing.B, ns *nstest.NS, tb *tunnel.Table, sw fabric.Registry, gro bool, addrs ...netip.Addr) []*gsoPeer {
+	b.Helper()
+	peers := make([]*gsoPeer, len(addrs))
+	for i, addr := range addrs {
+		cfg := Config{Options: Options{Addrs: tunnel.Addrs{Src: swAddr, Dst: addr}, VNI: 42}, Common: portkind.Common{Depth: 64, MaxFrame: 1518}}
+		openIn(b, ns, tb, sw, cfg)
+		u := openRemote(b, ns, cfg, false)
+		if gro {
+			if err := unix.SetsockoptInt(u.Fd, unix.SOL_UDP, unix.UDP_GRO, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+		peers[i] = &gsoPeer{fd: u.Fd, hdr: [HeaderLen]byte(u.Hdr)}
+	}
+	return peers
+}
+
+// plain is n messages of the peer's header and f: one datagram per frame,
+// as UML and QEMU send.
+func (u *gsoPeer) plain(f []byte, n int) *mmsg.Batch {
+	m := mmsg.NewBatch(n, 2)
+	for i := 0; i < n; i++ {
+		m.SetBuf(i, 0, u.hdr[:])
+		m.SetBuf(i, 1, f)
+	}
+	return m
+}
+
+// sendAll sends messages [0, n) of m on fd (non-blocking), retrying while
+// the socket's buffer is full.
+func sendAll(b *testing.B, m *mmsg.Batch, fd, n int) {
+	for i := 0; i < n; {
+		k, err := m.Send(fd, i, n, unix.MSG_DONTWAIT)
+		if err != nil && err != unix.EAGAIN {
+			b.Fatal(err)
+		}
+		i += k
+	}
+}
+
+// benchRx receives a benchmark's datagrams, depth at a time, each with
+// room for a coalesced datagram where the peers use GRO. Frames are
+// counted by bytes: a coalesced datagram holds several.
+type benchRx struct {
+	b     *testing.B
+	m     *mmsg.Batch
+	depth int
+	wait  time.Duration  // without a datagram, before await counts the rest lost
+	pfd   [1]unix.PollFd // here, not on await's stack: no allocation per wait
+}
+
+func newBenchRx(b *testing.B, depth int, gro bool) *benchRx {
+	room := 4096 // as porttest.BenchSwitch
+	if gro {
+		room = 1 << 16
+	}
+	r := &benchRx{b: b, m: mmsg.NewBatch(depth, 1), depth: depth, wait: 100 * time.Millisecond}
+	bufs := make([]byte, depth*room)
+	for i := 0; i < depth; i++ {
+		r.m.SetBuf(i, 0, bufs[i*room:(i+1)*room])
+	}
+	return r
+}
+
+// await receives from fd until want bytes have come or none for r.wait
+// (lost: a benchmark counts them rather than hangs), and returns the bytes
+// received.
+func (r *benchRx) await(fd, want int) int {
+	r.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	got := 0
+	for got < want {
+		m, err := r.m.Recv(fd, r.depth, unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			if k, _ := unix.Poll(r.pfd[:], int(r.wait/time.Millisecond)); k == 0 {
+				break
+			}
+			continue
+		}
+		if err != nil {
+			r.b.Fatal(err)
+		}
+		got += r.bytes(m)
+	}
+	return got
+}
+
+// drain receives what fd holds, without waiting, and returns its bytes.
+func (r *benchRx) drain(fd int) int {
+	got := 0
+	for {
+		m, err := r.m.Recv(fd, r.depth, unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			return got
+		}
+		if err != nil {
+			r.b.Fatal(err)
+		}
+		if got += r.bytes(m); m < r.depth {
+			return got // short of a full batch: the queue is empty
+		}
+	}
+}
+
+func (r *benchRx) bytes(m int) int {
+	n := 0
+	for i := 0; i < m; i++ {
+		n += int(r.m.Hdrs[i].Len)
+	}
+	return n
 }
 
 func readTimeout(fd int, b []byte, d time.Duration) {
