@@ -2,6 +2,7 @@ package raw
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/umlswitch/umlswitch/fabric"
@@ -17,18 +18,46 @@ import (
 // checked once, when the spec is parsed; the text it came from is kept
 // for the spec.
 type Options struct {
-	Ifname  string
-	BPFFile string       // as given
-	BPF     string       // tcpdump -ddd text, canonical, ';' between lines
-	Filter  *bpf.Program // from either; nil passes every frame
-	Promisc bool
+	Ifname   string
+	BPFFile  string       // as given
+	BPF      string       // tcpdump -ddd text, canonical, ';' between lines
+	Filter   *bpf.Program // from either; nil passes every frame
+	Promisc  bool
+	XDP      XDPMode
+	Queues   int  // AF_XDP sockets, one per receive queue from 0
+	ZeroCopy bool // AF_XDP in the driver's zero-copy mode, or fail
 }
+
+// XDPMode says whether a raw port reads through AF_XDP sockets.
+type XDPMode uint8
+
+const (
+	XDPOff  XDPMode = iota // an AF_PACKET socket
+	XDPOn                  // AF_XDP, or fail
+	XDPAuto                // AF_XDP where the interface and kernel allow, AF_PACKET otherwise
+)
+
+var xdpModes = []string{"0", "1", "auto"}
+
+func parseXDP(v string) (XDPMode, error) {
+	for i, m := range xdpModes {
+		if v == m {
+			return XDPMode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%q: want 0, 1 or auto", v)
+}
+
+func (m XDPMode) String() string { return xdpModes[m] }
+
+// MaxQueues bounds queues=N.
+const MaxQueues = 64
 
 // schema declares the raw transport's keys.
 var schema = configs.Kind{
 	Name:    "raw",
 	Summary: "an AF_PACKET socket on a host interface or a veth; frames a filter refuses count as filtered",
-	New:     func() configs.Options { return &Options{} },
+	New:     func() configs.Options { return &Options{Queues: 1} },
 	Privileged: func(configs.Options) string {
 		return "a raw port reads and writes a host interface (CAP_NET_RAW)"
 	},
@@ -40,10 +69,23 @@ var schema = configs.Kind{
 		{Name: "bpf", Value: "PROGRAM", Help: "a classic BPF filter as tcpdump -ddd prints it (lines may be joined by ';')",
 			Set: setBPF, Get: func(o configs.Options) (string, bool) { r := o.(*Options); return r.BPF, r.BPF != "" }},
 		configs.Flag("promisc", "promiscuous mode while the port is open", func(o *Options) *bool { return &o.Promisc }),
+		configs.Value("xdp", "0|1|auto", "read and write through AF_XDP sockets: an XDP program (and the filter, translated) "+
+			"redirects the interface's frames to the switch before the kernel makes an skb; 1 fails where the interface or kernel cannot, "+
+			"auto falls back to AF_PACKET and says so", func(o *Options) *XDPMode { return &o.XDP }, parseXDP, XDPMode.String).WithDefault("0"),
+		configs.Value("queues", "N", fmt.Sprintf("with xdp: one AF_XDP socket and reader per receive queue 0..N-1, N up to %d", MaxQueues),
+			func(o *Options) *int { return &o.Queues }, configs.Range(1, MaxQueues), configs.Decimal[int]).WithDefault("1"),
+		configs.Flag("zerocopy", "with xdp=1: the driver's zero-copy mode (frames move in the switch's memory), or fail",
+			func(o *Options) *bool { return &o.ZeroCopy }),
 	},
-	Check: func(_ configs.Options, seen map[string]bool) error {
-		if seen["bpf"] && seen["bpffile"] {
+	Check: func(o configs.Options, seen map[string]bool) error {
+		r := o.(*Options)
+		switch {
+		case seen["bpf"] && seen["bpffile"]:
 			return errors.New("give bpf= or bpffile=, not both")
+		case r.XDP == XDPOff && r.Queues > 1:
+			return errors.New("queues= needs xdp=1 or xdp=auto (an AF_PACKET port reads one socket)")
+		case r.ZeroCopy && r.XDP != XDPOn:
+			return errors.New("zerocopy=1 needs xdp=1")
 		}
 		return nil
 	},
