@@ -387,8 +387,14 @@ func TestGenerateOverVLANLayouts(t *testing.T) {
 			clients := 0
 			for _, p := range last {
 				clients++
-				if len(p.Drops) > 0 {
-					t.Errorf("%s: drops %v", p.Name, p.Drops)
+				// A client whose generator thread was held off the CPU (a
+				// loaded machine) fills up, and the switch drops past its
+				// hold: that is the switch doing its job. Nothing else may
+				// be dropped.
+				for reason, n := range p.Drops {
+					if reason != "tx-full" {
+						t.Errorf("%s: %d frames dropped as %s (all drops: %v)", p.Name, n, reason, p.Drops)
+					}
 				}
 				trunk := trunks[p.Listener]
 				perFrame := float64(p.TxBytes) / float64(p.TxFrames)

@@ -57,7 +57,7 @@ const MaxQueues = 64
 var schema = configs.Kind{
 	Name:    "raw",
 	Summary: "an AF_PACKET socket on a host interface or a veth; frames a filter refuses count as filtered",
-	New:     func() configs.Options { return &Options{Queues: 1} },
+	New:     func() configs.Options { return &Options{} },
 	Privileged: func(configs.Options) string {
 		return "a raw port reads and writes a host interface (CAP_NET_RAW)"
 	},

@@ -16,11 +16,11 @@ func TestXDPKeys(t *testing.T) {
 		queues int
 		zc     bool
 	}{
-		{"transport=raw,ifname=eth0", XDPOff, 1, false},
-		{"transport=raw,ifname=eth0,xdp=auto", XDPAuto, 1, false},
+		{"transport=raw,ifname=eth0", XDPOff, 0, false},
+		{"transport=raw,ifname=eth0,xdp=auto", XDPAuto, 0, false},
 		{"transport=raw,ifname=eth0,xdp=1,queues=4,zerocopy=1", XDPOn, 4, true},
 		{"transport=raw,ifname=eth0,xdp=auto,queues=2", XDPAuto, 2, false},
-		{"transport=raw,ifname=eth0,xdp=0", XDPOff, 1, false},
+		{"transport=raw,ifname=eth0,xdp=0", XDPOff, 0, false},
 	} {
 		p, err := configs.ParsePort(c.spec)
 		if err != nil {
