@@ -38,6 +38,33 @@ func TestKernelAndVMAgree(t *testing.T) {
 	}
 	frames := testFrames()
 
+	programs := agreePrograms(t)
+	for name, p := range programs {
+		var want []uint32
+		for _, f := range frames {
+			keep, err := p.Match(f)
+			if err != nil {
+				t.Fatalf("%s: the VM cannot run it: %v", name, err)
+			}
+			if keep {
+				want = append(want, frameID(f))
+			}
+		}
+		got := kernelKeeps(t, ns, ifi, p, frames)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: kernel kept %d frames %v,\n VM kept %d: %v", name, len(got), got, len(want), want)
+		}
+		if len(want) == 0 || len(want) == len(frames) {
+			t.Errorf("%s keeps %d of %d frames: the set does not exercise it", name, len(want), len(frames))
+		}
+	}
+}
+
+// agreePrograms are the programs whose verdicts must agree between the
+// kernel, the VM and their eBPF translations: the builders, tcpdump's
+// compilations of a few expressions, and the inversions of all of them.
+func agreePrograms(t *testing.T) map[string]*Program {
+	t.Helper()
 	programs := map[string]*Program{}
 	add := func(name string, p *Program, err error) {
 		if err != nil {
@@ -71,25 +98,7 @@ func TestKernelAndVMAgree(t *testing.T) {
 		add("inverted "+name, p, err)
 	}
 
-	for name, p := range programs {
-		var want []uint32
-		for _, f := range frames {
-			keep, err := p.Match(f)
-			if err != nil {
-				t.Fatalf("%s: the VM cannot run it: %v", name, err)
-			}
-			if keep {
-				want = append(want, frameID(f))
-			}
-		}
-		got := kernelKeeps(t, ns, ifi, p, frames)
-		if !slices.Equal(got, want) {
-			t.Errorf("%s: kernel kept %d frames %v,\n VM kept %d: %v", name, len(got), got, len(want), want)
-		}
-		if len(want) == 0 || len(want) == len(frames) {
-			t.Errorf("%s keeps %d of %d frames: the set does not exercise it", name, len(want), len(frames))
-		}
-	}
+	return programs
 }
 
 func mustText(t *testing.T, s string) []bpf.RawInstruction {
