@@ -177,3 +177,74 @@ func (p Plan) Segment(f []byte, i int, out []byte) {
 	tcp[16], tcp[17] = 0, 0
 	binary.BigEndian.PutUint16(tcp[16:], fold(sum(tcp[:l4len], pseudo)))
 }
+
+// CompletePartial completes the TCP or UDP checksum of an Ethernet frame
+// that came without a virtio-net header (AF_XDP hands none over) where a
+// stack on this host left it for offload: the field then holds just the
+// pseudo-header's sum, as a veth passes on what its peer's stack sent. It
+// reports whether it wrote one. Any other value is the sender's own
+// checksum, right or wrong, and stays; where a whole checksum happens to
+// equal the pseudo-header's sum, completing it writes the same value back.
+// IPv4 (unfragmented) and IPv6 (TCP or UDP as the first next header),
+// behind Ethernet and at most two VLAN tags.
+func CompletePartial(f []byte) bool {
+	ip := 14
+	for ip+4 <= len(f) {
+		if et := binary.BigEndian.Uint16(f[ip-2:]); et != 0x8100 && et != 0x88a8 {
+			break
+		}
+		ip += 4
+	}
+	if ip > 22 || ip+20 > len(f) {
+		return false
+	}
+	var l4, l4len int
+	var proto byte
+	var pseudo uint64
+	switch binary.BigEndian.Uint16(f[ip-2:]) {
+	case 0x0800:
+		ihl := int(f[ip]&0xf) * 4
+		total := int(binary.BigEndian.Uint16(f[ip+2:]))
+		if f[ip]>>4 != 4 || ihl < 20 || total < ihl || ip+total > len(f) || binary.BigEndian.Uint16(f[ip+6:])&0x3fff != 0 {
+			return false // not IPv4, cut short, or a fragment
+		}
+		l4, l4len, proto = ip+ihl, total-ihl, f[ip+9]
+		pseudo = sum(f[ip+12:ip+20], 0)
+	case 0x86dd:
+		if f[ip]>>4 != 6 || ip+40 > len(f) {
+			return false
+		}
+		l4, l4len, proto = ip+40, int(binary.BigEndian.Uint16(f[ip+4:])), f[ip+6]
+		if l4+l4len > len(f) {
+			return false
+		}
+		pseudo = sum(f[ip+8:ip+40], 0)
+	default:
+		return false
+	}
+	at := l4 + 16 // TCP
+	switch proto {
+	case 6:
+		if l4len < 20 {
+			return false
+		}
+	case 17:
+		at = l4 + 6
+		if l4len < 8 {
+			return false
+		}
+	default:
+		return false
+	}
+	pseudo += uint64(proto) + uint64(l4len)
+	field := binary.BigEndian.Uint16(f[at:])
+	if field != ^fold(pseudo) || (proto == 17 && field == 0) {
+		return false
+	}
+	c := fold(sum(f[l4:l4+l4len], 0))
+	if c == 0 && proto == 17 { // UDP writes a computed zero as all ones
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(f[at:], c)
+	return true
+}

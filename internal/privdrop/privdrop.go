@@ -31,10 +31,12 @@ const (
 	NetBindService Caps = 1 << unix.CAP_NET_BIND_SERVICE
 	NetAdmin       Caps = 1 << unix.CAP_NET_ADMIN
 	NetRaw         Caps = 1 << unix.CAP_NET_RAW
+	BPF            Caps = 1 << unix.CAP_BPF     // loading an XDP program
+	Perfmon        Caps = 1 << unix.CAP_PERFMON // the verifier's pointer arithmetic in it
 )
 
 var capNames = map[int]string{unix.CAP_NET_BIND_SERVICE: "cap_net_bind_service", unix.CAP_NET_ADMIN: "cap_net_admin",
-	unix.CAP_NET_RAW: "cap_net_raw"}
+	unix.CAP_NET_RAW: "cap_net_raw", unix.CAP_BPF: "cap_bpf", unix.CAP_PERFMON: "cap_perfmon"}
 
 // String lists the set as capsh does: cap_net_admin,cap_net_raw; "none"
 // for the empty set.

@@ -120,8 +120,43 @@ func (o *Options) Config(env portkind.Env) Config {
 
 func init() {
 	portkind.Register(portkind.Kind{Kind: schema,
-		Capabilities: func(configs.Options) privdrop.Caps { return privdrop.NetRaw }, // AF_PACKET
+		Capabilities: capabilities,
 		Open: portkind.Host(func(o *Options) string { return o.Ifname },
-			func(o *Options, env portkind.Env) (*Port, error) { return Open(o.Config(env)) },
-			func(p *Port, id frame.PortID) []fabric.Receiver { return []fabric.Receiver{p.Receiver(id)} })})
+			func(o *Options, env portkind.Env) (hostPort, error) { return open(o.Config(env)) },
+			hostPort.Receivers)})
+}
+
+// capabilities: AF_PACKET needs CAP_NET_RAW; AF_XDP sockets too, and the
+// XDP program CAP_BPF and CAP_NET_ADMIN (CAP_PERFMON where the filter reads
+// the frame's length).
+func capabilities(o configs.Options) privdrop.Caps {
+	if o.(*Options).XDP == XDPOff {
+		return privdrop.NetRaw
+	}
+	return privdrop.NetRaw | privdrop.NetAdmin | privdrop.BPF | privdrop.Perfmon
+}
+
+// hostPort is a raw port on either socket kind.
+type hostPort interface {
+	fabric.Port
+	Receivers(id frame.PortID) []fabric.Receiver
+}
+
+// open opens the port cfg asks for: with xdp=auto, on AF_XDP where the
+// interface and kernel allow, on AF_PACKET otherwise, saying why.
+func open(cfg Config) (hostPort, error) {
+	switch cfg.XDP {
+	case XDPOff:
+		return Open(cfg)
+	case XDPOn:
+		return OpenXDP(cfg)
+	}
+	p, err := OpenXDP(cfg)
+	if err == nil {
+		return p, nil
+	}
+	if cfg.Logger != nil {
+		cfg.Logger.Warn("xdp=auto: reading through AF_PACKET", "ifname", cfg.Ifname, "why", err)
+	}
+	return Open(cfg)
 }

@@ -56,9 +56,6 @@ var controlLen = unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{})))
 // Open opens the socket (and the counting socket for a filter) on the
 // interface. The port is not attached yet.
 func Open(cfg Config) (*Port, error) {
-	if cfg.XDP != XDPOff {
-		return nil, fmt.Errorf("raw %s: xdp=%s: AF_XDP is not in this build yet", cfg.Ifname, cfg.XDP)
-	}
 	ifi, err := net.InterfaceByName(cfg.Ifname)
 	if err != nil {
 		return nil, fmt.Errorf("raw: interface %q: %w", cfg.Ifname, err)

@@ -38,7 +38,9 @@ func vethPair(t *testing.T) *nstest.NS {
 	return ns
 }
 
-func openIn(t testing.TB, ns *nstest.NS, cfg Config) *Port {
+// openIn opens the port cfg describes in ns, on the socket kind its xdp=
+// names.
+func openIn(t testing.TB, ns *nstest.NS, cfg Config) hostPort {
 	t.Helper()
 	if cfg.MaxFrame == 0 {
 		cfg.MaxFrame = frame.MaxFrameForMTU(1500)
@@ -46,9 +48,9 @@ func openIn(t testing.TB, ns *nstest.NS, cfg Config) *Port {
 	if cfg.Depth == 0 {
 		cfg.Depth = 16
 	}
-	var p *Port
+	var p hostPort
 	if err := ns.Do(func() (err error) {
-		p, err = Open(cfg)
+		p, err = open(cfg)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -57,21 +59,34 @@ func openIn(t testing.TB, ns *nstest.NS, cfg Config) *Port {
 	return p
 }
 
+// bothKinds runs f for a port on AF_PACKET and for one on AF_XDP: what a
+// raw port promises, it promises on both.
+func bothKinds(t *testing.T, f func(t *testing.T, xdp XDPMode)) {
+	for _, k := range []struct {
+		name string
+		xdp  XDPMode
+	}{{"af_packet", XDPOff}, {"af_xdp", XDPOn}} {
+		t.Run(k.name, func(t *testing.T) { f(t, k.xdp) })
+	}
+}
+
 func TestConformance(t *testing.T) {
-	porttest.Run(t, func(t *testing.T) *porttest.Harness {
-		ns := vethPair(t)
-		p := openIn(t, ns, Config{Options: Options{Ifname: "port"}})
-		peer := porttest.OpenPacketSocket(t, ns, "peer")
-		return &porttest.Harness{Port: p, Receiver: p.Receiver(5), ID: 5, PeerSend: peer.Send, PeerRecv: peer.Recv}
+	bothKinds(t, func(t *testing.T, xdp XDPMode) {
+		porttest.Run(t, func(t *testing.T) *porttest.Harness {
+			ns := vethPair(t)
+			p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: xdp}})
+			peer := porttest.OpenPacketSocket(t, ns, "peer")
+			return &porttest.Harness{Port: p, Receiver: p.Receivers(5)[0], ID: 5, PeerSend: peer.Send, PeerRecv: peer.Recv}
+		})
 	})
 }
 
 // receive reads frames from the port until want arrived or a quiet second
 // passed, and returns them.
-func receive(t *testing.T, p *Port, want int) [][]byte {
+func receive(t *testing.T, p hostPort, want int) [][]byte {
 	t.Helper()
 	v := frame.NewVector(16, p.MaxFrame())
-	r := p.Receiver(1)
+	r := p.Receivers(1)[0]
 	var got [][]byte
 	deadline := time.Now().Add(time.Second)
 	for len(got) < want && time.Now().Before(deadline) {
@@ -119,13 +134,15 @@ func ethertype(src byte, etype uint16, size int) []byte {
 
 // A filter attached in the kernel keeps what it refuses from the switch,
 // and the port counts those frames.
-func TestFilterRefusesInKernelAndCounts(t *testing.T) {
+func TestFilterRefusesInKernelAndCounts(t *testing.T) { bothKinds(t, testFilterRefusesInKernelAndCounts) }
+
+func testFilterRefusesInKernelAndCounts(t *testing.T, xdp XDPMode) {
 	ns := vethPair(t)
 	f, err := bpf.EtherTypes(unix.ETH_P_ARP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Filter: f}})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Filter: f, XDP: xdp}})
 	peer := porttest.OpenPacketSocket(t, ns, "peer")
 	sent := []uint16{unix.ETH_P_IP, unix.ETH_P_ARP, 0x88b5, unix.ETH_P_IPV6, unix.ETH_P_ARP}
 	for i, et := range sent {
@@ -142,14 +159,15 @@ func TestFilterRefusesInKernelAndCounts(t *testing.T) {
 			t.Fatalf("a refused frame crossed: % x", g[:14])
 		}
 	}
+	kd := p.(fabric.KernelDropper)
 	porttest.Eventually(t, "filtered count 3", func() bool {
 		var d [fabric.NumDropReasons]uint64
-		p.KernelDrops(&d)
+		kd.KernelDrops(&d)
 		return d[fabric.DropFiltered] == 3 && d[fabric.DropRxOverrun] == 0
 	})
 	// The totals are running ones: the kernel resets its counts on every read.
 	var d [fabric.NumDropReasons]uint64
-	p.KernelDrops(&d)
+	kd.KernelDrops(&d)
 	if d[fabric.DropFiltered] != 3 {
 		t.Fatalf("a second read gives %d filtered", d[fabric.DropFiltered])
 	}
@@ -158,9 +176,11 @@ func TestFilterRefusesInKernelAndCounts(t *testing.T) {
 // The kernel takes VLAN tags out of received frames; the port puts them
 // back, for 802.1Q and 802.1ad alike, and counts a frame the tag makes too
 // long as oversize rather than cutting it.
-func TestVLANTagsSurviveReceiveOffload(t *testing.T) {
+func TestVLANTagsSurviveReceiveOffload(t *testing.T) { bothKinds(t, testVLANTagsSurviveReceiveOffload) }
+
+func testVLANTagsSurviveReceiveOffload(t *testing.T, xdp XDPMode) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port"}})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: xdp}})
 	peer := porttest.OpenPacketSocket(t, ns, "peer")
 	tagged := func(tpid uint16, vid uint16, size int) []byte {
 		f := ethertype(byte(vid), tpid, size)
@@ -185,9 +205,11 @@ func TestVLANTagsSurviveReceiveOffload(t *testing.T) {
 	}
 }
 
-func TestOwnFramesDoNotComeBack(t *testing.T) {
+func TestOwnFramesDoNotComeBack(t *testing.T) { bothKinds(t, testOwnFramesDoNotComeBack) }
+
+func testOwnFramesDoNotComeBack(t *testing.T, xdp XDPMode) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port"}})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: xdp}})
 	peer := porttest.OpenPacketSocket(t, ns, "peer")
 	if n, err := p.Write([][]byte{ethertype(1, 0x88b5, 60)}); n != 1 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
@@ -201,7 +223,9 @@ func TestOwnFramesDoNotComeBack(t *testing.T) {
 	}
 }
 
-func TestPromiscuousWhileOpen(t *testing.T) {
+func TestPromiscuousWhileOpen(t *testing.T) { bothKinds(t, testPromiscuousWhileOpen) }
+
+func testPromiscuousWhileOpen(t *testing.T, xdp XDPMode) {
 	ns := vethPair(t)
 	promisc := func() bool { // the kernel's promiscuity count, which SIOCGIFFLAGS does not show
 		var n int
@@ -219,7 +243,7 @@ func TestPromiscuousWhileOpen(t *testing.T) {
 	if promisc() {
 		t.Fatal("promiscuous before the port opened")
 	}
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Promisc: true}})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Promisc: true, XDP: xdp}})
 	if !promisc() {
 		t.Fatal("not promiscuous with promisc=1")
 	}
@@ -229,10 +253,12 @@ func TestPromiscuousWhileOpen(t *testing.T) {
 	}
 }
 
-func TestMissingInterfaceIsAClearError(t *testing.T) {
+func TestMissingInterfaceIsAClearError(t *testing.T) { bothKinds(t, testMissingInterfaceIsAClearError) }
+
+func testMissingInterfaceIsAClearError(t *testing.T, xdp XDPMode) {
 	ns := nstest.New(t)
 	err := ns.Do(func() error {
-		_, err := Open(Config{Options: Options{Ifname: "nosuch0"}, Common: portkind.Common{MaxFrame: 1518, Depth: 4}})
+		_, err := open(Config{Options: Options{Ifname: "nosuch0", XDP: xdp}, Common: portkind.Common{MaxFrame: 1518, Depth: 4}})
 		return err
 	})
 	if err == nil || !strings.Contains(err.Error(), `"nosuch0"`) {
@@ -240,14 +266,16 @@ func TestMissingInterfaceIsAClearError(t *testing.T) {
 	}
 }
 
-func TestOpenCloseLeavesNothing(t *testing.T) {
+func TestOpenCloseLeavesNothing(t *testing.T) { bothKinds(t, testOpenCloseLeavesNothing) }
+
+func testOpenCloseLeavesNothing(t *testing.T, xdp XDPMode) {
 	ns := vethPair(t)
 	f, _ := bpf.EtherTypes(unix.ETH_P_ARP)
 	porttest.NoLeaks(t, func() {
 		for range 3 {
-			var p *Port
+			var p hostPort
 			if err := ns.Do(func() (err error) {
-				p, err = Open(Config{Options: Options{Ifname: "port", Filter: f, Promisc: true}, Common: portkind.Common{MaxFrame: 1518, Depth: 8}})
+				p, err = open(Config{Options: Options{Ifname: "port", Filter: f, Promisc: true, XDP: xdp}, Common: portkind.Common{MaxFrame: 1518, Depth: 8}})
 				return err
 			}); err != nil {
 				t.Fatal(err)
@@ -297,9 +325,11 @@ func FuzzStrippedTag(f *testing.F) {
 
 // The host's stack leaves TCP and UDP checksums to offload on a veth; the
 // port completes them, so the frames are valid where they arrive.
-func TestOffloadedChecksumsAreCompleted(t *testing.T) {
+func TestOffloadedChecksumsAreCompleted(t *testing.T) { bothKinds(t, testOffloadedChecksumsAreCompleted) }
+
+func testOffloadedChecksumsAreCompleted(t *testing.T, xdp XDPMode) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port"}})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: xdp}})
 	ns.MustRun(t, "ip", "addr", "add", "10.9.0.2/24", "dev", "peer")
 	ns.MustRun(t, "ip", "neigh", "add", "10.9.0.1", "lladdr", "fe:fd:00:00:00:09", "dev", "peer")
 	if err := ns.Do(func() error {
@@ -358,13 +388,15 @@ func TestOffloadedChecksumsAreCompleted(t *testing.T) {
 
 // A veth passes the host's TSO frames through whole, as a NIC with GRO
 // does; the port cuts them into valid segments, across batches.
-func TestOffloadFramesAreCut(t *testing.T) {
+func TestOffloadFramesAreCut(t *testing.T) { bothKinds(t, testOffloadFramesAreCut) }
+
+func testOffloadFramesAreCut(t *testing.T, xdp XDPMode) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port"}, Common: portkind.Common{Depth: 8}})
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: xdp}, Common: portkind.Common{Depth: 8}})
 	payload := make([]byte, 30000)
 	for i := range payload {
 		payload[i] = byte(i % 253)
 	}
 	porttest.SendTSO(t, ns, "peer", payload, 1448)
-	porttest.ReceiveTSO(t, p.Receiver(1), frame.NewVector(8, p.MaxFrame()), payload)
+	porttest.ReceiveTSO(t, p.Receivers(1)[0], frame.NewVector(8, p.MaxFrame()), payload)
 }

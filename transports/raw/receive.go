@@ -67,6 +67,10 @@ func (p *Port) Receiver(id frame.PortID) fabric.Receiver {
 	return fabric.Receiver{Name: p.Name(), Depth: p.depth, MaxFrame: p.MaxFrame(), Receive: p.receive}
 }
 
+// Receivers is the port's one reading side, as a list (an XDPPort has one
+// per queue).
+func (p *Port) Receivers(id frame.PortID) []fabric.Receiver { return []fabric.Receiver{p.Receiver(id)} }
+
 func (p *Port) receive(v *frame.Vector) (int, error) {
 	r := &p.rx
 	for {
