@@ -3,6 +3,7 @@ package raw
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -14,11 +15,13 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/vishvananda/netlink"
+	xnetbpf "golang.org/x/net/bpf"
 
 	"github.com/umlswitch/umlswitch/bpf"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/nstest"
+	"github.com/umlswitch/umlswitch/internal/xsk"
 	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
@@ -134,7 +137,9 @@ func ethertype(src byte, etype uint16, size int) []byte {
 
 // A filter attached in the kernel keeps what it refuses from the switch,
 // and the port counts those frames.
-func TestFilterRefusesInKernelAndCounts(t *testing.T) { bothKinds(t, testFilterRefusesInKernelAndCounts) }
+func TestFilterRefusesInKernelAndCounts(t *testing.T) {
+	bothKinds(t, testFilterRefusesInKernelAndCounts)
+}
 
 func testFilterRefusesInKernelAndCounts(t *testing.T, xdp XDPMode) {
 	ns := vethPair(t)
@@ -325,7 +330,9 @@ func FuzzStrippedTag(f *testing.F) {
 
 // The host's stack leaves TCP and UDP checksums to offload on a veth; the
 // port completes them, so the frames are valid where they arrive.
-func TestOffloadedChecksumsAreCompleted(t *testing.T) { bothKinds(t, testOffloadedChecksumsAreCompleted) }
+func TestOffloadedChecksumsAreCompleted(t *testing.T) {
+	bothKinds(t, testOffloadedChecksumsAreCompleted)
+}
 
 func testOffloadedChecksumsAreCompleted(t *testing.T, xdp XDPMode) {
 	ns := vethPair(t)
@@ -399,4 +406,95 @@ func testOffloadFramesAreCut(t *testing.T, xdp XDPMode) {
 	}
 	porttest.SendTSO(t, ns, "peer", payload, 1448)
 	porttest.ReceiveTSO(t, p.Receivers(1)[0], frame.NewVector(8, p.MaxFrame()), payload)
+}
+
+// xdpProgram is the id of the XDP program on the namespace's "port", 0
+// for none.
+func xdpProgram(t *testing.T, ns *nstest.NS) uint32 {
+	t.Helper()
+	var id uint32
+	if err := ns.Do(func() error {
+		l, err := netlink.LinkByName("port")
+		if err == nil && l.Attrs().Xdp != nil && l.Attrs().Xdp.Attached {
+			id = l.Attrs().Xdp.ProgId
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// The port's XDP program is on the interface while the port is open, and
+// gone once it closes; the port's name says how it reads.
+func TestXDPProgramGoesWithThePort(t *testing.T) {
+	ns := vethPair(t)
+	f, _ := bpf.EtherTypes(unix.ETH_P_ARP)
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: XDPOn, Filter: f}})
+	if xdpProgram(t, ns) == 0 {
+		t.Fatal("no XDP program on the interface while the port is open")
+	}
+	if name := p.Name(); !strings.Contains(name, "xdp,") || !strings.Contains(name, "mode") || !strings.Contains(name, "filtered)") {
+		t.Errorf("name %q does not say AF_XDP, its mode and the filter", name)
+	}
+	p.Close()
+	if id := xdpProgram(t, ns); id != 0 {
+		t.Fatalf("XDP program %d still attached after the port closed", id)
+	}
+}
+
+// Someone else's XDP program is never replaced: xdp=1 fails naming it,
+// xdp=auto reads through AF_PACKET beside it.
+func TestXDPLeavesAForeignProgram(t *testing.T) {
+	ns := vethPair(t)
+	var foreign *xsk.Program
+	if err := ns.Do(func() error {
+		ifi, err := net.InterfaceByName("port")
+		if err == nil {
+			foreign, err = xsk.Attach(ifi.Index, nil)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer foreign.Close()
+	id := xdpProgram(t, ns)
+	err := ns.Do(func() error {
+		_, err := open(Config{Options: Options{Ifname: "port", XDP: XDPOn}, Common: portkind.Common{MaxFrame: 1518, Depth: 8}})
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "already has an XDP program") {
+		t.Fatalf("xdp=1 beside another program: %v", err)
+	}
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: XDPAuto}})
+	if strings.Contains(p.Name(), "xdp") {
+		t.Errorf("xdp=auto beside another program opened %q", p.Name())
+	}
+	if got := xdpProgram(t, ns); got != id {
+		t.Fatalf("the interface's program is now %d, was %d", got, id)
+	}
+}
+
+// A filter the translation cannot take (a kernel extension, which only
+// the kernel's socket filter runs) is refused with xdp=1, naming the way
+// out; xdp=auto reads through AF_PACKET, where the kernel runs it.
+func TestXDPRefusesAnUntranslatableFilter(t *testing.T) {
+	ns := vethPair(t)
+	ext, err := bpf.New([]xnetbpf.RawInstruction{{Op: 0x20, K: 0xfffff000}, {Op: 0x16}}) // ld #proto (SKF_AD_PROTOCOL); ret a
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ns.Do(func() error {
+		q, err := open(Config{Options: Options{Ifname: "port", XDP: XDPOn, Filter: ext}, Common: portkind.Common{MaxFrame: 1518, Depth: 8}})
+		if err == nil {
+			q.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, bpf.ErrNotTranslatable) || !strings.Contains(err.Error(), "xdp=0") {
+		t.Fatalf("a filter with a kernel extension on xdp=1: %v", err)
+	}
+	if p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: XDPAuto, Filter: ext}}); strings.Contains(p.Name(), "xdp") {
+		t.Errorf("xdp=auto with that filter opened %q", p.Name())
+	}
 }

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf/asm"
 	"github.com/mdlayher/packet"
 
-	"github.com/umlswitch/umlswitch/bpf"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/offload"
@@ -25,10 +23,11 @@ import (
 // The program is attached through a bpf_link, so it goes with the port
 // and with the process, however it ends.
 //
-// The filter runs in the program, translated to eBPF (frames it refuses
-// are counted there and never reach the switch); a filter the translation
-// cannot take (the kernel's ancillary loads) runs in the reader, in the
-// x/net VM, and says so in the port's name.
+// The filter runs in the program, translated to eBPF: frames it refuses
+// are counted there and never reach the switch. A filter the translation
+// cannot take uses the kernel's ancillary loads, which only the kernel's
+// socket filters run (x/net's VM cannot either): xdp=1 refuses it, and
+// xdp=auto reads through AF_PACKET.
 type XDPPort struct {
 	name     string
 	maxFrame int
@@ -36,9 +35,6 @@ type XDPPort struct {
 	prog     *xsk.Program
 	socks    []*xsk.Socket
 	promisc  *packet.Conn // holds the interface promiscuous while open; nil without promisc=1
-
-	vm         *bpf.Program // the filter, where the program could not take it
-	vmFiltered atomic.Uint64
 
 	mu       sync.Mutex // guards what follows
 	closed   bool
@@ -61,11 +57,8 @@ func OpenXDP(cfg Config) (*XDPPort, error) {
 	p := &XDPPort{maxFrame: cfg.MaxFrame, depth: cfg.Depth}
 	var filter asm.Instructions
 	if cfg.Filter != nil {
-		filter, err = cfg.Filter.EBPF()
-		if errors.Is(err, bpf.ErrNotTranslatable) {
-			p.vm, filter = cfg.Filter, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("raw %s: filter: %w", cfg.Ifname, err)
+		if filter, err = cfg.Filter.EBPF(); err != nil {
+			return nil, fmt.Errorf("raw %s: filter: %w (with xdp=0 the kernel's socket filter runs it)", cfg.Ifname, err)
 		}
 	}
 	fail := func(err error) (*XDPPort, error) {
@@ -105,10 +98,7 @@ func OpenXDP(cfg Config) (*XDPPort, error) {
 	if len(p.socks) > 1 {
 		p.name += fmt.Sprintf(", %d queues", len(p.socks))
 	}
-	switch {
-	case p.vm != nil:
-		p.name += ", filtered in the switch"
-	case cfg.Filter != nil:
+	if cfg.Filter != nil {
 		p.name += ", filtered"
 	}
 	p.name += ")"
@@ -162,9 +152,6 @@ func (p *XDPPort) receiver(s *xsk.Socket, id frame.PortID) fabric.ReceiveFunc {
 	return func(v *frame.Vector) (int, error) {
 		for {
 			n := s.Receive(v.Bufs[:v.Depth()], frame.Headroom, v.Sizes[:v.Depth()])
-			if p.vm != nil {
-				n = p.filterInVM(v, n)
-			}
 			if n > 0 {
 				for i := range n {
 					v.Ports[i] = id
@@ -181,27 +168,9 @@ func (p *XDPPort) receiver(s *xsk.Socket, id frame.PortID) fabric.ReceiveFunc {
 	}
 }
 
-// filterInVM keeps the frames of v[:n] the filter passes, in order, and
-// counts the others; it returns how many it kept.
-func (p *XDPPort) filterInVM(v *frame.Vector, n int) int {
-	kept := 0
-	for i := range n {
-		if v.Sizes[i] <= v.MaxFrame {
-			if ok, _ := p.vm.Match(v.Frame(i)); !ok {
-				p.vmFiltered.Add(1)
-				continue
-			}
-		}
-		v.Bufs[kept], v.Bufs[i] = v.Bufs[i], v.Bufs[kept]
-		v.Sizes[kept] = v.Sizes[i]
-		kept++
-	}
-	return kept
-}
-
-// KernelDrops implements fabric.KernelDropper: frames the filter refused
-// (in the program or in the reader), and frames the kernel dropped for
-// want of room on a receive ring or of a frame to fill.
+// KernelDrops implements fabric.KernelDropper: frames the filter refused,
+// and frames the kernel dropped for want of room on a receive ring or of a
+// frame to fill.
 func (p *XDPPort) KernelDrops(d *[fabric.NumDropReasons]uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -209,7 +178,7 @@ func (p *XDPPort) KernelDrops(d *[fabric.NumDropReasons]uint64) {
 		p.final = [fabric.NumDropReasons]uint64{}
 		p.collect(&p.final)
 	}
-	d[fabric.DropFiltered] += p.final[fabric.DropFiltered] + p.vmFiltered.Load()
+	d[fabric.DropFiltered] += p.final[fabric.DropFiltered]
 	d[fabric.DropRxOverrun] += p.final[fabric.DropRxOverrun]
 }
 
