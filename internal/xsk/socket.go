@@ -398,20 +398,33 @@ func (s *Socket) reclaim() {
 // WaitWritable waits up to timeout for Transmit to have room again: a free
 // transmit frame and a free TX ring slot. It pushes queued frames and
 // takes completed ones back as it goes, and parks on the netpoller for
-// POLLOUT in between (the kernel signals it as sent frames are freed). It
-// reports whether there is room; it also returns true once closed (the
-// next Transmit says so).
+// POLLOUT in between: in copy mode the kernel signals it as each sent
+// frame is freed; in zero-copy mode the driver's completions signal
+// nothing, so it looks again every millisecond. It reports whether there
+// is room; it also returns true once closed (the next Transmit says so).
 func (s *Socket) WaitWritable(timeout time.Duration) bool {
 	s.waitMu.Lock()
 	defer s.waitMu.Unlock()
 	if s.writableStep(0) {
 		return true
 	}
-	if err := s.file.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
-		return true // closed
+	deadline := time.Now().Add(timeout)
+	for {
+		until := deadline
+		if next := time.Now().Add(time.Millisecond); s.zeroCopy && next.Before(deadline) {
+			until = next
+		}
+		if err := s.file.SetWriteDeadline(until); err != nil {
+			return true // closed
+		}
+		err := s.raw.Write(s.writable)
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return true
+		}
+		if !time.Now().Before(deadline) {
+			return s.writableStep(0)
+		}
 	}
-	err := s.raw.Write(s.writable)
-	return err == nil || !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func (s *Socket) writableStep(uintptr) bool {
