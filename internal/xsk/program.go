@@ -55,7 +55,11 @@ type Program struct {
 
 // Attach loads the program, with filter (nil: accept every frame) between
 // the loads of RegData, RegDataEnd, RegQueue and the two labels, and
-// attaches it to the interface in the calling thread's network namespace:
+// attaches it to the interface in the calling thread's network namespace.
+// The filter block follows package bpf's convention for EBPF: it leaves
+// R6-R8 as they were, may use the 64 bytes of stack below R10, and ends
+// every path with a jump to AcceptLabel or RefuseLabel, with no
+// unreachable instruction (the verifier refuses those). It is attached
 // in driver (native) mode where the driver can, in generic (skb) mode
 // otherwise. It refuses an interface that already has an XDP program,
 // never replacing it, and one whose MTU does not fit the largest UMEM
@@ -97,7 +101,7 @@ func (p *Program) load(queues int, filter asm.Instructions) error {
 	p.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "umlswitch_xsk",
 		Type:         ebpf.XDP,
-		License:      "GPL",
+		License:      "Dual MIT/GPL", // the kernel wants a GPL-compatible string for GPL-only helpers; none is used
 		Instructions: program(p.xsks.FD(), p.filtered.FD(), filter),
 	})
 	if err != nil {
