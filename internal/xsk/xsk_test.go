@@ -458,6 +458,59 @@ func TestCloseWakesWaitAndEndsUse(t *testing.T) {
 	}
 }
 
+// Transmitters, a reader and Close at once: every user ends with
+// net.ErrClosed and none touches the unmapped rings (which would crash).
+func TestConcurrentUseAndClose(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	_, s := e.socket(t, Config{Frames: 16})
+	done := make(chan error, 5)
+	frames := [][]byte{testFrame(1, 0x88b5, 60), testFrame(2, 0x88b5, 1514)}
+	for range 4 {
+		go func() {
+			for {
+				n, err := s.Transmit(frames)
+				if err != nil {
+					done <- err
+					return
+				}
+				if n == 0 {
+					s.WaitWritable(time.Second)
+				}
+			}
+		}()
+	}
+	go func() {
+		bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+		for {
+			s.Receive(bufs, 0, sizes)
+			if err := s.Wait(0); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	sending := make(chan struct{})
+	go func() {
+		defer close(sending)
+		for range 200 {
+			unix.Write(e.peer, frames[0])
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	s.Close()
+	<-sending
+	for range 5 {
+		select {
+		case err := <-done:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("a user ended with %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a user did not end after Close")
+		}
+	}
+}
+
 func TestWaitTimesOut(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	_, s := e.socket(t, Config{Frames: 8})
