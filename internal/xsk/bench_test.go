@@ -53,6 +53,15 @@ func xdpPort(b *testing.B, e *env) benchPort {
 	}
 }
 
+// xdpGenericPort is xdpPort with the program in generic mode, as on an
+// interface without native XDP.
+func xdpGenericPort(b *testing.B, e *env) benchPort {
+	saved := attachModes
+	defer func() { attachModes = saved }()
+	attachModes = saved[len(saved)-1:]
+	return xdpPort(b, e)
+}
+
 func packetPort(b *testing.B, e *env) benchPort {
 	var fd int
 	if err := e.ns.Do(func() (err error) { fd, err = packetsock.Open("port"); return err }); err != nil {
@@ -99,7 +108,7 @@ func BenchmarkReceive(b *testing.B) {
 	for _, kind := range []struct {
 		name string
 		open func(*testing.B, *env) benchPort
-	}{{"xdp", xdpPort}, {"afpacket", packetPort}} {
+	}{{"xdp", xdpPort}, {"xdp-generic", xdpGenericPort}, {"afpacket", packetPort}} {
 		b.Run(kind.name, func(b *testing.B) {
 			e := newEnv(b, 0, 0)
 			p := kind.open(b, e)
