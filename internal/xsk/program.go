@@ -55,7 +55,11 @@ type Program struct {
 
 // Attach loads the program, with filter (nil: accept every frame) between
 // the loads of RegData, RegDataEnd, RegQueue and the two labels, and
-// attaches it to the interface in the calling thread's network namespace:
+// attaches it to the interface in the calling thread's network namespace.
+// The filter block follows package bpf's convention for EBPF: it leaves
+// R6-R8 as they were, may use the 64 bytes of stack below R10, and ends
+// every path with a jump to AcceptLabel or RefuseLabel, with no
+// unreachable instruction (the verifier refuses those). It is attached
 // in driver (native) mode where the driver can, in generic (skb) mode
 // otherwise. It refuses an interface that already has an XDP program,
 // never replacing it, and one whose MTU does not fit the largest UMEM
@@ -97,7 +101,7 @@ func (p *Program) load(queues int, filter asm.Instructions) error {
 	p.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "umlswitch_xsk",
 		Type:         ebpf.XDP,
-		License:      "GPL",
+		License:      "Dual MIT/GPL", // the kernel wants a GPL-compatible string for GPL-only helpers; none is used
 		Instructions: program(p.xsks.FD(), p.filtered.FD(), filter),
 	})
 	if err != nil {
@@ -159,31 +163,31 @@ func references(insns asm.Instructions, label string) bool {
 	return false
 }
 
-// attach links the program in driver mode, or else in generic mode. The
+// attachModes are the modes attach tries, in order (tests try generic
+// mode alone).
+var attachModes = []struct {
+	flags link.XDPAttachFlags
+	name  string
+}{{link.XDPDriverMode, "driver"}, {link.XDPGenericMode, "generic"}}
+
+// attach links the program in the first mode the interface takes. The
 // kernel never lets a link replace a program (EBUSY), nor a program in
 // one mode sit beside one in the other (EEXIST): either means someone
 // attached one since Attach looked.
 func (p *Program) attach(ifindex int) error {
-	taken := func(err error) bool { return errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) }
-	var err error
-	p.link, err = link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifindex, Flags: link.XDPDriverMode})
-	if err == nil {
-		p.mode = "driver"
-		return nil
+	var errs []error
+	for _, m := range attachModes {
+		l, err := link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifindex, Flags: m.flags})
+		if err == nil {
+			p.link, p.mode = l, m.name
+			return nil
+		}
+		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("xsk: %s already has an XDP program; it is not ours to replace: %w", p.ifname, err)
+		}
+		errs = append(errs, fmt.Errorf("%s mode: %w", m.name, err))
 	}
-	if taken(err) {
-		return fmt.Errorf("xsk: %s already has an XDP program; it is not ours to replace: %w", p.ifname, err)
-	}
-	var gerr error
-	p.link, gerr = link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifindex, Flags: link.XDPGenericMode})
-	if gerr == nil {
-		p.mode = "generic"
-		return nil
-	}
-	if taken(gerr) {
-		return fmt.Errorf("xsk: %s already has an XDP program; it is not ours to replace: %w", p.ifname, gerr)
-	}
-	return fmt.Errorf("xsk: attach XDP to %s: driver mode: %v; generic mode: %w", p.ifname, err, gerr)
+	return fmt.Errorf("xsk: attach XDP to %s: %w", p.ifname, errors.Join(errs...))
 }
 
 // Register sends the frames of receive queue queue to s.

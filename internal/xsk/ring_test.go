@@ -85,8 +85,10 @@ func TestRingWrapsAround(t *testing.T) {
 // entries than the ring holds.
 func TestRingDistrustsIndices(t *testing.T) {
 	prod, cons := sharedRing(t, 4, false, 10)
-	*cons.consumer = 20 // the kernel "consumed" entries never produced
-	if n := prod.free(5); n != 0 { // asking for more than the cache holds reads the index
+	// The kernel "consumed" entries never produced; asking for more room
+	// than the cached index gives makes the producer read it.
+	*cons.consumer = 20
+	if n := prod.free(5); n != 0 {
 		t.Fatalf("free = %d with the consumer ahead", n)
 	}
 	prod2, cons2 := sharedRing(t, 4, false, 10)

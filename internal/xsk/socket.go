@@ -232,8 +232,8 @@ func (s *Socket) release() {
 	}
 }
 
-// Fd returns the socket's descriptor, for Program.Register and for socket
-// options. It stays owned by the Socket.
+// Fd returns the socket's descriptor, for socket options and diagnostics.
+// It stays owned by the Socket: do not close it, nor make it blocking.
 func (s *Socket) Fd() int { return s.fd }
 
 // Receive copies up to len(bufs) waiting frames into bufs[i][off:], sets
@@ -254,7 +254,7 @@ func (s *Socket) Receive(bufs [][]byte, off int, sizes []int) int {
 	got := 0
 	for i := uint32(0); i < n; i++ {
 		d := s.rx.descs[(s.rx.cons+i)&s.rx.mask]
-		base := d.Addr - d.Addr%s.frameSize
+		base := d.Addr &^ (s.frameSize - 1) // frame sizes are powers of two
 		if base >= s.rxEnd || d.Addr+uint64(d.Len) > base+s.frameSize {
 			s.bad.Add(1) // not a receive frame of ours: neither read it nor give it back
 			continue
@@ -383,7 +383,7 @@ func (s *Socket) reclaim() {
 	n := s.comp.pending(s.comp.size)
 	for i := uint32(0); i < n; i++ {
 		addr := s.comp.addrs[(s.comp.cons+i)&s.comp.mask]
-		base := addr - addr%s.frameSize
+		base := addr &^ (s.frameSize - 1)
 		if base < s.rxEnd || base >= uint64(len(s.umem)) || len(s.txFree) == cap(s.txFree) {
 			s.bad.Add(1) // not a transmit frame of ours, or one completed twice
 			continue
@@ -398,20 +398,33 @@ func (s *Socket) reclaim() {
 // WaitWritable waits up to timeout for Transmit to have room again: a free
 // transmit frame and a free TX ring slot. It pushes queued frames and
 // takes completed ones back as it goes, and parks on the netpoller for
-// POLLOUT in between (the kernel signals it as sent frames are freed). It
-// reports whether there is room; it also returns true once closed (the
-// next Transmit says so).
+// POLLOUT in between: in copy mode the kernel signals it as each sent
+// frame is freed; in zero-copy mode the driver's completions signal
+// nothing, so it looks again every millisecond. It reports whether there
+// is room; it also returns true once closed (the next Transmit says so).
 func (s *Socket) WaitWritable(timeout time.Duration) bool {
 	s.waitMu.Lock()
 	defer s.waitMu.Unlock()
 	if s.writableStep(0) {
 		return true
 	}
-	if err := s.file.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
-		return true // closed
+	deadline := time.Now().Add(timeout)
+	for {
+		until := deadline
+		if next := time.Now().Add(time.Millisecond); s.zeroCopy && next.Before(deadline) {
+			until = next
+		}
+		if err := s.file.SetWriteDeadline(until); err != nil {
+			return true // closed
+		}
+		err := s.raw.Write(s.writable)
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return true
+		}
+		if !time.Now().Before(deadline) {
+			return s.writableStep(0)
+		}
 	}
-	err := s.raw.Write(s.writable)
-	return err == nil || !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func (s *Socket) writableStep(uintptr) bool {

@@ -175,13 +175,29 @@ func (e *env) xdpAttached(t testing.TB) uint32 {
 	return id
 }
 
+// inModes runs test with the program attached in driver mode, then in
+// generic mode.
+func inModes(t *testing.T, test func(t *testing.T)) {
+	saved := attachModes
+	defer func() { attachModes = saved }()
+	for _, m := range saved {
+		attachModes = saved[:0:0]
+		attachModes = append(attachModes, m)
+		t.Run(m.name, test)
+	}
+}
+
 // Frames sent by the peer arrive whole and in order, the shortest and the
 // longest the MTU allows (tagged too: XDP sees the tag in the frame), into
 // buffers at an offset.
-func TestReceiveWhole(t *testing.T) {
+func TestReceiveWhole(t *testing.T) { inModes(t, testReceiveWhole) }
+
+func testReceiveWhole(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	p, s := e.socket(t, Config{})
-	t.Logf("program attached in %s mode", p.Mode())
+	if p.Mode() != attachModes[0].name {
+		t.Fatalf("attached in %s mode, not %s", p.Mode(), attachModes[0].name)
+	}
 	var want [][]byte
 	for i, size := range []int{60, 61, 64, 100, 1000, 1513, 1514, 60, 1514} {
 		want = append(want, testFrame(uint32(i), 0x88b5, size))
@@ -295,6 +311,65 @@ func TestTransmitReclaimsEveryFrame(t *testing.T) {
 	}
 }
 
+// Until a socket is registered for its queue, a frame goes on to the
+// kernel's stack (a packet socket on "port" sees it); after, the socket
+// takes it and the stack sees nothing.
+func TestUnregisteredQueueGoesToTheStack(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	p := e.attach(t, nil)
+	s := e.open(t, Config{Frames: 8})
+	var host int
+	if err := e.ns.Do(func() (err error) { host, err = packetsock.Open("port"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(host)
+	buf := make([]byte, 2048)
+	e.send(t, testFrame(1, 0x88b5, 60))
+	if n, err := pollfd.ReadTimeout(host, buf, 5*time.Second); err != nil || binary.BigEndian.Uint32(buf[14:n]) != 1 {
+		t.Fatalf("the stack did not get the frame: %v", err)
+	}
+	if err := p.Register(0, s); err != nil {
+		t.Fatal(err)
+	}
+	e.send(t, testFrame(2, 0x88b5, 60))
+	if got := receive(t, s, 1, 5*time.Second); len(got) != 1 || binary.BigEndian.Uint32(got[0][14:]) != 2 {
+		t.Fatalf("the socket got %d frames", len(got))
+	}
+	if _, err := pollfd.ReadTimeout(host, buf, 50*time.Millisecond); err == nil {
+		t.Fatal("the stack got a frame the socket took")
+	}
+	// Closing the socket takes it out of the map: frames go to the stack again.
+	s.Close()
+	e.send(t, testFrame(3, 0x88b5, 60))
+	if n, err := pollfd.ReadTimeout(host, buf, 5*time.Second); err != nil || binary.BigEndian.Uint32(buf[14:n]) != 3 {
+		t.Fatalf("the stack did not get the frame after Close: %v", err)
+	}
+}
+
+// An interface without native XDP gets the program in generic mode.
+func TestGenericModeWhereNoDriverMode(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	e.ns.MustRun(t, "ip", "link", "add", "br0", "type", "bridge")
+	err := e.ns.Do(func() error {
+		ifi, err := net.InterfaceByName("br0")
+		if err != nil {
+			return err
+		}
+		p, err := Attach(ifi.Index, nil)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		if p.Mode() != "generic" {
+			t.Errorf("a bridge took the program in %s mode", p.Mode())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // With rings of two entries, a thousand frames each way wrap them five
 // hundred times.
 func TestTinyRings(t *testing.T) {
@@ -380,6 +455,59 @@ func TestCloseWakesWaitAndEndsUse(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// Transmitters, a reader and Close at once: every user ends with
+// net.ErrClosed and none touches the unmapped rings (which would crash).
+func TestConcurrentUseAndClose(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	_, s := e.socket(t, Config{Frames: 16})
+	done := make(chan error, 5)
+	frames := [][]byte{testFrame(1, 0x88b5, 60), testFrame(2, 0x88b5, 1514)}
+	for range 4 {
+		go func() {
+			for {
+				n, err := s.Transmit(frames)
+				if err != nil {
+					done <- err
+					return
+				}
+				if n == 0 {
+					s.WaitWritable(time.Second)
+				}
+			}
+		}()
+	}
+	go func() {
+		bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+		for {
+			s.Receive(bufs, 0, sizes)
+			if err := s.Wait(0); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	sending := make(chan struct{})
+	go func() {
+		defer close(sending)
+		for range 200 {
+			unix.Write(e.peer, frames[0])
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	s.Close()
+	<-sending
+	for range 5 {
+		select {
+		case err := <-done:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("a user ended with %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a user did not end after Close")
+		}
 	}
 }
 
@@ -538,7 +666,9 @@ func acceptEtherType(etype uint16) asm.Instructions {
 	}
 }
 
-func TestFilterDropsAndCounts(t *testing.T) {
+func TestFilterDropsAndCounts(t *testing.T) { inModes(t, testFilterDropsAndCounts) }
+
+func testFilterDropsAndCounts(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	p := e.attach(t, acceptEtherType(0x88b5))
 	s := e.open(t, Config{Frames: 64})
