@@ -354,6 +354,8 @@ func corners() []corner {
 		bpf.Jump{Skip: 1},
 		bpf.LoadConstant{Dst: bpf.RegX, Val: 8},
 		bpf.LoadIndirect{Off: 2, Size: 4}, ret1())
+	add("ldx msh [20] keeps the low nibble", [][]byte{f60}, []bool{true}, // byte 20 is 0x15: X = 20
+		bpf.LoadMemShift{Off: 20}, bpf.TXA{}, bpf.JumpIf{Cond: bpf.JumpEqual, Val: 20, SkipTrue: 1}, bpf.RetConstant{}, ret1())
 	add("ldx msh [0x10000]", [][]byte{f60}, []bool{false}, bpf.LoadMemShift{Off: 0x10000}, ret1())
 	add("ldx msh [3] then ld [x+0]", [][]byte{f14, f20}, []bool{false, true}, // X = 4*(4&0xf) = 16
 		bpf.LoadMemShift{Off: 3}, bpf.LoadIndirect{Off: 0, Size: 4}, ret1())
