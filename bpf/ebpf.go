@@ -3,7 +3,6 @@ package bpf
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/net/bpf"
@@ -24,12 +23,15 @@ const (
 // long for eBPF's 16-bit jumps); the caller runs those in the VM instead.
 var ErrNotTranslatable = errors.New("not translatable to eBPF")
 
-// Registers of the block. A and X live zero-extended in 64-bit registers:
-// every write to them is a 32-bit operation or a zero-extending load.
+// Registers of the block. A and X hold 32-bit values in 64-bit registers,
+// zero-extended: every write to them is a 32-bit operation, a
+// zero-extending load, or the frame's length.
 const (
 	regA    = asm.R0
 	regX    = asm.R1
 	regTmp  = asm.R2
+	regZero = asm.R3 // 0, which the verifier takes for 0 or 2
+	regOne  = asm.R9 // 1, which the verifier takes for any number
 	regData = asm.R6 // the frame's first byte, set by the embedding program
 	regEnd  = asm.R7 // the frame's end
 )
@@ -38,11 +40,13 @@ const (
 // R10+scratchOff+4n.
 const scratchOff = -64
 
-// maxPacketOff is the verifier's MAX_PACKET_OFF: a packet pointer's offset
-// must stay below it for a bounds check to count. No frame XDP sees is
-// that long (its linear data is at most a page), so a load reaching past
-// it is out of bounds on every frame.
-const maxPacketOff = 0xffff
+// maxLoadEnd bounds the end of a load the block checks against the frame's
+// end: a packet pointer's offset (here up to maxLoadEnd plus 2 for
+// regZero) must stay within the verifier's MAX_PACKET_OFF, 0xffff, for a
+// bounds check to count. No frame XDP sees is that long (its linear data
+// is at most a page less headroom), so a load reaching past it is out of
+// bounds on every frame.
+const maxLoadEnd = 0xff00
 
 // MaxBlock bounds the block's length: jumps are 16-bit, so the labels, set
 // after the block by the embedding program, must stay within 32767
@@ -72,58 +76,45 @@ const MaxBlock = 30000
 func (p *Program) EBPF() (asm.Instructions, error) {
 	n := len(p.raw)
 	insts := make([]bpf.Instruction, n)
-	reach := make([]bool, n+1)
-	reach[0] = true
-	var readsM [16]bool
 	for i, r := range p.raw {
 		insts[i] = r.Disassemble()
+	}
+	reach := make([]bool, n+1)
+	preds := make([]int, n+1)
+	reach[0] = true
+	var readsM [16]bool
+	for i, ins := range insts {
 		if !reach[i] {
 			continue
 		}
-		next := []int{i + 1}
-		switch in := insts[i].(type) {
-		case bpf.Jump:
-			next = []int{i + 1 + int(in.Skip)}
-		case bpf.JumpIf:
-			next = []int{i + 1 + int(in.SkipTrue), i + 1 + int(in.SkipFalse)}
-		case bpf.JumpIfX:
-			next = []int{i + 1 + int(in.SkipTrue), i + 1 + int(in.SkipFalse)}
-		case bpf.RetA, bpf.RetConstant:
-			next = nil
-		case bpf.LoadAbsolute:
-			if alwaysOut(in.Off, in.Size) {
-				next = nil
-			}
-		case bpf.LoadIndirect:
-			if alwaysOut(in.Off, in.Size) {
-				next = nil
-			}
-		case bpf.LoadMemShift:
-			if alwaysOut(in.Off, 1) {
-				next = nil
-			}
-		case bpf.LoadScratch:
+		for _, j := range successors(i, ins) {
+			reach[j] = true
+			preds[j]++
+		}
+		if in, ok := ins.(bpf.LoadScratch); ok {
 			readsM[in.N] = true
 		}
-		for _, j := range next {
-			reach[j] = true
-		}
 	}
+	live := liveness(insts)
 
 	t := translator{labelled: make([]bool, n)}
-	// The VM starts with A, X and M[] at 0; the verifier refuses reading
-	// registers or stack never written.
-	t.emit(asm.Mov.Imm32(regA, 0), asm.Mov.Imm32(regX, 0))
-	for m, read := range readsM {
-		if read {
-			t.emit(asm.StoreImm(asm.R10, scratch(m), 0, asm.Word))
-		}
-	}
 	for i, ins := range insts {
 		if !reach[i] {
 			continue
 		}
 		start := len(t.out)
+		// Where paths join, the verifier's states of A, X and M[] (exact
+		// values where the program computed constants) differ from path to
+		// path, so it cannot prune them: a program counting matches makes it
+		// walk a number of paths quadratic in its length, over its limit of
+		// a million instructions. Dividing by R9 = 1 keeps a value and
+		// leaves the verifier an unknown scalar, the same on every path.
+		// (Linux 6.18's verifier follows constants through everything but
+		// division; should a later one follow that too, only programs with
+		// very many paths suffer, as TestEBPFManyPaths would show.)
+		if preds[i] > 1 {
+			t.widen(live[i])
+		}
 		if err := t.translate(i, ins, p.raw[i]); err != nil {
 			return nil, fmt.Errorf("bpf: instruction %d (%v): %w", i, ins, err)
 		}
@@ -131,32 +122,146 @@ func (p *Program) EBPF() (asm.Instructions, error) {
 			t.out[start] = t.out[start].WithSymbol(label(i))
 		}
 	}
+
+	// The VM starts with A, X and M[] at 0; the verifier refuses reading
+	// registers or stack never written.
+	pro := asm.Instructions{asm.Mov.Imm32(regA, 0), asm.Mov.Imm32(regX, 0)}
+	for m, read := range readsM {
+		if read {
+			pro = append(pro, asm.StoreImm(asm.R10, scratch(m), 0, asm.Word))
+		}
+	}
+	// Numbers the verifier does not know: it tracks constants through
+	// every operation but division (see widen and loadAbs).
+	pro = append(pro,
+		asm.Mov.Imm32(regOne, 1),
+		asm.Div.Reg32(regOne, regOne),
+		asm.Mov.Reg32(regZero, regOne),
+		asm.And.Imm32(regZero, 2))
 	// The verifier refuses code no path reaches, judged by the jumps alone:
 	// the embedding program's code after a label the block never jumps to
-	// would be that. A jump the verifier sees is never taken (A is 0 there)
+	// would be that. A jump the verifier sees is never taken (A is 0 here)
 	// makes both labels reachable for every program.
 	refs := map[string]bool{}
 	for _, ins := range t.out {
 		refs[ins.Reference()] = true
 	}
-	var never asm.Instructions
 	for _, l := range []string{AcceptLabel, RefuseLabel} {
 		if !refs[l] {
-			never = append(never, asm.JNE.Imm32(regA, 0, l))
+			pro = append(pro, asm.JNE.Imm32(regA, 0, l))
 		}
 	}
-	t.out = slices.Insert(t.out, 1, never...) // after A = 0
-	if len(t.out) > MaxBlock {
-		return nil, fmt.Errorf("bpf: %d eBPF instructions, more than %d: %w", len(t.out), MaxBlock, ErrNotTranslatable)
+	out := append(pro, t.out...)
+	if len(out) > MaxBlock {
+		return nil, fmt.Errorf("bpf: %d eBPF instructions, more than %d: %w", len(out), MaxBlock, ErrNotTranslatable)
 	}
-	return t.out, nil
+	return out, nil
+}
+
+// successors are the instructions that may run after instruction i.
+func successors(i int, ins bpf.Instruction) []int {
+	switch in := ins.(type) {
+	case bpf.Jump:
+		return []int{i + 1 + int(in.Skip)}
+	case bpf.JumpIf:
+		return []int{i + 1 + int(in.SkipTrue), i + 1 + int(in.SkipFalse)}
+	case bpf.JumpIfX:
+		return []int{i + 1 + int(in.SkipTrue), i + 1 + int(in.SkipFalse)}
+	case bpf.RetA, bpf.RetConstant:
+		return nil
+	case bpf.LoadAbsolute:
+		if alwaysOut(in.Off, in.Size) {
+			return nil
+		}
+	case bpf.LoadIndirect:
+		if alwaysOut(in.Off, in.Size) {
+			return nil
+		}
+	case bpf.LoadMemShift:
+		if alwaysOut(in.Off, 1) {
+			return nil
+		}
+	}
+	return []int{i + 1}
+}
+
+// vars is a set of the classic machine's variables: A, X and M[0..15].
+type vars uint32
+
+const (
+	varA vars = 1 << iota
+	varX
+	varM0 // M[n] is varM0<<n
+)
+
+func varOf(r bpf.Register) vars {
+	if r == bpf.RegX {
+		return varX
+	}
+	return varA
+}
+
+// liveness returns, for each instruction, the variables read before they
+// are written on some path from it (jumps only go forward: one backward
+// pass does).
+func liveness(insts []bpf.Instruction) []vars {
+	live := make([]vars, len(insts)+1)
+	for i := len(insts) - 1; i >= 0; i-- {
+		var out vars
+		for _, j := range successors(i, insts[i]) {
+			out |= live[j]
+		}
+		var use, def vars
+		switch in := insts[i].(type) {
+		case bpf.LoadConstant:
+			def = varOf(in.Dst)
+		case bpf.LoadScratch:
+			use, def = varM0<<in.N, varOf(in.Dst)
+		case bpf.StoreScratch:
+			use, def = varOf(in.Src), varM0<<in.N
+		case bpf.LoadAbsolute, bpf.LoadExtension:
+			def = varA
+		case bpf.LoadIndirect:
+			use, def = varX, varA
+		case bpf.LoadMemShift:
+			def = varX
+		case bpf.ALUOpConstant, bpf.NegateA, bpf.JumpIf, bpf.RetA:
+			use = varA
+		case bpf.ALUOpX, bpf.JumpIfX:
+			use = varA | varX
+		case bpf.TAX:
+			use, def = varA, varX
+		case bpf.TXA:
+			use, def = varX, varA
+		}
+		live[i] = use | out&^def
+	}
+	return live
+}
+
+// widen hides the values of the live variables from the verifier (see
+// EBPF).
+func (t *translator) widen(live vars) {
+	if live&varA != 0 {
+		t.emit(asm.Div.Reg32(regA, regOne))
+	}
+	if live&varX != 0 {
+		t.emit(asm.Div.Reg32(regX, regOne))
+	}
+	for m := range 16 {
+		if live&(varM0<<m) != 0 {
+			t.emit(asm.LoadMem(regTmp, asm.R10, scratch(m), asm.Word),
+				asm.Div.Reg32(regTmp, regOne),
+				asm.StoreMem(asm.R10, scratch(m), regTmp, asm.Word))
+		}
+	}
 }
 
 // alwaysOut reports whether a load of size bytes at off (plus X, which is
 // never negative) is past the end of every frame. Negative offsets (the
 // kernel's SKF_* areas) are not decided here: EBPF refuses them.
 func alwaysOut(off uint32, size int) bool {
-	return off < 0x80000000 && uint64(off)+uint64(size) > maxPacketOff
+	return off < 0x80000000 && uint64(off)+uint64(size) > maxLoadEnd
 }
 
 func label(i int) string { return fmt.Sprintf("cbpf_%d", i) }
@@ -310,11 +415,14 @@ func (t *translator) loadAbs(dst asm.Register, off uint32, size int) error {
 		t.emit(asm.Ja.Label(RefuseLabel))
 		return nil
 	}
-	end := int32(off) + int32(size)
 	// tmp = data+off+size <= data_end proves the bytes to the verifier;
-	// the load reads back from tmp, within the 16-bit offset.
-	t.emit(asm.Mov.Reg(regTmp, regData),
-		asm.Add.Imm(regTmp, end),
+	// the load reads back from tmp, within the 16-bit offset. Adding
+	// regZero makes tmp a pointer of its own to the verifier, so the
+	// bytes proven stay with it, not with R6: paths that joined after
+	// proving different lengths look the same to it (see widen).
+	t.emit(asm.Mov.Reg(regTmp, regZero),
+		asm.Add.Reg(regTmp, regData),
+		asm.Add.Imm(regTmp, int32(off)+int32(size)),
 		asm.JGT.Reg(regTmp, regEnd, RefuseLabel),
 		asm.LoadMem(dst, regTmp, int16(-size), sizeOf(size)))
 	t.swap(dst, size)
@@ -336,7 +444,7 @@ func (t *translator) loadInd(off uint32, size int) error {
 	if off != 0 {
 		t.emit(asm.Add.Imm(regTmp, int32(off)))
 	}
-	t.emit(asm.JGT.Imm(regTmp, int32(maxPacketOff-size), RefuseLabel),
+	t.emit(asm.JGT.Imm(regTmp, int32(maxLoadEnd-size), RefuseLabel),
 		asm.Add.Reg(regTmp, regData),
 		asm.Add.Imm(regTmp, int32(size)),
 		asm.JGT.Reg(regTmp, regEnd, RefuseLabel),

@@ -256,7 +256,9 @@ func corners() []corner {
 			add(fmt.Sprintf("ld%d [%d]", size, off), three, []bool{in, 20 >= int(off)+size, 60 >= int(off)+size},
 				bpf.LoadAbsolute{Off: off, Size: size}, ret1())
 		}
-		for _, off := range []uint32{0xffff - uint32(size), 0x10000 - uint32(size), 0x10000, 0x7fffffff} {
+		// Around maxLoadEnd, where the checks at run time give way to a
+		// refuse for every frame.
+		for _, off := range []uint32{maxLoadEnd - uint32(size), maxLoadEnd - uint32(size) + 1, 0xffff - uint32(size), 0x10000 - uint32(size), 0x10000, 0x7fffffff} {
 			add(fmt.Sprintf("ld%d [%#x]", size, off), three, []bool{false, false, false},
 				bpf.LoadAbsolute{Off: off, Size: size}, ret1())
 		}
@@ -273,6 +275,10 @@ func corners() []corner {
 			{0xffffffff, 1, []bool{false, false, false}},
 			{0xffffffff, 0, []bool{false, false, false}},
 			{0xffff, 0, []bool{false, false, false}},
+			{maxLoadEnd - uint32(size), 0, []bool{false, false, false}},
+			{maxLoadEnd - uint32(size) + 1, 0, []bool{false, false, false}},
+			{0, maxLoadEnd - uint32(size), []bool{false, false, false}},
+			{0, maxLoadEnd - uint32(size) + 1, []bool{false, false, false}},
 			{0, 0xffff, []bool{false, false, false}},
 			{1, 0x7fffffff, []bool{false, false, false}},
 		} {
@@ -341,6 +347,15 @@ func corners() []corner {
 	// ldx 4*([k]&0xf): byte 14 of f20 is 0x0f.
 	add("ldx msh [14]", [][]byte{f14, f20}, []bool{false, true},
 		bpf.LoadMemShift{Off: 14}, bpf.TXA{}, bpf.JumpIf{Cond: bpf.JumpEqual, Val: 60, SkipTrue: 1}, bpf.RetConstant{}, ret1())
+	add("x set on two paths, then ld [x+2]", [][]byte{f14, append([]byte{0}, f14[1:]...)}, []bool{true, false},
+		bpf.LoadAbsolute{Off: 0, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 2},
+		bpf.LoadConstant{Dst: bpf.RegX, Val: 20}, // byte 0 is 0: X=20, out of bounds
+		bpf.Jump{Skip: 1},
+		bpf.LoadConstant{Dst: bpf.RegX, Val: 8},
+		bpf.LoadIndirect{Off: 2, Size: 4}, ret1())
+	add("ldx msh [20] keeps the low nibble", [][]byte{f60}, []bool{true}, // byte 20 is 0x15: X = 20
+		bpf.LoadMemShift{Off: 20}, bpf.TXA{}, bpf.JumpIf{Cond: bpf.JumpEqual, Val: 20, SkipTrue: 1}, bpf.RetConstant{}, ret1())
 	add("ldx msh [0x10000]", [][]byte{f60}, []bool{false}, bpf.LoadMemShift{Off: 0x10000}, ret1())
 	add("ldx msh [3] then ld [x+0]", [][]byte{f14, f20}, []bool{false, true}, // X = 4*(4&0xf) = 16
 		bpf.LoadMemShift{Off: 3}, bpf.LoadIndirect{Off: 0, Size: 4}, ret1())
@@ -603,6 +618,9 @@ func fuzzProgram(in []byte) ([]bpf.RawInstruction, []byte) {
 	for i := 0; i < n && len(in) >= 4; i++ {
 		left := n - i - 1
 		r := bpf.RawInstruction{Op: fuzzOps[int(in[0])%len(fuzzOps)], K: uint32(in[3])}
+		if cls := r.Op & 7; cls == 2 || cls == 3 || cls <= 1 && r.Op&0xe0 == 0x60 {
+			r.K %= 16 // st, stx, ld/ldx M[k]: k < 16 (bpf.New refuses the rest)
+		}
 		if left > 0 {
 			r.Jt, r.Jf = in[1]%uint8(left), in[2]%uint8(left) // left < 64
 		}
@@ -702,4 +720,92 @@ func BenchmarkVMFrame(b *testing.B) {
 			b.Fatal(keep, err)
 		}
 	}
+}
+
+// TestEBPFManyPaths: programs near MaxInstructions that count matches (in
+// X, in A, in M[0]) or prove different lengths of the frame on each path
+// have a number of paths exponential in their length; unless the block
+// makes the verifier's states the same where paths join, it walks more
+// than its million instructions. They must load and agree with the VM.
+func TestEBPFManyPaths(t *testing.T) {
+	const n = 800 // steps of 5 instructions
+	zeros, ones := make([]byte, n), make([]byte, n)
+	for i := range ones {
+		ones[i] = 1
+	}
+	half := testFrame(n) // bytes 1..255, 0, 1..: a few zeros
+	step := func(i int) []bpf.Instruction {
+		return []bpf.Instruction{
+			bpf.LoadAbsolute{Off: uint32(i), Size: 1},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 3},
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		inc, tail []bpf.Instruction
+	}{
+		{"count in X",
+			[]bpf.Instruction{bpf.TXA{}, bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 1}, bpf.TAX{}},
+			[]bpf.Instruction{bpf.TXA{}}},
+		{"count in M[0]",
+			[]bpf.Instruction{bpf.LoadScratch{Dst: bpf.RegA, N: 0}, bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 1}, bpf.StoreScratch{Src: bpf.RegA, N: 0}},
+			[]bpf.Instruction{bpf.LoadScratch{Dst: bpf.RegA, N: 0}}},
+	} {
+		prog := []bpf.Instruction{bpf.LoadConstant{Dst: bpf.RegX, Val: 0}}
+		for i := range n {
+			prog = append(prog, step(i)...)
+			prog = append(prog, c.inc...)
+		}
+		prog = append(prog, c.tail...)
+		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: 3, SkipTrue: 1}, bpf.RetConstant{}, ret1())
+		raw, err := bpf.Assemble(prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := New(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		kept := agree(t, c.name, p, [][]byte{zeros, ones, half})
+		if !slices.Equal(kept, []bool{false, false, true}) {
+			t.Errorf("%s: the VM keeps %v", c.name, kept)
+		}
+	}
+	// A counts the bytes equal to it: ldx 4*([i]&0xf); jeq x, add #1.
+	prog := []bpf.Instruction{}
+	for i := range 1300 {
+		prog = append(prog,
+			bpf.LoadMemShift{Off: uint32(i)},
+			bpf.JumpIfX{Cond: bpf.JumpEqual, SkipFalse: 1},
+			bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 4})
+	}
+	prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: 8, SkipTrue: 1}, bpf.RetConstant{}, ret1())
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := make([]byte, 1300)
+	f[0], f[1], f[2] = 0, 1, 2 // A: 0 -> 4 -> 8 -> 8 (2*4 is not 8)
+	agree(t, "count in A", p, [][]byte{zeros, f, testFrame(1300)})
+	// Each path proves a different length of the frame: ldb [i%64]; jeq
+	// #0, 0, 1; ldb [100+i].
+	prog = nil
+	for i := range 1300 {
+		prog = append(prog,
+			bpf.LoadAbsolute{Off: uint32(i % 64), Size: 1},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 1},
+			bpf.LoadAbsolute{Off: uint32(100 + i), Size: 1})
+	}
+	prog = append(prog, bpf.RetA{})
+	if raw, err = bpf.Assemble(prog); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = New(raw); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, "lengths proven", p, [][]byte{make([]byte, 1500), testFrame(1500), testFrame(1399), testFrame(1400)})
 }
