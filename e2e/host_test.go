@@ -118,6 +118,10 @@ func TestRawPortWithFilters(t *testing.T) {
 		{"none", "", false},
 		{"tcpdump-text", ",bpf=" + string(text), true},
 		{"bpffile-binary", ",bpffile=" + binFile, true},
+		// The same on AF_XDP: the filter runs translated in the XDP program.
+		{"xdp-none", ",xdp=1", false},
+		{"xdp-tcpdump-text", ",xdp=1,bpf=" + string(text), true},
+		{"xdp-bpffile-binary", ",xdp=1,bpffile=" + binFile, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -168,6 +172,7 @@ func TestTCPStreamThroughHostPorts(t *testing.T) {
 		{"tap", "transport=tap,ifname=host0,create=1,up=1"},
 		{"tap-vnet_hdr", "transport=tap,ifname=host0,create=1,up=1,vnet_hdr=1"},
 		{"raw-veth", "transport=raw,ifname=sw0"},
+		{"raw-veth-xdp", "transport=raw,ifname=sw0,xdp=1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -192,5 +197,62 @@ func TestTCPStreamThroughHostPorts(t *testing.T) {
 			}
 			u.release(t)
 		})
+	}
+}
+
+// xdpOn reports whether ip link shows an XDP program on dev in ns.
+func xdpOn(t *testing.T, ns *nstest.NS, dev string) bool {
+	t.Helper()
+	out := ns.MustRun(t, "ip", "-details", "link", "show", dev)
+	return strings.Contains(out, "prog/xdp") || strings.Contains(out, " xdp")
+}
+
+// An AF_XDP raw port's program is on the interface while the port is
+// there, and gone after ctl port del, after SIGTERM and after SIGKILL (a
+// bpf_link: the kernel removes it with the process); the attach line and
+// ctl ports say how the port reads. A UML reaches the host through it.
+func TestXDPProgramLeavesWithThePort(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ns := nstest.New(t)
+	hostVeth(t, ns)
+	ctl := filepath.Join(scratch(t), "sw.ctl")
+	start := func() *switchProc {
+		// No run state: a restart would otherwise replay the port del.
+		sw := startSwitch(t, ns, []string{ctl}, "-state", "none", "-unix", ctl, "-port", "transport=raw,name=up,ifname=sw0,xdp=1")
+		if !xdpOn(t, ns, "sw0") {
+			t.Fatalf("no XDP program on sw0 with the port open:\n%s", ns.MustRun(t, "ip", "-details", "link", "show", "sw0"))
+		}
+		return sw
+	}
+	sw := start()
+	if _, ok := sw.log.wait(regexp.MustCompile(`msg="port attached".*peer="raw sw0 \(xdp, (driver|generic) mode\)"`), 5*time.Second); !ok {
+		t.Errorf("the attach line does not say AF_XDP:\n%s", sw.log.text())
+	}
+	if out := ctlRun(t, ctl, "ports"); !strings.Contains(out, "xdp") {
+		t.Errorf("ctl ports does not say AF_XDP:\n%s", out)
+	}
+	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"}})
+	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
+	u.release(t)
+	ctlRun(t, ctl, "port", "del", "up")
+	if xdpOn(t, ns, "sw0") {
+		t.Error("XDP program still on sw0 after ctl port del")
+	}
+	sw.stop(t)
+
+	sw = start()
+	sw.stop(t)
+	if xdpOn(t, ns, "sw0") {
+		t.Error("XDP program still on sw0 after SIGTERM")
+	}
+
+	sw = start()
+	sw.cmd.Process.Kill()
+	<-sw.exited
+	for deadline := time.Now().Add(5 * time.Second); xdpOn(t, ns, "sw0"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("XDP program still on sw0 5 s after SIGKILL")
+		}
 	}
 }
