@@ -240,7 +240,7 @@ func genAndChurn(t *testing.T, in *instance.Instance, j *injector, scale EVPNSca
 	stop := make(chan struct{})
 	time.AfterFunc(300*time.Millisecond, func() { close(stop) })
 	n, took, err := j.churn(5000, stop)
-	if err != nil || n < 100 || took < 300*time.Millisecond {
+	if err != nil || n < 100 || took < 250*time.Millisecond {
 		t.Fatalf("churn: %d changes in %v, %v", n, took, err)
 	}
 	wait("every route back after the churn", all)
