@@ -59,6 +59,7 @@ bench-smoke: build ## every Go benchmark once, and the benchmark tool briefly in
 	./$(BENCH) -duration 500ms -warmup 100ms -ports 4 -compare vlan-access,vlan-trunk -runs 1
 	for t in bess gre l2tpv3 vxlan stream tap raw; do ./$(BENCH) -duration 500ms -warmup 100ms -transport $$t -ports 3 -compare relay -runs 1 || exit 1; done
 	./$(BENCH) -duration 500ms -warmup 100ms -transport stream -ports 3 -compare relay-bare -runs 1
+	./$(BENCH) -duration 500ms -warmup 100ms -transport xdp -compare umlswitch-xdp,umlswitch-xdp-filter -runs 1
 	./$(BENCH) -mode latency -duration 300ms -warmup 50ms -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-latency.png
 	./$(BENCH) -mode scan -duration 200ms -warmup 50ms -sizes 64,9000 -port-counts 2,16 -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-scan.png
 	./$(BENCH) -mode soak -duration 3s -interval 1s -rate 200 -plot $${TMPDIR:-/tmp}/umlswitch-soak.png

@@ -512,6 +512,8 @@ func TestMainRefusesLayoutsAndTransports(t *testing.T) {
 		{[]string{"-compare", "vlan-trunk", "-mode", "scan", "-port-counts", "2,5"}, "even number of ports"},
 		{[]string{"-transport", "stream", "-compare", "uml_switch"}, "uml_switch speaks only the daemon protocol"},
 		{[]string{"-transport", "stream", "-compare", "vde_switch"}, "vde_switch speaks only the daemon protocol"},
+		{[]string{"-compare", "umlswitch-xdp"}, "needs -transport raw or xdp"},
+		{[]string{"-transport", "vxlan", "-switch", "umlswitch-filter"}, "needs -transport raw or xdp"},
 	} {
 		var errb strings.Builder
 		args := append([]string{"-umlswitch", "/bin/true", "-duration", "10ms"}, c.args...)
@@ -535,5 +537,28 @@ func TestSwitchNamedLayoutOtherBuild(t *testing.T) {
 	}
 	if switchNamed("relay=/x") != nil || switchNamed("vlan-access=") != nil {
 		t.Fatal("relay=PATH or an empty path names a switch")
+	}
+}
+
+// The raw-port variants add their keys to raw ports only, and keep them in
+// another build (NAME=PATH).
+func TestRawVariants(t *testing.T) {
+	args := []string{"-port", "transport=raw,ifname=bgsw0", "-port", "transport=raw,ifname=bgsw1", "-mtu", "9000"}
+	got := switchNamed("umlswitch-xdp").withRawKeys(args)
+	want := []string{"-port", "transport=raw,ifname=bgsw0,xdp=1", "-port", "transport=raw,ifname=bgsw1,xdp=1", "-mtu", "9000"}
+	if !slices.Equal(got, want) || args[1] != "transport=raw,ifname=bgsw0" {
+		t.Fatalf("%q, want %q (and args unchanged: %q)", got, want, args)
+	}
+	if got := switchNamed("umlswitch").withRawKeys(args); !slices.Equal(got, args) {
+		t.Fatalf("plain umlswitch changed its ports: %q", got)
+	}
+	other := switchNamed("umlswitch-xdp-filter=/tmp/old")
+	if other == nil || !strings.HasPrefix(other.rawKeys, "xdp=1,bpf=") {
+		t.Fatalf("umlswitch-xdp-filter=PATH: %+v", other)
+	}
+	for _, keys := range []string{other.rawKeys, switchNamed("umlswitch-filter").rawKeys} {
+		if _, err := configs.ParsePort("transport=raw,ifname=x," + keys); err != nil {
+			t.Errorf("%s: %v", keys, err)
+		}
 	}
 }

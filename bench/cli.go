@@ -88,8 +88,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			"-netdev stream, every port a connection to one unix stream listener, each frame behind its\n"+
 			"length (4 bytes, big-endian). tap: the switch creates a tap\n"+
 			"per port and the generator sends and receives on the host's side of it; raw: the switch's raw\n"+
-			"port opens one end of a veth pair and the generator the other. tap and raw run in a network\n"+
-			"namespace of the bench's own, so the interfaces are private to it.\nExample: -transport raw -compare relay")
+			"port opens one end of a veth pair and the generator the other; xdp: as raw, with the generator on\n"+
+			"AF_XDP sockets (the switch's raw ports are as it is named: umlswitch-xdp for AF_XDP). tap, raw\n"+
+			"and xdp run in a network namespace of the bench's own, so the interfaces are private to it.\n"+
+			"Example: -transport xdp -switch umlswitch -compare umlswitch-xdp")
 		hub    = fs.Bool("hub", false, "start the switches in hub mode; every frame then reaches every other port.\nExample: -hub")
 		runs   = fs.Int("runs", 0, "runs per switch, interleaved; tables show median (min-max). Default 1, or 3 with -compare.\nExample: -runs 5")
 		cpu    = fs.String("cpu", "", "pin the switch to these CPUs (`LIST`: 0, 0-3, 0,2) and the generator to the others.\nExample: -cpu 0")
@@ -138,7 +140,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	tr := Transports[*trName]
 	if tr == nil {
-		return fail("-transport %q: want daemon, bess, gre, l2tpv3, vxlan, stream, tap or raw", *trName)
+		return fail("-transport %q: want daemon, bess, gre, l2tpv3, vxlan, stream, tap, raw or xdp", *trName)
 	}
 	label := *clients
 	if tr.Ports != nil {
@@ -164,7 +166,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		sw := switchNamed(n)
 		switch {
 		case sw == nil:
-			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay, relay-bare, vlan-access, vlan-trunk, or umlswitch=PATH)", n)
+			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay, relay-bare, vlan-access, vlan-trunk, "+
+				"umlswitch-xdp, umlswitch-xdp-filter, umlswitch-filter, or umlswitch=PATH)", n)
+		case sw.rawKeys != "" && tr.Name != "raw" && tr.Name != "xdp":
+			return fail("%s changes umlswitch's raw ports: it needs -transport raw or xdp", n)
 		case sw.daemonOnly && tr.Name != "daemon":
 			return fail("%s measures umlswitch's VLAN ports over the daemon protocol only: drop -transport %s", n, tr.Name)
 		case tr.Ports != nil && !sw.vector:
@@ -418,7 +423,7 @@ func (r *runner) each(names []string, runs, ports, size int, cfg GenConfig, f fu
 					return err
 				}
 			}
-			extra = append(extra, sw.mtuArgs(size)...)
+			extra = append(sw.withRawKeys(extra), sw.mtuArgs(size)...)
 			var log strings.Builder
 			exe := r.exe
 			if sw.self {

@@ -10,6 +10,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/sockport"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
+	"github.com/umlswitch/umlswitch/internal/xsk"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/gre"
 	"github.com/umlswitch/umlswitch/transports/l2tpv3"
@@ -29,6 +30,9 @@ type client struct {
 	// tagged: the port is on a trunk, and its frames carry an 802.1Q tag of
 	// benchVLAN after the source address (counted within their size).
 	tagged bool
+	// xsk, for a generator port on AF_XDP (-transport xdp), is its socket;
+	// fd is the socket's, for poll.
+	xsk *xsk.Socket
 }
 
 // benchVLAN is the VLAN of the vlan-access and vlan-trunk layouts.
@@ -54,6 +58,16 @@ func (c *client) sender(f []byte) func() error {
 		rec := record(f)
 		return func() error { return sendAll(c.fd, rec) }
 	}
+	if c.xsk != nil {
+		one := [][]byte{f}
+		return func() error {
+			n, err := c.xsk.Transmit(one)
+			if n == 0 && err == nil {
+				return unix.EAGAIN
+			}
+			return err
+		}
+	}
 	b := c.batch(1, f)
 	return func() error { _, err := b.Send(c.fd, 0, 1, 0); return err }
 }
@@ -62,6 +76,13 @@ func (c *client) sender(f []byte) func() error {
 // record without blocking: EAGAIN when nothing waits. What it returns is
 // valid until the next call.
 func (c *client) readOne(buf []byte) ([]byte, error) {
+	if c.xsk != nil {
+		var size [1]int
+		if c.xsk.Receive([][]byte{buf}, 0, size[:]) == 0 {
+			return nil, unix.EAGAIN
+		}
+		return buf[:min(size[0], len(buf))], nil
+	}
 	if c.framer == nil {
 		n, err := unix.Read(c.fd, buf)
 		if err != nil {
@@ -111,6 +132,7 @@ var Transports = map[string]*Transport{
 	"vxlan":  {Name: "vxlan", Ports: vxlanPorts, Dial: dialVXLAN},
 	"tap":    {Name: "tap", Ports: tapPorts, Dial: dialTap, Netns: true},
 	"raw":    {Name: "raw", Ports: rawPorts, Setup: setupVeths, Dial: dialRaw, Netns: true},
+	"xdp":    {Name: "xdp", Ports: rawPorts, Setup: setupVeths, Dial: dialXDP, Netns: true},
 	"stream": {Name: "stream", Ports: streamPorts, Dial: dialStream},
 }
 

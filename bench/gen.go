@@ -12,6 +12,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/mmsg"
+	"github.com/umlswitch/umlswitch/internal/xsk"
 )
 
 // GenConfig sets up one load-generator run.
@@ -431,6 +432,9 @@ func (c *client) portIO(f []byte, depth, want int) portIO {
 	if c.framer != nil {
 		return newStreamIO(c, f, depth, want)
 	}
+	if c.xsk != nil {
+		return newXSKIO(c.xsk, f, depth, want)
+	}
 	d := &datagramIO{fd: c.fd, depth: depth, want: want, tx: c.batch(depth, f), rx: mmsg.NewBatch(depth, 1)}
 	for j := 0; j < depth; j++ {
 		d.rx.SetBuf(j, 0, make([]byte, len(f)+128)) // room for a tunnel's IP and encapsulation headers
@@ -453,6 +457,44 @@ func (d *datagramIO) recv() (got, short int, err error) {
 		if int(d.rx.Hdrs[j].Len) < d.want {
 			short++
 		}
+	}
+	return n - short, short, err
+}
+
+// xskIO moves an AF_XDP generator port's frames through its rings.
+type xskIO struct {
+	s     *xsk.Socket
+	out   [][]byte // depth references to the one frame it sends
+	bufs  [][]byte
+	sizes []int
+	want  int
+}
+
+func newXSKIO(s *xsk.Socket, f []byte, depth, want int) *xskIO {
+	x := &xskIO{s: s, out: make([][]byte, depth), bufs: make([][]byte, depth), sizes: make([]int, depth), want: want}
+	for i := range depth {
+		x.out[i], x.bufs[i] = f, make([]byte, len(f)+128)
+	}
+	return x
+}
+
+func (x *xskIO) send(k int) (int, error) {
+	n, err := x.s.Transmit(x.out[:k])
+	if err == nil && n < k {
+		err = unix.EAGAIN
+	}
+	return n, err
+}
+
+func (x *xskIO) recv() (got, short int, err error) {
+	n := x.s.Receive(x.bufs, 0, x.sizes)
+	for _, size := range x.sizes[:n] {
+		if size < x.want {
+			short++
+		}
+	}
+	if n == 0 {
+		err = unix.EAGAIN
 	}
 	return n - short, short, err
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/internal/packetsock"
 	"github.com/umlswitch/umlswitch/internal/sockport"
+	"github.com/umlswitch/umlswitch/internal/xsk"
 )
 
 // Host ports: the switch's tap and raw ports, each driven by an AF_PACKET
@@ -50,7 +52,9 @@ func setupVeths(n, size int) error {
 	for i := 0; i < n; i++ {
 		sw, gen := vethNames(i)
 		if _, err := netlink.LinkByName(sw); err != nil {
-			veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: sw}, PeerName: gen}
+			// One queue each way: frames a socket sends on queue 0 arrive
+			// on the other end's queue 0, where its one AF_XDP socket is.
+			veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: sw, NumTxQueues: 1, NumRxQueues: 1}, PeerName: gen}
 			if err := netlink.LinkAdd(veth); err != nil {
 				return fmt.Errorf("bench: veth %s: %w", sw, err)
 			}
@@ -83,6 +87,32 @@ func rawPorts(_ string, n, _ int) []string {
 func dialRaw(_ GenConfig, i int) (*client, error) {
 	_, gen := vethNames(i)
 	return dialPacket(gen)
+}
+
+// dialXDP opens an AF_XDP socket on generator port i's end of its veth,
+// with an XDP program of its own there: the generator's frames then cost
+// the kernel no skb either, and it is not the limit (-transport xdp).
+func dialXDP(_ GenConfig, i int) (*client, error) {
+	_, gen := vethNames(i)
+	ifi, err := net.InterfaceByName(gen)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", gen, err)
+	}
+	s, err := xsk.Open(xsk.Config{Ifindex: ifi.Index})
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	prog, err := xsk.Attach(ifi.Index, nil)
+	if err == nil {
+		if err = prog.Register(0, s); err != nil {
+			prog.Close()
+		}
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	return &client{fd: s.Fd(), xsk: s, close: func() { s.Close(); prog.Close() }}, nil
 }
 
 // dialPacket opens a packet socket on ifname that does not see its own

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,45 @@ type Switch struct {
 	trunk bool
 	// env is added to the environment it starts with.
 	env []string
+	// rawKeys are added to the -port spec of every raw port the
+	// transport gives it: xdp=1, a filter.
+	rawKeys string
+}
+
+// withRawKeys adds sw's rawKeys to the raw ports among args.
+func (sw *Switch) withRawKeys(args []string) []string {
+	if sw.rawKeys == "" {
+		return args
+	}
+	out := slices.Clone(args)
+	for i := 1; i < len(out); i++ {
+		if out[i-1] == "-port" && strings.HasPrefix(out[i], "transport=raw,") {
+			out[i] += "," + sw.rawKeys
+		}
+	}
+	return out
+}
+
+// passAll is a classic BPF filter that keeps every frame, as tcpdump -ddd
+// ” prints it: what a filter costs, with none of its work.
+const passAll = "1;6 0 0 262144"
+
+// rawVariant is umlswitch with keys added to its raw ports.
+func rawVariant(name, keys string) *Switch {
+	sw := *Known["umlswitch"]
+	sw.Name, sw.rawKeys = name, keys
+	return &sw
+}
+
+func init() {
+	// umlswitch's raw ports on AF_XDP, with and without a filter that
+	// keeps everything, and on AF_PACKET with that filter: -transport raw
+	// or xdp.
+	for _, v := range []struct{ name, keys string }{
+		{"umlswitch-xdp", "xdp=1"}, {"umlswitch-xdp-filter", "xdp=1,bpf=" + passAll}, {"umlswitch-filter", "bpf=" + passAll},
+	} {
+		Known[v.name] = rawVariant(v.name, v.keys)
+	}
 }
 
 // trunkCtl is the trunk control socket of a switch whose access control
