@@ -22,6 +22,9 @@ type Config struct {
 }
 
 const (
+	// bindBusyWait is how long a queue another socket holds is waited for.
+	bindBusyWait = 2 * time.Second
+
 	defaultFrameSize = 2048
 	defaultFrames    = 4096
 	maxFrames        = 1 << 20
@@ -199,7 +202,16 @@ func (s *Socket) setup(cfg Config) error {
 	if cfg.ZeroCopy {
 		flags = unix.XDP_USE_NEED_WAKEUP | unix.XDP_ZEROCOPY
 	}
-	err = unix.Bind(s.fd, &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(cfg.Ifindex), QueueID: uint32(cfg.Queue)})
+	// A socket just closed lets go of its queue only when the kernel's
+	// deferred work frees its buffer pool, a moment later: a port opened
+	// again at once (a restart, a port removed and added) finds the queue
+	// busy meanwhile, so busy is tried again for a while.
+	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(cfg.Ifindex), QueueID: uint32(cfg.Queue)}
+	for deadline := time.Now().Add(bindBusyWait); ; time.Sleep(10 * time.Millisecond) {
+		if err = unix.Bind(s.fd, sa); !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			break
+		}
+	}
 	switch {
 	case err == nil:
 	case cfg.ZeroCopy && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EPROTONOSUPPORT)):

@@ -564,6 +564,9 @@ func TestKilledProcessLeavesNoProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
+	// At once, a new socket takes the queue the killed one held (the
+	// kernel frees it a moment after the process is gone: Open waits).
+	e.open(t, Config{})
 	waitFor(t, "the killed process's program to go", func() bool { return e.xdpAttached(t) == 0 })
 }
 
