@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,9 @@ type Switch struct {
 	// rawKeys are added to the -port spec of every raw port the
 	// transport gives it: xdp=1, a filter.
 	rawKeys string
+	// busyPoll: it runs with -busy-poll on the first CPU it is pinned to
+	// (CPU 0 without -cpu).
+	busyPoll bool
 }
 
 // withRawKeys adds sw's rawKeys to the raw ports among args.
@@ -81,6 +85,10 @@ func init() {
 	} {
 		Known[v.name] = rawVariant(v.name, v.keys)
 	}
+	// umlswitch busy-polling: its readers never sleep (-mode latency).
+	busy := *Known["umlswitch"]
+	busy.Name, busy.busyPoll = "umlswitch-busy", true
+	Known[busy.Name] = &busy
 }
 
 // trunkCtl is the trunk control socket of a switch whose access control
@@ -235,6 +243,9 @@ type process struct {
 func start(sw *Switch, exe, dir string, hub bool, extra []string, cpus []int, log io.Writer) (*process, error) {
 	argv, ctl := sw.command(exe, dir, hub)
 	argv = append(argv, extra...)
+	if sw.busyPoll {
+		argv = append(argv, "-busy-poll", strconv.Itoa(append(slices.Clone(cpus), 0)[0]))
+	}
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", sw.Name, err)

@@ -55,6 +55,26 @@ func TestDaemonUMLsReachEachOther(t *testing.T) {
 	}
 }
 
+// A busy-polling switch (-busy-poll) serves UMLs as a sleeping one does,
+// the API answers beside its spinning readers, and SIGTERM stops it.
+func TestBusyPollingSwitch(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ctl := filepath.Join(scratch(t), "sw.ctl")
+	startSwitch(t, nil, []string{ctl}, "-unix", ctl, "-busy-poll", "0")
+	umls := []*uml{
+		bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: ip(1), peers: others(1, 2)}),
+		bootUML(t, umlConfig{net: daemonNet(2, ctl), ip: ip(2), peers: others(2, 2)}),
+	}
+	expectAllOK(t, umls, [][]string{others(1, 2), others(2, 2)})
+	if out := ctlRun(t, ctl, "ports"); !strings.Contains(out, "daemon") {
+		t.Errorf("ctl ports:\n%s", out)
+	}
+	for _, u := range umls {
+		u.release(t)
+	}
+}
+
 // A bystander UML overhears unicast between two others in hub mode, and
 // only broadcast and multicast when the switch learns.
 func TestHubFloodsLearningSwitchDoesNot(t *testing.T) {

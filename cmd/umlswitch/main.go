@@ -70,6 +70,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "umlswitch: %v\n", err)
 		return 2
 	}
+	if opts.busyPoll >= 0 || opts.isSet("busy-poll") {
+		if err := busyPoll(opts.busyPoll); err != nil {
+			fmt.Fprintf(stderr, "umlswitch: %v\n", err)
+			return 2
+		}
+	}
 	var metricsMode os.FileMode
 	if opts.metricsMode != "" {
 		if metricsMode, err = configs.ParseMode(opts.metricsMode); err != nil {
@@ -197,6 +203,7 @@ type options struct {
 	maxClientsUID  int
 	maxAPI         int
 	maxAPIUID      int
+	busyPoll       int
 }
 
 type portList []string
@@ -295,6 +302,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"unless the network is trusted) or unix:PATH (a unix socket with -metrics-mode's permissions).\n"+
 		"Example: -metrics 127.0.0.1:9477")
 	fs.StringVar(&o.metricsMode, "metrics-mode", "", "permissions (`OCTAL`) of a unix:PATH metrics socket (default 0600: root only).\nExample: -metrics-mode 0660")
+	fs.IntVar(&o.busyPoll, "busy-poll", -1, "busy-poll on `CPU`: pin the switch there and keep its readers spinning on their sockets instead of\n"+
+		"sleeping until a frame wakes them, for labs that measure latency (a round trip through the switch loses its\n"+
+		"wake-ups). That CPU is always busy, and the switch forwards on it alone. -1: off.\nExample: -busy-poll 3")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for developers; go tool pprof reads it).\nExample: -cpuprofile /tmp/umlswitch.prof")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)

@@ -16,7 +16,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -97,6 +99,9 @@ func (f *FD) DupFile(name string) (*os.File, bool) {
 // reader handles; if fn finds nothing, Read returns a transient error (the
 // poller forgets its error with the next event, frames arriving say).
 func (f *FD) Read(fn func(fd uintptr) bool) error {
+	if busyPoll.Load() {
+		return f.spin(fn)
+	}
 	err := f.raw.Read(fn)
 	if err == nil {
 		return nil
@@ -111,6 +116,34 @@ func (f *FD) Read(fn func(fd uintptr) bool) error {
 		return nil
 	}
 	return fmt.Errorf("%s: poll: %w", f.file.Name(), err)
+}
+
+// busyPoll: readers spin instead of parking (SetBusyPoll).
+var busyPoll atomic.Bool
+
+// SetBusyPoll makes every Read spin on its descriptor, yielding to the
+// other goroutines between tries, instead of parking on the netpoller: a
+// frame is taken the moment it arrives, with no wake-up of a sleeping
+// thread, at the price of a CPU kept busy (umlswitch -busy-poll).
+func SetBusyPoll(on bool) { busyPoll.Store(on) }
+
+// BusyPolling reports whether readers spin (SetBusyPoll).
+func BusyPolling() bool { return busyPoll.Load() }
+
+// spin is Read without parking.
+func (f *FD) spin(fn func(fd uintptr) bool) error {
+	for {
+		fd, ok := f.Borrow()
+		if !ok {
+			return net.ErrClosed
+		}
+		done := fn(uintptr(fd))
+		f.Return()
+		if done {
+			return nil
+		}
+		runtime.Gosched()
+	}
 }
 
 // WaitWritable parks until the descriptor reports POLLOUT or timeout passes,

@@ -1,6 +1,8 @@
 package pollfd
 
 import (
+	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -85,5 +87,50 @@ func TestTryParksOnTheNetpoller(t *testing.T) {
 		f.Read(callback)
 	}); a != 0 {
 		t.Errorf("%v allocations per read, want 0", a)
+	}
+}
+
+// Busy-polling, a read spins until the frame is there (no netpoller in
+// between), and a Close ends a spinning read with net.ErrClosed.
+func TestBusyPollSpinsAndCloseEndsIt(t *testing.T) {
+	SetBusyPoll(true)
+	defer SetBusyPoll(false)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	f, err := New(fds[0], "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	var r Result
+	tries := 0
+	callback := func(fd uintptr) bool {
+		tries++
+		return r.Try(fd, func(fd int) (int, error) { return unix.Read(fd, buf) })
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		unix.Write(fds[1], []byte("hello"))
+	}()
+	if err := f.Read(callback); err != nil || r.N != 5 || string(buf[:5]) != "hello" {
+		t.Fatalf("read %+v %q, %v", r, buf[:max(r.N, 0)], err)
+	}
+	if tries < 2 {
+		t.Fatalf("%d tries: the read did not spin", tries)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Read(callback) }()
+	time.Sleep(10 * time.Millisecond)
+	f.Close(nil)
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("a spinning read after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end a spinning read")
 	}
 }
