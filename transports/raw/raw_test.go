@@ -498,3 +498,52 @@ func TestXDPRefusesAnUntranslatableFilter(t *testing.T) {
 		t.Errorf("xdp=auto with that filter opened %q", p.Name())
 	}
 }
+
+// queues=2 on a veth with two receive queues: a reader per queue, and
+// frames of many flows arrive, spread over both, none lost.
+func TestXDPQueues(t *testing.T) {
+	ns := nstest.New(t)
+	ns.MustRun(t, "ip", "link", "add", "port", "numrxqueues", "2", "numtxqueues", "2", "type", "veth", "peer", "name", "peer", "numrxqueues", "2", "numtxqueues", "2")
+	for _, dev := range []string{"port", "peer"} {
+		ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf."+dev+".disable_ipv6=1")
+		ns.MustRun(t, "ip", "link", "set", dev, "up")
+	}
+	ns.WaitUp(t, "port", "peer")
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: XDPOn, Queues: 2}})
+	rs := p.Receivers(1)
+	if len(rs) != 2 || !strings.Contains(p.Name(), "2 queues") {
+		t.Fatalf("%d receivers, name %q", len(rs), p.Name())
+	}
+	peer := porttest.OpenPacketSocket(t, ns, "peer")
+	const n = 64
+	for i := range n {
+		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{10, 0, 0, 1}, DstIP: net.IP{10, 0, 0, 2}}
+		udp := &layers.UDP{SrcPort: layers.UDPPort(1000 + i), DstPort: 9}
+		udp.SetNetworkLayerForChecksum(ip)
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload("x")); err != nil {
+			t.Fatal(err)
+		}
+		if err := peer.Send(buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var counts [2]int
+	for q, r := range rs {
+		v := frame.NewVector(16, p.MaxFrame())
+		for deadline := time.Now().Add(time.Second); counts[0]+counts[1] < n && time.Now().Before(deadline); {
+			k, err := receiveTimeout(r, v, 100*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k == 0 {
+				break
+			}
+			counts[q] += k
+		}
+	}
+	if counts[0]+counts[1] != n || counts[0] == 0 || counts[1] == 0 {
+		t.Fatalf("queue 0 got %d frames, queue 1 %d, of %d", counts[0], counts[1], n)
+	}
+}
