@@ -256,3 +256,37 @@ func TestXDPProgramLeavesWithThePort(t *testing.T) {
 		}
 	}
 }
+
+// An upgrade whose new switch cannot start fails, and the old switch
+// serves on whole: its control socket file and its pid file stay, and a
+// UML attaches afterwards. The new switch fails here on an AF_XDP raw
+// port, whose queue and program the old switch holds until it exits.
+func TestFailedUpgradeLeavesTheOldSwitchWhole(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ns := nstest.New(t)
+	hostVeth(t, ns)
+	d := scratch(t)
+	ctl, pidFile := filepath.Join(d, "sw.ctl"), filepath.Join(d, "sw.pid")
+	sw := startSwitch(t, ns, []string{ctl}, "-unix", ctl, "-pidfile", pidFile, "-port", "transport=raw,ifname=sw0,xdp=1")
+	before, err := os.ReadFile(pidFile) // the switch's own pid (ip netns exec forks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ctlOutput(ctl, "upgrade")
+	if err == nil || !strings.Contains(string(out), "AF_XDP") {
+		t.Fatalf("ctl upgrade: %v\n%s", err, out)
+	}
+	if _, ok := sw.log.wait(regexp.MustCompile(`msg="upgrade failed: running on as before"`), 10*time.Second); !ok {
+		t.Fatalf("no failed-upgrade line:\n%s", sw.log.text())
+	}
+	if fi, err := os.Lstat(ctl); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("the control socket is gone after the failed upgrade: %v", err)
+	}
+	if b, err := os.ReadFile(pidFile); err != nil || string(b) != string(before) {
+		t.Fatalf("pid file holds %q (%v), want the old switch's %q", b, err, before)
+	}
+	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"}})
+	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
+	u.release(t)
+}

@@ -505,6 +505,7 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 	}
 	if upgraded {
 		unused := handover.Ready()
+		unixsock.Adopted() // the old switch goes: the socket files are this one's now
 		log.Info("took over from the old switch", "pid", os.Getppid(), "sockets_unused", unused)
 		in.JoinFabric() // the old switch's BGP port, once it has gone
 	}
@@ -547,6 +548,11 @@ func (s service) upgrade(in *instance.Instance, m *metrics.Server, log *slog.Log
 	log.Info("upgrade: starting the new switch", "exe", exe, "sockets", len(items))
 	pid, err := handover.Start(exe, os.Args[1:], items, upgradeTimeout, stderr)
 	if err != nil {
+		if s.pidFile != "" { // the new switch had taken it over before it failed
+			if perr := pidfile.Reclaim(s.pidFile); perr != nil {
+				log.Warn("upgrade: the pid file", "err", perr)
+			}
+		}
 		return err
 	}
 	handover.Leave()

@@ -171,6 +171,35 @@ func (f *File) Remove() error {
 	return nil
 }
 
+// Reclaim makes path hold this process's pid again where it holds a pid
+// that is gone, or nothing at all: an upgrade's new switch took the file
+// over, failed and was stopped, and this one serves on. A file another
+// live process holds is left alone.
+func Reclaim(path string) error {
+	unlock, err := lock(path)
+	if err != nil {
+		return fmt.Errorf("pidfile: %w", err)
+	}
+	defer unlock()
+	me := os.Getpid()
+	pid, err := read(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("pidfile: %w", err)
+	case pid == me || (pid > 0 && alive(pid)):
+		return nil
+	default:
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("pidfile: %w", err)
+		}
+	}
+	if err := create(path, me); err != nil {
+		return fmt.Errorf("pidfile: %w", err)
+	}
+	return nil
+}
+
 // lockWait is how long Write waits for the lock file: writers hold it for
 // the few system calls of a write, so a lock held longer is not another
 // switch starting but a stuck or hostile holder. A variable for tests.

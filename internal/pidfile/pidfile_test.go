@@ -374,3 +374,24 @@ func TestPidFileSymlinkNotFollowed(t *testing.T) {
 		t.Fatalf("Write over a symbolic link = %v", err)
 	}
 }
+
+// The old switch of a failed upgrade reclaims the file the new one took
+// over and died with, and one that is gone; a live process's it leaves.
+func TestReclaim(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "uml.ctl.pid")
+	if err := os.WriteFile(path, []byte(strconv.Itoa(deadPid(t))+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Reclaim(path); err != nil || contents(t, path) != mine() {
+		t.Fatalf("a dead pid's file: %v, %q", err, contents(t, path))
+	}
+	os.Remove(path)
+	if err := Reclaim(path); err != nil || contents(t, path) != mine() {
+		t.Fatalf("no file: %v, %q", err, contents(t, path))
+	}
+	live := strconv.Itoa(livePid(t)) + "\n"
+	os.WriteFile(path, []byte(live), 0o644)
+	if err := Reclaim(path); err != nil || contents(t, path) != live {
+		t.Fatalf("a live pid's file: %v, %q", err, contents(t, path))
+	}
+}

@@ -110,7 +110,7 @@ func listenInherited(path string, s inheritedSocket) (*Listener, error) {
 	var sock *Socket
 	if s.from != "systemd" {
 		var err error
-		if sock, err = socketAt(path); err != nil {
+		if sock, err = socketAt(path, s.from); err != nil {
 			return nil, err
 		}
 	}
@@ -127,8 +127,9 @@ func listenInherited(path string, s inheritedSocket) (*Listener, error) {
 }
 
 // socketAt is the Socket record of the socket file at path as it is now,
-// for Remove to unlink while it is still that file.
-func socketAt(path string) (*Socket, error) {
+// for Remove to unlink while it is still that file; from says who handed
+// it over (an upgrade's old switch keeps it until this one serves).
+func socketAt(path, from string) (*Socket, error) {
 	dir, name, err := splitPath(path)
 	if err != nil {
 		return nil, err
@@ -146,7 +147,7 @@ func socketAt(path string) (*Socket, error) {
 		d.Close()
 		return nil, fmt.Errorf("%s is no longer a socket", path)
 	}
-	return &Socket{dir: d, name: name, path: path, dev: st.Dev, ino: st.Ino}, nil
+	return &Socket{dir: d, name: name, path: path, dev: st.Dev, ino: st.Ino, handedOver: from == "upgrade"}, nil
 }
 
 // ListenPath returns a listening unix socket of type sotype (SOCK_STREAM,
@@ -161,7 +162,7 @@ func ListenPath(path string, sotype int, a Access, backlog int) (fd int, sock *S
 			return -1, nil, fmt.Errorf("%s: the socket handed over is of another type (%d, want %d)", path, typ, sotype)
 		}
 		if s.from != "systemd" {
-			if sock, err = socketAt(path); err != nil {
+			if sock, err = socketAt(path, s.from); err != nil {
 				return -1, nil, err
 			}
 		}

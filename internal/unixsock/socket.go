@@ -21,6 +21,9 @@ type Socket struct {
 	path     string
 	dev, ino uint64
 	own      *Addr // a datagram socket's address, marked as the switch's own
+	// handedOver: the file came with a socket an old switch handed over
+	// (an upgrade), and stays its until this process serves (Adopted).
+	handedOver bool
 
 	once sync.Once
 	err  error
@@ -166,7 +169,7 @@ func (s *Socket) Remove() error {
 		if s.own != nil {
 			ForgetOwn(*s.own)
 		}
-		if !keepFiles.Load() {
+		if !keepFiles.Load() && (!s.handedOver || adopted.Load()) {
 			s.err = s.dir.removeIf(s.name, s.dev, s.ino)
 		}
 		s.dir.Close()
@@ -181,6 +184,16 @@ var keepFiles atomic.Bool
 // KeepFiles makes Remove (and Listener.Close) leave socket files alone
 // from now on: the process handed its sockets over and is going.
 func KeepFiles() { keepFiles.Store(true) }
+
+// adopted is set once the new switch of an upgrade serves: the socket
+// files handed over to it are its own from then on. Before, they are the
+// old switch's, which goes on serving on them if this one fails to start.
+var adopted atomic.Bool
+
+// Adopted makes the socket files handed over by an upgrade this process's
+// to remove when it stops: call it once the old switch has heard that
+// this one serves.
+func Adopted() { adopted.Store(true) }
 
 // Listener is a unix stream listener made by Listen. Close removes its
 // socket file if it is still the one Listen made.
