@@ -19,7 +19,7 @@ func TestVnetHdrMergesATCPStream(t *testing.T) {
 	for _, c := range []struct {
 		name       string
 		noCoalesce bool
-		between    bool // a non-TCP frame in the middle of the batch
+		between    bool   // a non-TCP frame in the middle of the batch
 		packets    uint64 // written to the tap
 		headers    uint64 // sets of headers among them
 	}{
