@@ -116,6 +116,8 @@ type vnetTx struct {
 	head [offload.MaxHeaders]byte
 }
 
+func newVnetTx() any { return &vnetTx{b: mmsg.NewBatch(1, 2+maxRun)} }
+
 // zeroHdr is the virtio-net header of a frame that asks for nothing.
 var zeroHdr [offload.HdrLen]byte
 
@@ -167,7 +169,7 @@ func Open(cfg Config) (*Port, error) {
 		return nil, fmt.Errorf("tap %s: %w", cfg.Ifname, err)
 	}
 	if cfg.VnetHdr {
-		p.txPool.New = func() any { return &vnetTx{b: mmsg.NewBatch(1, 2+maxRun)} }
+		p.txPool.New = newVnetTx
 		fd, _ := p.queues[0].fd.Borrow()
 		err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunOffloads)
 		p.queues[0].fd.Return()

@@ -234,16 +234,20 @@ func (pr *tcpPeer) send(f []byte) {
 }
 
 // rx is the tap's receive counters: what the port wrote to the host.
-func (pr *tcpPeer) rx() (packets, bytes uint64) {
+func (pr *tcpPeer) rx() (packets, bytes uint64) { return rxCounters(pr.t, pr.ns, pr.ifname) }
+
+// rxCounters reads the receive counters of ifname in ns.
+func rxCounters(t testing.TB, ns *nstest.NS, ifname string) (packets, bytes uint64) {
+	t.Helper()
 	var s *netlink.LinkStatistics
-	if err := pr.ns.Do(func() error {
-		l, err := netlink.LinkByName(pr.ifname)
+	if err := ns.Do(func() error {
+		l, err := netlink.LinkByName(ifname)
 		if err == nil {
 			s = l.Attrs().Statistics
 		}
 		return err
 	}); err != nil || s == nil {
-		pr.t.Fatalf("statistics of %s: %v", pr.ifname, err)
+		t.Fatalf("statistics of %s: %v", ifname, err)
 	}
 	return s.RxPackets, s.RxBytes
 }
