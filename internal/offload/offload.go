@@ -3,7 +3,9 @@
 // socket with PACKET_VNET_HDR): it completes TCP and UDP checksums left
 // partial, and cuts a TCP segmentation-offload frame of up to 64 KiB into
 // the segments the wire would carry. Every other port of the switch then
-// sees ordinary, valid frames.
+// sees ordinary, valid frames. The other way, Coalesce merges consecutive
+// segments of one TCP flow into one such frame, as GRO would, for a host
+// that takes it whole.
 //
 // The header's hdr_len is not used: Linux fills it with the length of the
 // buffer's linear part, which may hold payload. Header lengths come from
