@@ -392,8 +392,8 @@ func (tx *vnetTx) writeRun(fd int, r offload.Run, frames [][]byte) error {
 	return retry(func() error { _, err := tx.b.WritevN(fd, 0, 2+r.Count); return err })
 }
 
-// refused says that a write failed for the frame written alone, not for
-// the tap: the kernel would not take it.
+// refused says that err concerns what was written, not the tap: the
+// kernel would not take that frame (EINVAL, EMSGSIZE, ENOMEM).
 func refused(err error) bool {
 	return err != unix.EAGAIN && err != unix.EIO && err != unix.EBADFD
 }
