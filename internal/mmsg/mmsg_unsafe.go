@@ -109,14 +109,9 @@ func (b *Batch) Readv(fd, i int) (int, error) {
 	return rawIO(unix.SYS_READV, fd, b, i, b.PerMsg)
 }
 
-// Writev writes message i's iovecs with writev(2), as Readv.
-func (b *Batch) Writev(fd, i int) (int, error) {
-	return rawIO(unix.SYS_WRITEV, fd, b, i, b.PerMsg)
-}
-
-// WritevN writes the first n of message i's iovecs, as Writev: a message
-// gathered from a varying number of pieces.
-func (b *Batch) WritevN(fd, i, n int) (int, error) {
+// Writev writes the first n of message i's iovecs with writev(2), as
+// Readv: a message gathered from a varying number of pieces.
+func (b *Batch) Writev(fd, i, n int) (int, error) {
 	n = max(0, min(n, b.PerMsg))
 	return rawIO(unix.SYS_WRITEV, fd, b, i, n)
 }

@@ -377,7 +377,7 @@ func retry(write func() error) error {
 func (tx *vnetTx) writeFrame(fd int, f []byte) error {
 	tx.b.SetBuf(0, 0, zeroHdr[:])
 	tx.b.SetBuf(0, 1, f)
-	return retry(func() error { _, err := tx.b.WritevN(fd, 0, 2); return err })
+	return retry(func() error { _, err := tx.b.Writev(fd, 0, 2); return err })
 }
 
 // writeRun writes the super-frame r merged from frames' leading segments:
@@ -389,7 +389,7 @@ func (tx *vnetTx) writeRun(fd int, r offload.Run, frames [][]byte) error {
 	for j, f := range frames[:r.Count] {
 		tx.b.SetBuf(0, 2+j, f[r.Hdrs:])
 	}
-	return retry(func() error { _, err := tx.b.WritevN(fd, 0, 2+r.Count); return err })
+	return retry(func() error { _, err := tx.b.Writev(fd, 0, 2+r.Count); return err })
 }
 
 // refused says that err concerns what was written, not the tap: the
