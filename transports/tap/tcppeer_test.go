@@ -178,6 +178,13 @@ func (pr *tcpPeer) waitWindow(n int) {
 	}
 }
 
+// open is how many bytes more the host takes now.
+func (pr *tcpPeer) open() int {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return int(int32(pr.acked + pr.window - pr.seq))
+}
+
 // segment builds a segment from the peer to the host at pr.seq with the
 // IPv4 id pr.id (and takes it), flags, ack, TCP options and payload.
 func (pr *tcpPeer) segment(flags byte, ack uint32, opts, payload []byte) []byte {
