@@ -168,7 +168,7 @@ func TestRawPortWithFilters(t *testing.T) {
 // and cuts them too. Every byte arrives each way. The other way, from a
 // UML to the host through a tap, the switch with vnet_hdr=1 merges the
 // UML's segments into segmentation-offload frames the host's stack takes
-// whole: the tap receives fewer packets than the stream has segments.
+// whole: the tap receives fewer packets than the switch wrote frames.
 func TestTCPStreamThroughHostPorts(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
@@ -180,8 +180,8 @@ func TestTCPStreamThroughHostPorts(t *testing.T) {
 		{"tap-vnet_hdr", "transport=tap,ifname=host0,create=1,up=1,vnet_hdr=1", false},
 		{"raw-veth", "transport=raw,ifname=sw0", false},
 		{"raw-veth-xdp", "transport=raw,ifname=sw0,xdp=1", false},
-		{"tap-from-uml", "transport=tap,ifname=host0,create=1,up=1", true},
-		{"tap-vnet_hdr-from-uml", "transport=tap,ifname=host0,create=1,up=1,vnet_hdr=1", true},
+		{"tap-from-uml", "transport=tap,name=host,ifname=host0,create=1,up=1", true},
+		{"tap-vnet_hdr-from-uml", "transport=tap,name=host,ifname=host0,create=1,up=1,vnet_hdr=1", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -214,10 +214,10 @@ func TestTCPStreamThroughHostPorts(t *testing.T) {
 }
 
 // streamFromUML has a UML on the switch at ctl send total bytes to a
-// socket of the host at 10.0.0.254 on the tap host0, checks that all
-// arrive, and logs the rate and how many packets the tap received. With
-// merged, the tap must have received fewer packets than the stream has
-// segments.
+// socket of the host at 10.0.0.254 on the tap host0 (port "host"), checks
+// that all arrive, and logs the rate, how many frames the switch wrote to
+// the tap and how many packets the tap received. With merged, the tap must
+// have received fewer packets than the switch wrote frames.
 func streamFromUML(t *testing.T, ns *nstest.NS, ctl string, total int, merged bool) {
 	t.Helper()
 	var ln net.Listener
@@ -248,7 +248,7 @@ func streamFromUML(t *testing.T, ns *nstest.NS, ctl string, total int, merged bo
 		n, err := io.CopyN(io.Discard, c, int64(total-1)) // busybox nc may not close at its stdin's end
 		got <- result{n + 1, time.Since(start), err}
 	}()
-	rxBefore := tapRxPackets(t, ns, "host0")
+	rxBefore, txBefore := tapRxPackets(t, ns, "host0"), portTxFrames(t, ctl, "host")
 	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"},
 		vars: map[string]string{"send": "10.0.0.254:5002:" + strconv.Itoa(total)}})
 	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
@@ -256,15 +256,31 @@ func streamFromUML(t *testing.T, ns *nstest.NS, ctl string, total int, merged bo
 	if r.err != nil || r.n != int64(total) {
 		t.Fatalf("the host received %d of %d bytes from the UML: %v", r.n, total, r.err)
 	}
-	packets := tapRxPackets(t, ns, "host0") - rxBefore
-	segments := uint64(total / 1448)
-	t.Logf("%d bytes from the UML in %v, %.0f Mbit/s; the tap received %d packets (the stream has at least %d segments)",
-		r.n, r.elapsed.Round(time.Millisecond), float64(r.n-1)*8/r.elapsed.Seconds()/1e6, packets, segments)
-	if merged && packets >= segments {
-		t.Errorf("with vnet_hdr=1 the tap received %d packets for %d segments: no segments were merged", packets, segments)
+	packets, frames := tapRxPackets(t, ns, "host0")-rxBefore, portTxFrames(t, ctl, "host")-txBefore
+	t.Logf("%d bytes from the UML in %v, %.0f Mbit/s; the switch wrote %d frames to the tap, which received %d packets",
+		r.n, r.elapsed.Round(time.Millisecond), float64(r.n-1)*8/r.elapsed.Seconds()/1e6, frames, packets)
+	if frames < uint64(total/1500) {
+		t.Errorf("the switch counted %d frames written to the tap for %d bytes", frames, total)
+	}
+	if merged && packets >= frames {
+		t.Errorf("with vnet_hdr=1 the tap received %d packets for %d frames: no segments were merged", packets, frames)
 	}
 	u.waiting(t)
 	u.release(t)
+}
+
+// portTxFrames is the switch's count of frames it wrote to port name.
+func portTxFrames(t *testing.T, ctl, name string) uint64 {
+	t.Helper()
+	var ps []ctlPort
+	ctlJSON(t, ctl, &ps, "ports")
+	for _, p := range ps {
+		if p.Name == name {
+			return p.TxFrames
+		}
+	}
+	t.Fatalf("no port %s in %+v", name, ps)
+	return 0
 }
 
 // tapRxPackets is the receive counter of the host's interface dev in ns:
