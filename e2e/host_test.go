@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -164,15 +165,23 @@ func TestRawPortWithFilters(t *testing.T) {
 // with vnet_hdr=1 the host's stack hands over 64 KiB TSO frames and the
 // switch cuts them into segments the UML accepts (without it the kernel
 // cuts them), and a raw port on a veth, which sees the TSO frames whole
-// and cuts them too. Every byte arrives each way.
+// and cuts them too. Every byte arrives each way. The other way, from a
+// UML to the host through a tap, the switch with vnet_hdr=1 merges the
+// UML's segments into segmentation-offload frames the host's stack takes
+// whole: the tap receives fewer packets than the switch wrote frames.
 func TestTCPStreamThroughHostPorts(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-	for _, c := range []struct{ name, port string }{
-		{"tap", "transport=tap,ifname=host0,create=1,up=1"},
-		{"tap-vnet_hdr", "transport=tap,ifname=host0,create=1,up=1,vnet_hdr=1"},
-		{"raw-veth", "transport=raw,ifname=sw0"},
-		{"raw-veth-xdp", "transport=raw,ifname=sw0,xdp=1"},
+	for _, c := range []struct {
+		name, port string
+		fromUML    bool
+	}{
+		{"tap", "transport=tap,ifname=host0,create=1,up=1", false},
+		{"tap-vnet_hdr", "transport=tap,ifname=host0,create=1,up=1,vnet_hdr=1", false},
+		{"raw-veth", "transport=raw,ifname=sw0", false},
+		{"raw-veth-xdp", "transport=raw,ifname=sw0,xdp=1", false},
+		{"tap-from-uml", "transport=tap,name=host,ifname=host0,create=1,up=1", true},
+		{"tap-vnet_hdr-from-uml", "transport=tap,name=host,ifname=host0,create=1,up=1,vnet_hdr=1", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -185,10 +194,14 @@ func TestTCPStreamThroughHostPorts(t *testing.T) {
 			if strings.HasPrefix(c.port, "transport=tap") {
 				ns.MustRun(t, "ip", "addr", "add", "10.0.0.254/24", "dev", "host0")
 			}
+			const total = 8 << 20
+			if c.fromUML {
+				streamFromUML(t, ns, ctl, total, strings.Contains(c.port, "vnet_hdr=1"))
+				return
+			}
 			u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"},
 				vars: map[string]string{"sink": "5001"}})
 			expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
-			const total = 8 << 20
 			if err := streamTo(ns, net.JoinHostPort(ip(1), "5001"), total); err != nil {
 				t.Fatalf("sending %d bytes to the UML: %v", total, err)
 			}
@@ -198,6 +211,88 @@ func TestTCPStreamThroughHostPorts(t *testing.T) {
 			u.release(t)
 		})
 	}
+}
+
+// streamFromUML has a UML on the switch at ctl send total bytes to a
+// socket of the host at 10.0.0.254 on the tap host0 (port "host"), checks
+// that all arrive, and logs the rate, how many frames the switch wrote to
+// the tap and how many packets the tap received. With merged, the tap must
+// have received fewer packets than the switch wrote frames.
+func streamFromUML(t *testing.T, ns *nstest.NS, ctl string, total int, merged bool) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", "10.0.0.254:5002"); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type result struct {
+		n       int64
+		elapsed time.Duration
+		err     error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(90 * time.Second))
+		first := make([]byte, 1)
+		if _, err := io.ReadFull(c, first); err != nil {
+			got <- result{err: err}
+			return
+		}
+		start := time.Now()
+		n, err := io.CopyN(io.Discard, c, int64(total-1)) // busybox nc may not close at its stdin's end
+		got <- result{n + 1, time.Since(start), err}
+	}()
+	rxBefore, txBefore := tapRxPackets(t, ns, "host0"), portTxFrames(t, ctl, "host")
+	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"},
+		vars: map[string]string{"send": "10.0.0.254:5002:" + strconv.Itoa(total)}})
+	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
+	r := <-got
+	if r.err != nil || r.n != int64(total) {
+		t.Fatalf("the host received %d of %d bytes from the UML: %v", r.n, total, r.err)
+	}
+	packets, frames := tapRxPackets(t, ns, "host0")-rxBefore, portTxFrames(t, ctl, "host")-txBefore
+	t.Logf("%d bytes from the UML in %v, %.0f Mbit/s; the switch wrote %d frames to the tap, which received %d packets",
+		r.n, r.elapsed.Round(time.Millisecond), float64(r.n-1)*8/r.elapsed.Seconds()/1e6, frames, packets)
+	if frames < uint64(total/1500) {
+		t.Errorf("the switch counted %d frames written to the tap for %d bytes", frames, total)
+	}
+	if merged && packets >= frames {
+		t.Errorf("with vnet_hdr=1 the tap received %d packets for %d frames: no segments were merged", packets, frames)
+	}
+	u.waiting(t)
+	u.release(t)
+}
+
+// portTxFrames is the switch's count of frames it wrote to port name.
+func portTxFrames(t *testing.T, ctl, name string) uint64 {
+	t.Helper()
+	var ps []ctlPort
+	ctlJSON(t, ctl, &ps, "ports")
+	for _, p := range ps {
+		if p.Name == name {
+			return p.TxFrames
+		}
+	}
+	t.Fatalf("no port %s in %+v", name, ps)
+	return 0
+}
+
+// tapRxPackets is the receive counter of the host's interface dev in ns:
+// what the switch wrote to it.
+func tapRxPackets(t *testing.T, ns *nstest.NS, dev string) uint64 {
+	t.Helper()
+	out := strings.TrimSpace(ns.MustRun(t, "cat", "/sys/class/net/"+dev+"/statistics/rx_packets"))
+	n, err := strconv.ParseUint(out, 10, 64)
+	if err != nil {
+		t.Fatalf("rx_packets of %s: %q", dev, out)
+	}
+	return n
 }
 
 // xdpOn reports whether ip link shows an XDP program on dev in ns.

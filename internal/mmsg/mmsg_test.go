@@ -96,3 +96,21 @@ func TestNoAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per batch", allocs)
 	}
 }
+
+// Writev sends only the first n pieces of a message: one datagram of
+// their bytes.
+func TestWritev(t *testing.T) {
+	a, b := socketpair(t, unix.SOCK_DGRAM)
+	tx := NewBatch(1, 4)
+	for j, s := range []string{"ab", "cd", "ef", "gh"} {
+		tx.SetBuf(0, j, []byte(s))
+	}
+	if n, err := tx.Writev(a, 0, 3); n != 6 || err != nil {
+		t.Fatalf("Writev = %d, %v", n, err)
+	}
+	buf := make([]byte, 16)
+	n, err := unix.Read(b, buf)
+	if err != nil || string(buf[:n]) != "abcdef" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+}

@@ -106,16 +106,18 @@ func syscall6(trap uintptr, fd int, hdrs unsafe.Pointer, n, flags int) (int, err
 // has no recvmmsg (a tap). The descriptor must be non-blocking: the call is
 // made raw, as in syscall6.
 func (b *Batch) Readv(fd, i int) (int, error) {
-	return rawIO(unix.SYS_READV, fd, b, i)
+	return rawIO(unix.SYS_READV, fd, b, i, b.PerMsg)
 }
 
-// Writev writes message i's iovecs with writev(2), as Readv.
-func (b *Batch) Writev(fd, i int) (int, error) {
-	return rawIO(unix.SYS_WRITEV, fd, b, i)
+// Writev writes the first n of message i's iovecs with writev(2), as
+// Readv: a message gathered from a varying number of pieces.
+func (b *Batch) Writev(fd, i, n int) (int, error) {
+	n = max(0, min(n, b.PerMsg))
+	return rawIO(unix.SYS_WRITEV, fd, b, i, n)
 }
 
-func rawIO(trap uintptr, fd int, b *Batch, i int) (int, error) {
-	r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b.Iovs[i*b.PerMsg])), uintptr(b.PerMsg))
+func rawIO(trap uintptr, fd int, b *Batch, i, n int) (int, error) {
+	r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b.Iovs[i*b.PerMsg])), uintptr(n))
 	if e != 0 {
 		return 0, e
 	}

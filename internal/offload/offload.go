@@ -3,7 +3,9 @@
 // socket with PACKET_VNET_HDR): it completes TCP and UDP checksums left
 // partial, and cuts a TCP segmentation-offload frame of up to 64 KiB into
 // the segments the wire would carry. Every other port of the switch then
-// sees ordinary, valid frames.
+// sees ordinary, valid frames. The other way, Coalesce merges consecutive
+// segments of one TCP flow into one such frame, as GRO would, for a host
+// that takes it whole.
 //
 // The header's hdr_len is not used: Linux fills it with the length of the
 // buffer's linear part, which may hold payload. Header lengths come from
@@ -13,6 +15,7 @@ package offload
 import (
 	"encoding/binary"
 	"errors"
+	"math/bits"
 )
 
 // HdrLen is the size of struct virtio_net_hdr.
@@ -65,13 +68,25 @@ func CompleteChecksum(h Hdr, f []byte) {
 	binary.BigEndian.PutUint16(f[at:], c)
 }
 
-// sum adds b as big-endian 16-bit words to s.
+// sum adds b as big-endian 16-bit words to s, in one's-complement
+// arithmetic, and returns a sum below 2^33 that fold reduces. It reads 8
+// bytes at a time: a 64-bit word is its four 16-bit words, and a carry out
+// of 64 bits is one, modulo 0xffff.
 func sum(b []byte, s uint64) uint64 {
+	var c uint64
+	for len(b) >= 32 {
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b), c)
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[8:]), c)
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[16:]), c)
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[24:]), c)
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		s += uint64(binary.BigEndian.Uint16(b)) + uint64(binary.BigEndian.Uint16(b[2:])) +
-			uint64(binary.BigEndian.Uint16(b[4:])) + uint64(binary.BigEndian.Uint16(b[6:]))
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b), c)
 		b = b[8:]
 	}
+	s, c = bits.Add64(s, c, 0)
+	s = s>>32 + s&0xffffffff + c // below 2^33
 	for len(b) >= 2 {
 		s += uint64(binary.BigEndian.Uint16(b))
 		b = b[2:]

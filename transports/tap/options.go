@@ -39,7 +39,7 @@ var schema = configs.Kind{
 		configs.Value("queues", "N", fmt.Sprintf("a multi-queue tap, 1..%d, with a reader per queue", MaxQueues), func(o *Options) *int { return &o.Queues },
 			configs.Range(1, MaxQueues), configs.Decimal[int]).WithDefault("1"),
 		configs.Flag("vnet_hdr", "keep the host's checksum and TCP segmentation offloads: 64 KiB of a TCP stream in one read, "+
-			"cut into segments for the switch", func(o *Options) *bool { return &o.VnetHdr }),
+			"cut into segments for the switch, and a TCP flow's segments merged into one write", func(o *Options) *bool { return &o.VnetHdr }),
 	},
 	Check: func(o configs.Options, _ map[string]bool) error {
 		if t := o.(*Options); (t.Persist || t.Owner >= 0) && !t.Create {

@@ -9,6 +9,9 @@
 //
 // A tap descriptor has no recvmmsg: the reader fills a batch by reading until
 // EAGAIN, and writes go one frame per write(2) (writev(2) behind a header).
+// With Config.VnetHdr a write also merges consecutive segments of one TCP
+// flow in a batch, as GRO would, into one segmentation-offload frame that
+// the host takes in one writev(2) (internal/offload's Coalesce).
 // A multi-queue tap has one reader per queue; the kernel spreads the host's
 // frames over the queues.
 package tap
@@ -59,7 +62,10 @@ type Port struct {
 	cfg    Config
 	ifname string
 	queues []*queue  // writes go to queue 0
-	txPool sync.Pool // *mmsg.Batch of one message (zero header, frame), with VnetHdr
+	txPool sync.Pool // *vnetTx, with VnetHdr
+	// noCoalesce writes every frame alone even with VnetHdr (a benchmark's
+	// baseline).
+	noCoalesce bool
 
 	gone     chan error  // gets why, once the interface is found deleted
 	goneSaid atomic.Bool // gone has its error
@@ -96,6 +102,24 @@ type vnetRx struct {
 
 // maxTapFrame bounds what one read of a tap with offloads returns.
 const maxTapFrame = 65535 + 4 + 14
+
+// maxRun bounds the segments merged into one write, as GRO bounds a
+// packet's; 64 KiB binds first for segments of a 1500-byte MTU.
+const maxRun = 64
+
+// vnetTx is one writer's state with virtio-net headers: a message of the
+// header and a frame, or of a super-frame's header, its headers and the
+// payload of each of its segments, which stay in the caller's frames.
+type vnetTx struct {
+	b    *mmsg.Batch
+	hdr  [offload.HdrLen]byte
+	head [offload.MaxHeaders]byte
+}
+
+func newVnetTx() any { return &vnetTx{b: mmsg.NewBatch(1, 2+maxRun)} }
+
+// zeroHdr is the virtio-net header of a frame that asks for nothing.
+var zeroHdr [offload.HdrLen]byte
 
 // Offloads turned on with VnetHdr (linux/if_tun.h): checksum, TSO for IPv4
 // and IPv6, and TSO with ECN.
@@ -145,12 +169,7 @@ func Open(cfg Config) (*Port, error) {
 		return nil, fmt.Errorf("tap %s: %w", cfg.Ifname, err)
 	}
 	if cfg.VnetHdr {
-		zeros := make([]byte, offload.HdrLen)
-		p.txPool.New = func() any {
-			b := mmsg.NewBatch(1, 2)
-			b.SetBuf(0, 0, zeros)
-			return b
-		}
+		p.txPool.New = newVnetTx
 		fd, _ := p.queues[0].fd.Borrow()
 		err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunOffloads)
 		p.queues[0].fd.Return()
@@ -294,7 +313,9 @@ func (p *Port) Name() string { return "tap " + p.ifname }
 // MaxFrame implements fabric.Port.
 func (p *Port) MaxFrame() int { return p.cfg.MaxFrame }
 
-// Write implements fabric.Port, one write(2) per frame, on the first queue.
+// Write implements fabric.Port, one write(2) per frame, or with VnetHdr
+// one writev(2) per frame or run of merged segments, on the first queue.
+// Every segment of a merged run counts as a frame handed over.
 func (p *Port) Write(frames [][]byte) (int, error) {
 	q := p.queues[0]
 	fd, ok := q.fd.Borrow()
@@ -302,38 +323,93 @@ func (p *Port) Write(frames [][]byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	defer q.fd.Return()
-	var b *mmsg.Batch
-	if p.cfg.VnetHdr {
-		b = p.txPool.Get().(*mmsg.Batch)
-		defer p.txPool.Put(b)
-	}
-	for i, f := range frames {
-		for {
-			var err error
-			if b != nil {
-				b.SetBuf(0, 1, f)
-				_, err = b.Writev(fd, 0)
-			} else {
-				_, err = unix.Write(fd, f)
+	if !p.cfg.VnetHdr {
+		for i, f := range frames {
+			if err := retry(func() error { _, err := unix.Write(fd, f); return err }); err != nil {
+				return i, p.writeErr(err)
 			}
-			if err == nil {
-				break
-			}
-			switch err {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return i, fabric.ErrWouldBlock
-			case unix.EIO:
-				return i, errDown
-			case unix.EBADFD:
-				p.lost(errGone)
-				return i, errGone
-			}
-			return i, err
 		}
+		return len(frames), nil
+	}
+	tx := p.txPool.Get().(*vnetTx)
+	defer p.txPool.Put(tx)
+	for i := 0; i < len(frames); {
+		r := offload.Run{Count: 1}
+		if !p.noCoalesce {
+			r = offload.Coalesce(frames[i:], maxRun, &tx.head)
+		}
+		if r.Count > 1 {
+			err := tx.writeRun(fd, r, frames[i:])
+			if err == nil {
+				i += r.Count
+				continue
+			}
+			if !refused(err) {
+				return i, p.writeErr(err)
+			}
+			// The kernel would not take the super-frame: its segments go
+			// one by one, as they came.
+			for j := range r.Count - 1 {
+				if err := tx.writeFrame(fd, frames[i+j]); err != nil {
+					return i + j, p.writeErr(err)
+				}
+			}
+			i += r.Count - 1
+		}
+		if err := tx.writeFrame(fd, frames[i]); err != nil {
+			return i, p.writeErr(err)
+		}
+		i++
 	}
 	return len(frames), nil
+}
+
+// retry calls write until it is not interrupted.
+func retry(write func() error) error {
+	for {
+		if err := write(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// writeFrame writes f behind a header that asks for nothing.
+func (tx *vnetTx) writeFrame(fd int, f []byte) error {
+	tx.b.SetBuf(0, 0, zeroHdr[:])
+	tx.b.SetBuf(0, 1, f)
+	return retry(func() error { _, err := tx.b.Writev(fd, 0, 2); return err })
+}
+
+// writeRun writes the super-frame r merged from frames' leading segments:
+// its header, the headers in tx.head, then each segment's payload.
+func (tx *vnetTx) writeRun(fd int, r offload.Run, frames [][]byte) error {
+	r.Hdr.Put(tx.hdr[:])
+	tx.b.SetBuf(0, 0, tx.hdr[:])
+	tx.b.SetBuf(0, 1, tx.head[:r.Hdrs])
+	for j, f := range frames[:r.Count] {
+		tx.b.SetBuf(0, 2+j, f[r.Hdrs:])
+	}
+	return retry(func() error { _, err := tx.b.Writev(fd, 0, 2+r.Count); return err })
+}
+
+// refused says that err concerns what was written, not the tap: the
+// kernel would not take that frame (EINVAL, EMSGSIZE, ENOMEM).
+func refused(err error) bool {
+	return err != unix.EAGAIN && err != unix.EIO && err != unix.EBADFD
+}
+
+// writeErr is what Write reports for err from writing a frame.
+func (p *Port) writeErr(err error) error {
+	switch err {
+	case unix.EAGAIN:
+		return fabric.ErrWouldBlock
+	case unix.EIO:
+		return errDown
+	case unix.EBADFD:
+		p.lost(errGone)
+		return errGone
+	}
+	return err
 }
 
 // Gone implements portkind.Vanishing.

@@ -25,12 +25,18 @@ var tapSeq int
 // up quietly (no IPv6 chatter) and returns the port and its host side.
 func openTap(t *testing.T, mtu int) (*Port, *porttest.PacketSocket, *nstest.NS) {
 	t.Helper()
+	return openTapWith(t, mtu, false)
+}
+
+// openTapWith is openTap, with virtio-net headers when vnetHdr is set.
+func openTapWith(t *testing.T, mtu int, vnetHdr bool) (*Port, *porttest.PacketSocket, *nstest.NS) {
+	t.Helper()
 	ns := nstest.New(t)
 	tapSeq++
 	name := fmt.Sprintf("tapt%d", tapSeq)
 	var p *Port
 	if err := ns.Do(func() (err error) {
-		p, err = Open(Config{Options: Options{Ifname: name, Create: true}, Common: portkind.Common{MaxFrame: frame.MaxFrameForMTU(1500)}})
+		p, err = Open(Config{Options: Options{Ifname: name, Create: true, VnetHdr: vnetHdr}, Common: portkind.Common{MaxFrame: frame.MaxFrameForMTU(1500)}})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -42,10 +48,14 @@ func openTap(t *testing.T, mtu int) (*Port, *porttest.PacketSocket, *nstest.NS) 
 }
 
 func TestConformance(t *testing.T) {
-	porttest.Run(t, func(t *testing.T) *porttest.Harness {
-		p, host, _ := openTap(t, 1500)
-		return &porttest.Harness{Port: p, Receiver: p.Receiver(3), ID: 3, PeerSend: host.Send, PeerRecv: host.Recv}
-	})
+	for _, vnetHdr := range []bool{false, true} {
+		t.Run(fmt.Sprintf("vnet_hdr=%v", vnetHdr), func(t *testing.T) {
+			porttest.Run(t, func(t *testing.T) *porttest.Harness {
+				p, host, _ := openTapWith(t, 1500, vnetHdr)
+				return &porttest.Harness{Port: p, Receiver: p.Receiver(3), ID: 3, PeerSend: host.Send, PeerRecv: host.Recv}
+			})
+		})
+	}
 }
 
 // The kernel cuts a tap read short without saying so; the port must still
