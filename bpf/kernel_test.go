@@ -32,6 +32,7 @@ func TestKernelAndVMAgree(t *testing.T) {
 		ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf."+dev+".disable_ipv6=1")
 		ns.MustRun(t, "ip", "link", "set", dev, "up")
 	}
+	ns.WaitUp(t, "bpfa", "bpfb") // a veth drops what it sends before its carrier is on
 	var ifi *net.Interface
 	if err := ns.Do(func() (err error) { ifi, err = net.InterfaceByName("bpfa"); return err }); err != nil {
 		t.Fatal(err)
