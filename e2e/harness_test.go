@@ -635,3 +635,42 @@ func expectAllOK(t *testing.T, umls []*uml, peers [][]string) {
 		}
 	}
 }
+
+// sinkResult is what a tcpSink read: bytes, and the time from the first
+// byte to the last.
+type sinkResult struct {
+	n       int64
+	elapsed time.Duration
+	err     error
+}
+
+// tcpSink listens on addr in ns for one connection and reads total bytes
+// from it (busybox nc may not close at its stdin's end), giving up after
+// limit; the channel gets what it read once done.
+func tcpSink(t *testing.T, ns *nstest.NS, addr string, total int64, limit time.Duration) <-chan sinkResult {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan sinkResult, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- sinkResult{err: err}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(limit))
+		first := make([]byte, 1)
+		if _, err := io.ReadFull(c, first); err != nil {
+			got <- sinkResult{err: err}
+			return
+		}
+		start := time.Now()
+		n, err := io.CopyN(io.Discard, c, total-1)
+		got <- sinkResult{n + 1, time.Since(start), err}
+	}()
+	return got
+}

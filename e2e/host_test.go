@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"errors"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -220,34 +219,7 @@ func TestTCPStreamThroughHostPorts(t *testing.T) {
 // have received fewer packets than the switch wrote frames.
 func streamFromUML(t *testing.T, ns *nstest.NS, ctl string, total int, merged bool) {
 	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", "10.0.0.254:5002"); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type result struct {
-		n       int64
-		elapsed time.Duration
-		err     error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(90 * time.Second))
-		first := make([]byte, 1)
-		if _, err := io.ReadFull(c, first); err != nil {
-			got <- result{err: err}
-			return
-		}
-		start := time.Now()
-		n, err := io.CopyN(io.Discard, c, int64(total-1)) // busybox nc may not close at its stdin's end
-		got <- result{n + 1, time.Since(start), err}
-	}()
+	got := tcpSink(t, ns, "10.0.0.254:5002", int64(total), 90*time.Second)
 	rxBefore, txBefore := tapRxPackets(t, ns, "host0"), portTxFrames(t, ctl, "host")
 	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"},
 		vars: map[string]string{"send": "10.0.0.254:5002:" + strconv.Itoa(total)}})

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"io"
-	"net"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -21,35 +19,8 @@ func TestRateCapsATCPStream(t *testing.T) {
 	ctl := filepath.Join(scratch(t), "sw.ctl")
 	startSwitch(t, ns, []string{ctl}, "-unix", ctl, "-port", "transport=tap,ifname=host0,create=1,up=1,name=host,rate=10mbit")
 	ns.MustRun(t, "ip", "addr", "add", "10.0.0.254/24", "dev", "host0")
-	var ln net.Listener
-	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", "10.0.0.254:5002"); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	const total = 5 << 20 // 4 s at 10 Mbit/s
-	type result struct {
-		n       int64
-		elapsed time.Duration
-		err     error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(60 * time.Second))
-		first := make([]byte, 1)
-		if _, err := io.ReadFull(c, first); err != nil {
-			got <- result{err: err}
-			return
-		}
-		start := time.Now()
-		n, err := io.CopyN(io.Discard, c, total-1) // busybox nc may not close at its stdin's end
-		got <- result{n + 1, time.Since(start), err}
-	}()
+	got := tcpSink(t, ns, "10.0.0.254:5002", total, 60*time.Second)
 	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"},
 		vars: map[string]string{"send": "10.0.0.254:5002:" + strconv.Itoa(total)}})
 	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
