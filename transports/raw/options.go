@@ -24,7 +24,8 @@ type Options struct {
 	Filter   *bpf.Program // from either; nil passes every frame
 	Promisc  bool
 	XDP      XDPMode
-	Queues   int  // AF_XDP sockets, one per receive queue from 0
+	Ring     RingMode // how an AF_PACKET socket reads: a TPACKET_V3 ring or recvmmsg
+	Queues   int      // AF_XDP sockets, one per receive queue from 0
 	ZeroCopy bool // AF_XDP in the driver's zero-copy mode, or fail
 }
 
@@ -50,6 +51,40 @@ func parseXDP(v string) (XDPMode, error) {
 
 func (m XDPMode) String() string { return xdpModes[m] }
 
+// RingMode says whether an AF_PACKET raw port reads through a memory-
+// mapped TPACKET_V3 ring or with recvmmsg. The zero value is the default,
+// whichever measured faster (defaultRing).
+type RingMode uint8
+
+const (
+	RingDefault RingMode = iota
+	RingOff              // recvmmsg into the port's buffers
+	RingOn               // a TPACKET_V3 receive ring
+)
+
+// defaultRing is what ring= means when not given.
+const defaultRing = RingOff
+
+func parseRing(v string) (RingMode, error) {
+	switch v {
+	case "0":
+		return RingOff, nil
+	case "1":
+		return RingOn, nil
+	}
+	return 0, fmt.Errorf("%q: want 0 or 1", v)
+}
+
+func (m RingMode) String() string {
+	if m.on() {
+		return "1"
+	}
+	return "0"
+}
+
+// on reports whether the port reads through a ring.
+func (m RingMode) on() bool { return m == RingOn || m == RingDefault && defaultRing == RingOn }
+
 // MaxQueues bounds queues=N.
 const MaxQueues = 64
 
@@ -72,6 +107,9 @@ var schema = configs.Kind{
 		configs.Value("xdp", "0|1|auto", "read and write through AF_XDP sockets: an XDP program (and the filter, translated) "+
 			"redirects the interface's frames to the switch before the kernel makes an skb; 1 fails where the interface or kernel cannot, "+
 			"auto falls back to AF_PACKET and says so", func(o *Options) *XDPMode { return &o.XDP }, parseXDP, XDPMode.String).WithDefault("0"),
+		configs.Value("ring", "0|1", "with an AF_PACKET socket (xdp=0, or auto falling back): read through a memory-mapped TPACKET_V3 ring "+
+			"the kernel fills a block at a time (a part-filled block is handed over after 1 ms), instead of recvmmsg",
+			func(o *Options) *RingMode { return &o.Ring }, parseRing, RingMode.String).WithDefault(defaultRing.String()),
 		configs.Value("queues", "N", fmt.Sprintf("with xdp: one AF_XDP socket and reader per receive queue 0..N-1, N up to %d", MaxQueues),
 			func(o *Options) *int { return &o.Queues }, configs.Range(1, MaxQueues), configs.Decimal[int]).WithDefault("1"),
 		configs.Flag("zerocopy", "with xdp=1: the driver's zero-copy mode (frames move in the switch's memory), or fail",
@@ -84,6 +122,8 @@ var schema = configs.Kind{
 			return errors.New("give bpf= or bpffile=, not both")
 		case r.XDP == XDPOff && r.Queues > 1:
 			return errors.New("queues= needs xdp=1 or xdp=auto (an AF_PACKET port reads one socket)")
+		case seen["ring"] && r.XDP == XDPOn:
+			return errors.New("ring= concerns AF_PACKET sockets, which xdp=1 never uses")
 		case r.ZeroCopy && r.XDP != XDPOn:
 			return errors.New("zerocopy=1 needs xdp=1")
 		}
