@@ -143,19 +143,21 @@ func openBlock(blk []byte, vnet int) blockWalk {
 }
 
 // next returns the next frame of the block. A frame whose header points
-// outside the block, or a next-frame offset that does not move forward,
-// ends the walk: the frames the block claims are left (no more than could
-// fit) are added to bad, and next reports false.
+// outside the block is skipped, and a next-frame offset that does not move
+// forward or leaves the block ends the walk after its frame: the frames
+// the block claims are left (no more than a block could hold) are added
+// to bad.
 func (w *blockWalk) next(bad *atomic.Uint64) (Frame, bool) {
 	f, step, ok := parseFrame(w.blk, w.off, w.vnet)
 	w.left--
-	if ok && w.left > 0 && (step < hdrLen || step > len(w.blk)-w.off) {
-		ok = false
-	}
 	if !ok {
-		bad.Add(uint64(min(w.left+1, max(0, len(w.blk)-w.off)/hdrLen+1)))
+		bad.Add(uint64(min(w.left+1, len(w.blk)/hdrLen)))
 		w.left = 0
 		return Frame{}, false
+	}
+	if w.left > 0 && (step < hdrLen || step > len(w.blk)-w.off) {
+		bad.Add(uint64(min(w.left, len(w.blk)/hdrLen)))
+		w.left = 0
 	}
 	w.off += step
 	return f, true

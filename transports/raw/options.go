@@ -26,7 +26,7 @@ type Options struct {
 	XDP      XDPMode
 	Ring     RingMode // how an AF_PACKET socket reads: a TPACKET_V3 ring or recvmmsg
 	Queues   int      // AF_XDP sockets, one per receive queue from 0
-	ZeroCopy bool // AF_XDP in the driver's zero-copy mode, or fail
+	ZeroCopy bool     // AF_XDP in the driver's zero-copy mode, or fail
 }
 
 // XDPMode says whether a raw port reads through AF_XDP sockets.

@@ -49,6 +49,16 @@ type Port struct {
 	ringRx ringReader
 	rxBad  *pktring.RX // the receive ring, for its count of bad frames
 
+	// With a transmit ring, Write sends through it, one at a time; the
+	// frames and results pass through the port so that sendFn, bound
+	// once, allocates nothing.
+	tx       *pktring.TX
+	txMu     sync.Mutex
+	txFrames [][]byte
+	txN      int
+	txErr    error
+	sendFn   func(fd int) error
+
 	mu       sync.Mutex // guards the totals: the kernel's statistics reset on every read
 	filtered uint64
 	overrun  uint64
@@ -79,6 +89,9 @@ func Open(cfg Config) (*Port, error) {
 	var ringCfg *pktring.Config
 	if cfg.Ring.on() {
 		ringCfg = &pktring.Config{VnetHdr: true}
+		if txRing == "1" {
+			ringCfg.TXFrame = maxFrame
+		}
 	}
 	fd, ring, err := listen(ifi, filter, cfg.Promisc, ringCfg)
 	if err != nil {
@@ -107,6 +120,9 @@ func Open(cfg Config) (*Port, error) {
 	if ring != nil {
 		p.rxBad = ring.RX
 		p.ringRx = ringReader{rx: ring.RX, readyFn: p.ready}
+		if ring.TX != nil {
+			p.tx, p.sendFn = ring.TX, p.send
+		}
 	}
 	if cfg.Filter != nil {
 		if p.counter, err = listenCounter(ifi, cfg.Filter); err != nil {

@@ -69,7 +69,9 @@ type kind struct {
 }
 
 // options are the port's options on ifname, read as k says.
-func (k kind) options(ifname string) Options { return Options{Ifname: ifname, XDP: k.xdp, Ring: k.ring} }
+func (k kind) options(ifname string) Options {
+	return Options{Ifname: ifname, XDP: k.xdp, Ring: k.ring}
+}
 
 func (k kind) withFilter(ifname string, f *bpf.Program) Options {
 	o := k.options(ifname)

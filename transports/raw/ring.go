@@ -1,6 +1,7 @@
 package raw
 
 import (
+	"fmt"
 	"net"
 
 	"golang.org/x/sys/unix"
@@ -141,4 +142,51 @@ func ringTag(f pktring.Frame) vlanTag {
 		t.tpid = unix.ETH_P_8021Q
 	}
 	return t
+}
+
+// txRing, set to "1" at link time (-X), has ring=1 ports send through a
+// transmit ring instead of sendmmsg.
+var txRing = "0"
+
+// Write implements fabric.Port: through the transmit ring if the port has
+// one, else with sendmmsg.
+func (p *Port) Write(frames [][]byte) (int, error) {
+	if p.tx == nil {
+		return p.Port.Write(frames)
+	}
+	p.txMu.Lock()
+	defer p.txMu.Unlock()
+	p.txFrames = frames
+	err := p.Sockopt(p.sendFn) // fails once closed, before the ring is unmapped
+	p.txFrames = nil
+	if err != nil {
+		return 0, err
+	}
+	return p.txN, txError(p.txErr)
+}
+
+// send is Write's step with the socket borrowed. The caller holds p.txMu.
+func (p *Port) send(fd int) error {
+	p.txN, p.txErr = p.tx.Send(fd, p.txFrames)
+	return nil
+}
+
+var (
+	errTxPeerGone  = fmt.Errorf("raw: transmit ring: %w", fabric.ErrPeerGone)
+	errTxFrameSize = fmt.Errorf("raw: %w", pktring.ErrFrameSize)
+)
+
+// txError is what Write reports for an error of the transmit ring.
+func txError(err error) error {
+	switch err {
+	case nil:
+		return nil
+	case pktring.ErrFull, unix.EAGAIN, unix.ENOBUFS:
+		return fabric.ErrWouldBlock
+	case unix.ENETDOWN, unix.ENXIO, unix.ENODEV:
+		return errTxPeerGone
+	case pktring.ErrFrameSize:
+		return errTxFrameSize
+	}
+	return err // frames[n] alone
 }
