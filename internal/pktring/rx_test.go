@@ -61,7 +61,7 @@ type fakeKernel struct {
 func (k *fakeKernel) block(i int) []byte { return k.mem[i*k.blockSize : (i+1)*k.blockSize] }
 
 // fill reports false, writing nothing, while block i is the reader's.
-func (k *fakeKernel) fill(t *testing.T, i int, frames []testFrame) bool {
+func (k *fakeKernel) fill(t testing.TB, i int, frames []testFrame) bool {
 	t.Helper()
 	blk := k.block(i)
 	if loadStatus(blk, blockStatusOff) != unix.TP_STATUS_KERNEL {
@@ -271,7 +271,7 @@ func TestRXBadOffsetsAreCounted(t *testing.T) {
 func FuzzRXBlock(f *testing.F) {
 	const blockSize = 4096
 	k := &fakeKernel{mem: make([]byte, blockSize*2), blockSize: blockSize, vnet: true}
-	k.fill(&testing.T{}, 0, []testFrame{{data: numbered(0, 64)}, {data: numbered(1, 1500), vlan: true, tci: 7}})
+	k.fill(f, 0, []testFrame{{data: numbered(0, 64)}, {data: numbered(1, 1500), vlan: true, tci: 7}})
 	f.Add(bytes.Clone(k.block(0)), true)
 	f.Add(make([]byte, 64), false)
 	f.Fuzz(func(t *testing.T, b []byte, vnet bool) {

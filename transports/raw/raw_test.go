@@ -29,7 +29,7 @@ import (
 // vethPair makes a namespace holding a veth pair, "port" (for the raw port)
 // and "peer" (the far end, where tests send and listen), both up and quiet.
 // Its MTU lets an untagged frame of the port's full size through.
-func vethPair(t *testing.T) *nstest.NS {
+func vethPair(t testing.TB) *nstest.NS {
 	t.Helper()
 	ns := nstest.New(t)
 	ns.MustRun(t, "ip", "link", "add", "port", "mtu", "1504", "type", "veth", "peer", "name", "peer", "mtu", "1504")
