@@ -75,11 +75,11 @@ func rawVariant(name, keys string) *Switch {
 func init() {
 	// umlswitch's raw ports on AF_XDP, with and without a filter that
 	// keeps everything, on AF_PACKET with that filter, and on AF_PACKET
-	// reading through the TPACKET_V3 ring or with recvmmsg, whichever is
-	// not the default: -transport raw or xdp.
+	// reading through either ring or with recvmmsg (ring=): -transport
+	// raw or xdp.
 	for _, v := range []struct{ name, keys string }{
 		{"umlswitch-xdp", "xdp=1"}, {"umlswitch-xdp-filter", "xdp=1,bpf=" + passAll}, {"umlswitch-filter", "bpf=" + passAll},
-		{"umlswitch-ring", "ring=1"}, {"umlswitch-mmsg", "ring=0"},
+		{"umlswitch-ring-blocks", "ring=blocks"}, {"umlswitch-ring-frames", "ring=frames"}, {"umlswitch-mmsg", "ring=0"},
 	} {
 		Known[v.name] = rawVariant(v.name, v.keys)
 	}

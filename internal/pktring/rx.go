@@ -28,28 +28,43 @@ const (
 	hdrVLANTPID   = 36 // hv1.tp_vlan_tpid
 	hdrLen        = unix.SizeofTpacket3Hdr
 
+	// struct tpacket2_hdr.
+	hdr2StatusOff  = 0
+	hdr2LenOff     = 4
+	hdr2SnaplenOff = 8
+	hdr2MacOff     = 12
+	hdr2VLANTCI    = 24
+	hdr2VLANTPID   = 26
+	hdr2Len        = unix.SizeofTpacket2Hdr
+
 	vnetLen = 10 // struct virtio_net_hdr, which PACKET_VNET_HDR puts before the MAC header
 )
 
-// RX is a TPACKET_V3 receive ring. Blocks pass between the kernel and
-// the reader in order, by their status word: the kernel fills the block
-// it holds, sets TP_STATUS_USER and moves on to the next; the reader walks
-// the frames of the oldest block it was given and hands it back by
-// writing TP_STATUS_KERNEL. When every block is the reader's, the kernel
-// drops frames (counted in PACKET_STATISTICS).
+// RX is a receive ring. Blocks (TPACKET_V3) or frame slots (TPACKET_V2)
+// pass between the kernel and the reader in order, by their status word:
+// the kernel fills the block or slot it holds, sets TP_STATUS_USER and
+// moves on to the next; the reader reads the frames of the oldest one it
+// was given and hands it back by writing TP_STATUS_KERNEL. When every one
+// is the reader's, the kernel drops frames (counted in PACKET_STATISTICS).
+//
+// A TPACKET_V3 block is handed over when it is full or when the retire
+// timeout passes, so a frame on a quiet link waits that long; a
+// TPACKET_V2 slot is handed over as soon as its frame is in it.
 //
 // One goroutine reads (Next, Ready); no Frame may be used after the
 // Ring is closed.
 type RX struct {
 	mem       []byte
 	blockSize int
-	blocks    int
+	blocks    int // TPACKET_V3 blocks, or TPACKET_V2 slots
 	vnet      int // bytes of virtio-net header before each frame: 0 or vnetLen
+	slotSize  int // TPACKET_V2: the size of a slot; 0 for TPACKET_V3
+	perBlock  int // TPACKET_V2: slots in a block of blockSize
 
-	next    int  // the block the kernel hands over next, or the one held
-	holding bool // block next is ours and cur walks it
+	next    int  // the block or slot the kernel hands over next, or the one held
+	holding bool // block or slot next is ours (and cur walks the block)
 	cur     blockWalk
-	bad     atomic.Uint64 // frames skipped: their headers pointed outside their block
+	bad     atomic.Uint64 // frames skipped: their headers pointed outside their block or slot
 }
 
 // newRXOver lays a reader over mem, which plays the kernel's ring, for
@@ -62,15 +77,47 @@ func newRXOver(mem []byte, blockSize int, vnet bool) *RX {
 	return r
 }
 
-// MaxFrame is the longest frame a block holds whole: the block less its
+// newRX2Over lays a TPACKET_V2 reader over mem, for tests.
+func newRX2Over(mem []byte, blockSize, slotSize int, vnet bool) *RX {
+	r := newRXOver(mem, blockSize, vnet)
+	r.slotSize, r.perBlock = slotSize, blockSize/slotSize
+	r.blocks = len(mem) / blockSize * r.perBlock
+	return r
+}
+
+// MaxFrame is the longest frame a block or slot holds whole: less its
 // header, the frame's header and the kernel's alignment of the MAC header.
-func (r *RX) MaxFrame() int { return r.blockSize - blockHdrLen - 128 }
+// A TPACKET_V2 slot's longer frames come cut, the whole of each waiting
+// in the socket's queue (Frame.Copied).
+func (r *RX) MaxFrame() int {
+	if r.slotSize > 0 {
+		return r.slotSize - 96
+	}
+	return r.blockSize - blockHdrLen - 128
+}
+
+// Slotted reports whether the ring is TPACKET_V2's, of one frame a slot.
+func (r *RX) Slotted() bool { return r.slotSize > 0 }
 
 // Bad returns how many frames were skipped because their headers pointed
 // outside their block.
 func (r *RX) Bad() uint64 { return r.bad.Load() }
 
-func (r *RX) block(i int) []byte { return r.mem[i*r.blockSize : (i+1)*r.blockSize : (i+1)*r.blockSize] }
+func (r *RX) block(i int) []byte {
+	if r.slotSize > 0 {
+		off := i/r.perBlock*r.blockSize + i%r.perBlock*r.slotSize
+		return r.mem[off : off+r.slotSize : off+r.slotSize]
+	}
+	return r.mem[i*r.blockSize : (i+1)*r.blockSize : (i+1)*r.blockSize]
+}
+
+// statusOff is where a block's or slot's status word is.
+func (r *RX) statusOff() int {
+	if r.slotSize > 0 {
+		return hdr2StatusOff
+	}
+	return blockStatusOff
+}
 
 // Ready reports whether Next has a frame to return (or a block whose
 // frames turn out to be bad): a frame of the block being read is left, or
@@ -83,7 +130,7 @@ func (r *RX) Ready() bool {
 	if r.holding {
 		next = (next + 1) % r.blocks
 	}
-	return loadStatus(r.block(next), blockStatusOff)&unix.TP_STATUS_USER != 0
+	return loadStatus(r.block(next), r.statusOff())&unix.TP_STATUS_USER != 0
 }
 
 // Next returns the next frame, or false when the kernel has handed over
@@ -91,6 +138,9 @@ func (r *RX) Ready() bool {
 // of Next: a block goes back to the kernel only when Next is called after
 // its last frame, so a reader that finds nothing holds no block.
 func (r *RX) Next() (Frame, bool) {
+	if r.slotSize > 0 {
+		return r.nextSlot()
+	}
 	for {
 		if r.holding {
 			if r.cur.left > 0 {
@@ -113,6 +163,49 @@ func (r *RX) Next() (Frame, bool) {
 	}
 }
 
+// nextSlot is Next on a TPACKET_V2 ring: each slot holds one frame.
+func (r *RX) nextSlot() (Frame, bool) {
+	for {
+		if r.holding {
+			storeStatus(r.block(r.next), hdr2StatusOff, unix.TP_STATUS_KERNEL)
+			r.holding = false
+			r.next = (r.next + 1) % r.blocks
+		}
+		s := r.block(r.next)
+		st := loadStatus(s, hdr2StatusOff)
+		if st&unix.TP_STATUS_USER == 0 {
+			return Frame{}, false
+		}
+		r.holding = true
+		if f, ok := parseSlot(s, r.vnet, st); ok {
+			return f, true
+		}
+		r.bad.Add(1)
+	}
+}
+
+// parseSlot reads the frame in a TPACKET_V2 slot whose status word is
+// status, checking that its virtio-net header and the frame lie in it.
+func parseSlot(s []byte, vnet int, status uint32) (Frame, bool) {
+	snap := int(binary.NativeEndian.Uint32(s[hdr2SnaplenOff:]))
+	mac := int(binary.NativeEndian.Uint16(s[hdr2MacOff:]))
+	f := Frame{
+		Len:      int(binary.NativeEndian.Uint32(s[hdr2LenOff:])),
+		Status:   status,
+		VLANTCI:  binary.NativeEndian.Uint16(s[hdr2VLANTCI:]),
+		VLANTPID: binary.NativeEndian.Uint16(s[hdr2VLANTPID:]),
+		Copied:   status&unix.TP_STATUS_COPY != 0,
+	}
+	if mac-vnet < hdr2Len || snap > len(s)-mac || f.Len < snap {
+		return Frame{}, false
+	}
+	f.Data = s[mac : mac+snap : mac+snap]
+	if vnet > 0 {
+		f.Vnet = s[mac-vnet : mac : mac]
+	}
+	return f, true
+}
+
 // Frame is one frame in a block of the ring.
 type Frame struct {
 	Data []byte // the frame from its MAC header, as much as the block holds (tp_snaplen)
@@ -122,6 +215,10 @@ type Frame struct {
 	// say whether VLANTCI and VLANTPID hold a tag the kernel took out.
 	Status            uint32
 	VLANTCI, VLANTPID uint16
+	// Copied says that a TPACKET_V2 slot could not hold the frame: Data is
+	// its start, and the whole frame, behind its virtio-net header, waits
+	// in the socket's receive queue, in the order of such slots.
+	Copied bool
 }
 
 // blockWalk walks the frames of one block the kernel handed over.

@@ -1,9 +1,7 @@
 package pktring
 
 import (
-	"bytes"
 	"encoding/binary"
-	"errors"
 	"net"
 	"slices"
 	"testing"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/umlswitch/umlswitch/internal/nstest"
 	"github.com/umlswitch/umlswitch/internal/packetsock"
-	"github.com/umlswitch/umlswitch/internal/pollfd"
 )
 
 // vethRing makes a namespace with a veth pair, ring0 and peer0, opens a socket
@@ -162,67 +159,5 @@ func TestRingRetiresAPartBlock(t *testing.T) {
 	t.Logf("a lone frame waited %v to %v, median %v", waits[0], waits[len(waits)-1], waits[len(waits)/2])
 	if waits[len(waits)/2] > 50*time.Millisecond {
 		t.Fatalf("a lone frame waits %v (median): the retire timeout is not working", waits[len(waits)/2])
-	}
-}
-
-// The transmit ring sends frames in order, with the empty virtio-net
-// header the socket expects in front of each; a ring full of frames in
-// flight or a frame that does not fit stops a Send, and no frame is ever
-// left on the ring when Send returns.
-func TestTXRingSends(t *testing.T) {
-	fd, r, peer := vethRing(t, Config{VnetHdr: true, TXFrame: 1518, TXFrames: 64})
-	tx := r.TX
-	if tx.MaxFrame() < 1518 {
-		t.Fatalf("MaxFrame %d", tx.MaxFrame())
-	}
-	const total = 3000
-	if err := unix.SetsockoptInt(peer, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<20); err != nil {
-		t.Fatal(err)
-	}
-	received := make(chan []int)
-	go func() {
-		var got []int
-		buf := make([]byte, 2048)
-		for {
-			n, err := pollfd.ReadTimeout(peer, buf, 200*time.Millisecond)
-			if err != nil {
-				break
-			}
-			if n != 60+len(got)%1400 || !bytes.Equal(buf[:n], ether(len(got), n)) {
-				t.Errorf("frame %d: %d bytes % x", len(got), n, buf[:min(n, 20)])
-			}
-			got = append(got, int(binary.BigEndian.Uint32(buf[14:])))
-		}
-		received <- got
-	}()
-	batch := make([][]byte, 0, 100)
-	for sent := 0; sent < total; {
-		batch = batch[:0]
-		for i := sent; i < min(total, sent+100); i++ {
-			batch = append(batch, ether(i, 60+i%1400))
-		}
-		n, err := tx.Send(fd, batch)
-		sent += n
-		for i := range tx.frames {
-			if loadStatus(tx.slot(i), hdrStatusOff) == unix.TP_STATUS_SEND_REQUEST {
-				t.Fatalf("slot %d left as a request", i)
-			}
-		}
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrFull) || errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOBUFS):
-			time.Sleep(100 * time.Microsecond) // the peer drains
-		default:
-			t.Fatalf("Send: %d, %v", n, err)
-		}
-	}
-	got := <-received
-	if len(got) != total {
-		t.Fatalf("the peer got %d frames of %d", len(got), total)
-	}
-	for _, bad := range [][]byte{make([]byte, 13), make([]byte, tx.MaxFrame()+1)} {
-		if n, err := tx.Send(fd, [][]byte{ether(0, 60), bad, ether(1, 60)}); n != 1 || !errors.Is(err, ErrFrameSize) {
-			t.Fatalf("a %d-byte frame: Send = %d, %v", len(bad), n, err)
-		}
 	}
 }

@@ -59,31 +59,33 @@ type RingMode uint8
 const (
 	RingDefault RingMode = iota
 	RingOff              // recvmmsg into the port's buffers
-	RingOn               // a TPACKET_V3 receive ring
+	RingBlocks           // a TPACKET_V3 ring: blocks of frames, handed over full or after 1 ms
+	RingFrames           // a TPACKET_V2 ring: one frame a slot, handed over at once
 )
 
 // defaultRing is what ring= means when not given.
 const defaultRing = RingOff
 
+var ringModes = []string{"", "0", "blocks", "frames"}
+
 func parseRing(v string) (RingMode, error) {
-	switch v {
-	case "0":
-		return RingOff, nil
-	case "1":
-		return RingOn, nil
+	for i, m := range ringModes {
+		if v == m && m != "" {
+			return RingMode(i), nil
+		}
 	}
-	return 0, fmt.Errorf("%q: want 0 or 1", v)
+	return 0, fmt.Errorf("%q: want 0, blocks or frames", v)
 }
 
-func (m RingMode) String() string {
-	if m.on() {
-		return "1"
-	}
-	return "0"
-}
+func (m RingMode) String() string { return ringModes[m.mode()] }
 
-// on reports whether the port reads through a ring.
-func (m RingMode) on() bool { return m == RingOn || m == RingDefault && defaultRing == RingOn }
+// mode is m with the default resolved.
+func (m RingMode) mode() RingMode {
+	if m == RingDefault {
+		return defaultRing
+	}
+	return m
+}
 
 // MaxQueues bounds queues=N.
 const MaxQueues = 64
@@ -107,8 +109,9 @@ var schema = configs.Kind{
 		configs.Value("xdp", "0|1|auto", "read and write through AF_XDP sockets: an XDP program (and the filter, translated) "+
 			"redirects the interface's frames to the switch before the kernel makes an skb; 1 fails where the interface or kernel cannot, "+
 			"auto falls back to AF_PACKET and says so", func(o *Options) *XDPMode { return &o.XDP }, parseXDP, XDPMode.String).WithDefault("0"),
-		configs.Value("ring", "0|1", "with an AF_PACKET socket (xdp=0, or auto falling back): read through a memory-mapped TPACKET_V3 ring "+
-			"the kernel fills a block at a time (a part-filled block is handed over after 1 ms), instead of recvmmsg",
+		configs.Value("ring", "0|blocks|frames", "how an AF_PACKET socket (xdp=0, or auto falling back) reads: 0 with recvmmsg; "+
+			"blocks through a memory-mapped TPACKET_V3 ring the kernel hands over a block of frames at a time (a part-filled one after 1 ms); "+
+			"frames through a TPACKET_V2 ring, each frame handed over at once",
 			func(o *Options) *RingMode { return &o.Ring }, parseRing, RingMode.String).WithDefault(defaultRing.String()),
 		configs.Value("queues", "N", fmt.Sprintf("with xdp: one AF_XDP socket and reader per receive queue 0..N-1, N up to %d", MaxQueues),
 			func(o *Options) *int { return &o.Queues }, configs.Range(1, MaxQueues), configs.Decimal[int]).WithDefault("1"),

@@ -55,12 +55,13 @@ func TestRingKey(t *testing.T) {
 	for _, c := range []struct {
 		spec string
 		ring RingMode
-		on   bool
+		mode RingMode
 	}{
-		{"transport=raw,ifname=eth0", RingDefault, defaultRing == RingOn},
-		{"transport=raw,ifname=eth0,ring=1", RingOn, true},
-		{"transport=raw,ifname=eth0,ring=0", RingOff, false},
-		{"transport=raw,ifname=eth0,xdp=auto,ring=1", RingOn, true},
+		{"transport=raw,ifname=eth0", RingDefault, defaultRing},
+		{"transport=raw,ifname=eth0,ring=blocks", RingBlocks, RingBlocks},
+		{"transport=raw,ifname=eth0,ring=frames", RingFrames, RingFrames},
+		{"transport=raw,ifname=eth0,ring=0", RingOff, RingOff},
+		{"transport=raw,ifname=eth0,xdp=auto,ring=frames", RingFrames, RingFrames},
 	} {
 		p, err := configs.ParsePort(c.spec)
 		if err != nil {
@@ -68,16 +69,16 @@ func TestRingKey(t *testing.T) {
 			continue
 		}
 		o := p.Options.(*Options)
-		if o.Ring != c.ring || o.Ring.on() != c.on {
-			t.Errorf("%s: ring %v (%d), on %v", c.spec, o.Ring, o.Ring, o.Ring.on())
+		if o.Ring != c.ring || o.Ring.mode() != c.mode {
+			t.Errorf("%s: ring %v (%d), mode %v", c.spec, o.Ring, o.Ring, o.Ring.mode())
 		}
 		if again, err := configs.ParsePort(p.String()); err != nil || again.String() != p.String() {
 			t.Errorf("%s: printed as %q, which parses as %q (%v)", c.spec, p.String(), again.String(), err)
 		}
 	}
 	for _, c := range []struct{ spec, want string }{
-		{"transport=raw,ifname=eth0,ring=2", "want 0 or 1"},
-		{"transport=raw,ifname=eth0,xdp=1,ring=1", "xdp=1"},
+		{"transport=raw,ifname=eth0,ring=2", "want 0, blocks or frames"},
+		{"transport=raw,ifname=eth0,xdp=1,ring=frames", "xdp=1"},
 	} {
 		if _, err := configs.ParsePort(c.spec); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one saying %q", c.spec, err, c.want)

@@ -49,16 +49,6 @@ type Port struct {
 	ringRx ringReader
 	rxBad  *pktring.RX // the receive ring, for its count of bad frames
 
-	// With a transmit ring, Write sends through it, one at a time; the
-	// frames and results pass through the port so that sendFn, bound
-	// once, allocates nothing.
-	tx       *pktring.TX
-	txMu     sync.Mutex
-	txFrames [][]byte
-	txN      int
-	txErr    error
-	sendFn   func(fd int) error
-
 	mu       sync.Mutex // guards the totals: the kernel's statistics reset on every read
 	filtered uint64
 	overrun  uint64
@@ -87,11 +77,17 @@ func Open(cfg Config) (*Port, error) {
 		maxFrame -= frame.VLANTagLen
 	}
 	var ringCfg *pktring.Config
-	if cfg.Ring.on() {
+	switch cfg.Ring.mode() {
+	case RingBlocks:
 		ringCfg = &pktring.Config{VnetHdr: true}
-		if txRing == "1" {
-			ringCfg.TXFrame = maxFrame
+	case RingFrames:
+		// A slot holds any frame the interface sends, with a VLAN tag
+		// in it and the kernel's headers before it.
+		slot := 256
+		for slot < maxFrame+frame.VLANTagLen+128 {
+			slot *= 2
 		}
+		ringCfg = &pktring.Config{VnetHdr: true, SlotSize: slot, BlockSize: max(pktring.DefaultBlockSize, slot)}
 	}
 	fd, ring, err := listen(ifi, filter, cfg.Promisc, ringCfg)
 	if err != nil {
@@ -100,9 +96,9 @@ func Open(cfg Config) (*Port, error) {
 	name := "raw " + cfg.Ifname
 	switch {
 	case ring != nil && cfg.Filter != nil:
-		name += " (ring, filtered)"
+		name += " (ring of " + cfg.Ring.String() + ", filtered)"
 	case ring != nil:
-		name += " (ring)"
+		name += " (ring of " + cfg.Ring.String() + ")"
 	case cfg.Filter != nil:
 		name += " (filtered)"
 	}
@@ -119,10 +115,8 @@ func Open(cfg Config) (*Port, error) {
 	p.Port = sp
 	if ring != nil {
 		p.rxBad = ring.RX
-		p.ringRx = ringReader{rx: ring.RX, readyFn: p.ready}
-		if ring.TX != nil {
-			p.tx, p.sendFn = ring.TX, p.send
-		}
+		p.ringRx = ringReader{rx: ring.RX, readyFn: p.ready, sockopt: p.Sockopt}
+		p.ringRx.copyFn = p.ringRx.readCopy
 	}
 	if cfg.Filter != nil {
 		if p.counter, err = listenCounter(ifi, cfg.Filter); err != nil {
@@ -158,6 +152,9 @@ func listen(ifi *net.Interface, filter []xbpf.RawInstruction, promisc bool, ring
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 			return fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", err)
 		}
+		// A host sends in bursts the switch may not be scheduled for; with a
+		// ring of slots, offload frames longer than a slot wait there.
+		sockport.SetBuffer(fd, unix.SO_RCVBUF, 4<<20)
 		if ringCfg != nil {
 			// The ring reports stripped tags in each frame's header.
 			var err error
@@ -165,8 +162,6 @@ func listen(ifi *net.Interface, filter []xbpf.RawInstruction, promisc bool, ring
 				return err
 			}
 		} else {
-			// A host sends in bursts the switch may not be scheduled for.
-			sockport.SetBuffer(fd, unix.SO_RCVBUF, 4<<20)
 			if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
 				return fmt.Errorf("PACKET_AUXDATA: %w", err)
 			}
@@ -263,7 +258,7 @@ func (p *Port) Close() error {
 		p.counter = nil
 	}
 	p.mu.Unlock()
-	err := p.Port.Close() // wakes the reader; no write is under way after it
+	err := p.Port.Close() // wakes the reader
 	p.ringMu.Lock()
 	if p.ring != nil {
 		p.ring.Close()

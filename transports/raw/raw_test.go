@@ -98,7 +98,12 @@ func bothKinds(t *testing.T, f func(t *testing.T, k kind)) {
 	for _, k := range []struct {
 		name string
 		kind
-	}{{"af_packet", kind{XDPOff, RingOff}}, {"af_packet_ring", kind{XDPOff, RingOn}}, {"af_xdp", kind{XDPOn, RingDefault}}} {
+	}{
+		{"af_packet", kind{XDPOff, RingOff}},
+		{"af_packet_ring_blocks", kind{XDPOff, RingBlocks}},
+		{"af_packet_ring_frames", kind{XDPOff, RingFrames}},
+		{"af_xdp", kind{XDPOn, RingDefault}},
+	} {
 		t.Run(k.name, func(t *testing.T) { f(t, k.kind) })
 	}
 }

@@ -1,13 +1,13 @@
 package raw
 
 import (
-	"fmt"
 	"net"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/mmsg"
 	"github.com/umlswitch/umlswitch/internal/offload"
 	"github.com/umlswitch/umlswitch/internal/pktring"
 )
@@ -23,6 +23,14 @@ type ringReader struct {
 	rx      *pktring.RX
 	readyFn func(uintptr) bool // bound once, so a wait allocates no closure
 	err     error              // the socket's pending error, found by ready
+
+	// A frame longer than a TPACKET_V2 slot is read from the socket's
+	// queue into copyBuf: virtio-net header, then the frame.
+	sockopt func(func(fd int) error) error
+	copyFn  func(fd int) error // readCopy, bound once
+	copyB   *mmsg.Batch
+	copyBuf []byte
+	copyN   int // its true length, or -1 for none read
 
 	plan offload.Plan // the offload frame being cut, still in its block
 	data []byte
@@ -93,6 +101,17 @@ func (r *ringReader) handOut(v *frame.Vector) int {
 			break
 		}
 		tag := ringTag(f)
+		if f.Copied {
+			out += r.handCopy(v, out, tag)
+			continue
+		}
+		if len(f.Data) < f.Len && r.rx.Slotted() {
+			// Longer than a slot, and the kernel found no room to queue
+			// it whole.
+			v.Sizes[out], v.Ports[out] = fabric.Rejected(fabric.DropRxOverrun), r.id
+			out++
+			continue
+		}
 		if len(f.Data) < f.Len {
 			// Longer than a block holds (a BIG TCP super-frame, say): its
 			// true length makes it oversize.
@@ -123,6 +142,50 @@ func (r *ringReader) handOut(v *frame.Vector) int {
 	return out
 }
 
+// handCopy reads the frame a TPACKET_V2 slot could not hold from the
+// socket's queue, and puts it, or the first segment of it, in v at out.
+// It returns 1, or 0 when the segments are owed to the next rounds.
+func (r *ringReader) handCopy(v *frame.Vector, out int, tag vlanTag) int {
+	if r.copyB == nil {
+		r.copyBuf = make([]byte, maxRead)
+		r.copyB = mmsg.NewBatch(1, 1)
+		r.copyB.SetBuf(0, 0, r.copyBuf)
+	}
+	r.copyN = -1
+	if err := r.sockopt(r.copyFn); err != nil || r.copyN < offload.HdrLen {
+		v.Sizes[out], v.Ports[out] = fabric.Rejected(fabric.DropRxOverrun), r.id
+		return 1
+	}
+	total := r.copyN
+	h := offload.ParseHdr(r.copyBuf)
+	if h.IsGSO() && total <= maxRead {
+		plan, err := offload.NewPlan(h, r.copyBuf[offload.HdrLen:total])
+		if err != nil {
+			v.Sizes[out], v.Ports[out] = fabric.Rejected(fabric.DropDecap), r.id
+			return 1
+		}
+		r.plan, r.data, r.seg, r.tag = plan, r.copyBuf[offload.HdrLen:total], 0, tag
+		return 0
+	}
+	size := total - offload.HdrLen
+	if size <= v.MaxFrame {
+		fr := v.Room(out)[:size]
+		copy(fr, r.copyBuf[offload.HdrLen:total])
+		offload.CompleteChecksum(h, fr)
+	}
+	r.emit(v, out, size, tag)
+	return 1
+}
+
+// readCopy reads one datagram from the socket's queue into copyBuf.
+func (r *ringReader) readCopy(fd int) error {
+	n, err := r.copyB.Recv(fd, 1, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+	if err == nil && n == 1 {
+		r.copyN = int(r.copyB.Hdrs[0].Len)
+	}
+	return nil
+}
+
 // emit records frame out, putting back its VLAN tag if it had one.
 func (r *ringReader) emit(v *frame.Vector, out, size int, tag vlanTag) {
 	v.Sizes[out], v.Ports[out] = size, r.id
@@ -142,51 +205,4 @@ func ringTag(f pktring.Frame) vlanTag {
 		t.tpid = unix.ETH_P_8021Q
 	}
 	return t
-}
-
-// txRing, set to "1" at link time (-X), has ring=1 ports send through a
-// transmit ring instead of sendmmsg.
-var txRing = "0"
-
-// Write implements fabric.Port: through the transmit ring if the port has
-// one, else with sendmmsg.
-func (p *Port) Write(frames [][]byte) (int, error) {
-	if p.tx == nil {
-		return p.Port.Write(frames)
-	}
-	p.txMu.Lock()
-	defer p.txMu.Unlock()
-	p.txFrames = frames
-	err := p.Sockopt(p.sendFn) // fails once closed, before the ring is unmapped
-	p.txFrames = nil
-	if err != nil {
-		return 0, err
-	}
-	return p.txN, txError(p.txErr)
-}
-
-// send is Write's step with the socket borrowed. The caller holds p.txMu.
-func (p *Port) send(fd int) error {
-	p.txN, p.txErr = p.tx.Send(fd, p.txFrames)
-	return nil
-}
-
-var (
-	errTxPeerGone  = fmt.Errorf("raw: transmit ring: %w", fabric.ErrPeerGone)
-	errTxFrameSize = fmt.Errorf("raw: %w", pktring.ErrFrameSize)
-)
-
-// txError is what Write reports for an error of the transmit ring.
-func txError(err error) error {
-	switch err {
-	case nil:
-		return nil
-	case pktring.ErrFull, unix.EAGAIN, unix.ENOBUFS:
-		return fabric.ErrWouldBlock
-	case unix.ENETDOWN, unix.ENXIO, unix.ENODEV:
-		return errTxPeerGone
-	case pktring.ErrFrameSize:
-		return errTxFrameSize
-	}
-	return err // frames[n] alone
 }

@@ -18,7 +18,8 @@ import (
 // and the ring.
 func packetKinds(t *testing.T, f func(t *testing.T, k kind)) {
 	t.Run("recvmmsg", func(t *testing.T) { f(t, kind{XDPOff, RingOff}) })
-	t.Run("ring", func(t *testing.T) { f(t, kind{XDPOff, RingOn}) })
+	t.Run("blocks", func(t *testing.T) { f(t, kind{XDPOff, RingBlocks}) })
+	t.Run("frames", func(t *testing.T) { f(t, kind{XDPOff, RingFrames}) })
 }
 
 // numberedFrame is frame n of a flood: its number after the header.
@@ -135,8 +136,8 @@ func testLargestOffloadFrameIsCut(t *testing.T, k kind) {
 // retire timeout: a lone frame arrives within milliseconds.
 func TestRingHandsOverALoneFrame(t *testing.T) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Ring: RingOn}})
-	if !strings.Contains(p.Name(), "(ring)") {
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Ring: RingBlocks}})
+	if !strings.Contains(p.Name(), "(ring of blocks)") {
 		t.Fatalf("name %q does not say the port reads a ring", p.Name())
 	}
 	peer := porttest.OpenPacketSocket(t, ns, "peer")
