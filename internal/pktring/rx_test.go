@@ -296,3 +296,152 @@ func FuzzRXBlock(f *testing.F) {
 		}
 	})
 }
+
+// fillSlot plays the kernel's side of a TPACKET_V2 ring: it writes a
+// frame into slot i, as tpacket_rcv lays it out, and hands it over with
+// status (TP_STATUS_USER and any more bits). It reports false, writing
+// nothing, while the slot is the reader's.
+func fillSlot(r *RX, i int, f testFrame, status uint32) bool {
+	s := r.block(i)
+	if loadStatus(s, hdr2StatusOff) != unix.TP_STATUS_KERNEL {
+		return false
+	}
+	clear(s)
+	macoff := (hdr2Len+20+16+15)&^15 - 14 // TPACKET_ALIGN(tp_hdrlen + 16) less the MAC header
+	if r.vnet > 0 {
+		macoff += vnetLen
+	}
+	snap := min(len(f.data), len(s)-macoff)
+	size := f.trueSize
+	if size == 0 {
+		size = len(f.data)
+	}
+	binary.NativeEndian.PutUint32(s[hdr2LenOff:], uint32(size))
+	binary.NativeEndian.PutUint32(s[hdr2SnaplenOff:], uint32(snap))
+	binary.NativeEndian.PutUint16(s[hdr2MacOff:], uint16(macoff))
+	if f.vlan {
+		status |= unix.TP_STATUS_VLAN_VALID | unix.TP_STATUS_VLAN_TPID_VALID
+		binary.NativeEndian.PutUint16(s[hdr2VLANTCI:], f.tci)
+		binary.NativeEndian.PutUint16(s[hdr2VLANTPID:], f.tpid)
+	}
+	copy(s[macoff:], f.data[:snap])
+	if r.vnet > 0 {
+		copy(s[macoff-vnetLen:macoff], f.vnet)
+	}
+	storeStatus(s, hdr2StatusOff, status)
+	return true
+}
+
+// The TPACKET_V2 layout is the kernel's too.
+func TestSlotLayoutIsTheKernels(t *testing.T) {
+	var h unix.Tpacket2Hdr
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"tp_status", hdr2StatusOff, unsafe.Offsetof(h.Status)},
+		{"tp_len", hdr2LenOff, unsafe.Offsetof(h.Len)},
+		{"tp_snaplen", hdr2SnaplenOff, unsafe.Offsetof(h.Snaplen)},
+		{"tp_mac", hdr2MacOff, unsafe.Offsetof(h.Mac)},
+		{"tp_vlan_tci", hdr2VLANTCI, unsafe.Offsetof(h.Vlan_tci)},
+		{"tp_vlan_tpid", hdr2VLANTPID, unsafe.Offsetof(h.Vlan_tpid)},
+		{"tpacket2_hdr", hdr2Len, unsafe.Sizeof(h)},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s at %d, the kernel's at %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// Frames pass through slots in order, many times round the ring: each
+// slot goes back when the frame after it is asked for, and a frame too
+// long for its slot comes cut and marked as copied to the socket's queue.
+func TestRXSlotsGoRoundInOrder(t *testing.T) {
+	const blockSize, slotSize = 4096, 1024
+	r := newRX2Over(make([]byte, 2*blockSize), blockSize, slotSize, true) // 8 slots
+	sent, got := 0, 0
+	for round := 0; round < 40; round++ {
+		for i := 0; i < 1+round%11; i++ {
+			f := testFrame{data: numbered(sent, 60+sent*37%1500), vnet: []byte{byte(sent), 0, 0, 0, 0, 0, 0, 0, 0, 0},
+				vlan: sent%3 == 0, tci: uint16(sent), tpid: unix.ETH_P_8021Q}
+			status := uint32(unix.TP_STATUS_USER)
+			if len(f.data) > slotSize-76 { // what the slot holds after the headers
+				status |= unix.TP_STATUS_COPY
+			}
+			if !fillSlot(r, sent%r.blocks, f, status) {
+				break // the ring is full
+			}
+			sent++
+		}
+		for {
+			f, ok := r.Next()
+			if !ok {
+				break
+			}
+			want := numbered(got, 60+got*37%1500)
+			if f.Len != len(want) || !bytes.Equal(f.Data, want[:len(f.Data)]) || f.Vnet[0] != byte(got) ||
+				f.Copied != (len(f.Data) < len(want)) || (f.Status&unix.TP_STATUS_VLAN_VALID != 0) != (got%3 == 0) ||
+				f.Status&unix.TP_STATUS_VLAN_VALID != 0 && f.VLANTCI != uint16(got) {
+				t.Fatalf("frame %d: %d of %d bytes, copied %v, status %#x, tci %d", got, len(f.Data), f.Len, f.Copied, f.Status, f.VLANTCI)
+			}
+			got++
+		}
+		if r.Ready() {
+			t.Fatalf("round %d: ready with nothing left", round)
+		}
+	}
+	if got != sent || got < 100 || r.Bad() != 0 {
+		t.Fatalf("read %d of %d frames, %d bad", got, sent, r.Bad())
+	}
+}
+
+// A slot whose header points outside it is counted and skipped.
+func TestRXBadSlotsAreCounted(t *testing.T) {
+	const blockSize, slotSize = 4096, 1024
+	for _, c := range []struct {
+		name    string
+		corrupt func(s []byte)
+	}{
+		{"MAC header past the slot", func(s []byte) { binary.NativeEndian.PutUint16(s[hdr2MacOff:], 2000) }},
+		{"MAC header inside the slot header", func(s []byte) { binary.NativeEndian.PutUint16(s[hdr2MacOff:], 20) }},
+		{"snaplen past the slot", func(s []byte) { binary.NativeEndian.PutUint32(s[hdr2SnaplenOff:], 1000) }},
+		{"snaplen over the true length", func(s []byte) { binary.NativeEndian.PutUint32(s[hdr2LenOff:], 10) }},
+	} {
+		r := newRX2Over(make([]byte, blockSize), blockSize, slotSize, true)
+		fillSlot(r, 0, testFrame{data: numbered(0, 64)}, unix.TP_STATUS_USER)
+		fillSlot(r, 1, testFrame{data: numbered(1, 64)}, unix.TP_STATUS_USER)
+		c.corrupt(r.block(0))
+		f, ok := r.Next()
+		if !ok || !bytes.Equal(f.Data, numbered(1, 64)) || r.Bad() != 1 {
+			t.Errorf("%s: Next = %v, %d bad", c.name, ok, r.Bad())
+		}
+		if loadStatus(r.block(0), hdr2StatusOff) != unix.TP_STATUS_KERNEL {
+			t.Errorf("%s: the bad slot was not handed back", c.name)
+		}
+	}
+}
+
+// FuzzRXSlot: no slot the kernel could hand over makes the reader panic
+// or read outside it, and the slot always goes back.
+func FuzzRXSlot(f *testing.F) {
+	const blockSize, slotSize = 4096, 2048
+	r := newRX2Over(make([]byte, blockSize), blockSize, slotSize, true)
+	fillSlot(r, 0, testFrame{data: numbered(0, 1500), vlan: true, tci: 7}, unix.TP_STATUS_USER)
+	f.Add(bytes.Clone(r.block(0)), true)
+	f.Add(make([]byte, 40), false)
+	f.Fuzz(func(t *testing.T, b []byte, vnet bool) {
+		mem := make([]byte, blockSize)
+		copy(mem, b)
+		storeStatus(mem, hdr2StatusOff, unix.TP_STATUS_USER|binary.NativeEndian.Uint32(mem)&^3)
+		r := newRX2Over(mem, blockSize, slotSize, vnet)
+		if fr, ok := r.Next(); ok && (fr.Len < len(fr.Data) || vnet != (fr.Vnet != nil)) {
+			t.Fatalf("frame of %d bytes, %d true, vnet %d", len(fr.Data), fr.Len, len(fr.Vnet))
+		}
+		if _, ok := r.Next(); ok {
+			t.Fatal("a frame from an empty slot")
+		}
+		if loadStatus(mem, hdr2StatusOff) != unix.TP_STATUS_KERNEL {
+			t.Fatal("the slot was not handed back")
+		}
+	})
+}

@@ -1,7 +1,9 @@
 package pktring
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"slices"
 	"testing"
@@ -16,9 +18,13 @@ import (
 // vethRing makes a namespace with a veth pair, ring0 and peer0, opens a socket
 // on ring0 with the rings cfg describes, and a plain packet socket on peer0.
 func vethRing(t *testing.T, cfg Config) (fd int, r *Ring, peer int) {
+	return vethRingMTU(t, cfg, 1500)
+}
+
+func vethRingMTU(t *testing.T, cfg Config, mtu int) (fd int, r *Ring, peer int) {
 	t.Helper()
 	ns := nstest.New(t)
-	ns.MustRun(t, "ip", "link", "add", "ring0", "type", "veth", "peer", "name", "peer0")
+	ns.MustRun(t, "ip", "link", "add", "ring0", "mtu", fmt.Sprint(mtu), "type", "veth", "peer", "name", "peer0", "mtu", fmt.Sprint(mtu))
 	for _, dev := range []string{"ring0", "peer0"} {
 		ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf."+dev+".disable_ipv6=1")
 		ns.MustRun(t, "ip", "link", "set", dev, "up")
@@ -86,7 +92,7 @@ func readAll(t *testing.T, fd int, rx *RX, quiet time.Duration) []int {
 			if !ok {
 				break
 			}
-			if len(f.Data) < 18 || f.Len != len(f.Data) || len(f.Vnet) != vnetLen {
+			if len(f.Data) < 18 || f.Len != len(f.Data) && !f.Copied || len(f.Vnet) != vnetLen {
 				t.Fatalf("frame of %d bytes (%d true), vnet %d", len(f.Data), f.Len, len(f.Vnet))
 			}
 			got = append(got, int(binary.BigEndian.Uint32(f.Data[14:])))
@@ -159,5 +165,90 @@ func TestRingRetiresAPartBlock(t *testing.T) {
 	t.Logf("a lone frame waited %v to %v, median %v", waits[0], waits[len(waits)-1], waits[len(waits)/2])
 	if waits[len(waits)/2] > 50*time.Millisecond {
 		t.Fatalf("a lone frame waits %v (median): the retire timeout is not working", waits[len(waits)/2])
+	}
+}
+
+// A slot ring hands each frame over as soon as it is in its slot.
+func TestSlotRingHandsOverAtOnce(t *testing.T) {
+	fd, r, peer := vethRing(t, Config{VnetHdr: true, SlotSize: 2048})
+	var waits []time.Duration
+	for i := range 9 {
+		start := time.Now()
+		if _, err := unix.Write(peer, ether(i, 64)); err != nil {
+			t.Fatal(err)
+		}
+		if !waitReady(fd, r.RX, time.Second) {
+			t.Fatalf("frame %d not handed over after a second", i)
+		}
+		waits = append(waits, time.Since(start))
+		if got := readAll(t, fd, r.RX, 0); len(got) != 1 || got[0] != i {
+			t.Fatalf("read %v, want frame %d", got, i)
+		}
+	}
+	slices.Sort(waits)
+	t.Logf("a lone frame waited %v to %v, median %v", waits[0], waits[len(waits)-1], waits[len(waits)/2])
+}
+
+// A flood into a ring of 8 slots: every frame arrives in order or is
+// counted as dropped, and frames come again once the slots are back.
+func TestSlotRingOverrunIsCounted(t *testing.T) {
+	fd, r, peer := vethRing(t, Config{VnetHdr: true, SlotSize: 2048, BlockSize: 4096, Blocks: 4})
+	const flood = 200
+	for i := range flood {
+		if _, err := unix.Write(peer, ether(i, 64)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readAll(t, fd, r.RX, 100*time.Millisecond)
+	st, err := unix.GetsockoptTpacketStats(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 8 || len(got)+int(st.Drops) != flood || !slices.IsSorted(got) {
+		t.Fatalf("%d frames arrived (in order: %v), %d dropped, of %d", len(got), slices.IsSorted(got), st.Drops, flood)
+	}
+	for i := range 5 {
+		if _, err := unix.Write(peer, ether(flood+i, 64)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readAll(t, fd, r.RX, 100*time.Millisecond); len(got) != 5 || got[0] != flood {
+		t.Fatalf("after the flood: %v", got)
+	}
+}
+
+// A frame longer than a slot comes cut, marked as copied, and whole from
+// the socket's queue, in its place among the others.
+func TestSlotRingCopiesLongFrames(t *testing.T) {
+	fd, r, peer := vethRingMTU(t, Config{VnetHdr: true, SlotSize: 2048}, 9000)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{64, 5000, 1500, 9014, 64}
+	for i, size := range sizes {
+		if _, err := unix.Write(peer, ether(i, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 10000)
+	for i, size := range sizes {
+		if !waitReady(fd, r.RX, time.Second) {
+			t.Fatalf("frame %d not handed over", i)
+		}
+		f, ok := r.RX.Next()
+		if !ok || f.Len != size || f.Copied != (size > r.RX.MaxFrame()) {
+			t.Fatalf("frame %d: %v, %d of %d bytes, copied %v", i, ok, len(f.Data), f.Len, f.Copied)
+		}
+		data := f.Data
+		if f.Copied {
+			n, err := unix.Read(fd, buf)
+			if err != nil || n != vnetLen+size {
+				t.Fatalf("frame %d from the queue: %d bytes, %v", i, n, err)
+			}
+			data = buf[vnetLen:n]
+		}
+		if !bytes.Equal(data, ether(i, size)) {
+			t.Fatalf("frame %d differs", i)
+		}
 	}
 }

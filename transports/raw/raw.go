@@ -81,13 +81,7 @@ func Open(cfg Config) (*Port, error) {
 	case RingBlocks:
 		ringCfg = &pktring.Config{VnetHdr: true}
 	case RingFrames:
-		// A slot holds any frame the interface sends, with a VLAN tag
-		// in it and the kernel's headers before it.
-		slot := 256
-		for slot < maxFrame+frame.VLANTagLen+128 {
-			slot *= 2
-		}
-		ringCfg = &pktring.Config{VnetHdr: true, SlotSize: slot, BlockSize: max(pktring.DefaultBlockSize, slot)}
+		ringCfg = slotRing(maxFrame)
 	}
 	fd, ring, err := listen(ifi, filter, cfg.Promisc, ringCfg)
 	if err != nil {
@@ -125,6 +119,20 @@ func Open(cfg Config) (*Port, error) {
 		}
 	}
 	return p, nil
+}
+
+// slotRing shapes a TPACKET_V2 ring for frames of up to maxFrame bytes: a
+// slot holds one with a VLAN tag in it and the kernel's headers before
+// it, and the ring holds 2048 slots, or at least 4 MiB of them, or at most
+// 16 MiB (1024 slots of a jumbo frame).
+func slotRing(maxFrame int) *pktring.Config {
+	slot := 256
+	for slot < maxFrame+frame.VLANTagLen+128 {
+		slot *= 2
+	}
+	block := max(pktring.DefaultBlockSize, slot)
+	size := min(max(4<<20, 2048*slot), max(16<<20, block*2))
+	return &pktring.Config{VnetHdr: true, SlotSize: slot, BlockSize: block, Blocks: size / block}
 }
 
 // listen returns a non-blocking AF_PACKET socket bound to ifi with the
@@ -229,7 +237,7 @@ func (p *Port) KernelDrops(d *[fabric.NumDropReasons]uint64) {
 // The caller holds p.mu.
 func (p *Port) collect() {
 	p.Sockopt(func(fd int) error {
-		if p.rxBad != nil { // TPACKET_V3 answers with its own statistics
+		if p.rxBad != nil && !p.rxBad.Slotted() { // TPACKET_V3 answers with its own statistics
 			st, err := unix.GetsockoptTpacketStatsV3(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
 			if err == nil {
 				p.overrun += uint64(st.Drops)

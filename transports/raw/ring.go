@@ -23,6 +23,7 @@ type ringReader struct {
 	rx      *pktring.RX
 	readyFn func(uintptr) bool // bound once, so a wait allocates no closure
 	err     error              // the socket's pending error, found by ready
+	woken   bool               // ready has looked once since the reader last found nothing
 
 	// A frame longer than a TPACKET_V2 slot is read from the socket's
 	// queue into copyBuf: virtio-net header, then the frame.
@@ -53,7 +54,7 @@ func (p *Port) receiveRing(v *frame.Vector) (int, error) {
 		if out > 0 {
 			return out, nil
 		}
-		r.err = nil
+		r.err, r.woken = nil, false
 		if err := p.ReadWith(r.readyFn); err != nil {
 			return 0, err
 		}
@@ -64,17 +65,23 @@ func (p *Port) receiveRing(v *frame.Vector) (int, error) {
 }
 
 // ready is the netpoller callback: done when the kernel has handed over a
-// block. The kernel wakes the socket as it hands one over; a wakeup that
-// finds none was an error on the socket (its interface went down), which
-// reading the error clears, as a recvmmsg would.
+// block or slot. The kernel wakes the socket as it hands one over; a
+// wakeup that finds none may be an error on the socket (its interface went
+// down), which reading the error clears, as a recvmmsg would. The first
+// look, before any wait, costs no system call.
 func (p *Port) ready(fd uintptr) bool {
 	p.ringMu.RLock()
 	defer p.ringMu.RUnlock()
-	if p.ring == nil || p.ringRx.rx.Ready() {
+	r := &p.ringRx
+	if p.ring == nil || r.rx.Ready() {
 		return true
 	}
+	if !r.woken {
+		r.woken = true
+		return false
+	}
 	if e, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
-		p.ringRx.err = unix.Errno(e)
+		r.err = unix.Errno(e)
 		return true
 	}
 	return false

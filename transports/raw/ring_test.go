@@ -2,6 +2,8 @@ package raw
 
 import (
 	"encoding/binary"
+	"errors"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -132,13 +134,18 @@ func testLargestOffloadFrameIsCut(t *testing.T, k kind) {
 	porttest.ReceiveTSO(t, p.Receivers(1)[0], frame.NewVector(8, p.MaxFrame()), payload)
 }
 
-// On a quiet link the kernel hands over a block it only began after the
-// retire timeout: a lone frame arrives within milliseconds.
+// On a quiet link a lone frame arrives within milliseconds: in its slot
+// at once, or in the block the kernel hands over after the retire timeout.
 func TestRingHandsOverALoneFrame(t *testing.T) {
+	t.Run("blocks", func(t *testing.T) { testRingHandsOverALoneFrame(t, RingBlocks) })
+	t.Run("frames", func(t *testing.T) { testRingHandsOverALoneFrame(t, RingFrames) })
+}
+
+func testRingHandsOverALoneFrame(t *testing.T, ring RingMode) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Ring: RingBlocks}})
-	if !strings.Contains(p.Name(), "(ring of blocks)") {
-		t.Fatalf("name %q does not say the port reads a ring", p.Name())
+	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Ring: ring}})
+	if !strings.Contains(p.Name(), "(ring of "+ring.String()+")") {
+		t.Fatalf("name %q does not say the port reads a ring of %s", p.Name(), ring)
 	}
 	peer := porttest.OpenPacketSocket(t, ns, "peer")
 	r := p.Receivers(1)[0]
@@ -160,4 +167,58 @@ func TestRingHandsOverALoneFrame(t *testing.T) {
 	if waits[len(waits)/2] > 50*time.Millisecond {
 		t.Fatalf("a lone frame takes %v (median) to arrive", waits[len(waits)/2])
 	}
+}
+
+// An interface that goes down shows as a transient error on the reading
+// side, which goes on reading once it is up again.
+func TestInterfaceDownIsTransient(t *testing.T) { packetKinds(t, testInterfaceDownIsTransient) }
+
+func testInterfaceDownIsTransient(t *testing.T, k kind) {
+	ns := vethPair(t)
+	p := openIn(t, ns, Config{Options: k.options("port")})
+	peer := porttest.OpenPacketSocket(t, ns, "peer")
+	type result struct {
+		n   int
+		err error
+	}
+	results := make(chan result, 100)
+	go func() {
+		r := p.Receivers(1)[0]
+		v := frame.NewVector(16, p.MaxFrame())
+		for {
+			n, err := r.Receive(v)
+			results <- result{n, err}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+		}
+	}()
+	expect := func(what string, ok func(result) bool) {
+		t.Helper()
+		deadline := time.After(2 * time.Second)
+		for {
+			select {
+			case res := <-results:
+				if ok(res) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %s", what)
+			}
+		}
+	}
+	if err := peer.Send(numberedFrame(1, 60)); err != nil {
+		t.Fatal(err)
+	}
+	expect("frame", func(r result) bool { return r.n == 1 })
+	ns.MustRun(t, "ip", "link", "set", "port", "down")
+	expect("error with the interface down", func(r result) bool {
+		return r.err != nil && !errors.Is(r.err, net.ErrClosed)
+	})
+	ns.MustRun(t, "ip", "link", "set", "port", "up")
+	ns.WaitUp(t, "port", "peer")
+	if err := peer.Send(numberedFrame(2, 60)); err != nil {
+		t.Fatal(err)
+	}
+	expect("frame after the interface came back", func(r result) bool { return r.n == 1 })
 }
