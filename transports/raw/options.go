@@ -111,9 +111,9 @@ var schema = configs.Kind{
 		configs.Value("xdp", "0|1|auto", "read and write through AF_XDP sockets: an XDP program (and the filter, translated) "+
 			"redirects the interface's frames to the switch before the kernel makes an skb; 1 fails where the interface or kernel cannot, "+
 			"auto falls back to AF_PACKET and says so", func(o *Options) *XDPMode { return &o.XDP }, parseXDP, XDPMode.String).WithDefault("0"),
-		configs.Value("ring", "0|blocks|frames", "how an AF_PACKET socket (xdp=0, or auto falling back) reads: 0 with recvmmsg; "+
-			"blocks through a memory-mapped TPACKET_V3 ring the kernel hands over a block of frames at a time (a part-filled one after 1 ms); "+
-			"frames through a TPACKET_V2 ring, each frame handed over at once",
+		configs.Value("ring", "KIND", "how an AF_PACKET socket (xdp=0, or auto falling back) reads: frames through a memory-mapped "+
+			"TPACKET_V2 ring that hands over each frame at once; blocks through a TPACKET_V3 ring that hands over a block of frames at a time "+
+			"(a part-filled one after 1 ms); 0 with recvmmsg",
 			func(o *Options) *RingMode { return &o.Ring }, parseRing, RingMode.String).WithDefault(defaultRing.String()),
 		configs.Value("queues", "N", fmt.Sprintf("with xdp: one AF_XDP socket and reader per receive queue 0..N-1, N up to %d", MaxQueues),
 			func(o *Options) *int { return &o.Queues }, configs.Range(1, MaxQueues), configs.Decimal[int]).WithDefault("1"),
