@@ -20,13 +20,13 @@ const (
 // Config shapes a socket's receive ring.
 type Config struct {
 	// BlockSize is the size of a receive block: a power-of-two multiple of
-	// the page size. A frame longer than a block holds (RX.MaxFrame)
-	// arrives cut short.
+	// the page size. A frame longer than a TPACKET_V3 block holds
+	// (RX.MaxFrame) arrives cut short.
 	BlockSize int
 	Blocks    int // receive blocks
-	// Retire is how long the kernel fills a block before it hands it over
-	// part full (tp_retire_blk_tov), in whole milliseconds, at least one:
-	// the latency a frame on a quiet link may see.
+	// Retire is how long the kernel fills a TPACKET_V3 block before it
+	// hands it over part full (tp_retire_blk_tov), in whole milliseconds,
+	// at least one: the latency a frame on a quiet link may see.
 	Retire time.Duration
 	// VnetHdr sets PACKET_VNET_HDR: a virtio-net header precedes every
 	// frame received (Frame.Vnet) and sent. The kernel takes the option

@@ -206,9 +206,9 @@ func parseSlot(s []byte, vnet int, status uint32) (Frame, bool) {
 	return f, true
 }
 
-// Frame is one frame in a block of the ring.
+// Frame is one frame in a block or slot of the ring.
 type Frame struct {
-	Data []byte // the frame from its MAC header, as much as the block holds (tp_snaplen)
+	Data []byte // the frame from its MAC header, as much as the block or slot holds (tp_snaplen)
 	Vnet []byte // the virtio-net header before it, with PACKET_VNET_HDR; nil otherwise
 	Len  int    // the frame's true length (tp_len): more than len(Data) for a frame cut short
 	// Status is tp_status: TP_STATUS_VLAN_VALID and TP_STATUS_VLAN_TPID_VALID

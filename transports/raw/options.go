@@ -62,10 +62,11 @@ const (
 	RingFrames           // a TPACKET_V2 ring: one frame a slot, handed over at once
 )
 
-// defaultRing is what ring= means when not given: on veths the TPACKET_V2
-// ring read frames at 1.2 to 1.6 times the rate of recvmmsg per switch
-// CPU-second, with no added latency; the TPACKET_V3 ring as cheaply, but
-// a frame on a quiet link waits 1 ms for its block (bench/RESULTS.md).
+// defaultRing is what ring= means when not given. On veths the switch
+// forwarded 1.1 to 1.6 times the frames on the TPACKET_V2 ring that it did
+// with recvmmsg, 1.4 to 1.6 times per CPU-second, with lower latency; on
+// the TPACKET_V3 ring as cheaply, but a frame on a quiet link waits 1 ms
+// for its block (bench/RESULTS.md).
 const defaultRing = RingFrames
 
 var ringModes = []string{"", "0", "blocks", "frames"}

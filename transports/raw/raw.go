@@ -8,6 +8,10 @@
 // filter refuses; a second socket on the same interface carries the
 // inverted program and counts exactly those frames (its queue is kept tiny:
 // it only counts). The main socket's own queue overruns are counted too.
+//
+// The socket reads through a memory-mapped receive ring (ring.go,
+// internal/pktring) or with recvmmsg (receive.go), as ring= says, and
+// sends with sendmmsg.
 package raw
 
 import (
@@ -47,7 +51,7 @@ type Port struct {
 	ringMu sync.RWMutex  // held shared while the ring's memory is read, exclusively to unmap it
 	ring   *pktring.Ring // nil with recvmmsg, and once closed
 	ringRx ringReader
-	rxBad  *pktring.RX // the receive ring, for its count of bad frames
+	rxRing *pktring.RX // the receive ring, nil with recvmmsg; it outlives the mapping for its counts
 
 	mu       sync.Mutex // guards the totals: the kernel's statistics reset on every read
 	filtered uint64
@@ -108,7 +112,7 @@ func Open(cfg Config) (*Port, error) {
 	}
 	p.Port = sp
 	if ring != nil {
-		p.rxBad = ring.RX
+		p.rxRing = ring.RX
 		p.ringRx = ringReader{rx: ring.RX, readyFn: p.ready, sockopt: p.Sockopt}
 		p.ringRx.copyFn = p.ringRx.readCopy
 	}
@@ -228,8 +232,8 @@ func (p *Port) KernelDrops(d *[fabric.NumDropReasons]uint64) {
 	p.collect()
 	d[fabric.DropFiltered] += p.filtered
 	d[fabric.DropRxOverrun] += p.overrun
-	if p.rxBad != nil {
-		d[fabric.DropDecap] += p.rxBad.Bad()
+	if p.rxRing != nil {
+		d[fabric.DropDecap] += p.rxRing.Bad()
 	}
 }
 
@@ -237,7 +241,7 @@ func (p *Port) KernelDrops(d *[fabric.NumDropReasons]uint64) {
 // The caller holds p.mu.
 func (p *Port) collect() {
 	p.Sockopt(func(fd int) error {
-		if p.rxBad != nil && !p.rxBad.Slotted() { // TPACKET_V3 answers with its own statistics
+		if p.rxRing != nil && !p.rxRing.Slotted() { // TPACKET_V3 answers with its own statistics
 			st, err := unix.GetsockoptTpacketStatsV3(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
 			if err == nil {
 				p.overrun += uint64(st.Drops)

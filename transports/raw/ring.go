@@ -12,12 +12,13 @@ import (
 	"github.com/umlswitch/umlswitch/internal/pktring"
 )
 
-// ringReader is the receive side on a TPACKET_V3 ring (ring=1): the kernel
-// packs frames, each behind its virtio-net header, into blocks of memory
-// the port shares with it, and hands over a block when it is full or
-// after the retire timeout; frames are copied from there into the
-// switch's batch, or cut into segments there. A block goes back to the
-// kernel once its last frame is handed out, before the reader parks.
+// ringReader is the receive side on a ring (ring=frames or blocks): the
+// kernel puts frames, each behind its virtio-net header, into memory the
+// port shares with it, and hands over each slot (TPACKET_V2) or block
+// (TPACKET_V3) by its status word; frames are copied from there into the
+// switch's batch, or cut into segments there. A slot or block goes back
+// to the kernel once its last frame is handed out, before the reader
+// parks.
 type ringReader struct {
 	id      frame.PortID
 	rx      *pktring.RX
@@ -33,7 +34,7 @@ type ringReader struct {
 	copyBuf []byte
 	copyN   int // its true length, or -1 for none read
 
-	plan offload.Plan // the offload frame being cut, still in its block
+	plan offload.Plan // the offload frame being cut, still in its block or in copyBuf
 	data []byte
 	seg  int // its next segment
 	tag  vlanTag
@@ -121,8 +122,13 @@ func (r *ringReader) handOut(v *frame.Vector) int {
 		}
 		if len(f.Data) < f.Len {
 			// Longer than a block holds (a BIG TCP super-frame, say): its
-			// true length makes it oversize.
-			r.emit(v, out, f.Len, tag)
+			// true length makes it oversize. (A cut frame short enough to
+			// forward would be the kernel's mistake: never forward it.)
+			if f.Len <= v.MaxFrame {
+				v.Sizes[out], v.Ports[out] = fabric.Rejected(fabric.DropDecap), r.id
+			} else {
+				r.emit(v, out, f.Len, tag)
+			}
 			out++
 			continue
 		}
@@ -201,8 +207,8 @@ func (r *ringReader) emit(v *frame.Vector, out, size int, tag vlanTag) {
 	}
 }
 
-// ringTag is the VLAN tag the kernel took out of f, as its tpacket3_hdr
-// reports it.
+// ringTag is the VLAN tag the kernel took out of f, as the frame's header
+// in the ring reports it.
 func ringTag(f pktring.Frame) vlanTag {
 	if f.Status&unix.TP_STATUS_VLAN_VALID == 0 {
 		return vlanTag{}
