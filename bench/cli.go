@@ -167,7 +167,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		switch {
 		case sw == nil:
 			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay, relay-bare, vlan-access, vlan-trunk, "+
-				"umlswitch-xdp, umlswitch-xdp-filter, umlswitch-filter, umlswitch-busy, or umlswitch=PATH)", n)
+				"umlswitch-xdp, umlswitch-xdp-filter, umlswitch-filter, umlswitch-ring-blocks, umlswitch-ring-frames, umlswitch-mmsg, umlswitch-busy, "+
+				"or umlswitch=PATH)", n)
 		case sw.rawKeys != "" && tr.Name != "raw" && tr.Name != "xdp":
 			return fail("%s changes umlswitch's raw ports: it needs -transport raw or xdp", n)
 		case sw.daemonOnly && tr.Name != "daemon":

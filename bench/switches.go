@@ -78,10 +78,12 @@ func rawVariant(name, keys string) *Switch {
 
 func init() {
 	// umlswitch's raw ports on AF_XDP, with and without a filter that
-	// keeps everything, and on AF_PACKET with that filter: -transport raw
-	// or xdp.
+	// keeps everything, on AF_PACKET with that filter, and on AF_PACKET
+	// reading through either ring or with recvmmsg (ring=): -transport
+	// raw or xdp.
 	for _, v := range []struct{ name, keys string }{
 		{"umlswitch-xdp", "xdp=1"}, {"umlswitch-xdp-filter", "xdp=1,bpf=" + passAll}, {"umlswitch-filter", "bpf=" + passAll},
+		{"umlswitch-ring-blocks", "ring=blocks"}, {"umlswitch-ring-frames", "ring=frames"}, {"umlswitch-mmsg", "ring=0"},
 	} {
 		Known[v.name] = rawVariant(v.name, v.keys)
 	}

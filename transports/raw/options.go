@@ -24,8 +24,9 @@ type Options struct {
 	Filter   *bpf.Program // from either; nil passes every frame
 	Promisc  bool
 	XDP      XDPMode
-	Queues   int  // AF_XDP sockets, one per receive queue from 0
-	ZeroCopy bool // AF_XDP in the driver's zero-copy mode, or fail
+	Ring     RingMode // how an AF_PACKET socket reads: a TPACKET_V3 ring or recvmmsg
+	Queues   int      // AF_XDP sockets, one per receive queue from 0
+	ZeroCopy bool     // AF_XDP in the driver's zero-copy mode, or fail
 }
 
 // XDPMode says whether a raw port reads through AF_XDP sockets.
@@ -50,6 +51,45 @@ func parseXDP(v string) (XDPMode, error) {
 
 func (m XDPMode) String() string { return xdpModes[m] }
 
+// RingMode says how an AF_PACKET raw port reads: through a memory-mapped
+// ring or with recvmmsg. The zero value is the default (defaultRing).
+type RingMode uint8
+
+const (
+	RingDefault RingMode = iota
+	RingOff              // recvmmsg into the port's buffers
+	RingBlocks           // a TPACKET_V3 ring: blocks of frames, handed over full or after 1 ms
+	RingFrames           // a TPACKET_V2 ring: one frame a slot, handed over at once
+)
+
+// defaultRing is what ring= means when not given. On veths the switch
+// forwarded 1.1 to 1.6 times the frames on the TPACKET_V2 ring that it did
+// with recvmmsg, 1.4 to 1.6 times per CPU-second, with lower latency; on
+// the TPACKET_V3 ring as cheaply, but a frame on a quiet link waits 1 ms
+// for its block (bench/RESULTS.md).
+const defaultRing = RingFrames
+
+var ringModes = []string{"", "0", "blocks", "frames"}
+
+func parseRing(v string) (RingMode, error) {
+	for i, m := range ringModes {
+		if v == m && m != "" {
+			return RingMode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%q: want 0, blocks or frames", v)
+}
+
+func (m RingMode) String() string { return ringModes[m.mode()] }
+
+// mode is m with the default resolved.
+func (m RingMode) mode() RingMode {
+	if m == RingDefault {
+		return defaultRing
+	}
+	return m
+}
+
 // MaxQueues bounds queues=N.
 const MaxQueues = 64
 
@@ -72,6 +112,10 @@ var schema = configs.Kind{
 		configs.Value("xdp", "0|1|auto", "read and write through AF_XDP sockets: an XDP program (and the filter, translated) "+
 			"redirects the interface's frames to the switch before the kernel makes an skb; 1 fails where the interface or kernel cannot, "+
 			"auto falls back to AF_PACKET and says so", func(o *Options) *XDPMode { return &o.XDP }, parseXDP, XDPMode.String).WithDefault("0"),
+		configs.Value("ring", "KIND", "how an AF_PACKET socket (xdp=0, or auto falling back) reads: frames through a memory-mapped "+
+			"TPACKET_V2 ring that hands over each frame at once; blocks through a TPACKET_V3 ring that hands over a block of frames at a time "+
+			"(a part-filled one after 1 ms); 0 with recvmmsg",
+			func(o *Options) *RingMode { return &o.Ring }, parseRing, RingMode.String).WithDefault(defaultRing.String()),
 		configs.Value("queues", "N", fmt.Sprintf("with xdp: one AF_XDP socket and reader per receive queue 0..N-1, N up to %d", MaxQueues),
 			func(o *Options) *int { return &o.Queues }, configs.Range(1, MaxQueues), configs.Decimal[int]).WithDefault("1"),
 		configs.Flag("zerocopy", "with xdp=1: the driver's zero-copy mode (frames move in the switch's memory), or fail",
@@ -84,6 +128,8 @@ var schema = configs.Kind{
 			return errors.New("give bpf= or bpffile=, not both")
 		case r.XDP == XDPOff && r.Queues > 1:
 			return errors.New("queues= needs xdp=1 or xdp=auto (an AF_PACKET port reads one socket)")
+		case seen["ring"] && r.XDP == XDPOn:
+			return errors.New("ring= concerns AF_PACKET sockets, which xdp=1 never uses")
 		case r.ZeroCopy && r.XDP != XDPOn:
 			return errors.New("zerocopy=1 needs xdp=1")
 		}

@@ -48,3 +48,40 @@ func TestXDPKeys(t *testing.T) {
 		}
 	}
 }
+
+// ring= chooses how an AF_PACKET socket reads; left out, the default; it
+// means nothing to AF_XDP, which refuses it.
+func TestRingKey(t *testing.T) {
+	for _, c := range []struct {
+		spec string
+		ring RingMode
+		mode RingMode
+	}{
+		{"transport=raw,ifname=eth0", RingDefault, defaultRing},
+		{"transport=raw,ifname=eth0,ring=blocks", RingBlocks, RingBlocks},
+		{"transport=raw,ifname=eth0,ring=frames", RingFrames, RingFrames},
+		{"transport=raw,ifname=eth0,ring=0", RingOff, RingOff},
+		{"transport=raw,ifname=eth0,xdp=auto,ring=frames", RingFrames, RingFrames},
+	} {
+		p, err := configs.ParsePort(c.spec)
+		if err != nil {
+			t.Errorf("%s: %v", c.spec, err)
+			continue
+		}
+		o := p.Options.(*Options)
+		if o.Ring != c.ring || o.Ring.mode() != c.mode {
+			t.Errorf("%s: ring %v (%d), mode %v", c.spec, o.Ring, o.Ring, o.Ring.mode())
+		}
+		if again, err := configs.ParsePort(p.String()); err != nil || again.String() != p.String() {
+			t.Errorf("%s: printed as %q, which parses as %q (%v)", c.spec, p.String(), again.String(), err)
+		}
+	}
+	for _, c := range []struct{ spec, want string }{
+		{"transport=raw,ifname=eth0,ring=2", "want 0, blocks or frames"},
+		{"transport=raw,ifname=eth0,xdp=1,ring=frames", "xdp=1"},
+	} {
+		if _, err := configs.ParsePort(c.spec); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one saying %q", c.spec, err, c.want)
+		}
+	}
+}

@@ -29,7 +29,7 @@ import (
 // vethPair makes a namespace holding a veth pair, "port" (for the raw port)
 // and "peer" (the far end, where tests send and listen), both up and quiet.
 // Its MTU lets an untagged frame of the port's full size through.
-func vethPair(t *testing.T) *nstest.NS {
+func vethPair(t testing.TB) *nstest.NS {
 	t.Helper()
 	ns := nstest.New(t)
 	ns.MustRun(t, "ip", "link", "add", "port", "mtu", "1504", "type", "veth", "peer", "name", "peer", "mtu", "1504")
@@ -62,22 +62,57 @@ func openIn(t testing.TB, ns *nstest.NS, cfg Config) hostPort {
 	return p
 }
 
-// bothKinds runs f for a port on AF_PACKET and for one on AF_XDP: what a
-// raw port promises, it promises on both.
-func bothKinds(t *testing.T, f func(t *testing.T, xdp XDPMode)) {
+// kind is one way a raw port reads and writes.
+type kind struct {
+	xdp  XDPMode
+	ring RingMode
+}
+
+// options are the port's options on ifname, read as k says.
+func (k kind) options(ifname string) Options {
+	return Options{Ifname: ifname, XDP: k.xdp, Ring: k.ring}
+}
+
+func (k kind) withFilter(ifname string, f *bpf.Program) Options {
+	o := k.options(ifname)
+	o.Filter = f
+	return o
+}
+
+func (k kind) promisc(ifname string) Options {
+	o := k.options(ifname)
+	o.Promisc = true
+	return o
+}
+
+func (k kind) all(ifname string, f *bpf.Program) Options {
+	o := k.withFilter(ifname, f)
+	o.Promisc = true
+	return o
+}
+
+// bothKinds runs f for a port on AF_PACKET, with recvmmsg and with a
+// TPACKET_V3 ring, and for one on AF_XDP: what a raw port promises, it
+// promises on each.
+func bothKinds(t *testing.T, f func(t *testing.T, k kind)) {
 	for _, k := range []struct {
 		name string
-		xdp  XDPMode
-	}{{"af_packet", XDPOff}, {"af_xdp", XDPOn}} {
-		t.Run(k.name, func(t *testing.T) { f(t, k.xdp) })
+		kind
+	}{
+		{"af_packet", kind{XDPOff, RingOff}},
+		{"af_packet_ring_blocks", kind{XDPOff, RingBlocks}},
+		{"af_packet_ring_frames", kind{XDPOff, RingFrames}},
+		{"af_xdp", kind{XDPOn, RingDefault}},
+	} {
+		t.Run(k.name, func(t *testing.T) { f(t, k.kind) })
 	}
 }
 
 func TestConformance(t *testing.T) {
-	bothKinds(t, func(t *testing.T, xdp XDPMode) {
+	bothKinds(t, func(t *testing.T, k kind) {
 		porttest.Run(t, func(t *testing.T) *porttest.Harness {
 			ns := vethPair(t)
-			p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: xdp}})
+			p := openIn(t, ns, Config{Options: k.options("port")})
 			peer := porttest.OpenPacketSocket(t, ns, "peer")
 			return &porttest.Harness{Port: p, Receiver: p.Receivers(5)[0], ID: 5, PeerSend: peer.Send, PeerRecv: peer.Recv}
 		})
@@ -141,13 +176,13 @@ func TestFilterRefusesInKernelAndCounts(t *testing.T) {
 	bothKinds(t, testFilterRefusesInKernelAndCounts)
 }
 
-func testFilterRefusesInKernelAndCounts(t *testing.T, xdp XDPMode) {
+func testFilterRefusesInKernelAndCounts(t *testing.T, k kind) {
 	ns := vethPair(t)
 	f, err := bpf.EtherTypes(unix.ETH_P_ARP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Filter: f, XDP: xdp}})
+	p := openIn(t, ns, Config{Options: k.withFilter("port", f)})
 	peer := porttest.OpenPacketSocket(t, ns, "peer")
 	sent := []uint16{unix.ETH_P_IP, unix.ETH_P_ARP, 0x88b5, unix.ETH_P_IPV6, unix.ETH_P_ARP}
 	for i, et := range sent {
@@ -183,9 +218,9 @@ func testFilterRefusesInKernelAndCounts(t *testing.T, xdp XDPMode) {
 // long as oversize rather than cutting it.
 func TestVLANTagsSurviveReceiveOffload(t *testing.T) { bothKinds(t, testVLANTagsSurviveReceiveOffload) }
 
-func testVLANTagsSurviveReceiveOffload(t *testing.T, xdp XDPMode) {
+func testVLANTagsSurviveReceiveOffload(t *testing.T, k kind) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: xdp}})
+	p := openIn(t, ns, Config{Options: k.options("port")})
 	peer := porttest.OpenPacketSocket(t, ns, "peer")
 	tagged := func(tpid uint16, vid uint16, size int) []byte {
 		f := ethertype(byte(vid), tpid, size)
@@ -212,9 +247,9 @@ func testVLANTagsSurviveReceiveOffload(t *testing.T, xdp XDPMode) {
 
 func TestOwnFramesDoNotComeBack(t *testing.T) { bothKinds(t, testOwnFramesDoNotComeBack) }
 
-func testOwnFramesDoNotComeBack(t *testing.T, xdp XDPMode) {
+func testOwnFramesDoNotComeBack(t *testing.T, k kind) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: xdp}})
+	p := openIn(t, ns, Config{Options: k.options("port")})
 	peer := porttest.OpenPacketSocket(t, ns, "peer")
 	if n, err := p.Write([][]byte{ethertype(1, 0x88b5, 60)}); n != 1 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
@@ -230,7 +265,7 @@ func testOwnFramesDoNotComeBack(t *testing.T, xdp XDPMode) {
 
 func TestPromiscuousWhileOpen(t *testing.T) { bothKinds(t, testPromiscuousWhileOpen) }
 
-func testPromiscuousWhileOpen(t *testing.T, xdp XDPMode) {
+func testPromiscuousWhileOpen(t *testing.T, k kind) {
 	ns := vethPair(t)
 	promisc := func() bool { // the kernel's promiscuity count, which SIOCGIFFLAGS does not show
 		var n int
@@ -248,7 +283,7 @@ func testPromiscuousWhileOpen(t *testing.T, xdp XDPMode) {
 	if promisc() {
 		t.Fatal("promiscuous before the port opened")
 	}
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port", Promisc: true, XDP: xdp}})
+	p := openIn(t, ns, Config{Options: k.promisc("port")})
 	if !promisc() {
 		t.Fatal("not promiscuous with promisc=1")
 	}
@@ -260,10 +295,10 @@ func testPromiscuousWhileOpen(t *testing.T, xdp XDPMode) {
 
 func TestMissingInterfaceIsAClearError(t *testing.T) { bothKinds(t, testMissingInterfaceIsAClearError) }
 
-func testMissingInterfaceIsAClearError(t *testing.T, xdp XDPMode) {
+func testMissingInterfaceIsAClearError(t *testing.T, k kind) {
 	ns := nstest.New(t)
 	err := ns.Do(func() error {
-		_, err := open(Config{Options: Options{Ifname: "nosuch0", XDP: xdp}, Common: portkind.Common{MaxFrame: 1518, Depth: 4}})
+		_, err := open(Config{Options: k.options("nosuch0"), Common: portkind.Common{MaxFrame: 1518, Depth: 4}})
 		return err
 	})
 	if err == nil || !strings.Contains(err.Error(), `"nosuch0"`) {
@@ -273,14 +308,14 @@ func testMissingInterfaceIsAClearError(t *testing.T, xdp XDPMode) {
 
 func TestOpenCloseLeavesNothing(t *testing.T) { bothKinds(t, testOpenCloseLeavesNothing) }
 
-func testOpenCloseLeavesNothing(t *testing.T, xdp XDPMode) {
+func testOpenCloseLeavesNothing(t *testing.T, k kind) {
 	ns := vethPair(t)
 	f, _ := bpf.EtherTypes(unix.ETH_P_ARP)
 	porttest.NoLeaks(t, func() {
 		for range 3 {
 			var p hostPort
 			if err := ns.Do(func() (err error) {
-				p, err = open(Config{Options: Options{Ifname: "port", Filter: f, Promisc: true, XDP: xdp}, Common: portkind.Common{MaxFrame: 1518, Depth: 8}})
+				p, err = open(Config{Options: k.all("port", f), Common: portkind.Common{MaxFrame: 1518, Depth: 8}})
 				return err
 			}); err != nil {
 				t.Fatal(err)
@@ -334,9 +369,9 @@ func TestOffloadedChecksumsAreCompleted(t *testing.T) {
 	bothKinds(t, testOffloadedChecksumsAreCompleted)
 }
 
-func testOffloadedChecksumsAreCompleted(t *testing.T, xdp XDPMode) {
+func testOffloadedChecksumsAreCompleted(t *testing.T, k kind) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: xdp}})
+	p := openIn(t, ns, Config{Options: k.options("port")})
 	ns.MustRun(t, "ip", "addr", "add", "10.9.0.2/24", "dev", "peer")
 	ns.MustRun(t, "ip", "neigh", "add", "10.9.0.1", "lladdr", "fe:fd:00:00:00:09", "dev", "peer")
 	if err := ns.Do(func() error {
@@ -397,9 +432,9 @@ func testOffloadedChecksumsAreCompleted(t *testing.T, xdp XDPMode) {
 // does; the port cuts them into valid segments, across batches.
 func TestOffloadFramesAreCut(t *testing.T) { bothKinds(t, testOffloadFramesAreCut) }
 
-func testOffloadFramesAreCut(t *testing.T, xdp XDPMode) {
+func testOffloadFramesAreCut(t *testing.T, k kind) {
 	ns := vethPair(t)
-	p := openIn(t, ns, Config{Options: Options{Ifname: "port", XDP: xdp}, Common: portkind.Common{Depth: 8}})
+	p := openIn(t, ns, Config{Options: k.options("port"), Common: portkind.Common{Depth: 8}})
 	payload := make([]byte, 30000)
 	for i := range payload {
 		payload[i] = byte(i % 253)

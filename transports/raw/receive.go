@@ -60,6 +60,10 @@ func (p *Port) newReader() {
 // Receiver returns the reading side; every frame it reads is marked as
 // entering through port id.
 func (p *Port) Receiver(id frame.PortID) fabric.Receiver {
+	if p.rxRing != nil {
+		p.ringRx.id = id
+		return fabric.Receiver{Name: p.Name(), Depth: p.depth, MaxFrame: p.MaxFrame(), Receive: p.receiveRing}
+	}
 	if p.rx.b == nil {
 		p.newReader()
 	}
