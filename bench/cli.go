@@ -28,7 +28,9 @@ per switch CPU-second), as a markdown table. -mode latency measures round trips 
 mixed traffic and churn through umlswitch for a long time (-duration, 30m by default) and
 samples its memory, descriptors and goroutines every -interval, to find leaks; -mode evpn
 puts umlswitch in a BGP EVPN fabric of many VTEPs that a GoBGP speaker in the bench plays,
-and measures the load, the withdrawal, memory, and forwarding with the routes against without.
+and measures the load, the withdrawal, memory, and forwarding with the routes against without;
+-mode nat streams TCP from a guest (a network namespace behind a raw port) to a server on the
+host's loopback through umlswitch's nat port, QEMU's user networking and the kernel's NAT.
 
 The umlswitch it starts is the one next to umlswitch-bench, in the same directory
 (make build puts both in bin/), unless -umlswitch PATH names another; the relay
@@ -49,6 +51,7 @@ Examples:
   umlswitch-bench -mode soak -cpu 0 -duration 30m -interval 1m -plot soak.png  # leaks: memory, descriptors, goroutines
   umlswitch-bench -mode evpn -cpu 0 -runs 3         # 1,000 VTEPs, 100,000 MACs, 100 VNIs (as root)
   umlswitch-bench -mode evpn -vnis 2 -vteps 10 -macs 1000 -duration 1s  # the same, small
+  umlswitch-bench -mode nat -cpu 0                  # TCP through the nat port, QEMU's slirp and kernel NAT (as root)
   umlswitch-bench -compare umlswitch=/tmp/umlswitch.old,uml_switch -cpu 0  # this build against an older one
   umlswitch-bench -umlswitch /usr/local/bin/umlswitch  # start that umlswitch, not the one next to umlswitch-bench
   umlswitch-bench relay -unix /tmp/relay.ctl          # run the ceiling relay by hand
@@ -107,7 +110,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			"in the bench: time and switch CPU from the session coming up until every tunnel and remote MAC is\n"+
 			"installed, and from its going down until none is left; the switch's live Go heap and resident\n"+
 			"memory empty, loaded and withdrawn; its idle CPU; forwarding between two local ports loaded\n"+
-			"against a twin umlswitch without routes, in turn; as root, in a network namespace of its own).\n"+
+			"against a twin umlswitch without routes, in turn; as root, in a network namespace of its own), or\n"+
+			"nat (TCP from a guest namespace to a server on the host's 127.0.0.1 through the gateway 10.0.2.2 of\n"+
+			"umlswitch's nat port, of QEMU's user networking, and of a tap with the kernel's DNAT, in turn;\n"+
+			"Gbit/s and CPU; 3 runs by default; as root).\n"+
 			"Example: -mode latency -compare uml_switch")
 		interval = fs.Duration("interval", time.Minute, "with -mode soak: time between samples.\nExample: -interval 30s")
 		rate     = fs.Int("rate", 1000, "with -mode soak: frames a second each traffic client sends.\nExample: -rate 200")
@@ -193,7 +199,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if *runs == 0 {
 		*runs = 1
-		if len(names) > 1 {
+		if len(names) > 1 || *mode == "nat" {
 			*runs = 3
 		}
 	}
@@ -205,7 +211,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return fail("-mode evpn: -churn %d: want at least 1 route change a second", *churn)
 		}
 	}
-	if (tr.Netns || *mode == "evpn") && !inNetns() {
+	if *mode == "nat" && (len(names) > 1 || names[0] != "umlswitch" || *ctl != "") {
+		return fail("-mode nat measures umlswitch's nat port against QEMU's slirp and the kernel's NAT itself: drop -switch, -compare and -ctl")
+	}
+	if (tr.Netns || *mode == "evpn" || *mode == "nat") && !inNetns() {
 		if *ctl != "" {
 			return fail("-transport %s makes its interfaces in a network namespace of its own and starts the switches there: drop -ctl", tr.Name)
 		}
@@ -375,6 +384,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail("%v", err)
 		}
+	case "nat":
+		fmt.Fprintf(stderr, "bench: nat: TCP from a guest namespace to 127.0.0.1 through %v, %v per run, %d run(s) each\n",
+			NATPaths, *duration, *runs)
+		rows, err := NAT(NATConfig{Exe: *exe, Dir: dir, Runs: *runs, Warmup: *warmup, Duration: *duration, CPUs: swCPUs, Log: stderr})
+		if err != nil {
+			return fail("%v", err)
+		}
+		ReportNAT(stdout, rows)
 	case "soak":
 		fmt.Fprintf(stderr, "bench: soak: %d daemon and %d BESS clients at %d frames/s each, %d-byte frames, churn; %v, a sample every %v\n",
 			soakDaemonClients, soakBESSClients, *rate, *size, *duration, *interval)

@@ -47,7 +47,7 @@ func (r GenResult) steal() float64          { return r.Steal }
 // summary is min, median and max of one metric over runs.
 type summary struct{ min, med, max float64 }
 
-func summarize(runs []GenResult, metric func(GenResult) float64) summary {
+func summarize[R any](runs []R, metric func(R) float64) summary {
 	v := make([]float64, len(runs))
 	for i, r := range runs {
 		v[i] = metric(r)
