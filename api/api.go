@@ -44,6 +44,7 @@ type Server struct {
 	ln   *connq.Listener
 	done chan struct{}
 
+	routes      http.Handler
 	refusedUIDs sync.Map // uid -> true: callers already logged as refused
 	overLimit   ratelog.Every
 }
@@ -53,8 +54,9 @@ type connInfoKey struct{}
 // New returns the API of in; its connections arrive through ServeConn.
 func New(in *instance.Instance, log *slog.Logger) *Server {
 	s := &Server{in: in, log: log, ln: connq.New("control API"), done: make(chan struct{})}
+	s.routes = s.routeTable()
 	s.http = &http.Server{
-		Handler:           s.routes(),
+		Handler:           s.routes,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
@@ -129,7 +131,17 @@ func connInfo(r *http.Request) instance.ConnInfo {
 	return info
 }
 
-func (s *Server) routes() http.Handler {
+// Handler serves the API to requests that arrive by other means than a
+// control socket (the web page's server), each as coming from info(r):
+// who asked and what that connection may do, which the API then checks
+// as it checks a control socket's peer.
+func (s *Server) Handler(info func(r *http.Request) instance.ConnInfo) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.routes.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connInfoKey{}, info(r))))
+	})
+}
+
+func (s *Server) routeTable() http.Handler {
 	mux := http.NewServeMux()
 	read := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
 		mux.HandleFunc(pattern, s.wrap(h, needRead))
@@ -379,7 +391,7 @@ func (s *Server) setPort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	kv, err := req.pairs()
+	kv, err := req.Pairs()
 	if err != nil {
 		return badRequest{err}
 	}

@@ -66,7 +66,8 @@ type SetRequest struct {
 	Set string `json:"set"`
 }
 
-func (r SetRequest) pairs() ([][2]string, error) {
+// Pairs are the keys and values of Set, in order.
+func (r SetRequest) Pairs() ([][2]string, error) {
 	var kv [][2]string
 	for _, f := range strings.Split(r.Set, ",") {
 		if f = strings.TrimSpace(f); f == "" {

@@ -31,7 +31,7 @@ func FuzzRequests(f *testing.F) {
 		}
 		decode[FlushRequest](body)
 		if r, err := decode[SetRequest](body); err == nil {
-			if kv, err := r.pairs(); err == nil && len(kv) == 0 {
+			if kv, err := r.Pairs(); err == nil && len(kv) == 0 {
 				t.Fatalf("set request %q: no keys and no error", body)
 			}
 		}

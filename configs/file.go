@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,9 +35,17 @@ type File struct {
 	// brought back after a restart. Empty: next to the default switch's
 	// first daemon control socket (RunStatePath); "none": not kept.
 	State    string
+	Web      Web
 	Limits   Limits
 	Switches []Switch // the default switch, if any, first
 	EVPN     *EVPN    // nil: no evpn: block
+}
+
+// Web is where the page of the running lab is served (package web).
+type Web struct {
+	Addr  string // host:port; empty: no page
+	RW    bool   // the page may set a port's link and impairment keys, with the token
+	Token string // the token file; empty: next to the default switch's control socket
 }
 
 // Limits bound what local users may make the daemon hold; zero fields
@@ -100,6 +110,9 @@ type fileYAML struct {
 	MaxClPerU  *scalar      `yaml:"max_clients_per_uid"`
 	MaxAPI     *scalar      `yaml:"max_api"`
 	MaxAPIPerU *scalar      `yaml:"max_api_per_uid"`
+	Web        *scalar      `yaml:"web"`
+	WebRW      *scalar      `yaml:"web_rw"`
+	WebToken   *scalar      `yaml:"web_token"`
 	Switches   []switchYAML `yaml:"switches"`
 	EVPN       *evpnYAML    `yaml:"evpn"`
 }
@@ -141,6 +154,9 @@ var (
 		"api_gid":   func(f *File, v string) (err error) { f.APIGIDs, err = ParseGroups(v); return },
 		"user":      func(f *File, v string) (err error) { f.User, err = checkUserName(v); return },
 		"state":     func(f *File, v string) (err error) { f.State, err = checkStatePath(v); return },
+		"web":       func(f *File, v string) (err error) { f.Web.Addr, err = checkHostPort(v); return },
+		"web_rw":    func(f *File, v string) (err error) { f.Web.RW, err = ParseBool(v); return },
+		"web_token": func(f *File, v string) (err error) { f.Web.Token, err = checkFilePath(v); return },
 		"max_clients": func(f *File, v string) (err error) {
 			f.Limits.Clients, err = ParseInt(v, 1, 1<<20)
 			return
@@ -161,6 +177,25 @@ var (
 
 // NoState is the state key's value that keeps no run state.
 const NoState = "none"
+
+// checkHostPort accepts a TCP address to listen on: host:port.
+func checkHostPort(v string) (string, error) {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || strings.ContainsAny(host, "/ ") {
+		return "", fmt.Errorf("%q is not host:port like 127.0.0.1:8080", v)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("%q: %q is not a port number", v, port)
+	}
+	return v, nil
+}
+
+func checkFilePath(v string) (string, error) {
+	if v == "" || strings.ContainsRune(v, 0) || strings.HasSuffix(v, "/") {
+		return "", fmt.Errorf("%q is not a file path", v)
+	}
+	return v, nil
+}
 
 func checkStatePath(v string) (string, error) {
 	if v == "" || strings.ContainsRune(v, 0) || strings.HasSuffix(v, "/") {
@@ -228,7 +263,7 @@ func Parse(data []byte) (*File, error) {
 		v   *scalar
 	}{{"tx_hold", y.TxHold}, {"mtu", y.MTU}, {"depth", y.Depth}, {"log_level", y.LogLevel},
 		{"api_uid", y.APIUID}, {"api_gid", y.APIGID}, {"user", y.User}, {"state", y.State}, {"max_clients", y.MaxClients}, {"max_clients_per_uid", y.MaxClPerU},
-		{"max_api", y.MaxAPI}, {"max_api_per_uid", y.MaxAPIPerU}} {
+		{"max_api", y.MaxAPI}, {"max_api_per_uid", y.MaxAPIPerU}, {"web", y.Web}, {"web_rw", y.WebRW}, {"web_token", y.WebToken}} {
 		if s.v != nil {
 			if err := globalKeys[s.key](f, string(*s.v)); err != nil {
 				return nil, fmt.Errorf("config: %s: %w", s.key, err)

@@ -355,11 +355,8 @@ func Serve(addr string, mode os.FileMode, src Source, log *slog.Logger) (*Server
 		ln, err = listenUnix(path, mode)
 	} else if !strings.Contains(addr, ":") {
 		return nil, fmt.Errorf("metrics: listen %s: want host:port or unix:PATH", addr)
-	} else if it, ok := handover.Take(handedTCP, addr); ok {
-		ln, err = net.FileListener(it.File) // a hot upgrade's
-		it.File.Close()
 	} else {
-		ln, err = net.Listen("tcp", addr)
+		ln, err = handover.ListenTCP(handedTCP, addr)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen %s: %w", addr, err)
@@ -437,14 +434,4 @@ const handedTCP = "metrics-tcp"
 
 // HandOver gives a new switch process (a hot upgrade) a TCP listening
 // socket, which it could not bind while this one holds it.
-func (s *Server) HandOver() []handover.Item {
-	tl, ok := s.ln.(*net.TCPListener)
-	if !ok {
-		return nil
-	}
-	f, err := handover.Dup(tl, "metrics "+s.addr)
-	if err != nil {
-		return nil
-	}
-	return []handover.Item{{Kind: handedTCP, Key: s.addr, File: f}}
-}
+func (s *Server) HandOver() []handover.Item { return handover.TCPListener(handedTCP, s.addr, s.ln) }

@@ -34,6 +34,7 @@ import (
 	"github.com/umlswitch/umlswitch/metrics"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/portkind"
+	"github.com/umlswitch/umlswitch/web"
 )
 
 // debianCtl is where Debian's UML kernel looks for the switch by default.
@@ -287,6 +288,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"the run state `FILE`, so that the switch started again runs the lab as it was running; ctl reload empties it.\n"+
 		"Default: next to the default switch's first daemon control socket (CONTROL.run); none: keep none.\n"+
 		"Example: -state /run/umlswitch.run")
+	fs.String("web", "", "serve a page of the running lab on `ADDR` (host:port; keep it on loopback or a network whose hosts\n"+
+		"may see all the lab's traffic): switches, ports, MAC tables, live rates, events, the topology, and\n"+
+		"captures to download (with the token). Example: -web 127.0.0.1:8080")
+	fs.Bool("web-rw", false, "let the page set a port's link (up, down) and impairment keys, with the token.\nExample: -web 127.0.0.1:8080 -web-rw")
+	fs.String("web-token", "", "write the page's token to `FILE` (mode 0600: the switch's user only); the page asks for it\n"+
+		"before captures and changes. Default: next to the default switch's first daemon control socket\n"+
+		"(CONTROL.web-token).\nExample: -web-token /run/umlswitch.web-token")
 	fs.IntVar(&o.maxClients, "max-clients", configs.DefaultLimits.Clients, "most client ports (`N`) of every listener (daemon, BESS, stream) together; a client over a\n"+
 		"bound is refused at once. Root's and the switch's own user's clients are never refused.\nExample: -max-clients 8192")
 	fs.IntVar(&o.maxClientsUID, "max-clients-per-uid", configs.DefaultLimits.ClientsPerUID, "most client ports (`N`) of one user.\nExample: -max-clients-per-uid 64")
@@ -340,7 +348,8 @@ func (o *options) isSet(name string) bool {
 var flagKeys = map[string]string{"hub": "hub", "mac-age": "mac_age", "mac-table-size": "mac_table_size",
 	"tx-hold": "tx_hold", "mtu": "mtu", "depth": "depth", "log-level": "log_level",
 	"api-uid": "api_uid", "api-gid": "api_gid", "max-clients": "max_clients", "max-clients-per-uid": "max_clients_per_uid",
-	"max-api": "max_api", "max-api-per-uid": "max_api_per_uid", "user": "user", "state": "state"}
+	"max-api": "max_api", "max-api-per-uid": "max_api_per_uid", "user": "user", "state": "state",
+	"web": "web", "web-rw": "web_rw", "web-token": "web_token"}
 
 // plan reads the configuration (the file, or the built-in one) and merges
 // the command line into it. A reload calls it again.
@@ -466,11 +475,23 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 		runAs = &id
 		unixsock.RunsAs(id.UID) // its directories are trusted as the switch's own
 	}
-	var metricsServer atomic.Pointer[metrics.Server] // set below; an upgrade hands its TCP socket over
-	upgrade := func(in *instance.Instance) error { return s.upgrade(in, metricsServer.Load(), log, stderr, leave) }
+	// Set below; an upgrade hands their TCP sockets over.
+	var metricsServer atomic.Pointer[metrics.Server]
+	var webServer atomic.Pointer[web.Server]
+	upgrade := func(in *instance.Instance) error {
+		var servers []handingOver
+		if m := metricsServer.Load(); m != nil {
+			servers = append(servers, m)
+		}
+		if w := webServer.Load(); w != nil {
+			servers = append(servers, w)
+		}
+		return s.upgrade(in, servers, log, stderr, leave)
+	}
+	var apiServer *api.Server
 	in, err := instance.New(plan, instance.Config{Logger: log, Level: level, Reload: s.reload, Upgrade: upgrade,
 		State: runStatePath(plan), Upgrading: upgraded,
-		API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) }})
+		API: func(in *instance.Instance) instance.APIServer { apiServer = api.New(in, log); return apiServer }})
 	if err != nil {
 		return err
 	}
@@ -482,6 +503,19 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 		}
 		defer m.Close()
 		metricsServer.Store(m)
+	}
+	if plan.Web.Addr != "" {
+		first := ""
+		if len(plan.Switches) > 0 {
+			first = plan.Switches[0].Name
+		}
+		w, err := web.Serve(web.Config{Addr: plan.Web.Addr, Writable: plan.Web.RW, TokenFile: webTokenPath(plan), Switch: first},
+			in, apiServer.Handler, log)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		webServer.Store(w)
 	}
 	if runAs != nil {
 		if err := becomeUser(*runAs, plan, log); err != nil {
@@ -523,7 +557,7 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 // what the ports can hand over (internal/handover). Once the new switch
 // serves, this one leaves: its sockets' files, state files and taps are
 // the new one's, and Run ends.
-func (s service) upgrade(in *instance.Instance, m *metrics.Server, log *slog.Logger, stderr io.Writer, leave func()) error {
+func (s service) upgrade(in *instance.Instance, servers []handingOver, log *slog.Logger, stderr io.Writer, leave func()) error {
 	exe := s.exe
 	if exe == "" {
 		return errors.New("the binary this switch was started from is not known")
@@ -537,8 +571,8 @@ func (s service) upgrade(in *instance.Instance, m *metrics.Server, log *slog.Log
 		items = append(items, handover.Item{Kind: handover.Listener, Key: l.Path(), File: f})
 	}
 	items = append(items, in.HandOver()...)
-	if m != nil {
-		items = append(items, m.HandOver()...)
+	for _, srv := range servers {
+		items = append(items, srv.HandOver()...)
 	}
 	defer func() {
 		for _, it := range items {
@@ -563,8 +597,24 @@ func (s service) upgrade(in *instance.Instance, m *metrics.Server, log *slog.Log
 	return nil
 }
 
+// handingOver is a server whose TCP listener a hot upgrade hands over.
+type handingOver interface{ HandOver() []handover.Item }
+
 // upgradeTimeout bounds how long a new switch may take to serve.
 const upgradeTimeout = 30 * time.Second
+
+// webTokenPath is the web page's token file: web_token (-web-token), or
+// next to the default switch's first daemon control socket
+// (CONTROL.web-token), or none (the page then only reads).
+func webTokenPath(plan *configs.File) string {
+	if plan.Web.Token != "" {
+		return plan.Web.Token
+	}
+	if ctl := defaultControl(plan); ctl != "" {
+		return ctl + ".web-token"
+	}
+	return ""
+}
 
 // runStatePath is the run state file: -state (state:), or next to the
 // default switch's first daemon control socket (CONTROL.run), or none.
@@ -576,10 +626,18 @@ func runStatePath(plan *configs.File) string {
 	default:
 		return plan.State
 	}
+	if ctl := defaultControl(plan); ctl != "" {
+		return ctl + ".run"
+	}
+	return ""
+}
+
+// defaultControl is the default switch's first daemon control socket, or "".
+func defaultControl(plan *configs.File) string {
 	if sw := plan.Switch(configs.DefaultSwitch); sw != nil {
 		for _, p := range sw.Ports {
 			if path, ok := p.Get("path"); ok && p.Transport == "daemon" {
-				return daemon.ControlPath(path) + ".run"
+				return daemon.ControlPath(path)
 			}
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -256,3 +257,28 @@ func Leave() { leaving.Store(true) }
 // Leaving reports whether this process handed its sockets over and is on
 // its way out.
 func Leaving() bool { return leaving.Load() }
+
+// ListenTCP listens on the TCP address addr, or takes the listener an old
+// switch handed over under kind and addr (a hot upgrade: the old one still
+// holds the port, so the new one could not bind it).
+func ListenTCP(kind, addr string) (net.Listener, error) {
+	if it, ok := Take(kind, addr); ok {
+		defer it.File.Close()
+		return net.FileListener(it.File)
+	}
+	return net.Listen("tcp", addr)
+}
+
+// TCPListener is what a hot upgrade hands over of ln, a listener that
+// ListenTCP(kind, addr) opened: nothing if it is not a TCP listener.
+func TCPListener(kind, addr string, ln net.Listener) []Item {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return nil
+	}
+	f, err := Dup(tl, kind+" "+addr)
+	if err != nil {
+		return nil
+	}
+	return []Item{{Kind: kind, Key: addr, File: f}}
+}

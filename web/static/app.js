@@ -1,0 +1,447 @@
+// The page of a running umlswitch: it reads the control API (through the
+// web server, same origin) once a second and draws what it finds. Every
+// value from the switch goes into the page as text, never as markup.
+'use strict';
+
+const state = {
+  token: sessionStorage.getItem('umlswitch-token') || '',
+  access: null,
+  prev: null,      // last poll: {t, ports: Map(name -> port)}
+  rows: new Map(), // port name -> {tr, cells}
+  swRows: new Map(),
+  captures: new Map(), // key -> running capture
+};
+
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  if (state.token) h.Authorization = 'Bearer ' + state.token;
+  return h;
+}
+
+async function get(path) {
+  const r = await fetch(path, { headers: headers() });
+  if (!r.ok) throw new Error(path + ': ' + r.status + ' ' + (await r.text()));
+  return r.json();
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'on') for (const [ev, f] of Object.entries(v)) e.addEventListener(ev, f);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+function svg(tag, attrs, text) {
+  const e = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// si writes n with an SI prefix: 1.23k, 4.5M.
+function si(n, unit) {
+  const u = ['', 'k', 'M', 'G', 'T'];
+  let i = 0;
+  while (Math.abs(n) >= 1000 && i < u.length - 1) { n /= 1000; i++; }
+  return (i === 0 ? Math.round(n) : n.toFixed(n < 10 ? 2 : 1)) + (u[i] || '') + (unit ? ' ' + unit : '');
+}
+
+function status(msg) { document.getElementById('status').textContent = msg || ''; }
+
+// A lab machine's interface, from a BESS client's socket (DIR/MACHINE-ethN.sock,
+// as umlswitch lab boots them); empty when the peer does not say.
+function machineOf(peer) {
+  const m = /([A-Za-z0-9_.-]+)-(eth\d+)\.sock$/.exec(peer || '');
+  return m ? m[1] + ' ' + m[2] : '';
+}
+
+// keysOf is the part of a port's spec worth showing: everything but its
+// transport (shown as the kind).
+function keysOf(p) {
+  return (p.spec || '').split(',').filter(kv => kv && !kv.startsWith('transport=')).join(',');
+}
+
+function linkOf(p) {
+  if (p.state === 'absent') return 'absent';
+  return p.link_state || 'up';
+}
+
+async function loadAccess() {
+  try {
+    state.access = await get('/web/access');
+  } catch (e) {
+    state.access = { capture: false, change: false, why: String(e) };
+  }
+  const a = state.access;
+  const parts = [a.change ? 'changes allowed' : a.capture ? 'captures allowed, read-only' : 'read-only'];
+  if (a.why) parts.push('(' + a.why + ')');
+  document.getElementById('access-text').textContent = parts.join(' ');
+}
+
+async function change(port, set) {
+  const r = await fetch('/v1/ports/' + encodeURIComponent(port), {
+    method: 'PATCH', headers: headers({ 'Content-Type': 'application/json' }), body: JSON.stringify({ set }),
+  });
+  if (!r.ok) {
+    const e = await r.json().catch(() => ({ error: r.statusText }));
+    status('port ' + port + ': ' + (e.error || r.status));
+    return;
+  }
+  status('');
+  poll();
+}
+
+function portRow(name) {
+  let row = state.rows.get(name);
+  if (row) return row;
+  const cells = {};
+  const tr = el('tr', { 'data-port': name });
+  for (const c of ['name', 'switch', 'kind', 'peer', 'keys', 'link', 'fps', 'bps', 'frames', 'drops', 'change', 'capture']) {
+    cells[c] = el('td', { class: ['fps', 'bps', 'frames'].includes(c) ? 'num' : ['keys', 'drops', 'peer'].includes(c) ? 'wrap' : '' });
+    tr.append(cells[c]);
+  }
+  cells.toggle = el('button', { type: 'button', class: 'link-toggle', on: { click: () => {
+    const down = cells.toggle.dataset.state !== 'down';
+    change(name, 'link=' + (down ? 'down' : 'up'));
+  } } });
+  cells.input = el('input', { type: 'text', size: 18, placeholder: 'loss=10%,delay=50ms', class: 'impair' });
+  cells.apply = el('button', { type: 'button', on: { click: () => { if (cells.input.value.trim()) change(name, cells.input.value.trim()); } } }, 'Apply');
+  cells.change.append(cells.toggle, ' ', cells.input, cells.apply);
+  cells.capture.append(captureButton({ port: name }));
+  row = { tr, cells };
+  state.rows.set(name, row);
+  return row;
+}
+
+function renderPorts(ports, rates) {
+  const tbody = document.querySelector('#ports tbody');
+  const seen = new Set();
+  const a = state.access || {};
+  for (const p of ports) {
+    seen.add(p.name);
+    const row = portRow(p.name);
+    const c = row.cells;
+    const r = rates.get(p.name);
+    c.name.textContent = p.name;
+    c.switch.textContent = p.switch;
+    c.kind.textContent = p.kind + (p.listening ? ' listener, ' + (p.clients || 0) + ' clients' : '');
+    c.peer.textContent = p.peer || p.listening || '';
+    c.keys.textContent = keysOf(p);
+    const link = linkOf(p);
+    c.link.textContent = link;
+    c.link.className = link === 'down' ? 'down' : link === 'up' ? 'up' : 'absent';
+    c.fps.textContent = r ? si(r.rxf) + ' / ' + si(r.txf) : '';
+    c.bps.textContent = r ? si(r.rxb) + ' / ' + si(r.txb) : '';
+    c.frames.textContent = p.rx_frames + ' / ' + p.tx_frames;
+    c.fps.dataset.rx = r ? r.rxf : 0;
+    c.frames.dataset.rx = p.rx_frames;
+    c.frames.dataset.tx = p.tx_frames;
+    c.drops.textContent = Object.entries(p.drops || {}).map(([k, v]) => k + ' ' + v).join(', ');
+    c.toggle.dataset.state = link;
+    c.toggle.textContent = link === 'down' ? 'Link up' : 'Link down';
+    const mayChange = !!a.change && p.id >= 0;
+    c.toggle.disabled = !mayChange;
+    c.input.disabled = !mayChange;
+    c.apply.disabled = !mayChange;
+    c.capture.firstChild.disabled = !a.capture || p.id < 0;
+    if (row.tr.parentNode !== tbody) tbody.append(row.tr);
+  }
+  for (const [name, row] of state.rows) {
+    if (!seen.has(name)) { row.tr.remove(); state.rows.delete(name); }
+  }
+}
+
+function renderSwitches(switches, ports, rates) {
+  const tbody = document.querySelector('#switches tbody');
+  const seen = new Set();
+  for (const s of switches) {
+    seen.add(s.name);
+    let row = state.swRows.get(s.name);
+    if (!row) {
+      const cells = {};
+      const tr = el('tr', { 'data-switch': s.name });
+      for (const c of ['name', 'mode', 'macs', 'ports', 'fps', 'bps', 'capture']) {
+        cells[c] = el('td', { class: ['fps', 'bps'].includes(c) ? 'num' : '' });
+        tr.append(cells[c]);
+      }
+      cells.capture.append(captureButton({ switch: s.name }));
+      row = { tr, cells };
+      state.swRows.set(s.name, row);
+    }
+    let fps = 0, bps = 0;
+    for (const p of ports) {
+      const r = rates.get(p.name);
+      if (p.switch === s.name && r) { fps += r.rxf; bps += r.rxb; }
+    }
+    const c = row.cells;
+    c.name.textContent = s.name;
+    c.mode.textContent = s.hub ? 'hub' : 'switch';
+    c.macs.textContent = s.macs + ' / ' + s.mac_table_size + (s.static_macs ? ' (' + s.static_macs + ' static)' : '');
+    c.ports.textContent = s.ports;
+    c.fps.textContent = si(fps);
+    c.bps.textContent = si(bps);
+    c.capture.firstChild.disabled = !(state.access || {}).capture;
+    if (row.tr.parentNode !== tbody) tbody.append(row.tr);
+  }
+  for (const [name, row] of state.swRows) {
+    if (!seen.has(name)) { row.tr.remove(); state.swRows.delete(name); }
+  }
+}
+
+function renderFDB(fdb, ports) {
+  const byPort = new Map(ports.map(p => [p.name, p]));
+  const tbody = document.querySelector('#fdb tbody');
+  tbody.replaceChildren(...fdb.map(m => el('tr', {},
+    el('td', {}, m.switch), el('td', {}, m.mac), el('td', {}, machineOf((byPort.get(m.port) || {}).peer)),
+    el('td', {}, m.vlan || ''), el('td', {}, m.port || (m.remote ? 'remote ' + (m.vtep || '') : '')),
+    el('td', { class: 'num' }, m.static ? 'static' : m.remote ? 'remote' : m.age_s.toFixed(0) + ' s'))));
+}
+
+const tunnelKinds = new Set(['vxlan', 'gre', 'l2tpv3']);
+
+// renderTopology draws the switches in a row, each port below its switch,
+// and below each port what is behind it: the lab machine or the MACs
+// learned there, or the remote end of a tunnel.
+function renderTopology(switches, ports, fdb) {
+  const g = document.getElementById('topology');
+  const macs = new Map();
+  for (const m of fdb) {
+    if (!m.port) continue;
+    if (!macs.has(m.port)) macs.set(m.port, []);
+    macs.get(m.port).push(m.mac);
+  }
+  const attached = ports.filter(p => p.id >= 0 || p.state === 'absent');
+  const colW = 130;
+  const cols = Math.max(attached.length, switches.length, 1);
+  const width = cols * colW + 40;
+  g.setAttribute('viewBox', '0 0 ' + width + ' 320');
+  g.replaceChildren();
+  const swX = new Map();
+  let x = 20;
+  for (const s of switches) {
+    const own = attached.filter(p => p.switch === s.name);
+    const w = Math.max(own.length, 1) * colW;
+    swX.set(s.name, x + w / 2);
+    x += w;
+  }
+  x = 20;
+  for (const s of switches) {
+    const own = attached.filter(p => p.switch === s.name);
+    own.forEach((p, i) => {
+      const px = x + i * colW + colW / 2;
+      const down = linkOf(p) === 'down';
+      g.append(svg('line', { x1: swX.get(s.name), y1: 60, x2: px, y2: 150, class: down ? 'linkdown' : '' }));
+      const port = svg('g', { class: 'port' + (down ? ' linkdown' : ''), 'data-port': p.name });
+      port.append(svg('circle', { cx: px, cy: 150, r: 7 }), svg('text', { x: px + 10, y: 146 }, p.name));
+      g.append(port);
+      let label, cls;
+      if (tunnelKinds.has(p.kind)) {
+        label = [p.kind + ' to', p.vtep || p.peer || ''];
+        cls = 'tunnel';
+      } else {
+        const m = machineOf(p.peer);
+        label = m ? [m] : (macs.get(p.name) || []).slice(0, 3);
+        if (!m && (macs.get(p.name) || []).length > 3) label.push('+' + (macs.get(p.name).length - 3) + ' more');
+        cls = 'machine';
+      }
+      if (label.length === 0) return;
+      g.append(svg('line', { x1: px, y1: 157, x2: px, y2: 215, class: down ? 'linkdown' : '' }));
+      const box = svg('g', { class: cls });
+      box.append(svg('rect', { x: px - colW / 2 + 6, y: 215, width: colW - 12, height: 16 * label.length + 8, rx: 4 }));
+      label.forEach((t, j) => box.append(svg('text', { x: px - colW / 2 + 12, y: 230 + 16 * j }, t)));
+      g.append(box);
+    });
+    x += Math.max(own.length, 1) * colW;
+  }
+  for (const s of switches) {
+    const cx = swX.get(s.name);
+    const box = svg('g', { class: 'switch', 'data-switch': s.name });
+    box.append(svg('rect', { x: cx - 55, y: 30, width: 110, height: 30, rx: 5 }),
+      svg('text', { x: cx - 48, y: 50 }, s.name + (s.hub ? ' (hub)' : '')));
+    g.append(box);
+  }
+}
+
+async function poll() {
+  try {
+    const [switches, ports, fdb] = await Promise.all([get('/v1/switches'), get('/v1/ports'), get('/v1/fdb')]);
+    const now = performance.now();
+    const byName = new Map(ports.map(p => [p.name, p]));
+    const rates = new Map();
+    if (state.prev) {
+      const dt = (now - state.prev.t) / 1000;
+      for (const p of ports) {
+        const q = state.prev.ports.get(p.name);
+        if (!q || dt <= 0) continue;
+        rates.set(p.name, {
+          rxf: Math.max(0, p.rx_frames - q.rx_frames) / dt, txf: Math.max(0, p.tx_frames - q.tx_frames) / dt,
+          rxb: 8 * Math.max(0, p.rx_bytes - q.rx_bytes) / dt, txb: 8 * Math.max(0, p.tx_bytes - q.tx_bytes) / dt,
+        });
+      }
+    }
+    state.prev = { t: now, ports: byName };
+    renderSwitches(switches, ports, rates);
+    renderPorts(ports, rates);
+    renderFDB(fdb, ports);
+    renderTopology(switches, ports, fdb);
+    document.body.dataset.polls = String(Number(document.body.dataset.polls || 0) + 1);
+  } catch (e) {
+    status(String(e));
+  }
+}
+
+function addEvent(ev) {
+  const list = document.getElementById('events');
+  const t = ev.time ? new Date(ev.time).toLocaleTimeString() : '';
+  const what = [ev.type, ev.switch, ev.port, ev.kind, ev.peer, ev.mac, ev.detail, ev.error].filter(Boolean).join(' ');
+  list.prepend(el('li', { 'data-type': ev.type || '' }, t + ' ' + what));
+  while (list.children.length > 100) list.lastChild.remove();
+}
+
+async function followEvents() {
+  try {
+    for (const ev of await get('/web/events')) addEvent(ev);
+  } catch (e) { status(String(e)); }
+  for (;;) {
+    try {
+      const r = await fetch('/v1/events', { headers: headers() });
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let nl;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line) { try { addEvent(JSON.parse(line)); } catch (_) { /* a line cut short */ } }
+        }
+      }
+    } catch (_) { /* the switch restarted: try again */ }
+    await new Promise(res => setTimeout(res, 2000));
+  }
+}
+
+// captureButton starts a capture of a switch, or of one port, and saves
+// it as pcapng when clicked again (or after the seconds the page asks for).
+function captureButton(what) {
+  const b = el('button', { type: 'button', class: 'capture' }, 'Capture');
+  b.addEventListener('click', () => {
+    const key = JSON.stringify(what);
+    const running = state.captures.get(key);
+    if (running) { running.stop(); return; }
+    startCapture(what, b, key);
+  });
+  return b;
+}
+
+async function startCapture(what, button, key) {
+  let sw = what.switch;
+  if (what.port) {
+    const p = state.prev && state.prev.ports.get(what.port);
+    sw = p ? p.switch : '';
+  }
+  const ctl = new AbortController();
+  const chunks = [];
+  let stopped = false;
+  const stop = () => { stopped = true; ctl.abort(); };
+  state.captures.set(key, { stop });
+  button.textContent = 'Stop and save';
+  try {
+    const r = await fetch('/v1/capture?switch=' + encodeURIComponent(sw), { headers: headers(), signal: ctl.signal });
+    if (!r.ok) {
+      const e = await r.json().catch(() => ({ error: r.statusText }));
+      throw new Error(e.error || r.status);
+    }
+    const reader = r.body.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+    }
+  } catch (e) {
+    if (!stopped) status('capture: ' + e.message);
+  }
+  state.captures.delete(key);
+  button.textContent = 'Capture';
+  let bytes = concat(chunks);
+  if (bytes.length === 0) return;
+  if (what.port) bytes = onlyInterface(bytes, what.port);
+  const a = el('a', { href: URL.createObjectURL(new Blob([bytes], { type: 'application/vnd.tcpdump.pcapng' })),
+    download: (what.port || what.switch) + '-' + new Date().toISOString().replace(/[:.]/g, '-') + '.pcapng' });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+function concat(chunks) {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) { out.set(c, off); off += c.length; }
+  return out;
+}
+
+// onlyInterface keeps, of a switch's pcapng capture (one interface per
+// port), the packets of the interface named port; a block cut short at the
+// end (the capture stopped mid-block) is left out.
+function onlyInterface(bytes, port) {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = [];
+  let le = true, names = [], off = 0;
+  while (off + 12 <= bytes.length) {
+    let type = dv.getUint32(off, le);
+    if (type === 0x0A0D0D0A) {
+      le = dv.getUint32(off + 8, true) === 0x1A2B3C4D;
+      names = [];
+    }
+    const len = dv.getUint32(off + 4, le);
+    if (len < 12 || off + len > bytes.length) break;
+    const block = bytes.subarray(off, off + len);
+    if (type === 1) {
+      names.push(optionText(dv, off + 16, off + len - 4, le, 2));
+      out.push(block);
+    } else if (type === 6) {
+      if (names[dv.getUint32(off + 8, le)] === port) out.push(block);
+    } else {
+      out.push(block);
+    }
+    off += len;
+  }
+  return concat(out);
+}
+
+function optionText(dv, off, end, le, code) {
+  while (off + 4 <= end) {
+    const c = dv.getUint16(off, le), n = dv.getUint16(off + 2, le);
+    if (c === 0) break;
+    if (c === code) return new TextDecoder().decode(new Uint8Array(dv.buffer, dv.byteOffset + off + 4, n));
+    off += 4 + ((n + 3) & ~3);
+  }
+  return '';
+}
+
+function init() {
+  const m = /(?:^#|&)token=([0-9a-f]+)/.exec(location.hash);
+  if (m) {
+    state.token = m[1];
+    sessionStorage.setItem('umlswitch-token', state.token);
+    history.replaceState(null, '', location.pathname);
+  }
+  document.getElementById('token-set').addEventListener('click', () => {
+    state.token = document.getElementById('token').value.trim();
+    sessionStorage.setItem('umlswitch-token', state.token);
+    document.getElementById('token').value = '';
+    loadAccess().then(poll);
+  });
+  get('/v1/info').then(i => { document.getElementById('pid').textContent = 'pid ' + i.pid; }).catch(() => {});
+  loadAccess().then(poll);
+  setInterval(poll, 1000);
+  followEvents();
+}
+
+init();
