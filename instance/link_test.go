@@ -3,6 +3,7 @@ package instance_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -132,5 +133,39 @@ func TestLinkDownAtRunTime(t *testing.T) {
 	}
 	if passes(d, a, a, 8, 200*time.Millisecond) {
 		t.Fatal("a frame came in through a link configured down")
+	}
+}
+
+// The carrier follows the link: a port that attaches down loses it at
+// once, and it changes when link= does (not on other keys), reached
+// through the impairment wrapped round the port.
+func TestLinkCarrier(t *testing.T) {
+	in := start(t, "ports: [{transport: memhub, hub: carrier, name: cut, link: down, delay: 1ms}]", instance.Config{})
+	p := memhubs.get(t, "carrier").plug(t)
+	waitFor(t, in, "the client", func() bool { return slices.Contains(portNames(in), "cut.1") })
+	want := []bool{false}
+	check := func(what string) {
+		t.Helper()
+		if got := p.carrierCalls(); !slices.Equal(got, want) {
+			t.Fatalf("%s: SetCarrier calls %v, want %v", what, got, want)
+		}
+	}
+	check("attached down")
+	for _, step := range []struct {
+		kv      [2]string
+		carrier []bool
+	}{
+		{[2]string{"link", "up"}, []bool{true}},
+		{[2]string{"link", "up"}, nil},
+		{[2]string{"delay", "2ms"}, nil},
+		{[2]string{"link", "down"}, []bool{false}},
+		{[2]string{"isolated", "1"}, nil},
+		{[2]string{"link", ""}, []bool{true}},
+	} {
+		if err := in.SetPort("cut", [][2]string{step.kv}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, step.carrier...)
+		check(step.kv[0] + "=" + step.kv[1])
 	}
 }
