@@ -106,6 +106,9 @@ func prepare() error {
 //	       counters are still the ones printed (they count the tagged frames)
 //	vlanproto 802.1Q (the default) or 802.1ad: the VLAN device's tag protocol
 //	flood  "N,ADDR": send N quick pings to ADDR after the peers answered
+//	watch  ADDR: after the peers answered, ping ADDR once every 0.2 s until
+//	       powered off, each attempt numbered: "WATCH N ok" (answered within
+//	       1 s) or "WATCH N no"
 //	mtu    interface MTU           big    ping each peer once with this payload size
 //	sink   TCP port: accept one connection, print "SINK <bytes read>" when it closes
 //	send   "HOST:PORT:BYTES": after the peers answered, send BYTES of zeros to HOST:PORT over TCP
@@ -158,6 +161,9 @@ for p in $(echo "$peers" | tr ',' ' '); do
     if ping -c 2 -W 2 -s $big $p >/dev/null 2>&1; then echo "BIG $p ok"; else echo "BIG $p fail"; fi
   fi
 done
+if [ -n "$watch" ]; then
+  (n=0; while :; do n=$((n+1)); r=no; ping -c 1 -W 1 $watch >/dev/null 2>&1 && r=ok; echo "WATCH $n $r"; sleep 0.2; done) &
+fi
 if [ -n "$send" ]; then
   h=${send%%:*}; r=${send#*:}; p=${r%%:*}; n=${r#*:}
   head -c $n /dev/zero | nc $h $p

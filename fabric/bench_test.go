@@ -101,7 +101,7 @@ func ExampleDropReason() {
 	for r := DropEmpty; r < NumDropReasons; r++ {
 		fmt.Print(r, " ")
 	}
-	// Output: empty runt oversize tx-oversize hairpin tx-full tx-error decap bad-key filtered rx-overrun slow-receiver split-horizon isolated mac-limit storm link-local loss rate vlan-mismatch vlan-filtered unreachable
+	// Output: empty runt oversize tx-oversize hairpin tx-full tx-error decap bad-key filtered rx-overrun slow-receiver split-horizon isolated mac-limit storm link-local loss rate vlan-mismatch vlan-filtered unreachable link-down
 }
 
 // BenchmarkForwardScraped is BenchmarkForward's 8-port unicast case while

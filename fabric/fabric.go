@@ -257,7 +257,9 @@ func (s *Fabric) ReplacePort(old, next Port) error {
 
 // SetPolicy changes the policy and VLAN membership of port p while it
 // runs. When its VLANs change, the addresses learned on it are forgotten:
-// they were learned in VLANs it may no longer carry.
+// they were learned in VLANs it may no longer carry. So are they when its
+// link goes down: frames to its hosts flood, and reach them where they
+// moved to.
 func (s *Fabric) SetPolicy(p Port, pol Policy, vl VLAN) error {
 	if err := vl.Check(); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name(), err)
@@ -273,7 +275,7 @@ func (s *Fabric) SetPolicy(p Port, pol Policy, vl VLAN) error {
 			name: e.name, maxFrame: e.maxFrame, stats: e.stats}
 		byID[i] = next
 		s.replacePorts(byID)
-		if !sameVLAN(e.vl, next.vl) {
+		if !sameVLAN(e.vl, next.vl) || (next.pol.down() && !e.pol.down()) {
 			e.sw.table.FlushPort(e.id)
 		}
 		return nil

@@ -78,6 +78,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 		hub     bool
 		table   *MACTable
 		flood   []*portEntry
+		inDown  bool     // in's link is down: its frames go nowhere
 		policed bool     // a port of dom has a policy
 		vlans   bool     // a port of dom has VLAN keys
 		learnt  struct { // last source learned: a batch usually has one sender
@@ -100,6 +101,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 				continue // its port went away while the batch was read
 			}
 			run.e = in
+			inDown = in.pol.down()
 			if in.sw != dom { // a shared socket feeds ports of several switches
 				dom = in.sw
 				hub, table, flood = dom.hub.Load(), dom.table, set.flood[dom.idx]
@@ -107,6 +109,10 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 				f.mirrors = dom.mirrors.active()
 				learnt.in, memo.valid = nil, false
 			}
+		}
+		if inDown { // a broken link carries nothing in: not counted as received, not mirrored, not learned
+			in.stats.drop(DropLinkDown, 1)
+			continue
 		}
 		size := v.Sizes[i]
 		switch {
@@ -174,6 +180,8 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 						in.stats.drop(DropHairpin, 1) // never send a frame back where it came from
 					case (pol != nil || out.pol != nil) && apart(pol, out.pol):
 						in.stats.drop(apartReason(pol, out.pol), 1)
+					case out.pol.down():
+						out.stats.drop(DropLinkDown, 1) // MACs behind it were flushed; a static entry may lead there still
 					case !vlans:
 						f.stage(out, i, size)
 					case !f.stageVLAN(out, i, size, vid):
@@ -197,13 +205,19 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 			}
 		case !vlans:
 			for _, out := range flood {
-				if out != in && floodsTo(pol, out.pol, frame.DstMAC(fr)) {
+				if out != in && floodsTo(pol, out.pol, frame.DstMAC(fr)) && !out.txDown() {
 					f.stage(out, i, size)
 				}
 			}
 		default:
 			for _, out := range flood {
 				if out != in && (!policed || floodsTo(pol, out.pol, frame.DstMAC(fr))) {
+					if out.pol.down() { // counted only where the frame's VLAN would have gone out
+						if member, _ := out.vl.egress(vid); member {
+							out.stats.drop(DropLinkDown, 1)
+						}
+						continue
+					}
 					f.stageVLAN(out, i, size, vid)
 				}
 			}

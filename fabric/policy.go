@@ -20,6 +20,9 @@ type Policy struct {
 	MACLimit     int  // most addresses learned on this port; beyond it new sources are dropped
 	Storm        int  // flooded frames (broadcast, multicast, unknown unicast) a second it may send in
 	NoLinkLocal  bool // drop frames to 01:80:c2:00:00:00-0f (STP, LACP, LLDP, 802.1X) coming in
+	// LinkDown breaks the port's link (a failure drill): nothing it sends
+	// comes in, nothing goes out through it; both count as link-down.
+	LinkDown bool
 }
 
 // portPolicy is a Policy as forwarding reads it; a port without one has a
@@ -32,6 +35,7 @@ type portPolicy struct {
 	macLimit    int
 	storm       *tokenBucket
 	noLinkLocal bool
+	linkDown    bool
 }
 
 func (p Policy) empty() bool { return p == Policy{} }
@@ -42,7 +46,7 @@ func (d *Switch) policyFor(p Policy) *portPolicy {
 		return nil
 	}
 	pp := &portPolicy{noFlood: p.NoFlood, noBroadcast: p.NoBroadcast, isolated: p.Isolated, macLimit: p.MACLimit,
-		noLinkLocal: p.NoLinkLocal}
+		noLinkLocal: p.NoLinkLocal, linkDown: p.LinkDown}
 	if p.SplitHorizon != "" {
 		if d.groups == nil {
 			d.groups = make(map[string]uint16)
@@ -93,6 +97,19 @@ func floodsTo(in, out *portPolicy, dst frame.MAC) bool {
 		return false // unknown unicast (or any unicast, in a hub)
 	}
 	return true
+}
+
+// down reports whether the port's link is down.
+func (p *portPolicy) down() bool { return p != nil && p.linkDown }
+
+// txDown reports whether e's link is down, counting on e the frame that
+// would have left through it.
+func (e *portEntry) txDown() bool {
+	if e.pol.down() {
+		e.stats.drop(DropLinkDown, 1)
+		return true
+	}
+	return false
 }
 
 // isLinkLocal reports whether dst is one of 802.1D's reserved addresses,

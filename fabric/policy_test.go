@@ -158,3 +158,85 @@ func TestTokenBucket(t *testing.T) {
 		t.Fatal("no token after 20 ms")
 	}
 }
+
+// A port whose link is down (link=down) passes nothing either way: what
+// it sends is dropped as it comes in, what would leave through it (flooded,
+// or unicast to an address pinned there) is dropped on it, all counted as
+// link-down; going down forgets the addresses learned on it, so frames to
+// its hosts flood; going up restores it.
+func TestLinkDown(t *testing.T) {
+	r := policyRig(t, Policy{}, Policy{}, Policy{})
+	r.send(r.from(0, frame.Broadcast, macA, 1), r.from(1, frame.Broadcast, macB, 2))
+	r.tags()
+	r.send(r.from(0, macB, macA, 3))
+	if got := r.tags(); string(got[1]) != "\x03" || len(got[2]) != 0 {
+		t.Fatalf("before: %v", got)
+	}
+	if err := r.sw.SetPolicy(r.ports[1], Policy{LinkDown: true}, VLAN{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.sw.Table().Lookup(0, macB, r.sw.Now()); ok {
+		t.Fatal("B is still learned on the port that went down")
+	}
+	rxBefore, _ := r.sw.PortStats(r.ids[1])
+	r.send(r.from(1, macA, macB, 4), r.from(1, frame.Broadcast, macC, 5)) // in: nothing passes, nothing learned
+	if got := r.tags(); len(got[0])+len(got[2]) != 0 || r.drops(1, DropLinkDown) != 2 {
+		t.Fatalf("frames from the down port: %v, link-down %d", got, r.drops(1, DropLinkDown))
+	}
+	if st, _ := r.sw.PortStats(r.ids[1]); st.RxFrames != rxBefore.RxFrames {
+		t.Fatalf("a down port counted %d frames received", st.RxFrames-rxBefore.RxFrames)
+	}
+	if _, ok := r.sw.Table().Lookup(0, macC, r.sw.Now()); ok {
+		t.Fatal("an address was learned on a down port")
+	}
+	r.send(r.from(0, macB, macA, 6)) // B unknown now: floods, but not out of the down port
+	if got := r.tags(); len(got[1]) != 0 || string(got[2]) != "\x06" || r.drops(1, DropLinkDown) != 3 {
+		t.Fatalf("unicast to a host behind the down port: %v, link-down %d", got, r.drops(1, DropLinkDown))
+	}
+	r.send(r.from(2, frame.Broadcast, macC, 7))
+	if got := r.tags(); len(got[1]) != 0 || string(got[0]) != "\x07" || r.drops(1, DropLinkDown) != 4 {
+		t.Fatalf("broadcast: %v, link-down %d", got, r.drops(1, DropLinkDown))
+	}
+	if err := r.sw.Default().SetStatic(0, macB, r.ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	r.send(r.from(0, macB, macA, 8)) // pinned to the down port: not sent, not flooded
+	if got := r.tags(); len(got[1])+len(got[2]) != 0 || r.drops(1, DropLinkDown) != 5 || r.drops(0, DropLinkDown) != 0 {
+		t.Fatalf("unicast pinned to the down port: %v, link-down %d", got, r.drops(1, DropLinkDown))
+	}
+	r.sw.Table().RemoveStatic(0, macB)
+
+	if err := r.sw.SetPolicy(r.ports[1], Policy{}, VLAN{}); err != nil {
+		t.Fatal(err)
+	}
+	r.send(r.from(1, macA, macB, 9))
+	if got := r.tags(); string(got[0]) != "\x09" {
+		t.Fatalf("after link up: %v", got)
+	}
+	r.send(r.from(0, macB, macA, 10))
+	if got := r.tags(); string(got[1]) != "\x0a" || len(got[2]) != 0 || r.drops(1, DropLinkDown) != 5 {
+		t.Fatalf("unicast after link up: %v, link-down %d", got, r.drops(1, DropLinkDown))
+	}
+	if r.drops(0, DropLinkDown)+r.drops(2, DropLinkDown) != 0 {
+		t.Fatal("link-down counted on a port that was up")
+	}
+}
+
+// In a switch with VLANs, a flooded copy is counted as link-down only on
+// a down port that carries the frame's VLAN.
+func TestLinkDownVLAN(t *testing.T) {
+	down := Policy{LinkDown: true}
+	r := optionsRig(t, PortOptions{VLAN: VLAN{Access: 10}}, PortOptions{VLAN: VLAN{Access: 10}, Policy: down},
+		PortOptions{VLAN: VLAN{Access: 20}, Policy: down}, PortOptions{VLAN: VLAN{Access: 10}})
+	r.send(r.from(0, frame.Broadcast, macA, 1))
+	if got := r.tags(); string(got[3]) != "\x01" || len(got[1])+len(got[2]) != 0 {
+		t.Fatalf("flood: %v", got)
+	}
+	if r.drops(1, DropLinkDown) != 1 || r.drops(2, DropLinkDown) != 0 {
+		t.Fatalf("link-down: %d on the VLAN 10 port, %d on the VLAN 20 one", r.drops(1, DropLinkDown), r.drops(2, DropLinkDown))
+	}
+	r.send(r.from(1, frame.Broadcast, macB, 2))
+	if got := r.tags(); len(got[0])+len(got[3]) != 0 || r.drops(1, DropLinkDown) != 2 {
+		t.Fatalf("from the down port: %v", got)
+	}
+}

@@ -35,12 +35,13 @@ const (
 	DropVLANMismatch            // a tagged frame on an access port, an untagged one on a trunk without native=
 	DropVLANFiltered            // a frame of a VLAN the port does not carry
 	DropUnreachable             // the destination had no route (a tunnel's peer): the rest of the batch went too
+	DropLinkDown                // the port's link is down (link=down): nothing comes in or goes out
 	NumDropReasons
 )
 
 var dropNames = [NumDropReasons]string{"invalid", "empty", "runt", "oversize", "tx-oversize", "hairpin", "tx-full", "tx-error",
 	"decap", "bad-key", "filtered", "rx-overrun", "slow-receiver", "split-horizon", "isolated", "mac-limit", "storm", "link-local", "loss", "rate",
-	"vlan-mismatch", "vlan-filtered", "unreachable"}
+	"vlan-mismatch", "vlan-filtered", "unreachable", "link-down"}
 
 // KernelDropper is implemented by ports whose frames can be dropped in the
 // kernel before the switch reads them (a socket filter, a full queue). The

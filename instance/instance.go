@@ -160,6 +160,9 @@ type portState struct {
 	vtep     netip.Addr     // a fabric tunnel the EVPN control plane made: its remote VTEP
 	runtime  bool           // added through the API, not by the configuration: the run state keeps it
 	as       *peercred.Cred // who added it, when not root or the switch's own user
+	// linkDown is link=down as last applied: to its attached port (its
+	// carrier), and for a configured port or listener as the events said.
+	linkDown bool
 }
 
 // held is the port the switch holds for ps: the transport's, or the

@@ -45,7 +45,7 @@ func (in *Instance) addPort(sw string, spec configs.Port, as *peercred.Cred, run
 	}
 	spec.Switch = ""
 	ps := &portState{name: name, kind: spec.Transport, sw: s, spec: spec, listener: portkind.Listens(spec), id: frame.NoPort,
-		runtime: runtime, as: as}
+		runtime: runtime, as: as, linkDown: policy.Of(spec).LinkDown}
 	ps.ap = &attachPoint{in: in, ps: ps}
 	if ps.listener {
 		ps.clients = make(map[fabric.Port]*portState)
@@ -214,14 +214,57 @@ func (a *attachPoint) Attach(p fabric.Port) (frame.PortID, error) {
 		}
 		return 0, err
 	}
+	down := policy.Of(spec).LinkDown
 	if client != nil {
-		client.id = id
+		client.id, client.linkDown = id, down
 	} else {
-		ps.port, ps.impaired, ps.id, ps.peer, ps.absent = p, w, id, p.Name(), ""
+		ps.port, ps.impaired, ps.id, ps.peer, ps.absent, ps.linkDown = p, w, id, p.Name(), "", down
 	}
 	in.mu.Unlock()
+	if down { // a tap comes with a carrier: one that starts down (or comes back while down) loses it
+		in.setCarrier(name, p, false)
+	} else if c := carrierOf(p); c != nil {
+		// A tap handed over by an upgrade keeps the carrier the old switch
+		// left it; one just opened has one already, and a kernel without
+		// TUNSETCARRIER needs no word about a link nobody took down.
+		_ = c.SetCarrier(true)
+	}
 	in.events.publish(Event{Type: "port-attached", Switch: ps.sw.name, Port: name, Kind: ps.kind, Peer: p.Name()})
 	return id, nil
+}
+
+// carrier is a port whose peer sees a carrier that the switch can take
+// away and give back (a tap: the host's ip link shows NO-CARRIER). Other
+// ports only go silent while their link is down.
+type carrier interface {
+	SetCarrier(up bool) error
+}
+
+// setCarrier shows p's peer the link's state where it can see one,
+// reaching through wrappers (an impairment) to the transport's port. A
+// kernel that cannot is logged: the link is down in the switch all the
+// same.
+func (in *Instance) setCarrier(name string, p fabric.Port, up bool) {
+	if c := carrierOf(p); c != nil {
+		if err := c.SetCarrier(up); err != nil {
+			in.log.Warn("link state: its peer is not shown the carrier", "port", name, "up", up, "err", err)
+		}
+	}
+}
+
+// carrierOf is p, or the port it wraps, as a carrier; nil if neither is.
+func carrierOf(p fabric.Port) carrier {
+	for p != nil {
+		if c, ok := p.(carrier); ok {
+			return c
+		}
+		u, ok := p.(interface{ Unwrap() fabric.Port })
+		if !ok {
+			return nil
+		}
+		p = u.Unwrap()
+	}
+	return nil
 }
 
 // effective is the spec ps's ports follow: its configured one (a
@@ -293,12 +336,20 @@ func (in *Instance) pushPolicy(ps *portState, impairOnly bool) error {
 			targets = append(targets, c)
 		}
 	}
+	// The link's state as ps's events tell it: once per change, for a
+	// listener too, and for a configured port while it is absent.
+	wasDown := ps.linkDown
+	if spec, err := ps.effective(nil); err == nil {
+		ps.linkDown = policy.Of(spec).LinkDown
+	}
+	nowDown := ps.linkDown
 	type change struct {
 		t        *portState
 		port     fabric.Port  // as attached before the change
 		w        *impair.Port // wraps port now; nil: as before
 		attached fabric.Port  // as attached after the change
 		spec     configs.Port // what it follows now
+		flipped  bool         // its link went down or came up
 	}
 	var changes []change
 	for _, t := range targets {
@@ -306,7 +357,12 @@ func (in *Instance) pushPolicy(ps *portState, impairOnly bool) error {
 			continue
 		}
 		spec, _ := t.effective(nil)
-		c := change{t: t, port: t.port, attached: t.port, spec: spec}
+		down := policy.Of(spec).LinkDown
+		c := change{t: t, port: t.port, attached: t.port, spec: spec, flipped: down != t.linkDown}
+		if t == ps {
+			c.flipped = down != wasDown
+		}
+		t.linkDown = down
 		switch cfg := policy.Impair(spec); {
 		case t.impaired != nil:
 			t.impaired.Set(cfg)
@@ -330,10 +386,20 @@ func (in *Instance) pushPolicy(ps *portState, impairOnly bool) error {
 			}
 		}
 		if !impairOnly {
-			if err := in.fab.SetPolicy(c.attached, policy.Of(c.spec), policy.VLAN(c.spec)); err != nil {
+			pol := policy.Of(c.spec)
+			if err := in.fab.SetPolicy(c.attached, pol, policy.VLAN(c.spec)); err != nil {
 				errs = append(errs, err)
+			} else if c.flipped {
+				in.setCarrier(c.t.name, c.attached, !pol.LinkDown)
 			}
 		}
+	}
+	if nowDown != wasDown {
+		ev := Event{Type: "link-up", Switch: ps.sw.name, Port: ps.name, Kind: ps.kind}
+		if nowDown {
+			ev.Type = "link-down"
+		}
+		in.events.publish(ev)
 	}
 	return errors.Join(errs...)
 }

@@ -122,7 +122,7 @@ func TestRunStateSurvivesRestart(t *testing.T) {
 	if err := in.AddStatic("lab", macA.String(), "tun", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := in.SetPort("tun", [][2]string{{"delay", "5ms"}}); err != nil {
+	if err := in.SetPort("tun", [][2]string{{"delay", "5ms"}, {"link", "down"}}); err != nil {
 		t.Fatal(err)
 	}
 	porttest.Eventually(t, "the run state names the last change", func() bool {
@@ -148,8 +148,8 @@ func TestRunStateSurvivesRestart(t *testing.T) {
 	if p := portNamed(in, "added"); p.Listening != added {
 		t.Fatalf("added listener: %+v", p)
 	}
-	if p := portNamed(in, "tun"); p.Link == nil || p.Link.DelayS != 0.005 {
-		t.Fatalf("tun's link: %+v", p.Link)
+	if p := portNamed(in, "tun"); p.Link == nil || p.Link.DelayS != 0.005 || p.LinkState != "down" {
+		t.Fatalf("tun's link: %+v, %s", p.Link, p.LinkState)
 	}
 	if ms := in.Mirrors(); len(ms) != 1 || ms[0].Name != "cap" || ms[0].Switch != "lab" {
 		t.Fatalf("mirrors: %+v", ms)
@@ -184,7 +184,7 @@ func TestReloadTakesBackPortSet(t *testing.T) {
 	p, _ := configs.ParsePort("transport=vxlan,src=127.0.0.2,dst=127.0.0.3,vni=8,dstport=47894,name=tun")
 	l.plan.Switches[0].Ports = append(l.plan.Switches[0].Ports, p)
 	in, _ := l.start(t)
-	if err := in.SetPort("tun", [][2]string{{"delay", "5ms"}}); err != nil {
+	if err := in.SetPort("tun", [][2]string{{"delay", "5ms"}, {"link", "down"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := in.AddStatic("lab", macA.String(), "tun", 0); err != nil {
@@ -194,7 +194,8 @@ func TestReloadTakesBackPortSet(t *testing.T) {
 	if err := in.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if p := portNamed(in, "tun"); p.Link != nil && p.Link.DelayS != 0 || !strings.Contains(p.Spec, "vni=8") || strings.Contains(p.Spec, "delay") {
+	if p := portNamed(in, "tun"); p.Link != nil && p.Link.DelayS != 0 || !strings.Contains(p.Spec, "vni=8") || strings.Contains(p.Spec, "delay") ||
+		p.LinkState != "up" {
 		t.Fatalf("tun after the reload: %+v %+v", p, p.Link)
 	}
 	if fdb, _ := in.FDB("lab"); len(fdb) != 0 {

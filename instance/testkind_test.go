@@ -130,6 +130,24 @@ type memPort struct {
 	written atomic.Int64
 	once    sync.Once
 	done    chan struct{}
+
+	mu       sync.Mutex
+	carriers []bool // SetCarrier's calls
+}
+
+// SetCarrier records the call: a memPort is a port whose peer sees a
+// carrier, as a tap's does.
+func (p *memPort) SetCarrier(up bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.carriers = append(p.carriers, up)
+	return nil
+}
+
+func (p *memPort) carrierCalls() []bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.carriers)
 }
 
 func (p *memPort) send(f []byte) { p.in <- f }

@@ -13,6 +13,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/impair"
+	"github.com/umlswitch/umlswitch/policy"
 )
 
 // What the control API, `umlswitch ctl` and the metrics see of a running
@@ -62,6 +63,10 @@ type PortInfo struct {
 	Slowed    uint64            `json:"slowed"`
 	HeldS     float64           `json:"held_s"`         // time senders waited for it to take frames
 	Link      *LinkInfo         `json:"link,omitempty"` // an impaired port: how, and what it did
+	// LinkState is "down" while the port's link is broken on purpose
+	// (link=down: it passes nothing; on a listener, for every client),
+	// "up" otherwise.
+	LinkState string `json:"link_state"`
 	// State is "absent" for a configured port whose interface is gone (a
 	// deleted tap or veth), which is attached again when an interface of
 	// its name is back; Reason says why. Empty otherwise.
@@ -219,9 +224,14 @@ func (in *Instance) Ports(sw string) []PortInfo {
 		links[i] = p.impaired
 		pi := &infos[i]
 		pi.Name, pi.Switch, pi.Kind, pi.Peer, pi.ID = p.name, p.sw.name, p.kind, p.peer, int(p.id)
+		pi.LinkState = "up"
+		spec, err := p.effective(nil)
+		if err == nil && policy.Of(spec).LinkDown {
+			pi.LinkState = "down"
+		}
 		if p.parent != nil {
 			pi.Listener = p.parent.name
-		} else if spec, err := p.effective(nil); err == nil {
+		} else if err == nil {
 			pi.Spec = spec.String() // with the keys changed at run time
 		}
 		if p.listener {

@@ -1,9 +1,9 @@
 // Package policy declares the port keys that say what the switch does with
 // a port's frames rather than how the port carries them: VLAN membership,
-// split horizon, flooding, isolation, limits, and how the link misbehaves
-// (delay, loss, rate). Every port kind takes them; the fabric enforces the
-// first two (fabric.VLAN, fabric.Policy), package impair the last
-// (impair.Config).
+// split horizon, flooding, isolation, limits, whether the link is up, and
+// how it misbehaves (delay, loss, rate). Every port kind takes them; the
+// fabric enforces all but the last (fabric.VLAN, fabric.Policy), package
+// impair the last (impair.Config).
 package policy
 
 import (
@@ -31,6 +31,7 @@ type Options struct {
 	MACLimit     int
 	Storm        int
 	NoLinkLocal  bool
+	LinkDown     bool // link=down: the port passes nothing (fabric.Policy.LinkDown)
 
 	// The link, on frames leaving through the port (impair.Config).
 	Delay, Jitter   time.Duration
@@ -94,6 +95,9 @@ var Kind = configs.Kind{
 			"the rest are dropped (counted as storm)", func(o *Options) *int { return &o.Storm }, configs.Range(1, MaxStorm), configs.Decimal[int]),
 		off("link_local", "drop frames to 01:80:c2:00:00:00-0f (STP, LACP, LLDP, 802.1X) coming in; "+
 			"they are forwarded by default, as a lab wants", func(o *Options) *bool { return &o.NoLinkLocal }),
+		configs.Value("link", "up|down", "down breaks the port's link, as for a failure drill: nothing comes in or goes out "+
+			"(counted as link-down), the addresses learned on it are forgotten, and a tap's interface shows NO-CARRIER; "+
+			"up mends it", func(o *Options) *bool { return &o.LinkDown }, parseLink, formatLink).WithDefault("up"),
 		configs.Value("delay", "DURATION", "hold every frame leaving through the port this long (50ms)",
 			func(o *Options) *time.Duration { return &o.Delay }, parseDelay, formatDuration),
 		configs.Value("jitter", "DURATION", "and up to this much more or less, uniformly (frames keep their order unless reorder=1)",
@@ -114,6 +118,24 @@ var Kind = configs.Kind{
 		configs.Value("seed", "N", "makes loss, dup, corrupt and jitter the same from run to run",
 			func(o *Options) *uint64 { return &o.Seed }, parseSeed, func(n uint64) string { return strconv.FormatUint(n, 10) }),
 	},
+}
+
+// parseLink reads link=up or link=down as whether the link is down.
+func parseLink(v string) (bool, error) {
+	switch v {
+	case "up":
+		return false, nil
+	case "down":
+		return true, nil
+	}
+	return false, fmt.Errorf("%q is not up or down", v)
+}
+
+func formatLink(down bool) string {
+	if down {
+		return "down"
+	}
+	return "up"
 }
 
 func parseDelay(v string) (time.Duration, error) {
@@ -231,5 +253,5 @@ func Of(p configs.Port) fabric.Policy {
 		return fabric.Policy{}
 	}
 	return fabric.Policy{SplitHorizon: o.SplitHorizon, NoFlood: o.NoFlood, NoBroadcast: o.NoBroadcast, Isolated: o.Isolated,
-		MACLimit: o.MACLimit, Storm: o.Storm, NoLinkLocal: o.NoLinkLocal}
+		MACLimit: o.MACLimit, Storm: o.Storm, NoLinkLocal: o.NoLinkLocal, LinkDown: o.LinkDown}
 }

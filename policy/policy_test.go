@@ -48,3 +48,26 @@ func TestParsers(t *testing.T) {
 		t.Error("seed 0 taken")
 	}
 }
+
+// FuzzParseLink: link= takes up and down alone, and what it takes renders
+// back to itself.
+func FuzzParseLink(f *testing.F) {
+	for _, s := range []string{"up", "down", "", "Down", "1", "0", "up ", "downn"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		down, err := parseLink(v)
+		if err != nil {
+			if v == "up" || v == "down" {
+				t.Fatalf("%q refused: %v", v, err)
+			}
+			return
+		}
+		if v != "up" && v != "down" {
+			t.Fatalf("%q taken", v)
+		}
+		if formatLink(down) != v {
+			t.Fatalf("%q renders as %q", v, formatLink(down))
+		}
+	})
+}

@@ -44,14 +44,17 @@ Commands:
   switches                        switches and their MAC tables
   switch add NAME [KEY=VALUE...]  add a switch (hub=1, mac_age=60s, mac_table_size=N)
   switch del NAME                 remove a switch and its ports
-  ports [SWITCH]                  ports with counters and drops by reason (EVPN tunnels: their VTEP)
+  ports [SWITCH]                  ports with counters, drops by reason and link state (EVPN tunnels: their VTEP)
   rates [SWITCH]                  frames and bits a second per port, over -interval
   port add [-switch NAME] SPEC    add a port (a -port spec)
   port del NAME                   remove a port, a listener or one client
   port set NAME KEY=VALUE...      change a port's policy keys while it runs: VLANs (vlan, trunk, native,
                                   qinq), split_horizon, flood, broadcast, isolated, mac_limit, storm,
-                                  link_local, and its link (delay, jitter, loss, rate, ...); KEY= takes a
-                                  key back to its default (on a listener: every client, and later ones)
+                                  link_local, link (up or down), and its link's impairment (delay, jitter,
+                                  loss, rate, ...); KEY= takes a key back to its default (on a listener:
+                                  every client, and later ones)
+  link NAME down|up               break a port's link or mend it (port set NAME link=down): nothing passes
+                                  either way, a tap's interface shows NO-CARRIER
   fdb [SWITCH]                    the MAC table: learned, static, and remote VTEPs' (evpn VTEP)
   fdb flush [SWITCH|PORT]         forget learned addresses (static ones stay)
   fdb add SWITCH MAC PORT [VLAN]  pin MAC (in VLAN) to PORT (a static entry)
@@ -61,8 +64,8 @@ Commands:
   mirror del NAME                 stop a capture
   bgp                             the EVPN control plane's BGP neighbours (state, uptime, routes) and counters
   evpn                            each VNI (switch, RD, route targets, remote VTEPs), the routes received and sent
-  events                          follow events (attach, detach, MAC changes, drops, reloads, BGP sessions,
-                                  VTEPs joining and leaving) until interrupted
+  events                          follow events (attach, detach, links down and up, MAC changes, drops, reloads,
+                                  BGP sessions, VTEPs joining and leaving) until interrupted
   reload                          read the configuration file again and apply what changed (as SIGHUP)
   upgrade                         start the umlswitch binary on disk and hand it every socket (as SIGUSR2):
                                   clients stay attached; answers once the new switch serves
@@ -73,6 +76,7 @@ Examples:
   umlswitch ctl -s /tmp/uml.ctl -json fdb | jq '.[] | select(.port == "daemon0.1")'
   umlswitch ctl -s /tmp/uml.ctl port add transport=tap,ifname=tap1,create=1,up=1
   umlswitch ctl -s /tmp/uml.ctl port set daemon0.1 delay=50ms loss=1%
+  umlswitch ctl -s /tmp/uml.ctl link daemon0.1 down
   umlswitch ctl -s /tmp/uml.ctl fdb flush
   umlswitch ctl -s /tmp/lab/A.ctl -all switches
   umlswitch ctl -s /tmp/uml.ctl bgp
@@ -178,6 +182,8 @@ func (c *ctl) run(args []string) error {
 		return c.add("/v1/ports", rest[1:])
 	case cmd == "port" && sub == "set" && len(rest) >= 3:
 		return c.do("PATCH", "/v1/ports/"+url.PathEscape(rest[1]), api.SetRequest{Set: strings.Join(rest[2:], ",")}, nil)
+	case cmd == "link":
+		return c.link(rest)
 	case cmd == "port" && sub == "del" && len(rest) == 2:
 		return c.do("DELETE", "/v1/ports/"+url.PathEscape(rest[1]), nil, nil)
 	case cmd == "fdb" && sub == "flush" && len(rest) <= 2:
@@ -221,6 +227,17 @@ func (c *ctl) run(args []string) error {
 		return c.do("POST", "/v1/upgrade", nil, nil)
 	}
 	return usagef("%q is not a command, or has the wrong arguments", strings.Join(args, " "))
+}
+
+// link is `port set NAME link=STATE` for `link NAME STATE`.
+func (c *ctl) link(args []string) error {
+	if len(args) != 2 {
+		return usagef("link takes a port and a state: link NAME down|up")
+	}
+	if state := args[1]; state != "down" && state != "up" {
+		return usagef("link %s %s: the state is down or up", args[0], state)
+	}
+	return c.do("PATCH", "/v1/ports/"+url.PathEscape(args[0]), api.SetRequest{Set: "link=" + args[1]}, nil)
 }
 
 // do sends a request and decodes the JSON answer into out, or prints it
@@ -383,22 +400,23 @@ func (c *ctl) ports(args []string) error {
 		return err
 	}
 	return c.show(ps, func(w *tabwriter.Writer) {
-		fmt.Fprintln(w, "SWITCH\tPORT\tKIND\tRX\tRX BYTES\tTX\tTX BYTES\tDROPS\tPEER")
+		fmt.Fprintln(w, "SWITCH\tPORT\tKIND\tRX\tRX BYTES\tTX\tTX BYTES\tDROPS\tLINK\tPEER")
 		for _, p := range ps {
 			if p.Listening != "" {
-				fmt.Fprintf(w, "%s\t%s\t%s\t-\t-\t-\t-\t-\tlistening on %s, %d clients\n", p.Switch, p.Name, p.Kind, p.Listening, p.Clients)
+				fmt.Fprintf(w, "%s\t%s\t%s\t-\t-\t-\t-\t-\t%s\tlistening on %s, %d clients\n", p.Switch, p.Name, p.Kind, p.LinkState,
+					p.Listening, p.Clients)
 				continue
 			}
 			if p.State != "" {
-				fmt.Fprintf(w, "%s\t%s\t%s\t-\t-\t-\t-\t-\t%s: %s\n", p.Switch, p.Name, p.Kind, p.State, p.Reason)
+				fmt.Fprintf(w, "%s\t%s\t%s\t-\t-\t-\t-\t-\t%s\t%s: %s\n", p.Switch, p.Name, p.Kind, p.LinkState, p.State, p.Reason)
 				continue
 			}
 			peer := p.Peer
 			if p.VTEP != "" { // a fabric tunnel: the VTEP is what an operator looks for
 				peer = "evpn VTEP " + p.VTEP + " (" + p.Peer + ")"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Switch, p.Name, p.Kind, count(p.RxFrames), bytesOf(p.RxBytes),
-				count(p.TxFrames), bytesOf(p.TxBytes), drops(p.Drops), peer)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Switch, p.Name, p.Kind, count(p.RxFrames), bytesOf(p.RxBytes),
+				count(p.TxFrames), bytesOf(p.TxBytes), drops(p.Drops), p.LinkState, peer)
 		}
 	})
 }

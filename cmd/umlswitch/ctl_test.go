@@ -71,6 +71,9 @@ func TestCtlCommands(t *testing.T) {
 		{[]string{"mirror", "add", "file=" + dir + "/x.pcapng,name=m"}, "m"},
 		{[]string{"mirrors"}, "red     m"},
 		{[]string{"mirror", "del", "m"}, "ok"},
+		{[]string{"link", "red.1", "down"}, "ok"},
+		{[]string{"ports"}, "down"},
+		{[]string{"port", "set", "red.1", "link=up"}, "ok"},
 	} {
 		code, out, errs := ctlArgs(append([]string{"-s", ctl}, tt.args...)...)
 		if code != 0 || !strings.Contains(out, tt.want) {
@@ -80,7 +83,8 @@ func TestCtlCommands(t *testing.T) {
 	// -json is the API's JSON.
 	_, out, _ := ctlArgs("-s", ctl, "-json", "ports")
 	var ports []instance.PortInfo
-	if err := json.Unmarshal([]byte(out), &ports); err != nil || len(ports) != 2 || ports[1].Name != "red.1" || ports[1].RxFrames != 1 {
+	if err := json.Unmarshal([]byte(out), &ports); err != nil || len(ports) != 2 || ports[1].Name != "red.1" || ports[1].RxFrames != 1 ||
+		ports[1].LinkState != "up" || !strings.Contains(out, `"link_state": "up"`) {
 		t.Fatalf("ports -json: %v\n%s", err, out)
 	}
 	// Errors: the API's message, status 1; a bad command line, status 2.
@@ -95,6 +99,9 @@ func TestCtlCommands(t *testing.T) {
 		{[]string{"frobnicate"}, 2, `"frobnicate" is not a command`},
 		{[]string{"-all", "ports", "red"}, 2, "not both"},
 		{[]string{"switch", "add", "x", "colour=red"}, 2, "unknown switch setting"},
+		{[]string{"link", "red.1"}, 2, "link takes a port and a state: link NAME down|up"},
+		{[]string{"link", "red.1", "sideways"}, 2, "the state is down or up"},
+		{[]string{"link", "nosuch", "down"}, 1, "port nosuch: not found"},
 	} {
 		code, _, errs := ctlArgs(append([]string{"-s", ctl}, tt.args...)...)
 		if code != tt.code || !strings.Contains(errs, tt.want) {

@@ -29,7 +29,7 @@ func TestBadArguments(t *testing.T) {
 		want []string
 	}{
 		{[]string{"-nosuchflag"}, []string{"flag provided but not defined: -nosuchflag", "umlswitch -h"}},
-		{[]string{"-port", "transport=tap,ifname=t0,colour=red"}, []string{`unknown key "colour" for transport tap`, "accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr; and on every port: broadcast, corrupt, delay, dup, flood, isolated, jitter, link_local, loss, loss_burst, mac_limit, native, qinq, queue, rate, reorder, seed, split_horizon, storm, trunk, vlan"}},
+		{[]string{"-port", "transport=tap,ifname=t0,colour=red"}, []string{`unknown key "colour" for transport tap`, "accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr; and on every port: broadcast, corrupt, delay, dup, flood, isolated, jitter, link, link_local, loss, loss_burst, mac_limit, native, qinq, queue, rate, reorder, seed, split_horizon, storm, trunk, vlan"}},
 		{[]string{"-port", "transport=gree,src=1"}, []string{`unknown transport "gree"`, "known transports: bess, daemon, dgram, gre, l2tpv3, raw, stream, tap, vxlan"}},
 		{[]string{"-port", "transport=daemon"}, []string{"transport daemon needs path="}},
 		{[]string{"-tap", "a-name-longer-than-15"}, []string{"-tap", "longer than 15 bytes"}},
@@ -62,7 +62,7 @@ func TestBadConfigFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "lab.yaml")
 	os.WriteFile(p, []byte("ports:\n  - {transport: tap, ifname: t0, speed: 10}\n"), 0o644)
 	code, _, stderr := runArgs("-config", p)
-	if code != 2 || !strings.Contains(stderr, `unknown key "speed" for transport tap (accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr; and on every port: broadcast, corrupt, delay, dup, flood, isolated, jitter, link_local, loss, loss_burst, mac_limit, native, qinq, queue, rate, reorder, seed, split_horizon, storm, trunk, vlan)`) {
+	if code != 2 || !strings.Contains(stderr, `unknown key "speed" for transport tap (accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr; and on every port: broadcast, corrupt, delay, dup, flood, isolated, jitter, link, link_local, loss, loss_burst, mac_limit, native, qinq, queue, rate, reorder, seed, split_horizon, storm, trunk, vlan)`) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 }

@@ -425,6 +425,26 @@ func (p *Port) lost(why error) {
 	}
 }
 
+// SetCarrier turns the interface's carrier off or on (TUNSETCARRIER, Linux
+// 4.20 and later): the host sees NO-CARRIER while the switch holds the
+// port's link down (link=down), as it would with the cable pulled. The
+// interface stays up: its addresses and routes stay, as on a real NIC.
+func (p *Port) SetCarrier(up bool) error {
+	fd, ok := p.queues[0].fd.Borrow()
+	if !ok {
+		return fmt.Errorf("tap %s: carrier: %w", p.ifname, net.ErrClosed)
+	}
+	defer p.queues[0].fd.Return()
+	on := 0
+	if up {
+		on = 1
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETCARRIER, on); err != nil {
+		return fmt.Errorf("tap %s: TUNSETCARRIER: %w", p.ifname, err)
+	}
+	return nil
+}
+
 // WaitWritable implements fabric.Port.
 func (p *Port) WaitWritable(timeout time.Duration) bool { return p.queues[0].fd.WaitWritable(timeout) }
 

@@ -90,6 +90,35 @@ func TestWriteWhileDownDropsTheBatch(t *testing.T) {
 	}
 }
 
+// SetCarrier(false) shows the host NO-CARRIER on the tap, which stays up;
+// true gives it the carrier back. A closed port refuses.
+func TestSetCarrier(t *testing.T) {
+	p, _, ns := openTap(t, 1500)
+	carrier := func() string {
+		return strings.TrimSpace(ns.MustRun(t, "cat", "/sys/class/net/"+p.Ifname()+"/carrier"))
+	}
+	if c := carrier(); c != "1" {
+		t.Fatalf("carrier %s on a tap the switch holds", c)
+	}
+	if err := p.SetCarrier(false); err != nil {
+		t.Fatal(err)
+	}
+	if c, show := carrier(), ns.MustRun(t, "ip", "link", "show", p.Ifname()); c != "0" ||
+		!strings.Contains(show, "NO-CARRIER") || !strings.Contains(show, ",UP") {
+		t.Fatalf("after SetCarrier(false): carrier %s, %s", c, show)
+	}
+	if err := p.SetCarrier(true); err != nil {
+		t.Fatal(err)
+	}
+	if c, show := carrier(), ns.MustRun(t, "ip", "link", "show", p.Ifname()); c != "1" || strings.Contains(show, "NO-CARRIER") {
+		t.Fatalf("after SetCarrier(true): carrier %s, %s", c, show)
+	}
+	p.Close()
+	if err := p.SetCarrier(false); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("SetCarrier on a closed port: %v", err)
+	}
+}
+
 // A tap deleted under the port: a write drops the whole batch at once
 // (not frame by frame), the reader ends with the reason rather than
 // parking or spinning, and the port says it is gone, once.
