@@ -60,6 +60,7 @@ type ctlPort struct {
 	Switch   string            `json:"switch"`
 	Kind     string            `json:"kind"`
 	Listener string            `json:"listener"`
+	ID       int               `json:"id"`
 	RxFrames uint64            `json:"rx_frames"`
 	TxFrames uint64            `json:"tx_frames"`
 	RxBytes  uint64            `json:"rx_bytes"`

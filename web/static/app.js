@@ -46,7 +46,8 @@ function si(n, unit) {
   const u = ['', 'k', 'M', 'G', 'T'];
   let i = 0;
   while (Math.abs(n) >= 1000 && i < u.length - 1) { n /= 1000; i++; }
-  return (i === 0 ? Math.round(n) : n.toFixed(n < 10 ? 2 : 1)) + (u[i] || '') + (unit ? ' ' + unit : '');
+  const digits = i === 0 ? (n > 0 && n < 10 ? 1 : 0) : (n < 10 ? 2 : 1);
+  return n.toFixed(digits) + (u[i] || '') + (unit ? ' ' + unit : '');
 }
 
 function status(msg) { document.getElementById('status').textContent = msg || ''; }
@@ -58,10 +59,31 @@ function machineOf(peer) {
   return m ? m[1] + ' ' + m[2] : '';
 }
 
-// keysOf is the part of a port's spec worth showing: everything but its
-// transport (shown as the kind).
+// specKeys are a port's spec as key -> value.
+function specKeys(p) {
+  const m = new Map();
+  for (const kv of (p.spec || '').split(',')) {
+    const i = kv.indexOf('=');
+    if (i > 0) m.set(kv.slice(0, i), kv.slice(i + 1));
+  }
+  return m;
+}
+
+// keysOf is the part of a port's spec worth showing: its VLAN, policy and
+// transport keys, without what other columns show (kind, name, sockets).
 function keysOf(p) {
-  return (p.spec || '').split(',').filter(kv => kv && !kv.startsWith('transport=')).join(',');
+  const out = [];
+  for (const [k, v] of specKeys(p)) {
+    if (['transport', 'name', 'path', 'peer', 'mode', 'owner', 'group'].includes(k)) continue;
+    out.push(k + '=' + v);
+  }
+  return out.join(',');
+}
+
+// short is a path's last element, for a column; the whole path is its title.
+function short(s) {
+  const i = (s || '').lastIndexOf('/');
+  return i >= 0 && i < s.length - 1 ? s.slice(i + 1) : (s || '');
 }
 
 function linkOf(p) {
@@ -128,7 +150,9 @@ function renderPorts(ports, rates) {
     c.name.textContent = p.name;
     c.switch.textContent = p.switch;
     c.kind.textContent = p.kind + (p.listening ? ' listener, ' + (p.clients || 0) + ' clients' : '');
-    c.peer.textContent = p.peer || p.listening || '';
+    const peer = p.peer || p.listening || '';
+    c.peer.textContent = short(peer);
+    c.peer.title = peer;
     c.keys.textContent = keysOf(p);
     const link = linkOf(p);
     c.link.textContent = link;
@@ -214,12 +238,18 @@ function renderTopology(switches, ports, fdb) {
     macs.get(m.port).push(m.mac);
   }
   const attached = ports.filter(p => p.id >= 0 || p.state === 'absent');
+  const socket = new Map();
+  for (const p of attached) {
+    const path = specKeys(p).get('path');
+    if (path) socket.set(path, p);
+  }
+  const byPeer = p => socket.get(specKeys(p).get('peer'));
   const colW = 130;
   const cols = Math.max(attached.length, switches.length, 1);
   const width = cols * colW + 40;
   g.setAttribute('viewBox', '0 0 ' + width + ' 320');
   g.replaceChildren();
-  const swX = new Map();
+  const swX = new Map(), portX = new Map();
   let x = 20;
   for (const s of switches) {
     const own = attached.filter(p => p.switch === s.name);
@@ -232,13 +262,19 @@ function renderTopology(switches, ports, fdb) {
     const own = attached.filter(p => p.switch === s.name);
     own.forEach((p, i) => {
       const px = x + i * colW + colW / 2;
+      portX.set(p.name, px);
       const down = linkOf(p) === 'down';
       g.append(svg('line', { x1: swX.get(s.name), y1: 60, x2: px, y2: 150, class: down ? 'linkdown' : '' }));
       const port = svg('g', { class: 'port' + (down ? ' linkdown' : ''), 'data-port': p.name });
       port.append(svg('circle', { cx: px, cy: 150, r: 7 }), svg('text', { x: px + 10, y: 146 }, p.name));
       g.append(port);
       let label, cls;
-      if (tunnelKinds.has(p.kind)) {
+      const joined = byPeer(p);
+      if (joined) {
+        label = ['to ' + joined.switch + ' (' + joined.name + ')'];
+        label.push(...(macs.get(p.name) || []).slice(0, 2));
+        cls = 'tunnel';
+      } else if (tunnelKinds.has(p.kind)) {
         label = [p.kind + ' to', p.vtep || p.peer || ''];
         cls = 'tunnel';
       } else {
@@ -255,6 +291,24 @@ function renderTopology(switches, ports, fdb) {
       g.append(box);
     });
     x += Math.max(own.length, 1) * colW;
+  }
+  // A port whose peer is another port's own socket (a pair of datagram
+  // ports joining two switches) is drawn joined to it.
+  const byPath = new Map();
+  for (const p of attached) {
+    const path = specKeys(p).get('path');
+    if (path) byPath.set(path, p);
+  }
+  const drawn = new Set();
+  for (const p of attached) {
+    const peerPath = specKeys(p).get('peer');
+    const q = peerPath && byPath.get(peerPath);
+    if (!q || drawn.has(q.name) || !portX.has(p.name) || !portX.has(q.name)) continue;
+    drawn.add(p.name);
+    const x1 = portX.get(p.name), x2 = portX.get(q.name);
+    const down = linkOf(p) === 'down' || linkOf(q) === 'down';
+    g.append(svg('path', { d: `M ${x1} 157 C ${x1} 200, ${x2} 200, ${x2} 157`, class: 'join' + (down ? ' linkdown' : ''),
+      'data-join': p.name + ' ' + q.name }));
   }
   for (const s of switches) {
     const cx = swX.get(s.name);
