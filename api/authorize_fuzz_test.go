@@ -32,7 +32,7 @@ switches:
   - {name: a}
 `, instance.Config{Logger: log})
 	s := &Server{in: in, log: log}
-	h := s.routes
+	h := s.routeTable()
 	routes := [][2]string{
 		{"POST", "/v1/switches"}, {"DELETE", "/v1/switches/a"}, {"POST", "/v1/ports"}, {"PATCH", "/v1/ports/p"},
 		{"DELETE", "/v1/ports/p"}, {"POST", "/v1/fdb"}, {"DELETE", "/v1/fdb/a/02:00:00:00:00:01"}, {"POST", "/v1/fdb/flush"},

@@ -291,7 +291,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.String("web", "", "serve a page of the running lab on `ADDR` (host:port; keep it on loopback or a network whose hosts\n"+
 		"may see all the lab's traffic): switches, ports, MAC tables, live rates, events, the topology, and\n"+
 		"captures to download (with the token). Example: -web 127.0.0.1:8080")
-	fs.Bool("web-rw", false, "let the page set a port's link (up, down) and impairment keys, with the token.\nExample: -web 127.0.0.1:8080 -web-rw")
+	fs.Bool("web-rw", false, "let the page set a port's link (up, down) and impairment keys, with the token.\nExample: -web-rw -web 127.0.0.1:8080")
 	fs.String("web-token", "", "write the page's token to `FILE` (mode 0600: the switch's user only); the page asks for it\n"+
 		"before captures and changes. Default: next to the default switch's first daemon control socket\n"+
 		"(CONTROL.web-token).\nExample: -web-token /run/umlswitch.web-token")
