@@ -73,7 +73,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			"vlan-access (every port an access port of VLAN 10) or vlan-trunk (even ports access ports of\n"+
 			"VLAN 10, odd ports its tagged trunk members, whose frames carry an 802.1Q tag counted within\n"+
 			"-size; -ports must be even, so that every frame has its tag pushed or popped once).\n"+
-			"vlan-access and vlan-trunk take the daemon transport only.\nExample: -switch uml_switch")
+			"vlan-access and vlan-trunk take the daemon transport only. umlswitch-web is umlswitch with its web\n"+
+			"page open (-web; the page's requests played: every second its switches, ports and MAC table, and\n"+
+			"its event stream); umlswitch-capture, umlswitch with its live capture read as Wireshark's extcap\n"+
+			"reads it.\nExample: -switch uml_switch")
 		compare = fs.String("compare", "", "also measure these switches, in turn and with identical settings; ratios are to -switch.\n"+
 			"umlswitch=PATH is another umlswitch build (before and after a change, in one run); so are\n"+
 			"vlan-access=PATH and vlan-trunk=PATH.\nExample: -compare uml_switch,vde_switch")
@@ -174,6 +177,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		case sw == nil:
 			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay, relay-bare, vlan-access, vlan-trunk, "+
 				"umlswitch-xdp, umlswitch-xdp-filter, umlswitch-filter, umlswitch-ring-blocks, umlswitch-ring-frames, umlswitch-mmsg, umlswitch-busy, "+
+				"umlswitch-web, umlswitch-capture, "+
 				"or umlswitch=PATH)", n)
 		case sw.rawKeys != "" && tr.Name != "raw" && tr.Name != "xdp":
 			return fail("%s changes umlswitch's raw ports: it needs -transport raw or xdp", n)

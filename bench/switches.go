@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -49,6 +50,9 @@ type Switch struct {
 	// busyPoll: it runs with -busy-poll on the first CPU it is pinned to
 	// (CPU 0 without -cpu).
 	busyPoll bool
+	// watch, if set, starts what watches the switch while it runs (a web
+	// page left open, a live capture); stop ends it before the switch.
+	watch func(p *process) (stop func(), err error)
 }
 
 // withRawKeys adds sw's rawKeys to the raw ports among args.
@@ -91,6 +95,31 @@ func init() {
 	busy := *Known["umlswitch"]
 	busy.Name, busy.busyPoll = "umlswitch-busy", true
 	Known[busy.Name] = &busy
+	// umlswitch watched: its web page open (-web, the page's requests
+	// played), or its live capture read as Wireshark's extcap reads it.
+	web := *Known["umlswitch"]
+	web.Name = "umlswitch-web"
+	plain := web.command
+	web.command = func(exe, dir string, hub bool) ([]string, string) {
+		argv, ctl := plain(exe, dir, hub)
+		addr, err := freeLoopback()
+		if err != nil {
+			addr = "127.0.0.1:0" // it still serves; the page's requests then fail, and the run says so
+		}
+		return append(argv, "-web", addr, "-web-token", filepath.Join(dir, "web-token")), ctl
+	}
+	web.watch = func(p *process) (func(), error) {
+		i := slices.Index(p.cmd.Args, "-web")
+		if i < 0 || i+1 >= len(p.cmd.Args) {
+			return nil, fmt.Errorf("%s: started without -web", p.sw.Name)
+		}
+		return watchPage(p.cmd.Args[i+1]), nil
+	}
+	Known[web.Name] = &web
+	capture := *Known["umlswitch"]
+	capture.Name = "umlswitch-capture"
+	capture.watch = func(p *process) (func(), error) { return watchCapture(p.ctl), nil }
+	Known[capture.Name] = &capture
 }
 
 // trunkCtl is the trunk control socket of a switch whose access control
@@ -237,6 +266,8 @@ type process struct {
 	stdin io.WriteCloser
 	ctl   string
 	done  chan struct{}
+	// unwatch stops what watches the switch (Switch.watch).
+	unwatch func()
 }
 
 // start runs sw with its sockets in dir and extra arguments (the -port
@@ -281,7 +312,7 @@ func start(sw *Switch, exe, dir string, hub bool, extra []string, cpus []int, lo
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", sw.Name, err)
 	}
-	p := &process{sw: sw, cmd: cmd, stdin: stdin, ctl: ctl, done: make(chan struct{})}
+	p := &process{sw: sw, cmd: cmd, stdin: stdin, ctl: ctl, done: make(chan struct{}), unwatch: func() {}}
 	go func() { cmd.Wait(); close(p.done) }()
 	sockets := []string{ctl}
 	if sw.trunk {
@@ -298,6 +329,14 @@ func start(sw *Switch, exe, dir string, hub bool, extra []string, cpus []int, lo
 			sockets = sockets[1:]
 		}
 		if len(sockets) == 0 {
+			if sw.watch != nil {
+				stop, err := sw.watch(p)
+				if err != nil {
+					p.kill()
+					return nil, err
+				}
+				p.unwatch = sync.OnceFunc(stop)
+			}
 			return p, nil
 		}
 		select {
@@ -316,6 +355,7 @@ func (p *process) pid() int { return p.cmd.Process.Pid }
 
 // shutdown stops the switch cleanly, killing it if it does not go.
 func (p *process) shutdown() {
+	p.unwatch()
 	p.sw.stop(p)
 	select {
 	case <-p.done:
@@ -325,6 +365,7 @@ func (p *process) shutdown() {
 }
 
 func (p *process) kill() {
+	p.unwatch()
 	p.cmd.Process.Kill()
 	<-p.done
 }

@@ -427,6 +427,16 @@ func (m *Mirror) drain() {
 		return
 	}
 	var chunk []byte
+	if m.cfg.Sink == nil {
+		// One allocation for the batch: the frames, and a block's header,
+		// padding and options (under 64 bytes) each. The output keeps the
+		// chunk (readers' queues), so it is never reused.
+		var bytes uint64
+		for i := from; i < to; i++ {
+			bytes += uint64(m.recs[i%maxRecords].n) + 64
+		}
+		chunk = make([]byte, 0, bytes)
+	}
 	end := uint64(0)
 	m.frames, m.sent = m.frames[:0], m.sent[:0]
 	for i := from; i < to; i++ {

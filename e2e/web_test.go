@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/gopacket/pcapgo"
 )
 
 // pageState is what the page shows, read from its DOM.
@@ -178,6 +181,27 @@ switches:
 		t.Errorf("port %s: no rate shown while the UMLs ping", port)
 	}
 
+	// A capture as the page takes one: red's frames for two seconds, then
+	// only port red.1's, kept by the page's own filter.
+	captured, err := chromedp.Run(ctx, chromedp.Evaluate[[2]string](`(async () => {
+  const ctl = new AbortController();
+  const r = await fetch('/v1/capture?switch=red', { headers: headers(), signal: ctl.signal });
+  const reader = r.body.getReader();
+  const chunks = [];
+  setTimeout(() => ctl.abort(), 2000);
+  try { for (;;) { const { value, done } = await reader.read(); if (done) break; chunks.push(value); } } catch (_) {}
+  const all = concat(chunks);
+  const b64 = b => btoa(Array.from(b, c => String.fromCharCode(c)).join(''));
+  return [b64(all), b64(onlyInterface(all, 'red.1'))];
+})()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("a capture from the page: %v", err)
+	}
+	all, one := pcapngInterfaces(t, captured[0]), pcapngInterfaces(t, captured[1])
+	if len(all) < 2 || len(one) != 1 || one["red.1"] == 0 {
+		t.Errorf("the page's capture of red: packets by port %v; of red.1 alone %v", all, one)
+	}
+
 	// Link down from the page: the pings to the third UML stop.
 	button := `tr[data-port="` + port + `"] button.link-toggle`
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(button)),
@@ -233,4 +257,31 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// pcapngInterfaces counts a base64 pcapng capture's packets by the name of
+// their interface (a port).
+func pcapngInterfaces(t *testing.T, b64 string) map[string]int {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	r, err := pcapgo.NewNgReader(bytes.NewReader(b), pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatalf("not pcapng: %v (%d bytes)", err, len(b))
+	}
+	for {
+		_, ci, err := r.ReadPacketData()
+		if err != nil {
+			break // the end, or a block cut short where the capture stopped
+		}
+		iface, err := r.Interface(ci.InterfaceIndex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[iface.Name]++
+	}
+	return counts
 }
