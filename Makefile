@@ -57,6 +57,7 @@ bench-smoke: build ## every Go benchmark once, and the benchmark tool briefly in
 	./$(BENCH) -duration 500ms -warmup 100ms -compare uml_switch,relay -runs 1
 	./$(BENCH) -duration 500ms -warmup 100ms -clients vde -hub -ports 4 -compare vde_switch -runs 1
 	./$(BENCH) -duration 500ms -warmup 100ms -ports 4 -compare vlan-access,vlan-trunk -runs 1
+	./$(BENCH) -duration 500ms -warmup 100ms -compare umlswitch-web,umlswitch-capture -runs 1
 	for t in bess gre l2tpv3 vxlan stream tap raw; do ./$(BENCH) -duration 500ms -warmup 100ms -transport $$t -ports 3 -compare relay -runs 1 || exit 1; done
 	./$(BENCH) -duration 500ms -warmup 100ms -transport stream -ports 3 -compare relay-bare -runs 1
 	./$(BENCH) -duration 500ms -warmup 100ms -transport xdp -compare umlswitch-xdp,umlswitch-xdp-filter -runs 1
@@ -73,6 +74,7 @@ bench: build ## bench/RESULTS.md's runs: umlswitch against uml_switch, vde_switc
 	./$(BENCH) -cpu 0 -mode latency -compare uml_switch,relay -runs 3
 	./$(BENCH) -cpu 0 -mode scan -sizes 64 -port-counts 2,8,64 -compare uml_switch,relay -runs 3 -duration 2s
 	./$(BENCH) -cpu 0 -compare vlan-access,vlan-trunk -runs 5
+	./$(BENCH) -cpu 0 -compare umlswitch-web,umlswitch-capture -runs 5
 	for t in bess gre l2tpv3 vxlan stream tap raw; do ./$(BENCH) -cpu 0 -transport $$t -compare relay -runs 5 || exit 1; done
 	./$(BENCH) -cpu 0 -transport stream -compare relay,relay-bare -runs 5
 	./$(BENCH) -cpu 0 -mode evpn -runs 3
