@@ -203,27 +203,30 @@ func (s *Server) guard(h http.Handler) http.Handler {
 
 // HostAllowed reports whether a request's Host header may reach a server
 // configured with addr and listening on bound: its port must be the
-// server's and its host an IP address, localhost, or the host addr names.
-// A DNS name an attacker controls (rebinding) is none of these.
+// server's, and its host the one addr names, or the address it listens on
+// (any address when it listens on all of them), or localhost when it
+// listens on loopback. A DNS name an attacker controls (rebinding) is none
+// of these.
 func HostAllowed(host, addr string, bound net.Addr) bool {
 	h, port, err := net.SplitHostPort(host)
-	if err != nil {
-		return false
-	}
-	if tcp, ok := bound.(*net.TCPAddr); !ok || port != fmt.Sprint(tcp.Port) {
+	tcp, ok := bound.(*net.TCPAddr)
+	if err != nil || !ok || port != fmt.Sprint(tcp.Port) {
 		return false
 	}
 	want, _, _ := net.SplitHostPort(addr)
 	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	ip := net.ParseIP(h)
 	switch {
 	case h == "":
 		return false
-	case net.ParseIP(strings.Trim(h, "[]")) != nil:
+	case want != "" && strings.EqualFold(h, strings.TrimSuffix(want, ".")):
 		return true
+	case ip != nil:
+		return tcp.IP.IsUnspecified() || ip.Equal(tcp.IP)
 	case h == "localhost":
-		return true
+		return tcp.IP.IsLoopback() || tcp.IP.IsUnspecified()
 	}
-	return want != "" && strings.EqualFold(h, strings.TrimSuffix(want, "."))
+	return false
 }
 
 // tokenOK reports whether r carries the token (Authorization: Bearer).

@@ -188,25 +188,34 @@ func TestHostChecked(t *testing.T) {
 }
 
 func TestHostAllowed(t *testing.T) {
-	bound := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	loopback := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	v6 := &net.TCPAddr{IP: net.IPv6loopback, Port: 8080}
+	any := &net.TCPAddr{IP: net.IPv4zero, Port: 8080}
+	lan := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 8080}
 	for _, c := range []struct {
 		host, addr string
+		bound      *net.TCPAddr
 		want       bool
 	}{
-		{"127.0.0.1:8080", "127.0.0.1:8080", true},
-		{"[::1]:8080", "[::1]:8080", true},
-		{"LOCALHOST:8080", "127.0.0.1:8080", true},
-		{"lab.example:8080", "lab.example:8080", true},
-		{"lab.example.:8080", "lab.example:8080", true},
-		{"other.example:8080", "lab.example:8080", false},
-		{"lab.example:8081", "lab.example:8080", false},
-		{"127.0.0.1", "127.0.0.1:8080", false},
-		{":8080", ":8080", false},
-		{"evil.example:8080", ":8080", false},
-		{"", "127.0.0.1:8080", false},
+		{"127.0.0.1:8080", "127.0.0.1:8080", loopback, true},
+		{"[::1]:8080", "[::1]:8080", v6, true},
+		{"LOCALHOST:8080", "127.0.0.1:8080", loopback, true},
+		{"localhost:8080", "192.0.2.7:8080", lan, false},
+		{"lab.example:8080", "lab.example:8080", lan, true},
+		{"lab.example.:8080", "lab.example:8080", lan, true},
+		{"192.0.2.7:8080", "lab.example:8080", lan, true},
+		{"other.example:8080", "lab.example:8080", lan, false},
+		{"lab.example:8081", "lab.example:8080", lan, false},
+		{"10.0.0.1:8080", "127.0.0.1:8080", loopback, false},
+		{"10.0.0.1:8080", ":8080", any, true},
+		{"localhost:8080", ":8080", any, true},
+		{"evil.example:8080", ":8080", any, false},
+		{"127.0.0.1", "127.0.0.1:8080", loopback, false},
+		{":8080", ":8080", any, false},
+		{"", "127.0.0.1:8080", loopback, false},
 	} {
-		if got := HostAllowed(c.host, c.addr, bound); got != c.want {
-			t.Errorf("HostAllowed(%q, %q) = %v, want %v", c.host, c.addr, got, c.want)
+		if got := HostAllowed(c.host, c.addr, c.bound); got != c.want {
+			t.Errorf("HostAllowed(%q, %q, %v) = %v, want %v", c.host, c.addr, c.bound, got, c.want)
 		}
 	}
 }
@@ -220,15 +229,15 @@ func FuzzHostAllowed(f *testing.F) {
 		if !HostAllowed(host, addr, bound) {
 			return
 		}
-		// What passes names the port and is an address, localhost or the
-		// configured name: never some other name.
+		// What passes names the port, and the configured name, the
+		// address listened on or localhost: never some other name.
 		h, port, err := net.SplitHostPort(host)
 		if err != nil || port != "8080" {
 			t.Fatalf("%q allowed", host)
 		}
 		want, _, _ := net.SplitHostPort(addr)
 		h = strings.TrimSuffix(strings.ToLower(h), ".")
-		if net.ParseIP(strings.Trim(h, "[]")) == nil && h != "localhost" && !strings.EqualFold(h, strings.TrimSuffix(want, ".")) {
+		if ip := net.ParseIP(h); !strings.EqualFold(h, strings.TrimSuffix(want, ".")) && h != "localhost" && (ip == nil || !ip.Equal(bound.IP)) {
 			t.Fatalf("%q allowed for %q", host, addr)
 		}
 	})
