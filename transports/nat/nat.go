@@ -27,14 +27,17 @@ package nat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/containers/gvisor-tap-vsock/pkg/services/dns"
@@ -54,6 +57,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/ratelog"
 	"github.com/umlswitch/umlswitch/transports/portkind"
 )
@@ -88,7 +92,8 @@ type Router struct {
 	leases   *leases // nil with dhcp=0
 	flows    *flows
 	forwards []ForwardInfo
-	closers  []io.Closer // listeners and servers, closed first
+	hosts    []hostSocket // the forwards' host sockets
+	closers  []io.Closer  // listeners and servers, closed first
 
 	ctx       context.Context // ends with Close: dials and lookups stop
 	cancel    context.CancelFunc
@@ -101,21 +106,22 @@ type Router struct {
 
 var _ portkind.Opened = (*Router)(nil)
 
-// Open builds the router o describes, binds its forwards (so a host port
-// in use fails here, with the port) and attaches it to env.Registry.
-func Open(o *Options, env portkind.Env) (*Router, error) {
-	env.Common = env.Common.Defaulted()
-	routeLibraryLogs(env.Logger)
+// Open builds the router cfg describes, binds its forwards (so a host
+// port in use fails here, with the port) and attaches it to reg.
+func Open(cfg Config, reg fabric.Registry) (*Router, error) {
+	cfg.Common = cfg.Common.Defaulted()
+	routeLibraryLogs(cfg.Logger)
+	o := &cfg.Options
 	a := addressesOf(o.net())
-	r := &Router{opts: *o, addr: a, mac: o.MAC, log: env.Logger.With("transport", "nat", "net", a.net.String()),
-		reg: env.Registry, flows: newFlows(o.maxConns()), delivered: make(chan struct{}),
-		mtu: env.MaxFrame - frame.HeaderLen - 2*frame.VLANTagLen}
+	r := &Router{opts: *o, addr: a, mac: o.MAC, log: cfg.Logger.With("transport", "nat", "net", a.net.String()),
+		reg: reg, flows: newFlows(o.maxConns()), delivered: make(chan struct{}),
+		mtu: cfg.MaxFrame - frame.HeaderLen - 2*frame.VLANTagLen}
 	if r.mac == (frame.MAC{}) {
 		r.mac = RouterMAC(a.gateway)
 	}
 	r.every.Period = 10 * time.Second
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.port = newPort("nat "+a.net.String(), r.mac, env.MaxFrame)
+	r.port = newPort("nat "+a.net.String(), r.mac, cfg.MaxFrame)
 	if err := r.build(); err != nil {
 		close(r.delivered)
 		r.teardown()
@@ -125,13 +131,13 @@ func Open(o *Options, env portkind.Env) (*Router, error) {
 		defer close(r.delivered)
 		r.deliver()
 	}()
-	id, err := env.Registry.Attach(r.port)
+	id, err := reg.Attach(r.port)
 	if err != nil {
 		r.teardown()
 		return nil, fmt.Errorf("nat: %w", err)
 	}
 	r.attached = true
-	env.Registry.Serve(r.port.receiver(id, env.Depth))
+	reg.Serve(r.port.receiver(id, cfg.Depth))
 	args := []any{"gateway", a.gateway.String(), "mac", r.mac.String(), "dhcp", !o.NoDHCP, "restrict", o.Restrict}
 	if !o.NoDNS {
 		args = append(args, "dns", a.dns.String())
@@ -403,11 +409,13 @@ func (r *Router) listen(f Forward) error {
 	}
 	to := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(guest.As4()), Port: f.GuestPort}
 	info := ForwardInfo{Proto: f.proto(), Guest: netip.AddrPortFrom(guest, f.GuestPort).String()}
+	key := f.String() // as configured: a handed-over port 0 stays the port it was
 	if f.UDP {
-		ln, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(f.Host))
+		ln, err := hostUDP(f, key)
 		if err != nil {
 			return fmt.Errorf("hostfwd %s: %w", f, err)
 		}
+		r.hosts = append(r.hosts, hostSocket{key, ln})
 		p, _ := forwarder.NewUDPProxy(ln, func() (net.Conn, error) {
 			return r.flows.dialCounted(true, func() (net.Conn, error) {
 				c, err := gonet.DialUDP(r.stack, nil, &to, ipv4.ProtocolNumber)
@@ -421,16 +429,85 @@ func (r *Router) listen(f Forward) error {
 		info.Host = ln.LocalAddr().String()
 		r.flows.spawn(p.Run)
 	} else {
-		ln, err := net.Listen("tcp4", f.Host.String())
+		ln, err := hostTCP(f, key)
 		if err != nil {
 			return fmt.Errorf("hostfwd %s: %w", f, err)
 		}
 		r.closers = append(r.closers, ln)
+		r.hosts = append(r.hosts, hostSocket{key, ln})
 		info.Host = ln.Addr().String()
 		r.flows.spawn(func() { r.accept(ln, to) })
 	}
 	r.forwards = append(r.forwards, info)
 	return nil
+}
+
+// hostUDP and hostTCP bind a forward's host socket, or take the one a hot
+// upgrade handed over.
+func hostUDP(f Forward, key string) (*net.UDPConn, error) {
+	fd, ok := handover.TakeFD(handedForward, key)
+	if !ok {
+		return net.ListenUDP("udp4", net.UDPAddrFromAddrPort(f.Host))
+	}
+	pc, err := adopt(fd, key, net.FilePacketConn)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := pc.(*net.UDPConn); ok {
+		return c, nil
+	}
+	pc.Close()
+	return nil, errors.New("the socket handed over is not UDP")
+}
+
+func hostTCP(f Forward, key string) (*net.TCPListener, error) {
+	fd, ok := handover.TakeFD(handedForward, key)
+	if !ok {
+		ln, err := net.Listen("tcp4", f.Host.String())
+		if err != nil {
+			return nil, err
+		}
+		return ln.(*net.TCPListener), nil
+	}
+	ln, err := adopt(fd, key, net.FileListener)
+	if err != nil {
+		return nil, err
+	}
+	if l, ok := ln.(*net.TCPListener); ok {
+		return l, nil
+	}
+	ln.Close()
+	return nil, errors.New("the socket handed over is not a TCP listener")
+}
+
+// handedForward is the kind of a forward's host socket in a hot upgrade,
+// keyed by the forward as configured.
+const handedForward = "nat-hostfwd"
+
+// hostSocket is a forward's host socket, for HandOver.
+type hostSocket struct {
+	key  string
+	sock syscall.Conn
+}
+
+// HandOver gives a new switch process (a hot upgrade) the forwards' host
+// sockets, so that it can bind them while this one still holds them. The
+// router's connections are not handed over: they end with this process.
+func (r *Router) HandOver() []handover.Item {
+	var items []handover.Item
+	for _, h := range r.hosts {
+		if f, err := handover.Dup(h.sock, "nat hostfwd "+h.key); err == nil {
+			items = append(items, handover.Item{Kind: handedForward, Key: h.key, File: f})
+		}
+	}
+	return items
+}
+
+// adopt makes a handed-over descriptor a listener or packet socket.
+func adopt[T any](fd int, name string, from func(*os.File) (T, error)) (T, error) {
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close() // from duplicates it
+	return from(f)
 }
 
 // accept serves a TCP forward: each connection to the host port is one to

@@ -75,12 +75,25 @@ var schema = configs.Kind{
 	},
 }
 
-func init() {
-	portkind.Register(portkind.Kind{Kind: schema,
-		Open: func(o configs.Options, env portkind.Env) (portkind.Opened, error) { return Open(o.(*Options), env) }})
+// Config describes one router: its keys and what the switch adds.
+type Config struct {
+	Options
+	portkind.Common
 }
 
-// off is a key that turns something on by default off: name=0.
+// Config is the router o describes in env.
+func (o *Options) Config(env portkind.Env) Config {
+	return Config{Options: *o, Common: env.Common}
+}
+
+func init() {
+	portkind.Register(portkind.Kind{Kind: schema,
+		Open: func(o configs.Options, env portkind.Env) (portkind.Opened, error) {
+			return Open(o.(*Options).Config(env), env.Registry)
+		}})
+}
+
+// off is a key for something on by default: name=0 turns it off.
 func off(name, help string, field func(*Options) *bool) configs.Key {
 	return configs.Value(name, "0", help, field, func(v string) (bool, error) {
 		on, err := configs.ParseBool(v)

@@ -45,8 +45,7 @@ func openRouter(t *testing.T, spec string) (*Router, *guest) {
 		t.Fatal(err)
 	}
 	reg := porttest.NewCapture(guestPortID)
-	env := portkind.Env{Registry: reg, Common: portkind.Common{Logger: porttest.Quiet()}.Defaulted()}
-	r, err := Open(p.Options.(*Options), env)
+	r, err := Open(Config{Options: *p.Options.(*Options), Common: portkind.Common{Logger: porttest.Quiet()}}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +472,7 @@ func TestHostForward(t *testing.T) {
 	// The same host port again is refused at Open, naming the forward.
 	busy := in.Forwards[0].Host
 	p, _ := configs.ParsePort("transport=nat,hostfwd=tcp:" + busy + "-:22")
-	_, err := Open(p.Options.(*Options), portkind.Env{Registry: porttest.NewCapture(1), Common: portkind.Common{Logger: porttest.Quiet()}.Defaulted()})
+	_, err := Open(Config{Options: *p.Options.(*Options), Common: portkind.Common{Logger: porttest.Quiet()}}, porttest.NewCapture(1))
 	if err == nil || !strings.Contains(err.Error(), "hostfwd tcp:"+busy) || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("a forward of a port in use: %v", err)
 	}
