@@ -30,7 +30,7 @@ func TestParsePort(t *testing.T) {
 		{spec: "transport=tap,ifname=tap0", want: "transport=tap,ifname=tap0"},
 		{spec: "ifname=tap0,transport=tap,name=host,switch=red", want: "transport=tap,name=host,switch=red,ifname=tap0"},
 		{spec: "transport=tap,ifname=tap0,foo=1", err: `unknown key "foo" for transport tap (accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr; and on every port: broadcast, corrupt, delay, dup, flood, isolated, jitter, link, link_local, loss, loss_burst, mac_limit, native, qinq, queue, rate, reorder, seed, split_horizon, storm, trunk, vlan)`},
-		{spec: "transport=gree,src=1", err: `unknown transport "gree" (known transports: bess, daemon, dgram, gre, l2tpv3, raw, stream, tap, vxlan)`},
+		{spec: "transport=gree,src=1", err: `unknown transport "gree" (known transports: bess, daemon, dgram, gre, l2tpv3, nat, raw, stream, tap, vxlan)`},
 		{spec: "transport=tap,ifname=lab0,create=1,persist=1,owner=1000,up=1,mtu=9000,queues=4",
 			want: "transport=tap,ifname=lab0,create=1,persist=1,owner=1000,up=1,queues=4,mtu=9000"},
 		{spec: "transport=tap,ifname=lab0,create=0,up=no", want: "transport=tap,ifname=lab0"},

@@ -14,6 +14,7 @@ import (
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/impair"
 	"github.com/umlswitch/umlswitch/policy"
+	"github.com/umlswitch/umlswitch/transports"
 )
 
 // What the control API, `umlswitch ctl` and the metrics see of a running
@@ -75,6 +76,9 @@ type PortInfo struct {
 	// VTEP is the remote VTEP of a fabric tunnel (a vxlan port the EVPN
 	// control plane made, named evpn-VNI-VTEP); empty for other ports.
 	VTEP string `json:"vtep,omitempty"`
+	// Details are what the port's kind reports of it beyond the counters:
+	// a nat port's leases and forwards (see that kind's Info).
+	Details any `json:"details,omitempty"`
 }
 
 // LinkInfo is an impaired port's link (delay=, loss=, ...) and its counts.
@@ -220,8 +224,9 @@ func (in *Instance) Ports(sw string) []PortInfo {
 	}
 	infos := make([]PortInfo, len(ps))
 	links := make([]*impair.Port, len(ps))
+	opened := make([]*transports.Opened, len(ps))
 	for i, p := range ps {
-		links[i] = p.impaired
+		links[i], opened[i] = p.impaired, p.opened
 		pi := &infos[i]
 		pi.Name, pi.Switch, pi.Kind, pi.Peer, pi.ID = p.name, p.sw.name, p.kind, p.peer, int(p.id)
 		pi.LinkState = "up"
@@ -256,6 +261,9 @@ func (in *Instance) Ports(sw string) []PortInfo {
 		pi.Drops = map[string]uint64{}
 		if links[i] != nil {
 			pi.Link = linkInfo(links[i])
+		}
+		if opened[i] != nil {
+			pi.Details = opened[i].Info()
 		}
 		if pi.ID < 0 {
 			continue

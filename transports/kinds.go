@@ -11,6 +11,7 @@ import (
 	_ "github.com/umlswitch/umlswitch/transports/dgram"
 	_ "github.com/umlswitch/umlswitch/transports/gre"
 	_ "github.com/umlswitch/umlswitch/transports/l2tpv3"
+	_ "github.com/umlswitch/umlswitch/transports/nat"
 	_ "github.com/umlswitch/umlswitch/transports/raw"
 	_ "github.com/umlswitch/umlswitch/transports/stream"
 	_ "github.com/umlswitch/umlswitch/transports/tap"

@@ -27,6 +27,7 @@ func TestKindsToConfig(t *testing.T) {
 		"transport=stream,path=/tmp/q.sock,mode=0666",
 		"transport=stream,host=::1,port=1234,connect=1",
 		"transport=dgram,path=/tmp/sw,peer=/tmp/q,owner=7",
+		"transport=nat,net=192.168.7.0/24,dhcp=0,restrict=1,hostfwd=tcp::2222-:22;udp::5353-192.168.7.20:53,max_conns=9",
 	} {
 		p, err := configs.ParsePort(spec)
 		if err != nil {
@@ -49,7 +50,7 @@ func TestKindsToConfig(t *testing.T) {
 			t.Errorf("%s: the tap's mtu= did not reach its Config", spec)
 		}
 	}
-	if got := configs.Transports(); !reflect.DeepEqual(got, []string{"bess", "daemon", "dgram", "gre", "l2tpv3", "raw", "stream", "tap", "vxlan"}) {
+	if got := configs.Transports(); !reflect.DeepEqual(got, []string{"bess", "daemon", "dgram", "gre", "l2tpv3", "nat", "raw", "stream", "tap", "vxlan"}) {
 		t.Errorf("registered %v", got)
 	}
 }

@@ -71,6 +71,15 @@ func (o *Opened) Close() error {
 // empty for other kinds.
 func (o *Opened) Path() string { return o.path }
 
+// Info is what the kind reports of its port beyond the counters (see
+// portkind.Informer); nil for most kinds.
+func (o *Opened) Info() any {
+	if i, ok := o.c.(portkind.Informer); ok {
+		return i.Info()
+	}
+	return nil
+}
+
 // NewSet returns an empty set. Readers of sockets shared by ports of
 // several registries run on serve.
 func NewSet(serve fabric.Registry, log *slog.Logger) *Set {

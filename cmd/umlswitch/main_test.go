@@ -30,7 +30,7 @@ func TestBadArguments(t *testing.T) {
 	}{
 		{[]string{"-nosuchflag"}, []string{"flag provided but not defined: -nosuchflag", "umlswitch -h"}},
 		{[]string{"-port", "transport=tap,ifname=t0,colour=red"}, []string{`unknown key "colour" for transport tap`, "accepted: create, depth, ifname, mtu, name, owner, persist, queues, switch, up, vnet_hdr; and on every port: broadcast, corrupt, delay, dup, flood, isolated, jitter, link, link_local, loss, loss_burst, mac_limit, native, qinq, queue, rate, reorder, seed, split_horizon, storm, trunk, vlan"}},
-		{[]string{"-port", "transport=gree,src=1"}, []string{`unknown transport "gree"`, "known transports: bess, daemon, dgram, gre, l2tpv3, raw, stream, tap, vxlan"}},
+		{[]string{"-port", "transport=gree,src=1"}, []string{`unknown transport "gree"`, "known transports: bess, daemon, dgram, gre, l2tpv3, nat, raw, stream, tap, vxlan"}},
 		{[]string{"-port", "transport=daemon"}, []string{"transport daemon needs path="}},
 		{[]string{"-tap", "a-name-longer-than-15"}, []string{"-tap", "longer than 15 bytes"}},
 		{[]string{"-mtu", "10"}, []string{"-mtu: 10 is out of range 68..65513"}},

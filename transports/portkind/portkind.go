@@ -51,6 +51,13 @@ type Pather interface {
 	Path() string
 }
 
+// Informer is implemented by an Opened with details of its own for the
+// API (a NAT port's leases and forwards): what Info returns is the port's
+// "details" in ctl ports -json. It is called without the instance's locks.
+type Informer interface {
+	Info() any
+}
+
 // Common are the settings every kind's Config has besides the kind's own
 // keys (its Options).
 type Common struct {
