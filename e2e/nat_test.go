@@ -267,8 +267,14 @@ func TestNATRefused(t *testing.T) {
 	if code == 0 || !strings.Contains(out2, "CAP_NET_BIND_SERVICE") || !strings.Contains(out2, "uid 65534") {
 		t.Errorf("ctl port add as nobody, a forward of port 80: %d %s", code, out2)
 	}
-	// The same user may add one above 1024 (as itself), and remove it.
-	if out, code := nobodyCtl(t, ctl, "port", "add", "transport=nat,name=usernat,hostfwd=tcp::8080-:80"); code != 0 {
+	// Nor one that connects out as the switch.
+	if out, code := nobodyCtl(t, ctl, "port", "add", "transport=nat,hostfwd=tcp::8080-:80"); code == 0 ||
+		!strings.Contains(out, "restrict=1") {
+		t.Errorf("ctl port add as nobody, a nat port without restrict=1: %d %s", code, out)
+	}
+	// The same user may add a restricted one with a forward above 1024
+	// (bound as itself), and remove it.
+	if out, code := nobodyCtl(t, ctl, "port", "add", "transport=nat,name=usernat,restrict=1,hostfwd=tcp::8080-:80"); code != 0 {
 		t.Errorf("ctl port add as nobody, a forward of port 8080: %d %s", code, out)
 	}
 	if out, code := nobodyCtl(t, ctl, "port", "del", "usernat"); code != 0 {

@@ -64,12 +64,20 @@ var schema = configs.Kind{
 			configs.Range(1, MaxConnsLimit), configs.Decimal[int]).WithDefault(strconv.Itoa(DefaultMaxConns)),
 	},
 	Check: func(o configs.Options, _ map[string]bool) error { return o.(*Options).check() },
+	// A router that is not restricted connects out, and looks names up,
+	// as the switch's process: on a root switch, as root, past firewalls
+	// that tell users apart (iptables -m owner, cgroup rules). A user the
+	// API lets add ports gets only restricted ones (forwards of its own).
 	Privileged: func(o configs.Options) string {
-		for _, f := range o.(*Options).Forwards {
+		opts := o.(*Options)
+		for _, f := range opts.Forwards {
 			if p := f.Host.Port(); p != 0 && p < configs.UnprivilegedPorts {
 				return fmt.Sprintf("hostfwd= binds %s port %d (below %d), which takes CAP_NET_BIND_SERVICE",
 					f.proto(), p, configs.UnprivilegedPorts)
 			}
+		}
+		if !opts.Restrict {
+			return "a nat port without restrict=1 connects out with the switch's own identity, not the caller's"
 		}
 		return ""
 	},
