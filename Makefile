@@ -65,6 +65,7 @@ bench-smoke: build ## every Go benchmark once, and the benchmark tool briefly in
 	./$(BENCH) -mode scan -duration 200ms -warmup 50ms -sizes 64,9000 -port-counts 2,16 -compare uml_switch,relay -runs 1 -plot $${TMPDIR:-/tmp}/umlswitch-scan.png
 	./$(BENCH) -mode soak -duration 3s -interval 1s -rate 200 -plot $${TMPDIR:-/tmp}/umlswitch-soak.png
 	./$(BENCH) -mode evpn -vnis 2 -vteps 4 -macs 40 -duration 200ms -warmup 50ms -runs 1
+	./$(BENCH) -mode nat -duration 300ms -warmup 100ms -runs 1
 
 bench: build ## bench/RESULTS.md's runs: umlswitch against uml_switch, vde_switch and the ceiling relay (switch on CPU 0)
 	./$(BENCH) -cpu 0 -compare uml_switch,relay -runs 5
@@ -75,6 +76,7 @@ bench: build ## bench/RESULTS.md's runs: umlswitch against uml_switch, vde_switc
 	./$(BENCH) -cpu 0 -mode scan -sizes 64 -port-counts 2,8,64 -compare uml_switch,relay -runs 3 -duration 2s
 	./$(BENCH) -cpu 0 -compare vlan-access,vlan-trunk -runs 5
 	./$(BENCH) -cpu 0 -compare umlswitch-web,umlswitch-capture -runs 5
+	./$(BENCH) -cpu 0 -mode nat -runs 3
 	for t in bess gre l2tpv3 vxlan stream tap raw; do ./$(BENCH) -cpu 0 -transport $$t -compare relay -runs 5 || exit 1; done
 	./$(BENCH) -cpu 0 -transport stream -compare relay,relay-bare -runs 5
 	./$(BENCH) -cpu 0 -mode evpn -runs 3
