@@ -106,7 +106,7 @@ func Run(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
 		}
 	case ModeCapture:
 		if err := capture(ctx, cfg, t, a); err != nil {
-			fmt.Fprintf(stderr, "umlswitch: %s: %v\n", t.Name(), err)
+			fmt.Fprintf(stderr, "umlswitch: %s: %v\n", t, err)
 			return 1
 		}
 	}
@@ -202,7 +202,7 @@ func List(ctx context.Context, cfg Config) []Interface {
 }
 
 // errEnded is a capture that the switch ended.
-var errEnded = errors.New("the switch ended the capture: it stopped, or the switch was removed")
+var errEnded = errors.New("the capture ended: the switch stopped, or was removed")
 
 // capture streams t's frames into a.Fifo until Wireshark stops it (ctx,
 // or the fifo's reader going: nil) or the switch goes (an error).

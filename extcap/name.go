@@ -43,6 +43,14 @@ func (t Target) Name() string {
 	return b.String()
 }
 
+// String names t for people: switch A at /tmp/lab/A.ctl.
+func (t Target) String() string {
+	if t.Port != "" {
+		return fmt.Sprintf("port %s of switch %s at %s", t.Port, t.Switch, t.Socket)
+	}
+	return fmt.Sprintf("switch %s at %s", t.Switch, t.Socket)
+}
+
 // ParseName reads an interface name back into its target.
 func ParseName(name string) (Target, error) {
 	rest, ok := strings.CutPrefix(name, Prefix)

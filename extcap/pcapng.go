@@ -15,7 +15,9 @@ type Select struct {
 	Direction Direction // "" or Both: either
 }
 
-func (s Select) all() bool { return s.Filter == nil && s.Port == "" && (s.Direction == "" || s.Direction == Both) }
+func (s Select) all() bool {
+	return s.Filter == nil && s.Port == "" && (s.Direction == "" || s.Direction == Both)
+}
 
 // pcapng block types and options the copy reads.
 const (

@@ -35,8 +35,6 @@ func switchLabel(s Switch) string {
 	return fmt.Sprintf("%s %s\n%s", kind, s.Name, s.Socket)
 }
 
-
-
 // dotQuote writes s as a dot quoted string: a backslash and a quote are
 // escaped, and a line break becomes dot's \n.
 func dotQuote(s string) string {

@@ -277,6 +277,46 @@ func (g *Graph) link() {
 		g.Links = append(g.Links, Link{A: End{Switch: g.Switches[a.sw].ID, Port: g.Switches[a.sw].Ports[a.port].Name},
 			B: End{Node: node(nodeKind, nodeLabel)}, Kind: kind, Label: label})
 	}
+	// Links between switches first, then what is behind the other ports.
+	for i, s := range g.Switches {
+		for j, p := range s.Ports {
+			e := end{i, j}
+			if done[e] || p.Listening != "" {
+				continue
+			}
+			switch t := p.Tunnel; {
+			case t != nil:
+				if other := slices.DeleteFunc(slices.Clone(tunnels[t.match]), func(o end) bool { return o == e || done[o] }); len(other) > 0 {
+					join(e, other[0], p.Kind, strings.TrimSpace(t.Type+" "+t.ID))
+				}
+			case p.Kind == "stream" && p.Listener == "" && specKey(p, "connect") == "1":
+				addr := streamAddr(p)
+				l, ok := listeners[addr]
+				if !ok {
+					continue
+				}
+				// Its other end is one of the listener's clients: which one
+				// the API does not say, so the first not drawn yet (a unix
+				// client that bound no address first: a switch binds none),
+				// or the listener.
+				other := l
+				cs := slices.DeleteFunc(slices.Clone(clients[g.Switches[l.sw].Name+"|"+g.Switches[l.sw].Ports[l.port].Name]),
+					func(c end) bool { return done[c] })
+				slices.SortStableFunc(cs, func(a, b end) int {
+					return cmp.Compare(unbound(g.Switches[b.sw].Ports[b.port]), unbound(g.Switches[a.sw].Ports[a.port]))
+				})
+				if len(cs) > 0 {
+					other = cs[0]
+				}
+				join(e, other, "stream", "stream "+addr)
+			case p.Kind == "dgram":
+				path, peer := specKey(p, "path"), specKey(p, "peer")
+				if o, ok := dgrams[peer+"|"+path]; ok && o != e && !done[o] {
+					join(e, o, "dgram", "dgram "+path+" ↔ "+peer)
+				}
+			}
+		}
+	}
 	for i, s := range g.Switches {
 		for j, p := range s.Ports {
 			e := end{i, j}
@@ -286,54 +326,26 @@ func (g *Graph) link() {
 			label := portLabel(p)
 			switch t := p.Tunnel; {
 			case t != nil:
-				if other := slices.DeleteFunc(slices.Clone(tunnels[t.match]), func(o end) bool { return o == e || done[o] }); len(other) > 0 {
-					join(e, other[0], p.Kind, strings.TrimSpace(t.Type+" "+t.ID))
-					continue
-				}
 				out(e, p.Kind, "remote", strings.TrimSpace(fmt.Sprintf("%s %s %s", t.Type, t.Remote, t.ID)), label)
-			case p.Kind == "stream" && p.Listener != "":
-				// A client of a stream listener: the switch whose stream port
-				// connects there draws the link; otherwise what connected is
-				// behind the port, as for any client.
-				g.behind(e.sw, e.port, node, label)
-			case p.Kind == "stream":
-				addr := specKey(p, "path")
-				if addr == "" {
-					addr = cmp.Or(specKey(p, "host"), "127.0.0.1") + ":" + specKey(p, "port")
-				}
-				if l, ok := listeners[addr]; ok && specKey(p, "connect") == "1" {
-					// Its other end is one of the listener's clients: which one
-					// the API does not say, so the first not drawn yet (a unix
-					// client that bound no address first: a switch binds none),
-					// or the listener.
-					other := l
-					cs := slices.DeleteFunc(slices.Clone(clients[g.Switches[l.sw].Name+"|"+g.Switches[l.sw].Ports[l.port].Name]),
-						func(c end) bool { return done[c] })
-					slices.SortStableFunc(cs, func(a, b end) int {
-						return cmp.Compare(unbound(g.Switches[b.sw].Ports[b.port]), unbound(g.Switches[a.sw].Ports[a.port]))
-					})
-					if len(cs) > 0 {
-						other = cs[0]
-					}
-					join(e, other, "stream", "stream "+addr)
-					continue
-				}
-				out(e, p.Kind, "remote", "stream "+addr, label)
-			case p.Kind == "dgram":
-				path, peer := specKey(p, "path"), specKey(p, "peer")
-				if o, ok := dgrams[peer+"|"+path]; ok && o != e && !done[o] {
-					join(e, o, "dgram", "dgram "+path+" ↔ "+peer)
-					continue
-				}
-				g.behind(e.sw, e.port, node, label)
+			case p.Kind == "stream" && p.Listener == "":
+				out(e, p.Kind, "remote", "stream "+streamAddr(p), label)
 			case p.Kind == "raw" || p.Kind == "tap":
 				name := cmp.Or(specKey(p, "ifname"), p.Peer, p.Name)
 				out(e, p.Kind, "interface", p.Kind+" "+name, label)
-			default:
+			default: // clients (a stream's and a dgram's too): what is behind them
 				g.behind(e.sw, e.port, node, label)
 			}
 		}
 	}
+}
+
+// streamAddr is where a stream port listens or connects: its path, or
+// host:port.
+func streamAddr(p Port) string {
+	if path := specKey(p, "path"); path != "" {
+		return path
+	}
+	return cmp.Or(specKey(p, "host"), "127.0.0.1") + ":" + specKey(p, "port")
 }
 
 // unbound is 1 for a unix stream client that bound no address, as a
@@ -350,37 +362,46 @@ func unbound(p Port) int {
 // been learned there yet.
 func (g *Graph) behind(sw, port int, node func(kind, label string) string, label string) {
 	s, p := g.Switches[sw], g.Switches[sw].Ports[port]
-	link := func(id string) {
-		g.Links = append(g.Links, Link{A: End{Switch: s.ID, Port: p.Name}, B: End{Node: id}, Kind: p.Kind, Label: label})
+	link := func(id, iface string) {
+		l := label
+		if iface != "" { // the machine's side: its interface
+			l += " — " + iface
+		}
+		g.Links = append(g.Links, Link{A: End{Switch: s.ID, Port: p.Name}, B: End{Node: id}, Kind: p.Kind, Label: l})
 	}
+	machine, iface, _ := strings.Cut(p.Machine, " ")
 	seen := map[string]bool{}
 	for _, h := range p.Hosts {
-		var id string
+		var id, ifc string
 		switch {
 		case h.Machine != "":
-			id = node("machine", h.Machine)
-		case p.Machine != "":
-			id = node("machine", strings.Fields(p.Machine)[0])
+			id, ifc = node("machine", h.Machine), h.Interface
+		case machine != "":
+			id, ifc = node("machine", machine), iface
 		default:
 			id = node("mac", h.MAC)
 		}
 		if !seen[id] {
 			seen[id] = true
-			link(id)
+			link(id, ifc)
 		}
 	}
 	if len(seen) > 0 {
 		return
 	}
-	if p.Machine != "" {
-		link(node("machine", strings.Fields(p.Machine)[0]))
+	if machine != "" {
+		link(node("machine", machine), iface)
 		return
 	}
-	what := s.Name + " " + p.Name
+	// Nothing learned behind it yet: the port itself, named on its switch.
+	what := p.Name + " on " + s.Name
 	if p.State != "" {
 		what += " (" + p.State + ")"
 	}
-	link(node("port", what))
+	if p.Peer != "" {
+		what += "\n" + p.Peer
+	}
+	link(node("port", what), "")
 }
 
 // portLabel is a link's label for a port: its name and the keys that
