@@ -79,3 +79,27 @@ func TestParseArgs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseArgs: any command line parses or fails; what parses has what
+// its mode needs.
+func FuzzParseArgs(f *testing.F) {
+	f.Add("--capture\x00--extcap-interface\x00umlswitch:A@/x\x00--fifo\x00/f\x00--direction\x00in")
+	f.Add("--extcap-interfaces\x00--extcap-version=4.0")
+	f.Add("--extcap-capture-filter\x00icmp\x00--extcap-interface\x00x")
+	f.Fuzz(func(t *testing.T, line string) {
+		a, err := ParseArgs(strings.Split(line, "\x00"))
+		if err != nil {
+			return
+		}
+		switch {
+		case a.Mode < ModeInterfaces || a.Mode > ModeCheckFilter:
+			t.Fatalf("mode %d", a.Mode)
+		case a.Mode != ModeInterfaces && a.Interface == "":
+			t.Fatal("no interface")
+		case a.Mode == ModeCapture && a.Fifo == "":
+			t.Fatal("a capture without a fifo")
+		case a.Direction != Both && a.Direction != In && a.Direction != Out:
+			t.Fatalf("direction %q", a.Direction)
+		}
+	})
+}

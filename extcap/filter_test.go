@@ -80,3 +80,16 @@ func TestCompileFilter(t *testing.T) {
 		t.Errorf("no tcpdump: %v", err)
 	}
 }
+
+// FuzzFilterFromText: whatever tcpdump printed, a filter is refused or
+// runs on any frame without panicking.
+func FuzzFilterFromText(f *testing.F) {
+	f.Add(icmpProgram, icmpFrame)
+	f.Add("4\n40 0 0 4294963204\n21 0 1 4\n6 0 0 0\n6 0 0 262144\n", arpFrame)
+	f.Add("3\n0 0 0 4294967295\n80 0 0 0\n22 0 0 0\n", []byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, text string, frame []byte) {
+		if flt, err := FilterFromText("x", text); err == nil {
+			flt.Match(frame)
+		}
+	})
+}
