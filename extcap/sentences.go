@@ -13,7 +13,7 @@ type Interface struct {
 }
 
 // HelpURL is where Wireshark's help button for these interfaces leads.
-const HelpURL = "https://github.com/umlswitch/umlswitch#wireshark"
+const HelpURL = "https://github.com/umlswitch/umlswitch#capture"
 
 // LinkType is the one link type every interface has: Ethernet.
 const LinkType = 1 // DLT_EN10MB
