@@ -70,6 +70,10 @@ Commands:
   upgrade                         start the umlswitch binary on disk and hand it every socket (as SIGUSR2):
                                   clients stay attached; answers once the new switch serves
   info                            which switch CONTROL belongs to, and what you may do through it
+  topology [-format F] [-lab FILE] [CONTROL...]
+                                  switches, ports, the machines and MACs behind them, and the tunnels and
+                                  streams between switches, as dot (Graphviz), mermaid or json
+                                  (umlswitch ctl topology -h)
 
 Examples:
   umlswitch ctl -s /tmp/uml.ctl ports
@@ -82,6 +86,7 @@ Examples:
   umlswitch ctl -s /tmp/uml.ctl bgp
   umlswitch ctl -s /tmp/uml.ctl -json evpn | jq '.received[] | select(.type == 2)'
   umlswitch ctl -s /tmp/uml.ctl -json fdb | jq '.[] | select(.remote) | {mac, vtep}'
+  umlswitch ctl -s /tmp/lab/A.ctl topology -format dot | dot -Tsvg > lab.svg
 
 Flags:
 `
@@ -93,6 +98,9 @@ type ctl struct {
 	all    bool
 	out    io.Writer
 	here   string // the switch that owns CONTROL, once asked
+
+	socket  string        // CONTROL, absolute
+	timeout time.Duration // -timeout
 
 	interval time.Duration // rates
 }
@@ -116,7 +124,8 @@ func ctlMain(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	c := &ctl{json: *asJSON, all: *all, out: stdout, client: apiClient(controlPath(*sock), *timeout), interval: *interval}
+	c := &ctl{json: *asJSON, all: *all, out: stdout, client: apiClient(controlPath(*sock), *timeout), interval: *interval,
+		socket: absControl(*sock), timeout: *timeout}
 	err := c.run(fs.Args())
 	var usage usageError
 	switch {
@@ -168,6 +177,8 @@ func (c *ctl) run(args []string) error {
 	switch {
 	case cmd == "info":
 		return c.info()
+	case cmd == "topology":
+		return c.topology(rest)
 	case cmd == "switches" && len(rest) == 0:
 		return c.switches()
 	case cmd == "switch" && sub == "add" && len(rest) >= 2:

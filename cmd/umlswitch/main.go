@@ -22,6 +22,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/api"
 	"github.com/umlswitch/umlswitch/configs"
+	"github.com/umlswitch/umlswitch/extcap"
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/instance"
@@ -45,6 +46,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if extcap.IsExtcap(args) { // Wireshark runs a link to umlswitch in its extcap folder
+		return extcapMain(args, stdout, stderr)
+	}
 	if len(args) > 0 {
 		switch args[0] {
 		case "bench":
@@ -54,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return captureMain(args[1:], stdout, stderr)
 		case "ctl":
 			return ctlMain(args[1:], stdout, stderr)
+		case "extcap":
+			return extcapCmd(args[1:], stdout, stderr)
 		case "lab":
 			return labMain(args[1:], stdout, stderr)
 		}
@@ -217,6 +223,7 @@ const usageHead = `Usage: umlswitch [flags]
        umlswitch capture [-s CONTROL]   (live pcapng of a running switch; umlswitch capture -h)
        umlswitch ctl [-s CONTROL] COMMAND   (show and change a running switch; umlswitch ctl -h)
        umlswitch lab [-dir DIR] [-hub] lab.conf   (a switch per collision domain of a Netkit or Kathara lab; umlswitch lab -h)
+       umlswitch extcap install   (every switch a Wireshark capture interface; umlswitch extcap -h)
 
 A userspace Ethernet switch for User Mode Linux, VDE and QEMU clients, and a
 drop-in replacement for uml_switch: it takes uml_switch's flags and serves
