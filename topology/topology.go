@@ -152,7 +152,7 @@ type End struct {
 // shownKeys are the spec keys worth drawing: how the switch treats the
 // port's frames and its link.
 var shownKeys = []string{"vlan", "trunk", "native", "qinq", "split_horizon", "flood", "broadcast", "isolated",
-	"mac_limit", "storm", "link_local", "delay", "jitter", "loss", "dup", "corrupt", "rate"}
+	"mac_limit", "storm", "link_local", "link", "delay", "jitter", "loss", "dup", "corrupt", "rate"}
 
 // Build makes the graph of what the sources answered; machines name the
 // lab's machines behind ports (nil: none known). Switches that two

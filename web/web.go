@@ -40,6 +40,7 @@ import (
 	"github.com/umlswitch/umlswitch/internal/peercred"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 	"github.com/umlswitch/umlswitch/policy"
+	"github.com/umlswitch/umlswitch/topology"
 )
 
 //go:embed static
@@ -57,6 +58,9 @@ type Config struct {
 	// Switch is what "this switch" means to the API for the page's
 	// requests that name none (the configuration's first).
 	Switch string
+	// Machines name the lab's machines behind ports in the drawing
+	// (umlswitch lab knows them); nil: addresses only.
+	Machines []topology.Machine
 }
 
 // Limits of the server: a page polls a few paths a second and holds one
@@ -75,6 +79,7 @@ type Server struct {
 	raw   net.Listener
 	srv   *http.Server
 	api   http.Handler
+	in    *instance.Instance
 	log   *slog.Logger
 	done  chan struct{}
 	sub   *instance.Subscription
@@ -97,7 +102,7 @@ func Serve(cfg Config, in *instance.Instance, apiHandler func(func(*http.Request
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return nil, fmt.Errorf("web: %q: want host:port, like 127.0.0.1:8080", cfg.Addr)
 	}
-	s := &Server{cfg: cfg, log: log, done: make(chan struct{})}
+	s := &Server{cfg: cfg, in: in, log: log, done: make(chan struct{})}
 	if cfg.TokenFile != "" {
 		tok, err := writeToken(cfg.TokenFile)
 		if err != nil {
@@ -126,6 +131,7 @@ func Serve(cfg Config, in *instance.Instance, apiHandler func(func(*http.Request
 	})
 	mux.HandleFunc("GET /web/events", s.recentEvents)
 	mux.HandleFunc("GET /web/access", s.access)
+	mux.HandleFunc("GET /web/topology", s.topology)
 	mux.HandleFunc("/v1/", s.v1)
 	s.srv = &http.Server{
 		Handler:           s.guard(mux),
@@ -349,6 +355,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// topology answers the drawing's data: the graph `ctl topology -format
+// json` writes, of this process's switches.
+func (s *Server) topology(w http.ResponseWriter, _ *http.Request) {
+	fdb, err := s.in.FDB("")
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	// The views as the API writes them, read as the graph reads an API's
+	// answers: one schema, one place.
+	b, err := json.Marshal(map[string]any{"switches": s.in.Switches(), "ports": s.in.Ports(""), "fdb": fdb})
+	src := topology.Source{Socket: "web " + s.cfg.Addr, PID: os.Getpid()}
+	if err == nil {
+		err = json.Unmarshal(b, &src)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, topology.Build([]topology.Source{src}, s.cfg.Machines))
 }
 
 // keepEvents keeps the last events for a page opened later.

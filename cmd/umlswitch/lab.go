@@ -12,6 +12,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/lab"
+	"github.com/umlswitch/umlswitch/topology"
 )
 
 const labUsage = `Usage: umlswitch lab [-dir DIR] [-hub] [-ext FILE] [-evpn FILE] [-machines M1,M2,...] [-daemon] [-pidfile FILE] lab.conf
@@ -77,8 +78,9 @@ type labOptions struct {
 	hub      bool
 	daemon   bool
 	pidFile  string
-	evpn     string   // -evpn: "" for none
-	machines []string // -machines: nil for all
+	evpn     string      // -evpn: "" for none
+	machines []string    // -machines: nil for all
+	web      configs.Web // -web, -web-rw, -web-token
 }
 
 func parseLabFlags(args []string, stderr io.Writer) (*labOptions, error) {
@@ -107,6 +109,10 @@ func parseLabFlags(args []string, stderr io.Writer) (*labOptions, error) {
 			}
 			return nil
 		})
+	fs.StringVar(&o.web.Addr, "web", "", "serve the lab's page on `ADDR` (host:port), as umlswitch -web does, with the machines\n"+
+		"named as lab.conf names them; its token goes to DIR/web-token.\nExample: -web 127.0.0.1:8080")
+	fs.BoolVar(&o.web.RW, "web-rw", false, "let the page set a port's link and impairment keys, with the token (umlswitch -web-rw).\n"+
+		"Example: -web-rw -web 127.0.0.1:8080")
 	fs.BoolVar(&o.daemon, "daemon", false, "run in the background: the command prints the options and returns (status 0) once every\n"+
 		"socket listens, or with the error that stopped it. Use -pidfile to stop it.\nExample: -daemon -pidfile /tmp/lab/umlswitch.pid")
 	fs.StringVar(&o.pidFile, "pidfile", "", "write the process id to `FILE` (removed at exit).\nExample: -pidfile /tmp/lab/umlswitch.pid")
@@ -187,6 +193,10 @@ func (o *labOptions) plan() (*configs.File, error) {
 // planOf plans this host's part of the lab, in the EVPN fabric with -evpn.
 func (o *labOptions) planOf(all, here *lab.Lab) (*configs.File, error) {
 	plan, err := here.Plan(o.dir, o.hub)
+	if err == nil && o.web.Addr != "" {
+		plan.Web = o.web
+		plan.Web.Token = filepath.Join(o.dir, "web-token")
+	}
 	if err != nil || o.evpn == "" {
 		return plan, err
 	}
@@ -229,7 +239,14 @@ func labMain(args []string, stdout, stderr io.Writer) int {
 	// UML binds a vector interface's src socket without removing an old
 	// one: clear what a previous run of the lab left.
 	removeMachineSockets(l, o.dir)
-	return service{plan: plan, reload: o.plan, daemon: o.daemon, pidFile: o.pidFile,
+	var machines []topology.Machine
+	if o.web.Addr != "" {
+		if machines, err = labMachines(o.conf); err != nil {
+			fmt.Fprintf(stderr, "umlswitch lab: %v\n", err)
+			return 2
+		}
+	}
+	return service{plan: plan, reload: o.plan, daemon: o.daemon, pidFile: o.pidFile, machines: machines,
 		announce: func(w io.Writer) { l.WriteOptions(w, o.dir) },
 		cleanup: func() {
 			removeMachineSockets(l, o.dir)

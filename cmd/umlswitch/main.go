@@ -33,6 +33,7 @@ import (
 	"github.com/umlswitch/umlswitch/internal/sdnotify"
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 	"github.com/umlswitch/umlswitch/metrics"
+	"github.com/umlswitch/umlswitch/topology"
 	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/portkind"
 	"github.com/umlswitch/umlswitch/web"
@@ -120,6 +121,7 @@ type service struct {
 	metrics     string                        // -metrics
 	metricsMode os.FileMode                   // a unix metrics socket's permissions
 	builtinDir  bool                          // create the built-in control socket's directory if missing
+	machines    []topology.Machine            // the lab's, for the web page's drawing
 	// announce, if set, tells the user what now listens: on stdout once
 	// every socket listens, or with -daemon by the parent once the child
 	// is ready (the child's stdout is /dev/null).
@@ -516,7 +518,8 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 		if len(plan.Switches) > 0 {
 			first = plan.Switches[0].Name
 		}
-		w, err := web.Serve(web.Config{Addr: plan.Web.Addr, Writable: plan.Web.RW, TokenFile: webTokenPath(plan), Switch: first},
+		w, err := web.Serve(web.Config{Addr: plan.Web.Addr, Writable: plan.Web.RW, TokenFile: webTokenPath(plan), Switch: first,
+			Machines: s.machines},
 			in, apiServer.Handler, log)
 		if err != nil {
 			return err

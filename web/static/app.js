@@ -52,13 +52,6 @@ function si(n, unit) {
 
 function status(msg) { document.getElementById('status').textContent = msg || ''; }
 
-// A lab machine's interface, from a BESS client's socket (DIR/MACHINE-ethN.sock,
-// as umlswitch lab boots them); empty when the peer does not say.
-function machineOf(peer) {
-  const m = /([A-Za-z0-9_.-]+)-(eth\d+)\.sock$/.exec(peer || '');
-  return m ? m[1] + ' ' + m[2] : '';
-}
-
 // specKeys are a port's spec as key -> value.
 function specKeys(p) {
   const m = new Map();
@@ -215,113 +208,110 @@ function renderSwitches(switches, ports, rates) {
   }
 }
 
-function renderFDB(fdb, ports) {
-  const byPort = new Map(ports.map(p => [p.name, p]));
+// renderFDB lists the MAC tables, with the lab machine of each address
+// where the drawing's graph knows it.
+function renderFDB(fdb, graph) {
+  const machine = new Map();
+  for (const sw of graph.switches) {
+    for (const p of sw.ports) {
+      for (const h of p.hosts || []) {
+        const m = h.machine ? h.machine + ' ' + (h.interface || '') : p.machine || '';
+        if (m) machine.set(sw.name + ' ' + h.mac, m.trim());
+      }
+    }
+  }
   const tbody = document.querySelector('#fdb tbody');
   tbody.replaceChildren(...fdb.map(m => el('tr', {},
-    el('td', {}, m.switch), el('td', {}, m.mac), el('td', {}, machineOf((byPort.get(m.port) || {}).peer)),
+    el('td', {}, m.switch), el('td', {}, m.mac), el('td', {}, machine.get(m.switch + ' ' + m.mac) || ''),
     el('td', {}, m.vlan || ''), el('td', {}, m.port || (m.remote ? 'remote ' + (m.vtep || '') : '')),
     el('td', { class: 'num' }, m.static ? 'static' : m.remote ? 'remote' : m.age_s.toFixed(0) + ' s'))));
 }
 
-const tunnelKinds = new Set(['vxlan', 'gre', 'l2tpv3']);
-
-// renderTopology draws the switches in a row, each port below its switch,
-// and below each port what is behind it: the lab machine or the MACs
-// learned there, or the remote end of a tunnel.
-function renderTopology(switches, ports, fdb) {
+// renderTopology draws the graph GET /web/topology answers (the one
+// `ctl topology` writes): the switches in a row, each port below its
+// switch, what is behind each port below it (a lab machine, the MACs
+// learned there, a host interface, a tunnel's remote end), and the links
+// between switches as curves joining their ports.
+function renderTopology(graph, ports) {
   const g = document.getElementById('topology');
-  const macs = new Map();
-  for (const m of fdb) {
-    if (!m.port) continue;
-    if (!macs.has(m.port)) macs.set(m.port, []);
-    macs.get(m.port).push(m.mac);
-  }
-  const attached = ports.filter(p => p.id >= 0 || p.state === 'absent');
-  const socket = new Map();
-  for (const p of attached) {
-    const path = specKeys(p).get('path');
-    if (path) socket.set(path, p);
-  }
-  const byPeer = p => socket.get(specKeys(p).get('peer'));
-  const colW = 130;
-  const cols = Math.max(attached.length, switches.length, 1);
-  const width = cols * colW + 40;
-  g.setAttribute('viewBox', '0 0 ' + width + ' 320');
+  const colW = 130, portY = 150, nodeY = 215;
+  const shown = sw => sw.ports.filter(p => !p.listening);
+  const cols = Math.max(1, graph.switches.reduce((n, sw) => n + Math.max(shown(sw).length, 1), 0));
+  g.setAttribute('viewBox', '0 0 ' + (cols * colW + 40) + ' 320');
   g.replaceChildren();
-  const swX = new Map(), portX = new Map();
+  const down = (swName, port) => {
+    const p = ports.get(port);
+    return (p && p.switch === swName && linkOf(p) === 'down');
+  };
+  const portAt = new Map(); // "s0/name" -> x
+  const swAt = new Map();
   let x = 20;
-  for (const s of switches) {
-    const own = attached.filter(p => p.switch === s.name);
-    const w = Math.max(own.length, 1) * colW;
-    swX.set(s.name, x + w / 2);
-    x += w;
-  }
-  x = 20;
-  for (const s of switches) {
-    const own = attached.filter(p => p.switch === s.name);
-    own.forEach((p, i) => {
-      const px = x + i * colW + colW / 2;
-      portX.set(p.name, px);
-      const down = linkOf(p) === 'down';
-      g.append(svg('line', { x1: swX.get(s.name), y1: 60, x2: px, y2: 150, class: down ? 'linkdown' : '' }));
-      const port = svg('g', { class: 'port' + (down ? ' linkdown' : ''), 'data-port': p.name });
-      port.append(svg('circle', { cx: px, cy: 150, r: 7 }), svg('text', { x: px + 10, y: 146 }, p.name));
-      g.append(port);
-      let label, cls;
-      const joined = byPeer(p);
-      if (joined) {
-        label = ['to ' + joined.switch + ' (' + joined.name + ')'];
-        label.push(...(macs.get(p.name) || []).slice(0, 2));
-        cls = 'tunnel';
-      } else if (tunnelKinds.has(p.kind)) {
-        label = [p.kind + ' to', p.vtep || p.peer || ''];
-        cls = 'tunnel';
-      } else {
-        const m = machineOf(p.peer);
-        label = m ? [m] : (macs.get(p.name) || []).slice(0, 3);
-        if (!m && (macs.get(p.name) || []).length > 3) label.push('+' + (macs.get(p.name).length - 3) + ' more');
-        cls = 'machine';
-      }
-      if (label.length === 0) return;
-      g.append(svg('line', { x1: px, y1: 157, x2: px, y2: 215, class: down ? 'linkdown' : '' }));
-      const box = svg('g', { class: cls });
-      box.append(svg('rect', { x: px - colW / 2 + 6, y: 215, width: colW - 12, height: 16 * label.length + 8, rx: 4 }));
-      label.forEach((t, j) => box.append(svg('text', { x: px - colW / 2 + 12, y: 230 + 16 * j }, t)));
-      g.append(box);
-    });
+  for (const sw of graph.switches) {
+    const own = shown(sw);
+    swAt.set(sw.id, x + Math.max(own.length, 1) * colW / 2);
+    own.forEach((p, i) => portAt.set(sw.id + '/' + p.name, x + i * colW + colW / 2));
     x += Math.max(own.length, 1) * colW;
   }
-  // A port whose peer is another port's own socket (a pair of datagram
-  // ports joining two switches) is drawn joined to it.
-  const byPath = new Map();
-  for (const p of attached) {
-    const path = specKeys(p).get('path');
-    if (path) byPath.set(path, p);
+  const nodes = new Map(graph.nodes.map(n => [n.id, n]));
+  const below = new Map(); // port key -> node labels drawn under it
+  const placed = new Map(); // node id -> [x, y] where it is drawn
+  const layer = { lines: svg('g'), boxes: svg('g') };
+  for (const l of graph.links) {
+    const a = l.a.switch + '/' + l.a.port;
+    const ax = portAt.get(a);
+    if (ax === undefined) continue;
+    const isDown = down(switchName(graph, l.a.switch), l.a.port) || (l.b.port && down(switchName(graph, l.b.switch), l.b.port));
+    if (l.b.node) {
+      const n = nodes.get(l.b.node);
+      if (!n) continue;
+      let at = placed.get(n.id);
+      if (!at) {
+        const k = (below.get(a) || 0);
+        below.set(a, k + 1);
+        at = [ax, nodeY + 22 * k];
+        placed.set(n.id, at);
+        const box = svg('g', { class: n.kind === 'machine' || n.kind === 'mac' ? 'machine' : 'tunnel', 'data-node': n.label });
+        box.append(svg('rect', { x: at[0] - colW / 2 + 6, y: at[1], width: colW - 12, height: 18, rx: 4 }),
+          svg('text', { x: at[0] - colW / 2 + 12, y: at[1] + 13 }, n.label.split('\n')[0]));
+        layer.boxes.append(box);
+      }
+      layer.lines.append(svg('line', { x1: ax, y1: portY + 7, x2: at[0], y2: at[1], class: isDown ? 'linkdown' : '' }));
+    } else if (l.b.switch) {
+      const bx = portAt.get(l.b.switch + '/' + l.b.port);
+      if (bx === undefined) continue;
+      layer.lines.append(svg('path', { d: `M ${ax} ${portY + 7} C ${ax} ${portY + 50}, ${bx} ${portY + 50}, ${bx} ${portY + 7}`,
+        class: 'join' + (isDown ? ' linkdown' : ''), 'data-join': l.a.port + ' ' + l.b.port }));
+      layer.boxes.append(svg('text', { x: (ax + bx) / 2 - 15, y: portY + 48 }, l.kind));
+    }
   }
-  const drawn = new Set();
-  for (const p of attached) {
-    const peerPath = specKeys(p).get('peer');
-    const q = peerPath && byPath.get(peerPath);
-    if (!q || drawn.has(q.name) || !portX.has(p.name) || !portX.has(q.name)) continue;
-    drawn.add(p.name);
-    const x1 = portX.get(p.name), x2 = portX.get(q.name);
-    const down = linkOf(p) === 'down' || linkOf(q) === 'down';
-    g.append(svg('path', { d: `M ${x1} 157 C ${x1} 200, ${x2} 200, ${x2} 157`, class: 'join' + (down ? ' linkdown' : ''),
-      'data-join': p.name + ' ' + q.name }));
-  }
-  for (const s of switches) {
-    const cx = swX.get(s.name);
-    const box = svg('g', { class: 'switch', 'data-switch': s.name });
+  g.append(layer.lines);
+  for (const sw of graph.switches) {
+    for (const p of shown(sw)) {
+      const px = portAt.get(sw.id + '/' + p.name);
+      const isDown = down(sw.name, p.name);
+      g.append(svg('line', { x1: swAt.get(sw.id), y1: 60, x2: px, y2: portY, class: isDown ? 'linkdown' : '' }));
+      const port = svg('g', { class: 'port' + (isDown ? ' linkdown' : ''), 'data-port': p.name });
+      port.append(svg('circle', { cx: px, cy: portY, r: 7 }), svg('text', { x: px + 10, y: portY - 4 }, p.name));
+      g.append(port);
+    }
+    const cx = swAt.get(sw.id);
+    const box = svg('g', { class: 'switch', 'data-switch': sw.name });
     box.append(svg('rect', { x: cx - 55, y: 30, width: 110, height: 30, rx: 5 }),
-      svg('text', { x: cx - 48, y: 50 }, s.name + (s.hub ? ' (hub)' : '')));
+      svg('text', { x: cx - 48, y: 50 }, sw.name + (sw.hub ? ' (hub)' : '')));
     g.append(box);
   }
+  g.append(layer.boxes);
+}
+
+function switchName(graph, id) {
+  const sw = graph.switches.find(s => s.id === id);
+  return sw ? sw.name : '';
 }
 
 async function poll() {
   try {
-    const [switches, ports, fdb] = await Promise.all([get('/v1/switches'), get('/v1/ports'), get('/v1/fdb')]);
+    const [switches, ports, fdb, graph] = await Promise.all([get('/v1/switches'), get('/v1/ports'), get('/v1/fdb'),
+      get('/web/topology')]);
     const now = performance.now();
     const byName = new Map(ports.map(p => [p.name, p]));
     const rates = new Map();
@@ -339,8 +329,8 @@ async function poll() {
     state.prev = { t: now, ports: byName };
     renderSwitches(switches, ports, rates);
     renderPorts(ports, rates);
-    renderFDB(fdb, ports);
-    renderTopology(switches, ports, fdb);
+    renderFDB(fdb, graph);
+    renderTopology(graph, byName);
     document.body.dataset.polls = String(Number(document.body.dataset.polls || 0) + 1);
   } catch (e) {
     status(String(e));
