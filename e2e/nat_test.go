@@ -449,3 +449,64 @@ func TestNATUpgrade(t *testing.T) {
 		t.Errorf("the forward after the upgrade: %v", err)
 	}
 }
+
+// Two switches, each with a nat port of its own network: each guest gets
+// its lease from its own router, and the router's frames are captured and
+// counted as every port's are.
+func TestNATOnTwoSwitches(t *testing.T) {
+	requireE2E(t)
+	needTool(t, "tshark", "tshark")
+	t.Parallel()
+	ns := nstest.New(t)
+	d := scratch(t)
+	a, b := filepath.Join(d, "a.ctl"), filepath.Join(d, "b.ctl")
+	conf := filepath.Join(d, "lab.yaml")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`
+switches:
+  - name: a
+    ports: [{transport: daemon, path: %s, name: a}, {transport: nat, name: nat-a}]
+  - name: b
+    ports: [{transport: daemon, path: %s, name: b}, {transport: nat, name: nat-b, net: 10.0.3.0/24}]
+`, a, b)), 0o644)
+	startSwitch(t, ns, []string{a, b}, "-config", conf, "-state", "none")
+	pcap := filepath.Join(d, "a.pcapng")
+	capture := exec.Command(env.umlswitch, "capture", "-s", a, "-w", pcap)
+	if err := capture.Start(); err != nil {
+		t.Fatal(err)
+	}
+	port := hostPage(t, ns, "hello")
+	ua := bootNATGuest(t, ns, a, 1, port)
+	ub := bootNATGuest(t, ns, b, 2, port)
+	if l := ua.waitLine(t, `^LEASE `); l != "LEASE 10.0.2.15/24 router=10.0.2.2 dns=10.0.2.3" {
+		t.Errorf("the guest on a got %q", l)
+	}
+	if l := ub.waitLine(t, `^LEASE `); l != "LEASE 10.0.3.15/24 router=10.0.3.2 dns=10.0.3.3" {
+		t.Errorf("the guest on b got %q", l)
+	}
+	ua.waitLine(t, `^NAT-READY`)
+	for _, c := range []struct{ ctl, port string }{{a, "nat-a"}, {b, "nat-b"}} {
+		var ports []ctlPort
+		ctlJSON(t, c.ctl, &ports, "ports")
+		found := false
+		for _, p := range ports {
+			if p.Name == c.port {
+				found = true
+				if p.RxFrames == 0 || p.TxFrames == 0 {
+					t.Errorf("port %s counted rx %d, tx %d", p.Name, p.RxFrames, p.TxFrames)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no port %s in %+v", c.port, ports)
+		}
+	}
+	capture.Process.Signal(os.Interrupt)
+	capture.Wait()
+	out, err := exec.Command("tshark", "-r", pcap, "-Y", "dhcp && ip.src == 10.0.2.2", "-T", "fields", "-e", "frame.interface_name").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "nat-a") {
+		t.Errorf("no DHCP answer from the router on port nat-a in the capture of a: %v\n%s", err, out)
+	}
+	for _, u := range []*uml{ua, ub} {
+		fmt.Fprintln(u.console, "go")
+	}
+}
