@@ -74,9 +74,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			"VLAN 10, odd ports its tagged trunk members, whose frames carry an 802.1Q tag counted within\n"+
 			"-size; -ports must be even, so that every frame has its tag pushed or popped once).\n"+
 			"vlan-access and vlan-trunk take the daemon transport only. umlswitch-web is umlswitch with its web\n"+
-			"page open (-web; the page's requests played: every second its switches, ports and MAC table, and\n"+
-			"its event stream); umlswitch-capture, umlswitch with its live capture read as Wireshark's extcap\n"+
-			"reads it.\nExample: -switch uml_switch")
+			"page open (-web; the page's requests played: every second its switches, ports, MAC table and\n"+
+			"drawing, and its event stream); umlswitch-capture, umlswitch with its live capture read as\n"+
+			"Wireshark's extcap reads it.\nExample: -switch uml_switch")
 		compare = fs.String("compare", "", "also measure these switches, in turn and with identical settings; ratios are to -switch.\n"+
 			"umlswitch=PATH is another umlswitch build (before and after a change, in one run); so are\n"+
 			"vlan-access=PATH and vlan-trunk=PATH.\nExample: -compare uml_switch,vde_switch")

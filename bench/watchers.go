@@ -14,8 +14,8 @@ import (
 // (umlswitch-web, umlswitch-capture).
 
 // watchPage plays the lab's web page (-web) left open at addr: the
-// requests its script makes, every second the switches, ports and MAC
-// table, and the event stream held open, until stop.
+// requests its script makes, every second the switches, ports, MAC table
+// and the drawing's graph, and the event stream held open, until stop.
 func watchPage(addr string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
@@ -26,7 +26,7 @@ func watchPage(addr string) (stop func()) {
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
-			for _, path := range []string{"/v1/switches", "/v1/ports", "/v1/fdb"} {
+			for _, path := range []string{"/v1/switches", "/v1/ports", "/v1/fdb", "/web/topology"} {
 				req, _ := http.NewRequestWithContext(ctx, "GET", base+path, nil)
 				if resp, err := client.Do(req); err == nil {
 					io.Copy(io.Discard, resp.Body)
