@@ -221,17 +221,29 @@ function renderFDB(fdb, graph) {
     }
   }
   const tbody = document.querySelector('#fdb tbody');
-  tbody.replaceChildren(...fdb.map(m => el('tr', {},
+  const rows = fdb.slice(0, maxMACRows).map(m => el('tr', {},
     el('td', {}, m.switch), el('td', {}, m.mac), el('td', {}, machine.get(m.switch + ' ' + m.mac) || ''),
     el('td', {}, m.vlan || ''), el('td', {}, m.port || (m.remote ? 'remote ' + (m.vtep || '') : '')),
-    el('td', { class: 'num' }, m.static ? 'static' : m.remote ? 'remote' : m.age_s.toFixed(0) + ' s'))));
+    el('td', { class: 'num' }, m.static ? 'static' : m.remote ? 'remote' : m.age_s.toFixed(0) + ' s')));
+  if (fdb.length > maxMACRows) {
+    rows.push(el('tr', {}, el('td', { colspan: 6 }, (fdb.length - maxMACRows) + ' more (umlswitch ctl fdb lists them all)')));
+  }
+  tbody.replaceChildren(...rows);
 }
+
+// maxMACRows bounds the MAC table the page lists: an EVPN lab's tables
+// hold 100,000 addresses.
+const maxMACRows = 500;
 
 // renderTopology draws the graph GET /web/topology answers (the one
 // `ctl topology` writes): the switches in a row, each port below its
 // switch, what is behind each port below it (a lab machine, the MACs
 // learned there, a host interface, a tunnel's remote end), and the links
 // between switches as curves joining their ports.
+// nodesPerPort is how many of what is behind a port the drawing shows;
+// the rest are counted.
+const nodesPerPort = 3;
+
 function renderTopology(graph, ports) {
   const g = document.getElementById('topology');
   const colW = 130, portY = 150, nodeY = 215;
@@ -268,6 +280,7 @@ function renderTopology(graph, ports) {
       if (!at) {
         const k = (below.get(a) || 0);
         below.set(a, k + 1);
+        if (k >= nodesPerPort) continue; // counted, drawn as "+N more" below
         at = [ax, nodeY + 22 * k];
         placed.set(n.id, at);
         const box = svg('g', { class: n.kind === 'machine' || n.kind === 'mac' ? 'machine' : 'tunnel', 'data-node': n.label });
@@ -283,6 +296,15 @@ function renderTopology(graph, ports) {
         class: 'join' + (isDown ? ' linkdown' : ''), 'data-join': l.a.port + ' ' + l.b.port }));
       layer.boxes.append(svg('text', { x: (ax + bx) / 2 - 15, y: portY + 48 }, l.kind));
     }
+  }
+  for (const [a, n] of below) {
+    if (n <= nodesPerPort) continue;
+    const ax = portAt.get(a), y = nodeY + 22 * nodesPerPort;
+    const box = svg('g', { class: 'machine' });
+    box.append(svg('rect', { x: ax - colW / 2 + 6, y, width: colW - 12, height: 18, rx: 4 }),
+      svg('text', { x: ax - colW / 2 + 12, y: y + 13 }, '+' + (n - nodesPerPort) + ' more'));
+    layer.lines.append(svg('line', { x1: ax, y1: portY + 7, x2: ax, y2: y }));
+    layer.boxes.append(box);
   }
   g.append(layer.lines);
   for (const sw of graph.switches) {
@@ -310,8 +332,15 @@ function switchName(graph, id) {
 
 async function poll() {
   try {
-    const [switches, ports, fdb, graph] = await Promise.all([get('/v1/switches'), get('/v1/ports'), get('/v1/fdb'),
-      get('/web/topology')]);
+    // The MAC table and the drawing's graph grow with the addresses: a
+    // lab with thousands is read every tenth poll only.
+    state.polls = (state.polls || 0) + 1;
+    const big = state.fdb && state.fdb.length > 2000;
+    const tables = !big || state.polls % 10 === 1 ? Promise.all([get('/v1/fdb'), get('/web/topology')]) :
+      Promise.resolve([state.fdb, state.graph]);
+    const [switches, ports, [fdb, graph]] = await Promise.all([get('/v1/switches'), get('/v1/ports'), tables]);
+    state.fdb = fdb;
+    state.graph = graph;
     const now = performance.now();
     const byName = new Map(ports.map(p => [p.name, p]));
     const rates = new Map();
