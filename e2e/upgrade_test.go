@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -213,12 +214,13 @@ func TestUpgradeKeepsTCPSockets(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			ctl, port, mport := filepath.Join(scratch(t), "sw.ctl"), freeTCPPort(t), freeTCPPort(t)
+			ctl, port, mport, wport := filepath.Join(scratch(t), "sw.ctl"), freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)
 			if c.name == "qemu listens" {
 				startQEMU(t, fmt.Sprintf(c.qemu, port))
 			}
 			old := startSwitch(t, nil, nil, "-unix", ctl, "-port", fmt.Sprintf(c.port, port),
-				"-metrics", fmt.Sprintf("127.0.0.1:%d", mport))
+				"-metrics", fmt.Sprintf("127.0.0.1:%d", mport), "-web", fmt.Sprintf("127.0.0.1:%d", wport))
+			oldToken, _ := os.ReadFile(ctl + ".web-token")
 			if c.name == "qemu connects" {
 				startQEMU(t, fmt.Sprintf(c.qemu, port))
 			}
@@ -238,6 +240,28 @@ func TestUpgradeKeepsTCPSockets(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
 				t.Fatalf("metrics after the upgrade: %s", resp.Status)
+			}
+			// The web page on the same port, with the new switch's token
+			// (the old one's is no longer good).
+			token, err := os.ReadFile(ctl + ".web-token")
+			if err != nil || len(token) == 0 || string(token) == string(oldToken) {
+				t.Fatalf("the web token after the upgrade: %q (before: %q), %v", token, oldToken, err)
+			}
+			for _, c := range []struct {
+				token string
+				want  string
+			}{{string(token), `"capture":true`}, {string(oldToken), `"capture":false`}} {
+				req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/web/access", wport), nil)
+				req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(c.token))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatalf("the web page after the upgrade: %v", err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !strings.Contains(string(body), c.want) {
+					t.Errorf("the web page after the upgrade: %s, want %s", body, c.want)
+				}
 			}
 		})
 	}

@@ -75,7 +75,7 @@ switches:
 `, red, rdg, bdg, blue, bdg, rdg)), 0o644)
 	addr := freeLoopbackAddr(t)
 	tokenFile := filepath.Join(d, "web.token")
-	startSwitch(t, nil, []string{red, blue}, "-config", conf, "-state", "none", "-web", addr, "-web-rw", "-web-token", tokenFile)
+	startSwitch(t, nil, []string{red, blue, tokenFile}, "-config", conf, "-state", "none", "-web", addr, "-web-rw", "-web-token", tokenFile)
 	token, err := os.ReadFile(tokenFile)
 	if err != nil {
 		t.Fatal(err)

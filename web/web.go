@@ -160,6 +160,13 @@ func (s *Server) Close() error {
 		s.srv.Close()
 		s.sub.Cancel()
 		<-s.done
+		// The token was for this run. A switch that hands over leaves it
+		// to the new one, which has written its own there.
+		if s.cfg.TokenFile != "" && !handover.Leaving() {
+			if b, err := os.ReadFile(s.cfg.TokenFile); err == nil && strings.TrimSpace(string(b)) == s.token {
+				os.Remove(s.cfg.TokenFile)
+			}
+		}
 	})
 	return nil
 }

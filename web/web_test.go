@@ -43,7 +43,12 @@ switches:
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		s.Close()
+		if _, err := os.Stat(tokenFile); err == nil {
+			t.Errorf("the token file is left after Close")
+		}
+	})
 	tok, err := os.ReadFile(tokenFile)
 	if err != nil {
 		t.Fatal(err)
