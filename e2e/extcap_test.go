@@ -141,25 +141,6 @@ func TestExtcapTshark(t *testing.T) {
 	}
 }
 
-// runBounded runs cmd, killing it after limit, which is an error.
-func runBounded(cmd *exec.Cmd, limit time.Duration) (string, error) {
-	var b strings.Builder
-	cmd.Stdout, cmd.Stderr = &b, &b
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return b.String(), err
-	case <-time.After(limit):
-		cmd.Process.Kill()
-		<-done
-		return b.String(), fmt.Errorf("still running after %v", limit)
-	}
-}
-
 // A lab of two collision domains joined by a VXLAN tunnel (over the
 // namespace's loopback), pc1 on A and pc2 on B pinging across it: ctl
 // topology draws both switches, the tunnel between them and each machine

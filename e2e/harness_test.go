@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"debug/elf"
 	"flag"
 	"fmt"
@@ -405,6 +406,7 @@ type umlConfig struct {
 	ip    string
 	peers []string
 	vars  map[string]string // more init variables (flood, mtu, big)
+	init  string            // the guest's /init; default initScript's
 }
 
 var umlSeq struct {
@@ -424,7 +426,7 @@ func bootUML(t *testing.T, c umlConfig) *uml {
 	// page structures, so 48M left as little as 21M free and a boot could run
 	// out. The memory file is sparse; unused memory costs nothing.
 	args := []string{"mem=96M", "umid=" + umid, "root=/dev/root", "rootfstype=hostfs", "hostfs=" + env.root, "rw",
-		"init=/init", "con=null", "con0=fd:0,fd:1", c.net, "myip=" + c.ip}
+		"init=" + cmp.Or(c.init, "/init"), "con=null", "con0=fd:0,fd:1", c.net, "myip=" + c.ip}
 	if c.iface != "" {
 		args = append(args, "iface="+c.iface)
 	}
@@ -679,4 +681,33 @@ func tcpSink(t *testing.T, ns *nstest.NS, addr string, total int64, limit time.D
 		got <- sinkResult{n + 1, time.Since(start), err}
 	}()
 	return got
+}
+
+// runFor runs cmd for at most d and returns its output and how it ended;
+// killed says it was still running at d (and was killed then).
+func runFor(cmd *exec.Cmd, d time.Duration) (out string, killed bool, err error) {
+	var b strings.Builder
+	cmd.Stdout, cmd.Stderr = &b, &b
+	if err := cmd.Start(); err != nil {
+		return "", false, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return b.String(), false, err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		return b.String(), true, nil
+	}
+}
+
+// runBounded is runFor where running past limit is an error.
+func runBounded(cmd *exec.Cmd, limit time.Duration) (string, error) {
+	out, killed, err := runFor(cmd, limit)
+	if killed {
+		err = fmt.Errorf("still running after %v", limit)
+	}
+	return out, err
 }

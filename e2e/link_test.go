@@ -42,6 +42,52 @@ func (u *uml) waitWatch(t *testing.T, what string, timeout time.Duration, ok fun
 	}
 }
 
+// expectUnansweredSince checks that u's watch loop gets no answer to the
+// attempts it starts from now on (what: the change just made), watching
+// five of them.
+func (u *uml) expectUnansweredSince(t *testing.T, what string) {
+	t.Helper()
+	_, at := u.watched()
+	// Attempts numbered at+2 and later began after the change (one more
+	// for a line on its way to us): none may be answered.
+	u.waitWatch(t, "five attempts after "+what, 60*time.Second, func(_ map[int]string, last int) bool { return last >= at+6 })
+	results, last := u.watched()
+	for n := at + 3; n <= last; n++ {
+		if results[n] != "no" {
+			t.Errorf("attempt %d, after %s (at %d), was answered: %q", n, what, at, results[n])
+		}
+	}
+}
+
+// waitAnsweredSince waits until u's watch loop gets an answer to an
+// attempt it starts from now on (what: the change just made).
+func (u *uml) waitAnsweredSince(t *testing.T, what string) {
+	t.Helper()
+	_, at := u.watched()
+	u.waitWatch(t, "an answer after "+what, 30*time.Second, func(r map[int]string, last int) bool {
+		for n := at + 1; n <= last; n++ {
+			if r[n] == "ok" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// portOfMAC is the port the switch of control socket ctl learned mac on.
+func portOfMAC(t *testing.T, ctl, mac string) string {
+	t.Helper()
+	var fdb []ctlMAC
+	ctlJSON(t, ctl, &fdb, "fdb")
+	for _, e := range fdb {
+		if e.MAC == mac {
+			return e.Port
+		}
+	}
+	t.Fatalf("no port for %s in %+v", mac, fdb)
+	return ""
+}
+
 // A failure drill: two UMLs and a host tap on a switch, the first UML
 // pinging the second all along. `ctl link PORT down` on the second's port
 // stops the answers at once, and `ctl link PORT up` brings them back; the
@@ -63,29 +109,10 @@ func TestLinkDownAndUp(t *testing.T) {
 	u1.waitWatch(t, "pings answered", 30*time.Second, func(r map[int]string, last int) bool { return r[last] == "ok" })
 
 	// The second UML's port, by its address (forgotten once the link is down).
-	var fdb []ctlMAC
-	ctlJSON(t, ctl, &fdb, "fdb")
-	port := ""
-	for _, e := range fdb {
-		if e.MAC == mac(2) {
-			port = e.Port
-		}
-	}
-	if port == "" {
-		t.Fatalf("no port for %s in %+v", mac(2), fdb)
-	}
+	port := portOfMAC(t, ctl, mac(2))
 
 	ctlRun(t, ctl, "link", port, "down")
-	_, atDown := u1.watched()
-	// Attempts numbered atDown+2 and later began after the change (one more
-	// for a line on its way to us): none may be answered.
-	u1.waitWatch(t, "five attempts after link down", 60*time.Second, func(_ map[int]string, last int) bool { return last >= atDown+6 })
-	results, last := u1.watched()
-	for n := atDown + 3; n <= last; n++ {
-		if results[n] != "no" {
-			t.Errorf("attempt %d, after link down (at %d), was answered: %q", n, atDown, results[n])
-		}
-	}
+	u1.expectUnansweredSince(t, "link down")
 	var ports []struct {
 		Name      string            `json:"name"`
 		LinkState string            `json:"link_state"`
@@ -112,15 +139,7 @@ func TestLinkDownAndUp(t *testing.T) {
 	}
 
 	ctlRun(t, ctl, "link", port, "up")
-	_, atUp := u1.watched()
-	u1.waitWatch(t, "an answer after link up", 30*time.Second, func(r map[int]string, last int) bool {
-		for n := atUp + 1; n <= last; n++ {
-			if r[n] == "ok" {
-				return true
-			}
-		}
-		return false
-	})
+	u1.waitAnsweredSince(t, "link up")
 
 	// The host's tap: NO-CARRIER while down, up all along.
 	ctlRun(t, ctl, "port", "set", "host", "link=down")

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -75,39 +74,8 @@ func bootNATGuest(t *testing.T, ns *nstest.NS, ctl string, i, httpPort int) *uml
 			}
 		}
 	})
-	umlSeq.Lock()
-	umlSeq.n++
-	umid := fmt.Sprintf("e2e%d-%d", os.Getpid(), umlSeq.n)
-	umlSeq.Unlock()
-	dir := scratch(t)
-	args := []string{"mem=96M", "umid=" + umid, "root=/dev/root", "rootfstype=hostfs", "hostfs=" + env.root, "rw",
-		"init=/natinit", "con=null", "con0=fd:0,fd:1", daemonNet(i, ctl), fmt.Sprintf("httpport=%d", httpPort)}
-	name, args, extraEnv := umlCommand(args)
-	cmd := ns.Cmd(name, args...)
-	cmd.Env = append(append(os.Environ(), "TMPDIR="+dir, "HOME="+dir), extraEnv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, exited, err := startCollecting(cmd)
-	if err != nil {
-		t.Fatalf("boot UML: %v", err)
-	}
-	u := &uml{name: fmt.Sprintf("nat guest %d", i), cmd: cmd, console: in, out: out, exited: exited}
-	t.Cleanup(func() {
-		in.Close()
-		select {
-		case <-u.exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-u.exited
-		}
-		if t.Failed() || testing.Verbose() {
-			t.Logf("UML %s console:\n%s", u.name, u.out.text())
-		}
-	})
-	return u
+	return bootUML(t, umlConfig{ns: ns, net: daemonNet(i, ctl), ip: fmt.Sprintf("nat-guest-%d", i), init: "/natinit",
+		vars: map[string]string{"httpport": fmt.Sprint(httpPort)}})
 }
 
 // hostPage serves a page on ns's 127.0.0.1 and returns its port.
@@ -252,7 +220,7 @@ func TestNATRefused(t *testing.T) {
 		"transport=nat,hostfwd=udp::53-10.0.3.1:5": "not a guest's address in 10.0.2.0/24",
 	} {
 		cmd := ns.Cmd(env.umlswitch, "-unix", filepath.Join(d, "sw.ctl"), "-port", spec)
-		out, err := runTimeout(cmd, 20*time.Second)
+		out, err := runBounded(cmd, 20*time.Second)
 		if err == nil || !strings.Contains(out, why) {
 			t.Errorf("%s: %v, want an error saying %q:\n%s", spec, err, why, out)
 		}
@@ -281,20 +249,6 @@ func TestNATRefused(t *testing.T) {
 		t.Errorf("ctl port del as nobody: %d %s", code, out)
 	}
 	waitLog(t, sw, `msg="nat router up"`, "nobody's nat port did not open")
-}
-
-// runTimeout runs cmd to its end, killing it after d, and returns its
-// output and exit error (a timeout is an error).
-func runTimeout(cmd *exec.Cmd, d time.Duration) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	c := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
-	c.Env = cmd.Env
-	out, err := c.CombinedOutput()
-	if ctx.Err() != nil {
-		return string(out), fmt.Errorf("still running after %s", d)
-	}
-	return string(out), err
 }
 
 // A guest that floods the router with DHCP requests from ever new

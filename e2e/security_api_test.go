@@ -133,23 +133,10 @@ func TestSecurityCaptureSocketCredentials(t *testing.T) {
 }
 
 // runWithin runs cmd, killing it after d, and returns its output and how
-// it ended.
+// it ended: still running at d is no error (it was let in).
 func runWithin(cmd *exec.Cmd, d time.Duration) (string, error) {
-	var b strings.Builder
-	cmd.Stdout, cmd.Stderr = &b, &b
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return b.String(), err
-	case <-time.After(d):
-		cmd.Process.Kill()
-		<-done
-		return b.String(), nil // still running: it was let in
-	}
+	out, _, err := runFor(cmd, d)
+	return out, err
 }
 
 func init() { roles["api-hold"] = apiHoldRole }

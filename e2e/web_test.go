@@ -161,17 +161,7 @@ switches:
 	}
 
 	// The third UML's port, where its MAC is learned on blue.
-	var fdb []ctlMAC
-	ctlJSON(t, blue, &fdb, "fdb")
-	port := ""
-	for _, e := range fdb {
-		if e.MAC == mac(3) {
-			port = e.Port
-		}
-	}
-	if port == "" {
-		t.Fatalf("no port for %s in %+v", mac(3), fdb)
-	}
+	port := portOfMAC(t, blue, mac(3))
 	// Rates move: the watch pings cross it five times a second.
 	moving := false
 	for deadline := time.Now().Add(10 * time.Second); !moving && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
@@ -208,14 +198,7 @@ switches:
 		chromedp.Poll[chromedp.Void](`document.querySelector('`+button+`').dataset.state === 'down'`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
 		t.Fatalf("link down from the page: %v", err)
 	}
-	_, atDown := u1.watched()
-	u1.waitWatch(t, "five attempts after link down", 60*time.Second, func(_ map[int]string, last int) bool { return last >= atDown+6 })
-	results, last := u1.watched()
-	for n := atDown + 3; n <= last; n++ {
-		if results[n] != "no" {
-			t.Errorf("attempt %d, after link down from the page (at %d), was answered", n, atDown)
-		}
-	}
+	u1.expectUnansweredSince(t, "link down from the page")
 	page = read()
 	if page.Ports[port].Link != "down" || !strings.Contains(page.Events, "link-down") {
 		t.Errorf("the page after link down: port %+v, events %q", page.Ports[port], page.Events)
@@ -234,15 +217,7 @@ switches:
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(button))); err != nil {
 		t.Fatalf("link up from the page: %v", err)
 	}
-	_, atUp := u1.watched()
-	u1.waitWatch(t, "an answer after link up", 30*time.Second, func(r map[int]string, last int) bool {
-		for n := atUp + 1; n <= last; n++ {
-			if r[n] == "ok" {
-				return true
-			}
-		}
-		return false
-	})
+	u1.waitAnsweredSince(t, "link up from the page")
 	for _, u := range []*uml{u1, u2, u3} {
 		u.release(t)
 	}
