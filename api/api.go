@@ -237,6 +237,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, instance.ErrForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, instance.ErrBusy):
+		return http.StatusServiceUnavailable
 	case errors.As(err, &bad):
 		return http.StatusBadRequest
 	}
@@ -268,7 +270,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 		"GET /v1/ports[?switch=NAME]", "POST /v1/ports", "PATCH /v1/ports/{name}", "DELETE /v1/ports/{name}",
 		"GET /v1/fdb[?switch=NAME]", "POST /v1/fdb", "DELETE /v1/fdb/{switch}/{mac}", "POST /v1/fdb/flush",
 		"GET /v1/mirrors", "POST /v1/mirrors", "DELETE /v1/mirrors/{name}",
-		"GET /v1/bgp", "GET /v1/evpn", "GET /v1/events", "GET /v1/capture?switch=NAME", "POST /v1/reload", "POST /v1/upgrade"}})
+		"GET /v1/bgp", "GET /v1/evpn", "GET /v1/events", "GET /v1/capture?switch=NAME[&port=P1,P2][&dir=in|out]", "POST /v1/reload", "POST /v1/upgrade"}})
 }
 
 // view answers a read of the EVPN control plane: 404 with "EVPN is not
@@ -515,6 +517,13 @@ func (s *Server) capture(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.switchParam(r); err != nil {
 		return err
 	}
+	sel, err := CaptureSelection(r.URL.Query())
+	if err != nil {
+		return badRequest{err}
+	}
+	if err := s.in.CaptureRoom(sw, sel); err != nil {
+		return err
+	}
 	c, buf, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return err
@@ -525,7 +534,7 @@ func (s *Server) capture(w http.ResponseWriter, r *http.Request) error {
 		c.Close()
 		return nil
 	}
-	if err := s.in.Capture(sw, c); err != nil {
+	if err := s.in.CaptureSelected(sw, sel, c); err != nil {
 		c.Close()
 	}
 	return nil

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/instance"
 )
 
 // The bodies of the API's write requests. Each decodes strictly (unknown
@@ -169,4 +172,30 @@ func decode[T any](data []byte) (T, error) {
 		return v, badRequest{errors.New("request body: data after the JSON object")}
 	}
 	return v, nil
+}
+
+// CaptureSelection reads what GET /v1/capture narrows its frames to:
+// port=P1,P2 (whole port names) and dir=in|out|both.
+func CaptureSelection(q url.Values) (instance.LiveSelect, error) {
+	var sel instance.LiveSelect
+	if v := q.Get("port"); v != "" {
+		for _, p := range strings.Split(v, ",") {
+			if err := configs.CheckName(p); err != nil {
+				return sel, fmt.Errorf("port=: %w", err)
+			}
+			if !slices.Contains(sel.Ports, p) {
+				sel.Ports = append(sel.Ports, p)
+			}
+		}
+		if len(sel.Ports) > 64 {
+			return sel, errors.New("port=: at most 64 ports")
+		}
+	}
+	switch dir := q.Get("dir"); dir {
+	case "", "both", "in", "out":
+		sel.Dir = dir
+	default:
+		return sel, fmt.Errorf("dir=%q: want in, out or both", dir)
+	}
+	return sel, nil
 }

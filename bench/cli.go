@@ -76,7 +76,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			"vlan-access and vlan-trunk take the daemon transport only. umlswitch-web is umlswitch with its web\n"+
 			"page open (-web; the page's requests played: every second its switches, ports, MAC table and\n"+
 			"drawing, and its event stream); umlswitch-capture, umlswitch with its live capture read as\n"+
-			"Wireshark's extcap reads it.\nExample: -switch uml_switch")
+			"Wireshark's extcap reads it; umlswitch-capture-port, the capture of one port (port=).\n"+
+			"Example: -switch uml_switch")
 		compare = fs.String("compare", "", "also measure these switches, in turn and with identical settings; ratios are to -switch.\n"+
 			"umlswitch=PATH is another umlswitch build (before and after a change, in one run); so are\n"+
 			"vlan-access=PATH and vlan-trunk=PATH.\nExample: -compare uml_switch,vde_switch")
@@ -177,7 +178,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		case sw == nil:
 			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay, relay-bare, vlan-access, vlan-trunk, "+
 				"umlswitch-xdp, umlswitch-xdp-filter, umlswitch-filter, umlswitch-ring-blocks, umlswitch-ring-frames, umlswitch-mmsg, umlswitch-busy, "+
-				"umlswitch-web, umlswitch-capture, "+
+				"umlswitch-web, umlswitch-capture, umlswitch-capture-port, "+
 				"or umlswitch=PATH)", n)
 		case sw.rawKeys != "" && tr.Name != "raw" && tr.Name != "xdp":
 			return fail("%s changes umlswitch's raw ports: it needs -transport raw or xdp", n)

@@ -118,8 +118,15 @@ func init() {
 	Known[web.Name] = &web
 	capture := *Known["umlswitch"]
 	capture.Name = "umlswitch-capture"
-	capture.watch = func(p *process) (func(), error) { return watchCapture(p.ctl), nil }
+	capture.watch = func(p *process) (func(), error) { return watchCapture(p.ctl, ""), nil }
 	Known[capture.Name] = &capture
+	// and the capture of one port, the first generator port, which the
+	// switch narrows (the extcap's port interfaces, the page's port
+	// captures).
+	port := *Known["umlswitch"]
+	port.Name = "umlswitch-capture-port"
+	port.watch = func(p *process) (func(), error) { return watchCapture(p.ctl, "port=daemon0.1"), nil }
+	Known[port.Name] = &port
 }
 
 // trunkCtl is the trunk control socket of a switch whose access control

@@ -52,8 +52,9 @@ func watchPage(addr string) (stop func()) {
 }
 
 // watchCapture reads the switch's live capture through its control socket
-// ctl, as Wireshark's extcap does, discarding it, until stop.
-func watchCapture(ctl string) (stop func()) {
+// ctl, as Wireshark's extcap does, discarding it, until stop; query
+// narrows it (port=, dir=).
+func watchCapture(ctl, query string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -61,7 +62,7 @@ func watchCapture(ctl string) (stop func()) {
 	}}}
 	go func() {
 		defer close(done)
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://umlswitch/v1/capture", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://umlswitch/v1/capture?"+query, nil)
 		if resp, err := client.Do(req); err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()

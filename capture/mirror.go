@@ -37,10 +37,12 @@ type Config struct {
 	Format  string   // "pcapng" (default) or "pcap"
 	Snaplen int      // bytes kept of each frame; 0 keeps whole frames
 	Ports   []string // capture only ports whose names contain one of these; none: every port
-	Dir     string   // "in", "out" or "both" (default)
-	Rotate  int64    // start a new file past this many bytes; 0: never
-	Keep    int      // rotated files kept, newest first; 0: all
-	Ring    int      // bytes of frames buffered between the switch and the writer
+	// ExactPorts: Ports are whole names (a live capture's port=), not parts.
+	ExactPorts bool
+	Dir        string // "in", "out" or "both" (default)
+	Rotate     int64  // start a new file past this many bytes; 0: never
+	Keep       int    // rotated files kept, newest first; 0: all
+	Ring       int    // bytes of frames buffered between the switch and the writer
 	// Owner, if set, is the user File is made for (an API caller who is
 	// not root): the file, and its directory, are opened with that
 	// user's file system identity (peercred.Do), so only where the user
@@ -325,7 +327,7 @@ func (m *Mirror) selects(name string) bool {
 		return true
 	}
 	for _, p := range m.cfg.Ports {
-		if strings.Contains(name, p) {
+		if name == p || (!m.cfg.ExactPorts && strings.Contains(name, p)) {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -50,9 +51,10 @@ type reader struct {
 	conn    net.Conn
 	ch      chan []byte
 	gone    chan struct{}
-	release func()       // gives back what Config.Admit took
-	queued  atomic.Int64 // bytes in ch and being written
-	dropped uint64       // the writer's own
+	hungUp  chan struct{} // closed when the reader's end closed the connection
+	release func()        // gives back what Config.Admit took
+	queued  atomic.Int64  // bytes in ch and being written
+	dropped uint64        // the writer's own
 
 	mu    sync.Mutex // orders the write deadlines of serve and close
 	final time.Time  // guarded by mu: close's deadline, once closing
@@ -98,10 +100,15 @@ func (o *streamOutput) admit(c net.Conn) {
 			return
 		}
 	}
-	if cr, ok := c.(interface{ CloseRead() error }); ok {
-		cr.CloseRead()
-	}
-	r := &reader{conn: c, ch: make(chan []byte, readerQueue), gone: make(chan struct{}), release: release}
+	r := &reader{conn: c, ch: make(chan []byte, readerQueue), gone: make(chan struct{}), hungUp: make(chan struct{}),
+		release: release}
+	// A reader sends nothing; what it sends is read and dropped, and its
+	// end of the connection closing is seen at once, not at the next
+	// write, which a capture of quiet ports may not make for a long time.
+	go func() {
+		io.Copy(io.Discard, c)
+		close(r.hungUp)
+	}()
 	o.m.mu.Lock()
 	o.m.readers++
 	o.m.allocRing()
@@ -118,7 +125,18 @@ func (o *streamOutput) admit(c net.Conn) {
 // closes.
 func (o *streamOutput) serve(r *reader) {
 	defer o.wg.Done()
-	for chunk := range r.ch {
+serving:
+	for {
+		var chunk []byte
+		select {
+		case c, ok := <-r.ch:
+			if !ok {
+				break serving
+			}
+			chunk = c
+		case <-r.hungUp:
+			break serving
+		}
 		err := r.send(chunk)
 		r.queued.Add(-int64(len(chunk)))
 		if errors.Is(err, errStalled) {

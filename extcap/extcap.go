@@ -43,9 +43,9 @@ type Port struct {
 type API interface {
 	Info(ctx context.Context, socket string) (SocketInfo, error)
 	Ports(ctx context.Context, socket, sw string) ([]Port, error)
-	// Capture starts the switch's live pcapng capture; closing the reader
-	// ends it.
-	Capture(ctx context.Context, socket, sw string) (io.ReadCloser, error)
+	// Capture starts switch sw's live pcapng capture, narrowed by the
+	// switch to sel's port and direction; closing the reader ends it.
+	Capture(ctx context.Context, socket, sw string, sel Select) (io.ReadCloser, error)
 }
 
 // Config is how the extcap runs.
@@ -237,7 +237,10 @@ func capture(ctx context.Context, cfg Config, t Target, a Args) error {
 			return fmt.Errorf("switch %s has no port %s now", t.Switch, sel.Port)
 		}
 	}
-	body, err := cfg.API.Capture(ctx, t.Socket, t.Switch)
+	// The switch narrows the capture to the port and direction (it then
+	// copies only those frames); Copy selects them again, for a switch
+	// from before it took port= and dir=, which sends every frame.
+	body, err := cfg.API.Capture(ctx, t.Socket, t.Switch, sel)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

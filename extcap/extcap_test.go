@@ -43,7 +43,7 @@ func (f *fakeAPI) Ports(ctx context.Context, socket, sw string) ([]Port, error) 
 	return f.ports[socket+"|"+sw], nil
 }
 
-func (f *fakeAPI) Capture(ctx context.Context, socket, sw string) (io.ReadCloser, error) {
+func (f *fakeAPI) Capture(ctx context.Context, socket, sw string, _ Select) (io.ReadCloser, error) {
 	if _, ok := f.infos[socket]; !ok {
 		return nil, errors.New("connection refused")
 	}

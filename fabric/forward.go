@@ -230,7 +230,8 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 // forwardFlow forwards the commonest batch of a busy link at once: every
 // frame from one port, with the same addresses and type (and tag), to a
 // destination already learned, in a switch and between ports without
-// VLANs, policies, mirrors or hub mode. One learning and one lookup serve
+// VLANs, policies or hub mode (mirrors see each frame, as forward shows
+// them). One learning and one lookup serve
 // the whole batch, and its frames are staged in one go: what forward would
 // do frame by frame, with the same counters. It reports false, having
 // changed nothing, for any other batch.
@@ -243,7 +244,7 @@ func (f *forwarder) forwardFlow(set *portSet, v *frame.Vector, n int, now int64)
 		return false
 	}
 	dom := in.sw
-	if set.vlans[dom.idx] || dom.hub.Load() || dom.mirrors.active() != nil {
+	if set.vlans[dom.idx] || dom.hub.Load() {
 		return false
 	}
 	const h = frame.Headroom
@@ -277,6 +278,11 @@ func (f *forwarder) forwardFlow(set *portSet, v *frame.Vector, n int, now int64)
 	out := set.resolve(table.lookup(dstKey(vid, first), now))
 	if out == nil || out == in || out.pol != nil || out.vl != nil || longest > out.maxFrame {
 		return false // forward does the rest: learning again costs a lookup
+	}
+	if ms := dom.mirrors.active(); ms != nil {
+		for i := 0; i < n; i++ {
+			mirrorAll(ms, in, DirIn, v.Frame(i))
+		}
 	}
 	in.stats.rxFrames.Add(uint64(n))
 	in.stats.rxBytes.Add(total)

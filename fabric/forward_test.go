@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -537,6 +538,17 @@ func TestForwardFlow(t *testing.T) {
 			t.Errorf("%v allocations per batch", a)
 		}
 	}
+	// A mirror sees every frame of the batch, entering and leaving.
+	m := &countingMirror{}
+	r.sw.AddMirror(m)
+	n = load(r.v, flow)
+	if !r.fw.forwardFlow(set, r.v, n, 0) {
+		t.Fatal("a batch of one flow with a mirror was not taken whole")
+	}
+	if in, out := m.counts(); in != 64 || out != 64 {
+		t.Errorf("the mirror saw %d frames in and %d out, want 64 each", in, out)
+	}
+	r.sw.RemoveMirror(m)
 	r.tags()
 	flow[40].data = mkFrame(macC, macA, 60, 40) // one frame elsewhere
 	n = load(r.v, flow)
@@ -550,4 +562,26 @@ func TestForwardFlow(t *testing.T) {
 	if r.fw.forwardFlow(set, r.v, n, 0) {
 		t.Fatal("a batch to an unknown destination was taken whole")
 	}
+}
+
+// countingMirror counts the frames it is shown, by direction.
+type countingMirror struct {
+	mu      sync.Mutex
+	in, out int
+}
+
+func (m *countingMirror) Frame(_ frame.PortID, _ string, dir Direction, _ []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if dir == DirIn {
+		m.in++
+	} else {
+		m.out++
+	}
+}
+
+func (m *countingMirror) counts() (in, out int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.in, m.out
 }

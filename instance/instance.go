@@ -130,12 +130,12 @@ type Instance struct {
 }
 
 type switchState struct {
-	name string
-	core *fabric.Switch
-	plan configs.Switch
-	live *liveCapture  // created when a reader first asks
-	vni  atomic.Uint32 // its VNI in the EVPN fabric, 0 if none: read on the forwarding path
-	mac  macLimiter
+	name  string
+	core  *fabric.Switch
+	plan  configs.Switch
+	lives map[string]*liveCapture // by LiveSelect.key: created when a reader first asks
+	vni   atomic.Uint32           // its VNI in the EVPN fabric, 0 if none: read on the forwarding path
+	mac   macLimiter
 	// runtime: added through the API, not by the configuration
 	runtime bool
 }

@@ -131,11 +131,11 @@ func (in *Instance) closeSwitch(sw *switchState, announce bool) {
 			delete(in.ports, name) // clients a closing listener had not detached yet
 		}
 	}
-	live := sw.live
-	sw.live = nil
+	lives := sw.lives
+	sw.lives = nil
 	in.mu.Unlock()
-	if live != nil {
-		live.close()
+	for _, l := range lives {
+		l.close()
 	}
 	if announce {
 		in.events.publish(Event{Type: "switch-removed", Switch: sw.name})

@@ -184,9 +184,11 @@ func (in *Instance) Switches() []SwitchInfo {
 	for _, m := range in.mirrors {
 		mirrors[m.sw]++
 	}
-	lives := make(map[*switchState]*liveCapture)
+	lives := make(map[*switchState][]*liveCapture)
 	for _, sw := range sws {
-		lives[sw] = sw.live
+		for _, l := range sw.lives {
+			lives[sw] = append(lives[sw], l)
+		}
 	}
 	in.mu.Unlock()
 	out := make([]SwitchInfo, 0, len(sws))
@@ -195,9 +197,13 @@ func (in *Instance) Switches() []SwitchInfo {
 		si := SwitchInfo{Name: sw.name, Hub: sw.core.Hub(), MACAgeS: sw.core.MACAge().Seconds(),
 			MACTableSize: sw.core.MACTableSize(), MACs: t.Len(), Statics: t.Statics(), MACLearned: t.Learned(),
 			MACMoved: t.Moved(), MACRefused: t.Refused(), MACEvicted: t.Evicted(), Ports: counts[sw], Mirrors: mirrors[sw]}
-		if l := lives[sw]; l != nil {
+		for _, l := range lives[sw] { // every live capture of it, narrowed or not
 			st := l.m.Stats()
-			si.Capture = &CaptureInfo{Captured: st.Captured, Dropped: st.Dropped}
+			if si.Capture == nil {
+				si.Capture = &CaptureInfo{}
+			}
+			si.Capture.Captured += st.Captured
+			si.Capture.Dropped += st.Dropped
 		}
 		out = append(out, si)
 	}

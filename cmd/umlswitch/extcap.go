@@ -99,10 +99,17 @@ func (h httpAPI) Ports(ctx context.Context, socket, sw string) ([]extcap.Port, e
 	return out, nil
 }
 
-// Capture is GET /v1/capture?switch=NAME: the API refuses users its
-// capture rules do not let in, as for umlswitch capture.
-func (httpAPI) Capture(ctx context.Context, socket, sw string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://umlswitch/v1/capture?switch="+url.QueryEscape(sw), nil)
+// Capture is GET /v1/capture?switch=NAME&port=PORT&dir=DIR: the API
+// refuses users its capture rules do not let in, as for umlswitch capture.
+func (httpAPI) Capture(ctx context.Context, socket, sw string, sel extcap.Select) (io.ReadCloser, error) {
+	q := url.Values{"switch": {sw}}
+	if sel.Port != "" {
+		q.Set("port", sel.Port)
+	}
+	if sel.Direction != "" && sel.Direction != extcap.Both {
+		q.Set("dir", string(sel.Direction))
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://umlswitch/v1/capture?"+q.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -426,7 +426,8 @@ async function startCapture(what, button, key) {
   state.captures.set(key, { stop });
   button.textContent = 'Stop and save';
   try {
-    const r = await fetch('/v1/capture?switch=' + encodeURIComponent(sw), { headers: headers(), signal: ctl.signal });
+    const q = 'switch=' + encodeURIComponent(sw) + (what.port ? '&port=' + encodeURIComponent(what.port) : '');
+    const r = await fetch('/v1/capture?' + q, { headers: headers(), signal: ctl.signal });
     if (!r.ok) {
       const e = await r.json().catch(() => ({ error: r.statusText }));
       throw new Error(e.error || r.status);
@@ -442,9 +443,8 @@ async function startCapture(what, button, key) {
   }
   state.captures.delete(key);
   button.textContent = 'Capture';
-  let bytes = concat(chunks);
+  const bytes = concat(chunks);
   if (bytes.length === 0) return;
-  if (what.port) bytes = onlyInterface(bytes, what.port);
   const a = el('a', { href: URL.createObjectURL(new Blob([bytes], { type: 'application/vnd.tcpdump.pcapng' })),
     download: (what.port || what.switch) + '-' + new Date().toISOString().replace(/[:.]/g, '-') + '.pcapng' });
   document.body.append(a);
@@ -457,45 +457,6 @@ function concat(chunks) {
   let off = 0;
   for (const c of chunks) { out.set(c, off); off += c.length; }
   return out;
-}
-
-// onlyInterface keeps, of a switch's pcapng capture (one interface per
-// port), the packets of the interface named port; a block cut short at the
-// end (the capture stopped mid-block) is left out.
-function onlyInterface(bytes, port) {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = [];
-  let le = true, names = [], off = 0;
-  while (off + 12 <= bytes.length) {
-    let type = dv.getUint32(off, le);
-    if (type === 0x0A0D0D0A) {
-      le = dv.getUint32(off + 8, true) === 0x1A2B3C4D;
-      names = [];
-    }
-    const len = dv.getUint32(off + 4, le);
-    if (len < 12 || off + len > bytes.length) break;
-    const block = bytes.subarray(off, off + len);
-    if (type === 1) {
-      names.push(optionText(dv, off + 16, off + len - 4, le, 2));
-      out.push(block);
-    } else if (type === 6) {
-      if (names[dv.getUint32(off + 8, le)] === port) out.push(block);
-    } else {
-      out.push(block);
-    }
-    off += len;
-  }
-  return concat(out);
-}
-
-function optionText(dv, off, end, le, code) {
-  while (off + 4 <= end) {
-    const c = dv.getUint16(off, le), n = dv.getUint16(off + 2, le);
-    if (c === 0) break;
-    if (c === code) return new TextDecoder().decode(new Uint8Array(dv.buffer, dv.byteOffset + off + 4, n));
-    off += 4 + ((n + 3) & ~3);
-  }
-  return '';
 }
 
 function init() {
