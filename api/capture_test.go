@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,8 +64,12 @@ func TestCaptureNarrowed(t *testing.T) {
 	}
 	defer c2.Close()
 	stop := make(chan struct{})
+	var clients sync.WaitGroup
+	defer clients.Wait() // before the clients close (deferred earlier)
 	defer close(stop)
+	clients.Add(2)
 	go func() { // the second drains what reaches it, so the switch's writes to it succeed
+		defer clients.Done()
 		b := make([]byte, 2048)
 		for {
 			select {
@@ -76,6 +81,7 @@ func TestCaptureNarrowed(t *testing.T) {
 		}
 	}()
 	go func() { // the first client broadcasts: in on ctl.1, out on ctl.2
+		defer clients.Done()
 		for {
 			c1.Send(porttest.Ether(frame.Broadcast, frame.MAC{2, 0, 0, 0, 0, 1}, 60, 1))
 			select {
@@ -138,12 +144,12 @@ func TestCaptureNarrowed(t *testing.T) {
 		}
 		go io.Copy(io.Discard, resp.Body)
 	}
-	porttest.Eventually(t, "sixteen readers", func() bool {
+	within(t, "sixteen readers", 20*time.Second, func() bool {
 		code, _ := call(t, r.client, "GET", "/v1/capture?switch=a&port=p99", "")
 		return code == http.StatusServiceUnavailable
 	})
 	cancels[0]()
-	porttest.Eventually(t, "room again", func() bool {
+	within(t, "room again", 20*time.Second, func() bool {
 		_, code := packetsByPort(t, r.client, "switch=a&port=p99", 200*time.Millisecond)
 		return code == 200
 	})
@@ -171,4 +177,16 @@ func FuzzCaptureSelection(f *testing.F) {
 			}
 		}
 	})
+}
+
+// within polls cond until it holds, failing the test after limit (readers
+// join and leave a live capture on goroutines of their own, slowly under
+// the race detector on a busy machine).
+func within(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+	}
 }
