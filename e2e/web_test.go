@@ -193,6 +193,16 @@ switches:
 		t.Errorf("the page's capture of red: packets by port %v; of red.1 alone %v", all, one)
 	}
 
+	// The page's own button: a capture of red for 5 s, which ends by itself.
+	redButton := `tr[data-switch="red"] button.capture`
+	if err := chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('capture-seconds').value = '5'`),
+		chromedp.Click(chromedp.CSS(redButton)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('`+redButton+`').textContent === 'Stop and save'`, chromedp.WithPollingTimeout(5*time.Second)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('`+redButton+`').textContent === 'Capture'`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Errorf("a 5 s capture from the page's button: %v", err)
+	}
+
 	// Link down from the page: the pings to the third UML stop.
 	button := `tr[data-port="` + port + `"] button.link-toggle`
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(button)),

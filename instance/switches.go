@@ -216,24 +216,28 @@ func (in *Instance) openMirror(ms *mirrorState) error {
 	if mc.Stream != "" {
 		c.Admit = in.admitReader(ms)
 	}
+	var span *transports.Span
 	if mc.Port != nil {
 		// Through the instance's set: a tunnel port shares its local
 		// address's socket with the switch's tunnel ports there.
-		span, err := transports.NewSpan(in.set, *mc.Port, in.defaults())
-		if err != nil {
+		var err error
+		if span, err = transports.NewSpan(in.set, *mc.Port, in.defaults()); err != nil {
 			return fmt.Errorf("port: %w", err)
 		}
-		ms.span = span
 		c.Sink = span
 	}
 	m, err := capture.New(c)
 	if err != nil {
-		if ms.span != nil {
-			ms.span.Close()
+		if span != nil {
+			span.Close()
 		}
 		return err
 	}
-	ms.m = m
+	// ms is listed (reserved) while it opens: the views and the run state
+	// read it under mu.
+	in.mu.Lock()
+	ms.m, ms.span = m, span
+	in.mu.Unlock()
 	ms.sw.core.AddMirror(m)
 	in.log.Info("mirror", "name", ms.name, "switch", ms.sw.name, "to", m.Name())
 	return nil

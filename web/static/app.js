@@ -425,6 +425,8 @@ async function startCapture(what, button, key) {
   const stop = () => { stopped = true; ctl.abort(); };
   state.captures.set(key, { stop });
   button.textContent = 'Stop and save';
+  const seconds = Number(document.getElementById('capture-seconds').value);
+  if (seconds > 0) setTimeout(stop, seconds * 1000);
   try {
     const q = 'switch=' + encodeURIComponent(sw) + (what.port ? '&port=' + encodeURIComponent(what.port) : '');
     const r = await fetch('/v1/capture?' + q, { headers: headers(), signal: ctl.signal });
