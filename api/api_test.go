@@ -43,6 +43,17 @@ switches:
 	return r
 }
 
+// dial attaches a daemon client to the rig's socket, closed at cleanup.
+func (r *rig) dial(t *testing.T) *daemon.Client {
+	t.Helper()
+	c, err := daemon.Dial(daemon.ClientConfig{Ctl: r.ctl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
 func unixClient(path string) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -130,16 +141,7 @@ func TestReadsAndWrites(t *testing.T) {
 // its answer or is closed, and forwarding never stalls.
 func TestHostileAPIClients(t *testing.T) {
 	r := newRig(t)
-	c1, err := daemon.Dial(daemon.ClientConfig{Ctl: r.ctl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c1.Close()
-	c2, err := daemon.Dial(daemon.ClientConfig{Ctl: r.ctl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	c1, c2 := r.dial(t), r.dial(t)
 
 	var idle []net.Conn
 	for i := 0; i < 20; i++ {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/umlswitch/umlswitch/api"
 	"github.com/umlswitch/umlswitch/frame"
-	"github.com/umlswitch/umlswitch/transports/daemon"
 	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
@@ -53,19 +52,10 @@ func packetsByPort(t *testing.T, c *http.Client, query string, d time.Duration) 
 // frames; bad selections are refused; too many at once are refused.
 func TestCaptureNarrowed(t *testing.T) {
 	r := newRig(t)
-	c1, err := daemon.Dial(daemon.ClientConfig{Ctl: r.ctl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c1.Close()
-	c2, err := daemon.Dial(daemon.ClientConfig{Ctl: r.ctl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	c1, c2 := r.dial(t), r.dial(t) // closed at cleanup, after the goroutines below
 	stop := make(chan struct{})
 	var clients sync.WaitGroup
-	defer clients.Wait() // before the clients close (deferred earlier)
+	defer clients.Wait()
 	defer close(stop)
 	clients.Add(2)
 	go func() { // the second drains what reaches it, so the switch's writes to it succeed
