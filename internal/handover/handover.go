@@ -81,8 +81,21 @@ func Start(exe string, args []string, items []Item, timeout time.Duration, stder
 		<-exited
 		return 0, fmt.Errorf("handover: the new switch (%s): %w", exe, err)
 	}
+	ended := func() (int, error) {
+		<-exited
+		return 0, fmt.Errorf("handover: the new switch (%s) ended before it served: %v", exe, cmd.ProcessState)
+	}
 	mine.SetDeadline(time.Now().Add(timeout))
 	if err := json.NewEncoder(mine).Encode(items); err != nil {
+		// A binary that fails at once can exit before it reads the list:
+		// say so, as when it exits after, rather than "broken pipe".
+		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+			select {
+			case <-exited:
+				return ended()
+			case <-time.After(time.Second):
+			}
+		}
 		return fail(err)
 	}
 	line, err := bufio.NewReader(mine).ReadString('\n')
@@ -95,8 +108,7 @@ func Start(exe string, args []string, items []Item, timeout time.Duration, stder
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fail(fmt.Errorf("not serving after %v", timeout))
 	default:
-		<-exited
-		return 0, fmt.Errorf("handover: the new switch (%s) ended before it served: %v", exe, cmd.ProcessState)
+		return ended()
 	}
 }
 

@@ -98,3 +98,21 @@ func TestHandOverAListener(t *testing.T) {
 		t.Fatalf("answered %q, want the new process's", buf[:n])
 	}
 }
+
+// A new binary that exits without reading the list is reported as ended,
+// with its exit status, however far the old switch got in writing: the
+// list here is larger than a socket buffer, so the write meets a closed
+// peer.
+func TestNewSwitchThatExitsAtOnce(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "broken")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	big := []byte(`"` + strings.Repeat("x", 4<<20) + `"`)
+	for i := 0; i < 3; i++ {
+		_, err := Start(bin, nil, []Item{{Kind: "test", Key: "big", Meta: big}}, 10*time.Second, os.Stderr)
+		if err == nil || !strings.Contains(err.Error(), "ended before it served: exit status 3") {
+			t.Fatalf("a new switch that exits at once: %v", err)
+		}
+	}
+}
