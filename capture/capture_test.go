@@ -317,3 +317,41 @@ func TestStreamReaders(t *testing.T) {
 		t.Fatalf("reader got %d interfaces, %d packets", len(ifaces), len(pkts))
 	}
 }
+
+// Frame mirrors one frame: Frames with a run of one, as the tests show
+// frames.
+func (m *Mirror) Frame(id frame.PortID, name string, dir fabric.Direction, f []byte) {
+	m.Frames(id, name, dir, [][]byte{f})
+}
+
+// A run of frames larger than the ring keeps its first frames, in order,
+// and counts the rest as dropped, in the mirror's counts and in the port's
+// statistics block.
+func TestRunLargerThanTheRing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cap.pcapng")
+	m := mustNew(t, Config{File: path, Snaplen: 100, Ring: 1000})
+	run := make([][]byte, 15)
+	for i := range run {
+		run[i] = ether(byte(i), 100)
+	}
+	m.Frames(3, "a", fabric.DirIn, run)
+	if !m.Drain(5 * time.Second) {
+		t.Fatal("not drained")
+	}
+	if st := m.Stats(); st.Captured != 10 || st.Dropped != 5 {
+		t.Fatalf("stats %+v, want 10 captured and 5 dropped", st)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	ifaces, pkts, drops := readNg(t, b)
+	if len(ifaces) != 1 || len(pkts) != 10 || drops[0] != 5 {
+		t.Fatalf("interfaces %q, %d packets, drops %v", ifaces, len(pkts), drops)
+	}
+	for i, p := range pkts {
+		if p.data[11] != byte(i) || p.flags != 1 {
+			t.Fatalf("packet %d: tag %d, flags %d", i, p.data[11], p.flags)
+		}
+	}
+}

@@ -273,14 +273,15 @@ func (m *Mirror) RingBytes() int {
 	return len(m.ring)
 }
 
-// Frame implements fabric.Mirror: it copies f into the ring, or counts it
-// as dropped when the ring is full. It never blocks on the writer.
-func (m *Mirror) Frame(id frame.PortID, name string, dir fabric.Direction, f []byte) {
-	if !m.active.Load() || m.dirs&uint8(dir) == 0 {
+// Frames implements fabric.Mirror: it copies frames into the ring, or
+// counts those that do not fit as dropped. It never blocks on the writer.
+// A run of frames shares one timestamp: they came in one read, or go out
+// in one write, and the kernel gives no finer time.
+func (m *Mirror) Frames(id frame.PortID, name string, dir fabric.Direction, frames [][]byte) {
+	if !m.active.Load() || m.dirs&uint8(dir) == 0 || len(frames) == 0 {
 		return
 	}
 	ts := time.Now().UnixNano()
-	n := min(len(f), m.snaplen)
 	m.mu.Lock()
 	if m.ring == nil { // the last reader has just left
 		m.mu.Unlock()
@@ -291,17 +292,21 @@ func (m *Mirror) Frame(id frame.PortID, name string, dir fabric.Direction, f []b
 		m.mu.Unlock()
 		return
 	}
-	ps.seen++
-	pos, ok := m.reserve(n)
-	if !ok {
-		ps.dropped++
-		m.stats.Dropped++
-		m.mu.Unlock()
-		return
+	ring := m.ring
+	size := uint64(len(ring))
+	for _, f := range frames {
+		n := min(len(f), m.snaplen)
+		ps.seen++
+		pos, ok := m.reserve(n)
+		if !ok {
+			ps.dropped++
+			m.stats.Dropped++
+			continue
+		}
+		copy(ring[pos%size:], f[:n])
+		m.recs[m.rhead%maxRecords] = record{pos: pos, n: n, orig: len(f), ts: ts, port: ps, dir: dir}
+		m.rhead++
 	}
-	copy(m.ring[pos%uint64(len(m.ring)):], f[:n])
-	m.recs[m.rhead%maxRecords] = record{pos: pos, n: n, orig: len(f), ts: ts, port: ps, dir: dir}
-	m.rhead++
 	m.mu.Unlock()
 	select {
 	case m.wake <- struct{}{}:

@@ -28,6 +28,9 @@ type forwarder struct {
 	pend    []pending
 	depth   int      // initial capacity of a list; deeper batches grow them
 	mirrors []Mirror // of the switch in hand; nil when nothing captures
+	// mirrored gathers the frames of a run from one port for mirrors, who
+	// see them when the run ends (flushMirrored).
+	mirrored [][]byte
 
 	// VLANs (vlan.go): by PortID, the frames staged for it that leave in
 	// the other form than they came (a tag pushed or popped); they are
@@ -46,7 +49,7 @@ type pending struct {
 }
 
 func newForwarder(s *Fabric, depth int) *forwarder {
-	return &forwarder{fab: s, depth: depth, out: make([][]byte, 0, depth)}
+	return &forwarder{fab: s, depth: depth, out: make([][]byte, 0, depth), mirrored: make([][]byte, 0, depth)}
 }
 
 // rxRun accumulates receive counters over a run of frames from one port so
@@ -97,6 +100,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 	for i := 0; i < n; i++ {
 		if in == nil || in.id != v.Ports[i] {
 			run.flush()
+			f.flushMirrored(in)
 			if in = set.get(v.Ports[i]); in == nil {
 				continue // its port went away while the batch was read
 			}
@@ -136,7 +140,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 
 		fr := v.Frame(i)
 		if f.mirrors != nil {
-			mirrorAll(f.mirrors, in, DirIn, fr)
+			f.mirrored = append(f.mirrored, fr)
 		}
 		pol := in.pol // nil for a port without policy: every check below is skipped
 		if pol != nil && pol.noLinkLocal && isLinkLocal(frame.DstMAC(fr)) {
@@ -224,6 +228,7 @@ func (f *forwarder) forward(v *frame.Vector, n int) {
 		}
 	}
 	run.flush()
+	f.flushMirrored(in)
 	f.transmit(set, v)
 }
 
@@ -281,8 +286,10 @@ func (f *forwarder) forwardFlow(set *portSet, v *frame.Vector, n int, now int64)
 	}
 	if ms := dom.mirrors.active(); ms != nil {
 		for i := 0; i < n; i++ {
-			mirrorAll(ms, in, DirIn, v.Frame(i))
+			f.mirrored = append(f.mirrored, v.Frame(i))
 		}
+		f.mirrors = ms
+		f.flushMirrored(in)
 	}
 	in.stats.rxFrames.Add(uint64(n))
 	in.stats.rxBytes.Add(total)
@@ -461,9 +468,7 @@ func (f *forwarder) write(e *portEntry, frames [][]byte) (done int, full bool) {
 			e.stats.txFrames.Add(uint64(n))
 			e.stats.txBytes.Add(b)
 			if ms := e.sw.mirrors.active(); ms != nil {
-				for _, fr := range frames[done : done+n] {
-					mirrorAll(ms, e, DirOut, fr)
-				}
+				mirrorAll(ms, e, DirOut, frames[done:done+n])
 			}
 			if e.stalled.Load() {
 				e.stalled.Store(false) // it drains again: wait for it next time

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -570,13 +571,13 @@ type countingMirror struct {
 	in, out int
 }
 
-func (m *countingMirror) Frame(_ frame.PortID, _ string, dir Direction, _ []byte) {
+func (m *countingMirror) Frames(_ frame.PortID, _ string, dir Direction, frames [][]byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if dir == DirIn {
-		m.in++
+		m.in += len(frames)
 	} else {
-		m.out++
+		m.out += len(frames)
 	}
 }
 
@@ -584,4 +585,36 @@ func (m *countingMirror) counts() (in, out int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.in, m.out
+}
+
+// runMirror records the runs it is shown: port, direction and the frames'
+// tags.
+type runMirror struct {
+	mu   sync.Mutex
+	runs []string
+}
+
+func (m *runMirror) Frames(port frame.PortID, name string, dir Direction, frames [][]byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := fmt.Sprintf("%s %d:", name, dir)
+	for _, f := range frames {
+		s += fmt.Sprint(" ", f[14])
+	}
+	m.runs = append(m.runs, s)
+}
+
+// Mirrors see a batch's frames in runs of one port: each run with the
+// port it entered, in arrival order, and each port's Write as one run out.
+func TestMirrorSeesRunsOfOnePort(t *testing.T) {
+	r := newRig(t, 3, Config{})
+	m := &runMirror{}
+	r.sw.AddMirror(m)
+	r.send(r.from(0, macB, macA, 1), r.from(0, macB, macA, 2), r.from(1, macA, macB, 3),
+		inFrame{port: r.ids[0], data: make([]byte, 5)}, // a runt: not mirrored
+		r.from(0, macB, macA, 4))
+	want := []string{"p0 1: 1 2", "p1 1: 3", "p0 1: 4", "p1 2: 1 2 4", "p2 2: 1 2", "p0 2: 3"}
+	if !slices.Equal(m.runs, want) {
+		t.Errorf("runs %q, want %q", m.runs, want)
+	}
 }

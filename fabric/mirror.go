@@ -17,11 +17,12 @@ const (
 )
 
 // Mirror sees the frames that cross the switch: each valid frame as it
-// enters its port, and each frame a port's Write took, as it leaves. It is
-// called from every reader goroutine at once; it must neither block nor
-// keep f.
+// enters its port, and each frame a port's Write took, as it leaves, in
+// runs of one port and direction (a batch's worth at a time, so a mirror
+// pays its locking and its clock once per run). It is called from every
+// reader goroutine at once; it must neither block nor keep frames.
 type Mirror interface {
-	Frame(port frame.PortID, name string, dir Direction, f []byte)
+	Frames(port frame.PortID, name string, dir Direction, frames [][]byte)
 }
 
 // activeMirror is a mirror that is idle at times (a live stream with no
@@ -92,9 +93,19 @@ func (s *Fabric) AddMirror(m Mirror) { s.def.AddMirror(m) }
 // RemoveMirror stops showing the default switch's frames to m.
 func (s *Fabric) RemoveMirror(m Mirror) { s.def.RemoveMirror(m) }
 
-// mirrorAll shows f to every mirror.
-func mirrorAll(ms []Mirror, e *portEntry, dir Direction, f []byte) {
+// mirrorAll shows frames, of e in direction dir, to every mirror.
+func mirrorAll(ms []Mirror, e *portEntry, dir Direction, frames [][]byte) {
 	for _, m := range ms {
-		m.Frame(e.id, e.name, dir, f)
+		m.Frames(e.id, e.name, dir, frames)
+	}
+}
+
+// flushMirrored shows the frames that entered e, gathered by forward, to
+// the mirrors of e's switch.
+func (f *forwarder) flushMirrored(e *portEntry) {
+	if len(f.mirrored) > 0 {
+		mirrorAll(f.mirrors, e, DirIn, f.mirrored)
+		clear(f.mirrored) // the vector's buffers are not the forwarder's to hold
+		f.mirrored = f.mirrored[:0]
 	}
 }
