@@ -164,14 +164,15 @@ func (o *fileOutput) append(a, b []byte) error {
 // errLost tells the mirror that a write's frames are not in the file.
 var errLost = errors.New("capture file: frames lost")
 
-func (o *fileOutput) write(chunk []byte, frames int, hdr []byte) error {
+func (o *fileOutput) write(c *chunk, frames int, hdr []byte) error {
 	// hdr past what it was at the last write describes ports first seen
 	// in chunk, and chunk describes them itself.
 	described := len(o.hdr)
 	o.hdr = hdr
-	if len(chunk) == 0 {
+	if c == nil || len(c.b) == 0 {
 		return nil
 	}
+	chunk := c.b
 	if time.Since(o.checked) >= pathCheck {
 		o.checkPath()
 	}

@@ -122,14 +122,19 @@ type Mirror struct {
 	pcap   pcapEncoder
 	frames [][]byte
 	sent   []*portState // each frame's port, in a pass: to count them if the output lost them
+
+	// free holds chunks given back, for the writer's next passes.
+	free chan *chunk
 }
 
-// record is one captured frame in the ring.
+// record is one captured frame in the ring. It holds no pointer (its port
+// is an index in Mirror.all): the collector has no need to scan the
+// records, nor forwarding to pay a write barrier for each.
 type record struct {
 	pos     uint64 // absolute position of its bytes in the ring
-	n, orig int
 	ts      int64
-	port    *portState
+	n, orig uint32
+	port    uint32 // in Mirror.all
 	dir     fabric.Direction
 }
 
@@ -137,6 +142,7 @@ type record struct {
 // and its counts for the statistics block.
 type portState struct {
 	id       frame.PortID
+	idx      uint32 // in Mirror.all
 	name     string
 	selected bool
 	seen     uint64 // frames offered while selected
@@ -145,12 +151,84 @@ type portState struct {
 }
 
 // output is what the writer goroutine hands encoded bytes to. hdr is what
-// a new file or a new reader must get first. write fails only when the
-// chunk's frames are lost, and the output has said why itself (once, not
-// per chunk).
+// a new file or a new reader must get first. c (nil when there is nothing
+// new) is the writer's until write returns: an output that keeps it for
+// later holds it. write fails only when the chunk's frames are lost, and
+// the output has said why itself (once, not per chunk).
 type output interface {
-	write(chunk []byte, frames int, hdr []byte) error
+	write(c *chunk, frames int, hdr []byte) error
 	close(trailer []byte) error
+}
+
+// chunk is the encoded frames of one writer pass. Live readers queue it
+// and write it later, each with a hold on it; the last to let go gives it
+// back to its mirror for a later pass. (A new chunk each pass, at full
+// rate a hundred megabytes a second, made the collector run so often that
+// its scans of the program's globals alone took 3 % of the switch's core.)
+type chunk struct {
+	b    []byte
+	refs atomic.Int32
+	m    *Mirror // nil: never reused (a header or a trailer)
+}
+
+// bytesChunk wraps b, which is not reused.
+func bytesChunk(b []byte) *chunk { return &chunk{b: b} }
+
+func (c *chunk) hold() {
+	if c.m != nil {
+		c.refs.Add(1)
+	}
+}
+
+func (c *chunk) release() {
+	if c.m != nil && c.refs.Add(-1) == 0 {
+		c.m.putChunk(c)
+	}
+}
+
+// Chunks kept for reuse: a few, of a bounded size each, and none while a
+// stream mirror has no reader.
+const (
+	freeChunks    = 8
+	keptChunkSize = 1 << 20
+)
+
+// getChunk returns an empty chunk of at least n bytes' room, held once
+// (by the writer).
+func (m *Mirror) getChunk(n int) *chunk {
+	var c *chunk
+	select {
+	case c = <-m.free:
+	default:
+		c = &chunk{m: m}
+	}
+	if cap(c.b) < n {
+		c.b = make([]byte, 0, max(n, 2*cap(c.b), 64<<10))
+	}
+	c.b = c.b[:0]
+	c.refs.Store(1)
+	return c
+}
+
+func (m *Mirror) putChunk(c *chunk) {
+	if cap(c.b) > keptChunkSize || !m.active.Load() {
+		return
+	}
+	select {
+	case m.free <- c:
+	default:
+	}
+}
+
+// dropChunks lets the kept chunks go.
+func (m *Mirror) dropChunks() {
+	for {
+		select {
+		case <-m.free:
+		default:
+			return
+		}
+	}
 }
 
 // New opens the mirror's file or socket and starts its writer.
@@ -159,7 +237,7 @@ func New(cfg Config) (*Mirror, error) { return newMirror(cfg, nil) }
 // newMirror is New with the output given (tests give slow ones).
 func newMirror(cfg Config, out output) (*Mirror, error) {
 	m := &Mirror{cfg: cfg, snaplen: cfg.Snaplen, log: cfg.Logger, wake: make(chan struct{}, 1),
-		done: make(chan struct{}), ports: make(map[frame.PortID]*portState)}
+		done: make(chan struct{}), ports: make(map[frame.PortID]*portState), free: make(chan *chunk, freeChunks)}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -241,7 +319,7 @@ func (m *Mirror) Name() string {
 // discard is the output of a mirror whose frames go to a sink.
 type discard struct{}
 
-func (discard) write([]byte, int, []byte) error { return nil }
+func (discard) write(*chunk, int, []byte) error { return nil }
 func (discard) close([]byte) error              { return nil }
 
 // Active reports whether the mirror copies frames now: a stream mirror
@@ -263,6 +341,7 @@ func (m *Mirror) allocRing() {
 func (m *Mirror) releaseRing() {
 	m.ring, m.recs = nil, nil
 	m.tail, m.rtail = m.head, m.rhead
+	m.dropChunks()
 }
 
 // RingBytes is the size of the ring the mirror holds now: 0 while a
@@ -304,7 +383,7 @@ func (m *Mirror) Frames(id frame.PortID, name string, dir fabric.Direction, fram
 			continue
 		}
 		copy(ring[pos%size:], f[:n])
-		m.recs[m.rhead%maxRecords] = record{pos: pos, n: n, orig: len(f), ts: ts, port: ps, dir: dir}
+		m.recs[m.rhead%maxRecords] = record{pos: pos, ts: ts, n: uint32(n), orig: uint32(len(f)), port: ps.idx, dir: dir}
 		m.rhead++
 	}
 	m.mu.Unlock()
@@ -321,7 +400,7 @@ func (m *Mirror) port(id frame.PortID, name string) *portState {
 	if ps != nil && ps.name == name {
 		return ps
 	}
-	ps = &portState{id: id, name: name, selected: m.selects(name), iface: -1}
+	ps = &portState{id: id, idx: uint32(len(m.all)), name: name, selected: m.selects(name), iface: -1}
 	m.ports[id] = ps
 	m.all = append(m.all, ps)
 	return ps
@@ -428,21 +507,21 @@ func (m *Mirror) writer() {
 func (m *Mirror) drain() {
 	m.mu.Lock()
 	from, to := m.rtail, m.rhead
+	all := m.all // ports of records up to to; entries are never changed
 	m.mu.Unlock()
 	if from == to {
 		m.out.write(nil, 0, m.hdr) // readers may have joined
 		return
 	}
-	var chunk []byte
+	var c *chunk
 	if m.cfg.Sink == nil {
-		// One allocation for the batch: the frames, and a block's header,
-		// padding and options (under 64 bytes) each. The output keeps the
-		// chunk (readers' queues), so it is never reused.
-		var bytes uint64
+		// Room for the frames, and a block's header, padding and options
+		// (under 64 bytes) each.
+		var bytes int
 		for i := from; i < to; i++ {
-			bytes += uint64(m.recs[i%maxRecords].n) + 64
+			bytes += int(m.recs[i%maxRecords].n) + 64
 		}
-		chunk = make([]byte, 0, bytes)
+		c = m.getChunk(bytes)
 	}
 	end := uint64(0)
 	m.frames, m.sent = m.frames[:0], m.sent[:0]
@@ -450,12 +529,13 @@ func (m *Mirror) drain() {
 		r := &m.recs[i%maxRecords]
 		start := r.pos % uint64(len(m.ring))
 		data := m.ring[start : start+uint64(r.n)]
+		ps := all[r.port]
 		if m.cfg.Sink != nil {
 			m.frames = append(m.frames, data)
 		} else {
-			chunk = m.encode(chunk, r, data)
+			c.b = m.encode(c.b, r, ps, data)
 		}
-		m.sent = append(m.sent, r.port)
+		m.sent = append(m.sent, ps)
 		end = r.pos + uint64(r.n)
 	}
 	if m.cfg.Sink != nil {
@@ -466,7 +546,10 @@ func (m *Mirror) drain() {
 	m.mu.Unlock()
 	// An output that could not take the frames (a full disk) has said so
 	// once for the episode; here they are counted as dropped, per port too.
-	err := m.out.write(chunk, int(to-from), m.hdr)
+	err := m.out.write(c, int(to-from), m.hdr)
+	if c != nil {
+		c.release()
+	}
 	m.mu.Lock()
 	if err != nil {
 		m.stats.Dropped += to - from
@@ -482,11 +565,10 @@ func (m *Mirror) drain() {
 
 // encode appends one frame, and first the description of its port when the
 // output has not seen that port yet.
-func (m *Mirror) encode(b []byte, r *record, data []byte) []byte {
+func (m *Mirror) encode(b []byte, r *record, ps *portState, data []byte) []byte {
 	if !m.pcapng {
-		return m.pcap.record(b, r.ts, data, r.orig)
+		return m.pcap.record(b, r.ts, data, int(r.orig))
 	}
-	ps := r.port
 	if ps.iface < 0 { // only the writer touches iface (Close reads it after the writer stopped)
 		ps.iface = m.ifaces
 		m.ifaces++
@@ -498,5 +580,5 @@ func (m *Mirror) encode(b []byte, r *record, data []byte) []byte {
 	if r.dir == fabric.DirOut {
 		dir = 2
 	}
-	return appendEPB(b, uint32(ps.iface), r.ts, data, r.orig, dir)
+	return appendEPB(b, uint32(ps.iface), r.ts, data, int(r.orig), dir)
 }

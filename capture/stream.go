@@ -49,7 +49,7 @@ type streamOutput struct {
 
 type reader struct {
 	conn    net.Conn
-	ch      chan []byte
+	ch      chan *chunk
 	gone    chan struct{}
 	hungUp  chan struct{} // closed when the reader's end closed the connection
 	release func()        // gives back what Config.Admit took
@@ -100,7 +100,7 @@ func (o *streamOutput) admit(c net.Conn) {
 			return
 		}
 	}
-	r := &reader{conn: c, ch: make(chan []byte, readerQueue), gone: make(chan struct{}), hungUp: make(chan struct{}),
+	r := &reader{conn: c, ch: make(chan *chunk, readerQueue), gone: make(chan struct{}), hungUp: make(chan struct{}),
 		release: release}
 	// A reader sends nothing; what it sends is read and dropped, and its
 	// end of the connection closing is seen at once, not at the next
@@ -127,18 +127,18 @@ func (o *streamOutput) serve(r *reader) {
 	defer o.wg.Done()
 serving:
 	for {
-		var chunk []byte
+		var c *chunk
 		select {
-		case c, ok := <-r.ch:
-			if !ok {
+		case c = <-r.ch:
+			if c == nil {
 				break serving
 			}
-			chunk = c
 		case <-r.hungUp:
 			break serving
 		}
-		err := r.send(chunk)
-		r.queued.Add(-int64(len(chunk)))
+		err := r.send(c.b)
+		r.queued.Add(-int64(len(c.b)))
+		c.release()
 		if errors.Is(err, errStalled) {
 			o.m.log.Info("mirror reader stalled: disconnected", "mirror", o.m.Name(), "idle", readerStall)
 		}
@@ -153,7 +153,8 @@ serving:
 	case o.m.wake <- struct{}{}:
 	default:
 	}
-	for range r.ch { // the writer closes ch once it sees gone
+	for c := range r.ch { // the writer closes ch once it sees gone
+		c.release()
 	}
 }
 
@@ -195,12 +196,12 @@ func (r *reader) finish(deadline time.Time) {
 }
 
 // write is called by the writer goroutine only.
-func (o *streamOutput) write(chunk []byte, frames int, hdr []byte) error {
+func (o *streamOutput) write(c *chunk, frames int, hdr []byte) error {
 	for {
 		select {
 		case r := <-o.join:
 			r.queued.Add(int64(len(hdr)))
-			r.ch <- hdr
+			r.ch <- bytesChunk(hdr)
 			o.live = append(o.live, r)
 			o.wg.Add(1)
 			go o.serve(r)
@@ -220,7 +221,7 @@ func (o *streamOutput) write(chunk []byte, frames int, hdr []byte) error {
 			continue
 		default:
 		}
-		if len(chunk) > 0 && !r.offer(chunk) {
+		if c != nil && len(c.b) > 0 && !r.offer(c) {
 			r.dropped += uint64(frames)
 		}
 		live = append(live, r)
@@ -240,18 +241,20 @@ func (o *streamOutput) left() {
 	}
 }
 
-// offer queues chunk for the reader unless its queue is full, in chunks
-// or in bytes. The writer goroutine only.
-func (r *reader) offer(chunk []byte) bool {
-	n := int64(len(chunk))
+// offer queues c for the reader, with a hold on it, unless its queue is
+// full, in chunks or in bytes. The writer goroutine only.
+func (r *reader) offer(c *chunk) bool {
+	n := int64(len(c.b))
 	if q := r.queued.Load(); q > 0 && q+n > readerBytes {
 		return false
 	}
 	r.queued.Add(n) // before serve can take it and subtract
+	c.hold()
 	select {
-	case r.ch <- chunk:
+	case r.ch <- c:
 		return true
 	default:
+		c.release()
 		r.queued.Add(-n)
 		return false
 	}
@@ -267,7 +270,7 @@ func (o *streamOutput) close(trailer []byte) error {
 		default:
 			if len(trailer) > 0 {
 				select {
-				case r.ch <- trailer:
+				case r.ch <- bytesChunk(trailer):
 				default:
 				}
 			}
