@@ -3,10 +3,12 @@ package capture
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -324,7 +326,7 @@ func (m *Mirror) Frame(id frame.PortID, name string, dir fabric.Direction, f []b
 	m.Frames(id, name, dir, [][]byte{f})
 }
 
-// A run of frames larger than the ring keeps its first frames, in order,
+// A run of frames larger than the buffer keeps its first frames, in order,
 // and counts the rest as dropped, in the mirror's counts and in the port's
 // statistics block.
 func TestRunLargerThanTheRing(t *testing.T) {
@@ -338,20 +340,70 @@ func TestRunLargerThanTheRing(t *testing.T) {
 	if !m.Drain(5 * time.Second) {
 		t.Fatal("not drained")
 	}
-	if st := m.Stats(); st.Captured != 10 || st.Dropped != 5 {
-		t.Fatalf("stats %+v, want 10 captured and 5 dropped", st)
+	st := m.Stats()
+	// A 100-byte frame takes 144 bytes as a block: 6 fit, with the port's
+	// description.
+	if st.Captured != 6 || st.Dropped != 9 {
+		t.Fatalf("stats %+v, want 6 captured and 9 dropped", st)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
 	ifaces, pkts, drops := readNg(t, b)
-	if len(ifaces) != 1 || len(pkts) != 10 || drops[0] != 5 {
+	if len(ifaces) != 1 || len(pkts) != 6 || drops[0] != 9 {
 		t.Fatalf("interfaces %q, %d packets, drops %v", ifaces, len(pkts), drops)
 	}
 	for i, p := range pkts {
 		if p.data[11] != byte(i) || p.flags != 1 {
 			t.Fatalf("packet %d: tag %d, flags %d", i, p.data[11], p.flags)
 		}
+	}
+}
+
+// A pass larger than a chunk is handed over in several, and ports first
+// seen in any of them are described before their frames, in every file
+// when the capture rotates between chunks: each frame's interface is the
+// port it crossed, and no file describes a port twice.
+func TestPassOfManyChunks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cap.pcapng")
+	m := mustNew(t, Config{File: path, Rotate: chunkSize + chunkSize/2})
+	const perPort = 700 // 1000-byte frames: about three chunks per port
+	for p := range 4 {
+		run := make([][]byte, perPort)
+		for i := range run {
+			run[i] = ether(byte(p), 1000)
+		}
+		m.Frames(frame.PortID(p), fmt.Sprintf("port%d", p), fabric.DirIn, run)
+	}
+	if !m.Drain(5 * time.Second) {
+		t.Fatal("not drained")
+	}
+	if st := m.Stats(); st.Captured != 4*perPort || st.Dropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(path + "*")
+	if len(files) < 4 {
+		t.Fatalf("files %v, want the capture rotated", files)
+	}
+	total := 0
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		ifaces, pkts, _ := readNg(t, b)
+		if len(slices.Compact(slices.Clone(ifaces))) != len(ifaces) {
+			t.Fatalf("%s describes a port twice: %q", f, ifaces)
+		}
+		for _, p := range pkts {
+			if int(p.iface) >= len(ifaces) || ifaces[p.iface] != fmt.Sprintf("port%d", p.data[11]) {
+				t.Fatalf("%s: a frame of port%d on interface %d of %q", f, p.data[11], p.iface, ifaces)
+			}
+		}
+		total += len(pkts)
+	}
+	if total != 4*perPort {
+		t.Fatalf("%d frames in the files, want %d", total, 4*perPort)
 	}
 }

@@ -165,13 +165,13 @@ func (o *fileOutput) append(a, b []byte) error {
 var errLost = errors.New("capture file: frames lost")
 
 func (o *fileOutput) write(c *chunk, frames int, hdr []byte) error {
-	// hdr past what it was at the last write describes ports first seen
-	// in chunk, and chunk describes them itself.
-	described := len(o.hdr)
 	o.hdr = hdr
 	if c == nil || len(c.b) == 0 {
 		return nil
 	}
+	// hdr past c.hdrBefore describes ports first seen in c, and c
+	// describes them itself.
+	described := max(c.hdrBefore, o.hdrDone)
 	chunk := c.b
 	if time.Since(o.checked) >= pathCheck {
 		o.checkPath()
@@ -188,7 +188,7 @@ func (o *fileOutput) write(c *chunk, frames int, hdr []byte) error {
 		o.lost += uint64(frames)
 		return errLost
 	}
-	o.hdrDone = len(hdr)
+	o.hdrDone = c.hdrAfter
 	if o.lost > 0 {
 		o.log.Warn("capture file written again", "file", o.path, "lost", o.lost)
 		o.lost = 0

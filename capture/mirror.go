@@ -1,9 +1,9 @@
-// Package capture is the switch's mirror: it copies frames that cross the
-// switch into a bounded ring, and one writer goroutine turns them into
-// pcapng (or pcap) for a file, rotated by size, or for live readers on a
-// unix socket. Forwarding never waits for it: a frame that does not fit the
-// ring is dropped from the capture and counted, per port, and the counts go
-// into the pcapng statistics blocks.
+// Package capture is the switch's mirror: it encodes frames that cross the
+// switch as pcapng (or pcap) blocks into a bounded buffer, and one writer
+// goroutine hands what was encoded to a file, rotated by size, or to live
+// readers on a unix socket. Forwarding never waits for it: a frame that
+// does not fit the buffer is dropped from the capture and counted, per
+// port, and the counts go into the pcapng statistics blocks.
 package capture
 
 import (
@@ -72,9 +72,6 @@ type FrameSink interface {
 // DefaultRing is the buffer between forwarding and the writer.
 const DefaultRing = 8 << 20
 
-// maxRecords bounds the frames the ring holds, whatever their size.
-const maxRecords = 1 << 16
-
 // Stats counts a mirror's frames.
 type Stats struct {
 	Captured uint64 // written (or handed to every reader)
@@ -93,49 +90,46 @@ type Mirror struct {
 	// not even copied.
 	active atomic.Bool
 
-	mu sync.Mutex // producers: the ring's free space and the port table
-	// ring and recs are allocated while the mirror copies: from New for a
-	// file or a sink, and for live readers only while one is there
-	// (readers), so that an idle stream mirror holds no buffer (8 MB by
-	// default, and twice that against the garbage collector's heap goal).
-	ring         []byte
-	ringSize     int
-	readers      int    // live readers joining or served
-	head, tail   uint64 // byte positions, absolute
-	recs         []record
-	rhead, rtail uint64
-	ports        map[frame.PortID]*portState
-	all          []*portState // every port seen, for the statistics blocks
-	stats        Stats
-	counted      uint64 // records up to here are counted captured or dropped
+	mu sync.Mutex // producers: the buffer, the port table, the header
+	// cur is where frames are encoded, block after block; once full it
+	// joins ready, and a new chunk takes its place. The writer takes the
+	// ready chunks and cur on each pass. cur is nil while a stream mirror
+	// has no reader, so that an idle stream mirror holds no buffer.
+	cur   *chunk
+	ready []*chunk
+	// queued is the bytes encoded and not yet handed over: in cur, in
+	// ready and in the chunks the writer is handing to the output. It is
+	// at most ringSize; a frame that would pass it is dropped.
+	queued   int
+	ringSize int
+	readers  int // live readers joining or served
+	ports    map[frame.PortID]*portState
+	all      []*portState // every port seen, for the statistics blocks
+	stats    Stats
+	// accepted frames were encoded; counted ones were counted captured
+	// or dropped by the writer (or let go with the buffer).
+	accepted, counted uint64
+	// hdr is the header every new file or reader starts with: for
+	// pcapng, the section header and the description of every port
+	// seen so far. Only appended to, so a copy of the slice taken under
+	// mu stays valid.
+	hdr    []byte
+	ifaces int // pcapng interfaces numbered
+	shown  int // of them, those described in what the writer has handed over
+	pcap   pcapEncoder
 
 	wake chan struct{}
 	done chan struct{}
 	wg   sync.WaitGroup
 	out  output
 
-	// The writer's own: the header every new file or reader starts with
-	// (and, for pcapng, the ports described so far), the classic pcap
-	// encoder, and the frames of one pass for a sink.
-	hdr    []byte
-	ifaces int
-	pcap   pcapEncoder
+	// The writer's: the chunks of one pass, and the frames of one chunk
+	// for a sink.
+	pass   []*chunk
 	frames [][]byte
-	sent   []*portState // each frame's port, in a pass: to count them if the output lost them
-
-	// free holds chunks given back, for the writer's next passes.
-	free chan *chunk
-}
-
-// record is one captured frame in the ring. It holds no pointer (its port
-// is an index in Mirror.all): the collector has no need to scan the
-// records, nor forwarding to pay a write barrier for each.
-type record struct {
-	pos     uint64 // absolute position of its bytes in the ring
-	ts      int64
-	n, orig uint32
-	port    uint32 // in Mirror.all
-	dir     fabric.Direction
+	// free holds chunks given back, for cur, of freeBytes in all.
+	free      chan *chunk
+	freeBytes atomic.Int64
 }
 
 // portState is what the mirror knows of one port: whether it is selected,
@@ -151,24 +145,32 @@ type portState struct {
 }
 
 // output is what the writer goroutine hands encoded bytes to. hdr is what
-// a new file or a new reader must get first. c (nil when there is nothing
-// new) is the writer's until write returns: an output that keeps it for
-// later holds it. write fails only when the chunk's frames are lost, and
-// the output has said why itself (once, not per chunk).
+// a new file or a new reader must get first, as of the end of c; a reader
+// that joins and is sent c needs only hdr[:c.hdrBefore]. c (nil when there
+// is nothing new) is the writer's until write returns: an output that
+// keeps it for later holds it. write fails only when the chunk's frames
+// are lost, and the output has said why itself (once, not per chunk).
 type output interface {
 	write(c *chunk, frames int, hdr []byte) error
 	close(trailer []byte) error
 }
 
-// chunk is the encoded frames of one writer pass. Live readers queue it
-// and write it later, each with a hold on it; the last to let go gives it
-// back to its mirror for a later pass. (A new chunk each pass, at full
-// rate a hundred megabytes a second, made the collector run so often that
-// its scans of the program's globals alone took 3 % of the switch's core.)
+// chunk is frames encoded as they came, up to chunkSize bytes. Live
+// readers queue it and write it later, each with a hold on it; the last
+// to let go gives it back to its mirror for a later pass. (A new buffer
+// each pass, at full rate a hundred megabytes a second, made the
+// collector run so often that its scans of the program's globals alone
+// took 3 % of the switch's core.)
 type chunk struct {
-	b    []byte
-	refs atomic.Int32
-	m    *Mirror // nil: never reused (a header or a trailer)
+	b     []byte
+	ports []uint32 // each frame's port, in Mirror.all: to count them if the output loses them
+	sizes []uint32 // for a sink, each frame's length: b holds the frames as they are
+	// hdrBefore is the length of the mirror's header when the chunk was
+	// started, and hdrAfter when it was handed to the writer: the chunk
+	// describes the ports added between.
+	hdrBefore, hdrAfter int
+	refs      atomic.Int32
+	m         *Mirror // nil: never reused (a header or a trailer)
 }
 
 // bytesChunk wraps b, which is not reused.
@@ -186,37 +188,40 @@ func (c *chunk) release() {
 	}
 }
 
-// Chunks kept for reuse: a few, of a bounded size each, and none while a
-// stream mirror has no reader.
+// A chunk's room: frames are never copied again to grow one (a block
+// that does not fit starts the next chunk). Chunks are kept for reuse up
+// to the buffer's size in all, and none while a stream mirror has no
+// reader.
 const (
-	freeChunks    = 8
-	keptChunkSize = 1 << 20
+	chunkSize      = 256 << 10
+	freeChunks     = readerQueue
+	chunkFramesCap = 2048
 )
 
-// getChunk returns an empty chunk of at least n bytes' room, held once
-// (by the writer).
-func (m *Mirror) getChunk(n int) *chunk {
+// getChunk returns an empty chunk, held once (by the mirror, as cur).
+func (m *Mirror) getChunk() *chunk {
 	var c *chunk
 	select {
 	case c = <-m.free:
+		m.freeBytes.Add(-int64(cap(c.b)))
 	default:
-		c = &chunk{m: m}
+		c = &chunk{m: m, b: make([]byte, 0, min(chunkSize, m.ringSize)), ports: make([]uint32, 0, chunkFramesCap)}
 	}
-	if cap(c.b) < n {
-		c.b = make([]byte, 0, max(n, 2*cap(c.b), 64<<10))
-	}
-	c.b = c.b[:0]
+	c.b, c.ports, c.sizes = c.b[:0], c.ports[:0], c.sizes[:0]
 	c.refs.Store(1)
 	return c
 }
 
 func (m *Mirror) putChunk(c *chunk) {
-	if cap(c.b) > keptChunkSize || !m.active.Load() {
+	n := int64(cap(c.b))
+	if !m.active.Load() || m.freeBytes.Add(n) > int64(m.ringSize) {
+		m.freeBytes.Add(-n)
 		return
 	}
 	select {
 	case m.free <- c:
 	default:
+		m.freeBytes.Add(-n)
 	}
 }
 
@@ -224,7 +229,8 @@ func (m *Mirror) putChunk(c *chunk) {
 func (m *Mirror) dropChunks() {
 	for {
 		select {
-		case <-m.free:
+		case c := <-m.free:
+			m.freeBytes.Add(-int64(cap(c.b)))
 		default:
 			return
 		}
@@ -268,7 +274,7 @@ func newMirror(cfg Config, out output) (*Mirror, error) {
 	if size <= 0 {
 		size = DefaultRing
 	}
-	m.ringSize = max(size, 2*m.snaplen)
+	m.ringSize = max(size, 2*(m.snaplen+maxBlockOverhead))
 	if m.pcapng {
 		m.hdr = appendSHB(nil)
 	} else {
@@ -296,7 +302,7 @@ func newMirror(cfg Config, out output) (*Mirror, error) {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
 	if m.active.Load() { // a file or a sink: it copies from the start
-		m.allocRing()
+		m.startBuffer()
 	}
 	m.wg.Add(1)
 	go m.writer()
@@ -326,33 +332,54 @@ func (discard) close([]byte) error              { return nil }
 // with no reader does not.
 func (m *Mirror) Active() bool { return m.active.Load() }
 
-// allocRing gives the mirror its ring, unless it has one. The caller holds
-// m.mu (or is New).
-func (m *Mirror) allocRing() {
-	if m.ring == nil {
-		m.ring = make([]byte, m.ringSize)
-		m.recs = make([]record, maxRecords)
+// startBuffer gives the mirror a chunk to encode into, unless it has one.
+// The caller holds m.mu (or is New).
+func (m *Mirror) startBuffer() {
+	if m.cur == nil {
+		m.cur = m.getChunk()
+		m.cur.hdrBefore = len(m.hdr)
 	}
 }
 
-// releaseRing drops the ring and the frames in it, which no reader is
-// left to take. The caller holds m.mu and is the writer goroutine, the
-// only reader of the ring outside the lock.
-func (m *Mirror) releaseRing() {
-	m.ring, m.recs = nil, nil
-	m.tail, m.rtail = m.head, m.rhead
+// nextChunk hands cur, full, to the writer and starts a new one. The
+// caller holds m.mu.
+func (m *Mirror) nextChunk() *chunk {
+	m.cur.hdrAfter = len(m.hdr)
+	m.ready = append(m.ready, m.cur)
+	m.cur = m.getChunk() // from those kept, once the mirror has run a while
+	m.cur.hdrBefore = len(m.hdr)
+	return m.cur
+}
+
+// dropBuffer lets go of the frames encoded and not handed over, which no
+// reader is left to take, and of the kept chunks. The caller holds m.mu.
+func (m *Mirror) dropBuffer() {
+	if m.cur != nil {
+		m.ready = append(m.ready, m.cur)
+		m.cur = nil
+	}
+	for _, c := range m.ready {
+		m.queued -= len(c.b)
+		m.counted += uint64(len(c.ports))
+		c.release()
+	}
+	clear(m.ready)
+	m.ready = m.ready[:0]
 	m.dropChunks()
 }
 
-// RingBytes is the size of the ring the mirror holds now: 0 while a
-// stream mirror has no reader.
+// RingBytes is the most the mirror buffers between forwarding and the
+// writer now: 0 while a stream mirror has no reader.
 func (m *Mirror) RingBytes() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.ring)
+	if m.cur == nil {
+		return 0
+	}
+	return m.ringSize
 }
 
-// Frames implements fabric.Mirror: it copies frames into the ring, or
+// Frames implements fabric.Mirror: it encodes frames into the buffer, or
 // counts those that do not fit as dropped. It never blocks on the writer.
 // A run of frames shares one timestamp: they came in one read, or go out
 // in one write, and the kernel gives no finer time.
@@ -362,7 +389,8 @@ func (m *Mirror) Frames(id frame.PortID, name string, dir fabric.Direction, fram
 	}
 	ts := time.Now().UnixNano()
 	m.mu.Lock()
-	if m.ring == nil { // the last reader has just left
+	c := m.cur
+	if c == nil { // the last reader has just left
 		m.mu.Unlock()
 		return
 	}
@@ -371,26 +399,52 @@ func (m *Mirror) Frames(id frame.PortID, name string, dir fabric.Direction, fram
 		m.mu.Unlock()
 		return
 	}
-	ring := m.ring
-	size := uint64(len(ring))
+	sink := m.cfg.Sink != nil
+	if m.pcapng && !sink && ps.iface < 0 {
+		m.describe(c, ps)
+	}
 	for _, f := range frames {
 		n := min(len(f), m.snaplen)
 		ps.seen++
-		pos, ok := m.reserve(n)
-		if !ok {
+		if m.queued+n+maxBlockOverhead > m.ringSize {
 			ps.dropped++
 			m.stats.Dropped++
 			continue
 		}
-		copy(ring[pos%size:], f[:n])
-		m.recs[m.rhead%maxRecords] = record{pos: pos, ts: ts, n: uint32(n), orig: uint32(len(f)), port: ps.idx, dir: dir}
-		m.rhead++
+		if len(c.b)+n+maxBlockOverhead > cap(c.b) && len(c.b) > 0 {
+			c = m.nextChunk()
+		}
+		before := len(c.b)
+		switch {
+		case sink: // the frames as they are
+			c.b = append(c.b, f[:n]...)
+			c.sizes = append(c.sizes, uint32(n))
+		case m.pcapng:
+			c.b = appendEPB(c.b, uint32(ps.iface), ts, f[:n], len(f), uint32(dir))
+		default:
+			c.b = m.pcap.record(c.b, ts, f[:n], len(f))
+		}
+		m.queued += len(c.b) - before
+		c.ports = append(c.ports, ps.idx)
+		m.accepted++
 	}
 	m.mu.Unlock()
 	select {
 	case m.wake <- struct{}{}:
 	default:
 	}
+}
+
+// describe numbers ps as the next pcapng interface and appends its
+// description to the header and to c, before its first frame. The caller
+// holds m.mu.
+func (m *Mirror) describe(c *chunk, ps *portState) {
+	ps.iface = m.ifaces
+	m.ifaces++
+	start := len(m.hdr)
+	m.hdr = appendIDB(m.hdr, ps.name, m.snaplen)
+	c.b = append(c.b, m.hdr[start:]...)
+	m.queued += len(m.hdr) - start
 }
 
 // port returns the state of port id, named name; a new name on a reused id
@@ -418,24 +472,6 @@ func (m *Mirror) selects(name string) bool {
 	return false
 }
 
-// reserve finds n contiguous bytes in the ring and a free record. The
-// caller holds m.mu.
-func (m *Mirror) reserve(n int) (uint64, bool) {
-	size := uint64(len(m.ring))
-	if m.rhead-m.rtail >= maxRecords {
-		return 0, false
-	}
-	pos := m.head
-	if off := pos % size; off+uint64(n) > size {
-		pos += size - off // skip the end of the ring: a frame is never split
-	}
-	if pos+uint64(n)-m.tail > size {
-		return 0, false
-	}
-	m.head = pos + uint64(n)
-	return pos, true
-}
-
 // Stats returns the mirror's counts.
 func (m *Mirror) Stats() Stats {
 	m.mu.Lock()
@@ -443,7 +479,7 @@ func (m *Mirror) Stats() Stats {
 	return m.stats
 }
 
-// Close stops the writer after it wrote everything in the ring, writes the
+// Close stops the writer after it wrote everything buffered, writes the
 // statistics and closes the file or the socket and its readers.
 func (m *Mirror) Close() error {
 	close(m.done)
@@ -453,7 +489,7 @@ func (m *Mirror) Close() error {
 	if m.pcapng {
 		now := time.Now().UnixNano()
 		for _, ps := range m.all {
-			if ps.iface >= 0 {
+			if ps.iface >= 0 && ps.iface < m.shown { // not one described after the writer's last pass
 				trailer = appendISB(trailer, uint32(ps.iface), m.started(), now, ps.seen, ps.dropped)
 			}
 		}
@@ -475,7 +511,7 @@ func (m *Mirror) Drain(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		m.mu.Lock()
-		empty := m.counted == m.rhead
+		empty := m.counted == m.accepted
 		m.mu.Unlock()
 		if empty {
 			return true
@@ -502,83 +538,53 @@ func (m *Mirror) writer() {
 	}
 }
 
-// drain encodes what the ring holds and hands it to the output. The ring
-// bytes between tail and head belong to the writer until it moves tail.
+// drain hands what was encoded since its last pass to the output.
 func (m *Mirror) drain() {
 	m.mu.Lock()
-	from, to := m.rtail, m.rhead
-	all := m.all // ports of records up to to; entries are never changed
+	if m.cur != nil && len(m.cur.b) > 0 {
+		m.nextChunk()
+	}
+	m.pass, m.ready = m.ready, m.pass[:0]
+	hdr, all := m.hdr, m.all // all: the ports of the chunks' frames, never changed
+	m.shown = m.ifaces
 	m.mu.Unlock()
-	if from == to {
-		m.out.write(nil, 0, m.hdr) // readers may have joined
+	if len(m.pass) == 0 {
+		m.out.write(nil, 0, hdr) // readers may have joined
 		return
 	}
-	var c *chunk
-	if m.cfg.Sink == nil {
-		// Room for the frames, and a block's header, padding and options
-		// (under 64 bytes) each.
-		var bytes int
-		for i := from; i < to; i++ {
-			bytes += int(m.recs[i%maxRecords].n) + 64
-		}
-		c = m.getChunk(bytes)
+	for _, c := range m.pass {
+		m.hand(c, hdr, all)
 	}
-	end := uint64(0)
-	m.frames, m.sent = m.frames[:0], m.sent[:0]
-	for i := from; i < to; i++ {
-		r := &m.recs[i%maxRecords]
-		start := r.pos % uint64(len(m.ring))
-		data := m.ring[start : start+uint64(r.n)]
-		ps := all[r.port]
-		if m.cfg.Sink != nil {
-			m.frames = append(m.frames, data)
-		} else {
-			c.b = m.encode(c.b, r, ps, data)
-		}
-		m.sent = append(m.sent, ps)
-		end = r.pos + uint64(r.n)
-	}
-	if m.cfg.Sink != nil {
-		m.cfg.Sink.WriteFrames(m.frames) // before the ring space is given back
-	}
-	m.mu.Lock()
-	m.tail, m.rtail = end, to
-	m.mu.Unlock()
-	// An output that could not take the frames (a full disk) has said so
-	// once for the episode; here they are counted as dropped, per port too.
-	err := m.out.write(c, int(to-from), m.hdr)
-	if c != nil {
-		c.release()
-	}
-	m.mu.Lock()
-	if err != nil {
-		m.stats.Dropped += to - from
-		for _, ps := range m.sent {
-			ps.dropped++
-		}
-	} else {
-		m.stats.Captured += to - from
-	}
-	m.counted = to
-	m.mu.Unlock()
+	clear(m.pass)
 }
 
-// encode appends one frame, and first the description of its port when the
-// output has not seen that port yet.
-func (m *Mirror) encode(b []byte, r *record, ps *portState, data []byte) []byte {
-	if !m.pcapng {
-		return m.pcap.record(b, r.ts, data, int(r.orig))
+// hand gives c to the output, and counts its frames.
+func (m *Mirror) hand(c *chunk, hdr []byte, all []*portState) {
+	frames := len(c.ports)
+	if m.cfg.Sink != nil {
+		m.frames = m.frames[:0]
+		b := c.b
+		for _, n := range c.sizes {
+			m.frames = append(m.frames, b[:n:n])
+			b = b[n:]
+		}
+		m.cfg.Sink.WriteFrames(m.frames)
+		clear(m.frames)
 	}
-	if ps.iface < 0 { // only the writer touches iface (Close reads it after the writer stopped)
-		ps.iface = m.ifaces
-		m.ifaces++
-		start := len(b)
-		b = appendIDB(b, ps.name, m.snaplen)
-		m.hdr = append(m.hdr, b[start:]...)
+	// An output that could not take the frames (a full disk) has said so
+	// once for the episode; here they are counted as dropped, per port too.
+	err := m.out.write(c, frames, hdr)
+	m.mu.Lock()
+	m.queued -= len(c.b)
+	if err != nil {
+		m.stats.Dropped += uint64(frames)
+		for _, i := range c.ports {
+			all[i].dropped++
+		}
+	} else {
+		m.stats.Captured += uint64(frames)
 	}
-	dir := uint32(1)
-	if r.dir == fabric.DirOut {
-		dir = 2
-	}
-	return appendEPB(b, uint32(ps.iface), r.ts, data, int(r.orig), dir)
+	m.counted += uint64(frames)
+	m.mu.Unlock()
+	c.release()
 }

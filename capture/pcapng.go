@@ -2,6 +2,7 @@ package capture
 
 import (
 	"encoding/binary"
+	"slices"
 )
 
 // The pcapng blocks a mirror writes (draft-ietf-opsawg-pcapng). gopacket's
@@ -81,24 +82,36 @@ func appendIDB(b []byte, name string, snaplen int) []byte {
 	})
 }
 
+// maxBlockOverhead bounds the bytes a frame's block adds to the frame: an
+// EPB's header, padding, flags option and trailer (a pcap record's header
+// is less).
+const maxBlockOverhead = 48
+
 // appendEPB records one frame on interface id, seen in direction dir
-// (epb_flags: 1 inbound, 2 outbound).
+// (epb_flags: 1 inbound, 2 outbound). Written field by field into room
+// grown once: it runs for every captured frame, under the mirror's lock.
 func appendEPB(b []byte, id uint32, ts int64, data []byte, orig int, dir uint32) []byte {
-	return block(b, blockEPB, func(b []byte) []byte {
-		b = le.AppendUint32(b, id)
-		b = le.AppendUint32(b, uint32(uint64(ts)>>32))
-		b = le.AppendUint32(b, uint32(ts))
-		b = le.AppendUint32(b, uint32(len(data)))
-		b = le.AppendUint32(b, uint32(orig))
-		b = append(b, data...)
-		for len(b)%4 != 0 {
-			b = append(b, 0)
-		}
-		var flags [4]byte
-		le.PutUint32(flags[:], dir)
-		b = option(b, optEPBFlags, flags[:])
-		return endOptions(b)
-	})
+	padded := (len(data) + 3) &^ 3
+	n := 28 + padded + 12 + 4
+	start := len(b)
+	b = slices.Grow(b, n)[:start+n]
+	e := b[start:]
+	le.PutUint32(e, blockEPB)
+	le.PutUint32(e[4:], uint32(n))
+	le.PutUint32(e[8:], id)
+	le.PutUint32(e[12:], uint32(uint64(ts)>>32))
+	le.PutUint32(e[16:], uint32(ts))
+	le.PutUint32(e[20:], uint32(len(data)))
+	le.PutUint32(e[24:], uint32(orig))
+	copy(e[28:], data)
+	clear(e[28+len(data) : 28+padded])
+	o := e[28+padded:]
+	le.PutUint16(o, optEPBFlags)
+	le.PutUint16(o[2:], 4)
+	le.PutUint32(o[4:], dir)
+	le.PutUint32(o[8:], optEnd)
+	le.PutUint32(o[12:], uint32(n))
+	return b
 }
 
 // appendISB writes interface id's statistics: frames the mirror saw for it

@@ -111,7 +111,7 @@ func (o *streamOutput) admit(c net.Conn) {
 	}()
 	o.m.mu.Lock()
 	o.m.readers++
-	o.m.allocRing()
+	o.m.startBuffer()
 	o.m.active.Store(true) // start copying now; the writer adds the reader on its next pass
 	o.m.mu.Unlock()
 	o.join <- r
@@ -197,6 +197,9 @@ func (r *reader) finish(deadline time.Time) {
 
 // write is called by the writer goroutine only.
 func (o *streamOutput) write(c *chunk, frames int, hdr []byte) error {
+	if c != nil {
+		hdr = hdr[:c.hdrBefore] // c describes the ports it adds
+	}
 	for {
 		select {
 		case r := <-o.join:
@@ -237,7 +240,7 @@ func (o *streamOutput) left() {
 	defer o.m.mu.Unlock()
 	if o.m.readers--; o.m.readers == 0 {
 		o.m.active.Store(false)
-		o.m.releaseRing()
+		o.m.dropBuffer()
 	}
 }
 
