@@ -244,8 +244,8 @@ func TestRotationKeepsTheNewest(t *testing.T) {
 // slowOutput stands for a disk that takes a long time per write.
 type slowOutput struct{ writes atomic.Int64 }
 
-func (o *slowOutput) write(c *chunk, _ int, _ []byte) error {
-	if c != nil && len(c.b) > 0 {
+func (o *slowOutput) write(v *view, _ int, _ []byte) error {
+	if v != nil && len(v.b) > 0 {
 		o.writes.Add(1)
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -164,15 +164,15 @@ func (o *fileOutput) append(a, b []byte) error {
 // errLost tells the mirror that a write's frames are not in the file.
 var errLost = errors.New("capture file: frames lost")
 
-func (o *fileOutput) write(c *chunk, frames int, hdr []byte) error {
+func (o *fileOutput) write(v *view, frames int, hdr []byte) error {
 	o.hdr = hdr
-	if c == nil || len(c.b) == 0 {
+	if v == nil || len(v.b) == 0 {
 		return nil
 	}
-	// hdr past c.hdrBefore describes ports first seen in c, and c
+	// hdr past v.hdrBefore describes ports first seen in v, and v
 	// describes them itself.
-	described := max(c.hdrBefore, o.hdrDone)
-	chunk := c.b
+	described := max(v.hdrBefore, o.hdrDone)
+	chunk := v.b
 	if time.Since(o.checked) >= pathCheck {
 		o.checkPath()
 	}
@@ -188,7 +188,7 @@ func (o *fileOutput) write(c *chunk, frames int, hdr []byte) error {
 		o.lost += uint64(frames)
 		return errLost
 	}
-	o.hdrDone = c.hdrAfter
+	o.hdrDone = v.hdrAfter
 	if o.lost > 0 {
 		o.log.Warn("capture file written again", "file", o.path, "lost", o.lost)
 		o.lost = 0

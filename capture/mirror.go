@@ -42,7 +42,7 @@ type Config struct {
 	Dir        string // "in", "out" or "both" (default)
 	Rotate     int64  // start a new file past this many bytes; 0: never
 	Keep       int    // rotated files kept, newest first; 0: all
-	Ring       int    // bytes of frames buffered between the switch and the writer
+	Ring       int    // bytes of encoded frames buffered between the switch and the writer
 	// Owner, if set, is the user File is made for (an API caller who is
 	// not root): the file, and its directory, are opened with that
 	// user's file system identity (peercred.Do), so only where the user
@@ -75,7 +75,7 @@ const DefaultRing = 8 << 20
 // Stats counts a mirror's frames.
 type Stats struct {
 	Captured uint64 // written (or handed to every reader)
-	Dropped  uint64 // refused because the ring was full, or lost by a file that could not be written
+	Dropped  uint64 // refused because the buffer was full, or lost by a file that could not be written
 }
 
 // Mirror is a fabric.Mirror writing to a file or to live readers.
@@ -123,9 +123,10 @@ type Mirror struct {
 	wg   sync.WaitGroup
 	out  output
 
-	// The writer's: the chunks of one pass, and the frames of one chunk
-	// for a sink.
+	// The writer's: the chunks that filled up and the views of one pass,
+	// and the frames of one view for a sink.
 	pass   []*chunk
+	views  []view
 	frames [][]byte
 	// free holds chunks given back, for cur, of freeBytes in all.
 	free      chan *chunk
@@ -141,49 +142,68 @@ type portState struct {
 	selected bool
 	seen     uint64 // frames offered while selected
 	dropped  uint64
-	iface    int // pcapng interface number, -1 before the writer has described it
+	iface    int // pcapng interface number, -1 before the port is described
 }
 
 // output is what the writer goroutine hands encoded bytes to. hdr is what
-// a new file or a new reader must get first, as of the end of c; a reader
-// that joins and is sent c needs only hdr[:c.hdrBefore]. c (nil when there
-// is nothing new) is the writer's until write returns: an output that
-// keeps it for later holds it. write fails only when the chunk's frames
-// are lost, and the output has said why itself (once, not per chunk).
+// a new file or a new reader must get first, as of the end of v; a reader
+// that joins and is sent v needs only hdr[:v.hdrBefore]. v (nil when
+// there is nothing new) is the writer's until write returns: an output
+// that keeps its bytes for later holds them. write fails only when the
+// frames are lost, and the output has said why itself (once, not per
+// chunk).
 type output interface {
-	write(c *chunk, frames int, hdr []byte) error
+	write(v *view, frames int, hdr []byte) error
 	close(trailer []byte) error
 }
 
-// chunk is frames encoded as they came, up to chunkSize bytes. Live
-// readers queue it and write it later, each with a hold on it; the last
-// to let go gives it back to its mirror for a later pass. (A new buffer
-// each pass, at full rate a hundred megabytes a second, made the
+// chunk is frames encoded as they came, up to chunkSize bytes. Each
+// writer pass hands what was added since the last one to the output, as
+// a view of the chunk, until the chunk is full and the next one starts.
+// Live readers queue views and write them later, each with a hold on the
+// chunk; the last to let go gives it back to its mirror for reuse. (A new
+// buffer each pass, at full rate a hundred megabytes a second, made the
 // collector run so often that its scans of the program's globals alone
 // took 3 % of the switch's core.)
 type chunk struct {
 	b     []byte
 	ports []uint32 // each frame's port, in Mirror.all: to count them if the output loses them
 	sizes []uint32 // for a sink, each frame's length: b holds the frames as they are
-	// hdrBefore is the length of the mirror's header when the chunk was
-	// started, and hdrAfter when it was handed to the writer: the chunk
-	// describes the ports added between.
-	hdrBefore, hdrAfter int
-	refs      atomic.Int32
-	m         *Mirror // nil: never reused (a header or a trailer)
+	// handed bytes of b, and frames, went to the writer; the mirror's
+	// header was hdrCut long then, and is hdrEnd long as of the end of b
+	// (a port described in the chunk adds to both).
+	handed, handedFrames int
+	hdrCut, hdrEnd       int
+	refs                 atomic.Int32
+	m                    *Mirror
 }
 
-// bytesChunk wraps b, which is not reused.
-func bytesChunk(b []byte) *chunk { return &chunk{b: b} }
+// view is the part of a chunk one writer pass hands over, or bytes of no
+// chunk (a header, a trailer). Its frames describe the ports the mirror's
+// header gained from hdrBefore to hdrAfter.
+type view struct {
+	c                   *chunk // nil: b is not part of a chunk
+	b                   []byte
+	ports, sizes        []uint32
+	hdrBefore, hdrAfter int
+}
 
-func (c *chunk) hold() {
-	if c.m != nil {
-		c.refs.Add(1)
+func (v *view) hold() {
+	if v.c != nil {
+		v.c.hold()
 	}
 }
 
+func (v *view) release() {
+	if v.c != nil {
+		v.c.release()
+	}
+}
+
+func (c *chunk) hold() { c.refs.Add(1) }
+
 func (c *chunk) release() {
-	if c.m != nil && c.refs.Add(-1) == 0 {
+	if c.refs.Add(-1) == 0 {
 		c.m.putChunk(c)
 	}
 }
@@ -198,7 +218,8 @@ const (
 	chunkFramesCap = 2048
 )
 
-// getChunk returns an empty chunk, held once (by the mirror, as cur).
+// getChunk returns an empty chunk, held once (by the mirror, as cur). The
+// caller holds m.mu (or is New).
 func (m *Mirror) getChunk() *chunk {
 	var c *chunk
 	select {
@@ -208,6 +229,8 @@ func (m *Mirror) getChunk() *chunk {
 		c = &chunk{m: m, b: make([]byte, 0, min(chunkSize, m.ringSize)), ports: make([]uint32, 0, chunkFramesCap)}
 	}
 	c.b, c.ports, c.sizes = c.b[:0], c.ports[:0], c.sizes[:0]
+	c.handed, c.handedFrames = 0, 0
+	c.hdrCut, c.hdrEnd = len(m.hdr), len(m.hdr)
 	c.refs.Store(1)
 	return c
 }
@@ -325,8 +348,8 @@ func (m *Mirror) Name() string {
 // discard is the output of a mirror whose frames go to a sink.
 type discard struct{}
 
-func (discard) write(*chunk, int, []byte) error { return nil }
-func (discard) close([]byte) error              { return nil }
+func (discard) write(*view, int, []byte) error { return nil }
+func (discard) close([]byte) error             { return nil }
 
 // Active reports whether the mirror copies frames now: a stream mirror
 // with no reader does not.
@@ -337,17 +360,14 @@ func (m *Mirror) Active() bool { return m.active.Load() }
 func (m *Mirror) startBuffer() {
 	if m.cur == nil {
 		m.cur = m.getChunk()
-		m.cur.hdrBefore = len(m.hdr)
 	}
 }
 
-// nextChunk hands cur, full, to the writer and starts a new one. The
-// caller holds m.mu.
+// nextChunk puts cur, full, with those the writer is yet to finish, and
+// starts a new one. The caller holds m.mu.
 func (m *Mirror) nextChunk() *chunk {
-	m.cur.hdrAfter = len(m.hdr)
 	m.ready = append(m.ready, m.cur)
 	m.cur = m.getChunk() // from those kept, once the mirror has run a while
-	m.cur.hdrBefore = len(m.hdr)
 	return m.cur
 }
 
@@ -359,8 +379,8 @@ func (m *Mirror) dropBuffer() {
 		m.cur = nil
 	}
 	for _, c := range m.ready {
-		m.queued -= len(c.b)
-		m.counted += uint64(len(c.ports))
+		m.queued -= len(c.b) - c.handed
+		m.counted += uint64(len(c.ports) - c.handedFrames)
 		c.release()
 	}
 	clear(m.ready)
@@ -444,6 +464,7 @@ func (m *Mirror) describe(c *chunk, ps *portState) {
 	start := len(m.hdr)
 	m.hdr = appendIDB(m.hdr, ps.name, m.snaplen)
 	c.b = append(c.b, m.hdr[start:]...)
+	c.hdrEnd = len(m.hdr)
 	m.queued += len(m.hdr) - start
 }
 
@@ -521,7 +542,7 @@ func (m *Mirror) Drain(timeout time.Duration) bool {
 	return false
 }
 
-// writer drains the ring into the output, in order.
+// writer hands what is encoded to the output, in order.
 func (m *Mirror) writer() {
 	defer m.wg.Done()
 	for {
@@ -538,33 +559,56 @@ func (m *Mirror) writer() {
 	}
 }
 
-// drain hands what was encoded since its last pass to the output.
+// drain hands what was encoded since its last pass to the output: the
+// rest of each chunk that filled up, and what cur gained.
 func (m *Mirror) drain() {
 	m.mu.Lock()
-	if m.cur != nil && len(m.cur.b) > 0 {
-		m.nextChunk()
+	m.views = m.views[:0]
+	for _, c := range m.ready {
+		if len(c.b) > c.handed {
+			m.views = append(m.views, m.cut(c))
+		}
 	}
-	m.pass, m.ready = m.ready, m.pass[:0]
-	hdr, all := m.hdr, m.all // all: the ports of the chunks' frames, never changed
+	m.pass, m.ready = m.ready, m.pass[:0] // full: the mirror's holds on them go once they are handed
+	if c := m.cur; c != nil && len(c.b) > c.handed {
+		m.views = append(m.views, m.cut(c))
+	}
+	hdr, all := m.hdr, m.all // all: the ports of the views' frames, never changed
 	m.shown = m.ifaces
 	m.mu.Unlock()
-	if len(m.pass) == 0 {
+	if len(m.views) == 0 {
 		m.out.write(nil, 0, hdr) // readers may have joined
-		return
 	}
+	for i := range m.views {
+		m.hand(&m.views[i], hdr, all)
+	}
+	clear(m.views)
 	for _, c := range m.pass {
-		m.hand(c, hdr, all)
+		c.release()
 	}
 	clear(m.pass)
 }
 
-// hand gives c to the output, and counts its frames.
-func (m *Mirror) hand(c *chunk, hdr []byte, all []*portState) {
-	frames := len(c.ports)
+// cut returns, held, the view of what c gained since the last pass. The
+// caller holds m.mu.
+func (m *Mirror) cut(c *chunk) view {
+	v := view{c: c, b: c.b[c.handed:len(c.b):len(c.b)], ports: c.ports[c.handedFrames:len(c.ports):len(c.ports)],
+		hdrBefore: c.hdrCut, hdrAfter: c.hdrEnd}
+	if m.cfg.Sink != nil {
+		v.sizes = c.sizes[c.handedFrames:len(c.sizes):len(c.sizes)]
+	}
+	c.handed, c.handedFrames, c.hdrCut = len(c.b), len(c.ports), c.hdrEnd
+	c.hold()
+	return v
+}
+
+// hand gives v to the output, counts its frames and lets go of it.
+func (m *Mirror) hand(v *view, hdr []byte, all []*portState) {
+	frames := len(v.ports)
 	if m.cfg.Sink != nil {
 		m.frames = m.frames[:0]
-		b := c.b
-		for _, n := range c.sizes {
+		b := v.b
+		for _, n := range v.sizes {
 			m.frames = append(m.frames, b[:n:n])
 			b = b[n:]
 		}
@@ -573,12 +617,12 @@ func (m *Mirror) hand(c *chunk, hdr []byte, all []*portState) {
 	}
 	// An output that could not take the frames (a full disk) has said so
 	// once for the episode; here they are counted as dropped, per port too.
-	err := m.out.write(c, frames, hdr)
+	err := m.out.write(v, frames, hdr)
 	m.mu.Lock()
-	m.queued -= len(c.b)
+	m.queued -= len(v.b)
 	if err != nil {
 		m.stats.Dropped += uint64(frames)
-		for _, i := range c.ports {
+		for _, i := range v.ports {
 			all[i].dropped++
 		}
 	} else {
@@ -586,5 +630,5 @@ func (m *Mirror) hand(c *chunk, hdr []byte, all []*portState) {
 	}
 	m.counted += uint64(frames)
 	m.mu.Unlock()
-	c.release()
+	v.release()
 }

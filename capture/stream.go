@@ -15,16 +15,17 @@ import (
 	"github.com/umlswitch/umlswitch/internal/unixsock"
 )
 
-// readerQueue is how many chunks (one per writer pass) a live reader may
-// be behind before its frames are dropped.
+// readerQueue is how many views (one or a few per writer pass) a live
+// reader may be behind before its frames are dropped.
 const readerQueue = 256
 
-// readerBytes bounds the bytes queued for one reader. A chunk holds a
-// writer pass's frames, up to a ring's worth, so a count of chunks alone
-// let readers that took nothing keep hundreds of them (60 such readers held
-// 2.3 GB). Past it the reader's frames are dropped and counted; a chunk
+// readerBytes bounds the bytes queued for one reader. A pass's views hold
+// its frames, up to a buffer's worth, so a count of views alone let
+// readers that took nothing keep hundreds of them (60 such readers held
+// 2.3 GB). Past it the reader's frames are dropped and counted; a view
 // still goes into an empty queue whatever its size, so that a reader that
-// keeps up loses nothing.
+// keeps up loses nothing. Queued views hold their chunks: a reader pins
+// its bytes and at most a chunk more at each end.
 const readerBytes = 4 << 20
 
 // readerStall is how long a write to a reader may go without taking a byte
@@ -49,7 +50,7 @@ type streamOutput struct {
 
 type reader struct {
 	conn    net.Conn
-	ch      chan *chunk
+	ch      chan view
 	gone    chan struct{}
 	hungUp  chan struct{} // closed when the reader's end closed the connection
 	release func()        // gives back what Config.Admit took
@@ -100,7 +101,7 @@ func (o *streamOutput) admit(c net.Conn) {
 			return
 		}
 	}
-	r := &reader{conn: c, ch: make(chan *chunk, readerQueue), gone: make(chan struct{}), hungUp: make(chan struct{}),
+	r := &reader{conn: c, ch: make(chan view, readerQueue), gone: make(chan struct{}), hungUp: make(chan struct{}),
 		release: release}
 	// A reader sends nothing; what it sends is read and dropped, and its
 	// end of the connection closing is seen at once, not at the next
@@ -127,18 +128,19 @@ func (o *streamOutput) serve(r *reader) {
 	defer o.wg.Done()
 serving:
 	for {
-		var c *chunk
+		var v view
 		select {
-		case c = <-r.ch:
-			if c == nil {
+		case got, ok := <-r.ch:
+			if !ok {
 				break serving
 			}
+			v = got
 		case <-r.hungUp:
 			break serving
 		}
-		err := r.send(c.b)
-		r.queued.Add(-int64(len(c.b)))
-		c.release()
+		err := r.send(v.b)
+		r.queued.Add(-int64(len(v.b)))
+		v.release()
 		if errors.Is(err, errStalled) {
 			o.m.log.Info("mirror reader stalled: disconnected", "mirror", o.m.Name(), "idle", readerStall)
 		}
@@ -149,12 +151,12 @@ serving:
 	r.conn.Close()
 	r.release()
 	close(r.gone)
-	select { // the writer notices, and gives the ring back if it was the last
+	select { // the writer notices, and gives the buffer back if it was the last
 	case o.m.wake <- struct{}{}:
 	default:
 	}
-	for c := range r.ch { // the writer closes ch once it sees gone
-		c.release()
+	for v := range r.ch { // the writer closes ch once it sees gone
+		v.release()
 	}
 }
 
@@ -196,15 +198,15 @@ func (r *reader) finish(deadline time.Time) {
 }
 
 // write is called by the writer goroutine only.
-func (o *streamOutput) write(c *chunk, frames int, hdr []byte) error {
-	if c != nil {
-		hdr = hdr[:c.hdrBefore] // c describes the ports it adds
+func (o *streamOutput) write(v *view, frames int, hdr []byte) error {
+	if v != nil {
+		hdr = hdr[:v.hdrBefore] // v describes the ports it adds
 	}
 	for {
 		select {
 		case r := <-o.join:
 			r.queued.Add(int64(len(hdr)))
-			r.ch <- bytesChunk(hdr)
+			r.ch <- view{b: hdr}
 			o.live = append(o.live, r)
 			o.wg.Add(1)
 			go o.serve(r)
@@ -224,7 +226,7 @@ func (o *streamOutput) write(c *chunk, frames int, hdr []byte) error {
 			continue
 		default:
 		}
-		if c != nil && len(c.b) > 0 && !r.offer(c) {
+		if v != nil && len(v.b) > 0 && !r.offer(v) {
 			r.dropped += uint64(frames)
 		}
 		live = append(live, r)
@@ -234,7 +236,7 @@ func (o *streamOutput) write(c *chunk, frames int, hdr []byte) error {
 }
 
 // left counts a reader gone; after the last one the mirror stops copying
-// and drops its ring. The writer goroutine only.
+// and drops its buffer. The writer goroutine only.
 func (o *streamOutput) left() {
 	o.m.mu.Lock()
 	defer o.m.mu.Unlock()
@@ -244,20 +246,21 @@ func (o *streamOutput) left() {
 	}
 }
 
-// offer queues c for the reader, with a hold on it, unless its queue is
-// full, in chunks or in bytes. The writer goroutine only.
-func (r *reader) offer(c *chunk) bool {
-	n := int64(len(c.b))
+// offer queues v's bytes for the reader, with a hold on its chunk,
+// unless its queue is full, in views or in bytes. The writer goroutine
+// only.
+func (r *reader) offer(v *view) bool {
+	n := int64(len(v.b))
 	if q := r.queued.Load(); q > 0 && q+n > readerBytes {
 		return false
 	}
 	r.queued.Add(n) // before serve can take it and subtract
-	c.hold()
+	v.hold()
 	select {
-	case r.ch <- c:
+	case r.ch <- view{c: v.c, b: v.b}:
 		return true
 	default:
-		c.release()
+		v.release()
 		r.queued.Add(-n)
 		return false
 	}
@@ -273,7 +276,7 @@ func (o *streamOutput) close(trailer []byte) error {
 		default:
 			if len(trailer) > 0 {
 				select {
-				case r.ch <- bytesChunk(trailer):
+				case r.ch <- view{b: trailer}:
 				default:
 				}
 			}

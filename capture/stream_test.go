@@ -128,7 +128,7 @@ func TestReaderThatNeverReadsKeepsMemoryBounded(t *testing.T) {
 	before := heap()
 	const chunk = 1 << 20
 	for range 300 {
-		o.write(bytesChunk(make([]byte, chunk)), 100, hdr)
+		o.write(&view{b: make([]byte, chunk), hdrBefore: len(hdr)}, 100, hdr)
 	}
 	grown := int64(heap()) - int64(before)
 	for i, r := range o.live {
