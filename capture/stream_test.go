@@ -355,3 +355,29 @@ func TestReusedChunksReachEveryReaderIntact(t *testing.T) {
 		}
 	}
 }
+
+// Through the mirror, readers that never read pin only what they are
+// owed: the chunks their queued views are in, shared by all of them, not
+// a chunk for each pass.
+func TestMirrorReadersThatNeverReadPinLittle(t *testing.T) {
+	m, _, dial := liveMirror(t)
+	for range 4 {
+		dial()
+	}
+	before := heap()
+	f := ether(7, 1500)
+	for range 500 { // 500 passes of 40 frames, 30 MB, well within readerStall
+		for range 40 {
+			m.Frame(1, "q", fabric.DirIn, f)
+		}
+		m.Drain(5 * time.Second)
+	}
+	grown := int64(heap()) - int64(before)
+	if limit := int64(readerBytes + 4<<20); grown > limit {
+		t.Errorf("heap grew by %d MB with 4 readers that never read, want under %d MB", grown>>20, limit>>20)
+	}
+	if st := m.Stats(); st.Captured < 20000 || st.Dropped != 0 { // and those that woke the writer as readers joined
+		t.Errorf("stats %+v", st)
+	}
+	m.Close()
+}
