@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/umlswitch/umlswitch/fabric"
+	"github.com/umlswitch/umlswitch/frame"
 )
 
 // syncBuffer is a log that tests read while the mirror writes to it.
@@ -380,4 +382,74 @@ func TestMirrorReadersThatNeverReadPinLittle(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 	m.Close()
+}
+
+// Producers on four ports at once, a reader there from the start and one
+// that joins midway: each reader's stream is valid pcapng in which every
+// port's frames come in order, once each, on that port's interface, and
+// the mirror's counts add up to what was offered.
+func TestConcurrentPortsAndReaders(t *testing.T) {
+	m, _, dial := liveMirror(t)
+	first := dial()
+	got := func(c *net.UnixConn) chan []byte {
+		out := make(chan []byte, 1)
+		go func() {
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			b, _ := io.ReadAll(c)
+			out <- b
+		}()
+		return out
+	}
+	firstGot := got(first)
+	const ports, perPort = 4, 3000
+	var wg sync.WaitGroup
+	for p := range ports {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run := make([][]byte, 0, 7)
+			for i := 0; i < perPort; {
+				run = run[:0]
+				for n := 1 + i%7; n > 0 && i < perPort; n-- {
+					f := ether(byte(p), 100+i%400)
+					binary.BigEndian.PutUint32(f[14:], uint32(i))
+					run = append(run, f)
+					i++
+				}
+				m.Frames(frame.PortID(p+1), fmt.Sprint("port", p), fabric.DirIn, run)
+			}
+		}()
+	}
+	time.Sleep(time.Millisecond)
+	secondGot := got(dial())
+	wg.Wait()
+	if !m.Drain(10 * time.Second) {
+		t.Fatal("not drained")
+	}
+	st := m.Stats()
+	m.Close()
+	if st.Captured+st.Dropped < ports*perPort {
+		t.Errorf("stats %+v for %d frames offered", st, ports*perPort)
+	}
+	for name, ch := range map[string]chan []byte{"first": firstGot, "second": secondGot} {
+		ifaces, pkts, _ := readNg(t, <-ch)
+		next := map[byte]int{}
+		for _, p := range pkts {
+			if len(p.data) < 100 { // woke the writer as a reader joined
+				continue
+			}
+			port := p.data[11]
+			if ifaces[p.iface] != fmt.Sprint("port", port) {
+				t.Fatalf("%s reader: a frame of port%d on %q", name, port, ifaces[p.iface])
+			}
+			n := int(binary.BigEndian.Uint32(p.data[14:]))
+			if n < next[port] || len(p.data) != 100+n%400 {
+				t.Fatalf("%s reader: port%d frame %d after %d, or damaged", name, port, n, next[port]-1)
+			}
+			next[port] = n + 1
+		}
+		if len(next) == 0 {
+			t.Errorf("the %s reader got none of the ports' frames", name)
+		}
+	}
 }
