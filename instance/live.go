@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/umlswitch/umlswitch/capture"
 	"github.com/umlswitch/umlswitch/internal/connq"
@@ -22,6 +23,10 @@ const liveRing = 2 << 20
 type liveCapture struct {
 	m  *capture.Mirror
 	ln *connq.Listener
+	// readers counts those handed to ln and not gone: the mirror takes a
+	// reader in on its own goroutine, and until then it looks idle
+	// (Active), but must not be dropped for another capture.
+	readers atomic.Int32
 }
 
 // LiveSelect narrows a live capture: to the ports named (whole names;
@@ -75,24 +80,29 @@ func (in *Instance) CaptureSelected(sw string, sel LiveSelect, c net.Conn) error
 	}
 	if live == nil {
 		ln := connq.New("switch " + sw)
-		m, err := capture.New(capture.Config{Listener: ln, Ring: liveRing, Logger: in.log, Ports: sel.Ports, ExactPorts: true, Dir: sel.Dir})
+		live = &liveCapture{ln: ln}
+		gone := func() { live.readers.Add(-1) }
+		m, err := capture.New(capture.Config{Listener: ln, Ring: liveRing, Logger: in.log, Ports: sel.Ports, ExactPorts: true, Dir: sel.Dir,
+			Admit: func(net.Conn) (func(), error) { return gone, nil }})
 		if err != nil {
 			in.mu.Unlock()
 			return err
 		}
-		live = &liveCapture{m: m, ln: ln}
+		live.m = m
 		if s.lives == nil {
 			s.lives = make(map[string]*liveCapture)
 		}
 		s.lives[key] = live
 		s.core.AddMirror(m)
 	}
+	live.readers.Add(1) // before in.mu goes: liveRoom sees it
 	in.mu.Unlock()
 	if idle != nil {
 		s.core.RemoveMirror(idle.m)
 		idle.close()
 	}
 	if !live.ln.Deliver(c) {
+		live.readers.Add(-1)
 		return errors.New("capture closed")
 	}
 	return nil
@@ -117,7 +127,7 @@ func (in *Instance) CaptureRoom(sw string, sel LiveSelect) error {
 
 // liveRoom says whether s may make a live capture for key, one it has not:
 // yes while it has fewer than maxLiveSelections narrowed ones, or by
-// dropping evict, one no one reads. Caller holds in.mu.
+// dropping evict, one no one reads nor is joining. Caller holds in.mu.
 func (s *switchState) liveRoom(key string) (evict string, err error) {
 	whole := (LiveSelect{}).key()
 	narrowed := len(s.lives)
@@ -128,7 +138,7 @@ func (s *switchState) liveRoom(key string) (evict string, err error) {
 		return "", nil
 	}
 	for k, l := range s.lives {
-		if k != whole && !l.m.Active() {
+		if k != whole && l.readers.Load() == 0 {
 			return k, nil
 		}
 	}
