@@ -95,6 +95,9 @@ type Instance struct {
 	// reloading serializes Reload and Apply: two at once would both see a
 	// new port missing and open it twice.
 	reloading sync.Mutex
+	// upgrading is set while an upgrade is under way: a second one is
+	// refused at once rather than left waiting for the first to end.
+	upgrading atomic.Bool
 
 	// swapping makes a port's change of the port the switch holds (SetPort
 	// wrapping it in an impairment) and its detach happen one after the

@@ -62,6 +62,38 @@ func TestConcurrentReloadsOpenEachPortOnce(t *testing.T) {
 	}
 }
 
+// A second upgrade while one is under way is refused at once, not left
+// waiting for the first; once the first has failed, another may run.
+func TestSecondUpgradeRefusedWhileOneRuns(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan error)
+	in := start(t, "switches: [{name: default}]", instance.Config{
+		Upgrade: func(*instance.Instance) error {
+			entered <- struct{}{}
+			return <-release
+		}})
+	first := make(chan error, 1)
+	go func() { first <- in.Upgrade() }()
+	<-entered
+	second := make(chan error, 1)
+	go func() { second <- in.Upgrade() }()
+	select {
+	case err := <-second:
+		if err == nil || !strings.Contains(err.Error(), "under way") {
+			t.Fatalf("a second upgrade during the first: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second upgrade waits for the first")
+	}
+	release <- fmt.Errorf("the new switch ended")
+	if err := <-first; err == nil {
+		t.Fatal("the first upgrade's failure was not returned")
+	}
+	go func() { <-entered; release <- nil }()
+	if err := in.Upgrade(); err != nil {
+		t.Fatalf("an upgrade after a failed one: %v", err)
+	}
+}
+
 // watchers counts the instance watcher goroutines running now.
 func watchers() int {
 	return strings.Count(porttest.Goroutines(), "instance.(*Instance).watch(")

@@ -33,11 +33,16 @@ func (in *Instance) Reload() error {
 // Upgrade hands the switch over to a new process of the binary on disk
 // (Config.Upgrade). It returns once the new switch serves, after which
 // this one stops, or with why not, and this one runs on. One runs at a
-// time, and not beside a reload.
+// time, and not beside a reload: a second is refused while one is under
+// way, rather than left waiting as long as the new switch takes to serve.
 func (in *Instance) Upgrade() error {
 	if in.cfg.Upgrade == nil {
 		return errors.New("upgrade: this switch cannot start another")
 	}
+	if !in.upgrading.CompareAndSwap(false, true) {
+		return errors.New("upgrade: one is under way already")
+	}
+	defer in.upgrading.Store(false)
 	in.reloading.Lock()
 	defer in.reloading.Unlock()
 	if handover.Leaving() { // two at once: the first won, and this switch is going
