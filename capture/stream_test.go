@@ -402,13 +402,21 @@ func TestConcurrentPortsAndReaders(t *testing.T) {
 	}
 	firstGot := got(first)
 	const ports, perPort = 4, 3000
-	var wg sync.WaitGroup
+	var wg, halfway sync.WaitGroup
+	secondIn := make(chan struct{}) // producers send their second half once the second reader is in
 	for p := range ports {
 		wg.Add(1)
+		halfway.Add(1)
 		go func() {
 			defer wg.Done()
 			run := make([][]byte, 0, 7)
+			waited := false
 			for i := 0; i < perPort; {
+				if i >= perPort/2 && !waited {
+					halfway.Done()
+					<-secondIn
+					waited = true
+				}
 				run = run[:0]
 				for n := 1 + i%7; n > 0 && i < perPort; n-- {
 					f := ether(byte(p), 100+i%400)
@@ -420,8 +428,9 @@ func TestConcurrentPortsAndReaders(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(time.Millisecond)
+	halfway.Wait()
 	secondGot := got(dial())
+	close(secondIn)
 	wg.Wait()
 	if !m.Drain(10 * time.Second) {
 		t.Fatal("not drained")
