@@ -288,7 +288,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add(configs.DefaultYAML())
 	f.Add([]byte("hub: true\nports:\n  - {transport: tap, ifname: t0}\n"))
 	f.Add([]byte("mirrors: [{file: /tmp/a.pcapng, dir: in}, {stream: /tmp/s.sock, ports: 'a,b'}, {port: 'transport=tap,ifname=s0'}]\n"))
-	f.Add([]byte("mac_age: 1s\ntx_hold: 1ms\nports: [{transport: daemon, path: /a, mode: 777}]"))
+	f.Add([]byte("mac_age: 1s\ntx_hold: 1ms\nbusy_poll: 1\nports: [{transport: daemon, path: /a, mode: 777}]"))
 	f.Add([]byte("switches:\n  - name: a\n    hub: 1\n    ports: [{transport: daemon, path: /a, name: x}]\n  - {name: b, mac_age: 5s}\n"))
 	f.Add([]byte("vni: 100\nrd: 172.31.0.1:7\nimport_rt: [\"65000:100\", \"*:200\"]\nexport_rt: 65000:100\n" +
 		"evpn:\n  asn: 65000\n  router_id: 172.31.0.1\n  vtep: 172.31.0.1\n  vxlan_port: 4789\n  listen_port: 0\n  hold_time: 9s\n" +

@@ -34,7 +34,10 @@ type File struct {
 	// State is the run state file (-state): what the control API changed,
 	// brought back after a restart. Empty: next to the default switch's
 	// first daemon control socket (RunStatePath); "none": not kept.
-	State    string
+	State string
+	// BusyPoll is the CPU a busy-polling switch runs on (-busy-poll);
+	// nil: the switch's readers sleep until the kernel wakes them.
+	BusyPoll *int
 	Web      Web
 	Limits   Limits
 	Switches []Switch // the default switch, if any, first
@@ -113,6 +116,7 @@ type fileYAML struct {
 	Web        *scalar      `yaml:"web"`
 	WebRW      *scalar      `yaml:"web_rw"`
 	WebToken   *scalar      `yaml:"web_token"`
+	BusyPoll   *scalar      `yaml:"busy_poll"`
 	Switches   []switchYAML `yaml:"switches"`
 	EVPN       *evpnYAML    `yaml:"evpn"`
 }
@@ -157,6 +161,7 @@ var (
 		"web":       func(f *File, v string) (err error) { f.Web.Addr, err = checkHostPort(v); return },
 		"web_rw":    func(f *File, v string) (err error) { f.Web.RW, err = ParseBool(v); return },
 		"web_token": func(f *File, v string) (err error) { f.Web.Token, err = checkFilePath(v); return },
+		"busy_poll": setBusyPoll,
 		"max_clients": func(f *File, v string) (err error) {
 			f.Limits.Clients, err = ParseInt(v, 1, 1<<20)
 			return
@@ -223,6 +228,24 @@ func setLogLevel(f *File, v string) error {
 	return fmt.Errorf("%q is not one of debug, info, warn, error", v)
 }
 
+// setBusyPoll takes a CPU number, or -1 for none (the flag's default, so
+// that -busy-poll -1 turns off a busy_poll of the file).
+func setBusyPoll(f *File, v string) error {
+	cpu, err := ParseInt(v, -1, MaxCPU)
+	if err != nil {
+		return err
+	}
+	f.BusyPoll = nil
+	if cpu >= 0 {
+		f.BusyPoll = &cpu
+	}
+	return nil
+}
+
+// MaxCPU is the highest CPU number a setting may name (the kernel's
+// affinity masks as Go's unix.CPUSet holds them).
+const MaxCPU = 1023
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
 
 // CheckName validates a switch or port name: it appears in URLs, metric
@@ -263,7 +286,8 @@ func Parse(data []byte) (*File, error) {
 		v   *scalar
 	}{{"tx_hold", y.TxHold}, {"mtu", y.MTU}, {"depth", y.Depth}, {"log_level", y.LogLevel},
 		{"api_uid", y.APIUID}, {"api_gid", y.APIGID}, {"user", y.User}, {"state", y.State}, {"max_clients", y.MaxClients}, {"max_clients_per_uid", y.MaxClPerU},
-		{"max_api", y.MaxAPI}, {"max_api_per_uid", y.MaxAPIPerU}, {"web", y.Web}, {"web_rw", y.WebRW}, {"web_token", y.WebToken}} {
+		{"max_api", y.MaxAPI}, {"max_api_per_uid", y.MaxAPIPerU}, {"web", y.Web}, {"web_rw", y.WebRW}, {"web_token", y.WebToken},
+		{"busy_poll", y.BusyPoll}} {
 		if s.v != nil {
 			if err := globalKeys[s.key](f, string(*s.v)); err != nil {
 				return nil, fmt.Errorf("config: %s: %w", s.key, err)

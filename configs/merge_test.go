@@ -119,3 +119,34 @@ func TestMerge(t *testing.T) {
 		t.Fatalf("%+v %v", m, err)
 	}
 }
+
+// busy_poll names a CPU in the file; -busy-poll overrides it, and -1 turns
+// it off.
+func TestBusyPoll(t *testing.T) {
+	f, err := configs.Parse([]byte("busy_poll: 3\nports: [{transport: daemon, path: /tmp/a.ctl}]"))
+	if err != nil || f.BusyPoll == nil || *f.BusyPoll != 3 {
+		t.Fatalf("busy_poll: 3 parsed as %v, %v", f.BusyPoll, err)
+	}
+	for v, want := range map[string]int{"-1": -1, "0": 0, "5": 5} {
+		m, err := configs.Merge(f, configs.Overrides{Settings: [][2]string{{"busy_poll", v}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := -1
+		if m.BusyPoll != nil {
+			got = *m.BusyPoll
+		}
+		if got != want || *f.BusyPoll != 3 {
+			t.Errorf("-busy-poll %s over busy_poll: 3: %d (the file's now %d)", v, got, *f.BusyPoll)
+		}
+	}
+	for _, doc := range []string{"busy_poll: -2", "busy_poll: 1024", "busy_poll: first"} {
+		if _, err := configs.Parse([]byte(doc)); err == nil || !strings.Contains(err.Error(), "busy_poll") {
+			t.Errorf("%s: %v", doc, err)
+		}
+	}
+	if _, err := configs.Merge(f, configs.Overrides{Settings: [][2]string{{"busy_poll", "-3"}}}); err == nil ||
+		!strings.Contains(err.Error(), "-busy-poll") {
+		t.Errorf("-busy-poll -3: %v", err)
+	}
+}

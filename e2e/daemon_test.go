@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,24 +58,80 @@ func TestDaemonUMLsReachEachOther(t *testing.T) {
 	}
 }
 
-// A busy-polling switch (-busy-poll) serves UMLs as a sleeping one does,
-// the API answers beside its spinning readers, and SIGTERM stops it.
+// A busy-polling switch (-busy-poll, or busy_poll in the file) serves
+// UMLs as a sleeping one does, the API answers beside its spinning
+// readers, and SIGTERM stops it. Every thread is pinned to the CPU named
+// and the switch spends CPU time while nothing flows: it spins.
 func TestBusyPollingSwitch(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-	ctl := filepath.Join(scratch(t), "sw.ctl")
-	startSwitch(t, nil, []string{ctl}, "-unix", ctl, "-busy-poll", "0")
-	umls := []*uml{
-		bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: ip(1), peers: others(1, 2)}),
-		bootUML(t, umlConfig{net: daemonNet(2, ctl), ip: ip(2), peers: others(2, 2)}),
+	for _, how := range []string{"flag", "config"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			d := scratch(t)
+			ctl := filepath.Join(d, "sw.ctl")
+			args := []string{"-unix", ctl, "-busy-poll", "0"}
+			if how == "config" {
+				conf := filepath.Join(d, "sw.yaml")
+				if err := os.WriteFile(conf, []byte("busy_poll: 0\nports: [{transport: daemon, path: "+ctl+"}]\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args = []string{"-config", conf}
+			}
+			sw := startSwitch(t, nil, []string{ctl}, args...)
+			waitLog(t, sw, `msg="umlswitch running" .*busy_poll=0`, "the switch does not say it busy-polls")
+			umls := []*uml{
+				bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: ip(1), peers: others(1, 2)}),
+				bootUML(t, umlConfig{net: daemonNet(2, ctl), ip: ip(2), peers: others(2, 2)}),
+			}
+			expectAllOK(t, umls, [][]string{others(1, 2), others(2, 2)})
+			if out := ctlRun(t, ctl, "ports"); !strings.Contains(out, "daemon") {
+				t.Errorf("ctl ports:\n%s", out)
+			}
+			pid := sw.cmd.Process.Pid
+			tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+			if err != nil || len(tasks) == 0 {
+				t.Fatalf("the switch's threads: %v", err)
+			}
+			for _, task := range tasks {
+				status, err := os.ReadFile(task)
+				if err != nil {
+					continue // a thread that ended
+				}
+				if m := regexp.MustCompile(`(?m)^Cpus_allowed_list:\s*(\S+)$`).FindSubmatch(status); m == nil || string(m[1]) != "0" {
+					t.Errorf("%s: not pinned to CPU 0: %q", task, m)
+				}
+			}
+			// The UMLs are idle now: a sleeping switch would use next to
+			// no CPU, a spinning one uses what its CPU gives it.
+			before := cpuTicks(t, pid)
+			time.Sleep(2 * time.Second)
+			used := cpuTicks(t, pid) - before
+			t.Logf("the switch used %d clock ticks (10 ms) of CPU in 2 s", used)
+			if used < 10 {
+				t.Errorf("the switch used %d clock ticks in 2 s: it does not spin", used)
+			}
+			for _, u := range umls {
+				u.release(t)
+			}
+		})
 	}
-	expectAllOK(t, umls, [][]string{others(1, 2), others(2, 2)})
-	if out := ctlRun(t, ctl, "ports"); !strings.Contains(out, "daemon") {
-		t.Errorf("ctl ports:\n%s", out)
+}
+
+// cpuTicks is the CPU time (user and system, in clock ticks) process pid
+// has used.
+func cpuTicks(t *testing.T, pid int) int {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, u := range umls {
-		u.release(t)
-	}
+	// Fields after the command's closing parenthesis; utime and stime are
+	// the 14th and 15th of the whole line.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return utime + stime
 }
 
 // A bystander UML overhears unicast between two others in hub mode, and

@@ -67,13 +67,21 @@ func (in *Instance) HandOver() []handover.Item { return in.set.HandOver() }
 // (those added through the API too) are closed; a switch's hub mode, ageing
 // and table size change in place. What else the API changed (port set
 // keys, static entries) is taken back, and the run state is emptied: plan
-// is the truth. Depth and MTU defaults apply to ports
-// opened from now on; tx_hold needs a restart. It waits for a reload or
-// Apply under way.
+// is the truth. Depth and MTU defaults apply to ports opened from now on;
+// tx_hold and busy_poll need a restart. It waits for a reload or Apply
+// under way.
 func (in *Instance) Apply(plan *configs.File) error {
 	in.reloading.Lock()
 	defer in.reloading.Unlock()
 	return in.apply(plan)
+}
+
+// cpuOrOff is a busy_poll setting as it reads in a log line: the CPU, or -1.
+func cpuOrOff(cpu *int) int {
+	if cpu == nil {
+		return -1
+	}
+	return *cpu
 }
 
 // apply is Apply for a caller that holds in.reloading.
@@ -96,6 +104,9 @@ func (in *Instance) apply(plan *configs.File) error {
 	}
 	if plan.TxHold != old.TxHold {
 		in.log.Warn("reload: tx_hold changes at the next start", "running", old.TxHold, "configured", plan.TxHold)
+	}
+	if cpuOrOff(plan.BusyPoll) != cpuOrOff(old.BusyPoll) {
+		in.log.Warn("reload: busy_poll changes at the next start", "running", cpuOrOff(old.BusyPoll), "configured", cpuOrOff(plan.BusyPoll))
 	}
 	var st reloadStats
 	var errs []error

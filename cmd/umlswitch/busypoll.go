@@ -11,20 +11,20 @@ import (
 	"github.com/umlswitch/umlswitch/internal/pollfd"
 )
 
-// busyPoll makes the switch a busy-polling one on cpu (-busy-poll): every
-// thread of the process pinned there, Go running on one of them
-// (GOMAXPROCS 1), and every port's reader spinning on its socket instead
-// of sleeping until the kernel wakes it. A frame is then taken the moment
+// busyPoll makes the switch a busy-polling one on cpu (-busy-poll,
+// busy_poll): every thread of the process pinned there, Go running on one
+// of them (GOMAXPROCS 1), and every port's reader spinning on its socket
+// instead of sleeping until the kernel wakes it. A frame is then taken the moment
 // it arrives: a round trip through the switch loses the two wake-ups of a
 // sleeping switch, and that CPU is always busy. For labs that measure
 // latency; the switch forwards on that one CPU.
 func busyPoll(cpu int) error {
 	var allowed unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
-		return fmt.Errorf("-busy-poll: %w", err)
+		return fmt.Errorf("busy-poll: %w", err)
 	}
 	if cpu < 0 || cpu >= 1024 || !allowed.IsSet(cpu) {
-		return fmt.Errorf("-busy-poll %d: not a CPU this process may run on (it may use %s)", cpu, cpuList(&allowed))
+		return fmt.Errorf("busy-poll on CPU %d: not a CPU this process may run on (it may use %s)", cpu, cpuList(&allowed))
 	}
 	var one unix.CPUSet
 	one.Set(cpu)
@@ -33,12 +33,12 @@ func busyPoll(cpu int) error {
 	for range 2 {
 		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
-			return fmt.Errorf("-busy-poll: %w", err)
+			return fmt.Errorf("busy-poll: %w", err)
 		}
 		for _, t := range tasks {
 			if tid, err := strconv.Atoi(t.Name()); err == nil {
 				if err := unix.SchedSetaffinity(tid, &one); err != nil && err != unix.ESRCH {
-					return fmt.Errorf("-busy-poll %d: pin thread %d: %w", cpu, tid, err)
+					return fmt.Errorf("busy-poll on CPU %d: pin thread %d: %w", cpu, tid, err)
 				}
 			}
 		}

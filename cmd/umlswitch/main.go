@@ -78,8 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "umlswitch: %v\n", err)
 		return 2
 	}
-	if opts.busyPoll >= 0 || opts.isSet("busy-poll") {
-		if err := busyPoll(opts.busyPoll); err != nil {
+	if plan.BusyPoll != nil {
+		if err := busyPoll(*plan.BusyPoll); err != nil {
 			fmt.Fprintf(stderr, "umlswitch: %v\n", err)
 			return 2
 		}
@@ -321,7 +321,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.metricsMode, "metrics-mode", "", "permissions (`OCTAL`) of a unix:PATH metrics socket (default 0600: root only).\nExample: -metrics-mode 0660")
 	fs.IntVar(&o.busyPoll, "busy-poll", -1, "busy-poll on `CPU`: pin the switch there and keep its readers spinning on their sockets instead of\n"+
 		"sleeping until a frame wakes them, for labs that measure latency (a round trip through the switch loses its\n"+
-		"wake-ups). That CPU is always busy, and the switch forwards on it alone. -1: off.\nExample: -busy-poll 3")
+		"wake-ups). That CPU is always busy, and the switch forwards on it alone. -1: off (also of a busy_poll\nin the file). Example: -busy-poll 3")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for developers; go tool pprof reads it).\nExample: -cpuprofile /tmp/umlswitch.prof")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -358,7 +358,7 @@ var flagKeys = map[string]string{"hub": "hub", "mac-age": "mac_age", "mac-table-
 	"tx-hold": "tx_hold", "mtu": "mtu", "depth": "depth", "log-level": "log_level",
 	"api-uid": "api_uid", "api-gid": "api_gid", "max-clients": "max_clients", "max-clients-per-uid": "max_clients_per_uid",
 	"max-api": "max_api", "max-api-per-uid": "max_api_per_uid", "user": "user", "state": "state",
-	"web": "web", "web-rw": "web_rw", "web-token": "web_token"}
+	"web": "web", "web-rw": "web_rw", "web-token": "web_token", "busy-poll": "busy_poll"}
 
 // plan reads the configuration (the file, or the built-in one) and merges
 // the command line into it. A reload calls it again.
@@ -553,7 +553,11 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 		log.Info("took over from the old switch", "pid", os.Getppid(), "sockets_unused", unused)
 		in.JoinFabric() // the old switch's BGP port, once it has gone
 	}
-	log.Info("umlswitch running", "switches", len(plan.Switches), "ports", ports)
+	running := []any{"switches", len(plan.Switches), "ports", ports}
+	if plan.BusyPoll != nil {
+		running = append(running, "busy_poll", *plan.BusyPoll)
+	}
+	log.Info("umlswitch running", running...)
 	background.Ready() // after this, -daemon's stderr is /dev/null
 	sdnotify.Ready()
 	in.Run(ctx)

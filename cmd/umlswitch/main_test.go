@@ -37,6 +37,8 @@ func TestBadArguments(t *testing.T) {
 		{[]string{"-depth", "0"}, []string{"-depth: 0 is out of range 1..1024"}},
 		{[]string{"-mac-age", "0s"}, []string{`-mac-age: "0s" is not a positive duration`}},
 		{[]string{"-tx-hold", "-1ms"}, []string{"-tx-hold"}},
+		{[]string{"-busy-poll", "-2"}, []string{"-busy-poll: -2 is out of range -1..1023"}},
+		{[]string{"-busy-poll", "1023"}, []string{"busy-poll on CPU 1023: not a CPU this process may run on (it may use "}},
 		{[]string{"-mode", "999"}, []string{`-mode: "999" is not an octal permission`}},
 		{[]string{"-log-level", "loud"}, []string{`-log-level: "loud" is not one of debug, info, warn, error`}},
 		{[]string{"-port", "transport=tap,ifname=t0,switch=nosuch"}, []string{"switch=nosuch: no such switch"}},
