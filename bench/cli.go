@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,10 +177,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		sw := switchNamed(n)
 		switch {
 		case sw == nil:
-			return fail("unknown switch %q (known: umlswitch, uml_switch, vde_switch, relay, relay-bare, vlan-access, vlan-trunk, "+
-				"umlswitch-xdp, umlswitch-xdp-filter, umlswitch-filter, umlswitch-ring-blocks, umlswitch-ring-frames, umlswitch-mmsg, umlswitch-busy, "+
-				"umlswitch-web, umlswitch-capture, umlswitch-capture-port, "+
-				"or umlswitch=PATH)", n)
+			return fail("unknown switch %q (known: %s, or umlswitch=PATH)", n, strings.Join(slices.Sorted(maps.Keys(Known)), ", "))
 		case sw.rawKeys != "" && tr.Name != "raw" && tr.Name != "xdp":
 			return fail("%s changes umlswitch's raw ports: it needs -transport raw or xdp", n)
 		case sw.daemonOnly && tr.Name != "daemon":

@@ -95,6 +95,10 @@ func init() {
 	busy := *Known["umlswitch"]
 	busy.Name, busy.busyPoll = "umlswitch-busy", true
 	Known[busy.Name] = &busy
+	// and busy-polling AF_XDP raw ports (-mode latency -transport xdp).
+	busyXDP := *rawVariant("umlswitch-busy-xdp", "xdp=1")
+	busyXDP.busyPoll = true
+	Known[busyXDP.Name] = &busyXDP
 	// umlswitch watched: its web page open (-web, the page's requests
 	// played), or its live capture read as Wireshark's extcap reads it.
 	web := *Known["umlswitch"]

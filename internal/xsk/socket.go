@@ -27,6 +27,10 @@ type Config struct {
 const (
 	// bindBusyWait is how long a queue another socket holds is waited for.
 	bindBusyWait = 2 * time.Second
+	// busyPollMicros and busyPollBudget are a busy-polling socket's
+	// SO_BUSY_POLL (how long one kick polls the queue) and
+	// SO_BUSY_POLL_BUDGET (frames per poll), xdpsock's -B defaults.
+	busyPollMicros, busyPollBudget = 20, 64
 
 	defaultFrameSize = 2048
 	defaultFrames    = 4096
@@ -57,11 +61,17 @@ func MaxMTU(frameSize int) int { return frameSize - unix.XDP_PACKET_HEADROOM - o
 //
 // One goroutine at a time receives (Receive, Wait); any number transmit.
 type Socket struct {
-	fd        int
-	file      *os.File // the same descriptor, registered with the netpoller
-	raw       syscall.RawConn
-	ifname    string
-	zeroCopy  bool
+	fd       int
+	file     *os.File // the same descriptor, registered with the netpoller
+	raw      syscall.RawConn
+	ifname   string
+	zeroCopy bool
+	// busy: the switch busy-polls (pollfd.BusyPolling when the socket was
+	// opened). The socket is bound without XDP_USE_NEED_WAKEUP, so the
+	// kernel never waits to be told, and Wait's empty recvfrom on each pass
+	// of the spin busy-polls the queue's NAPI (SO_BUSY_POLL); a transmit
+	// always kicks the TX ring.
+	busy      bool
 	frameSize uint64
 	rxEnd     uint64 // the receive half of the UMEM is [0, rxEnd); transmit is [rxEnd, len(umem))
 
@@ -86,7 +96,8 @@ type Socket struct {
 
 // Open creates the socket and its UMEM, maps the four rings, gives the
 // receive frames to the kernel and binds to the queue with
-// XDP_USE_NEED_WAKEUP, in the calling thread's network namespace. No frame
+// XDP_USE_NEED_WAKEUP (without it, and with SO_BUSY_POLL, on a busy-polling
+// switch), in the calling thread's network namespace. No frame
 // arrives until an XDP program redirects the queue to it (Program.Register).
 func Open(cfg Config) (*Socket, error) {
 	if cfg.FrameSize == 0 {
@@ -119,6 +130,7 @@ func Open(cfg Config) (*Socket, error) {
 		fd:        fd,
 		ifname:    ifi.Name,
 		zeroCopy:  cfg.ZeroCopy,
+		busy:      pollfd.BusyPolling(),
 		frameSize: uint64(cfg.FrameSize),
 		rxEnd:     uint64(cfg.Frames/2) * uint64(cfg.FrameSize),
 	}
@@ -201,9 +213,20 @@ func (s *Socket) setup(cfg Config) error {
 		s.txFree = append(s.txFree, i*s.frameSize)
 	}
 
-	flags := uint16(unix.XDP_USE_NEED_WAKEUP | unix.XDP_COPY)
+	flags := uint16(unix.XDP_COPY)
 	if cfg.ZeroCopy {
-		flags = unix.XDP_USE_NEED_WAKEUP | unix.XDP_ZEROCOPY
+		flags = unix.XDP_ZEROCOPY
+	}
+	if !s.busy {
+		flags |= unix.XDP_USE_NEED_WAKEUP
+	} else {
+		// A kick then polls the driver's queue in the switch's own thread
+		// for up to busyPollMicros, preferred over the driver's softirq,
+		// as the kernel's xdpsock sample does with -B. Not fatal where
+		// refused (an older kernel): the kicks still move the rings.
+		unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_PREFER_BUSY_POLL, 1)
+		unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL, busyPollMicros)
+		unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL_BUDGET, busyPollBudget)
 	}
 	// A socket just closed lets go of its queue only when the kernel's
 	// deferred work frees its buffer pool, a moment later: a port opened
@@ -295,9 +318,12 @@ func (s *Socket) Receive(bufs [][]byte, off int, sizes []int) int {
 // when the time ran out, and net.ErrClosed once the socket is closed. It
 // parks on the netpoller, not in a system call.
 func (s *Socket) Wait(timeout time.Duration) error {
-	if pollfd.BusyPolling() { // the caller spins: give the others a turn and say try again
+	if s.busy { // the caller spins: poll the queue, give the others a turn and say try again
 		if s.isClosed() {
 			return net.ErrClosed
+		}
+		if s.rx.empty() {
+			wakeRX(s.fd)
 		}
 		runtime.Gosched()
 		return nil
@@ -385,7 +411,7 @@ func (s *Socket) Transmit(frames [][]byte) (int, error) {
 // A busy device or a full socket buffer (EAGAIN, EBUSY, ENOBUFS) ends the
 // pushing without error: the frames stay queued. Called with txMu held.
 func (s *Socket) push() error {
-	for s.tx.queued() > 0 && (!s.zeroCopy || s.tx.needsWakeup()) {
+	for s.tx.queued() > 0 && (!s.zeroCopy || s.busy || s.tx.needsWakeup()) {
 		before := s.tx.queued()
 		switch e := wakeTX(s.fd); e {
 		case 0, unix.EAGAIN, unix.EBUSY, unix.ENOBUFS:

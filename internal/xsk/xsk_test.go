@@ -793,3 +793,53 @@ func udpFrame(sport uint16) []byte {
 	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum+sum>>16))
 	return f
 }
+
+// On a busy-polling switch the socket is bound without need-wakeup and
+// polls its queue (SO_BUSY_POLL): frames still arrive in order round after
+// round, many times what the fill ring holds, and go out whole, in driver
+// and generic mode.
+func TestBusyPolling(t *testing.T) {
+	pollfd.SetBusyPoll(true)
+	defer pollfd.SetBusyPoll(false)
+	inModes(t, func(t *testing.T) {
+		e := newEnv(t, 0, 0)
+		_, s := e.socket(t, Config{Frames: 64})
+		if v, err := unix.GetsockoptInt(s.Fd(), unix.SOL_SOCKET, unix.SO_BUSY_POLL); err != nil || v != busyPollMicros {
+			t.Fatalf("SO_BUSY_POLL %d, %v", v, err)
+		}
+		bufs, sizes := [][]byte{make([]byte, 2048), make([]byte, 2048)}, make([]int, 2)
+		next := uint32(0)
+		for round := range 20 {
+			for i := range 20 {
+				e.send(t, testFrame(uint32(round*20+i), 0x88b5, 60+i))
+			}
+			for deadline := time.Now().Add(5 * time.Second); next < uint32(round*20+20); {
+				if time.Now().After(deadline) {
+					t.Fatalf("round %d: frame %d did not arrive", round, next)
+				}
+				n := s.Receive(bufs, 0, sizes)
+				for i := range n {
+					if want := testFrame(next, 0x88b5, 60+int(next%20)); !bytes.Equal(bufs[i][:sizes[i]], want) {
+						t.Fatalf("frame %d: got %d bytes, want %d", next, sizes[i], len(want))
+					}
+					next++
+				}
+				if n == 0 {
+					if err := s.Wait(time.Second); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		var want [][]byte
+		for i := range 500 {
+			want = append(want, testFrame(uint32(i), 0x88b5, 60+i))
+		}
+		stop := e.startPeerReader(t)
+		transmitAll(t, s, want)
+		waitFor(t, "every transmit frame back", func() bool { return s.freeTx() == 32 })
+		if got := stop(); len(got) != len(want) {
+			t.Fatalf("the peer got %d of %d frames", len(got), len(want))
+		}
+	})
+}
