@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -326,22 +327,27 @@ func TestXDPProgramLeavesWithThePort(t *testing.T) {
 
 // An upgrade whose new switch cannot start fails, and the old switch
 // serves on whole: its control socket file and its pid file stay, and a
-// UML attaches afterwards. The new switch fails here on an AF_XDP raw
-// port, whose queue and program the old switch holds until it exits.
+// UML attaches afterwards. The new switch fails here on a raw port whose
+// interface was deleted under the old one (which keeps it, absent): the
+// new switch's first open of a port is its start's.
 func TestFailedUpgradeLeavesTheOldSwitchWhole(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
 	ns := nstest.New(t)
 	hostVeth(t, ns)
+	ns.MustRun(t, "ip", "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
 	d := scratch(t)
 	ctl, pidFile := filepath.Join(d, "sw.ctl"), filepath.Join(d, "sw.pid")
-	sw := startSwitch(t, ns, []string{ctl}, "-unix", ctl, "-pidfile", pidFile, "-port", "transport=raw,ifname=sw0,xdp=1")
+	sw := startSwitch(t, ns, []string{ctl}, "-unix", ctl, "-pidfile", pidFile,
+		"-port", "transport=raw,ifname=sw0", "-port", "transport=raw,ifname=gone0")
+	ns.MustRun(t, "ip", "link", "del", "gone0")
+	waitLog(t, sw, `msg="port absent: its interface is gone.*ifname=gone0`, "the switch did not see gone0 go")
 	before, err := os.ReadFile(pidFile) // the switch's own pid (ip netns exec forks)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, err := ctlOutput(ctl, "upgrade")
-	if err == nil || !strings.Contains(string(out), "AF_XDP") {
+	if err == nil || !strings.Contains(string(out), "gone0") {
 		t.Fatalf("ctl upgrade: %v\n%s", err, out)
 	}
 	if _, ok := sw.log.wait(regexp.MustCompile(`msg="upgrade failed: running on as before"`), 10*time.Second); !ok {
@@ -355,5 +361,44 @@ func TestFailedUpgradeLeavesTheOldSwitchWhole(t *testing.T) {
 	}
 	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"}})
 	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
+	u.release(t)
+}
+
+// An upgrade keeps an AF_XDP raw port: the old switch holds the
+// interface's XDP program and queue until it exits, so the new switch
+// starts with the port absent and opens it the moment the old one has
+// gone. A UML pinging the host through the port all along loses only the
+// pings of that moment.
+func TestUpgradeKeepsAnXDPPort(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ns := nstest.New(t)
+	hostVeth(t, ns)
+	ctl := filepath.Join(scratch(t), "sw.ctl")
+	old := startSwitch(t, ns, nil, "-state", "none", "-unix", ctl, "-port", "transport=raw,name=up,ifname=sw0,xdp=1")
+	const pings = 250 // 0.02 s apart: 5 s
+	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"},
+		vars: map[string]string{"flood": fmt.Sprintf("%d,10.0.0.254", pings)}})
+	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
+	time.Sleep(time.Second) // into the flood
+	if out, err := ctlOutput(ctl, "upgrade"); err != nil {
+		t.Fatalf("ctl upgrade: %v\n%s\n%s", err, out, old.log.text())
+	}
+	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
+	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
+	t.Cleanup(func() { stopPID(t, pid, ctl) })
+	opened := waitLog(t, old, `msg="port opened: the old switch has let go of it" ifname=sw0`, "the new switch did not open the XDP port")
+	t.Logf("%s\n%s", line, opened)
+	if !xdpOn(t, ns, "sw0") {
+		t.Fatalf("no XDP program on sw0 after the upgrade:\n%s", ns.MustRun(t, "ip", "-details", "link", "show", "sw0"))
+	}
+	if out := ctlRun(t, ctl, "ports"); !strings.Contains(out, "raw sw0 (xdp") || strings.Contains(out, "absent") {
+		t.Errorf("ctl ports after the upgrade:\n%s", out)
+	}
+	sent, received, flood := u.flooded(t)
+	t.Logf("pings lost across the upgrade: %d of %d", sent-received, sent)
+	if sent != pings || sent-received > 50 { // 1 s of pings: the port came back
+		t.Errorf("%s: the upgrade cut the XDP port\n%s", flood, old.log.text())
+	}
 	u.release(t)
 }

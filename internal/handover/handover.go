@@ -182,6 +182,7 @@ func Adopt() (bool, error) {
 		it.File = os.NewFile(uintptr(it.FD), it.Kind+" "+it.Key)
 		adoption.items[itemKey(it.Kind, it.Key)] = it
 	}
+	watchPredecessor()
 	return true, nil
 }
 

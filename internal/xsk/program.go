@@ -53,6 +53,37 @@ type Program struct {
 	link     link.Link
 }
 
+// ErrInUse is what an error of Attach or Open wraps when the interface's
+// XDP hook or the queue is taken: by someone else's program, or by a
+// process (an old switch) that has not let go of them yet.
+var ErrInUse = errors.New("xsk: in use")
+
+// inUse is an error that is ErrInUse, with its own message.
+type inUse struct{ error }
+
+func (e inUse) Is(target error) bool { return target == ErrInUse }
+func (e inUse) Unwrap() error        { return e.error }
+
+// Unclaimed checks that the interface has no XDP program, as Attach does
+// first: a caller may ask before it opens its sockets, whose queues an
+// old holder of the program may hold too.
+func Unclaimed(ifindex int) error {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return fmt.Errorf("xsk: interface %d: %w", ifindex, err)
+	}
+	return noProgram(l.Attrs())
+}
+
+// noProgram refuses an interface that has an XDP program: it is never
+// replaced.
+func noProgram(a *netlink.LinkAttrs) error {
+	if x := a.Xdp; x != nil && x.Attached {
+		return inUse{fmt.Errorf("xsk: %s already has an XDP program (id %d); it is not ours to replace", a.Name, x.ProgId)}
+	}
+	return nil
+}
+
 // Attach loads the program, with filter (nil: accept every frame) between
 // the loads of RegData, RegDataEnd, RegQueue and the two labels, and
 // attaches it to the interface in the calling thread's network namespace.
@@ -70,8 +101,8 @@ func Attach(ifindex int, filter asm.Instructions) (*Program, error) {
 		return nil, fmt.Errorf("xsk: interface %d: %w", ifindex, err)
 	}
 	a := l.Attrs()
-	if x := a.Xdp; x != nil && x.Attached {
-		return nil, fmt.Errorf("xsk: %s already has an XDP program (id %d); it is not ours to replace", a.Name, x.ProgId)
+	if err := noProgram(a); err != nil {
+		return nil, err
 	}
 	if err := checkMTU(a.Name, a.MTU, 4096); err != nil {
 		return nil, err
@@ -183,7 +214,7 @@ func (p *Program) attach(ifindex int) error {
 			return nil
 		}
 		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("xsk: %s already has an XDP program; it is not ours to replace: %w", p.ifname, err)
+			return inUse{fmt.Errorf("xsk: %s already has an XDP program; it is not ours to replace: %w", p.ifname, err)}
 		}
 		errs = append(errs, fmt.Errorf("%s mode: %w", m.name, err))
 	}

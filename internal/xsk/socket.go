@@ -243,7 +243,7 @@ func (s *Socket) setup(cfg Config) error {
 	case cfg.ZeroCopy && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EPROTONOSUPPORT)):
 		return fmt.Errorf("bind: the driver cannot do zero-copy AF_XDP (bind without it for copy mode): %w", err)
 	case errors.Is(err, unix.EBUSY):
-		return fmt.Errorf("bind: another AF_XDP socket has the queue: %w", err)
+		return inUse{fmt.Errorf("bind: another AF_XDP socket has the queue: %w", err)}
 	case errors.Is(err, unix.EINVAL):
 		return fmt.Errorf("bind: no such queue, or the interface refuses AF_XDP: %w", err)
 	default:

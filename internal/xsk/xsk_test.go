@@ -606,8 +606,11 @@ func TestSecondAttachIsRefused(t *testing.T) {
 		}
 		return err
 	})
-	if err == nil || !strings.Contains(err.Error(), "port already has an XDP program") {
+	if err == nil || !strings.Contains(err.Error(), "port already has an XDP program") || !errors.Is(err, ErrInUse) {
 		t.Fatalf("second Attach: %v", err)
+	}
+	if err := e.ns.Do(func() error { return Unclaimed(e.ifindex) }); !errors.Is(err, ErrInUse) {
+		t.Fatalf("Unclaimed with a program on: %v", err)
 	}
 	// Should one be attached between Attach's look and its attach, the
 	// kernel refuses the link, in either mode.
@@ -619,13 +622,16 @@ func TestSecondAttachIsRefused(t *testing.T) {
 		}
 		return p.attach(e.ifindex)
 	})
-	if err == nil || !strings.Contains(err.Error(), "port already has an XDP program") {
+	if err == nil || !strings.Contains(err.Error(), "port already has an XDP program") || !errors.Is(err, ErrInUse) {
 		t.Fatalf("attaching past the check: %v", err)
 	}
 	if got := e.xdpAttached(t); got != id {
 		t.Fatalf("program %d replaced by %d", id, got)
 	}
 	first.Close()
+	if err := e.ns.Do(func() error { return Unclaimed(e.ifindex) }); err != nil {
+		t.Fatalf("Unclaimed once the program is gone: %v", err)
+	}
 }
 
 // An MTU whose frames do not fit a UMEM frame is refused with a message
@@ -842,4 +848,22 @@ func TestBusyPolling(t *testing.T) {
 			t.Fatalf("the peer got %d of %d frames", len(got), len(want))
 		}
 	})
+}
+
+// A queue another socket holds is refused as in use (after the wait for
+// a socket just closed to let go), so that a new switch of an upgrade
+// knows to wait for the old one.
+func TestQueueHeldIsInUse(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	e.open(t, Config{})
+	err := e.ns.Do(func() error {
+		s, err := Open(Config{Ifindex: e.ifindex})
+		if err == nil {
+			s.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "another AF_XDP socket has the queue") {
+		t.Fatalf("a second socket on the queue: %v", err)
+	}
 }

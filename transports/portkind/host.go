@@ -1,7 +1,9 @@
 package portkind
 
 import (
+	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/umlswitch/umlswitch/configs"
 	"github.com/umlswitch/umlswitch/fabric"
@@ -52,6 +54,17 @@ func Host[O any, P fabric.Port](ifname func(o *O) string, open func(o *O, env En
 		if err == nil {
 			err = h.attach(p)
 		}
+		if err != nil && errors.Is(err, ErrHeld) && predecessorHere() {
+			// The old switch of this upgrade holds it to the end (an XDP
+			// program and its queues): absent until that switch has gone.
+			h.predecessor = handover.PredecessorGone()
+			env.Logger.Info("port waits for the switch this one takes over from to let go of it",
+				"ifname", h.ifname, "why", err)
+			if a, ok := env.Registry.(Absentee); ok {
+				a.Absent("held by the switch this one takes over from until it has gone")
+			}
+			err = nil
+		}
 		if err != nil {
 			w.Close()
 			return nil, err
@@ -60,6 +73,44 @@ func Host[O any, P fabric.Port](ifname func(o *O) string, open func(o *O, env En
 		return h, nil
 	}
 }
+
+// ErrHeld is what a kind's open error wraps (Held) when another process
+// holds what the port needs. In the new switch of a hot upgrade that
+// process may be the old switch, which lets go only when it exits: the
+// port then starts absent and is opened once the old switch has gone.
+var ErrHeld = errors.New("held by another process")
+
+// Held marks err as ErrHeld, its message unchanged.
+func Held(err error) error { return held{err} }
+
+type held struct{ error }
+
+func (e held) Is(target error) bool { return target == ErrHeld }
+func (e held) Unwrap() error        { return e.error }
+
+// predecessorHere reports whether this process took over from an old
+// switch that is still running.
+func predecessorHere() bool {
+	gone := handover.PredecessorGone()
+	if gone == nil {
+		return false
+	}
+	select {
+	case <-gone:
+		return false
+	default:
+		return true
+	}
+}
+
+// heldRetries and heldRetryEvery bound how long a port held by the old
+// switch is tried again after it has gone: what it held is let go of a
+// moment after its exit at the latest (an AF_XDP socket's buffers are
+// freed by the kernel's deferred work).
+const (
+	heldRetries    = 20
+	heldRetryEvery = 100 * time.Millisecond
+)
 
 // hostPort supervises one port on a host interface. Its goroutine alone
 // attaches and detaches after the first attach.
@@ -76,6 +127,11 @@ type hostPort[P fabric.Port] struct {
 	current  atomic.Value // port, for HandOver on another goroutine (a holder: nil is not storable)
 	gone     <-chan error
 	attempts int // failed opens this absence: only the first is a warning
+	// predecessor, while the old switch of an upgrade holds the port, is
+	// closed once it has gone; heldTries counts the opens tried since.
+	predecessor <-chan struct{}
+	retry       <-chan time.Time
+	heldTries   int
 }
 
 func (h *hostPort[P]) attach(p P) error {
@@ -103,6 +159,12 @@ func (h *hostPort[P]) run() {
 			return
 		case err := <-h.gone:
 			h.lose(err.Error())
+		case <-h.predecessor:
+			h.predecessor = nil
+			h.openHeld()
+		case <-h.retry:
+			h.retry = nil
+			h.openHeld()
 		case c := <-h.w.C:
 			switch {
 			case c.Gone && h.port != nil && h.gone == nil:
@@ -114,6 +176,24 @@ func (h *hostPort[P]) run() {
 				h.reopen()
 			}
 		}
+	}
+}
+
+// openHeld opens the port the old switch held, now that it has gone,
+// trying again a while if it is still held.
+func (h *hostPort[P]) openHeld() {
+	if h.port != nil {
+		return
+	}
+	err := h.openAttach()
+	switch {
+	case err == nil:
+		h.env.Logger.Info("port opened: the old switch has let go of it", "ifname", h.ifname)
+	case errors.Is(err, ErrHeld) && h.heldTries < heldRetries:
+		h.heldTries++
+		h.retry = time.After(heldRetryEvery)
+	default:
+		h.env.Logger.Warn("port absent: opening it after the old switch had gone failed", "ifname", h.ifname, "err", err)
 	}
 }
 
@@ -138,16 +218,23 @@ func (h *hostPort[P]) lose(reason string) {
 	h.reopen()
 }
 
-// reopen opens the port again in the namespace it was first opened in.
-func (h *hostPort[P]) reopen() {
+// openAttach opens the port in the namespace it was first opened in, and
+// attaches it.
+func (h *hostPort[P]) openAttach() error {
 	var p P
 	err := h.w.Do(func() (err error) {
 		p, err = h.open()
 		return err
 	})
-	if err == nil {
-		err = h.attach(p)
+	if err != nil {
+		return err
 	}
+	return h.attach(p)
+}
+
+// reopen opens the port again in the namespace it was first opened in.
+func (h *hostPort[P]) reopen() {
+	err := h.openAttach()
 	if err == nil {
 		h.env.Logger.Info("port present again", "ifname", h.ifname)
 		return

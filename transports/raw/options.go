@@ -8,6 +8,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/privdrop"
+	"github.com/umlswitch/umlswitch/internal/xsk"
 	"github.com/umlswitch/umlswitch/transports/portkind"
 
 	"github.com/umlswitch/umlswitch/bpf"
@@ -195,7 +196,14 @@ func open(cfg Config) (hostPort, error) {
 	case XDPOff:
 		return Open(cfg)
 	case XDPOn:
-		return OpenXDP(cfg)
+		p, err := OpenXDP(cfg)
+		switch {
+		case errors.Is(err, xsk.ErrInUse):
+			return nil, portkind.Held(err) // by an old switch, it may be: see portkind.Host
+		case err != nil:
+			return nil, err
+		}
+		return p, nil
 	}
 	p, err := OpenXDP(cfg)
 	if err == nil {

@@ -54,6 +54,12 @@ func OpenXDP(cfg Config) (*XDPPort, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw: interface %q: %w", cfg.Ifname, err)
 	}
+	// Someone's program on the interface: refused before the sockets
+	// are opened, whose queues its owner may hold too (an old switch
+	// during an upgrade: a bind would wait for them in vain).
+	if err := xsk.Unclaimed(ifi.Index); err != nil {
+		return nil, fmt.Errorf("raw %s: %w", cfg.Ifname, err)
+	}
 	p := &XDPPort{maxFrame: cfg.MaxFrame, depth: cfg.Depth}
 	var filter asm.Instructions
 	if cfg.Filter != nil {

@@ -1,0 +1,48 @@
+package handover
+
+import (
+	"errors"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// predecessor is the old switch of the upgrade that started this process:
+// gone is closed once it has exited (its descriptors closed with it).
+var predecessor struct {
+	once sync.Once
+	gone chan struct{}
+}
+
+// watchPredecessor starts watching the old switch, the parent of this
+// process, through a pidfd: one taken before the old switch can leave, so
+// it names that process and no other that takes its pid later.
+func watchPredecessor() {
+	predecessor.once.Do(func() {
+		predecessor.gone = make(chan struct{})
+		pidfd, err := unix.PidfdOpen(os.Getppid(), 0)
+		if err != nil { // gone already, or a kernel without pidfds: nothing to wait for
+			close(predecessor.gone)
+			return
+		}
+		go func() {
+			defer unix.Close(pidfd)
+			defer close(predecessor.gone)
+			fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+			for {
+				// One blocked thread for the process's first minute or so:
+				// readable once the old switch has exited.
+				if _, err := unix.Poll(fds, -1); !errors.Is(err, unix.EINTR) {
+					return
+				}
+			}
+		}()
+	})
+}
+
+// PredecessorGone is closed once the old switch this process took over
+// from has exited, and so let go of what it held to the end (an XDP
+// program, an AF_XDP queue). It is nil in a process that was not started
+// by an upgrade: a receive from it blocks forever.
+func PredecessorGone() <-chan struct{} { return predecessor.gone }
