@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -327,27 +328,35 @@ func TestXDPProgramLeavesWithThePort(t *testing.T) {
 
 // An upgrade whose new switch cannot start fails, and the old switch
 // serves on whole: its control socket file and its pid file stay, and a
-// UML attaches afterwards. The new switch fails here on a raw port whose
-// interface was deleted under the old one (which keeps it, absent): the
-// new switch's first open of a port is its start's.
+// UML attaches afterwards. The new binary here is a script that runs the
+// switch with one more port, a control socket in a folder that does not
+// exist: the new switch takes the pid file and the sockets over, then
+// fails.
 func TestFailedUpgradeLeavesTheOldSwitchWhole(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
 	ns := nstest.New(t)
 	hostVeth(t, ns)
-	ns.MustRun(t, "ip", "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
 	d := scratch(t)
-	ctl, pidFile := filepath.Join(d, "sw.ctl"), filepath.Join(d, "sw.pid")
-	sw := startSwitch(t, ns, []string{ctl}, "-unix", ctl, "-pidfile", pidFile,
-		"-port", "transport=raw,ifname=sw0", "-port", "transport=raw,ifname=gone0")
-	ns.MustRun(t, "ip", "link", "del", "gone0")
-	waitLog(t, sw, `msg="port absent: its interface is gone.*ifname=gone0`, "the switch did not see gone0 go")
+	ctl, pidFile, bin := filepath.Join(d, "sw.ctl"), filepath.Join(d, "sw.pid"), filepath.Join(d, "umlswitch")
+	copyBinary(t, bin)
+	sw := startSwitchCmd(t, ns.Cmd(bin, "-log-level", "debug", "-unix", ctl, "-pidfile", pidFile,
+		"-port", "transport=raw,ifname=sw0"), []string{ctl})
 	before, err := os.ReadFile(pidFile) // the switch's own pid (ip netns exec forks)
 	if err != nil {
 		t.Fatal(err)
 	}
+	copyBinary(t, bin+".real")
+	bad := filepath.Join(d, "missing", "x.ctl")
+	script := fmt.Sprintf("#!/bin/sh\nexec %s.real \"$@\" -port transport=daemon,path=%s\n", bin, bad)
+	if err := os.WriteFile(bin+".new", []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
 	out, err := ctlOutput(ctl, "upgrade")
-	if err == nil || !strings.Contains(string(out), "gone0") {
+	if err == nil || !strings.Contains(string(out), filepath.Dir(bad)) {
 		t.Fatalf("ctl upgrade: %v\n%s", err, out)
 	}
 	if _, ok := sw.log.wait(regexp.MustCompile(`msg="upgrade failed: running on as before"`), 10*time.Second); !ok {
@@ -364,11 +373,40 @@ func TestFailedUpgradeLeavesTheOldSwitchWhole(t *testing.T) {
 	u.release(t)
 }
 
+// A raw port whose interface was deleted under the switch stays absent
+// across an upgrade, which succeeds: the new switch lists it absent and
+// attaches it when an interface of that name exists again.
+func TestUpgradeWithAnAbsentInterface(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ns := nstest.New(t)
+	ns.MustRun(t, "ip", "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
+	ctl := filepath.Join(scratch(t), "sw.ctl")
+	old := startSwitch(t, ns, nil, "-state", "none", "-unix", ctl, "-port", "transport=raw,name=up,ifname=gone0")
+	ns.MustRun(t, "ip", "link", "del", "gone0")
+	waitLog(t, old, `msg="port absent: its interface is gone.*ifname=gone0`, "the switch did not see gone0 go")
+	if out, err := ctlOutput(ctl, "upgrade"); err != nil {
+		t.Fatalf("ctl upgrade: %v\n%s\n%s", err, out, old.log.text())
+	}
+	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
+	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
+	t.Cleanup(func() { stopPID(t, pid, ctl) })
+	<-old.exited
+	var ports []struct{ Name, State string }
+	ctlJSON(t, ctl, &ports, "ports")
+	if !slices.ContainsFunc(ports, func(p struct{ Name, State string }) bool { return p.Name == "up" && p.State == "absent" }) {
+		t.Fatalf("after the upgrade: ports %+v\n%s", ports, old.log.text())
+	}
+	ns.MustRun(t, "ip", "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
+	waitLog(t, old, `msg="port present again" ifname=gone0`, "the new switch did not attach gone0 when it came back")
+}
+
 // An upgrade keeps an AF_XDP raw port: the old switch holds the
 // interface's XDP program and queue until it exits, so the new switch
 // starts with the port absent and opens it the moment the old one has
-// gone. A UML pinging the host through the port all along loses only the
-// pings of that moment.
+// gone. Two upgrades one right after the other (the second new switch's
+// predecessor has only just opened the port): a UML pinging the host
+// through the port all along loses only the pings of those moments.
 func TestUpgradeKeepsAnXDPPort(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
@@ -381,24 +419,51 @@ func TestUpgradeKeepsAnXDPPort(t *testing.T) {
 		vars: map[string]string{"flood": fmt.Sprintf("%d,10.0.0.254", pings)}})
 	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
 	time.Sleep(time.Second) // into the flood
-	if out, err := ctlOutput(ctl, "upgrade"); err != nil {
-		t.Fatalf("ctl upgrade: %v\n%s\n%s", err, out, old.log.text())
+	leaves := regexp.MustCompile(`msg="upgrade: the new switch serves; this one leaves" pid=(\d+)`)
+	opened := regexp.MustCompile(`msg="port opened: the old switch has let go of it" ifname=sw0`)
+	var pids []int
+	for n := 1; n <= 2; n++ {
+		if out, err := ctlOutput(ctl, "upgrade"); err != nil {
+			t.Fatalf("ctl upgrade %d: %v\n%s\n%s", n, err, out, old.log.text())
+		}
+		// Both switches write to the first one's log.
+		for deadline := time.Now().Add(10 * time.Second); len(leaves.FindAllString(old.log.text(), -1)) < n; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("upgrade %d: no new switch\n%s", n, old.log.text())
+			}
+		}
+		m := leaves.FindAllStringSubmatch(old.log.text(), -1)[n-1]
+		pid, _ := strconv.Atoi(m[1])
+		pids = append(pids, pid)
+		if n == 1 {
+			// A request that reaches the leaving switch's socket in its
+			// last moment can be cut (seen: EOF), so the second asks once
+			// the first switch has exited.
+			<-old.exited
+		}
 	}
-	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
-	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
-	t.Cleanup(func() { stopPID(t, pid, ctl) })
-	opened := waitLog(t, old, `msg="port opened: the old switch has let go of it" ifname=sw0`, "the new switch did not open the XDP port")
-	t.Logf("%s\n%s", line, opened)
+	t.Cleanup(func() { stopPID(t, pids[1], ctl) })
+	for deadline := time.Now().Add(10 * time.Second); len(opened.FindAllString(old.log.text(), -1)) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new switches did not open the XDP port\n%s", old.log.text())
+		}
+	}
 	if !xdpOn(t, ns, "sw0") {
-		t.Fatalf("no XDP program on sw0 after the upgrade:\n%s", ns.MustRun(t, "ip", "-details", "link", "show", "sw0"))
+		t.Fatalf("no XDP program on sw0 after the upgrades:\n%s", ns.MustRun(t, "ip", "-details", "link", "show", "sw0"))
 	}
 	if out := ctlRun(t, ctl, "ports"); !strings.Contains(out, "raw sw0 (xdp") || strings.Contains(out, "absent") {
-		t.Errorf("ctl ports after the upgrade:\n%s", out)
+		t.Errorf("ctl ports after the upgrades:\n%s", out)
 	}
 	sent, received, flood := u.flooded(t)
-	t.Logf("pings lost across the upgrade: %d of %d", sent-received, sent)
-	if sent != pings || sent-received > 50 { // 1 s of pings: the port came back
-		t.Errorf("%s: the upgrade cut the XDP port\n%s", flood, old.log.text())
+	var lines []string
+	for _, l := range strings.Split(old.log.text(), "\n") {
+		if leaves.MatchString(l) || opened.MatchString(l) {
+			lines = append(lines, l)
+		}
+	}
+	t.Logf("pings lost across two upgrades: %d of %d\n%s", sent-received, sent, strings.Join(lines, "\n"))
+	if sent != pings || sent-received > 50 { // 1 s of pings: the port came back each time
+		t.Errorf("%s: the upgrades cut the XDP port\n%s", flood, old.log.text())
 	}
 	u.release(t)
 }

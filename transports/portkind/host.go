@@ -2,6 +2,7 @@ package portkind
 
 import (
 	"errors"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -38,7 +39,10 @@ type Absentee interface {
 // (env.Registry's Absentee, one warning in the log); when an interface of
 // that name exists again, open opens it again and it is attached. open
 // runs again right after a loss too, so a port whose options create its
-// interface creates it again. The first open's error is Open's.
+// interface creates it again. The first open's error is Open's, except in
+// the new switch of a hot upgrade while the old one still runs: a port
+// whose interface does not exist, or that the old switch holds (ErrHeld),
+// starts absent there instead of failing the upgrade.
 func Host[O any, P fabric.Port](ifname func(o *O) string, open func(o *O, env Env) (P, error),
 	receivers func(p P, id frame.PortID) []fabric.Receiver) func(configs.Options, Env) (Opened, error) {
 	return func(o configs.Options, env Env) (Opened, error) {
@@ -54,15 +58,22 @@ func Host[O any, P fabric.Port](ifname func(o *O) string, open func(o *O, env En
 		if err == nil {
 			err = h.attach(p)
 		}
-		if err != nil && errors.Is(err, ErrHeld) && predecessorHere() {
+		switch {
+		case err == nil || !predecessorHere():
+		case errors.Is(err, ErrHeld):
 			// The old switch of this upgrade holds it to the end (an XDP
 			// program and its queues): absent until that switch has gone.
 			h.predecessor = handover.PredecessorGone()
 			env.Logger.Info("port waits for the switch this one takes over from to let go of it",
 				"ifname", h.ifname, "why", err)
-			if a, ok := env.Registry.(Absentee); ok {
-				a.Absent("held by the switch this one takes over from until it has gone")
-			}
+			h.absent("held by the switch this one takes over from until it has gone")
+			err = nil
+		case !h.exists():
+			// Gone under the old switch, which kept the port absent: so
+			// does this one, rather than fail the upgrade.
+			env.Logger.Warn("port absent: its interface does not exist; it is attached when one of that name exists",
+				"ifname", h.ifname, "err", err)
+			h.absent("no interface of that name")
 			err = nil
 		}
 		if err != nil {
@@ -212,10 +223,23 @@ func (h *hostPort[P]) lose(reason string) {
 	h.current.Store(portHolder{})
 	h.env.Logger.Warn("port absent: its interface is gone; it is attached again when one of that name exists",
 		"ifname", h.ifname, "reason", reason)
+	h.absent(reason)
+	h.reopen()
+}
+
+// absent says the port is absent (env.Registry's Absentee), for reason.
+func (h *hostPort[P]) absent(reason string) {
 	if a, ok := h.env.Registry.(Absentee); ok {
 		a.Absent(reason)
 	}
-	h.reopen()
+}
+
+// exists reports whether an interface of the port's name exists.
+func (h *hostPort[P]) exists() bool {
+	return h.w.Do(func() error {
+		_, err := net.InterfaceByName(h.ifname)
+		return err
+	}) == nil
 }
 
 // openAttach opens the port in the namespace it was first opened in, and
