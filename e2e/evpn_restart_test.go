@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -158,9 +156,7 @@ func TestEVPNUpgradeKeepsTheFabric(t *testing.T) {
 		t.Fatalf("ctl upgrade: %v\n%s\n%s", err, out, p.sw[1].log.text())
 	}
 	old := p.sw[1]
-	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
-	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
-	t.Cleanup(func() { stopPID(t, pid, p.ctl[1]) })
+	followUpgrade(t, old, p.ctl[1])
 	select {
 	case <-old.exited:
 	case <-time.After(10 * time.Second):

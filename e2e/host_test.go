@@ -388,9 +388,7 @@ func TestUpgradeWithAnAbsentInterface(t *testing.T) {
 	if out, err := ctlOutput(ctl, "upgrade"); err != nil {
 		t.Fatalf("ctl upgrade: %v\n%s\n%s", err, out, old.log.text())
 	}
-	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
-	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
-	t.Cleanup(func() { stopPID(t, pid, ctl) })
+	followUpgrade(t, old, ctl)
 	<-old.exited
 	var ports []struct{ Name, State string }
 	ctlJSON(t, ctl, &ports, "ports")

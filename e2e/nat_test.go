@@ -385,10 +385,7 @@ func TestNATUpgrade(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the old switch did not leave:\n%s", old.log.text())
 	}
-	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
-	var pid int
-	fmt.Sscan(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1], &pid)
-	t.Cleanup(func() { stopPID(t, pid, ctl) })
+	followUpgrade(t, old, ctl)
 	p := natPort(t, ctl)
 	if len(p.Details.Forwards) != 2 || p.Details.Forwards[0].Host != "127.0.0.1:2222" || p.Details.Forwards[1].Host != "127.0.0.1:5353" {
 		t.Errorf("after the upgrade: %+v", p.Details.Forwards)

@@ -40,9 +40,7 @@ func TestUpgradeKeepsUMLsAttached(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the old switch did not leave:\n%s", old.log.text())
 	}
-	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
-	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
-	t.Cleanup(func() { stopPID(t, pid, ctl) })
+	followUpgrade(t, old, ctl)
 	waitLog(t, old, `msg="clients taken back" .*clients=2 of=2`, "the new switch did not take both UMLs over")
 	var ports []struct{ Name, Peer string }
 	ctlJSON(t, ctl, &ports, "ports")
@@ -155,9 +153,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		t.Fatalf("ctl upgrade: %v\n%s\n%s", err, out, old.log.text())
 	}
 	took := time.Since(started)
-	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
-	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
-	t.Cleanup(func() { stopPID(t, pid, ctl) })
+	followUpgrade(t, old, ctl)
 	select {
 	case <-old.exited:
 	case <-time.After(10 * time.Second):
@@ -222,9 +218,7 @@ func TestUpgradeKeepsTCPSockets(t *testing.T) {
 			if out, err := ctlOutput(ctl, "upgrade"); err != nil {
 				t.Fatalf("ctl upgrade: %v\n%s\n%s", err, out, old.log.text())
 			}
-			line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
-			pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
-			t.Cleanup(func() { stopPID(t, pid, ctl) })
+			followUpgrade(t, old, ctl)
 			<-old.exited
 			pingQEMU(t, ctl)
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
@@ -301,14 +295,27 @@ func TestTwoUpgradesAtOnce(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatalf("the first upgrade: %v", err)
 	}
-	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
-	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
-	t.Cleanup(func() { stopPID(t, pid, ctl) })
+	followUpgrade(t, old, ctl)
 	<-old.exited
 	if n := strings.Count(old.log.text(), `msg="upgrade: starting the new switch"`); n != 1 {
 		t.Fatalf("two upgrades at once started %d new switches\n%s", n, old.log.text())
 	}
 	u.release(t)
+}
+
+// followUpgrade waits for old to hand over to a new switch and to exit,
+// and stops the new switch when the test ends; it returns its pid.
+func followUpgrade(t *testing.T, old *switchProc, ctl string) int {
+	t.Helper()
+	line := waitLog(t, old, `msg="upgrade: the new switch serves; this one leaves" pid=\d+`, "no new switch")
+	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
+	t.Cleanup(func() { stopPID(t, pid, ctl) })
+	select {
+	case <-old.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the old switch did not leave:\n%s", old.log.text())
+	}
+	return pid
 }
 
 // copyBinary puts the switch's binary at path, for a test that replaces
