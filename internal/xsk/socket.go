@@ -319,11 +319,8 @@ func (s *Socket) Receive(bufs [][]byte, off int, sizes []int) int {
 // parks on the netpoller, not in a system call.
 func (s *Socket) Wait(timeout time.Duration) error {
 	if s.busy { // the caller spins: poll the queue, give the others a turn and say try again
-		if s.isClosed() {
+		if !s.pollBusy() {
 			return net.ErrClosed
-		}
-		if s.rx.empty() {
-			wakeRX(s.fd)
 		}
 		runtime.Gosched()
 		return nil
@@ -343,6 +340,22 @@ func (s *Socket) Wait(timeout time.Duration) error {
 		return net.ErrClosed
 	}
 	return fmt.Errorf("xsk: %s: poll: %w", s.ifname, err)
+}
+
+// pollBusy is a busy-polling Wait's pass: an empty RX ring has the kernel
+// poll the queue (SO_BUSY_POLL). It reports false once the socket is
+// closed. The lock keeps Close from unmapping the ring, or closing the
+// descriptor (whose number may then be another's), under it.
+func (s *Socket) pollBusy() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return false
+	}
+	if s.rx.empty() {
+		wakeRX(s.fd)
+	}
+	return true
 }
 
 func (s *Socket) isClosed() bool {

@@ -461,6 +461,15 @@ func TestCloseWakesWaitAndEndsUse(t *testing.T) {
 // Transmitters, a reader and Close at once: every user ends with
 // net.ErrClosed and none touches the unmapped rings (which would crash).
 func TestConcurrentUseAndClose(t *testing.T) {
+	t.Run("sleeping", testConcurrentUseAndClose)
+	t.Run("busy-polling", func(t *testing.T) {
+		pollfd.SetBusyPoll(true)
+		defer pollfd.SetBusyPoll(false)
+		testConcurrentUseAndClose(t)
+	})
+}
+
+func testConcurrentUseAndClose(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	_, s := e.socket(t, Config{Frames: 16})
 	done := make(chan error, 5)
