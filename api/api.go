@@ -212,6 +212,14 @@ func (s *Server) wrap(h func(w http.ResponseWriter, r *http.Request) error, n ne
 			s.refuse(w, r, err)
 			return
 		}
+		if n == needWrite && s.in.Upgrading() {
+			// The new switch has this one's ports as they were when the
+			// upgrade began: a change now would be lost. Connections made
+			// from now on wait for the new switch (accept.Pause).
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, errors.New("an upgrade is under way: ask again, and the new switch answers"))
+			return
+		}
 		r = r.WithContext(context.WithValue(r.Context(), grantKey{}, g))
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := h(w, r); err != nil {

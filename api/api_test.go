@@ -266,3 +266,42 @@ func TestEventStream(t *testing.T) {
 		}
 	}
 }
+
+// While an upgrade is under way, changes are refused with a 503 that asks
+// to come again (the new switch would not have them); reads are answered.
+// Once the upgrade has failed, changes are taken again.
+func TestChangesRefusedDuringAnUpgrade(t *testing.T) {
+	ctl := filepath.Join(t.TempDir(), "a.ctl")
+	log := porttest.Quiet()
+	entered, release := make(chan struct{}), make(chan error)
+	in := instancetest.Start(t, fmt.Sprintf("switches: [{name: a, ports: [{transport: daemon, path: %s}]}]\n", ctl),
+		instance.Config{Logger: log, API: func(in *instance.Instance) instance.APIServer { return api.New(in, log) },
+			Upgrade: func(*instance.Instance) error {
+				close(entered)
+				return <-release
+			}})
+	client := unixClient(ctl)
+	upgraded := make(chan error, 1)
+	go func() { upgraded <- in.Upgrade() }()
+	<-entered
+	req, _ := http.NewRequest("POST", "http://x/v1/switches", strings.NewReader(`{"name": "b"}`))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "upgrade is under way") {
+		t.Fatalf("a change during an upgrade: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if code, body := call(t, client, "GET", "/v1/switches", ""); code != 200 {
+		t.Fatalf("a read during an upgrade: %d %s", code, body)
+	}
+	release <- fmt.Errorf("the new switch ended")
+	if err := <-upgraded; err == nil {
+		t.Fatal("the upgrade's failure was not returned")
+	}
+	if code, body := call(t, client, "POST", "/v1/switches", `{"name": "b"}`); code != 201 {
+		t.Fatalf("a change after a failed upgrade: %d %s", code, body)
+	}
+}

@@ -39,10 +39,16 @@ func portNamed(t *testing.T, ctl, name string) absentPort {
 // within waits up to 10 s (a shared, loaded machine) for cond.
 func within(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	withinFor(t, 10*time.Second, what, cond)
+}
+
+// withinFor waits up to limit for cond.
+func withinFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10 s", what)
+			t.Fatalf("%s: not within %v", what, limit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

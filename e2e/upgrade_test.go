@@ -255,19 +255,118 @@ func TestUpgradeKeepsTCPSockets(t *testing.T) {
 	}
 }
 
-// Two upgrades asked at once make one new switch: the second, asked while
-// the first's new switch is starting, is refused at once.
+// Two upgrades asked at once run one after the other: the second, asked
+// while the first's new switch is starting, waits in the control socket's
+// backlog (the old switch accepts nothing meanwhile), and the new switch
+// answers it with an upgrade of its own. The UML stays attached to the
+// last.
 func TestTwoUpgradesAtOnce(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
 	dir := scratch(t)
-	ctl, bin, gate := filepath.Join(dir, "sw.ctl"), filepath.Join(dir, "umlswitch"), filepath.Join(dir, "gate")
+	ctl, bin := filepath.Join(dir, "sw.ctl"), filepath.Join(dir, "umlswitch")
 	copyBinary(t, bin)
 	old := startSwitchCmd(t, exec.Command(bin, "-log-level", "debug", "-unix", ctl), []string{ctl})
-	u := bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: ip(1)})
+	openGate := gateUpgrades(t, bin)
+	u := bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"},
+		vars: map[string]string{"watch": "10.0.0.254"}})
 	waitLog(t, old, `msg="port attached" .*name=daemon0\.1 `, "the UML did not attach")
-	// The new binary waits for the gate before it runs the switch, so the
-	// first upgrade is surely under way when the second asks.
+	first := upgradeAsync(ctl)
+	waitLog(t, old, `msg="upgrade: starting the new switch"`, "the first upgrade did not start")
+	second := upgradeAsync(ctl)
+	waitBacklog(t, ctl, 1, "the second ctl upgrade")
+	openGate()
+	for i, done := range []<-chan error{first, second} {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("upgrade %d: %v", i+1, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("upgrade %d did not answer", i+1)
+		}
+	}
+	between := followUpgrade(t, old, ctl)
+	var info struct{ PID int }
+	ctlJSON(t, ctl, &info, "info")
+	t.Cleanup(func() { stopPID(t, info.PID, ctl) })
+	// The log has the new switches' lines too: they write where the old
+	// one did.
+	if n := strings.Count(old.log.text(), `msg="upgrade: the new switch serves; this one leaves"`); n != 2 || info.PID == between {
+		t.Fatalf("two upgrades: %d hand-overs, and pid %d (the first new switch's %d) answers\n%s", n, info.PID, between, old.log.text())
+	}
+	var ports []struct{ Name string }
+	ctlJSON(t, ctl, &ports, "ports")
+	if len(ports) != 2 {
+		t.Fatalf("after two upgrades ctl ports lists %+v", ports)
+	}
+	u.release(t)
+}
+
+// Clients that connect while an upgrade is under way (a UML on the daemon
+// socket, another on a BESS listener) are not attached to the old switch,
+// which would list them for the new one too late and cut them off as it
+// left: they wait in the sockets' backlogs and attach to the new switch.
+func TestClientsWhoComeDuringAnUpgrade(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	dir := scratch(t)
+	ctl, bess, bin := filepath.Join(dir, "sw.ctl"), filepath.Join(dir, "sw.bess"), filepath.Join(dir, "umlswitch")
+	copyBinary(t, bin)
+	old := startSwitchCmd(t, exec.Command(bin, "-log-level", "debug", "-unix", ctl, "-port", "transport=bess,path="+bess),
+		[]string{ctl, bess})
+	openGate := gateUpgrades(t, bin)
+	u1 := bootUML(t, umlConfig{net: daemonNet(1, ctl), ip: ip(1), peers: []string{ip(2), ip(3)}})
+	waitLog(t, old, `msg="port attached" .*name=daemon0\.1 `, "the first UML did not attach")
+	attached := func() int { return strings.Count(old.log.text(), `msg="port attached"`) }
+	before := attached()
+	upgraded := upgradeAsync(ctl)
+	waitLog(t, old, `msg="upgrade: starting the new switch"`, "the upgrade did not start")
+	watch := map[string]string{"watch": ip(1)}
+	late := []*uml{
+		bootUML(t, umlConfig{net: daemonNet(2, ctl), ip: ip(2), peers: []string{ip(1)}, vars: watch}),
+		bootUML(t, umlConfig{net: vec(3, "transport=bess,src="+filepath.Join(dir, "uml3.sock")+",dst="+bess),
+			iface: "vec0", ip: ip(3), peers: []string{ip(1)}, vars: watch}),
+	}
+	// Each waits to be accepted, or (the fault this test is for) the old
+	// switch took it.
+	withinFor(t, time.Minute, "the late UMLs connecting", func() bool {
+		return attached() > before || backlog(t, ctl) >= 1 && backlog(t, bess) >= 1
+	})
+	if n := attached() - before; n != 0 {
+		t.Errorf("the old switch attached %d ports, and should have attached none once the upgrade began\n%s", n, old.log.text())
+	}
+	openGate() // only now may the new switch write to the log
+	if err := <-upgraded; err != nil {
+		t.Fatalf("ctl upgrade: %v\n%s", err, old.log.text())
+	}
+	followUpgrade(t, old, ctl)
+	for _, u := range late {
+		u.waitAnsweredSince(t, "the old switch left")
+	}
+	expectAllOK(t, append([]*uml{u1}, late...), [][]string{{ip(2), ip(3)}, {ip(1)}, {ip(1)}})
+}
+
+// upgradeAsync runs ctl upgrade against ctl; its error comes on the channel.
+func upgradeAsync(ctl string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		out, err := ctlOutput(ctl, "upgrade")
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, out)
+		}
+		done <- err
+	}()
+	return done
+}
+
+// gateUpgrades renames over bin, the binary a running switch was started
+// from, a script that waits for a gate file before it runs the real
+// binary: the new switch of an upgrade then waits until openGate, so that
+// the upgrade is surely under way meanwhile.
+func gateUpgrades(t *testing.T, bin string) (openGate func()) {
+	t.Helper()
+	gate := bin + ".gate"
 	copyBinary(t, bin+".real")
 	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e %s ]; do sleep 0.05; done\nexec %s.real \"$@\"\n", gate, bin)
 	if err := os.WriteFile(bin+".new", []byte(script), 0o755); err != nil {
@@ -276,31 +375,33 @@ func TestTwoUpgradesAtOnce(t *testing.T) {
 	if err := os.Rename(bin+".new", bin); err != nil {
 		t.Fatal(err)
 	}
-	first := make(chan error, 1)
-	go func() {
-		out, err := ctlOutput(ctl, "upgrade")
-		if err != nil {
-			err = fmt.Errorf("%w: %s", err, out)
+	return func() {
+		if err := os.WriteFile(gate, nil, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		first <- err
-	}()
-	waitLog(t, old, `msg="upgrade: starting the new switch"`, "the first upgrade did not start")
-	out, err := ctlOutput(ctl, "upgrade")
-	if err == nil || !strings.Contains(string(out), "under way already") {
-		t.Errorf("a second upgrade while the first waits: %v\n%s", err, out)
 	}
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
+}
+
+// backlog is how many connections wait to be accepted on the listening
+// unix socket at path (ss's Recv-Q of a listener).
+func backlog(t *testing.T, path string) int {
+	t.Helper()
+	out, err := exec.Command("ss", "-xlnH", "src", path).Output()
+	if err != nil {
+		t.Fatalf("ss: %v", err)
 	}
-	if err := <-first; err != nil {
-		t.Fatalf("the first upgrade: %v", err)
+	f := strings.Fields(string(out))
+	if len(f) < 3 {
+		return 0
 	}
-	followUpgrade(t, old, ctl)
-	<-old.exited
-	if n := strings.Count(old.log.text(), `msg="upgrade: starting the new switch"`); n != 1 {
-		t.Fatalf("two upgrades at once started %d new switches\n%s", n, old.log.text())
-	}
-	u.release(t)
+	n, _ := strconv.Atoi(f[2])
+	return n
+}
+
+// waitBacklog waits until at least n connections (what) wait on path.
+func waitBacklog(t *testing.T, path string, n int, what string) {
+	t.Helper()
+	withinFor(t, 30*time.Second, what+" waiting to be accepted", func() bool { return backlog(t, path) >= n })
 }
 
 // followUpgrade waits for old to hand over to a new switch and to exit,

@@ -57,6 +57,10 @@ func (in *Instance) Upgrade() error {
 	return nil
 }
 
+// Upgrading reports whether an upgrade is under way or done: changes made
+// now would be this switch's alone, lost when the new one serves.
+func (in *Instance) Upgrading() bool { return in.upgrading.Load() || handover.Leaving() }
+
 // HandOver is what a new switch process needs of this one's ports to serve
 // their clients (internal/handover), besides the listening sockets.
 func (in *Instance) HandOver() []handover.Item { return in.set.HandOver() }

@@ -111,7 +111,7 @@ func ctlMain(args []string, stdout, stderr io.Writer) int {
 	sock := fs.String("s", debianCtl, "the switch's control socket `PATH` (any of them: the -unix or a daemon port's path).\nExample: -s /tmp/uml.ctl")
 	asJSON := fs.Bool("json", false, "print JSON (stable snake_case names) instead of tables.\nExample: -json")
 	all := fs.Bool("all", false, "mean every switch, not the one that owns CONTROL.\nExample: -all")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up on a request after this long (events: on connecting).\nExample: -timeout 2s")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up on a request after this long (events: on connecting); while the switch\nasks to come again (an upgrade under way), it is asked again until then.\nExample: -timeout 2s")
 	interval := fs.Duration("interval", time.Second, "rates: the time between the two samples.\nExample: -interval 5s")
 	fs.Usage = func() { fmt.Fprint(stderr, ctlUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -149,6 +149,38 @@ func controlPath(p string) string {
 		return filepath.Join(p, "ctl")
 	}
 	return p
+}
+
+// send makes a request, and makes it again while the switch answers that
+// it cannot now but will soon (503 with Retry-After: an upgrade under way),
+// until -timeout has passed. The next connection waits in the socket's
+// backlog until the new switch of the upgrade takes it.
+func (c *ctl) send(method, path string, payload []byte) (*http.Response, error) {
+	deadline := time.Now().Add(c.timeout)
+	for {
+		var rd io.Reader
+		if payload != nil {
+			rd = bytes.NewReader(payload)
+		}
+		req, err := http.NewRequest(method, "http://umlswitch"+path, rd)
+		if err != nil {
+			return nil, err
+		}
+		if payload != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := c.client.Do(req)
+		if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+			return resp, err
+		}
+		wait, perr := strconv.Atoi(resp.Header.Get("Retry-After"))
+		left := time.Until(deadline)
+		if perr != nil || wait < 0 || left <= 0 {
+			return resp, nil
+		}
+		resp.Body.Close()
+		time.Sleep(min(time.Duration(wait)*time.Second, left))
+	}
 }
 
 // apiClient speaks HTTP over the control socket. The timeout bounds
@@ -254,22 +286,14 @@ func (c *ctl) link(args []string) error {
 // do sends a request and decodes the JSON answer into out, or prints it
 // with -json (and "ok" otherwise) when out is nil.
 func (c *ctl) do(method, path string, body, out any) error {
-	var rd io.Reader
+	var payload []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, "http://umlswitch"+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.client.Do(req)
+	resp, err := c.send(method, path, payload)
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,5 +115,47 @@ func TestCtlCommands(t *testing.T) {
 	if code, _, errs := ctlArgs("-s", filepath.Join(t.TempDir(), "none.ctl"), "-timeout", time.Second.String(), "ports"); code != 1 ||
 		!strings.Contains(errs, "is a switch running with that control socket?") {
 		t.Errorf("no switch: exit %d: %s", code, errs)
+	}
+}
+
+// ctl asks again while the switch answers 503 with Retry-After (an upgrade
+// under way), up to -timeout; a 503 without it (over a limit) is final.
+func TestCtlAsksAgainDuringAnUpgrade(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "fake.ctl")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked, busyFor atomic.Int32
+	busyFor.Store(2)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := asked.Add(1)
+		switch {
+		case r.URL.Path == "/v1/limit":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error": "control API: over the limit"}`)
+		case n <= busyFor.Load():
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error": "an upgrade is under way"}`)
+		default:
+			io.WriteString(w, `{"name": "b"}`)
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	c := &ctl{out: io.Discard, client: apiClient(sock, 5*time.Second), timeout: 5 * time.Second}
+	if err := c.do("POST", "/v1/switches", map[string]string{"name": "b"}, nil); err != nil || asked.Load() != 3 {
+		t.Fatalf("after two 503s with Retry-After: %v, %d requests", err, asked.Load())
+	}
+	asked.Store(0)
+	if err := c.do("GET", "/v1/limit", nil, nil); err == nil || !strings.Contains(err.Error(), "over the limit") || asked.Load() != 1 {
+		t.Fatalf("a 503 without Retry-After: %v, %d requests", err, asked.Load())
+	}
+	asked.Store(0)
+	busyFor.Store(1 << 30)
+	c.timeout = 200 * time.Millisecond
+	if err := c.do("GET", "/v1/switches", nil, nil); err == nil || !strings.Contains(err.Error(), "under way") {
+		t.Fatalf("503s past -timeout: %v", err)
 	}
 }

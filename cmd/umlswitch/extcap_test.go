@@ -85,9 +85,10 @@ func TestExtcapCapture(t *testing.T) {
 	// starts, and the stream describes a port once it has a frame: send
 	// until frames come, the one from ...:02 (which the filter drops)
 	// first each time.
-	stop := make(chan struct{})
-	defer close(stop)
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	defer func() { close(stop); <-stopped }() // before c closes
 	go func() {
+		defer close(stopped)
 		for {
 			c.Send(porttest.Ether(frame.Broadcast, frame.MAC{2, 0, 0, 0, 0, 2}, 60, 2))
 			c.Send(porttest.Ether(frame.Broadcast, frame.MAC{2, 0, 0, 0, 0, 1}, 60, 1))

@@ -26,6 +26,7 @@ import (
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/instance"
+	"github.com/umlswitch/umlswitch/internal/accept"
 	"github.com/umlswitch/umlswitch/internal/background"
 	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/pidfile"
@@ -576,6 +577,18 @@ func (s service) upgrade(in *instance.Instance, servers []handingOver, log *slog
 	if exe == "" {
 		return errors.New("the binary this switch was started from is not known")
 	}
+	// Nothing is accepted from here on (clients wait in the backlogs, for
+	// the new switch or, if it fails, for this one), so that the list of
+	// ports below is whole when the new switch reads it.
+	if !accept.Pause(pauseSettle) {
+		log.Warn("upgrade: clients still in their handshake; they may have to connect again", "waited", pauseSettle)
+	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			accept.Resume()
+		}
+	}()
 	var items []handover.Item
 	for _, l := range unixsock.Listeners() {
 		f, err := handover.Dup(l.UnixListener, "listener "+l.Path())
@@ -603,6 +616,7 @@ func (s service) upgrade(in *instance.Instance, servers []handingOver, log *slog
 		}
 		return err
 	}
+	handedOver = true
 	handover.Leave()
 	unixsock.KeepFiles()
 	sdnotify.Notify(fmt.Sprintf("MAINPID=%d", pid))
@@ -616,6 +630,11 @@ type handingOver interface{ HandOver() []handover.Item }
 
 // upgradeTimeout bounds how long a new switch may take to serve.
 const upgradeTimeout = 30 * time.Second
+
+// pauseSettle bounds how long an upgrade waits for the clients accepted
+// before it to be ports: a daemon client's handshake takes at most
+// daemon.DefaultHandshakeTimeout.
+const pauseSettle = daemon.DefaultHandshakeTimeout + time.Second
 
 // webTokenPath is the web page's token file: web_token (-web-token), or
 // next to the default switch's first daemon control socket

@@ -83,6 +83,7 @@ type Listener[P Port] struct {
 	live map[P]peerOf  // guarded by mu
 	done bool          // guarded by mu
 	left chan struct{} // a port was dropped (capacity 1)
+	stop chan struct{} // closed by Close
 
 	// Lines any peer can make the listener write as often as it likes.
 	acceptLog, refuseLog, failLog ratelog.Every
@@ -91,6 +92,7 @@ type Listener[P Port] struct {
 	acceptFn func(uintptr) bool
 	got      conn
 	acceptEr error
+	paused   bool // the step accepted nothing: a pause is on
 	ports    []P
 }
 
@@ -100,7 +102,7 @@ func New[P Port](ln *pollfd.FD, cfg Config[P]) *Listener[P] {
 		cfg.Logger = slog.Default()
 	}
 	l := &Listener[P]{cfg: cfg, log: cfg.Logger, ln: ln, gate: NewGate(cfg.Allow, cfg.NotAllowed),
-		live: make(map[P]peerOf), left: make(chan struct{}, 1)}
+		live: make(map[P]peerOf), left: make(chan struct{}, 1), stop: make(chan struct{})}
 	l.acceptFn = l.accept
 	return l
 }
@@ -117,9 +119,17 @@ func (l *Listener[P]) Start(reg fabric.Registry) {
 func (l *Listener[P]) Accepted() uint64 { return l.seq.Load() }
 
 func (l *Listener[P]) accept(lfd uintptr) bool {
+	if !Begin() {
+		l.paused = true
+		return true
+	}
 	nfd, sa, err := unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	if err == unix.EAGAIN || err == unix.EINTR {
+		End()
 		return false
+	}
+	if err != nil {
+		End()
 	}
 	l.got, l.acceptEr = conn{fd: nfd}, err
 	switch sa := sa.(type) {
@@ -163,14 +173,23 @@ func (l *Listener[P]) acceptLoop() {
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
 	Loop(func() (conn, error) {
-		l.waitForHungUp(wait)
-		if err := l.ln.Read(l.acceptFn); err != nil {
-			return conn{}, err // closed
+		for {
+			l.waitForHungUp(wait)
+			if err := l.ln.Read(l.acceptFn); err != nil {
+				return conn{}, err // closed
+			}
+			if !l.paused {
+				return l.got, l.acceptEr
+			}
+			l.paused = false
+			WaitResumed(l.stop)
 		}
-		return l.got, l.acceptEr
 	}, l.shed, func(err error) {
 		l.acceptLog.Log(l.log, slog.LevelWarn, "accept", "transport", l.cfg.Kind, "addr", l.cfg.Addr, "err", err)
-	}, l.admit)
+	}, func(c conn) {
+		l.admit(c)
+		End() // a port now, or refused
+	})
 }
 
 // admit serves c if Config.Allow lets its peer in and its uid is within
@@ -304,6 +323,7 @@ func (l *Listener[P]) Close() error {
 		return nil
 	}
 	l.done = true
+	close(l.stop)
 	select { // wake an accept loop waiting for hung-up ports to go
 	case l.left <- struct{}{}:
 	default:

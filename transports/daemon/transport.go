@@ -66,6 +66,7 @@ type Transport struct {
 	ports   map[*sockport.Port]client  // attached through this transport
 	pending map[*net.UnixConn]struct{} // still in handshake
 	closed  bool
+	stop    chan struct{} // closed by Close
 	wg      sync.WaitGroup
 
 	seq      atomic.Uint64
@@ -104,7 +105,7 @@ func Listen(cfg Config) (*Transport, error) {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	t := &Transport{cfg: cfg, log: cfg.Logger, ctlPath: ctl, ln: ln, gate: accept.NewGate(cfg.Allow, cfg.NotAllowed),
-		ports: make(map[*sockport.Port]client), pending: make(map[*net.UnixConn]struct{})}
+		ports: make(map[*sockport.Port]client), pending: make(map[*net.UnixConn]struct{}), stop: make(chan struct{})}
 	if err := t.openState(ctl, cfg.Access.Owned().UID); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("daemon: state file: %w", err)
@@ -169,7 +170,7 @@ func (t *Transport) checkNoFile() {
 
 func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
-	accept.Loop(t.ln.AcceptUnix, accept.ShedFrom(t.ln), func(err error) {
+	accept.Loop(accept.Pausable(t.ln, t.ln.AcceptUnix, t.stop), accept.ShedFrom(t.ln), func(err error) {
 		t.acceptLog.Log(t.log, slog.LevelWarn, "accept", "ctl", t.ctlPath, "err", err)
 	}, t.admit)
 }
@@ -189,6 +190,7 @@ func (t *Transport) admit(c *net.UnixConn) {
 			t.log.Warn("client not allowed: allow_uid= and allow_gid= do not name it", "ctl", t.ctlPath, "peer", cred.String())
 		}
 		c.Close()
+		accept.End()
 		return
 	}
 	// The slot is taken before the handshake: connections that never
@@ -197,11 +199,13 @@ func (t *Transport) admit(c *net.UnixConn) {
 		t.rejected.Add(1)
 		t.refuseLog.Log(t.log, slog.LevelWarn, "client refused", "ctl", t.ctlPath, "uid", uidAttr(cred.UID), "err", err)
 		c.Close()
+		accept.End()
 		return
 	}
 	if !t.track(c) { // closing: the next accept says so and ends the loop
 		t.cfg.Clients.Release(cred.UID)
 		c.Close()
+		accept.End()
 		return
 	}
 	t.wg.Add(1)
@@ -235,6 +239,8 @@ func (t *Transport) track(c *net.UnixConn) bool {
 // (the API bounds its own connections).
 func (t *Transport) serveClient(c *net.UnixConn, cred peercred.Cred) {
 	defer t.wg.Done()
+	settle := sync.OnceFunc(accept.End) // a port, handed off, or gone: see acceptClient
+	defer settle()
 	released := false
 	release := func() {
 		if !released {
@@ -256,6 +262,7 @@ func (t *Transport) serveClient(c *net.UnixConn, cred peercred.Cred) {
 		}
 		c.SetReadDeadline(time.Time{})
 		release()
+		settle()
 		t.cfg.Handoff(&prefixConn{UnixConn: c, head: req.head})
 		return
 	}
@@ -293,6 +300,7 @@ func (t *Transport) serveClient(c *net.UnixConn, cred peercred.Cred) {
 		return
 	}
 	t.accepted.Add(1)
+	settle()
 	t.log.Debug("client attached", "ctl", t.ctlPath, "client", seq, "peer", cred.String(), "data", req.Addr.String())
 	var buf [64]byte
 	for {
@@ -459,6 +467,7 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed = true
+	close(t.stop)
 	ports := make([]*sockport.Port, 0, len(t.ports))
 	for p := range t.ports {
 		ports = append(ports, p)

@@ -57,6 +57,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/accept"
 	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/ratelog"
 	"github.com/umlswitch/umlswitch/transports/portkind"
@@ -511,10 +512,16 @@ func adopt[T any](fd int, name string, from func(*os.File) (T, error)) (T, error
 }
 
 // accept serves a TCP forward: each connection to the host port is one to
-// the guest, from the gateway's address.
-func (r *Router) accept(ln net.Listener, to tcpip.FullAddress) {
+// the guest, from the gateway's address. During a hot upgrade it accepts
+// nothing (accept.Pause): a connection then waits for the new switch,
+// rather than being made through this one's stack as it leaves.
+func (r *Router) accept(ln *net.TCPListener, to tcpip.FullAddress) {
+	next := accept.Pausable(ln, ln.Accept, r.ctx.Done())
 	for {
-		c, err := ln.Accept()
+		c, err := next()
+		if err == nil {
+			accept.End() // settled: its flow is this switch's to finish
+		}
 		if err != nil {
 			if r.ctx.Err() != nil {
 				return
