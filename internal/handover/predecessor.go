@@ -46,3 +46,17 @@ func watchPredecessor() {
 // program, an AF_XDP queue). It is nil in a process that was not started
 // by an upgrade: a receive from it blocks forever.
 func PredecessorGone() <-chan struct{} { return predecessor.gone }
+
+// PredecessorRunning reports whether this process took over from an old
+// switch that has not exited yet.
+func PredecessorRunning() bool {
+	if predecessor.gone == nil {
+		return false
+	}
+	select {
+	case <-predecessor.gone:
+		return false
+	default:
+		return true
+	}
+}

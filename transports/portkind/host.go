@@ -59,7 +59,7 @@ func Host[O any, P fabric.Port](ifname func(o *O) string, open func(o *O, env En
 			err = h.attach(p)
 		}
 		switch {
-		case err == nil || !predecessorHere():
+		case err == nil || !handover.PredecessorRunning():
 		case errors.Is(err, ErrHeld):
 			// The old switch of this upgrade holds it to the end (an XDP
 			// program and its queues): absent until that switch has gone.
@@ -98,21 +98,6 @@ type held struct{ error }
 
 func (e held) Is(target error) bool { return target == ErrHeld }
 func (e held) Unwrap() error        { return e.error }
-
-// predecessorHere reports whether this process took over from an old
-// switch that is still running.
-func predecessorHere() bool {
-	gone := handover.PredecessorGone()
-	if gone == nil {
-		return false
-	}
-	select {
-	case <-gone:
-		return false
-	default:
-		return true
-	}
-}
 
 // heldRetries and heldRetryEvery bound how long a port held by the old
 // switch is tried again after it has gone: what it held is let go of a

@@ -7,6 +7,7 @@ import (
 
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
+	"github.com/umlswitch/umlswitch/internal/handover"
 	"github.com/umlswitch/umlswitch/internal/privdrop"
 	"github.com/umlswitch/umlswitch/internal/xsk"
 	"github.com/umlswitch/umlswitch/transports/portkind"
@@ -196,6 +197,12 @@ func open(cfg Config) (hostPort, error) {
 	case XDPOff:
 		return Open(cfg)
 	case XDPOn:
+		if handover.PredecessorRunning() {
+			// The old switch of this upgrade holds the interface's program
+			// and queues, or is opening them (it took them over from its
+			// own predecessor a moment ago): trying now would fight it.
+			return nil, portkind.Held(errors.New("raw: the switch this one takes over from holds or is opening AF_XDP on the interface"))
+		}
 		p, err := OpenXDP(cfg)
 		switch {
 		case errors.Is(err, xsk.ErrInUse):
