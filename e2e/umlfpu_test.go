@@ -113,6 +113,12 @@ func denyXstateRegset() error {
 	if err != nil {
 		return fmt.Errorf("seccomp filter: %w", err)
 	}
+	return installSeccomp(prog)
+}
+
+// installSeccomp makes prog the seccomp filter of every thread of this
+// process and of what it executes.
+func installSeccomp(prog []bpf.RawInstruction) error {
 	filter := make([]unix.SockFilter, len(prog))
 	for i, ins := range prog {
 		filter[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}

@@ -93,13 +93,19 @@ func roleCmd(t *testing.T, role string, args ...string) *exec.Cmd {
 	if _, ok := roles[role]; !ok {
 		t.Fatalf("no role %q", role)
 	}
+	cmd := asNobody(exec.Command(testBinaryPath(t), args...))
+	cmd.Env = append(cmd.Env, roleEnv+"="+role)
+	return cmd
+}
+
+// testBinaryPath is the test binary's copy that roles run from.
+func testBinaryPath(t *testing.T) string {
+	t.Helper()
 	testBinary.once.Do(func() { testBinary.path, testBinary.err = copyTestBinary() })
 	if testBinary.err != nil {
 		t.Fatal(testBinary.err)
 	}
-	cmd := asNobody(exec.Command(testBinary.path, args...))
-	cmd.Env = append(cmd.Env, roleEnv+"="+role)
-	return cmd
+	return testBinary.path
 }
 
 func copyTestBinary() (string, error) {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -286,15 +287,25 @@ func TestTwoUpgradesAtOnce(t *testing.T) {
 			t.Fatalf("upgrade %d did not answer", i+1)
 		}
 	}
-	between := followUpgrade(t, old, ctl)
+	followUpgrade(t, old, ctl)
 	var info struct{ PID int }
 	ctlJSON(t, ctl, &info, "info")
 	t.Cleanup(func() { stopPID(t, info.PID, ctl) })
-	// The log has the new switches' lines too: they write where the old
-	// one did.
-	if n := strings.Count(old.log.text(), `msg="upgrade: the new switch serves; this one leaves"`); n != 2 || info.PID == between {
-		t.Fatalf("two upgrades: %d hand-overs, and pid %d (the first new switch's %d) answers\n%s", n, info.PID, between, old.log.text())
+	// The log has the new switches' lines too (they write where the old
+	// one did), in whatever order they came.
+	var news []int
+	for _, m := range regexp.MustCompile(`msg="upgrade: the new switch serves; this one leaves" pid=(\d+)`).FindAllStringSubmatch(old.log.text(), -1) {
+		pid, _ := strconv.Atoi(m[1])
+		news = append(news, pid)
 	}
+	if len(news) != 2 || news[0] == news[1] || !slices.Contains(news, info.PID) {
+		t.Fatalf("two upgrades: new switches %v, and pid %d answers\n%s", news, info.PID, old.log.text())
+	}
+	between := news[0] + news[1] - info.PID
+	withinFor(t, 10*time.Second, "the first new switch leaving", func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", between))
+		return err != nil
+	})
 	var ports []struct{ Name string }
 	ctlJSON(t, ctl, &ports, "ports")
 	if len(ports) != 2 {

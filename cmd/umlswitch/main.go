@@ -432,6 +432,11 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 		return err
 	}
 	if upgraded {
+		// Nothing is accepted until the old switch has heard that this
+		// one serves: a request taken before that (a second upgrade) would
+		// find this switch half started. Until then both accept nothing,
+		// and clients wait in the backlog a moment longer.
+		accept.Pause(0)
 		defer func() {
 			if err != nil {
 				handover.Failed(err)
@@ -550,6 +555,7 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 	}
 	if upgraded {
 		unused := handover.Ready()
+		accept.Resume()
 		unixsock.Adopted() // the old switch goes: the socket files are this one's now
 		log.Info("took over from the old switch", "pid", os.Getppid(), "sockets_unused", unused)
 		in.JoinFabric() // the old switch's BGP port, once it has gone

@@ -123,7 +123,10 @@ func Open(cfg Config) (*Socket, error) {
 		return nil, err
 	}
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
+	switch {
+	case errors.Is(err, unix.EAFNOSUPPORT):
+		return nil, fmt.Errorf("xsk: %s: AF_XDP socket: %w (this kernel has no AF_XDP: CONFIG_XDP_SOCKETS)", ifi.Name, err)
+	case err != nil:
 		return nil, fmt.Errorf("xsk: %s: AF_XDP socket: %w (it needs root or CAP_NET_RAW)", ifi.Name, err)
 	}
 	s := &Socket{

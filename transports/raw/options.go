@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/umlswitch/umlswitch/fabric"
 	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/handover"
@@ -207,6 +209,8 @@ func open(cfg Config) (hostPort, error) {
 		switch {
 		case errors.Is(err, xsk.ErrInUse):
 			return nil, portkind.Held(err) // by an old switch, it may be: see portkind.Host
+		case errors.Is(err, unix.EAFNOSUPPORT):
+			return nil, fmt.Errorf("%w; xdp=auto reads through AF_PACKET then", err)
 		case err != nil:
 			return nil, err
 		}
