@@ -493,7 +493,12 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 	// Set below; an upgrade hands their TCP sockets over.
 	var metricsServer atomic.Pointer[metrics.Server]
 	var webServer atomic.Pointer[web.Server]
+	var serving atomic.Bool // the old switch of this one's upgrade, if any, has heard that it serves
+	serving.Store(!upgraded)
 	upgrade := func(in *instance.Instance) error {
+		if !serving.Load() {
+			return errors.New("this switch is still taking over from the old one: ask again in a moment")
+		}
 		var servers []handingOver
 		if m := metricsServer.Load(); m != nil {
 			servers = append(servers, m)
@@ -555,6 +560,7 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 	}
 	if upgraded {
 		unused := handover.Ready()
+		serving.Store(true)
 		accept.Resume()
 		unixsock.Adopted() // the old switch goes: the socket files are this one's now
 		log.Info("took over from the old switch", "pid", os.Getppid(), "sockets_unused", unused)
