@@ -239,7 +239,7 @@ func (t *Transport) track(c *net.UnixConn) bool {
 // (the API bounds its own connections).
 func (t *Transport) serveClient(c *net.UnixConn, cred peercred.Cred) {
 	defer t.wg.Done()
-	settle := sync.OnceFunc(accept.End) // a port, handed off, or gone: see acceptClient
+	settle := sync.OnceFunc(accept.End) // a port, handed off, or gone: see accept.Pause
 	defer settle()
 	released := false
 	release := func() {
