@@ -373,6 +373,25 @@ func TestFailedUpgradeLeavesTheOldSwitchWhole(t *testing.T) {
 	u.release(t)
 }
 
+// waitXDPPortOpen waits until the switch of control socket ctl has its
+// xdp=1 raw port on sw0 open, its program on the interface; old's log goes
+// with a failure.
+func waitXDPPortOpen(t *testing.T, ns *nstest.NS, ctl string, old *switchProc) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		out := ctlRun(t, ctl, "ports")
+		if strings.Contains(out, "raw sw0 (xdp") && !strings.Contains(out, "absent") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the switch did not open the XDP port:\n%s\n%s", out, old.log.text())
+		}
+	}
+	if !xdpOn(t, ns, "sw0") {
+		t.Fatalf("no XDP program on sw0:\n%s", ns.MustRun(t, "ip", "-details", "link", "show", "sw0"))
+	}
+}
+
 // A raw port whose interface was deleted under the switch stays absent
 // across an upgrade, which succeeds: the new switch lists it absent and
 // attaches it when an interface of that name exists again.
@@ -442,18 +461,7 @@ func TestUpgradeKeepsAnXDPPort(t *testing.T) {
 	// The last switch opens the port once its predecessor has gone (the
 	// first new switch may have left before its own predecessor had, and
 	// never opened it).
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		out := ctlRun(t, ctl, "ports")
-		if strings.Contains(out, "raw sw0 (xdp") && !strings.Contains(out, "absent") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the last switch did not open the XDP port:\n%s\n%s", out, old.log.text())
-		}
-	}
-	if !xdpOn(t, ns, "sw0") {
-		t.Fatalf("no XDP program on sw0 after the upgrades:\n%s", ns.MustRun(t, "ip", "-details", "link", "show", "sw0"))
-	}
+	waitXDPPortOpen(t, ns, ctl, old)
 	sent, received, flood := u.flooded(t)
 	var lines []string
 	for _, l := range strings.Split(old.log.text(), "\n") {

@@ -371,6 +371,38 @@ func upgradeAsync(ctl string) <-chan error {
 	return done
 }
 
+// gatedHandedOver waits until the new switch of an upgrade, started from
+// gateUpgrades's script and waiting at its gate, has been handed the old
+// switch's list of sockets (it waits, unread, on its fd 3), and returns
+// its pid. ns is where the switches run (nil: here).
+func gatedHandedOver(t *testing.T, ns *nstest.NS, bin string) int {
+	t.Helper()
+	pid := 0
+	withinFor(t, 30*time.Second, "the new switch started", func() bool {
+		b, err := os.ReadFile(bin + ".started")
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0
+	})
+	withinFor(t, 10*time.Second, "the list of sockets handed to the new switch", func() bool {
+		ss := exec.Command("ss", "-xpH")
+		if ns != nil {
+			ss = ns.Cmd("ss", "-xpH")
+		}
+		out, err := ss.Output()
+		if err != nil {
+			t.Fatalf("ss: %v", err)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(l); len(f) > 2 && strings.Contains(l, fmt.Sprintf("pid=%d,fd=3)", pid)) {
+				n, _ := strconv.Atoi(f[2])
+				return n > 0
+			}
+		}
+		return false
+	})
+	return pid
+}
+
 // gateUpgrades renames over bin, the binary a running switch was started
 // from, a script that waits for a gate file before it runs the real
 // binary: the new switch of an upgrade then waits until openGate, so that
@@ -379,7 +411,7 @@ func gateUpgrades(t *testing.T, bin string) (openGate func()) {
 	t.Helper()
 	gate := bin + ".gate"
 	copyBinary(t, bin+".real")
-	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e %s ]; do sleep 0.05; done\nexec %s.real \"$@\"\n", gate, bin)
+	script := fmt.Sprintf("#!/bin/sh\necho $$ > %s.started\nwhile [ ! -e %s ]; do sleep 0.05; done\nexec %s.real \"$@\"\n", bin, gate, bin)
 	if err := os.WriteFile(bin+".new", []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -447,4 +479,39 @@ func copyBinary(t *testing.T, path string) {
 	if err := os.WriteFile(path, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The old switch killed in the middle of an upgrade, once it has handed
+// its sockets over but before the new switch serves: the new switch takes
+// them over all the same. The UML attached before stays attached, and an
+// xdp=1 port, which a new switch opens once its old switch has gone, opens:
+// the new switch must see that its old switch is gone, though another
+// process is its parent now.
+func TestOldSwitchKilledDuringAnUpgrade(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ns := nstest.New(t)
+	hostVeth(t, ns)
+	dir := scratch(t)
+	ctl, bin := filepath.Join(dir, "sw.ctl"), filepath.Join(dir, "umlswitch")
+	copyBinary(t, bin)
+	old := startSwitchCmd(t, ns.Cmd(bin, "-log-level", "debug", "-state", "none", "-unix", ctl,
+		"-port", "transport=raw,name=up,ifname=sw0,xdp=1"), nil)
+	openGate := gateUpgrades(t, bin)
+	u := bootUML(t, umlConfig{ns: ns, net: daemonNet(1, ctl), ip: ip(1), peers: []string{"10.0.0.254"},
+		vars: map[string]string{"watch": "10.0.0.254"}})
+	expectAllOK(t, []*uml{u}, [][]string{{"10.0.0.254"}})
+	upgradeAsync(ctl) // its connection dies with the old switch
+	gatedHandedOver(t, ns, bin)
+	oldPID := old.cmd.Process.Pid
+	old.cmd.Process.Kill()
+	<-old.exited
+	openGate()
+	waitLog(t, old, fmt.Sprintf(`msg="took over from the old switch" pid=%d `, oldPID), "the new switch did not serve")
+	var info struct{ PID int }
+	ctlJSON(t, ctl, &info, "info")
+	t.Cleanup(func() { stopPID(t, info.PID, ctl) })
+	waitXDPPortOpen(t, ns, ctl, old)
+	u.waitAnsweredSince(t, "the old switch was killed")
+	u.release(t)
 }

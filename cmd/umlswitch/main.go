@@ -158,7 +158,7 @@ func (s service) run(stdout, stderr io.Writer) int {
 	if s.pidFile != "" {
 		write := pidfile.Write
 		if handover.Upgrading() { // the old switch, our parent, is going
-			write = func(path string) (*pidfile.File, error) { return pidfile.TakeOver(path, os.Getppid()) }
+			write = func(path string) (*pidfile.File, error) { return pidfile.TakeOver(path, handover.OldSwitch()) }
 		}
 		pf, err := write(s.pidFile)
 		if err != nil {
@@ -563,7 +563,7 @@ func (s service) serve(ctx context.Context, stdout, stderr io.Writer) (err error
 		serving.Store(true)
 		accept.Resume()
 		unixsock.Adopted() // the old switch goes: the socket files are this one's now
-		log.Info("took over from the old switch", "pid", os.Getppid(), "sockets_unused", unused)
+		log.Info("took over from the old switch", "pid", handover.OldSwitch(), "sockets_unused", unused)
 		in.JoinFabric() // the old switch's BGP port, once it has gone
 	}
 	running := []any{"switches", len(plan.Switches), "ports", ports}

@@ -29,8 +29,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// envVar names the new process's control connection.
-const envVar = "UMLSWITCH_HANDOVER"
+// envVar names the new process's control connection, and envPID the old
+// switch's pid.
+const (
+	envVar = "UMLSWITCH_HANDOVER"
+	envPID = "UMLSWITCH_HANDOVER_PID"
+)
 
 // controlFD is where the new process finds its control connection.
 const controlFD = 3
@@ -62,7 +66,7 @@ func Start(exe string, args []string, items []Item, timeout time.Duration, stder
 	mine, theirs := os.NewFile(uintptr(pair[0]), "handover"), os.NewFile(uintptr(pair[1]), "handover")
 	defer mine.Close()
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), envVar+"="+strconv.Itoa(controlFD))
+	cmd.Env = append(os.Environ(), envVar+"="+strconv.Itoa(controlFD), envPID+"="+strconv.Itoa(os.Getpid()))
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.ExtraFiles = []*os.File{theirs}
 	for i := range items {
@@ -118,6 +122,17 @@ func Start(exe string, args []string, items []Item, timeout time.Duration, stder
 func Upgrading() bool {
 	_, ok := os.LookupEnv(envVar)
 	return ok
+}
+
+// OldSwitch is, in the new switch of a hot upgrade, the old switch's pid.
+// Not simply the parent's: the old switch may have died since, and this
+// process have been given to another parent. A switch started by one too
+// old to say has only its parent's pid to go by.
+func OldSwitch() int {
+	if pid, err := strconv.Atoi(os.Getenv(envPID)); err == nil && pid > 0 {
+		return pid
+	}
+	return os.Getppid()
 }
 
 // Dup duplicates c's socket for a hand-over. Not through the connection's

@@ -16,12 +16,18 @@ var predecessor struct {
 }
 
 // watchPredecessor starts watching the old switch, the parent of this
-// process, through a pidfd: one taken before the old switch can leave, so
-// it names that process and no other that takes its pid later.
+// process, through a pidfd. Once the pidfd is open, the old switch still
+// being the parent proves that it names that process, not one that took
+// its pid after it died (this process then has another parent).
 func watchPredecessor() {
 	predecessor.once.Do(func() {
 		predecessor.gone = make(chan struct{})
-		pidfd, err := unix.PidfdOpen(os.Getppid(), 0)
+		old := OldSwitch()
+		pidfd, err := unix.PidfdOpen(old, 0)
+		if err == nil && os.Getppid() != old {
+			unix.Close(pidfd) // killed before this process adopted its sockets
+			err = unix.ESRCH
+		}
 		if err != nil { // gone already, or a kernel without pidfds: nothing to wait for
 			close(predecessor.gone)
 			return
