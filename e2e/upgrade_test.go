@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/umlswitch/umlswitch/frame"
 	"github.com/umlswitch/umlswitch/internal/nstest"
+	"github.com/umlswitch/umlswitch/transports/daemon"
+	"github.com/umlswitch/umlswitch/transports/porttest"
 )
 
 // ctl upgrade during a ping flood between two UMLs: the new process of the
@@ -514,4 +518,73 @@ func TestOldSwitchKilledDuringAnUpgrade(t *testing.T) {
 	waitXDPPortOpen(t, ns, ctl, old)
 	u.waitAnsweredSince(t, "the old switch was killed")
 	u.release(t)
+}
+
+// An upgrade of a switch with a thousand clients while more come and go
+// all the while: every client is taken back and still reaches the others,
+// and every client that came meanwhile got an answer (from one switch or
+// the other, never a refusal).
+func TestUpgradeWithAThousandClients(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	ctl := filepath.Join(scratch(t), "sw.ctl")
+	old := startSwitch(t, nil, nil, "-unix", ctl)
+	const clients = 1000
+	var cs []*daemon.Client
+	t.Cleanup(func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	})
+	for i := range clients {
+		c, err := daemon.Dial(daemon.ClientConfig{Ctl: ctl})
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		cs = append(cs, c)
+	}
+	stop, churned := make(chan struct{}), make(chan error, 1)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				if n == 0 {
+					churned <- errors.New("no client came and went")
+				}
+				churned <- nil
+				return
+			default:
+			}
+			c, err := daemon.Dial(daemon.ClientConfig{Ctl: ctl})
+			if err != nil {
+				churned <- fmt.Errorf("a client coming after %d others: %w", n, err)
+				return
+			}
+			n++
+			c.Close()
+		}
+	}()
+	started := time.Now()
+	if out, err := ctlOutput(ctl, "upgrade"); err != nil {
+		t.Fatalf("ctl upgrade: %v\n%s", err, out)
+	}
+	took := time.Since(started)
+	followUpgrade(t, old, ctl)
+	close(stop)
+	if err := <-churned; err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, old, fmt.Sprintf(`msg="clients taken back" .*clients=%d of=%d`, clients, clients), "the new switch did not take every client back")
+	bcast := porttest.Ether(frame.Broadcast, frame.MAC{2, 0, 0, 0, 0, 1}, 60, 1)
+	if err := cs[0].Send(bcast); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	for i, c := range cs[1:] {
+		if _, err := c.Recv(buf, 5*time.Second); err != nil {
+			t.Fatalf("client %d after the upgrade: %v", i+1, err)
+		}
+	}
+	t.Logf("ctl upgrade with %d clients answered in %v", clients, took.Round(time.Millisecond))
 }
