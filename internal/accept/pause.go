@@ -44,7 +44,7 @@ func Pause(limit time.Duration) bool {
 			ln.SetDeadline(woken)
 		}
 	}
-	if pause.inFlight == 0 {
+	if pause.inFlight <= 0 {
 		pause.mu.Unlock()
 		return true
 	}
@@ -93,7 +93,7 @@ func End() {
 	pause.mu.Lock()
 	defer pause.mu.Unlock()
 	pause.inFlight--
-	if pause.inFlight == 0 && pause.settled != nil {
+	if pause.inFlight <= 0 && pause.settled != nil {
 		close(pause.settled)
 		pause.settled = nil
 	}

@@ -50,7 +50,14 @@ func TestPauseHoldsChurningClients(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	if n, _ := sw.tr.Counts(); n < 20 || int64(n) != attached.Load() {
-		t.Fatalf("%d clients attached, %d dials answered", n, attached.Load())
+	// A dial is answered just before its client is counted.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		n, _ := sw.tr.Counts()
+		if n >= 20 && int64(n) == attached.Load() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d clients attached, %d dials answered", n, attached.Load())
+		}
 	}
 }
