@@ -29,11 +29,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// envVar names the new process's control connection, and envPID the old
-// switch's pid.
+// envVar names the new process's control connection, envPID the old
+// switch's pid and envPIDFD its pidfd, both handed over.
 const (
-	envVar = "UMLSWITCH_HANDOVER"
-	envPID = "UMLSWITCH_HANDOVER_PID"
+	envVar   = "UMLSWITCH_HANDOVER"
+	envPID   = "UMLSWITCH_HANDOVER_PID"
+	envPIDFD = "UMLSWITCH_HANDOVER_PIDFD"
 )
 
 // controlFD is where the new process finds its control connection.
@@ -72,6 +73,14 @@ func Start(exe string, args []string, items []Item, timeout time.Duration, stder
 	for i := range items {
 		items[i].FD = controlFD + 1 + i
 		cmd.ExtraFiles = append(cmd.ExtraFiles, items[i].File)
+	}
+	// A pidfd of this process, by which the new one knows when it has
+	// gone, whoever its parent is by then (see watchPredecessor).
+	if fd, err := unix.PidfdOpen(os.Getpid(), 0); err == nil {
+		self := os.NewFile(uintptr(fd), "pidfd")
+		defer self.Close()
+		cmd.Env = append(cmd.Env, envPIDFD+"="+strconv.Itoa(controlFD+1+len(items)))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, self)
 	}
 	err = cmd.Start()
 	theirs.Close()

@@ -2,7 +2,9 @@ package handover
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -15,18 +17,21 @@ var predecessor struct {
 	gone chan struct{}
 }
 
-// watchPredecessor starts watching the old switch, the parent of this
-// process, through a pidfd. Once the pidfd is open, the old switch still
-// being the parent proves that it names that process, not one that took
-// its pid after it died (this process then has another parent).
+// watchPredecessor starts watching the old switch through a pidfd: the
+// one it handed over, which names it whatever became of it since. From an
+// old switch that handed none over: one opened on the parent's pid, while
+// the parent is still the old switch (else it has died, and this process
+// been given to another parent).
 func watchPredecessor() {
 	predecessor.once.Do(func() {
 		predecessor.gone = make(chan struct{})
-		old := OldSwitch()
-		pidfd, err := unix.PidfdOpen(old, 0)
-		if err == nil && os.Getppid() != old {
-			unix.Close(pidfd) // killed before this process adopted its sockets
-			err = unix.ESRCH
+		pidfd, err := handedPidfd()
+		if err != nil {
+			old := OldSwitch()
+			if pidfd, err = unix.PidfdOpen(old, 0); err == nil && os.Getppid() != old {
+				unix.Close(pidfd) // killed before this process adopted its sockets
+				err = unix.ESRCH
+			}
 		}
 		if err != nil { // gone already, or a kernel without pidfds: nothing to wait for
 			close(predecessor.gone)
@@ -65,4 +70,19 @@ func PredecessorRunning() bool {
 	default:
 		return true
 	}
+}
+
+// handedPidfd is the old switch's pidfd that it handed over, if it did.
+func handedPidfd() (int, error) {
+	v, ok := os.LookupEnv(envPIDFD)
+	if !ok {
+		return -1, errors.New("no pidfd handed over")
+	}
+	os.Unsetenv(envPIDFD)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd <= controlFD {
+		return -1, fmt.Errorf("handover: %s=%q", envPIDFD, v)
+	}
+	unix.CloseOnExec(fd)
+	return fd, nil
 }
