@@ -362,11 +362,13 @@ func TestClientsWhoComeDuringAnUpgrade(t *testing.T) {
 	expectAllOK(t, append([]*uml{u1}, late...), [][]string{{ip(2), ip(3)}, {ip(1)}, {ip(1)}})
 }
 
-// upgradeAsync runs ctl upgrade against ctl; its error comes on the channel.
+// upgradeAsync runs ctl upgrade against ctl; its error comes on the
+// channel. It waits as long as the switch waits for a new one to serve
+// (30 s): a test holds the new switch at a gate meanwhile.
 func upgradeAsync(ctl string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		out, err := ctlOutput(ctl, "upgrade")
+		out, err := ctlOutput(ctl, "-timeout", "40s", "upgrade")
 		if err != nil {
 			err = fmt.Errorf("%w: %s", err, out)
 		}
